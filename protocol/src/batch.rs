@@ -1,0 +1,922 @@
+//! Record batches: the unit of I/O from producer to disk to consumer.
+//!
+//! A producer encodes a batch once with [`BatchBuilder`] and checksums it. The broker
+//! checks it with [`BatchView::validate`], writes the log offset into the header with
+//! [`set_base_offset`] (the one field the CRC does not cover) and appends the bytes
+//! unchanged; a consumer receives those same bytes and iterates them with
+//! [`BatchView::records`], which borrows keys, values and headers from the batch and
+//! allocates nothing.
+//!
+//! This module is the single definition of the layout; `storage` uses it too. All
+//! integers are little-endian. The normative description is in `docs/protocol.md`
+//! ("Record batch") and `docs/storage.md`.
+//!
+//! ```text
+//! offset size field
+//!      0    8 base_offset        assigned by the log; a producer writes 0
+//!      8    4 batch_len          total bytes of the batch, this header included
+//!     12    4 crc32              CRC-32 (IEEE, crc32fast) of bytes [16, batch_len)
+//!     16    1 magic              batch format version, currently 1
+//!     17    1 attributes         must be 0 (bits reserved for compression)
+//!     18    2 reserved           must be 0
+//!     20    4 record_count       >= 1
+//!     24    8 first_timestamp_ms timestamp of the first record (ms since the epoch)
+//!     32    8 max_timestamp_ms   largest record timestamp in the batch
+//!     40    . records            record_count records, back to back
+//!
+//! record:
+//!      0    4 record_len         bytes that follow in this record
+//!      4    4 timestamp_delta    i32, ms relative to first_timestamp_ms
+//!      8    4 key_len            i32, -1 = no key
+//!     12    . key
+//!      .    4 value_len          i32, -1 = no value (a tombstone)
+//!      .    . value
+//!      .    2 header_count       u16
+//!      .    . headers            header_count x (u16 key_len, UTF-8 key, u32 value_len, value)
+//! ```
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Size of the fixed batch header.
+pub const BATCH_HEADER_BYTES: usize = 40;
+/// The batch format version this crate writes and reads.
+pub const BATCH_MAGIC: u8 = 1;
+/// Largest batch accepted anywhere (producer, log, consumer). A frame carrying a batch
+/// must also fit the frame limit.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Smallest possible encoded record: length, timestamp delta, key and value lengths,
+/// header count. Used to reject absurd record counts before walking a batch.
+pub const MIN_RECORD_BYTES: usize = 4 + 4 + 4 + 4 + 2;
+/// Largest number of headers on one record.
+pub const MAX_HEADERS_PER_RECORD: usize = u16::MAX as usize;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LEN_AT: usize = 8;
+const CRC_AT: usize = 12;
+/// The CRC covers everything from the magic byte to the end of the batch.
+const CRC_START: usize = 16;
+const MAGIC_AT: usize = 16;
+const ATTRIBUTES_AT: usize = 17;
+const RESERVED_AT: usize = 18;
+const RECORD_COUNT_AT: usize = 20;
+const FIRST_TIMESTAMP_AT: usize = 24;
+const MAX_TIMESTAMP_AT: usize = 32;
+
+/// Why a batch was rejected. Each kind of damage has its own variant so that callers
+/// (and fuzzers) can tell them apart.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Fewer bytes than a batch header.
+    #[error("batch too short: {len} bytes, a header alone is {BATCH_HEADER_BYTES}")]
+    TooShort {
+        /// Bytes available.
+        len: usize,
+    },
+    /// The magic byte names a format this code does not know.
+    #[error("unsupported batch format version {0} (this build reads version {BATCH_MAGIC})")]
+    UnsupportedMagic(u8),
+    /// Attribute bits or reserved bytes that this version does not define are set.
+    #[error("unsupported batch attributes {attributes:#04x} / reserved {reserved:#06x}")]
+    UnsupportedAttributes {
+        /// The attributes byte.
+        attributes: u8,
+        /// The reserved field.
+        reserved: u16,
+    },
+    /// The declared batch length is outside `[BATCH_HEADER_BYTES, MAX_BATCH_BYTES]`.
+    #[error("batch declares {declared} bytes, allowed range is {BATCH_HEADER_BYTES}..={MAX_BATCH_BYTES}")]
+    BadLength {
+        /// The `batch_len` field.
+        declared: u32,
+    },
+    /// The declared length does not match the bytes given.
+    #[error("batch declares {declared} bytes but {actual} were given")]
+    LengthMismatch {
+        /// The `batch_len` field.
+        declared: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// The CRC stored in the header does not match the contents.
+    #[error("batch CRC mismatch: header says {stored:#010x}, contents give {computed:#010x}")]
+    CrcMismatch {
+        /// CRC in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// A batch must hold at least one record.
+    #[error("batch holds no records")]
+    Empty,
+    /// The record count is larger than the batch's bytes could possibly hold.
+    #[error("batch claims {count} records but its {bytes} record bytes hold at most {max}")]
+    AbsurdRecordCount {
+        /// The declared count.
+        count: u32,
+        /// Bytes after the header.
+        bytes: usize,
+        /// Most records those bytes could hold.
+        max: usize,
+    },
+    /// A record runs past the end of the batch, or a length inside it does.
+    #[error("record {index} is truncated or its lengths are inconsistent")]
+    RecordTruncated {
+        /// Index of the record within the batch.
+        index: u32,
+    },
+    /// Bytes remain after the last declared record.
+    #[error("{count} unexpected bytes after the last record")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// A header key is not valid UTF-8.
+    #[error("record {index} has a header key that is not valid UTF-8")]
+    InvalidHeaderKey {
+        /// Index of the record within the batch.
+        index: u32,
+    },
+    /// Building a batch: a record's timestamp is too far from the first record's.
+    #[error("record timestamp {timestamp_ms} is more than i32::MAX ms from the batch's first timestamp {first_ms}")]
+    TimestampOutOfRange {
+        /// The record's timestamp.
+        timestamp_ms: i64,
+        /// The batch's first timestamp.
+        first_ms: i64,
+    },
+    /// Building a batch: a field does not fit its length prefix, or the batch would
+    /// exceed [`MAX_BATCH_BYTES`].
+    #[error("{what} is too large for a batch")]
+    FieldTooLarge {
+        /// Which field.
+        what: &'static str,
+    },
+}
+
+/// The fixed header of a batch, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record (0 until the log assigns it).
+    pub base_offset: u64,
+    /// Total bytes of the batch, header included.
+    pub batch_len: u32,
+    /// Stored CRC-32 of bytes `[16, batch_len)`.
+    pub crc: u32,
+    /// Format version.
+    pub magic: u8,
+    /// Attribute bits (0 in this version).
+    pub attributes: u8,
+    /// Number of records.
+    pub record_count: u32,
+    /// Timestamp of the first record.
+    pub first_timestamp_ms: i64,
+    /// Largest record timestamp.
+    pub max_timestamp_ms: i64,
+}
+
+impl BatchHeader {
+    /// Decodes a header from the first [`BATCH_HEADER_BYTES`] of `bytes`, checking the
+    /// magic, attributes and declared length, but not the CRC or the records.
+    pub fn parse(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+        if bytes.len() < BATCH_HEADER_BYTES {
+            return Err(BatchError::TooShort { len: bytes.len() });
+        }
+        let magic = bytes[MAGIC_AT];
+        if magic != BATCH_MAGIC {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        let batch_len = read_u32(bytes, BATCH_LEN_AT);
+        if (batch_len as usize) < BATCH_HEADER_BYTES || batch_len as usize > MAX_BATCH_BYTES {
+            return Err(BatchError::BadLength {
+                declared: batch_len,
+            });
+        }
+        let attributes = bytes[ATTRIBUTES_AT];
+        let reserved = read_u16(bytes, RESERVED_AT);
+        if attributes != 0 || reserved != 0 {
+            return Err(BatchError::UnsupportedAttributes {
+                attributes,
+                reserved,
+            });
+        }
+        Ok(BatchHeader {
+            base_offset: read_u64(bytes, BASE_OFFSET_AT),
+            batch_len,
+            crc: read_u32(bytes, CRC_AT),
+            magic,
+            attributes,
+            record_count: read_u32(bytes, RECORD_COUNT_AT),
+            first_timestamp_ms: read_i64(bytes, FIRST_TIMESTAMP_AT),
+            max_timestamp_ms: read_i64(bytes, MAX_TIMESTAMP_AT),
+        })
+    }
+
+    /// Offset one past the last record: where the next batch starts.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.record_count)
+    }
+
+    /// Offset of the last record in the batch.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.record_count.saturating_sub(1))
+    }
+}
+
+/// Reads just the declared length of the batch starting at `bytes`, without any other
+/// check; `None` if fewer than 12 bytes are available. Used to step over batches.
+pub fn peek_batch_len(bytes: &[u8]) -> Option<u32> {
+    (bytes.len() >= BATCH_LEN_AT + 4).then(|| read_u32(bytes, BATCH_LEN_AT))
+}
+
+/// Writes `base_offset` into a batch's header. The field is outside the CRC, so the
+/// batch stays valid; this is the only change the log makes to a producer's bytes.
+///
+/// # Panics
+/// If `batch` is shorter than a header: callers hold a validated batch.
+pub fn set_base_offset(batch: &mut [u8], base_offset: u64) {
+    assert!(
+        batch.len() >= BATCH_HEADER_BYTES,
+        "set_base_offset on a non-batch"
+    );
+    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_le_bytes());
+}
+
+/// Computes the CRC a batch's header should hold.
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32fast::hash(batch.get(CRC_START..).unwrap_or(&[]))
+}
+
+/// A borrowed view of one whole batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchView<'a> {
+    header: BatchHeader,
+    bytes: &'a [u8],
+}
+
+impl<'a> BatchView<'a> {
+    /// Wraps exactly one batch: `bytes.len()` must equal the declared length. Checks the
+    /// header only; call [`validate`](Self::validate) before trusting the records.
+    pub fn new(bytes: &'a [u8]) -> Result<BatchView<'a>, BatchError> {
+        let header = BatchHeader::parse(bytes)?;
+        if header.batch_len as usize != bytes.len() {
+            return Err(BatchError::LengthMismatch {
+                declared: header.batch_len as usize,
+                actual: bytes.len(),
+            });
+        }
+        Ok(BatchView { header, bytes })
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The whole batch, header included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Checks the CRC only.
+    pub fn verify_crc(&self) -> Result<(), BatchError> {
+        let computed = compute_crc(self.bytes);
+        if computed != self.header.crc {
+            return Err(BatchError::CrcMismatch {
+                stored: self.header.crc,
+                computed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks everything: CRC, record count against the bytes, every record's bounds,
+    /// UTF-8 header keys, no trailing bytes. After `Ok`, [`records`](Self::records)
+    /// yields exactly `record_count` records and never an error.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        self.verify_crc()?;
+        self.validate_structure()
+    }
+
+    /// Everything [`validate`](Self::validate) checks except the CRC.
+    pub fn validate_structure(&self) -> Result<(), BatchError> {
+        let count = self.header.record_count;
+        if count == 0 {
+            return Err(BatchError::Empty);
+        }
+        let body = self.bytes.len() - BATCH_HEADER_BYTES;
+        let max = body / MIN_RECORD_BYTES;
+        if count as usize > max {
+            return Err(BatchError::AbsurdRecordCount {
+                count,
+                bytes: body,
+                max,
+            });
+        }
+        let mut records = self.records();
+        for _ in 0..count {
+            let record = records
+                .next()
+                .ok_or(BatchError::RecordTruncated { index: count })??;
+            for header in record.headers() {
+                header?;
+            }
+        }
+        let rest = records.remaining_bytes();
+        if rest != 0 {
+            return Err(BatchError::TrailingBytes { count: rest });
+        }
+        Ok(())
+    }
+
+    /// Iterates the records as borrowed views. Yields at most `record_count` items; a
+    /// structural problem is yielded as an error, after which iteration ends.
+    pub fn records(&self) -> RecordIter<'a> {
+        RecordIter {
+            rest: &self.bytes[BATCH_HEADER_BYTES..],
+            index: 0,
+            count: self.header.record_count,
+            base_offset: self.header.base_offset,
+            first_timestamp_ms: self.header.first_timestamp_ms,
+            failed: false,
+        }
+    }
+}
+
+/// One record, borrowed from its batch.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    /// Absolute offset (the batch's base offset plus the record's index).
+    pub offset: u64,
+    /// Record timestamp in ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The key, if any.
+    pub key: Option<&'a [u8]>,
+    /// The value, if any (`None` is a tombstone).
+    pub value: Option<&'a [u8]>,
+    header_count: u16,
+    header_bytes: &'a [u8],
+    index: u32,
+}
+
+impl<'a> RecordView<'a> {
+    /// Iterates the record's headers.
+    pub fn headers(&self) -> HeaderIter<'a> {
+        HeaderIter {
+            rest: self.header_bytes,
+            left: self.header_count,
+            index: self.index,
+        }
+    }
+
+    /// Number of headers.
+    pub fn header_count(&self) -> u16 {
+        self.header_count
+    }
+}
+
+/// Iterator over the records of a batch. See [`BatchView::records`].
+#[derive(Debug, Clone)]
+pub struct RecordIter<'a> {
+    rest: &'a [u8],
+    index: u32,
+    count: u32,
+    base_offset: u64,
+    first_timestamp_ms: i64,
+    failed: bool,
+}
+
+impl<'a> RecordIter<'a> {
+    /// Bytes not yet consumed by the iteration.
+    pub fn remaining_bytes(&self) -> usize {
+        self.rest.len()
+    }
+
+    fn parse_next(&mut self) -> Result<RecordView<'a>, BatchError> {
+        let index = self.index;
+        let truncated = BatchError::RecordTruncated { index };
+        let record_len = take_u32(&mut self.rest).ok_or(truncated.clone())? as usize;
+        if record_len > self.rest.len() {
+            return Err(truncated);
+        }
+        let (mut record, rest) = self.rest.split_at(record_len);
+        self.rest = rest;
+        let delta = take_u32(&mut record).ok_or(truncated.clone())? as i32;
+        let key = take_optional_bytes(&mut record).ok_or(truncated.clone())?;
+        let value = take_optional_bytes(&mut record).ok_or(truncated.clone())?;
+        let header_count = take_u16(&mut record).ok_or(truncated)?;
+        Ok(RecordView {
+            offset: self.base_offset.wrapping_add(u64::from(index)),
+            timestamp_ms: self.first_timestamp_ms.wrapping_add(i64::from(delta)),
+            key,
+            value,
+            header_count,
+            header_bytes: record,
+            index,
+        })
+    }
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RecordView<'a>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.index >= self.count {
+            return None;
+        }
+        let item = self.parse_next();
+        self.failed = item.is_err();
+        self.index += 1;
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = if self.failed {
+            0
+        } else {
+            (self.count - self.index) as usize
+        };
+        (0, Some(left))
+    }
+}
+
+/// Iterator over a record's headers: `(key, value)` pairs borrowed from the batch.
+#[derive(Debug, Clone)]
+pub struct HeaderIter<'a> {
+    rest: &'a [u8],
+    left: u16,
+    index: u32,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = Result<(&'a str, &'a [u8]), BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            if !self.rest.is_empty() {
+                // Bytes inside the record after its last header: the record is malformed.
+                self.rest = &[];
+                return Some(Err(BatchError::RecordTruncated { index: self.index }));
+            }
+            return None;
+        }
+        self.left -= 1;
+        let item = self.parse_next();
+        if item.is_err() {
+            self.left = 0;
+            self.rest = &[];
+        }
+        Some(item)
+    }
+}
+
+impl<'a> HeaderIter<'a> {
+    fn parse_next(&mut self) -> Result<(&'a str, &'a [u8]), BatchError> {
+        let truncated = BatchError::RecordTruncated { index: self.index };
+        let key_len = take_u16(&mut self.rest).ok_or(truncated.clone())? as usize;
+        let key = take_slice(&mut self.rest, key_len).ok_or(truncated.clone())?;
+        let key = std::str::from_utf8(key)
+            .map_err(|_| BatchError::InvalidHeaderKey { index: self.index })?;
+        let value_len = take_u32(&mut self.rest).ok_or(truncated.clone())? as usize;
+        let value = take_slice(&mut self.rest, value_len).ok_or(truncated)?;
+        Ok((key, value))
+    }
+}
+
+/// Splits a run of concatenated batches (a fetch response, a slice of a segment) into
+/// zero-copy `Bytes`, one per batch. Each item has passed [`BatchView::new`]; the CRC
+/// is not checked here.
+pub fn split_batches(bytes: Bytes) -> BatchSplitter {
+    BatchSplitter { rest: bytes }
+}
+
+/// Iterator returned by [`split_batches`].
+#[derive(Debug, Clone)]
+pub struct BatchSplitter {
+    rest: Bytes,
+}
+
+impl Iterator for BatchSplitter {
+    type Item = Result<Bytes, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let header = match BatchHeader::parse(&self.rest) {
+            Ok(header) => header,
+            Err(e) => {
+                self.rest.clear();
+                return Some(Err(e));
+            }
+        };
+        let len = header.batch_len as usize;
+        if len > self.rest.len() {
+            let actual = self.rest.len();
+            self.rest.clear();
+            return Some(Err(BatchError::LengthMismatch {
+                declared: len,
+                actual,
+            }));
+        }
+        Some(Ok(self.rest.split_to(len)))
+    }
+}
+
+/// Encodes records into one batch. The output of [`finish`](Self::finish) is ready to
+/// send: header filled in, CRC computed, base offset 0.
+///
+/// ```
+/// use protocol::batch::{BatchBuilder, BatchView};
+///
+/// let mut builder = BatchBuilder::new();
+/// builder.push(1_700_000_000_000, Some(b"user-1"), Some(b"hello"), &[("trace", b"abc")])?;
+/// builder.push(1_700_000_000_005, None, Some(b"world"), &[])?;
+/// let bytes = builder.finish();
+///
+/// let batch = BatchView::new(&bytes)?;
+/// batch.validate()?;
+/// let values: Vec<_> = batch.records().map(|r| r.unwrap().value.unwrap()).collect();
+/// assert_eq!(values, [&b"hello"[..], &b"world"[..]]);
+/// # Ok::<(), protocol::batch::BatchError>(())
+/// ```
+#[derive(Debug)]
+pub struct BatchBuilder {
+    buf: BytesMut,
+    record_count: u32,
+    first_timestamp_ms: i64,
+    max_timestamp_ms: i64,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchBuilder {
+    /// An empty builder.
+    pub fn new() -> BatchBuilder {
+        Self::with_capacity(BATCH_HEADER_BYTES)
+    }
+
+    /// An empty builder with room for `bytes` of batch without reallocating.
+    pub fn with_capacity(bytes: usize) -> BatchBuilder {
+        let mut buf = BytesMut::with_capacity(bytes.max(BATCH_HEADER_BYTES));
+        buf.put_bytes(0, BATCH_HEADER_BYTES);
+        BatchBuilder {
+            buf,
+            record_count: 0,
+            first_timestamp_ms: 0,
+            max_timestamp_ms: i64::MIN,
+        }
+    }
+
+    /// Bytes the batch would have if finished now.
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Records pushed so far.
+    pub fn record_count(&self) -> u32 {
+        self.record_count
+    }
+
+    /// True before the first push.
+    pub fn is_empty(&self) -> bool {
+        self.record_count == 0
+    }
+
+    /// Encoded size of a record with these fields.
+    pub fn record_size(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> usize {
+        MIN_RECORD_BYTES
+            + key.map_or(0, <[u8]>::len)
+            + value.map_or(0, <[u8]>::len)
+            + headers
+                .iter()
+                .map(|(k, v)| 2 + k.len() + 4 + v.len())
+                .sum::<usize>()
+    }
+
+    /// Appends one record. Fails, leaving the builder unchanged, if a field does not fit
+    /// its length prefix, the batch would pass [`MAX_BATCH_BYTES`], or the timestamp is
+    /// more than `i32::MAX` ms away from the first record's.
+    pub fn push(
+        &mut self,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), BatchError> {
+        let first_ms = if self.record_count == 0 {
+            timestamp_ms
+        } else {
+            self.first_timestamp_ms
+        };
+        let delta = i32::try_from(timestamp_ms.wrapping_sub(first_ms)).map_err(|_| {
+            BatchError::TimestampOutOfRange {
+                timestamp_ms,
+                first_ms,
+            }
+        })?;
+        let size = Self::record_size(key, value, headers);
+        if self.buf.len() + size > MAX_BATCH_BYTES {
+            return Err(BatchError::FieldTooLarge { what: "record" });
+        }
+        if headers.len() > MAX_HEADERS_PER_RECORD {
+            return Err(BatchError::FieldTooLarge {
+                what: "header count",
+            });
+        }
+        for (k, _) in headers {
+            if k.len() > u16::MAX as usize {
+                return Err(BatchError::FieldTooLarge { what: "header key" });
+            }
+        }
+        // The size check above bounds every length below by MAX_BATCH_BYTES < i32::MAX.
+        self.buf.reserve(size);
+        self.buf.put_u32_le((size - 4) as u32);
+        self.buf.put_i32_le(delta);
+        put_optional_bytes(&mut self.buf, key);
+        put_optional_bytes(&mut self.buf, value);
+        self.buf.put_u16_le(headers.len() as u16);
+        for (k, v) in headers {
+            self.buf.put_u16_le(k.len() as u16);
+            self.buf.put_slice(k.as_bytes());
+            self.buf.put_u32_le(v.len() as u32);
+            self.buf.put_slice(v);
+        }
+        self.first_timestamp_ms = first_ms;
+        self.max_timestamp_ms = self.max_timestamp_ms.max(timestamp_ms);
+        self.record_count += 1;
+        Ok(())
+    }
+
+    /// Fills in the header, computes the CRC and returns the batch. Finishing an empty
+    /// builder gives a batch that [`BatchView::validate`] rejects as [`BatchError::Empty`].
+    pub fn finish(self) -> Bytes {
+        let mut buf = self.buf;
+        let len = buf.len() as u32;
+        let max_ts = if self.record_count == 0 {
+            0
+        } else {
+            self.max_timestamp_ms
+        };
+        buf[BATCH_LEN_AT..BATCH_LEN_AT + 4].copy_from_slice(&len.to_le_bytes());
+        buf[MAGIC_AT] = BATCH_MAGIC;
+        buf[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&self.record_count.to_le_bytes());
+        buf[FIRST_TIMESTAMP_AT..FIRST_TIMESTAMP_AT + 8]
+            .copy_from_slice(&self.first_timestamp_ms.to_le_bytes());
+        buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_ts.to_le_bytes());
+        let crc = compute_crc(&buf);
+        buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        buf.freeze()
+    }
+}
+
+fn put_optional_bytes(buf: &mut BytesMut, field: Option<&[u8]>) {
+    match field {
+        Some(bytes) => {
+            buf.put_i32_le(bytes.len() as i32);
+            buf.put_slice(bytes);
+        }
+        None => buf.put_i32_le(-1),
+    }
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> u16 {
+    let mut word = [0; 2];
+    word.copy_from_slice(&bytes[at..at + 2]);
+    u16::from_le_bytes(word)
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn read_i64(bytes: &[u8], at: usize) -> i64 {
+    read_u64(bytes, at) as i64
+}
+
+fn take_slice<'a>(rest: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+    if rest.len() < len {
+        return None;
+    }
+    let (head, tail) = rest.split_at(len);
+    *rest = tail;
+    Some(head)
+}
+
+fn take_u16(rest: &mut &[u8]) -> Option<u16> {
+    take_slice(rest, 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn take_u32(rest: &mut &[u8]) -> Option<u32> {
+    take_slice(rest, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// `Some(None)` for length -1, `Some(Some(bytes))` for a present field, `None` when the
+/// length is negative otherwise or runs past the end.
+fn take_optional_bytes<'a>(rest: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let len = take_u32(rest)? as i32;
+    match len {
+        -1 => Some(None),
+        len if len < 0 => None,
+        len => take_slice(rest, len as usize).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Bytes {
+        let mut b = BatchBuilder::new();
+        b.push(1000, Some(b"k1"), Some(b"v1"), &[("h", b"x")])
+            .unwrap();
+        b.push(990, None, None, &[]).unwrap();
+        b.push(1010, Some(b""), Some(b"v3"), &[("a", b""), ("bb", b"yy")])
+            .unwrap();
+        b.finish()
+    }
+
+    #[test]
+    fn round_trip_and_header_fields() {
+        let bytes = sample();
+        let view = BatchView::new(&bytes).unwrap();
+        view.validate().unwrap();
+        let h = view.header();
+        assert_eq!(h.record_count, 3);
+        assert_eq!(h.first_timestamp_ms, 1000);
+        assert_eq!(h.max_timestamp_ms, 1010);
+        assert_eq!(h.batch_len as usize, bytes.len());
+        let recs: Vec<_> = view.records().map(Result::unwrap).collect();
+        assert_eq!(recs[1].timestamp_ms, 990);
+        assert_eq!(recs[1].key, None);
+        assert_eq!(recs[1].value, None);
+        assert_eq!(recs[2].key, Some(&b""[..]));
+        let hs: Vec<_> = recs[2].headers().map(Result::unwrap).collect();
+        assert_eq!(hs, [("a", &b""[..]), ("bb", &b"yy"[..])]);
+    }
+
+    #[test]
+    fn base_offset_is_outside_the_crc() {
+        let mut bytes = BytesMut::from(&sample()[..]);
+        set_base_offset(&mut bytes, 42);
+        let view = BatchView::new(&bytes).unwrap();
+        view.validate().unwrap();
+        assert_eq!(view.header().base_offset, 42);
+        assert_eq!(view.header().next_offset(), 45);
+        let offsets: Vec<_> = view.records().map(|r| r.unwrap().offset).collect();
+        assert_eq!(offsets, [42, 43, 44]);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let good = sample();
+        for at in 0..good.len() {
+            if at < CRC_START && at != MAGIC_AT {
+                continue; // base offset, length and crc fields: covered by other checks
+            }
+            let mut bad = BytesMut::from(&good[..]);
+            bad[at] ^= 0x40;
+            let result = BatchView::new(&bad).and_then(|v| v.validate());
+            assert!(result.is_err(), "flip at {at} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn distinct_errors() {
+        let good = sample();
+        assert_eq!(
+            BatchView::new(&good[..10]).unwrap_err(),
+            BatchError::TooShort { len: 10 }
+        );
+        assert!(matches!(
+            BatchView::new(&good[..good.len() - 1]).unwrap_err(),
+            BatchError::LengthMismatch { .. }
+        ));
+        let mut bad = BytesMut::from(&good[..]);
+        bad[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let crc = compute_crc(&bad);
+        bad[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            BatchView::new(&bad).unwrap().validate().unwrap_err(),
+            BatchError::AbsurdRecordCount { .. }
+        ));
+        bad[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&2u32.to_le_bytes());
+        let crc = compute_crc(&bad);
+        bad[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            BatchView::new(&bad).unwrap().validate().unwrap_err(),
+            BatchError::TrailingBytes { .. }
+        ));
+        let empty = BatchBuilder::new().finish();
+        assert_eq!(
+            BatchView::new(&empty).unwrap().validate().unwrap_err(),
+            BatchError::Empty
+        );
+    }
+
+    #[test]
+    fn split_batches_is_zero_copy() {
+        let one = sample();
+        let mut both = BytesMut::new();
+        both.extend_from_slice(&one);
+        both.extend_from_slice(&one);
+        let both = both.freeze();
+        let parts: Vec<_> = split_batches(both.clone()).map(Result::unwrap).collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].as_ptr(), both[one.len()..].as_ptr());
+    }
+
+    type Rec = (
+        i64,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Vec<(String, Vec<u8>)>,
+    );
+
+    fn record() -> impl Strategy<Value = Rec> {
+        (
+            -1_000_000i64..1_000_000,
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
+            proptest::collection::vec(
+                ("\\PC{0,8}", proptest::collection::vec(any::<u8>(), 0..8)),
+                0..4,
+            ),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn prop_round_trip(records in proptest::collection::vec(record(), 1..20), base in any::<u64>()) {
+            let mut b = BatchBuilder::new();
+            for (ts, k, v, hs) in &records {
+                let hs: Vec<(&str, &[u8])> = hs.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                b.push(*ts, k.as_deref(), v.as_deref(), &hs).unwrap();
+            }
+            let mut bytes = BytesMut::from(&b.finish()[..]);
+            set_base_offset(&mut bytes, base);
+            let view = BatchView::new(&bytes).unwrap();
+            view.validate().unwrap();
+            prop_assert_eq!(view.header().record_count as usize, records.len());
+            for (i, (rec, (ts, k, v, hs))) in view.records().zip(&records).enumerate() {
+                let rec = rec.unwrap();
+                prop_assert_eq!(rec.offset, base.wrapping_add(i as u64));
+                prop_assert_eq!(rec.timestamp_ms, *ts);
+                prop_assert_eq!(rec.key, k.as_deref());
+                prop_assert_eq!(rec.value, v.as_deref());
+                let got: Vec<(String, Vec<u8>)> = rec.headers().map(|h| h.map(|(k, v)| (k.to_string(), v.to_vec()))).collect::<Result<_, _>>().unwrap();
+                prop_assert_eq!(&got, hs);
+            }
+        }
+
+        #[test]
+        fn prop_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(view) = BatchView::new(&bytes) {
+                let _ = view.validate();
+                for rec in view.records().flatten() {
+                    for _ in rec.headers() {}
+                }
+            }
+            for _ in split_batches(Bytes::from(bytes)) {}
+        }
+
+        #[test]
+        fn prop_mutated_batches_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut bytes = BytesMut::from(&sample()[..]);
+            for (at, x) in flips {
+                let at = at % bytes.len();
+                bytes[at] ^= x;
+            }
+            if let Ok(view) = BatchView::new(&bytes) {
+                let valid = view.validate_structure().is_ok();
+                let mut n = 0;
+                for rec in view.records() {
+                    match rec {
+                        Ok(rec) => { for h in rec.headers() { if h.is_err() { n = u32::MAX; break; } } if n != u32::MAX { n += 1; } }
+                        Err(_) => { n = u32::MAX; break; }
+                    }
+                }
+                if valid {
+                    prop_assert_eq!(n, view.header().record_count);
+                }
+            }
+        }
+    }
+}
