@@ -906,15 +906,12 @@ mod tests {
             }
             if let Ok(view) = BatchView::new(&bytes) {
                 let valid = view.validate_structure().is_ok();
-                let mut n = 0;
-                for rec in view.records() {
-                    match rec {
-                        Ok(rec) => { for h in rec.headers() { if h.is_err() { n = u32::MAX; break; } } if n != u32::MAX { n += 1; } }
-                        Err(_) => { n = u32::MAX; break; }
-                    }
-                }
+                let walked_cleanly = view.records().all(|rec| {
+                    rec.is_ok_and(|rec| rec.headers().all(|h| h.is_ok()))
+                });
                 if valid {
-                    prop_assert_eq!(n, view.header().record_count);
+                    prop_assert!(walked_cleanly);
+                    prop_assert_eq!(view.records().count(), view.header().record_count as usize);
                 }
             }
         }
