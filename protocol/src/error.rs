@@ -1,0 +1,261 @@
+//! Error types: the status codes that travel on the wire ([`ErrorCode`]) and the local
+//! errors of decoding ([`DecodeError`]) and encoding ([`EncodeError`]).
+//!
+//! Every way a body can be malformed has its own [`DecodeError`] variant, so tests and
+//! fuzzers can tell them apart, and each maps to the [`ErrorCode`] a server answers
+//! with ([`DecodeError::code`]). `docs/protocol.md` ("Error codes") says when each code
+//! is used; keep the two in step.
+
+use thiserror::Error;
+
+use crate::batch::BatchError;
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident = $value:literal, $wire:literal;)*) => {
+        /// A response status other than success. The numeric values are part of the
+        /// protocol and never change meaning; new codes get new numbers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+        #[repr(u16)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name = $value,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            /// The code for a wire value; `None` for 0 (success) and unknown values.
+            pub fn from_u16(value: u16) -> Option<ErrorCode> {
+                match value {
+                    $($value => Some(ErrorCode::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// The snake_case name used in `docs/protocol.md` and in logs.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The client speaks no protocol version the server does, or a frame's header
+    /// carries a version other than the negotiated one.
+    UnsupportedVersion = 1, "unsupported_version";
+    /// The frame could not be decoded: truncated body, trailing bytes, bad UTF-8,
+    /// absurd count, invalid enum value or flags.
+    MalformedFrame = 2, "malformed_frame";
+    /// The frame's length prefix exceeds the receiver's maximum frame size.
+    FrameTooLarge = 3, "frame_too_large";
+    /// The header names an operation code this version does not define.
+    UnknownOperation = 4, "unknown_operation";
+    /// A request arrived before a successful handshake, or a second handshake arrived.
+    HandshakeRequired = 5, "handshake_required";
+    /// The credentials were rejected or the mechanism is not supported.
+    AuthenticationFailed = 6, "authentication_failed";
+    /// Well-formed but semantically invalid request (zero partitions, empty name, ...).
+    InvalidRequest = 7, "invalid_request";
+    /// A produced batch's CRC does not match its contents.
+    CrcMismatch = 8, "crc_mismatch";
+    /// A produced batch's CRC matches but its structure is invalid.
+    InvalidBatch = 9, "invalid_batch";
+    /// The named topic does not exist.
+    UnknownTopic = 10, "unknown_topic";
+    /// CreateTopic for a name that already exists.
+    TopicExists = 11, "topic_exists";
+    /// The partition does not exist in the topic.
+    InvalidPartition = 12, "invalid_partition";
+    /// A topic config key is unknown or its value does not parse.
+    InvalidConfig = 13, "invalid_config";
+    /// The offset is outside `[log start offset, high watermark]`.
+    OffsetOutOfRange = 14, "offset_out_of_range";
+    /// The named consumer group does not exist.
+    UnknownGroup = 20, "unknown_group";
+    /// The member id is not (or no longer) a member of the group.
+    UnknownMember = 21, "unknown_member";
+    /// The request carries a generation older than the group's current one.
+    StaleGeneration = 22, "stale_generation";
+    /// The group is rebalancing; heartbeat to learn the new assignment, then retry.
+    RebalanceInProgress = 23, "rebalance_in_progress";
+    /// The subscription id is not open on this connection.
+    UnknownSubscription = 24, "unknown_subscription";
+    /// Ack, Nack or ExtendDeadline for an offset that is not in flight for the group.
+    NotInFlight = 25, "not_in_flight";
+    /// The append happened but could not be made durable (fsync failed).
+    NotDurable = 30, "not_durable";
+    /// The storage layer failed (I/O error, full disk).
+    StorageError = 31, "storage_error";
+    /// The request's timeout passed before it could complete.
+    Timeout = 32, "timeout";
+    /// The server refuses the connection: too many open.
+    TooManyConnections = 40, "too_many_connections";
+    /// A server limit was hit (subscriptions per connection, in-flight requests, ...).
+    ResourceLimit = 41, "resource_limit";
+    /// A bug or unexpected condition in the server.
+    Internal = 99, "internal";
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a frame body (or a frame header's fields) could not be decoded.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The header's protocol version is not one this build speaks.
+    #[error(
+        "protocol version {version} is not supported (this build speaks {:?})",
+        crate::SUPPORTED_VERSIONS
+    )]
+    UnsupportedVersion {
+        /// The header's version.
+        version: u16,
+    },
+    /// The header's operation code is not defined.
+    #[error("unknown operation code {op}")]
+    UnknownOperation {
+        /// The header's op code.
+        op: u16,
+    },
+    /// Undefined flag bits are set, or both RESPONSE and PUSH are.
+    #[error("invalid frame flags {flags:#06x}")]
+    InvalidFlags {
+        /// The header's flags.
+        flags: u16,
+    },
+    /// The operation cannot travel in this direction (a pushed Handshake, a Delivery
+    /// request).
+    #[error("operation {op} cannot be sent with flags {flags:#06x}")]
+    WrongDirection {
+        /// The header's op code.
+        op: u16,
+        /// The header's flags.
+        flags: u16,
+    },
+    /// The body ended in the middle of a field.
+    #[error("body truncated reading {what}: needed {needed} bytes, {remaining} remain")]
+    Truncated {
+        /// The field being read.
+        what: &'static str,
+        /// Bytes the field needed.
+        needed: usize,
+        /// Bytes that were left.
+        remaining: usize,
+    },
+    /// Bytes remain after the last field of the body.
+    #[error("{count} unexpected bytes after the end of the body")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// A string field is not valid UTF-8.
+    #[error("{what} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The field.
+        what: &'static str,
+    },
+    /// An array count larger than the remaining bytes could hold.
+    #[error("{what} claims {count} elements but only {remaining} bytes remain (each element is at least {min_element_bytes})")]
+    AbsurdCount {
+        /// The array.
+        what: &'static str,
+        /// The declared count.
+        count: u32,
+        /// Bytes left in the body.
+        remaining: usize,
+        /// Smallest encoding of one element.
+        min_element_bytes: usize,
+    },
+    /// An enum tag, bool or presence byte outside its defined values.
+    #[error("invalid value {value} for {what}")]
+    InvalidValue {
+        /// The field.
+        what: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// A response status that is neither success nor a defined error code.
+    #[error("unknown response status {code}")]
+    UnknownErrorCode {
+        /// The status found.
+        code: u16,
+    },
+    /// A carried record batch is damaged; CRC mismatches land here as
+    /// [`BatchError::CrcMismatch`].
+    #[error("invalid record batch: {0}")]
+    Batch(#[from] BatchError),
+}
+
+impl DecodeError {
+    /// The status a server answers with when a request fails to decode this way.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+            DecodeError::UnknownOperation { .. } => ErrorCode::UnknownOperation,
+            DecodeError::Batch(BatchError::CrcMismatch { .. }) => ErrorCode::CrcMismatch,
+            DecodeError::Batch(_) => ErrorCode::InvalidBatch,
+            DecodeError::InvalidFlags { .. }
+            | DecodeError::WrongDirection { .. }
+            | DecodeError::Truncated { .. }
+            | DecodeError::TrailingBytes { .. }
+            | DecodeError::InvalidUtf8 { .. }
+            | DecodeError::AbsurdCount { .. }
+            | DecodeError::InvalidValue { .. }
+            | DecodeError::UnknownErrorCode { .. } => ErrorCode::MalformedFrame,
+        }
+    }
+}
+
+/// Why a message could not be encoded. Nothing is left in the output buffer when
+/// encoding fails.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    /// A field is longer than its length prefix can describe.
+    #[error("{what} is {len} bytes, the most its length prefix allows is {max}")]
+    FieldTooLong {
+        /// The field.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The largest allowed.
+        max: usize,
+    },
+    /// The whole frame would exceed the maximum frame size the peer accepts.
+    #[error("frame would be {len} bytes, the limit is {max}; send smaller batches")]
+    FrameTooLarge {
+        /// Bytes after the length prefix.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_u16(code.as_u16()), Some(code));
+            assert!(seen.insert(code.as_u16()));
+            assert_ne!(code.as_u16(), 0, "0 is success");
+        }
+        assert_eq!(ErrorCode::from_u16(0), None);
+    }
+}

@@ -1,0 +1,296 @@
+//! Every operation: its code, its request and response bodies, and the typed
+//! [`Request`] / [`Response`] enums that dispatch on the code.
+//!
+//! One file per family of operations, like mini-redis's `cmd/`. Each body type knows
+//! how to write itself after the frame header and how to read itself from a frame's
+//! body; the enums here only choose which. Byte layouts are specified in
+//! `docs/protocol.md`, one section per operation.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::{DecodeError, EncodeError};
+use crate::wire::Reader;
+
+pub mod ack;
+pub mod fetch;
+pub mod group;
+pub mod handshake;
+pub mod offsets;
+pub mod produce;
+pub mod stats;
+pub mod subscribe;
+pub mod topic;
+
+/// A message body: encodes after the frame header, decodes from a frame body.
+pub(crate) trait Body: Sized {
+    /// Appends the body to `buf`.
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError>;
+    /// Reads the body; the caller checks that nothing is left over.
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError>;
+}
+
+/// Defines a fieldless enum carried as one `u8` tag, with its encode and decode.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal {
+        $($(#[$vdoc:meta])* $variant:ident = $value:literal,)*
+    }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $value,)*
+        }
+
+        impl $name {
+            pub(crate) fn encode(self, buf: &mut bytes::BytesMut) {
+                bytes::BufMut::put_u8(buf, self as u8);
+            }
+
+            pub(crate) fn decode(
+                r: &mut crate::wire::Reader,
+            ) -> Result<$name, crate::error::DecodeError> {
+                match r.u8($what)? {
+                    $($value => Ok($name::$variant),)*
+                    other => Err(crate::error::DecodeError::InvalidValue {
+                        what: $what,
+                        value: u64::from(other),
+                    }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use wire_enum;
+
+/// The body of a response that carries nothing but its success status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Empty;
+
+impl Body for Empty {
+    fn encode(&self, _buf: &mut BytesMut) -> Result<(), EncodeError> {
+        Ok(())
+    }
+
+    fn decode(_r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(Empty)
+    }
+}
+
+macro_rules! operations {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $name:literal;)*) => {
+        /// The operation a frame carries, from the header's `op` field.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum OpCode {
+            $($(#[$doc])* $variant = $code,)*
+        }
+
+        impl OpCode {
+            /// Every operation, in numeric order.
+            pub const ALL: &'static [OpCode] = &[$(OpCode::$variant,)*];
+
+            /// The operation for a wire value, if defined.
+            pub fn from_u16(value: u16) -> Option<OpCode> {
+                match value {
+                    $($code => Some(OpCode::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The name used in `docs/protocol.md`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(OpCode::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    /// Negotiates the version and names the client; always the first request.
+    Handshake = 1, "Handshake";
+    /// Creates a topic.
+    CreateTopic = 10, "CreateTopic";
+    /// Deletes a topic and its data.
+    DeleteTopic = 11, "DeleteTopic";
+    /// Lists topics with summary counters.
+    ListTopics = 12, "ListTopics";
+    /// A topic's config and per-partition offsets.
+    DescribeTopic = 13, "DescribeTopic";
+    /// Appends one record batch.
+    Produce = 20, "Produce";
+    /// Reads batches from one partition, with long polling.
+    Fetch = 21, "Fetch";
+    /// Opens a push subscription.
+    Subscribe = 30, "Subscribe";
+    /// Grants a subscription more credit.
+    Credit = 31, "Credit";
+    /// Closes a subscription.
+    Unsubscribe = 32, "Unsubscribe";
+    /// A pushed delivery of records for a subscription (server to client only).
+    Delivery = 33, "Delivery";
+    /// Joins (or rejoins) a consumer group.
+    JoinGroup = 40, "JoinGroup";
+    /// Keeps a membership alive and reports the current assignment.
+    Heartbeat = 41, "Heartbeat";
+    /// Leaves a consumer group.
+    LeaveGroup = 42, "LeaveGroup";
+    /// Commits stream-mode consumer offsets.
+    CommitOffsets = 43, "CommitOffsets";
+    /// Reads committed offsets.
+    FetchOffsets = 44, "FetchOffsets";
+    /// Lists consumer groups.
+    ListGroups = 45, "ListGroups";
+    /// Members, assignments, offsets and lag of a group.
+    DescribeGroup = 46, "DescribeGroup";
+    /// Acknowledges queue-mode messages.
+    Ack = 50, "Ack";
+    /// Rejects a queue-mode message for redelivery or dead-lettering.
+    Nack = 51, "Nack";
+    /// Extends a queue-mode message's processing deadline.
+    ExtendDeadline = 52, "ExtendDeadline";
+    /// Server-wide counters.
+    ServerStats = 60, "ServerStats";
+    /// One topic's counters.
+    TopicStats = 61, "TopicStats";
+}
+
+impl OpCode {
+    /// The wire value.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+macro_rules! messages {
+    ($($variant:ident($req:ty, $resp:ty);)*) => {
+        /// A request from client to server, one variant per operation.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+        pub enum Request {
+            $(
+                #[doc = concat!("See [`OpCode::", stringify!($variant), "`].")]
+                $variant($req),
+            )*
+        }
+
+        /// A successful response, one variant per operation that has one.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+        pub enum Response {
+            $(
+                #[doc = concat!("See [`OpCode::", stringify!($variant), "`].")]
+                $variant($resp),
+            )*
+        }
+
+        impl Request {
+            /// The operation code the frame header carries.
+            pub fn op_code(&self) -> OpCode {
+                match self {
+                    $(Request::$variant(_) => OpCode::$variant,)*
+                }
+            }
+
+            /// Appends the body (not the frame header) to `buf`.
+            pub fn encode_body(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+                match self {
+                    $(Request::$variant(body) => body.encode(buf),)*
+                }
+            }
+
+            /// Decodes a request body for `op`. The whole body must be consumed.
+            pub fn decode_body(op: OpCode, body: bytes::Bytes) -> Result<Request, DecodeError> {
+                let mut r = Reader::new(body);
+                let request = match op {
+                    $(OpCode::$variant => Request::$variant(<$req>::decode(&mut r)?),)*
+                    OpCode::Delivery => {
+                        return Err(DecodeError::WrongDirection {
+                            op: op.as_u16(),
+                            flags: crate::FrameKind::Request.flags(),
+                        })
+                    }
+                };
+                r.finish()?;
+                Ok(request)
+            }
+        }
+
+        impl Response {
+            /// The operation code the frame header carries.
+            pub fn op_code(&self) -> OpCode {
+                match self {
+                    $(Response::$variant(_) => OpCode::$variant,)*
+                }
+            }
+
+            /// Appends the success body (after the status) to `buf`.
+            pub fn encode_body(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+                match self {
+                    $(Response::$variant(body) => body.encode(buf),)*
+                }
+            }
+
+            /// Decodes a success body (after the status) for `op`. The whole body
+            /// must be consumed.
+            pub fn decode_body(op: OpCode, body: bytes::Bytes) -> Result<Response, DecodeError> {
+                let mut r = Reader::new(body);
+                let response = Response::decode_from(op, &mut r)?;
+                r.finish()?;
+                Ok(response)
+            }
+
+            pub(crate) fn decode_from(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
+                Ok(match op {
+                    $(OpCode::$variant => Response::$variant(<$resp>::decode(r)?),)*
+                    OpCode::Delivery => {
+                        return Err(DecodeError::WrongDirection {
+                            op: op.as_u16(),
+                            flags: crate::FrameKind::Response.flags(),
+                        })
+                    }
+                })
+            }
+        }
+    };
+}
+
+messages! {
+    Handshake(handshake::HandshakeRequest, handshake::HandshakeResponse);
+    CreateTopic(topic::CreateTopicRequest, Empty);
+    DeleteTopic(topic::DeleteTopicRequest, Empty);
+    ListTopics(topic::ListTopicsRequest, topic::ListTopicsResponse);
+    DescribeTopic(topic::DescribeTopicRequest, topic::DescribeTopicResponse);
+    Produce(produce::ProduceRequest, produce::ProduceResponse);
+    Fetch(fetch::FetchRequest, fetch::FetchResponse);
+    Subscribe(subscribe::SubscribeRequest, subscribe::SubscribeResponse);
+    Credit(subscribe::CreditRequest, Empty);
+    Unsubscribe(subscribe::UnsubscribeRequest, Empty);
+    JoinGroup(group::JoinGroupRequest, group::JoinGroupResponse);
+    Heartbeat(group::HeartbeatRequest, group::HeartbeatResponse);
+    LeaveGroup(group::LeaveGroupRequest, Empty);
+    CommitOffsets(offsets::CommitOffsetsRequest, Empty);
+    FetchOffsets(offsets::FetchOffsetsRequest, offsets::FetchOffsetsResponse);
+    ListGroups(Empty, group::ListGroupsResponse);
+    DescribeGroup(group::DescribeGroupRequest, group::DescribeGroupResponse);
+    Ack(ack::AckRequest, Empty);
+    Nack(ack::NackRequest, Empty);
+    ExtendDeadline(ack::ExtendDeadlineRequest, Empty);
+    ServerStats(Empty, stats::ServerStatsResponse);
+    TopicStats(stats::TopicStatsRequest, stats::TopicStatsResponse);
+}
+
+/// Writes a `u32` partition id; shared by several bodies.
+pub(crate) fn put_partitions(buf: &mut BytesMut, partitions: &[u32]) -> Result<(), EncodeError> {
+    crate::wire::put_array(buf, "partitions", partitions, |b, p| {
+        b.put_u32_le(*p);
+        Ok(())
+    })
+}
+
+/// Reads a `u32` array of partition ids.
+pub(crate) fn read_partitions(r: &mut Reader) -> Result<Vec<u32>, DecodeError> {
+    r.array("partitions", 4, |r| r.u32("partition"))
+}
