@@ -1,0 +1,308 @@
+//! Sparse, memory-mapped index files and the pure searches over them.
+//!
+//! An index file is a 16-byte header followed by fixed-size entries. The writer appends
+//! entries with `pwrite` into space reserved up front and then publishes the new count
+//! with a release store; readers load the count and binary-search the mapped entries
+//! without taking a lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    OffsetEntry, TimeEntry, INDEX_HEADER_BYTES, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES,
+};
+use crate::vfs::{Vfs, VfsFile};
+
+/// Which of the two index kinds a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexKind {
+    /// relative offset -> position
+    Offset,
+    /// max timestamp so far -> relative offset, position
+    Time,
+}
+
+impl IndexKind {
+    pub(crate) fn entry_bytes(self) -> usize {
+        match self {
+            IndexKind::Offset => OFFSET_ENTRY_BYTES,
+            IndexKind::Time => TIME_ENTRY_BYTES,
+        }
+    }
+
+    pub(crate) fn magic(self) -> [u8; 8] {
+        match self {
+            IndexKind::Offset => crate::format::OFFSET_INDEX_MAGIC,
+            IndexKind::Time => crate::format::TIME_INDEX_MAGIC,
+        }
+    }
+}
+
+/// One index file, mapped for reading.
+#[derive(Debug)]
+pub(crate) struct IndexFile {
+    kind: IndexKind,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    map: Mmap,
+    capacity_entries: u32,
+    entries: AtomicU32,
+}
+
+impl IndexFile {
+    /// Writes a fresh index file holding `entries` (encoded, back to back) with room for
+    /// `capacity_entries` in all, replacing any file at `path`.
+    pub(crate) fn write_new(
+        vfs: &dyn Vfs,
+        path: &Path,
+        kind: IndexKind,
+        base_offset: u64,
+        entries: &[u8],
+        capacity_entries: u32,
+    ) -> Result<IndexFile> {
+        let entry_bytes = kind.entry_bytes();
+        debug_assert_eq!(entries.len() % entry_bytes, 0);
+        let count = (entries.len() / entry_bytes) as u32;
+        let capacity_entries = capacity_entries.max(count);
+        if path.exists() {
+            vfs.remove(path)
+                .map_err(|e| Error::io("removing stale index", path, e))?;
+        }
+        let file = vfs
+            .create(path)
+            .map_err(|e| Error::io("creating index", path, e))?;
+        let len = INDEX_HEADER_BYTES + u64::from(capacity_entries) * entry_bytes as u64;
+        file.allocate(len)
+            .map_err(|e| Error::io("reserving index space", path, e))?;
+        let header = crate::format::encode_index_header(kind.magic(), base_offset);
+        file.write_all_at(&header, 0)
+            .map_err(|e| Error::io("writing index", path, e))?;
+        if !entries.is_empty() {
+            file.write_all_at(entries, INDEX_HEADER_BYTES)
+                .map_err(|e| Error::io("writing index", path, e))?;
+        }
+        Self::map(kind, path, file, len, count, capacity_entries)
+    }
+
+    /// Opens an existing index whose file holds exactly its entries (as left by
+    /// [`seal`](Self::seal)), reserving room for `capacity_entries` if the segment is
+    /// still to be written. `None` if the file is missing or its header or size is wrong;
+    /// the caller then rebuilds it from the segment.
+    pub(crate) fn open(
+        vfs: &dyn Vfs,
+        path: &Path,
+        kind: IndexKind,
+        base_offset: u64,
+        capacity_entries: u32,
+    ) -> Result<Option<IndexFile>> {
+        let file = match vfs.open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("opening index", path, e)),
+        };
+        let len = file
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("reading index size", path, e))?
+            .len();
+        let entry_bytes = kind.entry_bytes() as u64;
+        if len < INDEX_HEADER_BYTES || !(len - INDEX_HEADER_BYTES).is_multiple_of(entry_bytes) {
+            return Ok(None);
+        }
+        let count = u32::try_from((len - INDEX_HEADER_BYTES) / entry_bytes).unwrap_or(u32::MAX);
+        let capacity_entries = capacity_entries.max(count);
+        let full_len = INDEX_HEADER_BYTES + u64::from(capacity_entries) * entry_bytes;
+        file.allocate(full_len)
+            .map_err(|e| Error::io("reserving index space", path, e))?;
+        let index = Self::map(kind, path, file, full_len, count, capacity_entries)?;
+        if !crate::format::index_header_matches(&index.map, kind.magic(), base_offset) {
+            return Ok(None);
+        }
+        Ok(Some(index))
+    }
+
+    fn map(
+        kind: IndexKind,
+        path: &Path,
+        file: Arc<dyn VfsFile>,
+        len: u64,
+        count: u32,
+        capacity_entries: u32,
+    ) -> Result<IndexFile> {
+        let map_len =
+            usize::try_from(len).map_err(|_| Error::Config("index too large to map".into()))?;
+        // SAFETY: the file is owned by this log; nothing truncates it below `len` while
+        // mapped except `seal`, which only cuts unused capacity that readers never touch.
+        let map = unsafe { MmapOptions::new().len(map_len).map(file.file()) }
+            .map_err(|e| Error::io("mapping index", path, e))?;
+        Ok(IndexFile {
+            kind,
+            path: path.to_path_buf(),
+            file,
+            map,
+            capacity_entries,
+            entries: AtomicU32::new(count),
+        })
+    }
+
+    /// The published entries, encoded back to back.
+    pub(crate) fn entries(&self) -> &[u8] {
+        let count = self.entries.load(Ordering::Acquire) as usize;
+        let start = INDEX_HEADER_BYTES as usize;
+        &self.map[start..start + count * self.kind.entry_bytes()]
+    }
+
+    /// Number of published entries.
+    pub(crate) fn len(&self) -> u32 {
+        self.entries.load(Ordering::Acquire)
+    }
+
+    /// Appends one encoded entry. Returns `false` (and writes nothing) when the reserved
+    /// room is used up: the index just gets sparser, lookups stay correct.
+    pub(crate) fn push(&self, entry: &[u8]) -> Result<bool> {
+        debug_assert_eq!(entry.len(), self.kind.entry_bytes());
+        let count = self.entries.load(Ordering::Relaxed);
+        if count >= self.capacity_entries {
+            return Ok(false);
+        }
+        let position = INDEX_HEADER_BYTES + u64::from(count) * self.kind.entry_bytes() as u64;
+        self.file
+            .write_all_at(entry, position)
+            .map_err(|e| Error::io("writing index", &self.path, e))?;
+        self.entries.store(count + 1, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Cuts the file to exactly its entries and syncs it, so that a later open knows
+    /// the count from the size.
+    pub(crate) fn seal(&self) -> Result<()> {
+        let len = INDEX_HEADER_BYTES + u64::from(self.len()) * self.kind.entry_bytes() as u64;
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io("truncating index", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("syncing index", &self.path, e))
+    }
+}
+
+/// The last offset entry whose relative offset is at most `relative_offset`.
+pub(crate) fn offset_floor(entries: &[u8], relative_offset: u32) -> Option<OffsetEntry> {
+    let count = entries.len() / OFFSET_ENTRY_BYTES;
+    let entry = |i: usize| {
+        OffsetEntry::decode(&entries[i * OFFSET_ENTRY_BYTES..(i + 1) * OFFSET_ENTRY_BYTES])
+    };
+    let after = partition_point(count, |i| entry(i).relative_offset <= relative_offset);
+    after.checked_sub(1).map(entry)
+}
+
+/// The last time entry whose max timestamp is below `timestamp_ms`: every record before
+/// its batch is older than `timestamp_ms`, so a search can start there.
+pub(crate) fn time_floor_below(entries: &[u8], timestamp_ms: i64) -> Option<TimeEntry> {
+    let count = entries.len() / TIME_ENTRY_BYTES;
+    let entry =
+        |i: usize| TimeEntry::decode(&entries[i * TIME_ENTRY_BYTES..(i + 1) * TIME_ENTRY_BYTES]);
+    let after = partition_point(count, |i| entry(i).max_timestamp_ms < timestamp_ms);
+    after.checked_sub(1).map(entry)
+}
+
+/// The last time entry, if any.
+pub(crate) fn last_time_entry(entries: &[u8]) -> Option<TimeEntry> {
+    let count = entries.len() / TIME_ENTRY_BYTES;
+    count
+        .checked_sub(1)
+        .map(|i| TimeEntry::decode(&entries[i * TIME_ENTRY_BYTES..(i + 1) * TIME_ENTRY_BYTES]))
+}
+
+/// Iterates decoded offset entries.
+pub(crate) fn offset_entries(entries: &[u8]) -> impl Iterator<Item = OffsetEntry> + '_ {
+    entries
+        .chunks_exact(OFFSET_ENTRY_BYTES)
+        .map(OffsetEntry::decode)
+}
+
+/// Iterates decoded time entries.
+pub(crate) fn time_entries(entries: &[u8]) -> impl Iterator<Item = TimeEntry> + '_ {
+    entries
+        .chunks_exact(TIME_ENTRY_BYTES)
+        .map(TimeEntry::decode)
+}
+
+/// First index in `0..count` for which `pred` is false, given that `pred` is true for a
+/// prefix of the range and false after it.
+fn partition_point(count: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, count);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(pairs: &[(u32, u32)]) -> Vec<u8> {
+        pairs
+            .iter()
+            .flat_map(|&(relative_offset, position)| {
+                OffsetEntry {
+                    relative_offset,
+                    position,
+                }
+                .encode()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offset_floor_finds_the_entry_at_or_before() {
+        let entries = offsets(&[(0, 32), (10, 4000), (20, 9000)]);
+        assert_eq!(offset_floor(&entries, 0).map(|e| e.position), Some(32));
+        assert_eq!(offset_floor(&entries, 9).map(|e| e.position), Some(32));
+        assert_eq!(offset_floor(&entries, 10).map(|e| e.position), Some(4000));
+        assert_eq!(offset_floor(&entries, 1000).map(|e| e.position), Some(9000));
+        assert_eq!(offset_floor(&[], 5), None);
+    }
+
+    #[test]
+    fn time_floor_is_strictly_below() {
+        let entries: Vec<u8> = [(100, 0, 32), (200, 5, 500), (300, 9, 900)]
+            .iter()
+            .flat_map(|&(max_timestamp_ms, relative_offset, position)| {
+                TimeEntry {
+                    max_timestamp_ms,
+                    relative_offset,
+                    position,
+                }
+                .encode()
+            })
+            .collect();
+        assert_eq!(time_floor_below(&entries, 100), None);
+        assert_eq!(
+            time_floor_below(&entries, 101).map(|e| e.position),
+            Some(32)
+        );
+        assert_eq!(
+            time_floor_below(&entries, 300).map(|e| e.position),
+            Some(500)
+        );
+        assert_eq!(
+            time_floor_below(&entries, 301).map(|e| e.position),
+            Some(900)
+        );
+        assert_eq!(
+            last_time_entry(&entries).map(|e| e.max_timestamp_ms),
+            Some(300)
+        );
+    }
+}

@@ -1,0 +1,706 @@
+//! The log: one writer appends batches, any number of readers read them.
+//!
+//! [`Log`] is the single writer of a partition's log; it is `Send` but appends take
+//! `&mut self`, so there is never a second writer. [`LogReader`] is a cheap clonable
+//! handle for reads from other threads or tasks: it never blocks the writer (segment
+//! list changes are copy-on-write behind a short lock; data and index visibility is
+//! published with atomics).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use protocol::batch::{set_base_offset, BatchView};
+use tokio::sync::watch;
+
+use crate::config::{Clock, Durability, LogConfig, SystemClock};
+use crate::error::{Error, Result};
+use crate::format::{self, Checkpoint, CleanMarker, SEGMENT_HEADER_BYTES};
+use crate::recovery::{self, RecoveryReport};
+use crate::segment::{index_capacity, IndexCursor, ReadChunk, Segment};
+use crate::sync::{Durable, DurableMark};
+use crate::vfs::{RealVfs, Vfs, VfsFile};
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the batch's first record.
+    pub base_offset: u64,
+    /// Offset after the batch's last record; the batch is durable once the durable
+    /// watermark reaches this.
+    pub next_offset: u64,
+    /// Base offset of the segment the batch went into.
+    pub segment_base_offset: u64,
+    /// Byte position of the batch in that segment.
+    pub position: u64,
+}
+
+/// What [`Log::enforce_retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Base offsets of the deleted segments.
+    pub deleted_segments: Vec<u64>,
+    /// Batch bytes deleted.
+    pub deleted_bytes: u64,
+}
+
+/// Dependencies a log can be opened with; the defaults are the real file system and
+/// the wall clock.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// The file-system seam (a fault-injecting one in tests).
+    pub vfs: Arc<dyn Vfs>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            vfs: Arc::new(RealVfs),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    log_start_offset: AtomicU64,
+    next_offset: AtomicU64,
+    durable: Arc<Durable>,
+}
+
+impl Shared {
+    fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_segments(&self, segments: Vec<Arc<Segment>>) {
+        *self.segments.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(segments);
+    }
+}
+
+/// A handle for reading the log from any thread. Clone freely.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+/// An append-only, segmented, crash-safe log of record batches.
+///
+/// ```
+/// use protocol::batch::{BatchBuilder, BatchView};
+/// use storage::{Durability, Log, LogConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let config = LogConfig { durability: Durability::Always, ..LogConfig::default() };
+/// let mut log = Log::open(dir.path(), config)?;
+///
+/// let mut builder = BatchBuilder::new();
+/// builder.push(1_700_000_000_000, None, Some(b"hello"), &[])?;
+/// let mut batch = builder.finish().to_vec();
+/// let appended = log.append(&mut batch)?;
+/// log.wait_durable(appended.next_offset, std::time::Duration::from_secs(5))?;
+///
+/// let chunk = log.reader().read(0, 1 << 20)?;
+/// let view = BatchView::new(&chunk.bytes)?;
+/// assert_eq!(view.records().next().unwrap()?.value, Some(&b"hello"[..]));
+/// log.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    shared: Arc<Shared>,
+    config: LogConfig,
+    options: LogOptions,
+    active: Arc<Segment>,
+    allocated_bytes: u64,
+    cursor: IndexCursor,
+    syncer: Option<JoinHandle<()>>,
+    report: RecoveryReport,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` on the real file system.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        Self::open_with(dir, config, LogOptions::default())
+    }
+
+    /// Opens (or creates) the log in `dir` with the given file system and clock,
+    /// recovering after a crash (see `docs/storage.md`, "Recovery").
+    pub fn open_with(dir: impl AsRef<Path>, config: LogConfig, options: LogOptions) -> Result<Log> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating log directory", &dir, e))?;
+        let vfs = options.vfs.clone();
+
+        let checkpoint_path = dir.join(format::CHECKPOINT_FILE);
+        let checkpoint = match std::fs::read(&checkpoint_path) {
+            Ok(bytes) => Checkpoint::decode_file(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("reading checkpoint", &checkpoint_path, e)),
+        }
+        .unwrap_or(Checkpoint {
+            sequence: 0,
+            durable_offset: 0,
+            log_start_offset: 0,
+        });
+        let checkpoint_file = match vfs.open(&checkpoint_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let file = vfs
+                    .create(&checkpoint_path)
+                    .map_err(|e| Error::io("creating checkpoint", &checkpoint_path, e))?;
+                file.set_len(2 * format::CHECKPOINT_SLOT_BYTES as u64)
+                    .map_err(|e| Error::io("sizing checkpoint", &checkpoint_path, e))?;
+                file
+            }
+            Err(e) => return Err(Error::io("opening checkpoint", &checkpoint_path, e)),
+        };
+
+        let marker_path = dir.join(format::CLEAN_MARKER_FILE);
+        let marker = match std::fs::read(&marker_path) {
+            Ok(bytes) => CleanMarker::decode(&bytes),
+            Err(_) => None,
+        };
+
+        let bases = recovery::list_segments(&dir)?;
+        let recovered = recovery::recover(
+            vfs.as_ref(),
+            &dir,
+            &config,
+            bases,
+            checkpoint.durable_offset,
+            checkpoint.log_start_offset,
+            marker,
+        )?;
+        let mut segments = recovered.segments;
+        let mut cursor = recovered.active_cursor;
+        if segments.is_empty() {
+            let base = checkpoint.log_start_offset;
+            let segment = Self::create_segment(&dir, &config, &options, base, 0)?;
+            segments.push(Arc::new(segment));
+            cursor = IndexCursor::new(config.index_interval_bytes);
+        }
+        let active = segments.last().cloned().ok_or(Error::Closed)?;
+        let next_offset = active.next_offset();
+        if next_offset < checkpoint.durable_offset {
+            return Err(Error::DurableDataMissing {
+                durable_offset: checkpoint.durable_offset,
+                recovered_end: next_offset,
+                dir,
+            });
+        }
+        let log_start_offset = checkpoint
+            .log_start_offset
+            .max(segments[0].base_offset)
+            .min(next_offset);
+
+        // The marker vouches for the state at close only: it must be gone, durably,
+        // before the first append changes that state.
+        if marker_path.exists() {
+            vfs.remove(&marker_path)
+                .map_err(|e| Error::io("removing clean-shutdown marker", &marker_path, e))?;
+        }
+        vfs.sync_dir(&dir)
+            .map_err(|e| Error::io("syncing directory", &dir, e))?;
+
+        let durable = Arc::new(Durable::new(
+            dir.clone(),
+            vfs.clone(),
+            options.clock.clone(),
+            checkpoint_file,
+            checkpoint,
+            next_offset,
+        ));
+        // Everything recovered is now on disk (recovery synced the active segment);
+        // say so in the checkpoint, together with the log start.
+        durable.set_log_start(log_start_offset)?;
+
+        let allocated_bytes = active
+            .file
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("reading segment size", &active.path, e))?
+            .len();
+        let shared = Arc::new(Shared {
+            dir,
+            segments: RwLock::new(Arc::new(segments)),
+            log_start_offset: AtomicU64::new(log_start_offset),
+            next_offset: AtomicU64::new(next_offset),
+            durable,
+        });
+        let syncer = match config.durability {
+            Durability::Os => None,
+            durability => {
+                let durable = shared.durable.clone();
+                let handle = std::thread::Builder::new()
+                    .name("log-syncer".into())
+                    .spawn(move || durable.run_syncer(durability))
+                    .map_err(|e| Error::io("starting syncer thread", &shared.dir, e))?;
+                Some(handle)
+            }
+        };
+        if !recovered.report.clean {
+            tracing::info!(dir = %shared.dir.display(), report = ?recovered.report, "log recovered after unclean shutdown");
+        }
+        Ok(Log {
+            shared,
+            config,
+            options,
+            active,
+            allocated_bytes,
+            cursor,
+            syncer,
+            report: recovered.report,
+        })
+    }
+
+    fn create_segment(
+        dir: &Path,
+        config: &LogConfig,
+        options: &LogOptions,
+        base: u64,
+        min_capacity: u64,
+    ) -> Result<Segment> {
+        let capacity = config
+            .segment_bytes
+            .max(min_capacity + SEGMENT_HEADER_BYTES);
+        Segment::create(
+            options.vfs.as_ref(),
+            dir,
+            base,
+            options.clock.now_ms(),
+            capacity,
+            config.preallocate_bytes,
+            config.index_interval_bytes,
+        )
+    }
+
+    /// What opening the log found.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// A handle for reading from other threads.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The configuration the log runs with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Appends one batch. The batch is validated (header, CRC, every record), gets its
+    /// base offset written into its header, and is stored byte for byte. On return it
+    /// is visible to readers; it is durable once [`durable_offset`](LogReader::durable_offset)
+    /// reaches `next_offset` (see [`wait_durable`](Self::wait_durable)).
+    ///
+    /// A full disk gives [`Error::NoSpace`] with nothing written; any other write error
+    /// fails the log.
+    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo> {
+        self.shared.durable.check_failed()?;
+        if batch.len() > self.config.max_batch_bytes {
+            return Err(Error::BatchTooLarge {
+                len: batch.len(),
+                max: self.config.max_batch_bytes,
+            });
+        }
+        let header = {
+            let view = BatchView::new(batch)?;
+            view.validate()?;
+            *view.header()
+        };
+        let len = batch.len() as u64;
+        self.maybe_roll(len, header.record_count)?;
+
+        let segment = self.active.clone();
+        let base_offset = self.shared.next_offset.load(Ordering::Relaxed);
+        let position = segment.end_position();
+        debug_assert_eq!(base_offset, segment.next_offset());
+        set_base_offset(batch, base_offset);
+        self.reserve(position + len)?;
+        let written = segment
+            .file
+            .write_all_at(batch, position)
+            .map_err(|e| Error::io("appending to", &segment.path, e));
+        if let Err(error) = written {
+            if !matches!(error, Error::NoSpace { .. }) {
+                self.shared.durable.fail(&error);
+            }
+            return Err(error);
+        }
+        let relative = u32::try_from(base_offset - segment.base_offset).unwrap_or(u32::MAX);
+        let update = self.cursor.on_batch(
+            relative,
+            position as u32,
+            batch.len() as u32,
+            header.max_timestamp_ms,
+        );
+        let indexed = segment.push_index(&update);
+        self.shared.durable.fail_on_error(indexed)?;
+
+        let next_offset = base_offset + u64::from(header.record_count);
+        segment.publish(position + len, next_offset, header.max_timestamp_ms);
+        self.shared
+            .next_offset
+            .store(next_offset, Ordering::Release);
+        self.shared.durable.note_append(
+            next_offset,
+            &segment.file,
+            self.config.durability == Durability::Always,
+        );
+        Ok(AppendInfo {
+            base_offset,
+            next_offset,
+            segment_base_offset: segment.base_offset,
+            position,
+        })
+    }
+
+    /// Reserves disk space up to `needed` bytes of the active segment.
+    fn reserve(&mut self, needed: u64) -> Result<()> {
+        if needed <= self.allocated_bytes {
+            return Ok(());
+        }
+        let target = (self.allocated_bytes + self.config.preallocate_bytes)
+            .max(needed)
+            .min(self.active.capacity());
+        self.active
+            .file
+            .allocate(target)
+            .map_err(|e| Error::io("reserving space in", &self.active.path, e))?;
+        self.allocated_bytes = target;
+        Ok(())
+    }
+
+    fn maybe_roll(&mut self, batch_len: u64, record_count: u32) -> Result<()> {
+        let segment = &self.active;
+        let end = segment.end_position();
+        if end == SEGMENT_HEADER_BYTES {
+            if end + batch_len <= segment.capacity() {
+                return Ok(());
+            }
+            // An empty segment too small for this batch: a batch larger than
+            // segment_bytes. Replace it with one big enough.
+            return self.roll(batch_len);
+        }
+        let full = end + batch_len > self.config.segment_bytes.min(segment.capacity());
+        let aged = self.config.segment_ms.is_some_and(|ms| {
+            self.options
+                .clock
+                .now_ms()
+                .saturating_sub(segment.created_ms)
+                >= ms as i64
+        });
+        let relative_full = segment.next_offset() - segment.base_offset + u64::from(record_count)
+            > u64::from(u32::MAX);
+        if full || aged || relative_full {
+            self.roll(batch_len)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the current end offset.
+    fn roll(&mut self, min_capacity: u64) -> Result<()> {
+        let durable = self.shared.durable.clone();
+        let old = self.active.clone();
+        let base = self.shared.next_offset.load(Ordering::Relaxed);
+        let mut segments: Vec<Arc<Segment>> = self.shared.segments().as_ref().clone();
+        if old.end_position() == SEGMENT_HEADER_BYTES {
+            // Nothing in it: drop it instead of sealing an empty segment.
+            segments.pop();
+            self.shared.set_segments(segments.clone());
+            let removed = recovery::remove_segment_files(
+                self.options.vfs.as_ref(),
+                &self.shared.dir,
+                old.base_offset,
+            );
+            durable.fail_on_error(removed)?;
+        } else {
+            let sealed = old.seal(&mut self.cursor);
+            durable.fail_on_error(sealed)?;
+        }
+        let created = Self::create_segment(
+            &self.shared.dir,
+            &self.config,
+            &self.options,
+            base,
+            min_capacity,
+        );
+        let segment = Arc::new(created?);
+        durable.note_dir_change(Some(&segment.file));
+        segments.push(segment.clone());
+        self.shared.set_segments(segments);
+        self.allocated_bytes = segment
+            .file
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("reading segment size", &segment.path, e))?
+            .len();
+        self.active = segment;
+        self.cursor = IndexCursor::new(self.config.index_interval_bytes);
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable now, whatever the policy, and persists
+    /// the watermark. Returns the durable offset.
+    pub fn sync(&self) -> Result<u64> {
+        self.shared.durable.sync_now(true)
+    }
+
+    /// Blocks until `offset` is durable (`Ok(true)`) or `timeout` passes (`Ok(false)`).
+    /// Fails if the log has failed. With [`Durability::Os`] only [`sync`](Self::sync)
+    /// moves the watermark.
+    pub fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<bool> {
+        self.shared.durable.wait_durable(offset, timeout)
+    }
+
+    /// Deletes whole sealed segments beyond the configured size and age retention,
+    /// oldest first. The active segment is never deleted.
+    pub fn enforce_retention(&mut self) -> Result<RetentionOutcome> {
+        let segments = self.shared.segments();
+        let sealed = &segments[..segments.len() - 1];
+        let mut total: u64 = segments.iter().map(|s| s.data_bytes()).sum();
+        let now_ms = self.options.clock.now_ms();
+        let mut delete = 0;
+        for segment in sealed {
+            let over_size = self.config.retention_bytes.is_some_and(|max| total > max);
+            let too_old = self.config.retention_ms.is_some_and(|ms| {
+                segment
+                    .max_timestamp_ms()
+                    .is_some_and(|ts| ts < now_ms.saturating_sub(ms as i64))
+            });
+            if !(over_size || too_old) {
+                break;
+            }
+            total -= segment.data_bytes();
+            delete += 1;
+        }
+        if delete == 0 {
+            return Ok(RetentionOutcome::default());
+        }
+        let new_start = segments[delete].base_offset;
+        self.delete_prefix(
+            delete,
+            new_start.max(self.shared.log_start_offset.load(Ordering::Acquire)),
+        )
+    }
+
+    /// Makes `offset` the first offset of the log: reads below it fail from now on and
+    /// sealed segments wholly below it are deleted. For compaction and DLQ purges.
+    /// Offsets beyond the end are clamped to the end.
+    pub fn truncate_before(&mut self, offset: u64) -> Result<RetentionOutcome> {
+        let offset = offset.min(self.shared.next_offset.load(Ordering::Acquire));
+        if offset <= self.shared.log_start_offset.load(Ordering::Acquire) {
+            return Ok(RetentionOutcome::default());
+        }
+        let segments = self.shared.segments();
+        let delete = segments[..segments.len() - 1]
+            .iter()
+            .take_while(|s| s.next_offset() <= offset)
+            .count();
+        self.delete_prefix(delete, offset)
+    }
+
+    fn delete_prefix(&mut self, count: usize, new_start: u64) -> Result<RetentionOutcome> {
+        // Persist the new start first: a crash after this point finishes the removal
+        // at open instead of resurrecting the data.
+        self.shared.durable.set_log_start(new_start)?;
+        self.shared
+            .log_start_offset
+            .store(new_start, Ordering::Release);
+        let segments = self.shared.segments();
+        let (gone, kept) = segments.split_at(count);
+        self.shared.set_segments(kept.to_vec());
+        let mut outcome = RetentionOutcome::default();
+        for segment in gone {
+            // Readers holding the segment keep its map; unlinking does not disturb them.
+            recovery::remove_segment_files(
+                self.options.vfs.as_ref(),
+                &self.shared.dir,
+                segment.base_offset,
+            )?;
+            outcome.deleted_segments.push(segment.base_offset);
+            outcome.deleted_bytes += segment.data_bytes();
+        }
+        if !gone.is_empty() {
+            self.shared.durable.note_dir_change(None);
+        }
+        Ok(outcome)
+    }
+
+    /// Syncs everything, writes the clean-shutdown marker and closes. The next open
+    /// trusts the marker and scans nothing.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_syncer();
+        self.shared.durable.check_failed()?;
+        let durable = self.shared.durable.clone();
+        let sealed = self.active.seal(&mut self.cursor);
+        durable.fail_on_error(sealed)?;
+        durable.sync_now(true)?;
+        let marker = CleanMarker {
+            active_base_offset: self.active.base_offset,
+            active_end_position: self.active.end_position(),
+            next_offset: self.active.next_offset(),
+        };
+        let dir = &self.shared.dir;
+        let path = dir.join(format::CLEAN_MARKER_FILE);
+        let vfs = self.options.vfs.clone();
+        let io = |op, e| Error::io(op, &path, e);
+        if path.exists() {
+            vfs.remove(&path)
+                .map_err(|e| io("removing old marker", e))?;
+        }
+        let file: Arc<dyn VfsFile> = vfs.create(&path).map_err(|e| io("creating marker", e))?;
+        file.write_all_at(&marker.encode(), 0)
+            .map_err(|e| io("writing marker", e))?;
+        file.sync_data().map_err(|e| io("syncing marker", e))?;
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("syncing directory", dir, e))?;
+        Ok(())
+    }
+
+    fn stop_syncer(&mut self) {
+        self.shared.durable.stop();
+        if let Some(handle) = self.syncer.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Total batch bytes held.
+    pub fn size_bytes(&self) -> u64 {
+        self.reader().size_bytes()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.shared.segments().len()
+    }
+
+    /// Space reserved for the active segment's index files, in entries each.
+    pub fn index_capacity_entries(&self) -> u32 {
+        index_capacity(self.active.capacity(), self.config.index_interval_bytes)
+    }
+}
+
+impl Drop for Log {
+    /// Dropping without [`close`](Log::close) is a crash as far as the disk is
+    /// concerned: no marker is written and the next open recovers.
+    fn drop(&mut self) {
+        self.stop_syncer();
+    }
+}
+
+impl LogReader {
+    /// First offset held.
+    pub fn start_offset(&self) -> u64 {
+        self.shared.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// Offset the next append will get (one past the last record).
+    pub fn end_offset(&self) -> u64 {
+        self.shared.next_offset.load(Ordering::Acquire)
+    }
+
+    /// Every offset below this is on stable storage.
+    pub fn durable_offset(&self) -> u64 {
+        self.shared.durable.durable_offset()
+    }
+
+    /// A receiver that sees every move of the durable watermark, for async code.
+    pub fn durable_watch(&self) -> watch::Receiver<DurableMark> {
+        self.shared.durable.watch()
+    }
+
+    /// Blocks until `offset` is durable (`Ok(true)`) or `timeout` passes (`Ok(false)`).
+    pub fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<bool> {
+        self.shared.durable.wait_durable(offset, timeout)
+    }
+
+    /// Total batch bytes held.
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.segments().iter().map(|s| s.data_bytes()).sum()
+    }
+
+    /// Reads whole batches, zero-copy, starting with the batch that contains
+    /// `from_offset`, up to about `max_bytes` (always at least one batch, so a reader
+    /// makes progress whatever the batch size). Reading at the end offset gives an
+    /// empty chunk; outside `start_offset..=end_offset` gives
+    /// [`Error::OffsetOutOfRange`]. A batch that fails its CRC is never returned: it
+    /// is reported as [`Error::Corrupt`] naming the file and position.
+    pub fn read(&self, from_offset: u64, max_bytes: usize) -> Result<ReadChunk> {
+        self.read_until(from_offset, max_bytes, u64::MAX)
+    }
+
+    /// Like [`read`](Self::read), but only batches that are durable.
+    pub fn read_durable(&self, from_offset: u64, max_bytes: usize) -> Result<ReadChunk> {
+        let durable = self.durable_offset();
+        let mut chunk = self.read_until(from_offset, max_bytes, durable)?;
+        if chunk.next_offset > durable {
+            // The batch containing `durable - 1` ends at `durable`, since the
+            // watermark only ever lands on batch boundaries.
+            chunk = ReadChunk::empty(from_offset);
+        }
+        Ok(chunk)
+    }
+
+    /// Like [`read`](Self::read), stopping before any batch whose base offset is at or
+    /// above `until_offset`.
+    pub fn read_until(
+        &self,
+        from_offset: u64,
+        max_bytes: usize,
+        until_offset: u64,
+    ) -> Result<ReadChunk> {
+        let segments = self.shared.segments();
+        let start = self.start_offset();
+        let end = self.end_offset();
+        if from_offset < start || from_offset > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: from_offset,
+                start,
+                end,
+            });
+        }
+        let first = segments
+            .partition_point(|s| s.base_offset <= from_offset)
+            .saturating_sub(1);
+        for segment in &segments[first..] {
+            if segment.next_offset() <= from_offset {
+                continue;
+            }
+            return segment.read(from_offset, max_bytes, until_offset);
+        }
+        Ok(ReadChunk::empty(from_offset))
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp_ms`, or `None`
+    /// if every record is older.
+    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        let start = self.start_offset();
+        for segment in self.shared.segments().iter() {
+            if segment.next_offset() <= start
+                || segment
+                    .max_timestamp_ms()
+                    .is_none_or(|max| max < timestamp_ms)
+            {
+                continue;
+            }
+            if let Some(offset) = segment.offset_for_time(timestamp_ms, start)? {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
+    }
+}

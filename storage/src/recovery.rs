@@ -1,0 +1,409 @@
+//! Opening a log directory: finding segments, trusting what a clean shutdown vouched
+//! for, and after a crash scanning only the active segment.
+//!
+//! The rules, from `docs/storage.md`:
+//! - Sealed segments were cut to size and synced before the next segment was created,
+//!   so they are trusted without a scan. Their indexes get a cheap consistency check
+//!   and are rebuilt from the data if it fails.
+//! - After a clean shutdown the marker gives the active segment's end; nothing is
+//!   scanned.
+//! - After a crash the active segment's batch headers are walked; batches at or above
+//!   the persisted durable watermark also get their CRC checked. The first invalid
+//!   batch above the watermark is a torn tail and is cut off; one below it is rot and
+//!   opening fails with [`Error::Corrupt`] instead of silently dropping acknowledged data.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::format::{self, CleanMarker, SEGMENT_HEADER_BYTES};
+use crate::index::{self, IndexFile, IndexKind};
+use crate::segment::{self, index_capacity, IndexCursor, Segment};
+use crate::vfs::Vfs;
+
+/// What opening the log found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// A clean-shutdown marker was found and trusted: nothing was scanned.
+    pub clean: bool,
+    /// Bytes of the active segment walked after a crash.
+    pub scanned_bytes: u64,
+    /// Bytes of torn tail cut off the active segment.
+    pub truncated_bytes: u64,
+    /// Segments whose indexes were missing or damaged and were rebuilt.
+    pub rebuilt_indexes: Vec<u64>,
+    /// Segments removed because they lay wholly below the log start or were created
+    /// but never written.
+    pub removed_segments: Vec<u64>,
+}
+
+/// The recovered shape of a log.
+pub(crate) struct Recovered {
+    pub(crate) segments: Vec<Arc<Segment>>,
+    pub(crate) active_cursor: IndexCursor,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Lists segment base offsets in the directory, in order.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    let mut bases = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        if let Some(base) = entry
+            .file_name()
+            .to_str()
+            .and_then(format::parse_segment_name)
+        {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+pub(crate) fn remove_segment_files(vfs: &dyn Vfs, dir: &Path, base: u64) -> Result<()> {
+    for path in [
+        format::segment_path(dir, base),
+        format::offset_index_path(dir, base),
+        format::time_index_path(dir, base),
+    ] {
+        match vfs.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", &path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Opens every segment. `durable_offset` and `log_start_offset` come from the
+/// checkpoint, `clean` from the marker.
+pub(crate) fn recover(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    config: &LogConfig,
+    mut bases: Vec<u64>,
+    durable_offset: u64,
+    log_start_offset: u64,
+    clean: Option<CleanMarker>,
+) -> Result<Recovered> {
+    let mut report = RecoveryReport::default();
+    // Segments wholly below the log start (a removal that had not reached the disk
+    // before a crash) are finished off first; the last segment always stays.
+    while bases.len() > 1 && bases[1] <= log_start_offset {
+        remove_segment_files(vfs, dir, bases[0])?;
+        report.removed_segments.push(bases.remove(0));
+    }
+    let mut segments = Vec::with_capacity(bases.len());
+    let Some(&last_base) = bases.last() else {
+        return Ok(Recovered {
+            segments,
+            active_cursor: IndexCursor::new(config.index_interval_bytes),
+            report,
+        });
+    };
+    let clean = clean.filter(|marker| marker.active_base_offset == last_base);
+    report.clean = clean.is_some();
+    for (i, &base) in bases.iter().enumerate() {
+        let is_last = i + 1 == bases.len();
+        if is_last {
+            break;
+        }
+        let next_base = bases[i + 1];
+        segments.push(Arc::new(open_sealed(
+            vfs,
+            dir,
+            config,
+            base,
+            next_base,
+            &mut report,
+        )?));
+    }
+    let (active, cursor) = match clean {
+        Some(marker) => open_active_clean(vfs, dir, config, last_base, marker, &mut report)?,
+        None => {
+            match open_active_after_crash(vfs, dir, config, last_base, durable_offset, &mut report)?
+            {
+                Some(opened) => opened,
+                None => {
+                    // The newest segment was created but its header never reached the disk,
+                    // so it holds nothing: remove it and carry on from the previous one.
+                    remove_segment_files(vfs, dir, last_base)?;
+                    report.removed_segments.push(last_base);
+                    bases.pop();
+                    let mut rest = recover(
+                        vfs,
+                        dir,
+                        config,
+                        bases,
+                        durable_offset,
+                        log_start_offset,
+                        None,
+                    )?;
+                    rest.report.removed_segments.extend(report.removed_segments);
+                    return Ok(rest);
+                }
+            }
+        }
+    };
+    segments.push(Arc::new(active));
+    Ok(Recovered {
+        segments,
+        active_cursor: cursor,
+        report,
+    })
+}
+
+fn open_indexes(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    base: u64,
+    capacity_entries: u32,
+) -> Result<(Option<IndexFile>, Option<IndexFile>)> {
+    let offset = IndexFile::open(
+        vfs,
+        &format::offset_index_path(dir, base),
+        IndexKind::Offset,
+        base,
+        capacity_entries,
+    )?;
+    let time = IndexFile::open(
+        vfs,
+        &format::time_index_path(dir, base),
+        IndexKind::Time,
+        base,
+        capacity_entries,
+    )?;
+    Ok((offset, time))
+}
+
+fn write_indexes(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    base: u64,
+    offset_entries: &[u8],
+    time_entries: &[u8],
+    capacity_entries: u32,
+) -> Result<(IndexFile, IndexFile)> {
+    let offset = IndexFile::write_new(
+        vfs,
+        &format::offset_index_path(dir, base),
+        IndexKind::Offset,
+        base,
+        offset_entries,
+        capacity_entries,
+    )?;
+    let time = IndexFile::write_new(
+        vfs,
+        &format::time_index_path(dir, base),
+        IndexKind::Time,
+        base,
+        time_entries,
+        capacity_entries,
+    )?;
+    Ok((offset, time))
+}
+
+fn bad_header(path: PathBuf) -> Error {
+    Error::Corrupt {
+        path,
+        position: 0,
+        reason: "missing or damaged segment header".into(),
+    }
+}
+
+/// A sealed segment: its size is its end. Indexes are checked and rebuilt if needed.
+fn open_sealed(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    config: &LogConfig,
+    base: u64,
+    next_base: u64,
+    report: &mut RecoveryReport,
+) -> Result<Segment> {
+    let path = format::segment_path(dir, base);
+    let (file, map, len, header) = Segment::open_file(vfs, &path, 0)?;
+    let header = header
+        .filter(|h| h.base_offset == base)
+        .ok_or_else(|| bad_header(path.clone()))?;
+    let (offset_index, time_index) = open_indexes(vfs, dir, base, 0)?;
+    let max_ts = time_index
+        .as_ref()
+        .and_then(|t| index::last_time_entry(t.entries()))
+        .map(|e| e.max_timestamp_ms);
+    if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
+        let segment = Segment::assemble(
+            path.clone(),
+            header,
+            file.clone(),
+            map,
+            len,
+            next_base,
+            max_ts,
+            offset_index,
+            time_index,
+        );
+        if segment.indexes_look_valid(len) {
+            return Ok(segment);
+        }
+    }
+    tracing::warn!(segment = %path.display(), "index missing or damaged; rebuilding from the segment");
+    report.rebuilt_indexes.push(base);
+    let (_, map, len, _) = Segment::open_file(vfs, &path, 0)?;
+    let walk = segment::walk(&map, &path, base, len, 0, config.index_interval_bytes);
+    if let Some((position, reason)) = &walk.stopped {
+        // Rot inside a sealed segment: keep it readable up to the damage, report the
+        // rest on read. Never delete sealed data.
+        tracing::error!(segment = %path.display(), position, %reason, "damaged batch in sealed segment");
+    }
+    let (offset_index, time_index) =
+        write_indexes(vfs, dir, base, &walk.offset_entries, &walk.time_entries, 0)?;
+    offset_index.seal()?;
+    time_index.seal()?;
+    let (file, map, len, _) = Segment::open_file(vfs, &path, 0)?;
+    Ok(Segment::assemble(
+        path,
+        header,
+        file,
+        map,
+        len,
+        next_base,
+        walk.max_timestamp_ms,
+        offset_index,
+        time_index,
+    ))
+}
+
+fn active_capacity(config: &LogConfig, len: u64) -> u64 {
+    config.segment_bytes.max(len)
+}
+
+fn open_active_clean(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    config: &LogConfig,
+    base: u64,
+    marker: CleanMarker,
+    report: &mut RecoveryReport,
+) -> Result<(Segment, IndexCursor)> {
+    let path = format::segment_path(dir, base);
+    let (file, map, len, header) = Segment::open_file(vfs, &path, config.segment_bytes)?;
+    let header = header
+        .filter(|h| h.base_offset == base)
+        .ok_or_else(|| bad_header(path.clone()))?;
+    let end = marker.active_end_position;
+    if end > len || end < SEGMENT_HEADER_BYTES {
+        return Err(Error::Corrupt {
+            path,
+            position: end,
+            reason: format!(
+                "clean-shutdown marker says the segment ends at {end} but the file has {len} bytes"
+            ),
+        });
+    }
+    let capacity_entries =
+        index_capacity(active_capacity(config, len), config.index_interval_bytes);
+    let (offset_index, time_index) = open_indexes(vfs, dir, base, capacity_entries)?;
+    if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
+        let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
+        let segment = Segment::assemble(
+            path.clone(),
+            header,
+            file.clone(),
+            map,
+            end,
+            marker.next_offset,
+            last_time,
+            offset_index,
+            time_index,
+        );
+        if segment.indexes_look_valid(end) {
+            let cursor = IndexCursor::resume(config.index_interval_bytes, last_time, last_time);
+            return Ok((segment, cursor));
+        }
+    }
+    // Damaged index on a clean open: rebuild it the way a crash would, trusting data
+    // up to the marker's offset.
+    report.rebuilt_indexes.push(base);
+    let opened = open_active_after_crash(vfs, dir, config, base, marker.next_offset, report)?;
+    opened.ok_or_else(|| bad_header(format::segment_path(dir, base)))
+}
+
+/// Walks the active segment after a crash. `None` if its header never reached the disk.
+fn open_active_after_crash(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    config: &LogConfig,
+    base: u64,
+    durable_offset: u64,
+    report: &mut RecoveryReport,
+) -> Result<Option<(Segment, IndexCursor)>> {
+    let path = format::segment_path(dir, base);
+    let (file, map, len, header) = Segment::open_file(vfs, &path, config.segment_bytes)?;
+    let Some(header) = header.filter(|h| h.base_offset == base) else {
+        if base < durable_offset {
+            return Err(bad_header(path));
+        }
+        return Ok(None);
+    };
+    let walk = segment::walk(
+        &map,
+        &path,
+        base,
+        len,
+        durable_offset,
+        config.index_interval_bytes,
+    );
+    drop(map);
+    report.scanned_bytes += walk.end_position;
+    if let Some((position, reason)) = &walk.stopped {
+        if walk.next_offset < durable_offset {
+            return Err(Error::Corrupt {
+                path,
+                position: *position,
+                reason: format!("{reason} (below the durable watermark {durable_offset}: this is damage, not a torn write)"),
+            });
+        }
+        tracing::warn!(segment = %path.display(), position, %reason, "cutting torn tail after a crash");
+    }
+    if walk.end_position < len {
+        report.truncated_bytes += len - walk.end_position;
+        // Cut the tail physically, so stale bytes past the new end can never be taken
+        // for batches after a later crash; space is reserved again on the next append.
+        file.set_len(walk.end_position)
+            .map_err(|e| Error::io("truncating torn tail", &path, e))?;
+    }
+    file.sync_data()
+        .map_err(|e| Error::io("syncing recovered segment", &path, e))?;
+    let capacity_entries =
+        index_capacity(active_capacity(config, len), config.index_interval_bytes);
+    let (offset_index, time_index) = write_indexes(
+        vfs,
+        dir,
+        base,
+        &walk.offset_entries,
+        &walk.time_entries,
+        capacity_entries,
+    )?;
+    let (file, map, _, _) = Segment::open_file(vfs, &path, active_capacity(config, len))?;
+    let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
+    let segment = Segment::assemble(
+        path,
+        header,
+        file,
+        map,
+        walk.end_position,
+        walk.next_offset,
+        walk.max_timestamp_ms,
+        offset_index,
+        time_index,
+    );
+    let cursor = IndexCursor::resume(
+        config.index_interval_bytes,
+        last_time,
+        walk.max_timestamp_ms,
+    );
+    Ok(Some((segment, cursor)))
+}

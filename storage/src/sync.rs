@@ -1,0 +1,349 @@
+//! Group commit: the durable watermark and the thread that advances it.
+//!
+//! The writer appends with `pwrite` and then records, under a short lock, the new end
+//! offset and the file it dirtied. A sync takes a snapshot of that (the target offset
+//! and the dirty files), releases the lock, runs `fdatasync` on each file and the
+//! directory if a segment was created, and only then moves the durable watermark to the
+//! target. Appends that arrive during the sync are covered by the next one, so with
+//! many writers one sync serves many batches.
+//!
+//! A failed sync marks the log failed for good: the kernel may have dropped the dirty
+//! pages, and a retried fsync could report success for data that never reached the disk.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::config::{Clock, Durability, CHECKPOINT_INTERVAL_MS};
+use crate::error::{Error, Result};
+use crate::format::{Checkpoint, CHECKPOINT_SLOT_BYTES};
+use crate::vfs::{Vfs, VfsFile};
+
+/// The durable watermark as seen by async waiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableMark {
+    /// Every offset below this is on stable storage.
+    pub offset: u64,
+    /// The log has failed; the watermark will not move again until it is reopened.
+    pub failed: bool,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    appended_offset: u64,
+    durable_offset: u64,
+    dirty: Vec<Arc<dyn VfsFile>>,
+    dir_dirty: bool,
+    failed: Option<String>,
+    stopping: bool,
+}
+
+#[derive(Debug)]
+struct CheckpointState {
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+    sequence: u64,
+    written_at_ms: i64,
+    log_start_offset: u64,
+}
+
+/// Shared between the writer, the syncer thread and readers waiting for durability.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    dir: PathBuf,
+    vfs: Arc<dyn Vfs>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<SyncState>,
+    wake_syncer: Condvar,
+    durable_changed: Condvar,
+    watch: watch::Sender<DurableMark>,
+    /// Held for the whole of a sync, so that two syncs never interleave: otherwise a
+    /// second sync with nothing left to flush could publish a target that the first is
+    /// still flushing.
+    sync_lock: Mutex<CheckpointState>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain counters behind, still consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Durable {
+    pub(crate) fn new(
+        dir: PathBuf,
+        vfs: Arc<dyn Vfs>,
+        clock: Arc<dyn Clock>,
+        checkpoint_file: Arc<dyn VfsFile>,
+        checkpoint: Checkpoint,
+        durable_offset: u64,
+    ) -> Durable {
+        Durable {
+            vfs,
+            clock,
+            state: Mutex::new(SyncState {
+                appended_offset: durable_offset,
+                durable_offset,
+                dirty: Vec::new(),
+                dir_dirty: false,
+                failed: None,
+                stopping: false,
+            }),
+            wake_syncer: Condvar::new(),
+            durable_changed: Condvar::new(),
+            watch: watch::Sender::new(DurableMark {
+                offset: durable_offset,
+                failed: false,
+            }),
+            sync_lock: Mutex::new(CheckpointState {
+                path: dir.join(crate::format::CHECKPOINT_FILE),
+                file: checkpoint_file,
+                sequence: checkpoint.sequence,
+                written_at_ms: i64::MIN,
+                log_start_offset: checkpoint.log_start_offset,
+            }),
+            dir,
+        }
+    }
+
+    /// Records an append that ended at `next_offset` and wrote to `file`.
+    pub(crate) fn note_append(&self, next_offset: u64, file: &Arc<dyn VfsFile>, wake: bool) {
+        let mut state = lock(&self.state);
+        debug_assert!(next_offset > state.appended_offset);
+        state.appended_offset = next_offset;
+        if !state.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
+            state.dirty.push(file.clone());
+        }
+        drop(state);
+        if wake {
+            self.wake_syncer.notify_one();
+        }
+    }
+
+    /// Records a created or removed file: the directory needs a sync before anything
+    /// written to a new file counts as durable.
+    pub(crate) fn note_dir_change(&self, new_file: Option<&Arc<dyn VfsFile>>) {
+        let mut state = lock(&self.state);
+        state.dir_dirty = true;
+        if let Some(file) = new_file {
+            state.dirty.push(file.clone());
+        }
+    }
+
+    /// `Err` once the log has failed.
+    pub(crate) fn check_failed(&self) -> Result<()> {
+        match &lock(&self.state).failed {
+            Some(reason) => Err(Error::Failed {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the log failed (first reason wins) and wakes every waiter.
+    pub(crate) fn fail(&self, error: &Error) {
+        let mut state = lock(&self.state);
+        if state.failed.is_none() {
+            tracing::error!(dir = %self.dir.display(), %error, "log failed; appends refused until reopened");
+            state.failed = Some(error.to_string());
+        }
+        let offset = state.durable_offset;
+        drop(state);
+        self.watch.send_replace(DurableMark {
+            offset,
+            failed: true,
+        });
+        self.durable_changed.notify_all();
+        self.wake_syncer.notify_all();
+    }
+
+    /// Runs `result`'s error through [`fail`](Self::fail).
+    pub(crate) fn fail_on_error<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            self.fail(error);
+        }
+        result
+    }
+
+    /// Every offset below this is on stable storage.
+    pub(crate) fn durable_offset(&self) -> u64 {
+        lock(&self.state).durable_offset
+    }
+
+    /// One group commit: makes everything appended so far durable. Writes the
+    /// checkpoint too when `force_checkpoint` or when the last one is old enough.
+    pub(crate) fn sync_now(&self, force_checkpoint: bool) -> Result<u64> {
+        let mut checkpoint = lock(&self.sync_lock);
+        let (target, files, dir_dirty) = {
+            let mut state = lock(&self.state);
+            if let Some(reason) = &state.failed {
+                return Err(Error::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            let files = std::mem::take(&mut state.dirty);
+            (
+                state.appended_offset,
+                files,
+                std::mem::replace(&mut state.dir_dirty, false),
+            )
+        };
+        for file in &files {
+            let synced = file
+                .sync_data()
+                .map_err(|e| Error::io("syncing", &self.dir, e));
+            self.fail_on_error(synced)?;
+        }
+        if dir_dirty {
+            let synced = self
+                .vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("syncing directory", &self.dir, e));
+            self.fail_on_error(synced)?;
+        }
+        let durable = {
+            let mut state = lock(&self.state);
+            state.durable_offset = state.durable_offset.max(target);
+            state.durable_offset
+        };
+        self.watch.send_replace(DurableMark {
+            offset: durable,
+            failed: false,
+        });
+        self.durable_changed.notify_all();
+        let now_ms = self.clock.now_ms();
+        if force_checkpoint
+            || now_ms.saturating_sub(checkpoint.written_at_ms) >= CHECKPOINT_INTERVAL_MS
+        {
+            let start = checkpoint.log_start_offset;
+            let written = self.write_checkpoint(&mut checkpoint, durable, start);
+            self.fail_on_error(written)?;
+        }
+        Ok(durable)
+    }
+
+    /// Persists a new log start offset (retention, truncation) before files go away.
+    pub(crate) fn set_log_start(&self, log_start_offset: u64) -> Result<()> {
+        self.check_failed()?;
+        let mut checkpoint = lock(&self.sync_lock);
+        let durable = self.durable_offset();
+        let written = self.write_checkpoint(&mut checkpoint, durable, log_start_offset);
+        self.fail_on_error(written)
+    }
+
+    fn write_checkpoint(
+        &self,
+        checkpoint: &mut CheckpointState,
+        durable_offset: u64,
+        log_start_offset: u64,
+    ) -> Result<()> {
+        let sequence = checkpoint.sequence + 1;
+        let slot = Checkpoint {
+            sequence,
+            durable_offset,
+            log_start_offset,
+        }
+        .encode();
+        let position = (sequence % 2) * CHECKPOINT_SLOT_BYTES as u64;
+        let path = &checkpoint.path;
+        checkpoint
+            .file
+            .write_all_at(&slot, position)
+            .map_err(|e| Error::io("writing checkpoint", path, e))?;
+        checkpoint
+            .file
+            .sync_data()
+            .map_err(|e| Error::io("syncing checkpoint", path, e))?;
+        checkpoint.sequence = sequence;
+        checkpoint.log_start_offset = log_start_offset;
+        checkpoint.written_at_ms = self.clock.now_ms();
+        Ok(())
+    }
+
+    /// Blocks until `offset` is durable (`Ok(true)`), the timeout passes (`Ok(false)`),
+    /// or the log fails or closes (`Err`).
+    pub(crate) fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.state);
+        loop {
+            if state.durable_offset >= offset {
+                return Ok(true);
+            }
+            if let Some(reason) = &state.failed {
+                return Err(Error::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            if state.stopping {
+                return Err(Error::Closed);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            state = self
+                .durable_changed
+                .wait_timeout(state, deadline - now)
+                .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard);
+        }
+    }
+
+    /// A receiver that sees every move of the durable watermark.
+    pub(crate) fn watch(&self) -> watch::Receiver<DurableMark> {
+        self.watch.subscribe()
+    }
+
+    /// Stops the syncer thread; waiters get [`Error::Closed`] unless already durable.
+    pub(crate) fn stop(&self) {
+        lock(&self.state).stopping = true;
+        self.wake_syncer.notify_all();
+        self.durable_changed.notify_all();
+    }
+
+    /// Body of the background syncer thread for `always` and `interval` durability.
+    pub(crate) fn run_syncer(&self, durability: Durability) {
+        let interval = match durability {
+            Durability::Os => return,
+            Durability::Always => None,
+            Durability::IntervalMs(ms) => Some(Duration::from_millis(ms)),
+        };
+        loop {
+            let deadline = interval.map(|i| Instant::now() + i);
+            {
+                let mut state = lock(&self.state);
+                loop {
+                    if state.stopping || state.failed.is_some() {
+                        return;
+                    }
+                    let pending = state.appended_offset > state.durable_offset;
+                    let now = Instant::now();
+                    match deadline {
+                        None if pending => break,
+                        Some(deadline) if now >= deadline => break,
+                        None => {
+                            state = self
+                                .wake_syncer
+                                .wait(state)
+                                .unwrap_or_else(|p| p.into_inner())
+                        }
+                        Some(deadline) => {
+                            state = self
+                                .wake_syncer
+                                .wait_timeout(state, deadline - now)
+                                .map_or_else(|p| p.into_inner().0, |(guard, _)| guard);
+                        }
+                    }
+                }
+                if state.appended_offset <= state.durable_offset {
+                    continue;
+                }
+            }
+            if self.sync_now(false).is_err() {
+                return;
+            }
+        }
+    }
+}

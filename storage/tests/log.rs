@@ -1,0 +1,299 @@
+//! Behaviour of the log through its public API: append, read, roll, reopen,
+//! lookups, retention, limits.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{batch, read_all, small_config, stored};
+use storage::{Durability, Error, Log, LogConfig, LogOptions, ManualClock};
+
+#[test]
+fn appended_bytes_come_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    let mut expected = Vec::new();
+    for tag in 0..50u64 {
+        let original = batch(tag, 1 + (tag % 5) as u32, 40, 1000);
+        let mut bytes = original.clone();
+        let info = log.append(&mut bytes).unwrap();
+        expected.push((info.base_offset, stored(original, info.base_offset)));
+    }
+    assert!(log.segment_count() > 1, "small segments should have rolled");
+    for max in [1, 100, 1000, 1 << 20] {
+        assert_eq!(read_all(&log.reader(), 0, max).unwrap(), expected);
+    }
+    // Reading from every offset starts at the batch containing it.
+    for (i, (base, bytes)) in expected.iter().enumerate() {
+        let count = protocol::batch::BatchView::new(bytes)
+            .unwrap()
+            .header()
+            .record_count as u64;
+        for offset in *base..base + count {
+            let chunk = log.reader().read(offset, 1).unwrap();
+            assert_eq!(chunk.first_offset, *base);
+            assert_eq!(&chunk.bytes[..], &expected[i].1[..]);
+        }
+    }
+    let end = log.reader().end_offset();
+    assert!(log.reader().read(end, 100).unwrap().is_empty());
+    assert!(matches!(
+        log.reader().read(end + 1, 100),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn clean_reopen_scans_nothing_and_crash_reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    for tag in 0..40 {
+        log.append(&mut batch(tag, 3, 50, 10)).unwrap();
+    }
+    let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
+    log.close().unwrap();
+
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(log.recovery_report().clean);
+    assert_eq!(log.recovery_report().scanned_bytes, 0);
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), before);
+    let info = log.append(&mut batch(99, 2, 10, 10)).unwrap();
+    assert_eq!(info.base_offset, 120);
+    drop(log); // a crash as far as the disk is concerned (the page cache survives)
+
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(!log.recovery_report().clean);
+    assert!(log.recovery_report().scanned_bytes > 0);
+    assert_eq!(log.reader().end_offset(), 122);
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap().len(), 41);
+}
+
+#[test]
+fn offset_for_time_finds_the_first_record_at_or_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    // batch i holds 4 records with timestamps 100*i .. 100*i+3
+    for i in 0..60u64 {
+        log.append(&mut batch(i, 4, 30, 100 * i as i64)).unwrap();
+    }
+    let reader = log.reader();
+    assert_eq!(reader.offset_for_time(-5).unwrap(), Some(0));
+    assert_eq!(reader.offset_for_time(0).unwrap(), Some(0));
+    assert_eq!(reader.offset_for_time(2).unwrap(), Some(2));
+    assert_eq!(reader.offset_for_time(4).unwrap(), Some(4));
+    assert_eq!(reader.offset_for_time(3050).unwrap(), Some(124));
+    assert_eq!(reader.offset_for_time(5903).unwrap(), Some(239));
+    assert_eq!(reader.offset_for_time(5904).unwrap(), None);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.reader().offset_for_time(3050).unwrap(), Some(124));
+}
+
+#[test]
+fn retention_deletes_oldest_sealed_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let options = LogOptions {
+        clock: clock.clone(),
+        ..LogOptions::default()
+    };
+    let config = LogConfig {
+        retention_bytes: Some(8192),
+        retention_ms: Some(60_000),
+        ..small_config()
+    };
+    let mut log = Log::open_with(dir.path(), config.clone(), options.clone()).unwrap();
+    for i in 0..100u64 {
+        log.append(&mut batch(i, 2, 100, 1_000_000 + i as i64))
+            .unwrap();
+    }
+    let segments = log.segment_count();
+    let outcome = log.enforce_retention().unwrap();
+    assert!(!outcome.deleted_segments.is_empty());
+    assert!(log.size_bytes() <= 8192 + 4096, "size {}", log.size_bytes());
+    assert_eq!(
+        log.segment_count(),
+        segments - outcome.deleted_segments.len()
+    );
+    let start = log.reader().start_offset();
+    assert_eq!(start, log.reader().read(start, 1).unwrap().first_offset);
+    assert!(matches!(
+        log.reader().read(0, 1),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+
+    // Age: everything is old now, but the active segment stays.
+    clock.advance(10 * 60_000);
+    log.enforce_retention().unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.reader().end_offset() == 200);
+    drop(log);
+    let log = Log::open_with(dir.path(), config, options).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.reader().start_offset() > 0);
+}
+
+#[test]
+fn truncate_before_persists_the_new_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..50 {
+        log.append(&mut batch(i, 2, 100, 0)).unwrap();
+    }
+    log.truncate_before(37).unwrap();
+    assert_eq!(log.reader().start_offset(), 37);
+    let chunk = log.reader().read(37, 1).unwrap();
+    assert_eq!(
+        chunk.first_offset, 36,
+        "the batch containing 37 starts at 36"
+    );
+    assert!(matches!(
+        log.reader().read(35, 1),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.reader().start_offset(), 37);
+}
+
+#[test]
+fn oversized_and_invalid_batches_are_rejected_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_batch_bytes: 1000,
+        ..small_config()
+    };
+    let mut log = Log::open(dir.path(), config).unwrap();
+    assert!(matches!(
+        log.append(&mut batch(1, 20, 100, 0)),
+        Err(Error::BatchTooLarge { .. })
+    ));
+    let mut bad = batch(1, 1, 10, 0);
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(log.append(&mut bad), Err(Error::InvalidBatch(_))));
+    assert_eq!(log.reader().end_offset(), 0);
+    log.append(&mut batch(1, 1, 10, 0)).unwrap();
+    assert_eq!(log.reader().end_offset(), 1);
+}
+
+#[test]
+fn a_batch_larger_than_a_segment_gets_its_own_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    log.append(&mut batch(0, 1, 10, 0)).unwrap();
+    let big = batch(1, 10, 1000, 0);
+    assert!(big.len() > 4096);
+    log.append(&mut big.clone()).unwrap();
+    log.append(&mut batch(2, 1, 10, 0)).unwrap();
+    let all = read_all(&log.reader(), 0, 1 << 20).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[1].1, stored(big, 1));
+    log.close().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap().len(), 3);
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let options = LogOptions {
+        clock: clock.clone(),
+        ..LogOptions::default()
+    };
+    let config = LogConfig {
+        segment_ms: Some(1000),
+        ..small_config()
+    };
+    let mut log = Log::open_with(dir.path(), config, options).unwrap();
+    log.append(&mut batch(0, 1, 10, 0)).unwrap();
+    log.append(&mut batch(1, 1, 10, 0)).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    clock.advance(1000);
+    log.append(&mut batch(2, 1, 10, 0)).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
+
+#[test]
+fn damaged_or_missing_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    for i in 0..60 {
+        log.append(&mut batch(i, 2, 60, i as i64)).unwrap();
+    }
+    let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
+    log.close().unwrap();
+    std::fs::remove_file(storage::format::offset_index_path(dir.path(), 0)).unwrap();
+    let index = storage::format::offset_index_path(dir.path(), before[20].0);
+    let index = if index.exists() {
+        index
+    } else {
+        storage::format::time_index_path(dir.path(), 0)
+    };
+    let mut bytes = std::fs::read(&index).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(&index, bytes).unwrap();
+
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(log.recovery_report().rebuilt_indexes.contains(&0));
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), before);
+    for (base, _) in &before {
+        assert_eq!(log.reader().read(*base, 1).unwrap().first_offset, *base);
+    }
+}
+
+#[test]
+fn always_durability_acknowledges_concurrent_writers_with_shared_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        durability: Durability::Always,
+        ..small_config()
+    };
+    let log = Arc::new(Mutex::new(Log::open(dir.path(), config).unwrap()));
+    let reader = log.lock().unwrap().reader();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = log.clone();
+            let reader = reader.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let info = log
+                        .lock()
+                        .unwrap()
+                        .append(&mut batch(t * 100 + i, 2, 20, 0))
+                        .unwrap();
+                    assert!(reader
+                        .wait_durable(info.next_offset, Duration::from_secs(30))
+                        .unwrap());
+                    assert!(reader.durable_offset() >= info.next_offset);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(reader.durable_offset(), 320);
+    let log = Arc::try_unwrap(log).unwrap().into_inner().unwrap();
+    log.close().unwrap();
+}
+
+#[test]
+fn durable_watch_follows_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    let mut watch = log.reader().durable_watch();
+    log.append(&mut batch(0, 3, 10, 0)).unwrap();
+    assert_eq!(watch.borrow_and_update().offset, 0);
+    assert_eq!(
+        log.reader().durable_offset(),
+        0,
+        "os durability never syncs on its own"
+    );
+    log.sync().unwrap();
+    assert!(watch.has_changed().unwrap());
+    assert_eq!(watch.borrow_and_update().offset, 3);
+}
