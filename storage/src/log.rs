@@ -189,15 +189,27 @@ impl Log {
             segments.push(Arc::new(segment));
             cursor = IndexCursor::new(config.index_interval_bytes);
         }
-        let active = segments.last().cloned().ok_or(Error::Closed)?;
-        let next_offset = active.next_offset();
-        if next_offset < checkpoint.durable_offset {
+        let recovered_end = segments.last().map_or(0, |s| s.next_offset());
+        if recovered_end < checkpoint.durable_offset {
             return Err(Error::DurableDataMissing {
                 durable_offset: checkpoint.durable_offset,
-                recovered_end: next_offset,
+                recovered_end,
                 dir,
             });
         }
+        if checkpoint.log_start_offset > recovered_end {
+            // Truncated past data that a crash then took: everything left is below
+            // the log start. Start over at the log start so offsets never go back.
+            for segment in segments.drain(..) {
+                recovery::remove_segment_files(vfs.as_ref(), &dir, segment.base_offset)?;
+            }
+            let base = checkpoint.log_start_offset;
+            let segment = Self::create_segment(&dir, &config, &options, base, 0)?;
+            segments.push(Arc::new(segment));
+            cursor = IndexCursor::new(config.index_interval_bytes);
+        }
+        let active = segments.last().cloned().ok_or(Error::Closed)?;
+        let next_offset = active.next_offset();
         let log_start_offset = checkpoint
             .log_start_offset
             .max(segments[0].base_offset)
@@ -430,6 +442,11 @@ impl Log {
         } else {
             let sealed = old.seal(&mut self.cursor);
             durable.fail_on_error(sealed)?;
+            // The sealed segment's name must be durable before a newer segment can
+            // exist: recovery trusts every segment but the last without a scan.
+            let dir = &self.shared.dir;
+            let synced = self.options.vfs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e));
+            durable.fail_on_error(synced)?;
         }
         let created = Self::create_segment(
             &self.shared.dir,
@@ -438,7 +455,22 @@ impl Log {
             base,
             min_capacity,
         );
-        let segment = Arc::new(created?);
+        let segment = match created {
+            Ok(segment) => Arc::new(segment),
+            Err(error) => {
+                // Typically ENOSPC. Nothing was acknowledged in the new file: remove what
+                // was made of it and keep appending to the old segment until a roll
+                // succeeds. The old one is sealed on disk, which is still a valid state.
+                let vfs = self.options.vfs.as_ref();
+                let _ = recovery::remove_segment_files(vfs, &self.shared.dir, base);
+                self.allocated_bytes = self.active.end_position();
+                if old.end_position() == SEGMENT_HEADER_BYTES {
+                    // The empty old segment was removed above: a log must have one.
+                    durable.fail(&error);
+                }
+                return Err(error);
+            }
+        };
         durable.note_dir_change(Some(&segment.file));
         segments.push(segment.clone());
         self.shared.set_segments(segments);
@@ -616,6 +648,11 @@ impl LogReader {
     /// Every offset below this is on stable storage.
     pub fn durable_offset(&self) -> u64 {
         self.shared.durable.durable_offset()
+    }
+
+    /// Why the log failed, if it has: it then refuses appends until reopened.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.durable.check_failed().err().map(|e| e.to_string())
     }
 
     /// A receiver that sees every move of the durable watermark, for async code.

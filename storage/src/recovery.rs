@@ -206,6 +206,19 @@ fn write_indexes(
     Ok((offset, time))
 }
 
+/// A sealed segment must end exactly where the next one begins; anything else means a
+/// segment (or the end of one) is missing.
+fn check_contiguous(path: &Path, len: u64, next_offset: u64, next_base: u64) -> Result<()> {
+    if next_offset == next_base {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        path: path.to_path_buf(),
+        position: len,
+        reason: format!("segment ends at offset {next_offset} but the next segment starts at {next_base}: data is missing"),
+    })
+}
+
 fn bad_header(path: PathBuf) -> Error {
     Error::Corrupt {
         path,
@@ -246,7 +259,10 @@ fn open_sealed(
             time_index,
         );
         if segment.indexes_look_valid(len) {
-            return Ok(segment);
+            if let Ok(next) = segment.tail_next_offset(len) {
+                check_contiguous(&path, len, next, next_base)?;
+                return Ok(segment);
+            }
         }
     }
     tracing::warn!(segment = %path.display(), "index missing or damaged; rebuilding from the segment");
@@ -257,6 +273,8 @@ fn open_sealed(
         // Rot inside a sealed segment: keep it readable up to the damage, report the
         // rest on read. Never delete sealed data.
         tracing::error!(segment = %path.display(), position, %reason, "damaged batch in sealed segment");
+    } else {
+        check_contiguous(&path, len, walk.next_offset, next_base)?;
     }
     let (offset_index, time_index) =
         write_indexes(vfs, dir, base, &walk.offset_entries, &walk.time_entries, 0)?;

@@ -497,6 +497,21 @@ impl Segment {
         last_ok && (end == SEGMENT_HEADER_BYTES || self.offset_index.len() > 0)
     }
 
+    /// The offset after the last batch below `end`, found by walking headers from the
+    /// last offset-index entry. Fails if a header on the way is damaged.
+    pub(crate) fn tail_next_offset(&self, end: u64) -> Result<u64> {
+        let mut position = index::offset_entries(self.offset_index.entries())
+            .last()
+            .map_or(SEGMENT_HEADER_BYTES, |e| u64::from(e.position));
+        let mut next = self.base_offset;
+        while position < end {
+            let header = self.header_at(position, end)?;
+            next = header.next_offset();
+            position += u64::from(header.batch_len);
+        }
+        Ok(next)
+    }
+
     /// Writes index entries for a batch just appended.
     pub(crate) fn push_index(&self, update: &IndexUpdate) -> Result<()> {
         if let Some(entry) = update.offset {

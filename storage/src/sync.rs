@@ -204,6 +204,16 @@ impl Durable {
                 .map_err(|e| Error::io("syncing directory", &self.dir, e));
             self.fail_on_error(synced)?;
         }
+        // The checkpoint goes first: if it fails, the log fails and nobody is told
+        // that anything became durable in this round.
+        let now_ms = self.clock.now_ms();
+        if force_checkpoint
+            || now_ms.saturating_sub(checkpoint.written_at_ms) >= CHECKPOINT_INTERVAL_MS
+        {
+            let start = checkpoint.log_start_offset;
+            let written = self.write_checkpoint(&mut checkpoint, target, start);
+            self.fail_on_error(written)?;
+        }
         let durable = {
             let mut state = lock(&self.state);
             state.durable_offset = state.durable_offset.max(target);
@@ -214,14 +224,6 @@ impl Durable {
             failed: false,
         });
         self.durable_changed.notify_all();
-        let now_ms = self.clock.now_ms();
-        if force_checkpoint
-            || now_ms.saturating_sub(checkpoint.written_at_ms) >= CHECKPOINT_INTERVAL_MS
-        {
-            let start = checkpoint.log_start_offset;
-            let written = self.write_checkpoint(&mut checkpoint, durable, start);
-            self.fail_on_error(written)?;
-        }
         Ok(durable)
     }
 
