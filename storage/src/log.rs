@@ -445,7 +445,11 @@ impl Log {
             // The sealed segment's name must be durable before a newer segment can
             // exist: recovery trusts every segment but the last without a scan.
             let dir = &self.shared.dir;
-            let synced = self.options.vfs.sync_dir(dir).map_err(|e| Error::io("syncing directory", dir, e));
+            let synced = self
+                .options
+                .vfs
+                .sync_dir(dir)
+                .map_err(|e| Error::io("syncing directory", dir, e));
             durable.fail_on_error(synced)?;
         }
         let created = Self::create_segment(
@@ -652,7 +656,11 @@ impl LogReader {
 
     /// Why the log failed, if it has: it then refuses appends until reopened.
     pub fn failure(&self) -> Option<String> {
-        self.shared.durable.check_failed().err().map(|e| e.to_string())
+        self.shared
+            .durable
+            .check_failed()
+            .err()
+            .map(|e| e.to_string())
     }
 
     /// A receiver that sees every move of the durable watermark, for async code.

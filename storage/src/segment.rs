@@ -256,11 +256,7 @@ impl Segment {
     /// current size). Returns the segment with end position and next offset unset
     /// (the caller sets them from recovery) and the header, or `None` for the header
     /// if the file does not start with a valid one.
-    pub(crate) fn open_file(
-        vfs: &dyn Vfs,
-        path: &Path,
-        capacity: u64,
-    ) -> Result<OpenedFile> {
+    pub(crate) fn open_file(vfs: &dyn Vfs, path: &Path, capacity: u64) -> Result<OpenedFile> {
         let file = vfs
             .open(path)
             .map_err(|e| Error::io("opening segment", path, e))?;

@@ -179,7 +179,13 @@ impl SimVfs {
             }
             let contents = surviving_contents(&mut state, &model, mode);
             std::fs::write(&path, &contents)?;
-            state.files.insert(path, FileModel { durable: contents, ..FileModel::default() });
+            state.files.insert(
+                path,
+                FileModel {
+                    durable: contents,
+                    ..FileModel::default()
+                },
+            );
         }
         for (path, model) in removed {
             let comes_back = match mode {
@@ -189,7 +195,13 @@ impl SimVfs {
             };
             if comes_back && !created.contains(&path) {
                 std::fs::write(&path, &model.durable)?;
-                state.files.insert(path, FileModel { durable: model.durable, ..FileModel::default() });
+                state.files.insert(
+                    path,
+                    FileModel {
+                        durable: model.durable,
+                        ..FileModel::default()
+                    },
+                );
             }
         }
         Ok(())
@@ -200,7 +212,13 @@ impl SimVfs {
         if !state.files.contains_key(path) {
             // A file from before the simulation started: what is there is durable.
             let durable = std::fs::read(path)?;
-            state.files.insert(path.to_path_buf(), FileModel { durable, ..FileModel::default() });
+            state.files.insert(
+                path.to_path_buf(),
+                FileModel {
+                    durable,
+                    ..FileModel::default()
+                },
+            );
         }
         Ok(())
     }
@@ -227,7 +245,10 @@ fn surviving_contents(state: &mut SimState, model: &FileModel, mode: CrashMode) 
             apply(&mut contents, op);
         }
     }
-    let last_write = model.pending.iter().rposition(|op| matches!(op, Op::Write { .. }));
+    let last_write = model
+        .pending
+        .iter()
+        .rposition(|op| matches!(op, Op::Write { .. }));
     for (i, op) in model.pending.iter().enumerate() {
         match (mode, op) {
             (CrashMode::DropUnsynced, _) => {}
@@ -241,7 +262,13 @@ fn surviving_contents(state: &mut SimState, model: &FileModel, mode: CrashMode) 
                     if state.coin() {
                         let from = (at - position) as usize;
                         let to = (piece_end - position) as usize;
-                        apply(&mut contents, &Op::Write { position: at, data: data[from..to].to_vec() });
+                        apply(
+                            &mut contents,
+                            &Op::Write {
+                                position: at,
+                                data: data[from..to].to_vec(),
+                            },
+                        );
                     }
                     at = piece_end;
                 }
@@ -253,7 +280,13 @@ fn surviving_contents(state: &mut SimState, model: &FileModel, mode: CrashMode) 
             }
             (CrashMode::TearLastWrite, Op::Write { position, data }) if Some(i) == last_write => {
                 let keep = state.below(data.len() as u64) as usize;
-                apply(&mut contents, &Op::Write { position: *position, data: data[..keep].to_vec() });
+                apply(
+                    &mut contents,
+                    &Op::Write {
+                        position: *position,
+                        data: data[..keep].to_vec(),
+                    },
+                );
             }
             (CrashMode::TearLastWrite, op) => apply(&mut contents, op),
         }
@@ -285,10 +318,14 @@ impl VfsFile for SimFile {
             let n = state.writes;
             state.writes += 1;
             if state.plan.enospc_at_write == Some(n) {
-                state.injected.push(format!("ENOSPC at write {n} to {}", self.path.display()));
+                state
+                    .injected
+                    .push(format!("ENOSPC at write {n} to {}", self.path.display()));
                 Some(libc::ENOSPC)
             } else if state.plan.eio_at_write == Some(n) {
-                state.injected.push(format!("EIO at write {n} to {}", self.path.display()));
+                state
+                    .injected
+                    .push(format!("EIO at write {n} to {}", self.path.display()));
                 Some(libc::EIO)
             } else {
                 None
@@ -299,12 +336,18 @@ impl VfsFile for SimFile {
             Some(errno) => {
                 let part = &buf[..buf.len() / 2];
                 self.file.write_all_at(part, position)?;
-                self.record(Op::Write { position, data: part.to_vec() });
+                self.record(Op::Write {
+                    position,
+                    data: part.to_vec(),
+                });
                 Err(io::Error::from_raw_os_error(errno))
             }
             None => {
                 self.file.write_all_at(buf, position)?;
-                self.record(Op::Write { position, data: buf.to_vec() });
+                self.record(Op::Write {
+                    position,
+                    data: buf.to_vec(),
+                });
                 Ok(())
             }
         }
@@ -316,7 +359,9 @@ impl VfsFile for SimFile {
         state.syncs += 1;
         let fail = state.plan.eio_at_sync == Some(n);
         if fail {
-            state.injected.push(format!("EIO at sync {n} of {}", self.path.display()));
+            state
+                .injected
+                .push(format!("EIO at sync {n} of {}", self.path.display()));
         }
         let Some(model) = state.files.get_mut(&self.path) else {
             return Ok(());
@@ -354,18 +399,30 @@ impl VfsFile for SimFile {
 
 impl Vfs for SimVfs {
     fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         let mut state = lock(&self.state);
         state.files.insert(path.to_path_buf(), FileModel::default());
         state.created.insert(path.to_path_buf());
         state.removed.remove(path);
-        Ok(Arc::new(SimFile { path: path.to_path_buf(), file, state: self.state.clone() }))
+        Ok(Arc::new(SimFile {
+            path: path.to_path_buf(),
+            file,
+            state: self.state.clone(),
+        }))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         self.model_for(path)?;
-        Ok(Arc::new(SimFile { path: path.to_path_buf(), file, state: self.state.clone() }))
+        Ok(Arc::new(SimFile {
+            path: path.to_path_buf(),
+            file,
+            state: self.state.clone(),
+        }))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -417,10 +474,16 @@ mod tests {
         vfs.sync_dir(dir.path()).unwrap();
         let gone = dir.path().join("gone");
         vfs.create(&gone).unwrap();
-        vfs.arm(FaultPlan { eio_at_sync: Some(0), ..FaultPlan::default() });
+        vfs.arm(FaultPlan {
+            eio_at_sync: Some(0),
+            ..FaultPlan::default()
+        });
         file.write_all_at(b"data", 0).unwrap();
         assert!(file.sync_data().is_err());
-        assert!(file.sync_data().is_ok(), "a retried sync succeeds without writing the data");
+        assert!(
+            file.sync_data().is_ok(),
+            "a retried sync succeeds without writing the data"
+        );
         drop(file);
         vfs.crash(CrashMode::DropUnsynced).unwrap();
         assert!(!gone.exists());

@@ -35,7 +35,10 @@ fn config() -> LogConfig {
 fn run(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimVfs::new(seed);
-    let options = LogOptions { vfs: Arc::new(sim.clone()), ..LogOptions::default() };
+    let options = LogOptions {
+        vfs: Arc::new(sim.clone()),
+        ..LogOptions::default()
+    };
     // model: every batch appended, as stored; `durable` of them were acknowledged.
     let mut model: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut durable = 0usize;
@@ -45,37 +48,77 @@ fn run(seed: u64) {
     let mut maybe: Option<(u64, Vec<u8>)> = None;
     for cycle in 0..CYCLES {
         let context = format!("seed {seed} cycle {cycle} injected {:?}", sim.injected());
-        let mut log = Log::open_with(dir.path(), config(), options.clone()).unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
+        let mut log = Log::open_with(dir.path(), config(), options.clone())
+            .unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
         let reader = log.reader();
         if verbose() {
-            eprintln!("{context}: opened start {} end {} report {:?}", reader.start_offset(), reader.end_offset(), log.recovery_report());
+            eprintln!(
+                "{context}: opened start {} end {} report {:?}",
+                reader.start_offset(),
+                reader.end_offset(),
+                log.recovery_report()
+            );
         }
-        let recovered = read_all(&reader, reader.start_offset(), 1 << 20).unwrap_or_else(|e| panic!("{context}: {e}"));
-        let first = model.iter().position(|(base, _)| *base >= reader.start_offset()).unwrap_or(model.len());
-        let first = if first > 0 && model[first - 1].0 < reader.start_offset() && reader.read(reader.start_offset(), 1).is_ok_and(|c| c.first_offset == model[first - 1].0) {
+        let recovered = read_all(&reader, reader.start_offset(), 1 << 20)
+            .unwrap_or_else(|e| panic!("{context}: {e}"));
+        let first = model
+            .iter()
+            .position(|(base, _)| *base >= reader.start_offset())
+            .unwrap_or(model.len());
+        let first = if first > 0
+            && model[first - 1].0 < reader.start_offset()
+            && reader
+                .read(reader.start_offset(), 1)
+                .is_ok_and(|c| c.first_offset == model[first - 1].0)
+        {
             first - 1
         } else {
             first
         };
-        assert!(reader.start_offset() >= log_start, "{context}: log start went back");
+        assert!(
+            reader.start_offset() >= log_start,
+            "{context}: log start went back"
+        );
         if recovered.len() > model.len() - first {
             // Only an append that failed the log may have left its batch behind.
-            let extra = maybe.take().unwrap_or_else(|| panic!("{context}: more batches than appended"));
+            let extra = maybe
+                .take()
+                .unwrap_or_else(|| panic!("{context}: more batches than appended"));
             model.push(extra);
         }
         maybe = None;
-        assert!(recovered.len() <= model.len() - first, "{context}: more batches than appended");
-        assert_eq!(&model[first..first + recovered.len()], &recovered[..], "{context}: not a prefix");
-        assert!(first + recovered.len() >= durable, "{context}: lost {} durable batches", durable - first - recovered.len());
+        assert!(
+            recovered.len() <= model.len() - first,
+            "{context}: more batches than appended"
+        );
+        assert_eq!(
+            &model[first..first + recovered.len()],
+            &recovered[..],
+            "{context}: not a prefix"
+        );
+        assert!(
+            first + recovered.len() >= durable,
+            "{context}: lost {} durable batches",
+            durable - first - recovered.len()
+        );
         model.truncate(first + recovered.len());
         durable = durable.min(model.len());
         log_start = reader.start_offset();
 
         let plan = match sim.random() % 4 {
             0 => FaultPlan::default(),
-            1 => FaultPlan { eio_at_sync: Some(sim.random() % 12), ..FaultPlan::default() },
-            2 => FaultPlan { enospc_at_write: Some(sim.random() % 60), ..FaultPlan::default() },
-            _ => FaultPlan { eio_at_write: Some(sim.random() % 60), ..FaultPlan::default() },
+            1 => FaultPlan {
+                eio_at_sync: Some(sim.random() % 12),
+                ..FaultPlan::default()
+            },
+            2 => FaultPlan {
+                enospc_at_write: Some(sim.random() % 60),
+                ..FaultPlan::default()
+            },
+            _ => FaultPlan {
+                eio_at_write: Some(sim.random() % 60),
+                ..FaultPlan::default()
+            },
         };
         sim.arm(plan);
         let mut failed = false;
@@ -97,7 +140,10 @@ fn run(seed: u64) {
                             model.push((info.base_offset, stored(original, info.base_offset)));
                         }
                         Err(e) => {
-                            assert!(!sim.injected().is_empty(), "seed {seed}: unexpected error {e}");
+                            assert!(
+                                !sim.injected().is_empty(),
+                                "seed {seed}: unexpected error {e}"
+                            );
                             if !failed && reader.failure().is_some() {
                                 maybe = Some((would_get, stored(original, would_get)));
                             }
@@ -119,7 +165,11 @@ fn run(seed: u64) {
                         }
                         Err(_) => {
                             failed = true;
-                            assert_eq!(reader.durable_offset(), before, "seed {seed}: watermark moved on failure");
+                            assert_eq!(
+                                reader.durable_offset(),
+                                before,
+                                "seed {seed}: watermark moved on failure"
+                            );
                         }
                     }
                 }
@@ -163,7 +213,10 @@ fn run(seed: u64) {
 
 #[test]
 fn seeded_power_loss_keeps_a_durable_prefix() {
-    let base: u64 = std::env::var("POWER_LOSS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let base: u64 = std::env::var("POWER_LOSS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     for seed in base..base + SEEDS {
         run(seed);
     }
