@@ -126,3 +126,30 @@ impl Body for ProduceResponse {
         })
     }
 }
+
+/// The partition a record key maps to: FNV-1a (32-bit) of the key bytes, modulo
+/// `partitions`. The server uses it for [`PartitionSelector::Key`]; producers that
+/// batch per partition use it too, so both sides agree. `partitions` of 0 gives 0.
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    const FNV_OFFSET: u32 = 0x811c_9dc5;
+    const FNV_PRIME: u32 = 0x0100_0193;
+    let hash = key.iter().fold(FNV_OFFSET, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(FNV_PRIME)
+    });
+    hash.checked_rem(partitions).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::partition_for_key;
+
+    #[test]
+    fn fnv1a_is_stable() {
+        // Reference values of 32-bit FNV-1a.
+        assert_eq!(partition_for_key(b"", u32::MAX), 0x811c_9dc5);
+        assert_eq!(partition_for_key(b"a", u32::MAX), 0xe40c_292c);
+        assert_eq!(partition_for_key(b"foobar", u32::MAX), 0xbf9c_f968);
+        assert_eq!(partition_for_key(b"anything", 0), 0);
+        assert!(partition_for_key(b"user-42", 4) < 4);
+    }
+}

@@ -1,0 +1,243 @@
+//! Server configuration: TOML file, command-line overrides, defaults, limits.
+//!
+//! Every option is documented in `docs/operations.md` with its default; keep the two
+//! in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use storage::Durability;
+
+use crate::topics::TopicConfig;
+
+/// Address brokerd listens on when not told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7171";
+/// Data directory when not told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// The whole configuration of a broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on (`host:port`; port 0 lets the OS pick).
+    pub listen: SocketAddr,
+    /// Where topics are stored.
+    pub data_dir: PathBuf,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Connection and request limits.
+    pub limits: Limits,
+    /// Configuration of new topics unless overridden at creation.
+    pub topic_defaults: TopicDefaults,
+    /// Consumer group settings.
+    pub groups: GroupSettings,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Limits that bound the memory one connection can make the server hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest frame accepted, header included.
+    pub max_frame_bytes: usize,
+    /// Connections served at once; more are answered `too_many_connections` and closed.
+    pub max_connections: usize,
+    /// Request bytes a connection may have in flight (received, not yet answered).
+    pub max_inflight_bytes_per_connection: usize,
+    /// Responses and pushes queued for one connection's socket.
+    pub max_outbound_frames_per_connection: usize,
+    /// Open subscriptions per connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Longest long-poll wait a fetch may ask for.
+    pub max_fetch_wait_ms: u32,
+    /// Largest `max_bytes` a fetch may ask for.
+    pub max_fetch_bytes: u32,
+}
+
+/// Defaults for new topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicDefaults {
+    /// Segment size in bytes.
+    pub segment_bytes: u64,
+    /// Retention by size per partition, bytes; absent = unlimited.
+    pub retention_bytes: Option<u64>,
+    /// Retention by age, ms; absent = unlimited.
+    pub retention_ms: Option<u64>,
+    /// `always`, `interval:<ms>` or `os`.
+    pub durability: String,
+}
+
+/// Consumer group settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// Smallest session timeout a member may ask for.
+    pub min_session_timeout_ms: u32,
+    /// Largest session timeout a member may ask for.
+    pub max_session_timeout_ms: u32,
+    /// Members per group.
+    pub max_members_per_group: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7171))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            log_format: LogFormat::Text,
+            limits: Limits::default(),
+            topic_defaults: TopicDefaults::default(),
+            groups: GroupSettings::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: protocol::MAX_FRAME_BYTES,
+            max_connections: 1024,
+            max_inflight_bytes_per_connection: 64 * 1024 * 1024,
+            max_outbound_frames_per_connection: 256,
+            max_subscriptions_per_connection: 64,
+            max_fetch_wait_ms: 30_000,
+            max_fetch_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            segment_bytes: storage::DEFAULT_SEGMENT_BYTES,
+            retention_bytes: None,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            durability: "always".into(),
+        }
+    }
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            min_session_timeout_ms: 1000,
+            max_session_timeout_ms: 300_000,
+            max_members_per_group: 1000,
+        }
+    }
+}
+
+/// A configuration problem, reported before the server starts.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServerConfig {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Checks limits and defaults.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        if limits.max_frame_bytes < 1024 {
+            return Err(ConfigError(
+                "limits.max_frame_bytes must be at least 1024".into(),
+            ));
+        }
+        if limits.max_inflight_bytes_per_connection < limits.max_frame_bytes {
+            return Err(ConfigError(
+                "limits.max_inflight_bytes_per_connection must be at least limits.max_frame_bytes"
+                    .into(),
+            ));
+        }
+        for (name, value) in [
+            ("limits.max_connections", limits.max_connections),
+            (
+                "limits.max_outbound_frames_per_connection",
+                limits.max_outbound_frames_per_connection,
+            ),
+            (
+                "limits.max_subscriptions_per_connection",
+                limits.max_subscriptions_per_connection,
+            ),
+            (
+                "groups.max_members_per_group",
+                self.groups.max_members_per_group,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
+        }
+        if self.groups.min_session_timeout_ms > self.groups.max_session_timeout_ms {
+            return Err(ConfigError(
+                "groups.min_session_timeout_ms exceeds max_session_timeout_ms".into(),
+            ));
+        }
+        self.default_topic_config(1).map(|_| ())
+    }
+
+    /// The configuration a new topic gets before its own overrides.
+    pub fn default_topic_config(&self, partitions: u32) -> Result<TopicConfig, ConfigError> {
+        let defaults = &self.topic_defaults;
+        let durability = Durability::parse(&defaults.durability)
+            .map_err(|e| ConfigError(format!("topic_defaults.durability: {e}")))?;
+        let config = TopicConfig {
+            partitions,
+            segment_bytes: defaults.segment_bytes,
+            retention_bytes: defaults.retention_bytes,
+            retention_ms: defaults.retention_ms,
+            durability,
+        };
+        config
+            .validate()
+            .map_err(|e| ConfigError(format!("topic_defaults: {e}")))?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let config = ServerConfig::default();
+        config.validate().unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, Path::new("./data"));
+    }
+
+    #[test]
+    fn toml_overrides_and_rejects_unknown_keys() {
+        let config: ServerConfig = toml::from_str(
+            "listen = \"127.0.0.1:0\"\n[limits]\nmax_connections = 3\n[topic_defaults]\ndurability = \"os\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.max_connections, 3);
+        assert_eq!(config.limits.max_frame_bytes, protocol::MAX_FRAME_BYTES);
+        config.validate().unwrap();
+        assert!(toml::from_str::<ServerConfig>("bogus = 1").is_err());
+        let bad: ServerConfig =
+            toml::from_str("[topic_defaults]\ndurability = \"sometimes\"\n").unwrap();
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,372 @@
+//! One client connection: decode frames, dispatch requests, send responses.
+//!
+//! The connection task owns the socket's read half and the connection's state
+//! (handshake, subscriptions). A writer task owns the write half and drains a bounded
+//! queue of outbound messages (responses and pushed deliveries). Requests that may
+//! wait (fetch long-polls, durable acknowledgements, group commits) run as their own
+//! tasks and answer through the queue, so one slow request never holds up the others;
+//! produces are appended inline, in arrival order, so pipelined batches to a partition
+//! land in the order they were sent.
+//!
+//! Memory per connection is bounded: frames by `max_frame_bytes`, requests in flight
+//! by `max_inflight_bytes_per_connection` (a semaphore of bytes, released when the
+//! answer is queued), outbound messages by `max_outbound_frames_per_connection`.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::codec::ProtocolCodec;
+use protocol::ops::handshake::HandshakeResponse;
+use protocol::ops::produce::AckLevel;
+use protocol::ops::{Empty, Request, Response};
+use protocol::{ErrorCode, ErrorResponse, Message};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::handlers;
+use crate::shutdown::Shutdown;
+use crate::subscription::Subscriptions;
+
+/// Bytes charged against the in-flight budget for a request without a batch.
+const BASE_REQUEST_BYTES: usize = 512;
+
+/// Where a request's answer goes, carrying its in-flight budget until it is sent.
+#[derive(Clone)]
+struct Reply {
+    outbound: mpsc::Sender<Message>,
+}
+
+impl Reply {
+    async fn send(
+        &self,
+        correlation_id: u32,
+        op: u16,
+        result: Result<Response, BrokerError>,
+        _permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let message = match result {
+            Ok(response) => Message::Response {
+                correlation_id,
+                response,
+            },
+            Err(error) => error_message(correlation_id, op, &error),
+        };
+        // A closed queue means the connection is going away; nothing to do.
+        let _ = self.outbound.send(message).await;
+    }
+}
+
+fn error_message(correlation_id: u32, op: u16, error: &BrokerError) -> Message {
+    Message::Error {
+        correlation_id,
+        op,
+        error: ErrorResponse {
+            code: error.code(),
+            message: error.to_string(),
+        },
+    }
+}
+
+fn request_bytes(request: &Request) -> usize {
+    match request {
+        Request::Produce(p) => BASE_REQUEST_BYTES + p.batch.len(),
+        _ => BASE_REQUEST_BYTES,
+    }
+}
+
+/// Serves one connection until the client leaves, a fatal protocol error, or shutdown.
+pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let peer = socket
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = socket.set_nodelay(true);
+    let _guard = broker.stats.connection_opened();
+    let limits = broker.config.limits.clone();
+    let (read_half, write_half) = socket.into_split();
+    let mut frames = FramedRead::new(
+        read_half,
+        ProtocolCodec::with_max_frame_bytes(limits.max_frame_bytes),
+    );
+    let (outbound, mut outbound_rx) =
+        mpsc::channel::<Message>(limits.max_outbound_frames_per_connection);
+    let writer = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(
+            write_half,
+            ProtocolCodec::with_max_frame_bytes(limits.max_frame_bytes),
+        );
+        while let Some(message) = outbound_rx.recv().await {
+            // Batch writes: feed everything queued, flush once.
+            if sink.feed(message).await.is_err() {
+                return;
+            }
+            while let Ok(message) = outbound_rx.try_recv() {
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+            }
+            if SinkExt::<Message>::flush(&mut sink).await.is_err() {
+                return;
+            }
+        }
+    });
+    let reply = Reply {
+        outbound: outbound.clone(),
+    };
+    let budget = Arc::new(Semaphore::new(limits.max_inflight_bytes_per_connection));
+    let mut client_name: Option<String> = None;
+    let mut subscriptions = Subscriptions::new(limits.max_subscriptions_per_connection);
+    tracing::debug!(%peer, "connection opened");
+
+    loop {
+        let next = tokio::select! {
+            next = frames.next() => next,
+            _ = shutdown.recv() => break,
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => {
+                // The stream is out of step (oversized or undersized length prefix):
+                // answer if the correlation id was readable, then close.
+                tracing::debug!(%peer, %error, "unreadable frame; closing");
+                if let protocol::codec::CodecError::Frame(frame_error) = &error {
+                    if let Some(answer) = frame_error.error_response() {
+                        let _ = outbound.send(answer).await;
+                    }
+                }
+                break;
+            }
+        };
+        let (correlation_id, request) = match Message::decode(frame) {
+            Ok(Message::Request {
+                correlation_id,
+                request,
+            }) => (correlation_id, request),
+            Ok(other) => {
+                tracing::debug!(%peer, "client sent a non-request frame; closing");
+                let error = ErrorResponse {
+                    code: ErrorCode::MalformedFrame,
+                    message: "clients may only send requests".into(),
+                };
+                let _ = outbound
+                    .send(Message::Error {
+                        correlation_id: other.correlation_id(),
+                        op: other.header().op,
+                        error,
+                    })
+                    .await;
+                break;
+            }
+            Err(error) => {
+                tracing::debug!(%peer, %error, "malformed frame");
+                if let Some(answer) = error.error_response() {
+                    let _ = outbound.send(answer).await;
+                }
+                // An unknown operation is answered and the connection goes on (newer
+                // clients may probe); anything else malformed closes it.
+                let unknown_op = matches!(
+                    &error,
+                    protocol::FrameError::Invalid {
+                        source: protocol::DecodeError::UnknownOperation { .. },
+                        ..
+                    }
+                );
+                if unknown_op {
+                    continue;
+                }
+                break;
+            }
+        };
+        let op = request.op_code().as_u16();
+
+        // The handshake comes first, once.
+        let Some(name) = client_name.as_deref() else {
+            match request {
+                Request::Handshake(hello) => match protocol::negotiate_version(&hello.versions) {
+                    Some(version) => {
+                        client_name = Some(hello.client_name.clone());
+                        let response = Response::Handshake(HandshakeResponse {
+                            version,
+                            server_name: format!("brokerd {}", env!("CARGO_PKG_VERSION")),
+                            max_frame_bytes: limits.max_frame_bytes as u32,
+                        });
+                        reply.send(correlation_id, op, Ok(response), None).await;
+                        continue;
+                    }
+                    None => {
+                        let message = format!(
+                            "none of the offered protocol versions {:?} is supported; this server speaks {:?}",
+                            hello.versions,
+                            protocol::SUPPORTED_VERSIONS
+                        );
+                        let error = ErrorResponse {
+                            code: ErrorCode::UnsupportedVersion,
+                            message,
+                        };
+                        let _ = outbound
+                            .send(Message::Error {
+                                correlation_id,
+                                op,
+                                error,
+                            })
+                            .await;
+                        break;
+                    }
+                },
+                _ => {
+                    let error = ErrorResponse {
+                        code: ErrorCode::HandshakeRequired,
+                        message: "send Handshake first".into(),
+                    };
+                    let _ = outbound
+                        .send(Message::Error {
+                            correlation_id,
+                            op,
+                            error,
+                        })
+                        .await;
+                    break;
+                }
+            }
+        };
+        let name = name.to_string();
+
+        let cost = request_bytes(&request).min(limits.max_inflight_bytes_per_connection) as u32;
+        let permit = tokio::select! {
+            permit = budget.clone().acquire_many_owned(cost) => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.recv() => break,
+        };
+
+        match request {
+            Request::Handshake(_) => {
+                let error = BrokerError::InvalidRequest(
+                    "the handshake was already done on this connection".into(),
+                );
+                reply
+                    .send(correlation_id, op, Err(error), Some(permit))
+                    .await;
+            }
+            Request::Produce(produce) => {
+                let batch = produce.batch.clone();
+                match produce.ack {
+                    AckLevel::None => {
+                        // Fire and forget: the answer carries no offset, only where the
+                        // batch went (or why it was refused).
+                        let result = handlers::produce::append(&broker, &produce, batch).map(
+                            |(partition, _)| {
+                                Response::Produce(protocol::ops::produce::ProduceResponse {
+                                    partition,
+                                    base_offset: None,
+                                })
+                            },
+                        );
+                        reply.send(correlation_id, op, result, Some(permit)).await;
+                    }
+                    ack => match handlers::produce::append(&broker, &produce, batch) {
+                        Err(error) => {
+                            reply
+                                .send(correlation_id, op, Err(error), Some(permit))
+                                .await
+                        }
+                        Ok((partition, appended)) => {
+                            let reply = reply.clone();
+                            let timeout_ms = produce.timeout_ms;
+                            tokio::spawn(async move {
+                                let result = handlers::produce::acknowledge(
+                                    appended, partition, ack, timeout_ms,
+                                )
+                                .await;
+                                reply
+                                    .send(
+                                        correlation_id,
+                                        op,
+                                        result.map(Response::Produce),
+                                        Some(permit),
+                                    )
+                                    .await;
+                            });
+                        }
+                    },
+                }
+            }
+            Request::Subscribe(subscribe) => {
+                let result = subscriptions
+                    .subscribe(&broker, subscribe, outbound.clone())
+                    .map(|subscription_id| {
+                        Response::Subscribe(protocol::ops::subscribe::SubscribeResponse {
+                            subscription_id,
+                        })
+                    });
+                reply.send(correlation_id, op, result, Some(permit)).await;
+            }
+            Request::Credit(credit) => {
+                let result = subscriptions
+                    .credit(credit.subscription_id, credit.messages, credit.bytes)
+                    .map(|()| Response::Credit(Empty));
+                reply.send(correlation_id, op, result, Some(permit)).await;
+            }
+            Request::Unsubscribe(unsubscribe) => {
+                let result = subscriptions
+                    .unsubscribe(unsubscribe.subscription_id)
+                    .map(|()| Response::Unsubscribe(Empty));
+                reply.send(correlation_id, op, result, Some(permit)).await;
+            }
+            other => {
+                let broker = broker.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let result = dispatch(&broker, other, &name).await;
+                    reply.send(correlation_id, op, result, Some(permit)).await;
+                });
+            }
+        }
+    }
+    // Stop reading; let in-flight requests finish and their answers go out.
+    drop(subscriptions);
+    drop(reply);
+    drop(outbound);
+    let _ = budget
+        .acquire_many(limits.max_inflight_bytes_per_connection as u32)
+        .await;
+    let _ = writer.await;
+    tracing::debug!(%peer, "connection closed");
+}
+
+/// Requests that run as their own task.
+async fn dispatch(
+    broker: &Arc<Broker>,
+    request: Request,
+    client_name: &str,
+) -> Result<Response, BrokerError> {
+    Ok(match request {
+        Request::CreateTopic(r) => handlers::admin::create_topic(broker, r).await.map(|()| Response::CreateTopic(Empty))?,
+        Request::DeleteTopic(r) => handlers::admin::delete_topic(broker, r).await.map(|()| Response::DeleteTopic(Empty))?,
+        Request::ListTopics(r) => Response::ListTopics(handlers::admin::list_topics(broker, r)),
+        Request::DescribeTopic(r) => Response::DescribeTopic(handlers::admin::describe_topic(broker, r)?),
+        Request::Fetch(r) => Response::Fetch(handlers::fetch::fetch(broker, r).await?),
+        Request::JoinGroup(r) => Response::JoinGroup(handlers::groups::join(broker, r, client_name).await?),
+        Request::Heartbeat(r) => Response::Heartbeat(handlers::groups::heartbeat(broker, r)?),
+        Request::LeaveGroup(r) => handlers::groups::leave(broker, r).map(|()| Response::LeaveGroup(Empty))?,
+        Request::CommitOffsets(r) => handlers::groups::commit(broker, r).await.map(|()| Response::CommitOffsets(Empty))?,
+        Request::FetchOffsets(r) => Response::FetchOffsets(handlers::groups::fetch_offsets(broker, r)?),
+        Request::ListGroups(Empty) => Response::ListGroups(handlers::groups::list(broker)),
+        Request::DescribeGroup(r) => Response::DescribeGroup(handlers::groups::describe(broker, r)?),
+        Request::ServerStats(Empty) => Response::ServerStats(handlers::stats::server_stats(broker)),
+        Request::TopicStats(r) => Response::TopicStats(handlers::stats::topic_stats(broker, r)?),
+        Request::Ack(_) | Request::Nack(_) | Request::ExtendDeadline(_) => {
+            return Err(BrokerError::InvalidRequest(
+                "per-message ack, nack and deadline extension need a queue-mode group, which this broker does not support yet".into(),
+            ))
+        }
+        Request::Handshake(_) | Request::Produce(_) | Request::Subscribe(_) | Request::Credit(_) | Request::Unsubscribe(_) => {
+            return Err(BrokerError::Internal("request routed to the wrong handler".into()))
+        }
+    })
+}

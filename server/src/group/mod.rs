@@ -1,0 +1,478 @@
+//! Consumer groups: membership, partition assignment, session timeouts, and committed
+//! offsets.
+//!
+//! A group belongs to one topic. Members join and heartbeat; every change of
+//! membership (join, leave, session expiry) starts a new generation with a fresh
+//! assignment in which each partition belongs to exactly one live member. Members
+//! learn their assignment from the JoinGroup answer and from every heartbeat; commits
+//! carrying an older generation are refused, so a member that lost a partition cannot
+//! overwrite the progress of the one that gained it.
+
+pub mod assign;
+pub mod offsets;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use protocol::ops::group::{
+    DescribeGroupResponse, GroupMode, GroupPartitionInfo, GroupStart, GroupSummary,
+    JoinGroupResponse, MemberInfo,
+};
+use tokio::sync::watch;
+
+use crate::config::GroupSettings;
+use crate::error::BrokerError;
+use crate::topics::TopicRegistry;
+use offsets::OffsetStore;
+
+/// How often expired sessions are looked for.
+pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+struct Member {
+    client_name: String,
+    session_timeout: Duration,
+    last_seen: Instant,
+    partitions: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Group {
+    topic: String,
+    mode: GroupMode,
+    generation: u32,
+    members: BTreeMap<String, Member>,
+    changed: watch::Sender<u32>,
+}
+
+impl Group {
+    fn rebalance(&mut self, partitions: u32) {
+        self.generation = self.generation.wrapping_add(1);
+        let assignment = assign::round_robin(self.members.len(), partitions);
+        for (member, partitions) in self.members.values_mut().zip(assignment) {
+            member.partitions = partitions;
+        }
+        self.changed.send_replace(self.generation);
+    }
+}
+
+/// A member's view of its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Current generation.
+    pub generation: u32,
+    /// Partitions this member owns in it.
+    pub partitions: Vec<u32>,
+}
+
+/// The group coordinator.
+#[derive(Debug)]
+pub struct Coordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    settings: GroupSettings,
+    registry: Arc<TopicRegistry>,
+    offsets: Arc<OffsetStore>,
+    next_member: AtomicU64,
+}
+
+/// What a member asks for when joining.
+#[derive(Debug, Clone)]
+pub struct JoinRequest<'a> {
+    /// Group name.
+    pub group: &'a str,
+    /// Topic.
+    pub topic: &'a str,
+    /// Existing member id, or empty.
+    pub member_id: &'a str,
+    /// Session timeout.
+    pub session_timeout_ms: u32,
+    /// Stream or queue.
+    pub mode: GroupMode,
+    /// Where to start partitions without a committed offset.
+    pub start: GroupStart,
+    /// From the connection's handshake.
+    pub client_name: &'a str,
+}
+
+impl Coordinator {
+    /// A coordinator over the given topics and offset store.
+    pub fn new(
+        settings: GroupSettings,
+        registry: Arc<TopicRegistry>,
+        offsets: Arc<OffsetStore>,
+    ) -> Coordinator {
+        Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            settings,
+            registry,
+            offsets,
+            next_member: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The offset store.
+    pub fn offsets(&self) -> &Arc<OffsetStore> {
+        &self.offsets
+    }
+
+    /// Adds a member (or refreshes an existing one) and rebalances.
+    pub async fn join(&self, request: JoinRequest<'_>) -> Result<JoinGroupResponse, BrokerError> {
+        if request.group.is_empty() || request.group.len() > 200 {
+            return Err(BrokerError::InvalidRequest(
+                "group names have 1 to 200 bytes".into(),
+            ));
+        }
+        if request.mode == GroupMode::Queue {
+            return Err(BrokerError::InvalidRequest(
+                "queue-mode groups (per-message acks, retries, dead letters) are not supported by this broker yet; join in stream mode".into(),
+            ));
+        }
+        let (min, max) = (
+            self.settings.min_session_timeout_ms,
+            self.settings.max_session_timeout_ms,
+        );
+        if !(min..=max).contains(&request.session_timeout_ms) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "session timeout {} ms is outside the allowed {min}..={max} ms",
+                request.session_timeout_ms
+            )));
+        }
+        let topic = self.registry.get(request.topic)?;
+        let partitions = topic.config.partitions;
+        if request.start == GroupStart::Latest {
+            // Pin "latest" now, so that it means the end at join time for every
+            // partition, whichever member ends up reading it.
+            let mut pins = Vec::new();
+            for p in &topic.partitions {
+                if self
+                    .offsets
+                    .get(request.group, request.topic, p.id)
+                    .is_none()
+                {
+                    pins.push((p.id, p.end_offset()));
+                }
+            }
+            self.offsets
+                .commit(request.group, request.topic, &pins)
+                .await?;
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(request.group.to_string())
+            .or_insert_with(|| Group {
+                topic: request.topic.to_string(),
+                mode: request.mode,
+                generation: 0,
+                members: BTreeMap::new(),
+                changed: watch::channel(0).0,
+            });
+        if group.topic != request.topic {
+            return Err(BrokerError::InvalidRequest(format!(
+                "group {:?} consumes topic {:?}, not {:?}",
+                request.group, group.topic, request.topic
+            )));
+        }
+        let member_id = if request.member_id.is_empty() {
+            if group.members.len() >= self.settings.max_members_per_group {
+                return Err(BrokerError::ResourceLimit(format!(
+                    "group {:?} already has {} members",
+                    request.group,
+                    group.members.len()
+                )));
+            }
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            format!(
+                "{}-{n}",
+                if request.client_name.is_empty() {
+                    "member"
+                } else {
+                    request.client_name
+                }
+            )
+        } else if group.members.contains_key(request.member_id) {
+            request.member_id.to_string()
+        } else {
+            return Err(BrokerError::UnknownMember {
+                group: request.group.into(),
+                member: request.member_id.into(),
+            });
+        };
+        let session_timeout = Duration::from_millis(u64::from(request.session_timeout_ms));
+        let is_new = !group.members.contains_key(&member_id);
+        let member = group
+            .members
+            .entry(member_id.clone())
+            .or_insert_with(|| Member {
+                client_name: request.client_name.to_string(),
+                session_timeout,
+                last_seen: Instant::now(),
+                partitions: Vec::new(),
+            });
+        member.last_seen = Instant::now();
+        member.session_timeout = session_timeout;
+        if is_new {
+            group.rebalance(partitions);
+        }
+        let partitions = group
+            .members
+            .get(&member_id)
+            .map(|m| m.partitions.clone())
+            .unwrap_or_default();
+        tracing::info!(group = request.group, member = %member_id, generation = group.generation, ?partitions, "member joined");
+        Ok(JoinGroupResponse {
+            member_id,
+            generation: group.generation,
+            partitions,
+        })
+    }
+
+    /// Records a heartbeat; returns the member's current assignment.
+    pub fn heartbeat(&self, group: &str, member_id: &str) -> Result<Assignment, BrokerError> {
+        let mut groups = self.lock();
+        let g = groups
+            .get_mut(group)
+            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+        let member = g
+            .members
+            .get_mut(member_id)
+            .ok_or_else(|| BrokerError::UnknownMember {
+                group: group.into(),
+                member: member_id.into(),
+            })?;
+        member.last_seen = Instant::now();
+        Ok(Assignment {
+            generation: g.generation,
+            partitions: member.partitions.clone(),
+        })
+    }
+
+    /// The member's current assignment, without counting as a heartbeat.
+    pub fn assignment(&self, group: &str, member_id: &str) -> Result<Assignment, BrokerError> {
+        let groups = self.lock();
+        let g = groups
+            .get(group)
+            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+        let member = g
+            .members
+            .get(member_id)
+            .ok_or_else(|| BrokerError::UnknownMember {
+                group: group.into(),
+                member: member_id.into(),
+            })?;
+        Ok(Assignment {
+            generation: g.generation,
+            partitions: member.partitions.clone(),
+        })
+    }
+
+    /// A receiver that changes with the group's generation.
+    pub fn watch(&self, group: &str) -> Result<watch::Receiver<u32>, BrokerError> {
+        let groups = self.lock();
+        let g = groups
+            .get(group)
+            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+        Ok(g.changed.subscribe())
+    }
+
+    /// Removes a member and rebalances.
+    pub fn leave(&self, group: &str, member_id: &str) -> Result<(), BrokerError> {
+        let mut groups = self.lock();
+        let g = groups
+            .get_mut(group)
+            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+        if g.members.remove(member_id).is_none() {
+            return Err(BrokerError::UnknownMember {
+                group: group.into(),
+                member: member_id.into(),
+            });
+        }
+        let partitions = self
+            .registry
+            .get(&g.topic)
+            .map_or(0, |t| t.config.partitions);
+        g.rebalance(partitions);
+        tracing::info!(
+            group,
+            member = member_id,
+            generation = g.generation,
+            "member left"
+        );
+        Ok(())
+    }
+
+    /// Removes members whose session expired and rebalances their groups. Returns how
+    /// many were removed.
+    pub fn expire_sessions(&self, now: Instant) -> usize {
+        let mut removed = 0;
+        let mut groups = self.lock();
+        for (name, group) in groups.iter_mut() {
+            let before = group.members.len();
+            group.members.retain(|id, m| {
+                let alive = now.saturating_duration_since(m.last_seen) < m.session_timeout;
+                if !alive {
+                    tracing::info!(group = %name, member = %id, "session expired");
+                }
+                alive
+            });
+            if group.members.len() != before {
+                removed += before - group.members.len();
+                let partitions = self
+                    .registry
+                    .get(&group.topic)
+                    .map_or(0, |t| t.config.partitions);
+                group.rebalance(partitions);
+            }
+        }
+        removed
+    }
+
+    /// Commits offsets for a member of the current generation that owns the partitions.
+    pub async fn commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u32,
+        topic: &str,
+        offsets: &[(u32, u64)],
+    ) -> Result<(), BrokerError> {
+        {
+            let mut groups = self.lock();
+            let g = groups
+                .get_mut(group)
+                .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+            if g.topic != topic {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "group {group:?} consumes {:?}, not {topic:?}",
+                    g.topic
+                )));
+            }
+            let current = g.generation;
+            let member =
+                g.members
+                    .get_mut(member_id)
+                    .ok_or_else(|| BrokerError::UnknownMember {
+                        group: group.into(),
+                        member: member_id.into(),
+                    })?;
+            if generation != current {
+                return Err(BrokerError::StaleGeneration {
+                    given: generation,
+                    current,
+                });
+            }
+            if let Some((p, _)) = offsets.iter().find(|(p, _)| !member.partitions.contains(p)) {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "partition {p} is not assigned to member {member_id:?} in generation {current}"
+                )));
+            }
+            member.last_seen = Instant::now();
+        }
+        self.offsets.commit(group, topic, offsets).await
+    }
+
+    /// Summaries of live groups and of groups that only have committed offsets.
+    pub fn list(&self) -> Vec<GroupSummary> {
+        let groups = self.lock();
+        let mut out: Vec<GroupSummary> = groups
+            .iter()
+            .map(|(name, g)| GroupSummary {
+                group: name.clone(),
+                topic: g.topic.clone(),
+                mode: g.mode,
+                members: g.members.len() as u32,
+                generation: g.generation,
+            })
+            .collect();
+        for (group, topic) in self.offsets.groups() {
+            if !groups.contains_key(&group) {
+                out.push(GroupSummary {
+                    group,
+                    topic,
+                    mode: GroupMode::Stream,
+                    members: 0,
+                    generation: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.group.cmp(&b.group));
+        out
+    }
+
+    /// Members, assignments, committed offsets and lag.
+    pub fn describe(&self, group: &str) -> Result<DescribeGroupResponse, BrokerError> {
+        let (topic, mode, generation, members) = {
+            let groups = self.lock();
+            match groups.get(group) {
+                Some(g) => (
+                    g.topic.clone(),
+                    g.mode,
+                    g.generation,
+                    g.members
+                        .iter()
+                        .map(|(id, m)| MemberInfo {
+                            member_id: id.clone(),
+                            client_name: m.client_name.clone(),
+                            session_timeout_ms: m.session_timeout.as_millis() as u32,
+                            partitions: m.partitions.clone(),
+                        })
+                        .collect(),
+                ),
+                None => {
+                    let topic = self
+                        .offsets
+                        .groups()
+                        .into_iter()
+                        .find(|(g, _)| g == group)
+                        .map(|(_, t)| t)
+                        .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+                    (topic, GroupMode::Stream, 0, Vec::new())
+                }
+            }
+        };
+        let topic_handle = self.registry.get(&topic)?;
+        let partitions = topic_handle
+            .partitions
+            .iter()
+            .map(|p| {
+                let committed = self.offsets.get(group, &topic, p.id);
+                let end = p.end_offset();
+                let lag = end.saturating_sub(committed.unwrap_or(p.start_offset()));
+                GroupPartitionInfo {
+                    partition: p.id,
+                    committed_offset: committed,
+                    end_offset: end,
+                    lag,
+                    queue: None,
+                }
+            })
+            .collect();
+        Ok(DescribeGroupResponse {
+            group: group.into(),
+            topic,
+            mode,
+            generation,
+            members,
+            partitions,
+        })
+    }
+}
+
+/// Runs [`Coordinator::expire_sessions`] until `shutdown` fires.
+pub async fn run_session_reaper(
+    coordinator: Arc<Coordinator>,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    let mut tick = tokio::time::interval(SESSION_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { coordinator.expire_sessions(Instant::now()); }
+            _ = shutdown.recv() => return,
+        }
+    }
+}

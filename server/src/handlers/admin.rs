@@ -1,0 +1,87 @@
+//! Topic administration: create, delete, list, describe.
+
+use std::sync::Arc;
+
+use protocol::ops::topic::{
+    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, DescribeTopicResponse,
+    ListTopicsRequest, ListTopicsResponse, PartitionInfo, TopicSummary,
+};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+
+/// Creates a topic with the server's defaults overridden by the request's config.
+pub async fn create_topic(
+    broker: &Arc<Broker>,
+    request: CreateTopicRequest,
+) -> Result<(), BrokerError> {
+    let mut config = broker
+        .config
+        .default_topic_config(request.partitions.max(1))
+        .map_err(|e| BrokerError::Internal(e.to_string()))?;
+    config.partitions = request.partitions;
+    config.apply(&request.config)?;
+    let broker = broker.clone();
+    let name = request.name;
+    blocking(move || broker.topics.create(&name, config, false).map(|_| ())).await
+}
+
+/// Deletes a topic and its data.
+pub async fn delete_topic(
+    broker: &Arc<Broker>,
+    request: DeleteTopicRequest,
+) -> Result<(), BrokerError> {
+    let broker = broker.clone();
+    blocking(move || broker.topics.delete(&request.name)).await
+}
+
+/// Lists topics, internal ones only when asked.
+pub fn list_topics(broker: &Broker, request: ListTopicsRequest) -> ListTopicsResponse {
+    let topics = broker
+        .topics
+        .list()
+        .into_iter()
+        .filter(|t| request.include_internal || !t.internal)
+        .map(|t| TopicSummary {
+            name: t.name.clone(),
+            partitions: t.config.partitions,
+            messages: t.messages(),
+            size_bytes: t.size_bytes(),
+            internal: t.internal,
+        })
+        .collect();
+    ListTopicsResponse { topics }
+}
+
+/// Config and per-partition offsets and sizes.
+pub fn describe_topic(
+    broker: &Broker,
+    request: DescribeTopicRequest,
+) -> Result<DescribeTopicResponse, BrokerError> {
+    let topic = broker.topics.get(&request.name)?;
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| PartitionInfo {
+            partition: p.id,
+            start_offset: p.start_offset(),
+            end_offset: p.end_offset(),
+            size_bytes: p.size_bytes(),
+        })
+        .collect();
+    Ok(DescribeTopicResponse {
+        name: topic.name.clone(),
+        internal: topic.internal,
+        config: topic.config.entries(),
+        partitions,
+    })
+}
+
+/// Runs blocking file-system work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BrokerError> + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BrokerError::Internal(format!("blocking task failed: {e}")))?
+}

@@ -1,0 +1,108 @@
+//! Consumer group requests.
+
+use protocol::ops::group::{
+    DescribeGroupRequest, DescribeGroupResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse,
+};
+use protocol::ops::offsets::{
+    CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse,
+};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group::JoinRequest;
+
+/// Joins (or rejoins) a group.
+pub async fn join(
+    broker: &Broker,
+    request: JoinGroupRequest,
+    client_name: &str,
+) -> Result<JoinGroupResponse, BrokerError> {
+    broker
+        .groups
+        .join(JoinRequest {
+            group: &request.group,
+            topic: &request.topic,
+            member_id: &request.member_id,
+            session_timeout_ms: request.session_timeout_ms,
+            mode: request.mode,
+            start: request.start,
+            client_name,
+        })
+        .await
+}
+
+/// Keeps a membership alive; reports the current assignment.
+pub fn heartbeat(
+    broker: &Broker,
+    request: HeartbeatRequest,
+) -> Result<HeartbeatResponse, BrokerError> {
+    let assignment = broker
+        .groups
+        .heartbeat(&request.group, &request.member_id)?;
+    Ok(HeartbeatResponse {
+        generation: assignment.generation,
+        partitions: assignment.partitions,
+    })
+}
+
+/// Leaves a group.
+pub fn leave(broker: &Broker, request: LeaveGroupRequest) -> Result<(), BrokerError> {
+    broker.groups.leave(&request.group, &request.member_id)
+}
+
+/// Commits offsets durably.
+pub async fn commit(broker: &Broker, request: CommitOffsetsRequest) -> Result<(), BrokerError> {
+    let offsets: Vec<(u32, u64)> = request
+        .offsets
+        .iter()
+        .map(|o| (o.partition, o.offset))
+        .collect();
+    let topic = broker.topics.get(&request.topic)?;
+    for (partition, _) in &offsets {
+        topic.partition(*partition)?;
+    }
+    broker
+        .groups
+        .commit(
+            &request.group,
+            &request.member_id,
+            request.generation,
+            &request.topic,
+            &offsets,
+        )
+        .await
+}
+
+/// Committed offsets of every partition of the topic.
+pub fn fetch_offsets(
+    broker: &Broker,
+    request: FetchOffsetsRequest,
+) -> Result<FetchOffsetsResponse, BrokerError> {
+    let topic = broker.topics.get(&request.topic)?;
+    let store = broker.groups.offsets();
+    let offsets = topic
+        .partitions
+        .iter()
+        .map(|p| CommittedOffset {
+            partition: p.id,
+            offset: store.get(&request.group, &request.topic, p.id),
+        })
+        .collect();
+    Ok(FetchOffsetsResponse { offsets })
+}
+
+/// All groups.
+pub fn list(broker: &Broker) -> ListGroupsResponse {
+    ListGroupsResponse {
+        groups: broker.groups.list(),
+    }
+}
+
+/// One group in detail.
+pub fn describe(
+    broker: &Broker,
+    request: DescribeGroupRequest,
+) -> Result<DescribeGroupResponse, BrokerError> {
+    broker.groups.describe(&request.group)
+}

@@ -1,0 +1,87 @@
+//! Produce: route a batch to a partition, append it, acknowledge at the asked level.
+//!
+//! The append itself runs inline on the connection task, in the order requests
+//! arrived, so pipelined produces from one connection land in order. Only waiting for
+//! durability is asynchronous.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use protocol::batch::BatchHeader;
+use protocol::ops::produce::{AckLevel, ProduceRequest, ProduceResponse};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::partition::Partition;
+use crate::routing;
+
+/// An append that happened and may still need to become durable.
+#[derive(Debug)]
+pub struct Appended {
+    /// Where it went.
+    pub partition: Arc<Partition>,
+    /// Its first offset.
+    pub base_offset: u64,
+    /// Its end offset.
+    pub next_offset: u64,
+}
+
+/// Turns the request's batch into a mutable buffer without copying when the frame's
+/// memory is not shared (the usual case once the frame has been decoded).
+fn into_mut(batch: Bytes) -> BytesMut {
+    match batch.try_into_mut() {
+        Ok(batch) => batch,
+        Err(shared) => BytesMut::from(&shared[..]),
+    }
+}
+
+/// Routes and appends. Returns the partition number and the append, or the error.
+pub fn append(
+    broker: &Broker,
+    request: &ProduceRequest,
+    batch: Bytes,
+) -> Result<(u32, Appended), BrokerError> {
+    let topic = broker.topics.get(&request.topic)?;
+    if topic.internal {
+        return Err(BrokerError::InvalidRequest(format!(
+            "{:?} is an internal topic; clients cannot produce to it",
+            topic.name
+        )));
+    }
+    let partition_id = routing::select(&topic, &request.partition)?;
+    let partition = topic.partition(partition_id)?.clone();
+    let records = BatchHeader::parse(&batch)
+        .map(|h| h.record_count)
+        .unwrap_or(0);
+    let mut batch = into_mut(batch);
+    let info = partition.append(&mut batch, records)?;
+    Ok((
+        partition_id,
+        Appended {
+            partition,
+            base_offset: info.base_offset,
+            next_offset: info.next_offset,
+        },
+    ))
+}
+
+/// Completes a produce at its acknowledgement level.
+pub async fn acknowledge(
+    appended: Appended,
+    partition: u32,
+    ack: AckLevel,
+    timeout_ms: u32,
+) -> Result<ProduceResponse, BrokerError> {
+    if ack == AckLevel::Durable {
+        let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+        appended
+            .partition
+            .wait_durable(appended.next_offset, timeout)
+            .await?;
+    }
+    Ok(ProduceResponse {
+        partition,
+        base_offset: Some(appended.base_offset),
+    })
+}

@@ -1,0 +1,169 @@
+//! `brokerd`: the broker server.
+//!
+//! This crate is where the network meets the disk. It owns the TCP listener and one
+//! task per connection ([`connection`]), the topic registry and each partition's
+//! single writer ([`topics`], [`partition`]), consumer groups and committed offsets
+//! ([`group`]), push subscriptions ([`subscription`]), statistics and graceful
+//! shutdown. Wire encoding lives in `protocol` and the log in `storage`; this crate
+//! never parses bytes itself and never writes a file format of its own beyond a
+//! topic's `topic.toml`.
+//!
+//! It must never panic on client input, never hold a lock across `.await`, and never
+//! let one connection make it buffer without bound (see [`config::Limits`]).
+
+#![warn(missing_docs)]
+
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod group;
+pub mod handlers;
+pub mod partition;
+pub mod routing;
+pub mod shutdown;
+pub mod stats;
+pub mod subscription;
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{ErrorCode, ErrorResponse, Message};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::config::ServerConfig;
+use crate::shutdown::{Shutdown, ShutdownSignal};
+
+/// How often retention limits are enforced.
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How long shutdown waits for connections to finish their in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Opens the data directory and binds the listener. Separate from [`serve`] so that
+/// the caller can print the bound address before serving.
+pub async fn bind(config: ServerConfig) -> anyhow::Result<(Arc<Broker>, TcpListener)> {
+    config.validate()?;
+    let listen = config.listen;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    Ok((Arc::new(broker), listener))
+}
+
+/// Serves until `shutdown` fires, then stops accepting, lets connections finish,
+/// and closes every log cleanly.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    signal: Arc<ShutdownSignal>,
+) -> anyhow::Result<()> {
+    let mut background = JoinSet::new();
+    background.spawn(group::run_session_reaper(
+        broker.groups.clone(),
+        signal.subscribe(),
+    ));
+    background.spawn(stats::run_sampler(
+        broker.stats.clone(),
+        broker.topics.clone(),
+        signal.subscribe(),
+    ));
+    background.spawn(run_retention(broker.clone(), signal.subscribe()));
+
+    let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+    let mut connections = JoinSet::new();
+    let mut shutdown = signal.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.recv() => break,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        while connections.try_join_next().is_some() {}
+        match connections_allowed.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let broker = broker.clone();
+                let shutdown = signal.subscribe();
+                connections.spawn(async move {
+                    connection::serve(socket, broker, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "refusing connection: too many open");
+                tokio::spawn(refuse(socket));
+            }
+        }
+    }
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    drop(listener);
+    signal.trigger();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections still busy after {SHUTDOWN_GRACE:?}; closing anyway");
+        connections.abort_all();
+    }
+    background.abort_all();
+    let topics = broker.topics.clone();
+    tokio::task::spawn_blocking(move || topics.close_all()).await?;
+    tracing::info!("all logs synced and closed cleanly");
+    Ok(())
+}
+
+/// Tells a connection over the limit why it is being closed.
+async fn refuse(socket: tokio::net::TcpStream) {
+    use futures_util::SinkExt;
+    let mut sink =
+        tokio_util::codec::FramedWrite::new(socket, protocol::codec::ProtocolCodec::new());
+    let error = ErrorResponse {
+        code: ErrorCode::TooManyConnections,
+        message: "the broker has too many connections; retry later".into(),
+    };
+    let _ = sink
+        .send(Message::Error {
+            correlation_id: 0,
+            op: protocol::OpCode::Handshake.as_u16(),
+            error,
+        })
+        .await;
+}
+
+async fn run_retention(broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(RETENTION_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.recv() => return,
+        }
+        let topics = broker.topics.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for topic in topics.list() {
+                for partition in &topic.partitions {
+                    match partition.enforce_retention() {
+                        Ok(outcome) if !outcome.deleted_segments.is_empty() => {
+                            tracing::info!(topic = %topic.name, partition = partition.id, deleted = ?outcome.deleted_segments, "retention deleted segments");
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(topic = %topic.name, partition = partition.id, %error, "retention failed"),
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,91 @@
+//! `brokerd`: starts the broker. See `docs/operations.md`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use server::config::{LogFormat, ServerConfig};
+use server::shutdown::ShutdownSignal;
+
+/// The broker daemon. With no arguments: data in ./data, listening on 127.0.0.1:7171.
+#[derive(Debug, Parser)]
+#[command(name = "brokerd", version, about)]
+struct Args {
+    /// Address to listen on; port 0 lets the OS pick (the first line printed names it).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let (broker, listener) = server::bind(config).await?;
+    let address = listener.local_addr()?;
+    {
+        // The first line on stdout, for scripts and tests that start brokerd on port 0.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {address}")?;
+        stdout.flush()?;
+    }
+    tracing::info!(%address, data_dir = %broker.config.data_dir.display(), "brokerd started");
+    let signal = Arc::new(ShutdownSignal::new());
+    let serving = tokio::spawn(server::serve(broker, listener, signal.clone()));
+    wait_for_signal().await?;
+    tracing::info!("signal received; shutting down gracefully");
+    signal.trigger();
+    serving.await??;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

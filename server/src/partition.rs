@@ -1,0 +1,183 @@
+//! One partition: the single writer of its log, and the handles readers wait on.
+//!
+//! Appends take a short, partition-local lock around a synchronous `Log::append`
+//! (a `pwrite` into the page cache; never an `.await` while held), so the log has
+//! exactly one writer at a time and partitions never contend with each other.
+//! Everything that waits (for durability, for new data) waits on `watch` channels
+//! outside the lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use storage::{AppendInfo, Durability, Log, LogReader, ReadChunk, RetentionOutcome};
+use tokio::sync::watch;
+
+use crate::error::BrokerError;
+
+/// A partition of a topic.
+#[derive(Debug)]
+pub struct Partition {
+    /// Partition number within its topic.
+    pub id: u32,
+    log: Mutex<Option<Log>>,
+    reader: LogReader,
+    end: watch::Sender<u64>,
+    durability: Durability,
+    messages_total: AtomicU64,
+    bytes_total: AtomicU64,
+}
+
+fn lock(log: &Mutex<Option<Log>>) -> MutexGuard<'_, Option<Log>> {
+    // A panic inside append leaves the log as consistent as any crash would.
+    log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Partition {
+    /// Wraps an opened log.
+    pub fn new(id: u32, log: Log) -> Partition {
+        let reader = log.reader();
+        let durability = log.config().durability;
+        let (end, _) = watch::channel(reader.end_offset());
+        Partition {
+            id,
+            log: Mutex::new(Some(log)),
+            reader,
+            end,
+            durability,
+            messages_total: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Appends a batch (already decoded and CRC-checked by the protocol layer; the log
+    /// checks it again before storing). Wakes long-polling readers.
+    pub fn append(&self, batch: &mut [u8], records: u32) -> Result<AppendInfo, BrokerError> {
+        let info = {
+            let mut guard = lock(&self.log);
+            let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+            log.append(batch)?
+        };
+        self.messages_total
+            .fetch_add(u64::from(records), Ordering::Relaxed);
+        self.bytes_total
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.end.send_replace(info.next_offset);
+        Ok(info)
+    }
+
+    /// Waits until `offset` is durable. Under `os` durability nothing is ever synced
+    /// explicitly, so `durable` acknowledgements are given on append (documented).
+    pub async fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<(), BrokerError> {
+        if self.durability == Durability::Os {
+            return Ok(());
+        }
+        let mut watch = self.reader.durable_watch();
+        let outcome = tokio::time::timeout(timeout, async {
+            watch
+                .wait_for(|mark| mark.offset >= offset || mark.failed)
+                .await
+                .map(|mark| *mark)
+        })
+        .await;
+        match outcome {
+            Err(_) => Err(BrokerError::Timeout(
+                "waiting for the append to become durable".into(),
+            )),
+            Ok(Err(_)) => Err(BrokerError::NotDurable("the log was closed".into())),
+            Ok(Ok(mark)) if mark.offset >= offset => Ok(()),
+            Ok(Ok(_)) => Err(BrokerError::NotDurable(
+                self.reader
+                    .failure()
+                    .unwrap_or_else(|| "the log failed".into()),
+            )),
+        }
+    }
+
+    /// Reads whole batches from `offset`, zero-copy. Consumers only ever see data that
+    /// is as durable as the topic promises: with `always` and `interval` durability,
+    /// only batches below the durable watermark, so nothing a consumer saw can vanish
+    /// in a crash.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadChunk, BrokerError> {
+        if self.durability == Durability::Os {
+            Ok(self.reader.read(offset, max_bytes)?)
+        } else {
+            Ok(self.reader.read_durable(offset, max_bytes)?)
+        }
+    }
+
+    /// End of what [`read`](Self::read) can return.
+    pub fn visible_end(&self) -> u64 {
+        if self.durability == Durability::Os {
+            self.reader.end_offset()
+        } else {
+            self.reader.durable_offset()
+        }
+    }
+
+    /// Waits until data at or after `offset` becomes readable, or `timeout` passes.
+    pub async fn wait_for_data(&self, offset: u64, timeout: Duration) {
+        if self.durability == Durability::Os {
+            let mut end = self.end.subscribe();
+            let _ = tokio::time::timeout(timeout, end.wait_for(|end| *end > offset)).await;
+        } else {
+            let mut durable = self.reader.durable_watch();
+            let _ =
+                tokio::time::timeout(timeout, durable.wait_for(|m| m.offset > offset || m.failed))
+                    .await;
+        }
+    }
+
+    /// A receiver of the log's end offset.
+    pub fn end_watch(&self) -> watch::Receiver<u64> {
+        self.end.subscribe()
+    }
+
+    /// First offset held.
+    pub fn start_offset(&self) -> u64 {
+        self.reader.start_offset()
+    }
+
+    /// Offset the next append gets.
+    pub fn end_offset(&self) -> u64 {
+        self.reader.end_offset()
+    }
+
+    /// Batch bytes held.
+    pub fn size_bytes(&self) -> u64 {
+        self.reader.size_bytes()
+    }
+
+    /// Records and bytes appended since the broker started.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.messages_total.load(Ordering::Relaxed),
+            self.bytes_total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Deletes segments beyond the retention limits (blocking I/O).
+    pub fn enforce_retention(&self) -> Result<RetentionOutcome, BrokerError> {
+        let mut guard = lock(&self.log);
+        let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+        Ok(log.enforce_retention()?)
+    }
+
+    /// Makes `offset` the first offset (blocking I/O).
+    pub fn truncate_before(&self, offset: u64) -> Result<(), BrokerError> {
+        let mut guard = lock(&self.log);
+        let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+        log.truncate_before(offset)?;
+        Ok(())
+    }
+
+    /// Syncs and closes the log cleanly (blocking I/O). Later appends fail with
+    /// `ShuttingDown`.
+    pub fn close(&self) -> Result<(), BrokerError> {
+        let log = lock(&self.log).take();
+        match log {
+            Some(log) => Ok(log.close()?),
+            None => Ok(()),
+        }
+    }
+}

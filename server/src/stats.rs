@@ -1,0 +1,126 @@
+//! Server counters and per-topic rates.
+//!
+//! Partitions count records and bytes as they append; a sampler task turns the
+//! counters into per-second rates once a second.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use protocol::ops::stats::Counters;
+
+use crate::shutdown::Shutdown;
+use crate::topics::TopicRegistry;
+
+/// How often rates are recomputed.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Server-wide statistics.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    connections: AtomicU64,
+    /// (topic, partition) -> (messages/s, bytes/s) over the last interval.
+    rates: Mutex<HashMap<(String, u32), (u64, u64)>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            connections: AtomicU64::new(0),
+            rates: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Stats {
+    /// Milliseconds since start.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed) as u32
+    }
+
+    /// Counts a connection until the guard drops.
+    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Counters of one partition.
+    pub fn partition_counters(&self, topic: &str, partition: u32, totals: (u64, u64)) -> Counters {
+        let rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let (messages_per_sec, bytes_per_sec) = rates
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or((0, 0));
+        Counters {
+            messages_total: totals.0,
+            bytes_total: totals.1,
+            messages_per_sec,
+            bytes_per_sec,
+        }
+    }
+}
+
+/// Decrements the connection count when dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<Stats>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sums partition counters.
+pub fn sum(counters: impl IntoIterator<Item = Counters>) -> Counters {
+    counters.into_iter().fold(
+        Counters {
+            messages_total: 0,
+            bytes_total: 0,
+            messages_per_sec: 0,
+            bytes_per_sec: 0,
+        },
+        |a, b| Counters {
+            messages_total: a.messages_total + b.messages_total,
+            bytes_total: a.bytes_total + b.bytes_total,
+            messages_per_sec: a.messages_per_sec + b.messages_per_sec,
+            bytes_per_sec: a.bytes_per_sec + b.bytes_per_sec,
+        },
+    )
+}
+
+/// Recomputes rates every [`SAMPLE_INTERVAL`] until shutdown.
+pub async fn run_sampler(stats: Arc<Stats>, topics: Arc<TopicRegistry>, mut shutdown: Shutdown) {
+    let mut previous: HashMap<(String, u32), (u64, u64)> = HashMap::new();
+    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.recv() => return,
+        }
+        let elapsed = last.elapsed().as_secs_f64().max(0.001);
+        last = Instant::now();
+        let mut rates = HashMap::new();
+        let mut current = HashMap::new();
+        for topic in topics.list() {
+            for partition in &topic.partitions {
+                let key = (topic.name.clone(), partition.id);
+                let now = partition.counters();
+                let before = previous.get(&key).copied().unwrap_or(now);
+                let rate = |a: u64, b: u64| (a.saturating_sub(b) as f64 / elapsed).round() as u64;
+                rates.insert(key.clone(), (rate(now.0, before.0), rate(now.1, before.1)));
+                current.insert(key, now);
+            }
+        }
+        previous = current;
+        *stats.rates.lock().unwrap_or_else(|p| p.into_inner()) = rates;
+    }
+}
