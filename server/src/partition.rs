@@ -52,7 +52,7 @@ impl Partition {
 
     /// Appends a batch (already decoded and CRC-checked by the protocol layer; the log
     /// checks it again before storing). Wakes long-polling readers.
-    pub fn append(&self, batch: &mut [u8], records: u32) -> Result<AppendInfo, BrokerError> {
+    pub fn append(&self, batch: &[u8], records: u32) -> Result<AppendInfo, BrokerError> {
         let info = {
             let mut guard = lock(&self.log);
             let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;

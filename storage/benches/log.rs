@@ -56,13 +56,13 @@ fn trim(log: &mut Log) {
 fn append_os(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_os");
     for records in [1usize, 64, 100, 1000] {
-        let mut bytes = batch(records);
+        let bytes = batch(records);
         let dir = bench_dir();
         let mut log = Log::open(dir.path(), config(Durability::Os)).unwrap();
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(format!("{records}x1KiB"), |b| {
             b.iter(|| {
-                log.append(black_box(&mut bytes)).unwrap();
+                log.append(black_box(&bytes)).unwrap();
                 trim(&mut log);
             })
         });
@@ -83,12 +83,12 @@ fn append_always_with(writers: usize, records: usize, iters: u64, dir: &Path) ->
         .map(|_| {
             let log = log.clone();
             let reader = reader.clone();
-            let mut bytes = batch(records);
+            let bytes = batch(records);
             std::thread::spawn(move || {
                 for _ in 0..per_writer {
                     let info = {
                         let mut log = log.lock().unwrap();
-                        let info = log.append(&mut bytes).unwrap();
+                        let info = log.append(&bytes).unwrap();
                         trim(&mut log);
                         info
                     };
@@ -138,10 +138,10 @@ fn read_sealed(c: &mut Criterion) {
         },
     )
     .unwrap();
-    let mut bytes = batch(64);
+    let bytes = batch(64);
     let total_mib = 512;
     while log.size_bytes() < total_mib * 1024 * 1024 {
-        log.append(&mut bytes).unwrap();
+        log.append(&bytes).unwrap();
     }
     let reader = log.reader();
     let end = reader.end_offset();
@@ -172,9 +172,9 @@ fn fill(dir: &Path, mib: u64) {
         },
     )
     .unwrap();
-    let mut bytes = batch(64);
+    let bytes = batch(64);
     while log.size_bytes() < mib * 1024 * 1024 {
-        log.append(&mut bytes).unwrap();
+        log.append(&bytes).unwrap();
     }
     log.close().unwrap();
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use protocol::batch::{set_base_offset, BatchView};
+use protocol::batch::BatchView;
 use tokio::sync::watch;
 
 use crate::config::{Clock, Durability, LogConfig, SystemClock};
@@ -105,8 +105,7 @@ pub struct LogReader {
 ///
 /// let mut builder = BatchBuilder::new();
 /// builder.push(1_700_000_000_000, None, Some(b"hello"), &[])?;
-/// let mut batch = builder.finish().to_vec();
-/// let appended = log.append(&mut batch)?;
+/// let appended = log.append(&builder.finish())?;
 /// log.wait_durable(appended.next_offset, std::time::Duration::from_secs(5))?;
 ///
 /// let chunk = log.reader().read(0, 1 << 20)?;
@@ -313,14 +312,15 @@ impl Log {
         &self.config
     }
 
-    /// Appends one batch. The batch is validated (header, CRC, every record), gets its
-    /// base offset written into its header, and is stored byte for byte. On return it
-    /// is visible to readers; it is durable once [`durable_offset`](LogReader::durable_offset)
+    /// Appends one batch. The batch is validated (header, CRC, every record) and stored
+    /// byte for byte, except that the log's offset goes into its `base_offset` field
+    /// (written from a separate 8-byte buffer with one vectored write, so the caller's
+    /// bytes are never copied or modified). On return it is visible to readers; it is durable once [`durable_offset`](LogReader::durable_offset)
     /// reaches `next_offset` (see [`wait_durable`](Self::wait_durable)).
     ///
     /// A full disk gives [`Error::NoSpace`] with nothing written; any other write error
     /// fails the log.
-    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo> {
+    pub fn append(&mut self, batch: &[u8]) -> Result<AppendInfo> {
         self.shared.durable.check_failed()?;
         if batch.len() > self.config.max_batch_bytes {
             return Err(Error::BatchTooLarge {
@@ -340,11 +340,11 @@ impl Log {
         let base_offset = self.shared.next_offset.load(Ordering::Relaxed);
         let position = segment.end_position();
         debug_assert_eq!(base_offset, segment.next_offset());
-        set_base_offset(batch, base_offset);
         self.reserve(position + len)?;
+        let base = base_offset.to_le_bytes();
         let written = segment
             .file
-            .write_all_at(batch, position)
+            .write_vectored_all_at(&[&base, &batch[base.len()..]], position)
             .map_err(|e| Error::io("appending to", &segment.path, e));
         if let Err(error) = written {
             if !matches!(error, Error::NoSpace { .. }) {

@@ -353,6 +353,11 @@ impl VfsFile for SimFile {
         }
     }
 
+    fn write_vectored_all_at(&self, bufs: &[&[u8]], position: u64) -> io::Result<()> {
+        // One pwritev is one operation for fault injection and tearing.
+        self.write_all_at(&bufs.concat(), position)
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         let mut state = lock(&self.state);
         let n = state.syncs;

@@ -29,7 +29,7 @@ fn crashed_log(dir: &Path) -> (Vec<(u64, Vec<u8>)>, Vec<u64>) {
     let mut positions = Vec::new();
     for tag in 0..SYNCED + UNSYNCED {
         let original = batch(tag, 1 + (tag % 3) as u32, 30 + tag as usize * 7, 1000);
-        let info = log.append(&mut original.clone()).unwrap();
+        let info = log.append(&original.clone()).unwrap();
         batches.push((info.base_offset, stored(original, info.base_offset)));
         positions.push(info.position);
         if tag + 1 == SYNCED {
@@ -83,7 +83,7 @@ fn a_tail_cut_at_any_byte_reopens_to_the_longest_whole_prefix() {
         assert_eq!(got, batches[..whole], "cut at {cut}");
         // And the log keeps working after the cut.
         let mut log = Log::open(dir.path(), config()).unwrap();
-        let info = log.append(&mut batch(99, 1, 5, 0)).unwrap();
+        let info = log.append(&batch(99, 1, 5, 0)).unwrap();
         assert_eq!(
             info.base_offset,
             batches
@@ -181,7 +181,7 @@ fn rot_in_the_middle_of_a_sealed_segment_is_reported_with_file_and_position() {
     let mut log = Log::open(dir.path(), config.clone()).unwrap();
     let mut placed = Vec::new();
     for tag in 0..40 {
-        let info = log.append(&mut batch(tag, 2, 100, 0)).unwrap();
+        let info = log.append(&batch(tag, 2, 100, 0)).unwrap();
         placed.push(info);
     }
     log.close().unwrap();

@@ -43,12 +43,12 @@ fn files_match_the_documented_layout() {
         .unwrap();
     first.push(4990, None, None, &[]).unwrap();
     let first = first.finish();
-    log.append(&mut first.to_vec()).unwrap();
+    log.append(&first).unwrap();
     let value = vec![b'v'; 900];
     for i in 0..6 {
         let mut b = BatchBuilder::new();
         b.push(6000 + i, None, Some(&value), &[]).unwrap();
-        log.append(&mut b.finish().to_vec()).unwrap();
+        log.append(&b.finish()).unwrap();
     }
     assert_eq!(
         log.segment_count(),

@@ -32,7 +32,7 @@ fn child_writer() {
     let reader = log.reader();
     let stdout = std::io::stdout();
     for tag in 0.. {
-        let info = log.append(&mut batch(tag, 3, 200, tag as i64)).unwrap();
+        let info = log.append(&batch(tag, 3, 200, tag as i64)).unwrap();
         // Keep a few appends in flight between acknowledgements, as a server would.
         if tag % 4 == 3 {
             assert!(reader

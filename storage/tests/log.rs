@@ -16,8 +16,8 @@ fn appended_bytes_come_back_unchanged() {
     let mut expected = Vec::new();
     for tag in 0..50u64 {
         let original = batch(tag, 1 + (tag % 5) as u32, 40, 1000);
-        let mut bytes = original.clone();
-        let info = log.append(&mut bytes).unwrap();
+        let bytes = original.clone();
+        let info = log.append(&bytes).unwrap();
         expected.push((info.base_offset, stored(original, info.base_offset)));
     }
     assert!(log.segment_count() > 1, "small segments should have rolled");
@@ -49,7 +49,7 @@ fn clean_reopen_scans_nothing_and_crash_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();
     for tag in 0..40 {
-        log.append(&mut batch(tag, 3, 50, 10)).unwrap();
+        log.append(&batch(tag, 3, 50, 10)).unwrap();
     }
     let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
     log.close().unwrap();
@@ -58,7 +58,7 @@ fn clean_reopen_scans_nothing_and_crash_reopen_keeps_everything() {
     assert!(log.recovery_report().clean);
     assert_eq!(log.recovery_report().scanned_bytes, 0);
     assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), before);
-    let info = log.append(&mut batch(99, 2, 10, 10)).unwrap();
+    let info = log.append(&batch(99, 2, 10, 10)).unwrap();
     assert_eq!(info.base_offset, 120);
     drop(log); // a crash as far as the disk is concerned (the page cache survives)
 
@@ -75,7 +75,7 @@ fn offset_for_time_finds_the_first_record_at_or_after() {
     let mut log = Log::open(dir.path(), small_config()).unwrap();
     // batch i holds 4 records with timestamps 100*i .. 100*i+3
     for i in 0..60u64 {
-        log.append(&mut batch(i, 4, 30, 100 * i as i64)).unwrap();
+        log.append(&batch(i, 4, 30, 100 * i as i64)).unwrap();
     }
     let reader = log.reader();
     assert_eq!(reader.offset_for_time(-5).unwrap(), Some(0));
@@ -105,8 +105,7 @@ fn retention_deletes_oldest_sealed_segments_only() {
     };
     let mut log = Log::open_with(dir.path(), config.clone(), options.clone()).unwrap();
     for i in 0..100u64 {
-        log.append(&mut batch(i, 2, 100, 1_000_000 + i as i64))
-            .unwrap();
+        log.append(&batch(i, 2, 100, 1_000_000 + i as i64)).unwrap();
     }
     let segments = log.segment_count();
     let outcome = log.enforce_retention().unwrap();
@@ -139,7 +138,7 @@ fn truncate_before_persists_the_new_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();
     for i in 0..50 {
-        log.append(&mut batch(i, 2, 100, 0)).unwrap();
+        log.append(&batch(i, 2, 100, 0)).unwrap();
     }
     log.truncate_before(37).unwrap();
     assert_eq!(log.reader().start_offset(), 37);
@@ -166,15 +165,15 @@ fn oversized_and_invalid_batches_are_rejected_and_change_nothing() {
     };
     let mut log = Log::open(dir.path(), config).unwrap();
     assert!(matches!(
-        log.append(&mut batch(1, 20, 100, 0)),
+        log.append(&batch(1, 20, 100, 0)),
         Err(Error::BatchTooLarge { .. })
     ));
     let mut bad = batch(1, 1, 10, 0);
     let last = bad.len() - 1;
     bad[last] ^= 1;
-    assert!(matches!(log.append(&mut bad), Err(Error::InvalidBatch(_))));
+    assert!(matches!(log.append(&bad), Err(Error::InvalidBatch(_))));
     assert_eq!(log.reader().end_offset(), 0);
-    log.append(&mut batch(1, 1, 10, 0)).unwrap();
+    log.append(&batch(1, 1, 10, 0)).unwrap();
     assert_eq!(log.reader().end_offset(), 1);
 }
 
@@ -182,11 +181,11 @@ fn oversized_and_invalid_batches_are_rejected_and_change_nothing() {
 fn a_batch_larger_than_a_segment_gets_its_own_segment() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();
-    log.append(&mut batch(0, 1, 10, 0)).unwrap();
+    log.append(&batch(0, 1, 10, 0)).unwrap();
     let big = batch(1, 10, 1000, 0);
     assert!(big.len() > 4096);
-    log.append(&mut big.clone()).unwrap();
-    log.append(&mut batch(2, 1, 10, 0)).unwrap();
+    log.append(&big.clone()).unwrap();
+    log.append(&batch(2, 1, 10, 0)).unwrap();
     let all = read_all(&log.reader(), 0, 1 << 20).unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[1].1, stored(big, 1));
@@ -208,11 +207,11 @@ fn segments_roll_by_age() {
         ..small_config()
     };
     let mut log = Log::open_with(dir.path(), config, options).unwrap();
-    log.append(&mut batch(0, 1, 10, 0)).unwrap();
-    log.append(&mut batch(1, 1, 10, 0)).unwrap();
+    log.append(&batch(0, 1, 10, 0)).unwrap();
+    log.append(&batch(1, 1, 10, 0)).unwrap();
     assert_eq!(log.segment_count(), 1);
     clock.advance(1000);
-    log.append(&mut batch(2, 1, 10, 0)).unwrap();
+    log.append(&batch(2, 1, 10, 0)).unwrap();
     assert_eq!(log.segment_count(), 2);
 }
 
@@ -221,7 +220,7 @@ fn damaged_or_missing_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();
     for i in 0..60 {
-        log.append(&mut batch(i, 2, 60, i as i64)).unwrap();
+        log.append(&batch(i, 2, 60, i as i64)).unwrap();
     }
     let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
     log.close().unwrap();
@@ -263,7 +262,7 @@ fn always_durability_acknowledges_concurrent_writers_with_shared_syncs() {
                     let info = log
                         .lock()
                         .unwrap()
-                        .append(&mut batch(t * 100 + i, 2, 20, 0))
+                        .append(&batch(t * 100 + i, 2, 20, 0))
                         .unwrap();
                     assert!(reader
                         .wait_durable(info.next_offset, Duration::from_secs(30))
@@ -286,7 +285,7 @@ fn durable_watch_follows_the_watermark() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();
     let mut watch = log.reader().durable_watch();
-    log.append(&mut batch(0, 3, 10, 0)).unwrap();
+    log.append(&batch(0, 3, 10, 0)).unwrap();
     assert_eq!(watch.borrow_and_update().offset, 0);
     assert_eq!(
         log.reader().durable_offset(),

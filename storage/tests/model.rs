@@ -98,7 +98,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 tag += 1;
                 ts += ts_step;
                 let original = batch(tag, records, value_bytes, ts);
-                let info = log.append(&mut original.clone()).unwrap();
+                let info = log.append(&original.clone()).unwrap();
                 prop_assert_eq!(info.base_offset, model.end());
                 lowest_ts = lowest_ts.min(ts);
                 highest_ts = highest_ts.max(ts + i64::from(records));

@@ -130,7 +130,7 @@ fn run(seed: u64) {
                     let size = (sim.random() % 700) as usize;
                     let original = batch(tag, records, size, tag as i64);
                     let would_get = reader.end_offset();
-                    let result = log.append(&mut original.clone());
+                    let result = log.append(&original.clone());
                     if verbose() {
                         eprintln!("append {records} -> {result:?}");
                     }

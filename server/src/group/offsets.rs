@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
 use protocol::batch::{split_batches, BatchBuilder, BatchView};
 use storage::Durability;
 
@@ -177,8 +176,8 @@ impl OffsetStore {
         }
         let next_offset = {
             let mut state = self.lock();
-            let mut batch = BytesMut::from(&builder.finish()[..]);
-            let info = self.partition.append(&mut batch, offsets.len() as u32)?;
+            let batch = builder.finish();
+            let info = self.partition.append(&batch, offsets.len() as u32)?;
             for &(partition, offset) in offsets {
                 state.offsets.insert(
                     OffsetKey {
@@ -219,8 +218,8 @@ impl OffsetStore {
                     .push(ts, Some(&key.encode()), Some(&offset.to_le_bytes()), &[])
                     .map_err(|e| BrokerError::Internal(e.to_string()))?;
             }
-            let mut batch = BytesMut::from(&builder.finish()[..]);
-            let info = self.partition.append(&mut batch, chunk.len() as u32)?;
+            let batch = builder.finish();
+            let info = self.partition.append(&batch, chunk.len() as u32)?;
             first_offset.get_or_insert(info.base_offset);
             next_offset = info.next_offset;
         }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use protocol::batch::BatchHeader;
 use protocol::ops::produce::{AckLevel, ProduceRequest, ProduceResponse};
 
@@ -25,15 +25,6 @@ pub struct Appended {
     pub base_offset: u64,
     /// Its end offset.
     pub next_offset: u64,
-}
-
-/// Turns the request's batch into a mutable buffer without copying when the frame's
-/// memory is not shared (the usual case once the frame has been decoded).
-fn into_mut(batch: Bytes) -> BytesMut {
-    match batch.try_into_mut() {
-        Ok(batch) => batch,
-        Err(shared) => BytesMut::from(&shared[..]),
-    }
 }
 
 /// Routes and appends. Returns the partition number and the append, or the error.
@@ -54,8 +45,7 @@ pub fn append(
     let records = BatchHeader::parse(&batch)
         .map(|h| h.record_count)
         .unwrap_or(0);
-    let mut batch = into_mut(batch);
-    let info = partition.append(&mut batch, records)?;
+    let info = partition.append(&batch, records)?;
     Ok((
         partition_id,
         Appended {

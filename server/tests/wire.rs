@@ -1,0 +1,361 @@
+//! brokerd over raw TCP: the protocol as bytes, bad input, limits. Starts the real
+//! binary on port 0 in a temporary directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use protocol::batch::BatchBuilder;
+use protocol::ops::fetch::FetchRequest;
+use protocol::ops::handshake::HandshakeRequest;
+use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
+use protocol::ops::topic::{CreateTopicRequest, ListTopicsRequest};
+use protocol::{ErrorCode, FrameDecoder, Message, Request, Response};
+
+struct Brokerd {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Brokerd {
+    fn start(extra: &[&str]) -> Brokerd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_brokerd"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("first line names the address")
+            .to_string();
+        Brokerd {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Brokerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Raw {
+    stream: TcpStream,
+    buf: BytesMut,
+    next_id: u32,
+}
+
+impl Raw {
+    fn connect(addr: &str) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            buf: BytesMut::new(),
+            next_id: 1,
+        }
+    }
+
+    fn handshaken(addr: &str) -> Raw {
+        let mut raw = Raw::connect(addr);
+        let hello = HandshakeRequest {
+            versions: vec![1],
+            client_name: "wire-test".into(),
+            auth: None,
+        };
+        assert!(matches!(
+            raw.call(Request::Handshake(hello)),
+            Message::Response { .. }
+        ));
+        raw
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    fn send(&mut self, request: Request) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut out = BytesMut::new();
+        Message::Request {
+            correlation_id: id,
+            request,
+        }
+        .encode(&mut out)
+        .unwrap();
+        self.send_bytes(&out);
+        id
+    }
+
+    /// The next message, or None once the server closed the connection.
+    fn receive(&mut self) -> Option<Message> {
+        loop {
+            if let Some(message) = FrameDecoder::new().decode_message(&mut self.buf).unwrap() {
+                return Some(message);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Message {
+        let id = self.send(request);
+        let message = self.receive().expect("an answer");
+        assert_eq!(message.correlation_id(), id);
+        message
+    }
+}
+
+fn error_code(message: &Message) -> Option<ErrorCode> {
+    match message {
+        Message::Error { error, .. } => Some(error.code),
+        _ => None,
+    }
+}
+
+fn create_topic(raw: &mut Raw, name: &str, partitions: u32) {
+    let create = CreateTopicRequest {
+        name: name.into(),
+        partitions,
+        config: Vec::new(),
+    };
+    let answer = raw.call(Request::CreateTopic(create));
+    assert!(matches!(answer, Message::Response { .. }), "{answer:?}");
+}
+
+fn produce(raw: &mut Raw, topic: &str, value: &[u8]) -> Message {
+    let mut builder = BatchBuilder::new();
+    builder.push(1, None, Some(value), &[]).unwrap();
+    let request = ProduceRequest {
+        topic: topic.into(),
+        partition: PartitionSelector::Partition(0),
+        ack: AckLevel::Durable,
+        timeout_ms: 10_000,
+        batch: builder.finish(),
+    };
+    raw.call(Request::Produce(request))
+}
+
+#[test]
+fn the_first_request_must_be_a_handshake() {
+    let broker = Brokerd::start(&[]);
+    let mut raw = Raw::connect(&broker.addr);
+    let answer = raw.call(Request::ListTopics(ListTopicsRequest {
+        include_internal: false,
+    }));
+    assert_eq!(error_code(&answer), Some(ErrorCode::HandshakeRequired));
+    assert!(raw.receive().is_none(), "the connection is closed");
+
+    let mut raw = Raw::connect(&broker.addr);
+    let hello = HandshakeRequest {
+        versions: vec![99],
+        client_name: "future".into(),
+        auth: None,
+    };
+    assert_eq!(
+        error_code(&raw.call(Request::Handshake(hello))),
+        Some(ErrorCode::UnsupportedVersion)
+    );
+}
+
+#[test]
+fn produce_fetch_and_errors_over_raw_frames() {
+    let broker = Brokerd::start(&[]);
+    let mut raw = Raw::handshaken(&broker.addr);
+    create_topic(&mut raw, "t", 2);
+    let answer = raw.call(Request::CreateTopic(CreateTopicRequest {
+        name: "t".into(),
+        partitions: 1,
+        config: vec![],
+    }));
+    assert_eq!(error_code(&answer), Some(ErrorCode::TopicExists));
+    match produce(&mut raw, "t", b"hello") {
+        Message::Response {
+            response: Response::Produce(p),
+            ..
+        } => assert_eq!(p.base_offset, Some(0)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        error_code(&produce(&mut raw, "nope", b"x")),
+        Some(ErrorCode::UnknownTopic)
+    );
+    let fetch = FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+        max_bytes: 1 << 20,
+        max_wait_ms: 0,
+    };
+    match raw.call(Request::Fetch(fetch)) {
+        Message::Response {
+            response: Response::Fetch(f),
+            ..
+        } => {
+            assert_eq!(f.high_watermark, 1);
+            let view = protocol::batch::BatchView::new(&f.batches).unwrap();
+            assert_eq!(
+                view.records().next().unwrap().unwrap().value,
+                Some(&b"hello"[..])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let fetch = FetchRequest {
+        topic: "t".into(),
+        partition: 5,
+        offset: 0,
+        max_bytes: 100,
+        max_wait_ms: 0,
+    };
+    assert_eq!(
+        error_code(&raw.call(Request::Fetch(fetch))),
+        Some(ErrorCode::InvalidPartition)
+    );
+    let fetch = FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset: 7,
+        max_bytes: 100,
+        max_wait_ms: 0,
+    };
+    assert_eq!(
+        error_code(&raw.call(Request::Fetch(fetch))),
+        Some(ErrorCode::OffsetOutOfRange)
+    );
+}
+
+#[test]
+fn a_long_poll_fetch_is_answered_when_data_arrives() {
+    let broker = Brokerd::start(&[]);
+    let mut raw = Raw::handshaken(&broker.addr);
+    create_topic(&mut raw, "t", 1);
+    let fetch = FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset: 0,
+        max_bytes: 1 << 20,
+        max_wait_ms: 20_000,
+    };
+    let waiting = raw.send(Request::Fetch(fetch));
+    // Pipelined on the same connection: the produce is answered first, then the fetch.
+    let mut producer = Raw::handshaken(&broker.addr);
+    assert!(matches!(
+        produce(&mut producer, "t", b"late"),
+        Message::Response { .. }
+    ));
+    let answer = raw.receive().unwrap();
+    assert_eq!(answer.correlation_id(), waiting);
+    match answer {
+        Message::Response {
+            response: Response::Fetch(f),
+            ..
+        } => assert!(!f.batches.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_malformed_frame_gets_an_error_and_a_closed_connection_while_others_carry_on() {
+    let broker = Brokerd::start(&[]);
+    let mut good = Raw::handshaken(&broker.addr);
+    create_topic(&mut good, "t", 1);
+
+    // A ListTopics frame whose body has a trailing byte: readable header, bad body.
+    let mut bad = Raw::handshaken(&broker.addr);
+    let mut frame = BytesMut::new();
+    Message::Request {
+        correlation_id: 77,
+        request: Request::ListTopics(ListTopicsRequest {
+            include_internal: false,
+        }),
+    }
+    .encode(&mut frame)
+    .unwrap();
+    let len = u32::from_le_bytes(frame[0..4].try_into().unwrap()) + 1;
+    frame[0..4].copy_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&[0xee]);
+    bad.send_bytes(&frame);
+    let answer = bad.receive().unwrap();
+    assert_eq!(answer.correlation_id(), 77);
+    assert_eq!(error_code(&answer), Some(ErrorCode::MalformedFrame));
+    assert!(bad.receive().is_none(), "closed after a malformed frame");
+
+    // An absurd length prefix: answered (the header is readable) and closed, without
+    // the server allocating or waiting for 4 GiB.
+    let mut huge = Raw::handshaken(&broker.addr);
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&u32::MAX.to_le_bytes());
+    frame.extend_from_slice(&[1, 0, 12, 0, 0, 0, 9, 0, 0, 0]);
+    huge.send_bytes(&frame);
+    let answer = huge.receive().unwrap();
+    assert_eq!(error_code(&answer), Some(ErrorCode::FrameTooLarge));
+    assert!(huge.receive().is_none());
+
+    // Garbage before any handshake.
+    let mut garbage = Raw::connect(&broker.addr);
+    garbage.send_bytes(&[3, 0, 0, 0, 1, 2, 3]);
+    assert!(garbage.receive().is_none_or(|m| error_code(&m).is_some()));
+
+    // Everyone else is still served.
+    assert!(matches!(
+        produce(&mut good, "t", b"still here"),
+        Message::Response { .. }
+    ));
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(&config, "[limits]\nmax_connections = 2\n").unwrap();
+    let broker = Brokerd::start(&["--config", config.to_str().unwrap()]);
+    let _a = Raw::handshaken(&broker.addr);
+    let _b = Raw::handshaken(&broker.addr);
+    let mut c = Raw::connect(&broker.addr);
+    let answer = c.receive().unwrap();
+    assert_eq!(error_code(&answer), Some(ErrorCode::TooManyConnections));
+}
+
+#[test]
+fn graceful_shutdown_on_sigterm_leaves_clean_logs() {
+    let mut broker = Brokerd::start(&[]);
+    let mut raw = Raw::handshaken(&broker.addr);
+    create_topic(&mut raw, "t", 1);
+    assert!(matches!(
+        produce(&mut raw, "t", b"x"),
+        Message::Response { .. }
+    ));
+    let pid = broker.child.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = broker.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "brokerd exits 0 after SIGTERM: {status:?}"
+    );
+    let marker = broker._dir.path().join("topics/t/0/clean-shutdown");
+    assert!(marker.exists(), "the partition log was closed cleanly");
+}
