@@ -1,0 +1,132 @@
+//! The client's error type.
+//!
+//! Every failure a caller can see is one [`ClientError`] variant, and each variant's
+//! message says what to do about it. Errors are `Clone` because one failure often
+//! reaches many waiters: a produce batch that fails fails every record in it, and a
+//! dropped connection fails every request in flight on it.
+
+use std::sync::Arc;
+
+use protocol::ErrorCode;
+use thiserror::Error;
+
+/// Anything a client call can fail with.
+#[derive(Debug, Clone, Error)]
+pub enum ClientError {
+    /// No connection could be opened, even after retrying with backoff.
+    #[error(
+        "cannot connect to the broker at {addr} after {attempts} attempt(s): {source}; \
+         check that brokerd is running there (set the address with --addr or BROKER_ADDR)"
+    )]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// How many connection attempts were made.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The connection dropped (or failed) while this request was waiting for its
+    /// answer. The request may or may not have taken effect on the broker.
+    #[error(
+        "the connection to the broker at {addr} was lost before the answer arrived; \
+         the request may or may not have been applied (the next request reconnects)"
+    )]
+    ConnectionLost {
+        /// The broker's address.
+        addr: String,
+    },
+    /// The broker answered with an error status.
+    #[error("the broker refused the request ({code}): {message}")]
+    Server {
+        /// The wire error code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// No answer arrived in time.
+    #[error(
+        "no answer to {op} within {timeout_ms} ms; the broker may be overloaded or \
+         unreachable (raise ClientConfig::request_timeout if this is expected)"
+    )]
+    Timeout {
+        /// The operation that timed out.
+        op: &'static str,
+        /// How long the client waited.
+        timeout_ms: u64,
+    },
+    /// The broker sent something this client cannot make sense of: a frame that does
+    /// not decode, or a response of the wrong kind. Usually a version mismatch.
+    #[error("protocol error: {0}; the broker and this client may be different versions")]
+    Protocol(String),
+    /// A fetched batch failed its checksum or structure check.
+    #[error("a fetched batch from partition {partition} is damaged: {source}")]
+    CorruptBatch {
+        /// The partition it came from.
+        partition: u32,
+        /// What is wrong with it.
+        #[source]
+        source: protocol::batch::BatchError,
+    },
+    /// A caller-supplied value is unusable (no such partition, record too large, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The producer, consumer or subscription was closed, or its background task
+    /// ended.
+    #[error("{0} is closed; create a new one")]
+    Closed(&'static str),
+}
+
+impl ClientError {
+    /// The broker's error code, if the broker refused the request.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// True for failures of the connection itself (as opposed to refusals by the
+    /// broker): trying again later may succeed.
+    pub fn is_connection_error(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::ConnectionLost { .. }
+                | ClientError::Timeout { .. }
+        )
+    }
+
+    pub(crate) fn unexpected(op: &'static str, got: &protocol::Response) -> ClientError {
+        ClientError::Protocol(format!(
+            "the answer to {op} was a {} response",
+            got.op_code().name()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_tell_the_user_what_to_do() {
+        let e = ClientError::Connect {
+            addr: "127.0.0.1:1".into(),
+            attempts: 3,
+            source: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        let text = e.to_string();
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(text.contains("BROKER_ADDR"), "{text}");
+        assert!(e.is_connection_error());
+        let e = ClientError::Server {
+            code: ErrorCode::UnknownTopic,
+            message: "topic \"x\" does not exist".into(),
+        };
+        assert_eq!(e.code(), Some(ErrorCode::UnknownTopic));
+        assert!(e.to_string().contains("unknown_topic"));
+        assert!(!e.is_connection_error());
+    }
+}
