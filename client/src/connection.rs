@@ -539,7 +539,7 @@ async fn open_with_backoff(addr: &str, config: &ClientConfig) -> Result<Conn, Cl
     Err(ClientError::Connect {
         addr: addr.to_string(),
         attempts: attempt,
-        source: Arc::new(last_error),
+        cause: Arc::new(last_error),
     })
 }
 

@@ -15,7 +15,7 @@ use thiserror::Error;
 pub enum ClientError {
     /// No connection could be opened, even after retrying with backoff.
     #[error(
-        "cannot connect to the broker at {addr} after {attempts} attempt(s): {source}; \
+        "cannot connect to the broker at {addr} after {attempts} attempt(s): {cause}; \
          check that brokerd is running there (set the address with --addr or BROKER_ADDR)"
     )]
     Connect {
@@ -23,9 +23,8 @@ pub enum ClientError {
         addr: String,
         /// How many connection attempts were made.
         attempts: u32,
-        /// The last attempt's error.
-        #[source]
-        source: Arc<std::io::Error>,
+        /// The last attempt's error (part of the message, so not also a `source`).
+        cause: Arc<std::io::Error>,
     },
     /// The connection dropped (or failed) while this request was waiting for its
     /// answer. The request may or may not have taken effect on the broker.
@@ -61,13 +60,12 @@ pub enum ClientError {
     #[error("protocol error: {0}; the broker and this client may be different versions")]
     Protocol(String),
     /// A fetched batch failed its checksum or structure check.
-    #[error("a fetched batch from partition {partition} is damaged: {source}")]
+    #[error("a fetched batch from partition {partition} is damaged: {cause}")]
     CorruptBatch {
         /// The partition it came from.
         partition: u32,
         /// What is wrong with it.
-        #[source]
-        source: protocol::batch::BatchError,
+        cause: protocol::batch::BatchError,
     },
     /// A caller-supplied value is unusable (no such partition, record too large, ...).
     #[error("invalid argument: {0}")]
@@ -115,7 +113,7 @@ mod tests {
         let e = ClientError::Connect {
             addr: "127.0.0.1:1".into(),
             attempts: 3,
-            source: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            cause: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
         };
         let text = e.to_string();
         assert!(text.contains("127.0.0.1:1"), "{text}");

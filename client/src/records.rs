@@ -61,7 +61,7 @@ pub fn decode_records(
     to_offset: Option<u64>,
     out: &mut VecDeque<ConsumerRecord>,
 ) -> Result<u64, ClientError> {
-    let corrupt = |source| ClientError::CorruptBatch { partition, source };
+    let corrupt = |cause| ClientError::CorruptBatch { partition, cause };
     let mut next_offset = from_offset;
     for batch in split_batches(batches) {
         let batch = batch.map_err(corrupt)?;

@@ -1,0 +1,222 @@
+//! `brokerctl consume TOPIC`: print messages, as a group member or reading directly.
+//!
+//! With `--group`, the messages printed are exactly the ones committed: the consumer
+//! hands out one record at a time, a record counts only once it has been written to
+//! standard output, and the commit covers those records and nothing fetched beyond
+//! them (a fetch usually brings more than `--count`).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use client::{
+    Client, ClientError, Consumer, ConsumerConfig, ConsumerRecord, PartitionReader, StartFrom,
+};
+use serde_json::{json, Value};
+
+/// Session timeout of brokerctl's group membership: short, so that a killed
+/// brokerctl gives its partitions back quickly.
+const SESSION_TIMEOUT_MS: u64 = 3_000;
+/// Heartbeat interval, well inside the session timeout.
+const HEARTBEAT_INTERVAL_MS: u64 = 500;
+
+/// Arguments of `consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    topic: String,
+    /// Read as a member of this consumer group, committing what was printed.
+    #[arg(long)]
+    group: Option<String>,
+    /// Where to start: earliest, latest or an offset (every partition). With --group,
+    /// only for partitions where the group has no committed offset.
+    #[arg(long, value_name = "earliest|latest|OFFSET", default_value = "earliest", value_parser = parse_from)]
+    from: StartFrom,
+    /// Stop after this many messages.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop after this many milliseconds without a message.
+    #[arg(long = "timeout-ms", value_name = "MS")]
+    timeout_ms: Option<u64>,
+}
+
+/// Parses `--from`.
+fn parse_from(s: &str) -> Result<StartFrom, String> {
+    match s {
+        "earliest" => Ok(StartFrom::Earliest),
+        "latest" => Ok(StartFrom::Latest),
+        offset => offset
+            .parse()
+            .map(StartFrom::Offset)
+            .map_err(|_| format!("expected earliest, latest or an offset, got {s:?}")),
+    }
+}
+
+/// Where records come from.
+enum Source {
+    Group(Box<Consumer>),
+    Direct(PartitionReader),
+}
+
+impl Source {
+    async fn next(&mut self) -> Result<ConsumerRecord, ClientError> {
+        match self {
+            Source::Group(consumer) => consumer.next().await,
+            Source::Direct(reader) => reader.next().await,
+        }
+    }
+}
+
+/// Runs `consume`.
+pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let mut source = match &args.group {
+        Some(group) => {
+            let config = ConsumerConfig::default()
+                .start(args.from)
+                .auto_commit(None)
+                .session_timeout(Duration::from_millis(SESSION_TIMEOUT_MS))
+                .heartbeat_interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+            Source::Group(Box::new(client.consumer(&args.topic, group, config).await?))
+        }
+        None => {
+            let topic = client.describe_topic(&args.topic).await?;
+            let positions: Vec<(u32, u64)> = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let offset = match args.from {
+                        StartFrom::Earliest => p.start_offset,
+                        StartFrom::Latest => p.end_offset,
+                        StartFrom::Offset(o) => o,
+                    };
+                    (p.partition, offset)
+                })
+                .collect();
+            Source::Direct(client.partition_reader(&args.topic, &positions))
+        }
+    };
+
+    let printed = print_records(&mut source, &args, json).await;
+
+    // Commit exactly what was printed, even if printing stopped on an error.
+    if let Source::Group(consumer) = source {
+        let mut consumer = *consumer;
+        let committed = consumer.commit().await;
+        let left = consumer.close().await;
+        committed?;
+        left?;
+    }
+    printed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints records until `--count`, `--timeout-ms`, Ctrl-C or an error.
+async fn print_records(source: &mut Source, args: &ConsumeArgs, json: bool) -> anyhow::Result<u64> {
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut stdout = std::io::stdout().lock();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut printed = 0u64;
+    while args.count.is_none_or(|n| printed < n) {
+        let next = async {
+            match timeout {
+                Some(t) => tokio::time::timeout(t, source.next()).await.ok(),
+                None => Some(source.next().await),
+            }
+        };
+        let record = tokio::select! {
+            next = next => match next {
+                Some(record) => record?,
+                None => break, // --timeout-ms without a message
+            },
+            _ = &mut ctrl_c => break,
+        };
+        let line = if json {
+            record_json(&record).to_string()
+        } else {
+            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned()
+        };
+        // Flushed per message: a message counts as printed (and is committed) only
+        // once it reached stdout. A closed pipe (`| head`) stops here.
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+        printed += 1;
+    }
+    Ok(printed)
+}
+
+/// Bytes as JSON: a string if they are UTF-8, else an array of byte values (0-255).
+fn bytes_json(bytes: Option<&[u8]>) -> Value {
+    match bytes {
+        None => Value::Null,
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(text) => Value::String(text.to_string()),
+            Err(_) => Value::Array(b.iter().map(|&byte| json!(byte)).collect()),
+        },
+    }
+}
+
+/// One message as the JSON object `--json` prints.
+fn record_json(record: &ConsumerRecord) -> Value {
+    let headers: Vec<Value> = record
+        .headers
+        .iter()
+        .map(|(name, value)| json!({ "key": name, "value": bytes_json(Some(value)) }))
+        .collect();
+    json!({
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp_ms,
+        "key": bytes_json(record.key.as_deref()),
+        "headers": headers,
+        "value": bytes_json(record.value.as_deref()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn from_accepts_names_and_offsets() {
+        assert_eq!(parse_from("earliest"), Ok(StartFrom::Earliest));
+        assert_eq!(parse_from("latest"), Ok(StartFrom::Latest));
+        assert_eq!(parse_from("42"), Ok(StartFrom::Offset(42)));
+        assert!(parse_from("-1").is_err());
+        assert!(parse_from("soon").is_err());
+    }
+
+    #[test]
+    fn json_uses_strings_for_utf8_and_byte_arrays_otherwise() {
+        let record = ConsumerRecord {
+            partition: 2,
+            offset: 7,
+            timestamp_ms: 1_700_000_000_000,
+            key: Some(Bytes::from_static(&[0xff, 0x00])),
+            value: Some(Bytes::from_static(b"hello")),
+            headers: vec![("trace".into(), Bytes::from_static(b"abc"))],
+        };
+        let value = record_json(&record);
+        assert_eq!(
+            value,
+            json!({
+                "partition": 2,
+                "offset": 7,
+                "timestamp": 1_700_000_000_000i64,
+                "key": [255, 0],
+                "headers": [{ "key": "trace", "value": "abc" }],
+                "value": "hello",
+            })
+        );
+        let tombstone = ConsumerRecord {
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            ..record
+        };
+        let value = record_json(&tombstone);
+        assert!(value["key"].is_null() && value["value"].is_null());
+    }
+}
