@@ -29,15 +29,18 @@ impl Table {
     pub fn render(&self) -> String {
         let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        // Right-align a column if every cell is a number or "-" and one is a number.
         let mut numeric = vec![true; columns];
+        let mut has_number = vec![false; columns];
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate() {
                 widths[i] = widths[i].max(cell.chars().count());
-                numeric[i] &= is_numeric(cell);
+                numeric[i] &= cell == "-" || is_number(cell);
+                has_number[i] |= is_number(cell);
             }
         }
-        if self.rows.is_empty() {
-            numeric = vec![false; columns];
+        for (numeric, has_number) in numeric.iter_mut().zip(has_number) {
+            *numeric &= has_number;
         }
         let mut out = String::new();
         let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
@@ -62,12 +65,11 @@ impl Table {
     }
 }
 
-fn is_numeric(cell: &str) -> bool {
-    cell == "-"
-        || cell
-            .split_whitespace()
-            .next()
-            .is_some_and(|n| n.parse::<f64>().is_ok())
+/// A number, possibly followed by a unit (`1.5 KiB`).
+fn is_number(cell: &str) -> bool {
+    cell.split_whitespace()
+        .next()
+        .is_some_and(|n| n.parse::<f64>().is_ok())
 }
 
 /// Bytes with a binary unit: `512 B`, `1.5 KiB`, `3.0 GiB`.
@@ -116,6 +118,14 @@ mod tests {
              orders           3  1.5 KiB\n\
              a               12      0 B\n"
         );
+    }
+
+    #[test]
+    fn a_column_of_dashes_is_text() {
+        let mut t = Table::new(&["P", "OWNER", "LAG"]);
+        t.row(vec!["0".into(), "-".into(), "-".into()]);
+        t.row(vec!["1".into(), "-".into(), "12".into()]);
+        assert_eq!(t.render(), "P  OWNER  LAG\n0  -        -\n1  -       12\n");
     }
 
     #[test]

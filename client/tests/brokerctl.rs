@@ -1,0 +1,345 @@
+//! The real `brokerctl` binary against a real brokerd.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::Broker;
+use serde_json::Value;
+
+/// Runs brokerctl against `addr` (through `BROKER_ADDR`), feeding `stdin`.
+fn ctl_at(addr: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
+        .args(args)
+        .env("BROKER_ADDR", addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn brokerctl");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("brokerctl output")
+}
+
+fn ctl(broker: &Broker, args: &[&str]) -> Output {
+    ctl_at(&broker.addr, args, "")
+}
+
+/// Runs brokerctl and insists it succeeded; returns stdout.
+fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "brokerctl failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// Insists brokerctl failed; returns stderr.
+fn fails(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "brokerctl unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn committed(broker: &Broker, group: &str) -> Vec<Option<u64>> {
+    let value = json(&ok(ctl(broker, &["groups", "describe", group, "--json"])));
+    value["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["committed_offset"].as_u64())
+        .collect()
+}
+
+#[test]
+fn topics_create_list_describe_delete() {
+    let broker = Broker::start();
+    let out = ok(ctl(
+        &broker,
+        &[
+            "topics",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention_ms=60000",
+        ],
+    ));
+    assert_eq!(out, "created topic orders with 3 partition(s)\n");
+
+    let out = ok(ctl(&broker, &["topics"]));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("NAME    PARTITIONS  MESSAGES  BYTES"));
+    assert_eq!(lines.next(), Some("orders           3         0    0 B"));
+
+    let listed = json(&ok(ctl(&broker, &["topics", "--json"])));
+    assert_eq!(listed[0]["name"], "orders");
+    assert_eq!(listed[0]["partitions"], 3);
+    assert_eq!(listed[0]["messages"], 0);
+
+    let out = ok(ctl(&broker, &["topics", "describe", "orders"]));
+    assert!(out.starts_with("topic orders\n"), "{out}");
+    assert!(out.contains("  retention_ms = 60000\n"), "{out}");
+    assert!(
+        out.contains("PARTITION  START  END  MESSAGES  SIZE\n"),
+        "{out}"
+    );
+    for p in 0..3 {
+        assert!(
+            out.contains(&format!("        {p}      0    0         0   0 B")),
+            "{out}"
+        );
+    }
+    let described = json(&ok(ctl(
+        &broker,
+        &["--json", "topics", "describe", "orders"],
+    )));
+    assert_eq!(described["config"]["retention_ms"], "60000");
+    assert_eq!(described["partitions"].as_array().map(Vec::len), Some(3));
+
+    let err = fails(ctl(
+        &broker,
+        &["topics", "create", "bad", "-p", "1", "--config", "nope=1"],
+    ));
+    assert!(err.contains("invalid_config"), "{err}");
+    let err = fails(ctl(&broker, &["topics", "create", "orders", "-p", "1"]));
+    assert!(err.contains("topic_exists"), "{err}");
+
+    assert_eq!(
+        ok(ctl(&broker, &["topics", "delete", "orders"])),
+        "deleted topic orders\n"
+    );
+    let err = fails(ctl(&broker, &["topics", "describe", "orders"]));
+    assert!(err.starts_with("brokerctl: error: "), "{err}");
+    assert!(err.contains("unknown_topic"), "{err}");
+}
+
+#[test]
+fn group_consume_commits_exactly_the_printed_messages() {
+    let broker = Broker::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "lines", "--partitions", "1"],
+    ));
+    let input: String = (1..=10).map(|i| format!("m{i}\n")).collect();
+    let out = ok(ctl_at(&broker.addr, &["produce", "lines"], &input));
+    assert_eq!(out, "acknowledged 10 of 10 message(s)\n");
+
+    let args = ["consume", "lines", "--group", "g", "--count", "3"];
+    assert_eq!(ok(ctl(&broker, &args)), "m1\nm2\nm3\n");
+    assert_eq!(
+        committed(&broker, "g"),
+        [Some(3)],
+        "one fetch read all 10; 3 printed"
+    );
+    assert_eq!(ok(ctl(&broker, &args)), "m4\nm5\nm6\n");
+    assert_eq!(committed(&broker, "g"), [Some(6)]);
+
+    // The rest as JSON, stopping after 300 ms without a message.
+    let args = [
+        "consume",
+        "lines",
+        "--group",
+        "g",
+        "--json",
+        "--timeout-ms",
+        "300",
+    ];
+    let out = ok(ctl(&broker, &args));
+    let records: Vec<Value> = out.lines().map(json).collect();
+    let offsets: Vec<u64> = records
+        .iter()
+        .filter_map(|r| r["offset"].as_u64())
+        .collect();
+    assert_eq!(offsets, [6, 7, 8, 9]);
+    assert_eq!(records[0]["value"], "m7");
+    assert_eq!(records[0]["partition"], 0);
+    assert!(records[0]["key"].is_null());
+    assert!(records[0]["timestamp"].as_i64().is_some());
+    assert_eq!(committed(&broker, "g"), [Some(10)]);
+
+    let groups = ok(ctl(&broker, &["groups"]));
+    assert!(
+        groups
+            .lines()
+            .any(|l| l.starts_with("g      lines  stream")),
+        "{groups}"
+    );
+    let described = ok(ctl(&broker, &["groups", "describe", "g"]));
+    assert!(
+        described.contains("        0  -             10   10    0"),
+        "{described}"
+    );
+    assert_eq!(
+        json(&ok(ctl(&broker, &["groups", "--json"])))[0]["members"],
+        0,
+        "left"
+    );
+}
+
+#[test]
+fn group_consume_over_partitions_never_repeats_or_skips() {
+    let broker = Broker::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "spread", "--partitions", "3"],
+    ));
+    let mut all = Vec::new();
+    for key in ["a", "b", "c", "d"] {
+        let input: String = (0..5).map(|i| format!("{key}{i}\n")).collect();
+        ok(ctl_at(
+            &broker.addr,
+            &["produce", "spread", "--key", key],
+            &input,
+        ));
+        all.extend((0..5).map(|i| format!("{key}{i}")));
+    }
+    let mut seen = Vec::new();
+    let args = [
+        "consume",
+        "spread",
+        "--group",
+        "g",
+        "--count",
+        "3",
+        "--timeout-ms",
+        "2000",
+    ];
+    while seen.len() < all.len() {
+        let out = ok(ctl(&broker, &args));
+        let batch: Vec<String> = out.lines().map(str::to_string).collect();
+        assert!(!batch.is_empty(), "stalled after {} messages", seen.len());
+        seen.extend(batch);
+        let total: u64 = committed(&broker, "g").into_iter().flatten().sum();
+        assert_eq!(
+            total,
+            seen.len() as u64,
+            "committed exactly what was printed"
+        );
+    }
+    seen.sort();
+    all.sort();
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn produce_options_and_direct_consume() {
+    let broker = Broker::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "t", "--partitions", "2"],
+    ));
+    let args = [
+        "produce",
+        "t",
+        "--key",
+        "user-1",
+        "--header",
+        "src=test",
+        "--header",
+        "n=1",
+        "--partition",
+        "1",
+        "--ack",
+        "appended",
+    ];
+    let out = ok(ctl_at(&broker.addr, &args, "a\r\nb\nc\n"));
+    assert_eq!(out, "acknowledged 3 of 3 message(s)\n");
+
+    let out = ok(ctl(
+        &broker,
+        &["consume", "t", "--from", "1", "--count", "2", "--json"],
+    ));
+    let records: Vec<Value> = out.lines().map(json).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["partition"], 1);
+    assert_eq!(records[0]["offset"], 1);
+    assert_eq!(
+        records[0]["value"], "b",
+        "the \\r\\n line ending is stripped"
+    );
+    assert_eq!(records[0]["key"], "user-1");
+    assert_eq!(records[0]["headers"][0]["key"], "src");
+    assert_eq!(records[0]["headers"][1]["value"], "1");
+    assert_eq!(records[1]["value"], "c");
+
+    let out = ok(ctl(&broker, &["consume", "t", "--timeout-ms", "200"]));
+    assert_eq!(out, "a\nb\nc\n");
+    let out = ok(ctl(
+        &broker,
+        &["consume", "t", "--from", "latest", "--timeout-ms", "200"],
+    ));
+    assert_eq!(out, "");
+
+    // Exit status: non-zero unless every line was acknowledged.
+    let out = ctl_at(
+        &broker.addr,
+        &["produce", "t", "--partition", "7"],
+        "x\ny\n",
+    );
+    let err = fails(out);
+    assert!(err.contains("partition 7 does not exist"), "{err}");
+    let err = fails(ctl_at(&broker.addr, &["produce", "missing"], "x\n"));
+    assert!(err.contains("unknown_topic"), "{err}");
+    let summary = json(&ok(ctl_at(&broker.addr, &["produce", "t", "--json"], "")));
+    assert_eq!(summary["sent"], 0);
+}
+
+#[test]
+fn stats_reports_uptime_connections_and_topics() {
+    let broker = Broker::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "s", "--partitions", "1"],
+    ));
+    ok(ctl_at(&broker.addr, &["produce", "s"], "x\n"));
+    let out = ok(ctl(&broker, &["stats"]));
+    assert!(out.starts_with("uptime       "), "{out}");
+    assert!(out.contains("\nconnections  "), "{out}");
+    assert!(out.contains("TOPIC  MESSAGES"), "{out}");
+    let stats = json(&ok(ctl(&broker, &["stats", "--json"])));
+    assert!(stats["uptime_ms"].as_u64().is_some());
+    assert_eq!(stats["topics"][0]["topic"], "s");
+    assert_eq!(stats["topics"][0]["messages_total"], 1);
+}
+
+#[test]
+fn unreachable_broker_is_a_clear_error() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    for args in [
+        &["topics"][..],
+        &["stats", "--json"],
+        &["consume", "x", "--count", "1"],
+    ] {
+        let output = ctl_at(&addr, args, "");
+        assert_eq!(output.status.code(), Some(1));
+        assert!(output.stdout.is_empty());
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            err.starts_with("brokerctl: error: cannot connect to the broker at "),
+            "{err}"
+        );
+        assert!(err.contains(&addr), "{err}");
+    }
+    // --addr wins over BROKER_ADDR.
+    let broker = Broker::start();
+    let output = ctl_at(&addr, &["--addr", &broker.addr, "topics"], "");
+    ok(output);
+}
