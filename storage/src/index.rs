@@ -42,6 +42,9 @@ impl IndexKind {
     }
 }
 
+/// Index entries buffered before one `pwrite`.
+pub(crate) const INDEX_FLUSH_ENTRIES: u32 = 32;
+
 /// One index file, mapped for reading.
 #[derive(Debug)]
 pub(crate) struct IndexFile {
@@ -51,6 +54,8 @@ pub(crate) struct IndexFile {
     map: Mmap,
     capacity_entries: u32,
     entries: AtomicU32,
+    /// Entries pushed but not yet written (writer only; the lock is never contended).
+    pending: std::sync::Mutex<Vec<u8>>,
 }
 
 impl IndexFile {
@@ -146,6 +151,7 @@ impl IndexFile {
             map,
             capacity_entries,
             entries: AtomicU32::new(count),
+            pending: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -161,25 +167,50 @@ impl IndexFile {
         self.entries.load(Ordering::Acquire)
     }
 
-    /// Appends one encoded entry. Returns `false` (and writes nothing) when the reserved
-    /// room is used up: the index just gets sparser, lookups stay correct.
+    /// Appends one encoded entry. Entries are buffered and written
+    /// [`INDEX_FLUSH_ENTRIES`] at a time (one `pwrite` instead of one per batch);
+    /// readers see them once written, and until then simply walk a little further from
+    /// the previous entry, which is always correct. Returns `false` (and keeps nothing)
+    /// when the reserved room is used up: the index just gets sparser.
     pub(crate) fn push(&self, entry: &[u8]) -> Result<bool> {
         debug_assert_eq!(entry.len(), self.kind.entry_bytes());
-        let count = self.entries.load(Ordering::Relaxed);
-        if count >= self.capacity_entries {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let buffered = (pending.len() / self.kind.entry_bytes()) as u32;
+        if self.entries.load(Ordering::Relaxed) + buffered >= self.capacity_entries {
             return Ok(false);
         }
+        pending.extend_from_slice(entry);
+        if buffered + 1 >= INDEX_FLUSH_ENTRIES {
+            self.write_pending(&mut pending)?;
+        }
+        Ok(true)
+    }
+
+    /// Writes buffered entries and publishes them.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_pending(&mut pending)
+    }
+
+    fn write_pending(&self, pending: &mut Vec<u8>) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let count = self.entries.load(Ordering::Relaxed);
         let position = INDEX_HEADER_BYTES + u64::from(count) * self.kind.entry_bytes() as u64;
         self.file
-            .write_all_at(entry, position)
+            .write_all_at(pending, position)
             .map_err(|e| Error::io("writing index", &self.path, e))?;
-        self.entries.store(count + 1, Ordering::Release);
-        Ok(true)
+        let added = (pending.len() / self.kind.entry_bytes()) as u32;
+        pending.clear();
+        self.entries.store(count + added, Ordering::Release);
+        Ok(())
     }
 
     /// Cuts the file to exactly its entries and syncs it, so that a later open knows
     /// the count from the size.
     pub(crate) fn seal(&self) -> Result<()> {
+        self.flush()?;
         let len = INDEX_HEADER_BYTES + u64::from(self.len()) * self.kind.entry_bytes() as u64;
         self.file
             .set_len(len)

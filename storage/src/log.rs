@@ -189,7 +189,11 @@ impl Log {
             cursor = IndexCursor::new(config.index_interval_bytes);
         }
         let recovered_end = segments.last().map_or(0, |s| s.next_offset());
-        if recovered_end < checkpoint.durable_offset {
+        // Offsets [log start, durable watermark) were acknowledged and not deleted: they
+        // must all be here. (Durable data below the log start may be gone for good.)
+        if recovered_end < checkpoint.durable_offset
+            && checkpoint.log_start_offset < checkpoint.durable_offset
+        {
             return Err(Error::DurableDataMissing {
                 durable_offset: checkpoint.durable_offset,
                 recovered_end,

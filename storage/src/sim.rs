@@ -19,7 +19,7 @@
 //! This module is test support; it is public so that integration tests and benches can
 //! use it, and it is never used by the broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -71,11 +71,11 @@ struct FileModel {
 #[derive(Debug)]
 struct SimState {
     rng: u64,
-    files: HashMap<PathBuf, FileModel>,
+    files: BTreeMap<PathBuf, FileModel>,
     /// Created since the last directory sync: may vanish.
     created: HashSet<PathBuf>,
     /// Removed since the last directory sync: may come back.
-    removed: HashMap<PathBuf, FileModel>,
+    removed: BTreeMap<PathBuf, FileModel>,
     plan: FaultPlan,
     writes: u64,
     syncs: u64,
@@ -121,9 +121,9 @@ impl SimVfs {
         SimVfs {
             state: Arc::new(Mutex::new(SimState {
                 rng: seed,
-                files: HashMap::new(),
+                files: BTreeMap::new(),
                 created: HashSet::new(),
-                removed: HashMap::new(),
+                removed: BTreeMap::new(),
                 plan: FaultPlan::default(),
                 writes: 0,
                 syncs: 0,
@@ -161,8 +161,10 @@ impl SimVfs {
     /// log using this file system must be dropped first.
     pub fn crash(&self, mode: CrashMode) -> io::Result<()> {
         let mut state = lock(&self.state);
-        let files: Vec<(PathBuf, FileModel)> = state.files.drain().collect();
-        let removed: Vec<(PathBuf, FileModel)> = state.removed.drain().collect();
+        let files: Vec<(PathBuf, FileModel)> =
+            std::mem::take(&mut state.files).into_iter().collect();
+        let removed: Vec<(PathBuf, FileModel)> =
+            std::mem::take(&mut state.removed).into_iter().collect();
         let created = std::mem::take(&mut state.created);
         for (path, model) in files {
             let vanish = created.contains(&path)
