@@ -1,59 +1,18 @@
 //! brokerd over raw TCP: the protocol as bytes, bad input, limits. Starts the real
 //! binary on port 0 in a temporary directory.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use integration_tests::Brokerd;
 use protocol::batch::BatchBuilder;
 use protocol::ops::fetch::FetchRequest;
 use protocol::ops::handshake::HandshakeRequest;
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
 use protocol::ops::topic::{CreateTopicRequest, ListTopicsRequest};
 use protocol::{ErrorCode, FrameDecoder, Message, Request, Response};
-
-struct Brokerd {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Brokerd {
-    fn start(extra: &[&str]) -> Brokerd {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_brokerd"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("first line names the address")
-            .to_string();
-        Brokerd {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Brokerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Raw {
     stream: TcpStream,
@@ -160,7 +119,7 @@ fn produce(raw: &mut Raw, topic: &str, value: &[u8]) -> Message {
 
 #[test]
 fn the_first_request_must_be_a_handshake() {
-    let broker = Brokerd::start(&[]);
+    let broker = Brokerd::start();
     let mut raw = Raw::connect(&broker.addr);
     let answer = raw.call(Request::ListTopics(ListTopicsRequest {
         include_internal: false,
@@ -182,7 +141,7 @@ fn the_first_request_must_be_a_handshake() {
 
 #[test]
 fn produce_fetch_and_errors_over_raw_frames() {
-    let broker = Brokerd::start(&[]);
+    let broker = Brokerd::start();
     let mut raw = Raw::handshaken(&broker.addr);
     create_topic(&mut raw, "t", 2);
     let answer = raw.call(Request::CreateTopic(CreateTopicRequest {
@@ -249,7 +208,7 @@ fn produce_fetch_and_errors_over_raw_frames() {
 
 #[test]
 fn a_long_poll_fetch_is_answered_when_data_arrives() {
-    let broker = Brokerd::start(&[]);
+    let broker = Brokerd::start();
     let mut raw = Raw::handshaken(&broker.addr);
     create_topic(&mut raw, "t", 1);
     let fetch = FetchRequest {
@@ -279,7 +238,7 @@ fn a_long_poll_fetch_is_answered_when_data_arrives() {
 
 #[test]
 fn a_malformed_frame_gets_an_error_and_a_closed_connection_while_others_carry_on() {
-    let broker = Brokerd::start(&[]);
+    let broker = Brokerd::start();
     let mut good = Raw::handshaken(&broker.addr);
     create_topic(&mut good, "t", 1);
 
@@ -331,7 +290,7 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("brokerd.toml");
     std::fs::write(&config, "[limits]\nmax_connections = 2\n").unwrap();
-    let broker = Brokerd::start(&["--config", config.to_str().unwrap()]);
+    let broker = Brokerd::start_with(&["--config", config.to_str().unwrap()]);
     let _a = Raw::handshaken(&broker.addr);
     let _b = Raw::handshaken(&broker.addr);
     let mut c = Raw::connect(&broker.addr);
@@ -341,21 +300,14 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
 
 #[test]
 fn graceful_shutdown_on_sigterm_leaves_clean_logs() {
-    let mut broker = Brokerd::start(&[]);
+    let mut broker = Brokerd::start();
     let mut raw = Raw::handshaken(&broker.addr);
     create_topic(&mut raw, "t", 1);
     assert!(matches!(
         produce(&mut raw, "t", b"x"),
         Message::Response { .. }
     ));
-    let pid = broker.child.id() as i32;
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = broker.child.wait().unwrap();
-    assert!(
-        status.success(),
-        "brokerd exits 0 after SIGTERM: {status:?}"
-    );
-    let marker = broker._dir.path().join("topics/t/0/clean-shutdown");
+    assert!(broker.stop(), "brokerd exits 0 after SIGTERM");
+    let marker = broker.data_dir().join("topics/t/0/clean-shutdown");
     assert!(marker.exists(), "the partition log was closed cleanly");
 }
