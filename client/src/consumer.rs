@@ -14,6 +14,7 @@
 //! a partition after losing it: commit often (auto commit) to keep that window small.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::Stream;
@@ -220,6 +221,7 @@ pub struct Consumer {
     group: String,
     config: ConsumerConfig,
     membership: watch::Receiver<Membership>,
+    heartbeater: Arc<Heartbeater>,
     applied: Option<Membership>,
     fetcher: Fetcher,
     /// Per owned partition: the offset after the last record returned to the caller.
@@ -251,12 +253,18 @@ impl Client {
         let membership = Membership::new(joined.member_id, joined.generation, joined.partitions);
         tracing::debug!(group, topic, ?membership, "joined");
         let (tx, rx) = watch::channel(membership);
+        let heartbeater = Arc::new(Heartbeater {
+            client: self.clone(),
+            group: group.to_string(),
+            topic: topic.to_string(),
+            session_timeout: config.session_timeout,
+            start: config.group_start(),
+            membership: tx,
+            beating: tokio::sync::Mutex::new(()),
+        });
         let heartbeat = tokio::spawn(heartbeat_loop(
-            self.clone(),
-            group.to_string(),
-            topic.to_string(),
-            config.clone(),
-            tx,
+            heartbeater.clone(),
+            config.heartbeat_interval,
         ));
         let fetcher = Fetcher::new(
             self.clone(),
@@ -270,6 +278,7 @@ impl Client {
             group: group.to_string(),
             config,
             membership: rx,
+            heartbeater,
             applied: None,
             fetcher,
             returned: BTreeMap::new(),
@@ -350,10 +359,23 @@ impl Consumer {
     /// record returned by [`next`](Self::next) — never past it. Partitions with
     /// nothing new are skipped.
     ///
-    /// Fails with a [`ClientError::Server`] of code `stale_generation` if the group
-    /// rebalanced since the assignment was applied; the next call to `next` applies the
-    /// new assignment, and commits after it carry the new generation.
+    /// If the broker refuses with `stale_generation` (the group rebalanced since the
+    /// assignment was applied), the consumer heartbeats to learn the new assignment,
+    /// applies it, and commits once more the partitions it still owns, whose
+    /// positions stay valid; positions of partitions it lost are dropped (their new
+    /// owner resumes from the last commit). A second refusal is returned as the error.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
+        match self.commit_returned().await {
+            Err(e) if e.code() == Some(ErrorCode::StaleGeneration) => {
+                tracing::debug!(group = %self.group, error = %e, "commit raced a rebalance");
+                self.heartbeater.beat().await;
+                self.commit_returned().await
+            }
+            other => other,
+        }
+    }
+
+    async fn commit_returned(&mut self) -> Result<(), ClientError> {
         self.apply_membership().await?;
         let offsets: Vec<(u32, u64)> = self
             .returned
@@ -519,21 +541,29 @@ impl Drop for Consumer {
     }
 }
 
-async fn heartbeat_loop(
+/// Heartbeats for one member and publishes its membership. Shared by the background
+/// task and the consumer (which heartbeats at once when a commit finds the group has
+/// moved on); the lock keeps the two from both rejoining after the broker forgot us.
+#[derive(Debug)]
+struct Heartbeater {
     client: Client,
     group: String,
     topic: String,
-    config: ConsumerConfig,
+    session_timeout: Duration,
+    start: GroupStart,
     membership: watch::Sender<Membership>,
-) {
-    let mut ticker = tokio::time::interval(config.heartbeat_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await; // the first tick is immediate; the join just happened
-    while !membership.is_closed() {
-        ticker.tick().await;
-        let current = membership.borrow().clone();
-        match client
-            .heartbeat(&group, &current.member_id, current.generation)
+    beating: tokio::sync::Mutex<()>,
+}
+
+impl Heartbeater {
+    /// One heartbeat; publishes the membership if it changed.
+    async fn beat(&self) {
+        let _one_at_a_time = self.beating.lock().await;
+        let current = self.membership.borrow().clone();
+        let group = &self.group;
+        match self
+            .client
+            .heartbeat(group, &current.member_id, current.generation)
             .await
         {
             Ok(answer) => {
@@ -544,7 +574,7 @@ async fn heartbeat_loop(
                 );
                 if next != current {
                     tracing::debug!(%group, ?next, "rebalanced");
-                    membership.send_replace(next);
+                    self.membership.send_replace(next);
                 }
             }
             Err(e)
@@ -556,18 +586,13 @@ async fn heartbeat_loop(
                 // The broker forgot us (session expired, broker restarted): join again
                 // as a new member; the consumer restarts from committed offsets.
                 tracing::warn!(%group, error = %e, "membership lost; rejoining");
-                match client
-                    .join_group(
-                        &group,
-                        &topic,
-                        "",
-                        config.session_timeout,
-                        config.group_start(),
-                    )
-                    .await
-                {
+                let joined = self
+                    .client
+                    .join_group(group, &self.topic, "", self.session_timeout, self.start)
+                    .await;
+                match joined {
                     Ok(joined) => {
-                        membership.send_replace(Membership::new(
+                        self.membership.send_replace(Membership::new(
                             joined.member_id,
                             joined.generation,
                             joined.partitions,
@@ -578,6 +603,16 @@ async fn heartbeat_loop(
             }
             Err(error) => tracing::warn!(%group, %error, "heartbeat failed; retrying"),
         }
+    }
+}
+
+async fn heartbeat_loop(heartbeater: Arc<Heartbeater>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; the join just happened
+    while !heartbeater.membership.is_closed() {
+        ticker.tick().await;
+        heartbeater.beat().await;
     }
 }
 
