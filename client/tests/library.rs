@@ -384,3 +384,70 @@ async fn subscription_receives_pushed_records() {
     assert_eq!(offsets, (5..20).collect::<Vec<_>>());
     sub.unsubscribe().await.unwrap();
 }
+
+#[tokio::test]
+async fn consumer_rejoins_and_resumes_after_the_broker_restarts() {
+    let mut broker = Broker::start();
+    let dir = broker.take_dir();
+    let client = connect(&broker).await;
+    client.create_topic("resume", 1, &[]).await.unwrap();
+    let producer = client
+        .producer("resume", ProducerConfig::default())
+        .await
+        .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..10 {
+        acks.push(producer.send(Record::new(format!("r{i}"))).await.unwrap());
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let config = ConsumerConfig::default()
+        .auto_commit(None)
+        .heartbeat_interval(Duration::from_millis(50));
+    let mut consumer = client
+        .consumer("resume", "survivors", config)
+        .await
+        .unwrap();
+    for expected in 0..5 {
+        assert_eq!(consumer.next().await.unwrap().offset, expected);
+    }
+    consumer.commit().await.unwrap();
+
+    broker.kill();
+    let _restarted = Broker::start_at(&broker.data_dir, &broker.addr);
+    // Reading resumes where it stopped (errors while the broker is down are
+    // expected; keep asking).
+    let deadline = std::time::Instant::now() + WAIT;
+    let record = loop {
+        assert!(std::time::Instant::now() < deadline, "never resumed");
+        let next = tokio::time::timeout(Duration::from_millis(200), consumer.next()).await;
+        if let Ok(Ok(record)) = next {
+            break record;
+        }
+    };
+    assert_eq!(record.offset, 5);
+    // The restarted broker forgot the group (groups live in memory); the heartbeat
+    // task rejoined it, so the group has this member again and commits work.
+    let group = eventually(WAIT, || async {
+        let group = client.describe_group("survivors").await.ok()?;
+        (group.members.len() == 1).then_some(group)
+    })
+    .await;
+    assert_eq!(group.members[0].partitions, [0]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while consumer.generation() != Some(group.generation)
+        || consumer.member_id() != group.members[0].member_id
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "membership not applied"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(50), consumer.next()).await;
+    }
+    consumer.commit().await.unwrap();
+    let committed = client.fetch_offsets("survivors", "resume").await.unwrap();
+    assert!(committed[0].offset >= Some(6), "{committed:?}");
+    consumer.close().await.unwrap();
+    drop(dir);
+}
