@@ -111,7 +111,7 @@ fn examples() -> Vec<(&'static str, Message)> {
                     name: "orders".into(),
                     partitions: 3,
                     config: vec![ConfigEntry {
-                        key: "retention.ms".into(),
+                        key: "retention_ms".into(),
                         value: "86400000".into(),
                     }],
                 }),
@@ -180,7 +180,7 @@ fn examples() -> Vec<(&'static str, Message)> {
                     name: "orders".into(),
                     internal: false,
                     config: vec![ConfigEntry {
-                        key: "retention.ms".into(),
+                        key: "retention_ms".into(),
                         value: "86400000".into(),
                     }],
                     partitions: vec![PartitionInfo {

@@ -48,6 +48,18 @@ pub enum BrokerError {
         /// The group's.
         current: u32,
     },
+    /// A commit for a partition the member does not own.
+    #[error(
+        "partition {partition} is not assigned to member {member:?} in generation {generation}"
+    )]
+    NotAssigned {
+        /// The partition.
+        partition: u32,
+        /// The member.
+        member: String,
+        /// The group's generation.
+        generation: u32,
+    },
     /// No such subscription on this connection.
     #[error("subscription {0} is not open on this connection")]
     UnknownSubscription(u64),
@@ -77,7 +89,9 @@ impl BrokerError {
         match self {
             BrokerError::UnknownTopic(_) => ErrorCode::UnknownTopic,
             BrokerError::TopicExists(_) => ErrorCode::TopicExists,
-            BrokerError::InvalidPartition { .. } => ErrorCode::InvalidPartition,
+            BrokerError::InvalidPartition { .. } | BrokerError::NotAssigned { .. } => {
+                ErrorCode::InvalidPartition
+            }
             BrokerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             BrokerError::UnknownGroup(_) => ErrorCode::UnknownGroup,

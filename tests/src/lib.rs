@@ -155,9 +155,10 @@ fn try_spawn(dir: &Path, listen: &str, extra: &[String]) -> Option<(Child, Strin
         .spawn()
         .expect("spawning brokerd");
     let mut line = String::new();
-    let read = BufReader::new(child.stdout.take()?)
-        .read_line(&mut line)
-        .ok()?;
+    let read = match child.stdout.take() {
+        Some(stdout) => BufReader::new(stdout).read_line(&mut line).unwrap_or(0),
+        None => 0,
+    };
     match line.trim().strip_prefix("listening on ") {
         Some(addr) if read > 0 => Some((child, addr.to_string())),
         _ => {

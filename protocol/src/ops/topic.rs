@@ -9,7 +9,7 @@ use super::Body;
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{self, Reader, MIN_STRING_BYTES};
 
-/// One topic setting, e.g. `retention.ms` = `604800000`.
+/// One topic setting, e.g. `retention_ms` = `604800000`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct ConfigEntry {

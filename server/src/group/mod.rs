@@ -75,6 +75,9 @@ pub struct Coordinator {
     registry: Arc<TopicRegistry>,
     offsets: Arc<OffsetStore>,
     next_member: AtomicU64,
+    /// Distinguishes this run's member ids from a previous run's, so a member from
+    /// before a restart can never be mistaken for a new one.
+    boot_id: u32,
 }
 
 /// What a member asks for when joining.
@@ -103,12 +106,16 @@ impl Coordinator {
         registry: Arc<TopicRegistry>,
         offsets: Arc<OffsetStore>,
     ) -> Coordinator {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         Coordinator {
             groups: Mutex::new(HashMap::new()),
             settings,
             registry,
             offsets,
             next_member: AtomicU64::new(1),
+            boot_id: nanos ^ std::process::id().rotate_left(16),
         }
     }
 
@@ -145,6 +152,7 @@ impl Coordinator {
         }
         let topic = self.registry.get(request.topic)?;
         let partitions = topic.config.partitions;
+        self.check_join(&request)?;
         if request.start == GroupStart::Latest {
             // Pin "latest" now, so that it means the end at join time for every
             // partition, whichever member ends up reading it.
@@ -187,14 +195,12 @@ impl Coordinator {
                 )));
             }
             let n = self.next_member.fetch_add(1, Ordering::Relaxed);
-            format!(
-                "{}-{n}",
-                if request.client_name.is_empty() {
-                    "member"
-                } else {
-                    request.client_name
-                }
-            )
+            let name = if request.client_name.is_empty() {
+                "member"
+            } else {
+                request.client_name
+            };
+            format!("{name}-{:08x}-{n}", self.boot_id)
         } else if group.members.contains_key(request.member_id) {
             request.member_id.to_string()
         } else {
@@ -230,6 +236,36 @@ impl Coordinator {
             generation: group.generation,
             partitions,
         })
+    }
+
+    /// Refuses a join that cannot succeed, before anything is written for it.
+    fn check_join(&self, request: &JoinRequest<'_>) -> Result<(), BrokerError> {
+        let groups = self.lock();
+        let Some(group) = groups.get(request.group) else {
+            return Ok(());
+        };
+        if group.topic != request.topic {
+            return Err(BrokerError::InvalidRequest(format!(
+                "group {:?} consumes topic {:?}, not {:?}",
+                request.group, group.topic, request.topic
+            )));
+        }
+        if request.member_id.is_empty()
+            && group.members.len() >= self.settings.max_members_per_group
+        {
+            return Err(BrokerError::ResourceLimit(format!(
+                "group {:?} already has {} members",
+                request.group,
+                group.members.len()
+            )));
+        }
+        if !request.member_id.is_empty() && !group.members.contains_key(request.member_id) {
+            return Err(BrokerError::UnknownMember {
+                group: request.group.into(),
+                member: request.member_id.into(),
+            });
+        }
+        Ok(())
     }
 
     /// Records a heartbeat; returns the member's current assignment.
@@ -367,9 +403,11 @@ impl Coordinator {
                 });
             }
             if let Some((p, _)) = offsets.iter().find(|(p, _)| !member.partitions.contains(p)) {
-                return Err(BrokerError::InvalidRequest(format!(
-                    "partition {p} is not assigned to member {member_id:?} in generation {current}"
-                )));
+                return Err(BrokerError::NotAssigned {
+                    partition: *p,
+                    member: member_id.into(),
+                    generation: current,
+                });
             }
             member.last_seen = Instant::now();
         }
