@@ -193,8 +193,54 @@ impl Client {
             session_timeout_ms: millis_u32(session_timeout),
             mode: GroupMode::Stream,
             start,
+            config: Vec::new(),
         });
         expect!(self.request(request).await?, JoinGroup)
+    }
+
+    /// Joins a queue-mode group (per-message acks, retries, dead letters), with
+    /// optional per-group overrides of the topic's queue settings such as
+    /// `("max_delivery_attempts", "3")`. The [`QueueConsumer`](crate::QueueConsumer)
+    /// does this for you.
+    pub async fn join_queue_group(
+        &self,
+        group: &str,
+        topic: &str,
+        member_id: &str,
+        session_timeout: Duration,
+        config: &[(&str, &str)],
+    ) -> Result<JoinGroupResponse, ClientError> {
+        let request = Request::JoinGroup(JoinGroupRequest {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            member_id: member_id.to_string(),
+            session_timeout_ms: millis_u32(session_timeout),
+            mode: GroupMode::Queue,
+            start: GroupStart::Earliest,
+            config: config
+                .iter()
+                .map(|(key, value)| protocol::ops::topic::ConfigEntry {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                })
+                .collect(),
+        });
+        expect!(self.request(request).await?, JoinGroup)
+    }
+
+    /// Deletes a partition's records below `before_offset`; returns the new log start.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        before_offset: u64,
+    ) -> Result<u64, ClientError> {
+        let request = Request::DeleteRecords(protocol::ops::topic::DeleteRecordsRequest {
+            topic: topic.to_string(),
+            partition,
+            before_offset,
+        });
+        Ok(expect!(self.request(request).await?, DeleteRecords)?.log_start_offset)
     }
 
     /// Keeps a membership alive; the answer is the current generation and assignment.

@@ -193,6 +193,26 @@ fn examples() -> Vec<(&'static str, Message)> {
             ),
         ),
         (
+            "DeleteRecords request",
+            req(
+                14,
+                Q::DeleteRecords(DeleteRecordsRequest {
+                    topic: "orders.dlq".into(),
+                    partition: 0,
+                    before_offset: 7,
+                }),
+            ),
+        ),
+        (
+            "DeleteRecords response",
+            resp(
+                14,
+                R::DeleteRecords(DeleteRecordsResponse {
+                    log_start_offset: 7,
+                }),
+            ),
+        ),
+        (
             "Produce request",
             req(
                 6,
@@ -296,8 +316,12 @@ fn examples() -> Vec<(&'static str, Message)> {
                     topic: "orders".into(),
                     member_id: String::new(),
                     session_timeout_ms: 10_000,
-                    mode: GroupMode::Stream,
+                    mode: GroupMode::Queue,
                     start: GroupStart::Earliest,
+                    config: vec![ConfigEntry {
+                        key: "max_delivery_attempts".into(),
+                        value: "3".into(),
+                    }],
                 }),
             ),
         ),

@@ -6,6 +6,8 @@ use crate::config::ServerConfig;
 use crate::error::BrokerError;
 use crate::group::offsets::OffsetStore;
 use crate::group::Coordinator;
+use crate::queue::QueueManager;
+use crate::shutdown::ShutdownSignal;
 use crate::stats::Stats;
 use crate::topics::TopicRegistry;
 
@@ -20,26 +22,41 @@ pub struct Broker {
     pub groups: Arc<Coordinator>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Queue groups: per-message delivery, retries, dead letters.
+    pub queues: Arc<QueueManager>,
+    /// Stops tasks the broker itself started (queue dispatchers).
+    background: ShutdownSignal,
 }
 
 impl Broker {
+    /// Stops the broker's own background tasks.
+    pub fn stop_background(&self) {
+        self.background.trigger();
+    }
+
     /// Opens the data directory: every topic's logs are recovered and committed
-    /// offsets replayed (blocking I/O; call before serving).
+    /// offsets and queue state replayed (blocking I/O, but inside the runtime: queue
+    /// dispatchers are spawned).
     pub fn open(config: ServerConfig) -> Result<Broker, BrokerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
         let topics = Arc::new(TopicRegistry::open(&config.data_dir)?);
         let offsets = Arc::new(OffsetStore::open(&topics)?);
+        let background = ShutdownSignal::new();
+        let queues = Arc::new(QueueManager::open(topics.clone(), background.subscribe())?);
         let groups = Arc::new(Coordinator::new(
             config.groups.clone(),
             topics.clone(),
             offsets,
+            queues.clone(),
         ));
         Ok(Broker {
             config,
             topics,
             groups,
             stats: Arc::new(Stats::default()),
+            queues,
+            background,
         })
     }
 }

@@ -206,6 +206,7 @@ impl ServerConfig {
             retention_bytes: defaults.retention_bytes,
             retention_ms: defaults.retention_ms,
             durability,
+            queue: crate::topics::QueueConfig::default(),
         };
         config
             .validate()

@@ -346,27 +346,72 @@ async fn dispatch(
     client_name: &str,
 ) -> Result<Response, BrokerError> {
     Ok(match request {
-        Request::CreateTopic(r) => handlers::admin::create_topic(broker, r).await.map(|()| Response::CreateTopic(Empty))?,
-        Request::DeleteTopic(r) => handlers::admin::delete_topic(broker, r).await.map(|()| Response::DeleteTopic(Empty))?,
+        Request::CreateTopic(r) => handlers::admin::create_topic(broker, r)
+            .await
+            .map(|()| Response::CreateTopic(Empty))?,
+        Request::DeleteTopic(r) => handlers::admin::delete_topic(broker, r)
+            .await
+            .map(|()| Response::DeleteTopic(Empty))?,
         Request::ListTopics(r) => Response::ListTopics(handlers::admin::list_topics(broker, r)),
-        Request::DescribeTopic(r) => Response::DescribeTopic(handlers::admin::describe_topic(broker, r)?),
+        Request::DescribeTopic(r) => {
+            Response::DescribeTopic(handlers::admin::describe_topic(broker, r)?)
+        }
         Request::Fetch(r) => Response::Fetch(handlers::fetch::fetch(broker, r).await?),
-        Request::JoinGroup(r) => Response::JoinGroup(handlers::groups::join(broker, r, client_name).await?),
+        Request::JoinGroup(r) => {
+            Response::JoinGroup(handlers::groups::join(broker, r, client_name).await?)
+        }
         Request::Heartbeat(r) => Response::Heartbeat(handlers::groups::heartbeat(broker, r)?),
-        Request::LeaveGroup(r) => handlers::groups::leave(broker, r).map(|()| Response::LeaveGroup(Empty))?,
-        Request::CommitOffsets(r) => handlers::groups::commit(broker, r).await.map(|()| Response::CommitOffsets(Empty))?,
-        Request::FetchOffsets(r) => Response::FetchOffsets(handlers::groups::fetch_offsets(broker, r)?),
+        Request::LeaveGroup(r) => {
+            handlers::groups::leave(broker, r).map(|()| Response::LeaveGroup(Empty))?
+        }
+        Request::CommitOffsets(r) => handlers::groups::commit(broker, r)
+            .await
+            .map(|()| Response::CommitOffsets(Empty))?,
+        Request::FetchOffsets(r) => {
+            Response::FetchOffsets(handlers::groups::fetch_offsets(broker, r)?)
+        }
         Request::ListGroups(Empty) => Response::ListGroups(handlers::groups::list(broker)),
-        Request::DescribeGroup(r) => Response::DescribeGroup(handlers::groups::describe(broker, r)?),
+        Request::DescribeGroup(r) => {
+            Response::DescribeGroup(handlers::groups::describe(broker, r)?)
+        }
         Request::ServerStats(Empty) => Response::ServerStats(handlers::stats::server_stats(broker)),
         Request::TopicStats(r) => Response::TopicStats(handlers::stats::topic_stats(broker, r)?),
-        Request::Ack(_) | Request::Nack(_) | Request::ExtendDeadline(_) => {
-            return Err(BrokerError::InvalidRequest(
-                "per-message ack, nack and deadline extension need a queue-mode group, which this broker does not support yet".into(),
-            ))
+        Request::Ack(r) => {
+            broker
+                .queues
+                .ack(&r.group, &r.topic, r.partition, &r.offsets)
+                .await?;
+            Response::Ack(Empty)
         }
-        Request::Handshake(_) | Request::Produce(_) | Request::Subscribe(_) | Request::Credit(_) | Request::Unsubscribe(_) => {
-            return Err(BrokerError::Internal("request routed to the wrong handler".into()))
+        Request::Nack(r) => {
+            let delay = r.redelivery_delay_ms.map(u64::from);
+            broker
+                .queues
+                .nack(&r.group, &r.topic, r.partition, r.offset, &r.reason, delay)
+                .await?;
+            Response::Nack(Empty)
+        }
+        Request::ExtendDeadline(r) => {
+            broker.queues.extend(
+                &r.group,
+                &r.topic,
+                r.partition,
+                r.offset,
+                u64::from(r.extend_ms),
+            )?;
+            Response::ExtendDeadline(Empty)
+        }
+        Request::DeleteRecords(r) => {
+            Response::DeleteRecords(handlers::admin::delete_records(broker, r).await?)
+        }
+        Request::Handshake(_)
+        | Request::Produce(_)
+        | Request::Subscribe(_)
+        | Request::Credit(_)
+        | Request::Unsubscribe(_) => {
+            return Err(BrokerError::Internal(
+                "request routed to the wrong handler".into(),
+            ))
         }
     })
 }

@@ -60,6 +60,14 @@ pub enum BrokerError {
         /// The group's generation.
         generation: u32,
     },
+    /// Ack, nack or extension of a message that is not in flight.
+    #[error("partition {partition} offset {offset} is not in flight for this group (never delivered, or already settled)")]
+    NotInFlight {
+        /// Partition.
+        partition: u32,
+        /// Offset.
+        offset: u64,
+    },
     /// No such subscription on this connection.
     #[error("subscription {0} is not open on this connection")]
     UnknownSubscription(u64),
@@ -98,6 +106,7 @@ impl BrokerError {
             BrokerError::UnknownMember { .. } => ErrorCode::UnknownMember,
             BrokerError::StaleGeneration { .. } => ErrorCode::StaleGeneration,
             BrokerError::UnknownSubscription(_) => ErrorCode::UnknownSubscription,
+            BrokerError::NotInFlight { .. } => ErrorCode::NotInFlight,
             BrokerError::ResourceLimit(_) | BrokerError::ShuttingDown => ErrorCode::ResourceLimit,
             BrokerError::Timeout(_) => ErrorCode::Timeout,
             BrokerError::NotDurable(_) => ErrorCode::NotDurable,

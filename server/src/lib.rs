@@ -20,6 +20,7 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod partition;
+pub mod queue;
 pub mod routing;
 pub mod shutdown;
 pub mod stats;
@@ -73,6 +74,10 @@ pub async fn serve(
         signal.subscribe(),
     ));
     background.spawn(run_retention(broker.clone(), signal.subscribe()));
+    background.spawn(queue::run_compaction(
+        broker.queues.clone(),
+        signal.subscribe(),
+    ));
 
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let mut connections = JoinSet::new();
@@ -119,6 +124,7 @@ pub async fn serve(
         connections.abort_all();
     }
     background.abort_all();
+    broker.stop_background();
     let topics = broker.topics.clone();
     tokio::task::spawn_blocking(move || topics.close_all()).await?;
     tracing::info!("all logs synced and closed cleanly");

@@ -79,16 +79,25 @@ impl CreditCell {
     }
 }
 
-struct Handle {
-    credit: Arc<CreditCell>,
-    task: JoinHandle<()>,
+enum Handle {
+    /// A partition or stream-group subscription, run by a task of this module.
+    Stream {
+        credit: Arc<CreditCell>,
+        task: JoinHandle<()>,
+    },
+    /// A queue-group subscription, run by the group's dispatcher.
+    Queue,
 }
+
+/// Subscription ids are unique across connections, because queue groups (shared by
+/// connections) track subscriptions by id.
+static NEXT_SUBSCRIPTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The subscriptions of one connection.
 pub struct Subscriptions {
     open: HashMap<u64, Handle>,
-    next_id: u64,
     limit: usize,
+    queues: Option<Arc<crate::queue::QueueManager>>,
 }
 
 impl std::fmt::Debug for Subscriptions {
@@ -111,8 +120,8 @@ impl Subscriptions {
     pub fn new(limit: usize) -> Subscriptions {
         Subscriptions {
             open: HashMap::new(),
-            next_id: 1,
             limit,
+            queues: None,
         }
     }
 
@@ -123,7 +132,8 @@ impl Subscriptions {
         request: SubscribeRequest,
         outbound: mpsc::Sender<Message>,
     ) -> Result<u64, BrokerError> {
-        self.open.retain(|_, h| !h.task.is_finished());
+        self.open
+            .retain(|_, h| !matches!(h, Handle::Stream { task, .. } if task.is_finished()));
         if self.open.len() >= self.limit {
             return Err(BrokerError::ResourceLimit(format!(
                 "at most {} subscriptions per connection",
@@ -131,8 +141,7 @@ impl Subscriptions {
             )));
         }
         let topic = broker.topics.get(&request.topic)?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = NEXT_SUBSCRIPTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let credit = Arc::new(CreditCell::default());
         credit.add(request.credit_messages, request.credit_bytes);
         let task = match request.target {
@@ -165,6 +174,20 @@ impl Subscriptions {
                     broker.clone(),
                 ))
             }
+            SubscribeTarget::Group { group, member_id } if broker.queues.get(&group).is_some() => {
+                broker.groups.assignment(&group, &member_id)?;
+                broker.queues.subscribe(
+                    &group,
+                    &member_id,
+                    id,
+                    outbound,
+                    request.credit_messages,
+                    request.credit_bytes,
+                )?;
+                self.queues = Some(broker.queues.clone());
+                self.open.insert(id, Handle::Queue);
+                return Ok(id);
+            }
             SubscribeTarget::Group { group, member_id } => {
                 broker.groups.assignment(&group, &member_id)?;
                 let follow = Some((group, member_id, topic.name.clone()));
@@ -178,17 +201,28 @@ impl Subscriptions {
                 ))
             }
         };
-        self.open.insert(id, Handle { credit, task });
+        self.open.insert(id, Handle::Stream { credit, task });
         Ok(id)
     }
 
     /// Adds credit.
     pub fn credit(&self, id: u64, messages: u32, bytes: u64) -> Result<(), BrokerError> {
-        let handle = self
+        match self
             .open
             .get(&id)
-            .ok_or(BrokerError::UnknownSubscription(id))?;
-        handle.credit.add(messages, bytes);
+            .ok_or(BrokerError::UnknownSubscription(id))?
+        {
+            Handle::Stream { credit, .. } => credit.add(messages, bytes),
+            Handle::Queue => {
+                if !self
+                    .queues
+                    .as_ref()
+                    .is_some_and(|q| q.credit(id, messages, bytes))
+                {
+                    return Err(BrokerError::UnknownSubscription(id));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -198,17 +232,33 @@ impl Subscriptions {
             .open
             .remove(&id)
             .ok_or(BrokerError::UnknownSubscription(id))?;
-        handle.credit.close();
-        handle.task.abort();
+        self.close(id, handle);
         Ok(())
+    }
+}
+
+impl Subscriptions {
+    fn close(&self, id: u64, handle: Handle) {
+        match handle {
+            Handle::Stream { credit, task } => {
+                credit.close();
+                task.abort();
+            }
+            // The member's deliveries in flight go back to the queue.
+            Handle::Queue => {
+                if let Some(queues) = &self.queues {
+                    queues.unsubscribe(id);
+                }
+            }
+        }
     }
 }
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
-        for handle in self.open.values() {
-            handle.credit.close();
-            handle.task.abort();
+        let open: Vec<(u64, Handle)> = self.open.drain().collect();
+        for (id, handle) in open {
+            self.close(id, handle);
         }
     }
 }

@@ -41,6 +41,151 @@ pub struct TopicConfig {
     pub retention_ms: Option<u64>,
     /// When appends are synced.
     pub durability: Durability,
+    /// Queue-group delivery: deadlines, retries, dead letters.
+    pub queue: QueueConfig,
+}
+
+/// Per-topic queue delivery settings (overridable per group at join).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `ack_deadline_ms`: a delivery not acked within this long is redelivered.
+    pub ack_deadline_ms: u64,
+    /// `max_delivery_attempts`: deliveries before a message is dead-lettered.
+    pub max_delivery_attempts: u32,
+    /// `retry_backoff_ms`: delay before the first redelivery.
+    pub retry_backoff_ms: u64,
+    /// `retry_backoff_max_ms`: largest delay.
+    pub retry_backoff_max_ms: u64,
+    /// `retry_backoff_multiplier`, in thousandths (2000 = x2 per attempt).
+    pub retry_backoff_multiplier_milli: u32,
+    /// `retry_jitter`, in thousandths (200 = each delay scaled by 0.8..1.2).
+    pub retry_jitter_milli: u32,
+    /// `dead_letter_topic`; absent means `<topic>.dlq`.
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            ack_deadline_ms: 30_000,
+            max_delivery_attempts: 5,
+            retry_backoff_ms: 1_000,
+            retry_backoff_max_ms: 60_000,
+            retry_backoff_multiplier_milli: 2_000,
+            retry_jitter_milli: 200,
+            dead_letter_topic: None,
+        }
+    }
+}
+
+/// Keys accepted for queue settings, at topic creation and (the same keys) at a queue
+/// group's join.
+pub const QUEUE_CONFIG_KEYS: &[&str] = &[
+    "ack_deadline_ms",
+    "max_delivery_attempts",
+    "retry_backoff_ms",
+    "retry_backoff_max_ms",
+    "retry_backoff_multiplier",
+    "retry_jitter",
+    "dead_letter_topic",
+];
+
+fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, BrokerError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| BrokerError::InvalidConfig(format!("{key}: {value:?} is not a valid number")))
+}
+
+fn parse_milli(key: &str, value: &str, max: f64) -> Result<u32, BrokerError> {
+    let number: f64 = parse_number(key, value)?;
+    if !(0.0..=max).contains(&number) {
+        return Err(BrokerError::InvalidConfig(format!(
+            "{key}: {value} is outside 0..={max}"
+        )));
+    }
+    Ok((number * 1000.0).round() as u32)
+}
+
+impl QueueConfig {
+    /// Applies one `KEY=VALUE`; `Ok(false)` if the key is not a queue key.
+    pub fn apply_entry(&mut self, key: &str, value: &str) -> Result<bool, BrokerError> {
+        match key {
+            "ack_deadline_ms" => self.ack_deadline_ms = parse_number(key, value)?,
+            "max_delivery_attempts" => self.max_delivery_attempts = parse_number(key, value)?,
+            "retry_backoff_ms" => self.retry_backoff_ms = parse_number(key, value)?,
+            "retry_backoff_max_ms" => self.retry_backoff_max_ms = parse_number(key, value)?,
+            "retry_backoff_multiplier" => {
+                self.retry_backoff_multiplier_milli = parse_milli(key, value, 100.0)?
+            }
+            "retry_jitter" => self.retry_jitter_milli = parse_milli(key, value, 1.0)?,
+            "dead_letter_topic" => {
+                let name = value.trim();
+                self.dead_letter_topic =
+                    (!name.is_empty() && name != "none").then(|| name.to_string());
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        if self.ack_deadline_ms == 0 || self.max_delivery_attempts == 0 {
+            return Err(BrokerError::InvalidConfig(
+                "ack_deadline_ms and max_delivery_attempts must be at least 1".into(),
+            ));
+        }
+        if self.retry_backoff_ms > self.retry_backoff_max_ms {
+            return Err(BrokerError::InvalidConfig(
+                "retry_backoff_ms exceeds retry_backoff_max_ms".into(),
+            ));
+        }
+        if let Some(name) = &self.dead_letter_topic {
+            validate_topic_name(name)?;
+        }
+        Ok(())
+    }
+
+    /// `KEY=VALUE` entries, for DescribeTopic.
+    pub fn entries(&self, topic: &str) -> Vec<ConfigEntry> {
+        let entry = |k: &str, v: String| ConfigEntry {
+            key: k.into(),
+            value: v,
+        };
+        vec![
+            entry("ack_deadline_ms", self.ack_deadline_ms.to_string()),
+            entry("dead_letter_topic", self.dead_letter_topic(topic)),
+            entry(
+                "max_delivery_attempts",
+                self.max_delivery_attempts.to_string(),
+            ),
+            entry(
+                "retry_backoff_max_ms",
+                self.retry_backoff_max_ms.to_string(),
+            ),
+            entry("retry_backoff_ms", self.retry_backoff_ms.to_string()),
+            entry(
+                "retry_backoff_multiplier",
+                format!(
+                    "{}",
+                    f64::from(self.retry_backoff_multiplier_milli) / 1000.0
+                ),
+            ),
+            entry(
+                "retry_jitter",
+                format!("{}", f64::from(self.retry_jitter_milli) / 1000.0),
+            ),
+        ]
+    }
+
+    /// The dead-letter topic of `topic`.
+    pub fn dead_letter_topic(&self, topic: &str) -> String {
+        self.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{topic}.dlq"))
+    }
 }
 
 /// The on-disk form of [`TopicConfig`].
@@ -51,6 +196,8 @@ struct TopicFile {
     retention_bytes: Option<u64>,
     retention_ms: Option<u64>,
     durability: String,
+    #[serde(default)]
+    queue: QueueConfig,
 }
 
 fn durability_name(durability: Durability) -> String {
@@ -81,17 +228,22 @@ impl TopicConfig {
                 "retention_ms" => self.retention_ms = parse_optional_u64(key, value)?,
                 "segment_bytes" => {
                     self.segment_bytes = value.trim().parse().map_err(|_| {
-                        BrokerError::InvalidConfig(format!("segment_bytes: {value:?} is not a number of bytes"))
+                        BrokerError::InvalidConfig(format!(
+                            "segment_bytes: {value:?} is not a number of bytes"
+                        ))
                     })?
                 }
                 "durability" => {
-                    self.durability =
-                        Durability::parse(value).map_err(|e| BrokerError::InvalidConfig(e.to_string()))?
+                    self.durability = Durability::parse(value)
+                        .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?
                 }
                 other => {
-                    return Err(BrokerError::InvalidConfig(format!(
-                        "unknown topic config key {other:?}; known keys: retention_bytes, retention_ms, segment_bytes, durability"
-                    )))
+                    if !self.queue.apply_entry(other, value)? {
+                        return Err(BrokerError::InvalidConfig(format!(
+                            "unknown topic config key {other:?}; known keys: retention_bytes, retention_ms, segment_bytes, durability, {}",
+                            QUEUE_CONFIG_KEYS.join(", ")
+                        )));
+                    }
                 }
             }
         }
@@ -106,9 +258,22 @@ impl TopicConfig {
                 self.partitions
             )));
         }
+        self.queue.validate()?;
         self.log_config()
             .validate()
             .map_err(|e| BrokerError::InvalidConfig(e.to_string()))
+    }
+
+    /// The configuration of the broker's internal topics: one partition, `always`.
+    pub fn internal_default() -> TopicConfig {
+        TopicConfig {
+            partitions: 1,
+            segment_bytes: 64 * 1024 * 1024,
+            retention_bytes: None,
+            retention_ms: None,
+            durability: Durability::Always,
+            queue: QueueConfig::default(),
+        }
     }
 
     /// The storage configuration of each partition's log.
@@ -123,7 +288,14 @@ impl TopicConfig {
     }
 
     /// As `KEY=VALUE` entries, for DescribeTopic.
-    pub fn entries(&self) -> Vec<ConfigEntry> {
+    pub fn entries(&self, topic: &str) -> Vec<ConfigEntry> {
+        let mut entries = self.log_entries();
+        entries.extend(self.queue.entries(topic));
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries
+    }
+
+    fn log_entries(&self) -> Vec<ConfigEntry> {
         let optional = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
         vec![
             ConfigEntry {
@@ -152,6 +324,7 @@ impl TopicConfig {
             retention_bytes: self.retention_bytes,
             retention_ms: self.retention_ms,
             durability: durability_name(self.durability),
+            queue: self.queue.clone(),
         }
     }
 
@@ -164,6 +337,7 @@ impl TopicConfig {
             retention_bytes: file.retention_bytes,
             retention_ms: file.retention_ms,
             durability,
+            queue: file.queue,
         };
         config.validate()?;
         Ok(config)
@@ -424,6 +598,7 @@ mod tests {
             retention_bytes: None,
             retention_ms: None,
             durability: Durability::Os,
+            queue: QueueConfig::default(),
         }
     }
 

@@ -49,6 +49,9 @@ pub struct JoinGroupRequest {
     pub mode: GroupMode,
     /// Used only when the group is created.
     pub start: GroupStart,
+    /// Per-group overrides of the topic's queue settings (queue mode only), e.g.
+    /// `max_delivery_attempts` = `3`.
+    pub config: Vec<super::topic::ConfigEntry>,
 }
 
 /// The membership granted.
@@ -200,7 +203,7 @@ impl Body for JoinGroupRequest {
         buf.put_u32_le(self.session_timeout_ms);
         self.mode.encode(buf);
         self.start.encode(buf);
-        Ok(())
+        super::topic::put_config(buf, &self.config)
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
@@ -211,6 +214,7 @@ impl Body for JoinGroupRequest {
             session_timeout_ms: r.u32("session_timeout_ms")?,
             mode: GroupMode::decode(r)?,
             start: GroupStart::decode(r)?,
+            config: super::topic::read_config(r)?,
         })
     }
 }

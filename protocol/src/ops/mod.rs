@@ -119,6 +119,8 @@ operations! {
     ListTopics = 12, "ListTopics";
     /// A topic's config and per-partition offsets.
     DescribeTopic = 13, "DescribeTopic";
+    /// Deletes a partition's records below an offset.
+    DeleteRecords = 14, "DeleteRecords";
     /// Appends one record batch.
     Produce = 20, "Produce";
     /// Reads batches from one partition, with long polling.
@@ -263,6 +265,7 @@ messages! {
     DeleteTopic(topic::DeleteTopicRequest, Empty);
     ListTopics(topic::ListTopicsRequest, topic::ListTopicsResponse);
     DescribeTopic(topic::DescribeTopicRequest, topic::DescribeTopicResponse);
+    DeleteRecords(topic::DeleteRecordsRequest, topic::DeleteRecordsResponse);
     Produce(produce::ProduceRequest, produce::ProduceResponse);
     Fetch(fetch::FetchRequest, fetch::FetchResponse);
     Subscribe(subscribe::SubscribeRequest, subscribe::SubscribeResponse);

@@ -111,14 +111,14 @@ const MIN_CONFIG_ENTRY_BYTES: usize = 2 * MIN_STRING_BYTES;
 const MIN_TOPIC_SUMMARY_BYTES: usize = MIN_STRING_BYTES + 4 + 8 + 8 + 1;
 const PARTITION_INFO_BYTES: usize = 4 + 8 + 8 + 8;
 
-fn put_config(buf: &mut BytesMut, config: &[ConfigEntry]) -> Result<(), EncodeError> {
+pub(crate) fn put_config(buf: &mut BytesMut, config: &[ConfigEntry]) -> Result<(), EncodeError> {
     wire::put_array(buf, "config", config, |b, e| {
         wire::put_string(b, "config key", &e.key)?;
         wire::put_string(b, "config value", &e.value)
     })
 }
 
-fn read_config(r: &mut Reader) -> Result<Vec<ConfigEntry>, DecodeError> {
+pub(crate) fn read_config(r: &mut Reader) -> Result<Vec<ConfigEntry>, DecodeError> {
     r.array("config", MIN_CONFIG_ENTRY_BYTES, |r| {
         Ok(ConfigEntry {
             key: r.string("config key")?,
@@ -233,6 +233,57 @@ impl Body for DescribeTopicResponse {
                     size_bytes: r.u64("size_bytes")?,
                 })
             })?,
+        })
+    }
+}
+
+/// Deletes a partition's records below an offset (moves its log start): for
+/// dead-letter purges and replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DeleteRecordsRequest {
+    /// Topic name.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Records below this offset are deleted; clamped to the partition's end.
+    pub before_offset: u64,
+}
+
+/// The partition's log start after the deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DeleteRecordsResponse {
+    /// First offset still held.
+    pub log_start_offset: u64,
+}
+
+impl Body for DeleteRecordsRequest {
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        wire::put_string(buf, "topic", &self.topic)?;
+        buf.put_u32_le(self.partition);
+        buf.put_u64_le(self.before_offset);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DeleteRecordsRequest {
+            topic: r.string("topic")?,
+            partition: r.u32("partition")?,
+            before_offset: r.u64("before_offset")?,
+        })
+    }
+}
+
+impl Body for DeleteRecordsResponse {
+    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        buf.put_u64_le(self.log_start_offset);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DeleteRecordsResponse {
+            log_start_offset: r.u64("log_start_offset")?,
         })
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::config::GroupSettings;
 use crate::error::BrokerError;
+use crate::queue::QueueManager;
 use crate::topics::TopicRegistry;
 use offsets::OffsetStore;
 
@@ -50,7 +51,11 @@ struct Group {
 impl Group {
     fn rebalance(&mut self, partitions: u32) {
         self.generation = self.generation.wrapping_add(1);
-        let assignment = assign::round_robin(self.members.len(), partitions);
+        let assignment = match self.mode {
+            // In a queue group every member may receive from every partition.
+            GroupMode::Queue => vec![(0..partitions).collect(); self.members.len()],
+            GroupMode::Stream => assign::round_robin(self.members.len(), partitions),
+        };
         for (member, partitions) in self.members.values_mut().zip(assignment) {
             member.partitions = partitions;
         }
@@ -78,6 +83,7 @@ pub struct Coordinator {
     /// Distinguishes this run's member ids from a previous run's, so a member from
     /// before a restart can never be mistaken for a new one.
     boot_id: u32,
+    queues: Arc<QueueManager>,
 }
 
 /// What a member asks for when joining.
@@ -97,6 +103,8 @@ pub struct JoinRequest<'a> {
     pub start: GroupStart,
     /// From the connection's handshake.
     pub client_name: &'a str,
+    /// Per-group overrides of the topic's queue settings (queue mode).
+    pub config: &'a [protocol::ops::topic::ConfigEntry],
 }
 
 impl Coordinator {
@@ -105,6 +113,7 @@ impl Coordinator {
         settings: GroupSettings,
         registry: Arc<TopicRegistry>,
         offsets: Arc<OffsetStore>,
+        queues: Arc<QueueManager>,
     ) -> Coordinator {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -116,6 +125,7 @@ impl Coordinator {
             offsets,
             next_member: AtomicU64::new(1),
             boot_id: nanos ^ std::process::id().rotate_left(16),
+            queues,
         }
     }
 
@@ -135,11 +145,6 @@ impl Coordinator {
                 "group names have 1 to 200 bytes".into(),
             ));
         }
-        if request.mode == GroupMode::Queue {
-            return Err(BrokerError::InvalidRequest(
-                "queue-mode groups (per-message acks, retries, dead letters) are not supported by this broker yet; join in stream mode".into(),
-            ));
-        }
         let (min, max) = (
             self.settings.min_session_timeout_ms,
             self.settings.max_session_timeout_ms,
@@ -153,7 +158,16 @@ impl Coordinator {
         let topic = self.registry.get(request.topic)?;
         let partitions = topic.config.partitions;
         self.check_join(&request)?;
-        if request.start == GroupStart::Latest {
+        if request.mode == GroupMode::Queue {
+            let latest = request.start == GroupStart::Latest;
+            self.queues
+                .ensure_group(request.group, request.topic, request.config, latest)?;
+        } else if !request.config.is_empty() {
+            return Err(BrokerError::InvalidRequest(
+                "per-group config overrides apply to queue groups only".into(),
+            ));
+        }
+        if request.start == GroupStart::Latest && request.mode == GroupMode::Stream {
             // Pin "latest" now, so that it means the end at join time for every
             // partition, whichever member ends up reading it.
             let mut pins = Vec::new();
@@ -250,6 +264,17 @@ impl Coordinator {
                 request.group, group.topic, request.topic
             )));
         }
+        if group.mode != request.mode {
+            return Err(BrokerError::InvalidRequest(format!(
+                "group {:?} is a {} group; join it in that mode",
+                request.group,
+                if group.mode == GroupMode::Queue {
+                    "queue"
+                } else {
+                    "stream"
+                }
+            )));
+        }
         if request.member_id.is_empty()
             && group.members.len() >= self.settings.max_members_per_group
         {
@@ -328,6 +353,9 @@ impl Coordinator {
                 member: member_id.into(),
             });
         }
+        if g.mode == GroupMode::Queue {
+            self.queues.member_gone(group, member_id);
+        }
         let partitions = self
             .registry
             .get(&g.topic)
@@ -349,10 +377,15 @@ impl Coordinator {
         let mut groups = self.lock();
         for (name, group) in groups.iter_mut() {
             let before = group.members.len();
+            let queues = &self.queues;
+            let queue_mode = group.mode == GroupMode::Queue;
             group.members.retain(|id, m| {
                 let alive = now.saturating_duration_since(m.last_seen) < m.session_timeout;
                 if !alive {
                     tracing::info!(group = %name, member = %id, "session expired");
+                    if queue_mode {
+                        queues.member_gone(name, id);
+                    }
                 }
                 alive
             });
@@ -386,6 +419,11 @@ impl Coordinator {
                 return Err(BrokerError::InvalidRequest(format!(
                     "group {group:?} consumes {:?}, not {topic:?}",
                     g.topic
+                )));
+            }
+            if g.mode == GroupMode::Queue {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "group {group:?} is a queue group: it acks messages instead of committing offsets"
                 )));
             }
             let current = g.generation;
@@ -427,8 +465,19 @@ impl Coordinator {
                 generation: g.generation,
             })
             .collect();
-        for (group, topic) in self.offsets.groups() {
+        for (group, topic) in self.queues.groups() {
             if !groups.contains_key(&group) {
+                out.push(GroupSummary {
+                    group,
+                    topic,
+                    mode: GroupMode::Queue,
+                    members: 0,
+                    generation: 0,
+                });
+            }
+        }
+        for (group, topic) in self.offsets.groups() {
+            if !groups.contains_key(&group) && !out.iter().any(|s| s.group == group) {
                 out.push(GroupSummary {
                     group,
                     topic,
@@ -461,16 +510,24 @@ impl Coordinator {
                         })
                         .collect(),
                 ),
-                None => {
-                    let topic = self
-                        .offsets
-                        .groups()
-                        .into_iter()
-                        .find(|(g, _)| g == group)
-                        .map(|(_, t)| t)
-                        .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
-                    (topic, GroupMode::Stream, 0, Vec::new())
-                }
+                None => match self.queues.get(group) {
+                    Some(queue) => (
+                        queue.topic_name().to_string(),
+                        GroupMode::Queue,
+                        0,
+                        Vec::new(),
+                    ),
+                    None => {
+                        let topic = self
+                            .offsets
+                            .groups()
+                            .into_iter()
+                            .find(|(g, _)| g == group)
+                            .map(|(_, t)| t)
+                            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+                        (topic, GroupMode::Stream, 0, Vec::new())
+                    }
+                },
             }
         };
         let topic_handle = self.registry.get(&topic)?;
@@ -478,15 +535,23 @@ impl Coordinator {
             .partitions
             .iter()
             .map(|p| {
-                let committed = self.offsets.get(group, &topic, p.id);
                 let end = p.end_offset();
+                // A queue group's "committed" offset is its ack floor: everything
+                // below it is acked or dead-lettered.
+                let queue = (mode == GroupMode::Queue)
+                    .then(|| self.queues.get(group))
+                    .flatten();
+                let committed = match &queue {
+                    Some(q) => q.floor(p.id),
+                    None => self.offsets.get(group, &topic, p.id),
+                };
                 let lag = end.saturating_sub(committed.unwrap_or(p.start_offset()));
                 GroupPartitionInfo {
                     partition: p.id,
                     committed_offset: committed,
                     end_offset: end,
                     lag,
-                    queue: None,
+                    queue: queue.map(|q| q.counts(p.id)),
                 }
             })
             .collect();

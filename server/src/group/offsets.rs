@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use protocol::batch::{split_batches, BatchBuilder, BatchView};
-use storage::Durability;
 
 use crate::error::BrokerError;
 use crate::partition::Partition;
@@ -90,13 +89,7 @@ impl OffsetStore {
         let topic = match registry.get(OFFSETS_TOPIC) {
             Ok(topic) => topic,
             Err(_) => {
-                let config = TopicConfig {
-                    partitions: 1,
-                    segment_bytes: 64 * 1024 * 1024,
-                    retention_bytes: None,
-                    retention_ms: None,
-                    durability: Durability::Always,
-                };
+                let config = TopicConfig::internal_default();
                 registry.create(OFFSETS_TOPIC, config, true)?
             }
         };

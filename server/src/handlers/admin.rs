@@ -72,9 +72,31 @@ pub fn describe_topic(
     Ok(DescribeTopicResponse {
         name: topic.name.clone(),
         internal: topic.internal,
-        config: topic.config.entries(),
+        config: topic.config.entries(&topic.name),
         partitions,
     })
+}
+
+/// Deletes a partition's records below an offset (dead-letter replay and purge).
+pub async fn delete_records(
+    broker: &Arc<Broker>,
+    request: protocol::ops::topic::DeleteRecordsRequest,
+) -> Result<protocol::ops::topic::DeleteRecordsResponse, BrokerError> {
+    let topic = broker.topics.get(&request.topic)?;
+    if topic.internal {
+        return Err(BrokerError::InvalidRequest(format!(
+            "{:?} is an internal topic",
+            topic.name
+        )));
+    }
+    let partition = topic.partition(request.partition)?.clone();
+    let before = request.before_offset;
+    let log_start_offset = blocking(move || {
+        partition.truncate_before(before)?;
+        Ok(partition.start_offset())
+    })
+    .await?;
+    Ok(protocol::ops::topic::DeleteRecordsResponse { log_start_offset })
 }
 
 /// Runs blocking file-system work off the async workers.

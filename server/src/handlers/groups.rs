@@ -28,6 +28,7 @@ pub async fn join(
             mode: request.mode,
             start: request.start,
             client_name,
+            config: &request.config,
         })
         .await
 }
