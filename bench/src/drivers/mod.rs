@@ -1,0 +1,7 @@
+//! One module per broker. `brokerd` is always built; peers only with their feature.
+
+pub mod brokerd;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "redis")]
+pub mod redis;

@@ -1,0 +1,21 @@
+//! `broker-bench`: an end-to-end load generator for brokerd and its peers.
+//!
+//! The same workload definitions ([`workload`]) run against any broker through a
+//! [`driver::Driver`]; all timing and accounting lives in [`runner`] and [`stats`], so
+//! a comparison between brokers is measured by identical code. Every payload carries
+//! its producer, sequence number and send time ([`payload`]), which gives end-to-end
+//! latency and exact loss and duplicate counts. Results come out as a table or one
+//! JSON object ([`report`]). Without `--addr` the binary starts its own brokerd
+//! ([`launcher`]). `docs/benchmarks.md` has the method and the measured figures.
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod driver;
+pub mod drivers;
+pub mod launcher;
+pub mod payload;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod workload;

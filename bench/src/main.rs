@@ -1,0 +1,239 @@
+//! `broker-bench`: runs one workload against brokerd (its own, or `--addr`) or, when
+//! built with the `nats` / `redis` features, against a peer broker; prints a table or
+//! `--json`. Exits 1 on an error, 2 if any message was lost, duplicated or failed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bench::drivers::brokerd::{Api, BrokerdDriver};
+use bench::launcher::Brokerd;
+use bench::report::Report;
+use bench::runner::{run, RunOptions};
+use bench::workload::{parse_duration, Ack, Durability, Stop, Workload, WorkloadKind};
+use clap::Parser;
+
+/// Exit status when the run completed but delivery was not exact.
+const EXIT_DELIVERY_FAILED: i32 = 2;
+
+/// The broker to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Broker {
+    /// Our broker (started here unless --addr is given).
+    Brokerd,
+    /// NATS JetStream (needs --addr and the `nats` feature).
+    Nats,
+    /// Redis Streams (needs --addr and the `redis` feature).
+    Redis,
+}
+
+/// End-to-end benchmark for brokerd and its peers.
+///
+/// Without --addr, starts its own brokerd (next to this binary, else built with
+/// cargo) on 127.0.0.1 with data in a temporary directory.
+#[derive(Debug, Parser)]
+#[command(name = "broker-bench", version, about, long_about = None)]
+struct Args {
+    /// produce, consume (pre-filled), pubsub (end-to-end latency), or queue.
+    #[arg(long, value_enum, default_value = "produce")]
+    workload: WorkloadKind,
+    /// Which broker to drive.
+    #[arg(long, value_enum, default_value = "brokerd")]
+    broker: Broker,
+    /// Address of a running broker (host:port); without it brokerd is started here.
+    #[arg(long)]
+    addr: Option<String>,
+    /// The brokerd binary to start (default: next to broker-bench, else built).
+    #[arg(long, env = "BROKERD")]
+    brokerd: Option<PathBuf>,
+    /// Parent directory of the started brokerd's data directory (default: the system temp dir).
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+    /// brokerd only: raw record batches and fetches, or the client library's Producer/Consumer.
+    #[arg(long, value_enum, default_value = "raw")]
+    api: Api,
+    /// Total messages to send (split between producers).
+    #[arg(long, conflicts_with = "duration")]
+    messages: Option<u64>,
+    /// Send for this long instead (e.g. 10s), warm-up included.
+    #[arg(long, value_parser = duration_arg)]
+    duration: Option<Duration>,
+    /// Leave this much time out of the figures (e.g. 2s).
+    #[arg(long, value_parser = duration_arg, default_value = "0s")]
+    warmup: Duration,
+    /// Payload bytes per message (at least 24: the benchmark header).
+    #[arg(long, default_value_t = 1024)]
+    message_size: usize,
+    /// Producers, each with its own connection.
+    #[arg(long, default_value_t = 1)]
+    producers: u32,
+    /// Consumers per consumer group, each with its own connection.
+    #[arg(long, default_value_t = 1)]
+    consumers: u32,
+    /// Consumer groups; each receives every message.
+    #[arg(long, default_value_t = 1)]
+    consumer_groups: u32,
+    /// Topics (producer i writes to topic i % topics; consumers read all).
+    #[arg(long, default_value_t = 1)]
+    topics: u32,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    /// Records per produce batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Produce batches awaiting acknowledgement, per producer.
+    #[arg(long, default_value_t = 8)]
+    in_flight: usize,
+    /// Target rate in messages/s over all producers (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Topic durability: always, os or interval:<ms> (peers: see docs/benchmarks.md).
+    #[arg(long, default_value = "always", value_parser = durability_arg)]
+    durability: Durability,
+    /// Acknowledgement level of produces.
+    #[arg(long, value_enum, default_value = "durable")]
+    ack: Ack,
+    /// Consumers give up this long after the last message once producers are done.
+    #[arg(long, value_parser = duration_arg, default_value = "10s")]
+    drain_timeout: Duration,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn durability_arg(text: &str) -> Result<Durability, String> {
+    Durability::parse(text).map_err(|e| e.to_string())
+}
+
+impl Args {
+    fn workload(&self) -> Workload {
+        let stop = match (self.messages, self.duration) {
+            (_, Some(duration)) => Stop::Duration(duration),
+            (Some(n), None) => Stop::Messages(n),
+            (None, None) => Stop::Messages(100_000),
+        };
+        Workload {
+            kind: self.workload,
+            producers: self.producers,
+            consumers: if self.workload == WorkloadKind::Produce {
+                0
+            } else {
+                self.consumers
+            },
+            consumer_groups: self.consumer_groups,
+            topics: self.topics,
+            partitions: self.partitions,
+            message_size_bytes: self.message_size,
+            batch_records: self.batch,
+            in_flight_batches: self.in_flight,
+            rate_msgs_per_sec: self.rate,
+            stop,
+            warmup: self.warmup,
+            durability: self.durability,
+            ack: self.ack,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let workload = args.workload();
+    workload.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = runtime.block_on(run_broker(&args, &workload))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    if !report.ok {
+        std::process::exit(EXIT_DELIVERY_FAILED);
+    }
+    Ok(())
+}
+
+async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> {
+    let options = RunOptions {
+        name_prefix: format!("bench-{}-{}", std::process::id(), unique_suffix()),
+        progress: !args.quiet && !args.json,
+        drain_timeout: args.drain_timeout,
+        keep_topics: false,
+    };
+    match args.broker {
+        Broker::Brokerd => {
+            let (_own, addr) = match &args.addr {
+                Some(addr) => (None, addr.clone()),
+                None => {
+                    let own = Brokerd::start(args.brokerd.as_deref(), args.data_parent.as_deref())?;
+                    let addr = own.addr().to_string();
+                    (Some(own), addr)
+                }
+            };
+            let driver = Arc::new(BrokerdDriver::new(addr, args.api));
+            Ok(run(driver, workload, &options).await?)
+        }
+        Broker::Nats => run_nats(args, workload, &options).await,
+        Broker::Redis => run_redis(args, workload, &options).await,
+    }
+}
+
+#[cfg(feature = "nats")]
+async fn run_nats(
+    args: &Args,
+    workload: &Workload,
+    options: &RunOptions,
+) -> anyhow::Result<Report> {
+    let addr = args
+        .addr
+        .clone()
+        .context("--broker nats needs --addr of a running nats-server")?;
+    let driver = Arc::new(bench::drivers::nats::NatsDriver::connect(&addr).await?);
+    Ok(run(driver, workload, options).await?)
+}
+
+#[cfg(not(feature = "nats"))]
+async fn run_nats(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
+    anyhow::bail!(
+        "this broker-bench was built without the nats driver: build with `--features nats`"
+    )
+}
+
+#[cfg(feature = "redis")]
+async fn run_redis(
+    args: &Args,
+    workload: &Workload,
+    options: &RunOptions,
+) -> anyhow::Result<Report> {
+    let addr = args
+        .addr
+        .clone()
+        .context("--broker redis needs --addr of a running redis-server")?;
+    let driver = Arc::new(bench::drivers::redis::RedisDriver::connect(&addr).await?);
+    Ok(run(driver, workload, options).await?)
+}
+
+#[cfg(not(feature = "redis"))]
+async fn run_redis(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
+    anyhow::bail!(
+        "this broker-bench was built without the redis driver: build with `--features redis`"
+    )
+}
+
+/// Distinguishes runs started in the same second by the same process id.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 1_000_000_000)
+}

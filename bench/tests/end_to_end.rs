@@ -1,0 +1,132 @@
+//! Runs the real `broker-bench` binary against a brokerd it starts itself, and checks
+//! the JSON it prints: every message delivered exactly once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Builds brokerd with the cargo and profile that built this test (a no-op under
+/// `cargo test --workspace`, which built it already) and returns its path.
+fn brokerd() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(build_brokerd).clone()
+}
+
+fn build_brokerd() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_broker-bench"));
+    let dir = bench.parent().expect("target/<profile>").to_path_buf();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            &profile,
+            "-p",
+            "server",
+            "--bin",
+            "brokerd",
+        ])
+        .current_dir(workspace)
+        .status()
+        .expect("running cargo build for brokerd");
+    assert!(status.success(), "building brokerd failed");
+    dir.join("brokerd")
+}
+
+fn bench(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
+        .arg("--brokerd")
+        .arg(brokerd())
+        .args(["--json", "--quiet"])
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("running broker-bench");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn pubsub_delivers_every_message_once_and_reports_latency() {
+    let (code, stdout, stderr) = bench(&[
+        "--workload",
+        "pubsub",
+        "--messages",
+        "3000",
+        "--batch",
+        "10",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--partitions",
+        "3",
+        "--durability",
+        "os",
+        "--ack",
+        "appended",
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicates"], 0);
+    assert_eq!(report["messages"], 3000);
+    assert_eq!(report["received"], 3000);
+    assert!(report["msgs_per_sec"].as_f64().is_some_and(|r| r > 0.0));
+    for key in ["publish_latency_us", "e2e_latency_us"] {
+        for p in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                report[key][p].as_f64().is_some_and(|v| v > 0.0),
+                "{key}.{p}: {report}"
+            );
+        }
+    }
+}
+
+#[test]
+fn produce_checks_the_stored_count() {
+    let (code, stdout, stderr) = bench(&[
+        "--workload",
+        "produce",
+        "--messages",
+        "5000",
+        "--batch",
+        "500",
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["stored_messages"], 5000);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["ack"], "durable");
+}
+
+#[test]
+fn queue_is_refused_with_a_clear_message() {
+    let (code, _, stderr) = bench(&["--workload", "queue", "--messages", "10"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not supported by this broker build yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_before_starting_anything() {
+    let (code, _, stderr) = bench(&["--message-size", "8"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--message-size"), "{stderr}");
+}
