@@ -9,6 +9,9 @@
 //! - [`Consumer`]: joins a consumer group, follows rebalances, yields records one by
 //!   one (or as a `Stream`), and commits offsets of returned records only —
 //!   automatically at an interval, or explicitly.
+//! - [`QueueConsumer`]: a member of a queue group: messages pushed one at a time to
+//!   any member, each acked, nacked (retried with backoff, then dead-lettered) or
+//!   given more time.
 //! - [`PartitionReader`] and [`Subscription`]: reading without a group, by fetch or
 //!   by push.
 //!
@@ -43,6 +46,7 @@ mod consumer;
 mod error;
 mod fetcher;
 mod producer;
+mod queue;
 mod records;
 mod subscription;
 
@@ -66,6 +70,7 @@ pub use producer::{
     DEFAULT_BATCH_MAX_BYTES, DEFAULT_LINGER_MS, DEFAULT_MAX_IN_FLIGHT_BATCHES,
     DEFAULT_MAX_QUEUED_RECORDS,
 };
+pub use queue::{QueueConsumer, QueueConsumerConfig, QueueMessage, DEFAULT_MAX_IN_FLIGHT};
 pub use records::{decode_records, ConsumerRecord};
 pub use subscription::Subscription;
 

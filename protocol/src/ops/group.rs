@@ -145,7 +145,7 @@ pub struct MemberInfo {
 }
 
 /// Queue-mode message counts for one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct QueueCounts {
     /// Delivered and not yet acked, nacked or expired.

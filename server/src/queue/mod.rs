@@ -347,15 +347,17 @@ impl QueueGroup {
             };
             deliveries.push((sink.outbound.clone(), delivery));
         }
-        let dead: Vec<(u32, u64, String)> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::DeadLettering {
-                    partition,
-                    offset,
-                    reason,
-                } => Some((*partition, *offset, reason.clone())),
-                _ => None,
+        // Every message out of attempts (from a nack, an expiry, or before a restart)
+        // is copied now; the dispatcher finishes those copies before its next round.
+        let dead: Vec<(u32, u64, String)> = state
+            .dead_lettering()
+            .into_iter()
+            .map(|(partition, offset)| {
+                let reason = state
+                    .partition(partition)
+                    .and_then(|p| p.entry(offset))
+                    .and_then(|e| e.reason.clone());
+                (partition, offset, reason.unwrap_or_default())
             })
             .collect();
         let wait = self.persist(&events)?;
@@ -482,20 +484,6 @@ impl QueueGroup {
 
 /// Runs a group's dispatcher until shutdown.
 async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdown) {
-    // Dead letters interrupted by a restart are copied again.
-    let pending: Vec<(u32, u64)> = group.lock().state.dead_lettering();
-    for (partition, offset) in pending {
-        let reason = group
-            .lock()
-            .state
-            .partition(partition)
-            .and_then(|p| p.entry(offset))
-            .and_then(|e| e.reason.clone())
-            .unwrap_or_default();
-        if let Err(error) = group.dead_letter(partition, offset, &reason).await {
-            tracing::warn!(group = %group.name, %error, "dead-lettering after restart failed");
-        }
-    }
     loop {
         if shutdown.is_shutdown() {
             return;

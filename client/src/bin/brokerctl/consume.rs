@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 use client::{
-    Client, ClientError, Consumer, ConsumerConfig, ConsumerRecord, PartitionReader, StartFrom,
+    Client, ClientError, Consumer, ConsumerConfig, ConsumerRecord, PartitionReader,
+    QueueConsumerConfig, StartFrom,
 };
 use serde_json::{json, Value};
 
@@ -39,6 +40,13 @@ pub struct ConsumeArgs {
     /// Stop after this many milliseconds without a message.
     #[arg(long = "timeout-ms", value_name = "MS")]
     timeout_ms: Option<u64>,
+    /// Take messages as a member of queue group --group and ack each one printed.
+    #[arg(long, requires = "group")]
+    queue: bool,
+    /// With --queue: nack each message with this reason instead of acking it
+    /// (it is retried, and dead-lettered once out of attempts).
+    #[arg(long, value_name = "REASON", requires = "queue")]
+    nack: Option<String>,
 }
 
 /// Parses `--from`.
@@ -70,6 +78,9 @@ impl Source {
 
 /// Runs `consume`.
 pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Result<ExitCode> {
+    if args.queue {
+        return run_queue(client, &args, json).await;
+    }
     let mut source = match &args.group {
         Some(group) => {
             let config = ConsumerConfig::default()
@@ -146,6 +157,59 @@ async fn print_records(source: &mut Source, args: &ConsumeArgs, json: bool) -> a
     Ok(printed)
 }
 
+/// `consume --queue`: print each message, then ack it (or nack it with `--nack`).
+async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let group = args.group.as_deref().unwrap_or_default();
+    let config = QueueConsumerConfig {
+        // One message at a time: whatever is not printed was never taken.
+        max_in_flight: 1,
+        session_timeout: Duration::from_millis(SESSION_TIMEOUT_MS),
+        heartbeat_interval: Duration::from_millis(HEARTBEAT_INTERVAL_MS),
+        ..QueueConsumerConfig::default()
+    };
+    let mut consumer = client.queue_consumer(&args.topic, group, config).await?;
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut stdout = std::io::stdout().lock();
+    let mut handled = 0u64;
+    let outcome: anyhow::Result<()> = async {
+        while args.count.is_none_or(|n| handled < n) {
+            let next = match timeout {
+                Some(t) => match tokio::time::timeout(t, consumer.next()).await {
+                    Ok(next) => next?,
+                    Err(_) => break,
+                },
+                None => consumer.next().await?,
+            };
+            let Some(message) = next else { break };
+            let line = if json {
+                let mut value = record_json(&message.record);
+                value["attempt"] = json!(message.attempt);
+                value.to_string()
+            } else {
+                String::from_utf8_lossy(message.record.value.as_deref().unwrap_or_default())
+                    .into_owned()
+            };
+            writeln!(stdout, "{line}")?;
+            stdout.flush()?;
+            handled += 1;
+            if args.count == Some(handled) {
+                // The last one: settling it must not fetch another we would not print.
+                consumer.stop_taking();
+            }
+            match &args.nack {
+                Some(reason) => message.nack(reason).await?,
+                None => message.ack().await?,
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let left = consumer.close().await;
+    outcome?;
+    left?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Bytes as JSON: a string if they are UTF-8, else an array of byte values (0-255).
 fn bytes_json(bytes: Option<&[u8]>) -> Value {
     match bytes {
@@ -158,7 +222,7 @@ fn bytes_json(bytes: Option<&[u8]>) -> Value {
 }
 
 /// One message as the JSON object `--json` prints.
-fn record_json(record: &ConsumerRecord) -> Value {
+pub fn record_json(record: &ConsumerRecord) -> Value {
     let headers: Vec<Value> = record
         .headers
         .iter()

@@ -131,6 +131,28 @@ fn describe_text(group: &DescribeGroupResponse) -> String {
         ]);
     }
     out.push_str(&partitions.render());
+    if group.mode == GroupMode::Queue {
+        out.push('\n');
+        let mut queue = Table::new(&[
+            "PARTITION",
+            "ACKED_BELOW",
+            "IN_FLIGHT",
+            "WAITING_RETRY",
+            "DEAD_LETTERED",
+        ]);
+        for p in &group.partitions {
+            let counts = p.queue.unwrap_or_default();
+            queue.row(vec![
+                p.partition.to_string(),
+                p.committed_offset
+                    .map_or_else(|| "-".into(), |o| o.to_string()),
+                counts.in_flight.to_string(),
+                counts.waiting_retry.to_string(),
+                counts.dead_lettered.to_string(),
+            ]);
+        }
+        out.push_str(&queue.render());
+    }
     out
 }
 
@@ -156,6 +178,9 @@ fn describe_json(group: &DescribeGroupResponse) -> serde_json::Value {
                 "committed_offset": p.committed_offset,
                 "end_offset": p.end_offset,
                 "lag": p.lag,
+                "in_flight": p.queue.map(|q| q.in_flight),
+                "waiting_retry": p.queue.map(|q| q.waiting_retry),
+                "dead_lettered": p.queue.map(|q| q.dead_lettered),
             })
         })
         .collect();

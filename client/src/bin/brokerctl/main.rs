@@ -6,6 +6,7 @@
 //! the request. See `docs/client.md` for every command with examples.
 
 mod consume;
+mod dlq;
 mod groups;
 mod produce;
 mod stats;
@@ -51,6 +52,8 @@ pub enum Command {
     Consume(consume::ConsumeArgs),
     /// List consumer groups, or describe one.
     Groups(groups::GroupsArgs),
+    /// List, peek at, replay or purge a topic's dead letters.
+    Dlq(dlq::DlqArgs),
     /// Server uptime, connections and per-topic rates.
     Stats,
 }
@@ -91,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Produce(args) => produce::run(&client, args, json).await,
         Command::Consume(args) => consume::run(&client, args, json).await,
         Command::Groups(args) => groups::run(&client, args, json).await,
+        Command::Dlq(args) => dlq::run(&client, args, json).await,
         Command::Stats => stats::run(&client, json).await,
     }
 }

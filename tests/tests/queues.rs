@@ -1,0 +1,407 @@
+//! Queue groups end to end: retries with backoff, dead letters, sharing between
+//! members, a crashed member, kill -9 in the middle of retries, brokerctl dlq.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use client::{Client, ProducerConfig, QueueConsumer, QueueConsumerConfig, QueueMessage, Record};
+use integration_tests::{brokerctl, Brokerd};
+use tokio::time::{timeout, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Fast retries, no jitter: 100 ms, 200 ms, 400 ms ...
+const QUEUE_CONFIG: &[(&str, &str)] = &[
+    ("max_delivery_attempts", "3"),
+    ("retry_backoff_ms", "100"),
+    ("retry_backoff_max_ms", "1000"),
+    ("retry_jitter", "0"),
+    ("ack_deadline_ms", "2000"),
+];
+
+async fn produce(client: &Client, topic: &str, values: &[String]) {
+    let producer = client
+        .producer(topic, ProducerConfig::default())
+        .await
+        .unwrap();
+    let mut futures = Vec::new();
+    for value in values {
+        futures.push(producer.send(Record::new(value.clone())).await.unwrap());
+    }
+    for future in futures {
+        future.await.unwrap();
+    }
+    producer.close().await.unwrap();
+}
+
+fn text(message: &QueueMessage) -> String {
+    String::from_utf8(message.value().unwrap().to_vec()).unwrap()
+}
+
+async fn next(consumer: &mut QueueConsumer) -> QueueMessage {
+    timeout(DEADLINE, consumer.next())
+        .await
+        .expect("a delivery in time")
+        .unwrap()
+        .expect("subscription open")
+}
+
+async fn dead_letters(client: &Client, dlq: &str) -> Vec<client::ConsumerRecord> {
+    let Ok(described) = client.describe_topic(dlq).await else {
+        return Vec::new();
+    };
+    let partition = &described.partitions[0];
+    let mut reader = client.partition_reader(dlq, &[(0, partition.start_offset)]);
+    let mut out = Vec::new();
+    while (out.len() as u64) < partition.end_offset - partition.start_offset {
+        out.push(timeout(DEADLINE, reader.next()).await.unwrap().unwrap());
+    }
+    out
+}
+
+fn header(record: &client::ConsumerRecord, name: &str) -> String {
+    let value = record
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    String::from_utf8(value.to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_dead_lettered_after_its_attempts_without_blocking_the_rest() {
+    let broker = Brokerd::start();
+    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    client
+        .create_topic("orders", 1, QUEUE_CONFIG)
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..20)
+        .map(|i| {
+            if i == 5 {
+                "poison".to_string()
+            } else {
+                format!("m{i}")
+            }
+        })
+        .collect();
+    produce(&client, "orders", &values).await;
+
+    let mut consumer = client
+        .queue_consumer(
+            "orders",
+            "workers",
+            QueueConsumerConfig {
+                max_in_flight: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut log: Vec<(String, u32)> = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while log.iter().filter(|(v, _)| v == "poison").count() < 3 || log.len() < 22 {
+        assert!(Instant::now() < deadline, "log so far: {log:?}");
+        let message = next(&mut consumer).await;
+        log.push((text(&message), message.attempt));
+        if text(&message) == "poison" {
+            message.nack("cannot parse").await.unwrap();
+        } else {
+            assert_eq!(message.attempt, 1);
+            message.ack().await.unwrap();
+        }
+    }
+    let poison: Vec<(usize, u32)> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, (v, _))| v == "poison")
+        .map(|(i, (_, a))| (i, *a))
+        .collect();
+    assert_eq!(
+        poison.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "attempts are counted"
+    );
+    let others_done_at = log.iter().rposition(|(v, _)| v != "poison").unwrap();
+    assert!(
+        others_done_at < poison[1].0,
+        "the 19 others were delivered before the first retry: {log:?}"
+    );
+
+    // The dead letter arrives with its history.
+    let deadline = Instant::now() + DEADLINE;
+    let letters = loop {
+        let letters = dead_letters(&client, "orders.dlq").await;
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(Instant::now() < deadline, "dead letter never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.value.as_deref(), Some(&b"poison"[..]));
+    assert_eq!(header(letter, "dlq.original_topic"), "orders");
+    assert_eq!(header(letter, "dlq.original_partition"), "0");
+    assert_eq!(header(letter, "dlq.original_offset"), "5");
+    assert_eq!(header(letter, "dlq.attempts"), "3");
+    assert_eq!(header(letter, "dlq.reason"), "cannot parse");
+    let first: i64 = header(letter, "dlq.first_delivery_ms").parse().unwrap();
+    let last: i64 = header(letter, "dlq.last_delivery_ms").parse().unwrap();
+    assert!(
+        last >= first + 300,
+        "two backoffs (100 + 200 ms) between first and last delivery"
+    );
+
+    let group = client.describe_group("workers").await.unwrap();
+    let counts = group.partitions[0].queue.unwrap();
+    assert_eq!(
+        (counts.in_flight, counts.waiting_retry, counts.dead_lettered),
+        (0, 0, 1)
+    );
+    assert_eq!(
+        group.partitions[0].committed_offset,
+        Some(20),
+        "everything settled"
+    );
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_share_the_load_and_a_crashed_members_messages_go_to_the_other() {
+    let broker = Brokerd::start();
+    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    client.create_topic("jobs", 2, QUEUE_CONFIG).await.unwrap();
+    let values: Vec<String> = (0..200).map(|i| format!("job{i}")).collect();
+
+    // The member that will crash has its own connection, so dropping it is a crash.
+    let doomed_client = Client::connect(broker.addr.clone()).await.unwrap();
+    let mut doomed = doomed_client
+        .queue_consumer(
+            "jobs",
+            "workers",
+            QueueConsumerConfig {
+                max_in_flight: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut survivor = client
+        .queue_consumer(
+            "jobs",
+            "workers",
+            QueueConsumerConfig {
+                max_in_flight: 50,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    produce(&client, "jobs", &values).await;
+
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(text(&next(&mut doomed).await));
+    }
+    drop(doomed);
+    drop(doomed_client); // connection gone with 5 messages in flight
+
+    let mut acked: HashMap<String, u32> = HashMap::new();
+    let deadline = Instant::now() + DEADLINE;
+    while acked.len() < 200 {
+        assert!(Instant::now() < deadline, "acked {} of 200", acked.len());
+        let message = next(&mut survivor).await;
+        let value = text(&message);
+        assert!(
+            !acked.contains_key(&value),
+            "{value} was acked already and came again"
+        );
+        if held.contains(&value) {
+            assert_eq!(message.attempt, 2, "{value} is a redelivery");
+        }
+        acked.insert(value, message.attempt);
+        message.ack().await.unwrap();
+    }
+    assert_eq!(acked.values().filter(|a| **a == 2).count(), 5);
+    survivor.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_and_dead_letters_survive_kill9_in_the_middle_of_retries() {
+    let mut broker = Brokerd::start();
+    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let mut config = QUEUE_CONFIG.to_vec();
+    config[0] = ("max_delivery_attempts", "4");
+    client.create_topic("payments", 1, &config).await.unwrap();
+    produce(
+        &client,
+        "payments",
+        &["ok".to_string(), "poison".to_string()],
+    )
+    .await;
+    let mut consumer = client
+        .queue_consumer("payments", "workers", QueueConsumerConfig::default())
+        .await
+        .unwrap();
+    let mut poison_attempts = Vec::new();
+    while poison_attempts.len() < 2 {
+        let message = next(&mut consumer).await;
+        if text(&message) == "poison" {
+            poison_attempts.push(message.attempt);
+            message.nack("declined").await.unwrap();
+        } else {
+            message.ack().await.unwrap();
+        }
+    }
+    assert_eq!(poison_attempts, [1, 2]);
+    broker.kill9();
+    drop(consumer);
+    drop(client);
+
+    broker.restart();
+    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let mut consumer = client
+        .queue_consumer("payments", "workers", QueueConsumerConfig::default())
+        .await
+        .unwrap();
+    for expected in [3, 4] {
+        let message = next(&mut consumer).await;
+        assert_eq!(
+            text(&message),
+            "poison",
+            "the acked message is not redelivered"
+        );
+        assert_eq!(
+            message.attempt, expected,
+            "attempts continue where they were"
+        );
+        message.nack("declined").await.unwrap();
+    }
+    let deadline = Instant::now() + DEADLINE;
+    while dead_letters(&client, "payments.dlq").await.is_empty() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let letters = dead_letters(&client, "payments.dlq").await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(header(&letters[0], "dlq.attempts"), "4");
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokerctl_drains_bounces_lists_replays_and_purges_dead_letters() {
+    let broker = Brokerd::start();
+    let addr = broker.addr.as_str();
+    let (ok, _, err) = brokerctl(
+        addr,
+        &[
+            "topics",
+            "create",
+            "mail",
+            "--partitions",
+            "1",
+            "--config",
+            "max_delivery_attempts=1",
+            "--config",
+            "retry_jitter=0",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = brokerctl(addr, &["produce", "mail"], "hello\nbounce-me\nworld\n");
+    assert!(ok, "{out}{err}");
+
+    // Take one message and ack it; bounce the next one (one attempt: straight to the DLQ).
+    let (ok, out, err) = brokerctl(
+        addr,
+        &[
+            "consume", "mail", "--group", "ops", "--queue", "--count", "1",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "hello\n");
+    let (ok, out, err) = brokerctl(
+        addr,
+        &[
+            "consume",
+            "mail",
+            "--group",
+            "ops",
+            "--queue",
+            "--nack",
+            "bad address",
+            "--count",
+            "1",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "bounce-me\n");
+
+    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while dead_letters(&client, "mail.dlq").await.is_empty() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ok, out, err) = brokerctl(addr, &["dlq", "mail"], "");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("mail/0/1")
+            && out.contains("bad address")
+            && out.contains("1 dead letter(s) in mail.dlq"),
+        "{out}"
+    );
+    let (ok, out, _) = brokerctl(addr, &["dlq", "peek", "mail"], "");
+    assert!(
+        ok && out.contains("dlq.reason: bad address") && out.contains("bounce-me"),
+        "{out}"
+    );
+    let (ok, out, _) = brokerctl(addr, &["groups", "describe", "ops"], "");
+    assert!(ok && out.contains("DEAD_LETTERED"), "{out}");
+
+    // Replay puts it back on the topic (a new message, attempts from 1) and removes it.
+    let (ok, out, err) = brokerctl(addr, &["dlq", "replay", "mail", "--count", "1"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("replayed 1"), "{out}");
+    let (_, out, _) = brokerctl(addr, &["dlq", "mail", "--json"], "");
+    assert_eq!(out, "", "the dead-letter topic is empty after the replay");
+    let (ok, out, _) = brokerctl(
+        addr,
+        &[
+            "consume", "mail", "--group", "ops", "--queue", "--count", "2", "--json",
+        ],
+        "",
+    );
+    assert!(ok);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["value"], "world");
+    assert_eq!(lines[1]["value"], "bounce-me");
+    assert_eq!(lines[1]["attempt"], 1);
+
+    // Purge.
+    let (ok, _, _) = brokerctl(addr, &["produce", "mail"], "bounce-again\n");
+    assert!(ok);
+    let (ok, _, _) = brokerctl(
+        addr,
+        &[
+            "consume", "mail", "--group", "ops", "--queue", "--nack", "no", "--count", "1",
+        ],
+        "",
+    );
+    assert!(ok);
+    let deadline = Instant::now() + DEADLINE;
+    while dead_letters(&client, "mail.dlq").await.is_empty() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ok, out, _) = brokerctl(addr, &["dlq", "purge", "mail"], "");
+    assert!(ok && out.contains("purged 1"), "{out}");
+    assert!(dead_letters(&client, "mail.dlq").await.is_empty());
+}
