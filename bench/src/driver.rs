@@ -159,6 +159,11 @@ pub trait Driver: Send + Sync + 'static {
         Duration::ZERO
     }
 
+    /// Whether `--workload queue` (per-message acknowledgements) can run here.
+    fn supports_queue(&self) -> bool {
+        false
+    }
+
     /// Deletes the topics.
     fn delete_topics(
         &self,

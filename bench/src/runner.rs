@@ -154,7 +154,7 @@ pub async fn run<D: Driver>(
     options: &RunOptions,
 ) -> Result<Report, RunError> {
     workload.validate()?;
-    if workload.kind == WorkloadKind::Queue {
+    if workload.kind == WorkloadKind::Queue && !driver.supports_queue() {
         return Err(RunError::Unsupported(format!(
             "--workload queue is not supported by this broker build yet: the {} driver has no \
              queue consumer (per-message acks) to run it with",

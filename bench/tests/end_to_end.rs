@@ -115,13 +115,28 @@ fn produce_checks_the_stored_count() {
 }
 
 #[test]
-fn queue_is_refused_with_a_clear_message() {
-    let (code, _, stderr) = bench(&["--workload", "queue", "--messages", "10"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("not supported by this broker build yet"),
-        "{stderr}"
-    );
+fn queue_acks_every_message_exactly_once() {
+    let (code, stdout, stderr) = bench(&[
+        "--workload",
+        "queue",
+        "--messages",
+        "2000",
+        "--batch",
+        "100",
+        "--consumers",
+        "2",
+        "--partitions",
+        "2",
+        "--durability",
+        "os",
+        "--ack",
+        "appended",
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicates"], 0);
+    assert_eq!(report["received"], 2000);
 }
 
 #[test]

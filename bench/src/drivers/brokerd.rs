@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use client::{
-    AckLevel, Client, ClientConfig, ConsumerConfig, Producer, ProducerConfig, Record, StartFrom,
+    AckLevel, Client, ClientConfig, ConsumerConfig, Producer, ProducerConfig, QueueConsumer,
+    QueueConsumerConfig, QueueMessage, Record, StartFrom,
 };
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -29,7 +30,7 @@ use crate::driver::{
     AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch, ProducerHandle, StartAt,
 };
 use crate::payload::template;
-use crate::workload::{assigned_partitions, Ack, Workload};
+use crate::workload::{assigned_partitions, Ack, Workload, WorkloadKind};
 
 /// How long the broker may take to acknowledge a produce before answering `timeout`.
 pub const PRODUCE_ACK_TIMEOUT_MS: u64 = 30_000;
@@ -171,6 +172,21 @@ impl Driver for BrokerdDriver {
         let client = self
             .connect(&format!("{}-{}", spec.group, spec.member))
             .await?;
+        if workload.kind == WorkloadKind::Queue {
+            if spec.topics.len() != 1 {
+                return Err(DriverError::Unsupported(
+                    "--workload queue reads one topic per consumer: use --topics 1".into(),
+                ));
+            }
+            let config = QueueConsumerConfig {
+                max_in_flight: QUEUE_MAX_IN_FLIGHT,
+                ..QueueConsumerConfig::default()
+            };
+            let queue = client
+                .queue_consumer(&spec.topics[0], &spec.group, config)
+                .await?;
+            return Ok(BrokerdConsumer::Queue(Box::new(queue)));
+        }
         match self.api {
             Api::Raw => {
                 let mut positions = HashMap::new();
@@ -217,6 +233,10 @@ impl Driver for BrokerdDriver {
                 ))
             }
         }
+    }
+
+    fn supports_queue(&self) -> bool {
+        true
     }
 
     fn settle_delay(&self, members: u32) -> Duration {
@@ -404,7 +424,12 @@ pub enum BrokerdConsumer {
     Raw(RawConsumer),
     /// `--api client`.
     Library(LibraryConsumer),
+    /// `--workload queue`: a queue-group member that acks every message.
+    Queue(Box<QueueConsumer>),
 }
+
+/// Unsettled messages a queue consumer holds at most (its credit).
+pub const QUEUE_MAX_IN_FLIGHT: u32 = 1024;
 
 /// Records taken from the library consumer per `receive` once one has arrived.
 const LIBRARY_RECORDS_PER_RECEIVE: usize = 4096;
@@ -431,6 +456,33 @@ impl ConsumerHandle for BrokerdConsumer {
                 raw.start_fetch(key);
                 Ok(())
             }
+            BrokerdConsumer::Queue(queue) => {
+                let Ok(first) = tokio::time::timeout(max_wait, queue.next()).await else {
+                    return Ok(());
+                };
+                let mut messages: Vec<QueueMessage> = first?.into_iter().collect();
+                // `next()` is cancel-safe, so polling it once and dropping it loses nothing.
+                while messages.len() < LIBRARY_RECORDS_PER_RECEIVE {
+                    match queue.next().now_or_never() {
+                        Some(Ok(Some(message))) => messages.push(message),
+                        Some(Err(e)) => return Err(e.into()),
+                        _ => break,
+                    }
+                }
+                for message in &messages {
+                    if let Some(value) = message.value() {
+                        sink(value);
+                    }
+                }
+                // Every message is acknowledged on its own (the acks are pipelined).
+                for result in
+                    futures_util::future::join_all(messages.into_iter().map(QueueMessage::ack))
+                        .await
+                {
+                    result?;
+                }
+                Ok(())
+            }
             BrokerdConsumer::Library(library) => {
                 let Ok(chunk) = tokio::time::timeout(max_wait, library.chunks.recv()).await else {
                     return Ok(());
@@ -452,10 +504,11 @@ impl ConsumerHandle for BrokerdConsumer {
     }
 
     async fn close(self) -> Result<(), DriverError> {
-        if let BrokerdConsumer::Library(library) = self {
-            library.close().await?;
+        match self {
+            BrokerdConsumer::Library(library) => library.close().await,
+            BrokerdConsumer::Queue(queue) => Ok(queue.close().await?),
+            BrokerdConsumer::Raw(_) => Ok(()),
         }
-        Ok(())
     }
 }
 
