@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Runs the same broker-bench workloads against brokerd, NATS JetStream and Redis
+# Streams on this machine (all on loopback, all data under one temporary directory on
+# the disk of BENCH_DIR), each RUNS times, and writes a comparison table of medians.
+#
+#   bench/peers.sh                                  # from the workspace root
+#   RUNS=3 MESSAGES=500000 OUT_DIR=target/bench-results bench/peers.sh
+#
+# Installs nats-server, redis-server and jq from Debian if missing; builds
+# broker-bench with the nats and redis features and brokerd, in release mode. Every
+# run's JSON is kept in $OUT_DIR/raw/; the tables go to stdout and $OUT_DIR/peers.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-data}
+OUT_DIR=${OUT_DIR:-$ROOT/target/bench-results}
+RUNS=${RUNS:-3}
+MESSAGES=${MESSAGES:-500000}           # produce and consume workloads
+RTT_MESSAGES=${RTT_MESSAGES:-20000}    # one message per request
+PUBSUB_SECONDS=${PUBSUB_SECONDS:-10}   # pub/sub at a fixed rate, after a 2 s warm-up
+PUBSUB_RATE=${PUBSUB_RATE:-10000}
+NATS_PORT=${NATS_PORT:-4299}
+REDIS_PORT=${REDIS_PORT:-6399}
+mkdir -p "$BENCH_DIR" "$OUT_DIR/raw"
+rm -f "$OUT_DIR"/raw/*.jsonl
+
+need=()
+command -v nats-server >/dev/null || need+=(nats-server)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v jq >/dev/null || need+=(jq)
+if ((${#need[@]})); then
+  echo "peers.sh: installing ${need[*]}" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+
+echo "peers.sh: building broker-bench (features nats, redis) and brokerd, release" >&2
+cargo build --release --quiet -p bench --features nats,redis
+cargo build --release --quiet -p server --bin brokerd
+BENCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/broker-bench
+
+TMP=$(mktemp -d -p "$BENCH_DIR" peers.XXXXXX)
+nats_pid= redis_pid=
+stop_peers() {
+  [[ -n $nats_pid ]] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
+  [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
+  nats_pid= redis_pid=
+}
+trap 'stop_peers; rm -rf "$TMP"' EXIT
+
+wait_port() { # port
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "peers.sh: nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+# --- peers ----------------------------------------------------------------------
+NATS_VERSION=$(nats-server --version | awk '{print $2}')
+REDIS_VERSION=$(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')
+# JetStream's per-write sync option (sync_interval: always) exists from nats-server
+# 2.10 on; older servers refuse the field, and then never fsync per message.
+printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s", sync_interval: always }\n' \
+  "$NATS_PORT" "$TMP/nats" > "$TMP/nats-sync.conf"
+if nats-server -c "$TMP/nats-sync.conf" -t >/dev/null 2>&1; then
+  NATS_DURABLE_CONF=$TMP/nats-sync.conf
+  NATS_DURABLE_NOTE="sync_interval: always (fsync before ack)"
+else
+  NATS_DURABLE_CONF=
+  NATS_DURABLE_NOTE="not possible: nats-server $NATS_VERSION has no sync_interval (no fsync per message)"
+fi
+printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' "$NATS_PORT" "$TMP/nats" > "$TMP/nats-os.conf"
+NATS_OS_NOTE="file storage, default sync (page cache; periodic flush)"
+
+start_nats() { # config
+  stop_peers; rm -rf "$TMP/nats"
+  nats-server -c "$1" >"$TMP/nats.log" 2>&1 &
+  nats_pid=$!
+  wait_port "$NATS_PORT"
+}
+start_redis() { # appendfsync policy
+  stop_peers; rm -rf "$TMP/redis"; mkdir -p "$TMP/redis"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$TMP/redis" --save '' \
+    --appendonly yes --appendfsync "$1" --daemonize no >"$TMP/redis.log" 2>&1 &
+  redis_pid=$!
+  wait_port "$REDIS_PORT"
+}
+
+# --- runs -----------------------------------------------------------------------
+# bench SCENARIO LABEL ARGS... : RUNS runs, one JSON line each in raw/SCENARIO.jsonl
+bench() {
+  local scenario=$1 label=$2; shift 2
+  for run in $(seq "$RUNS"); do
+    echo "peers.sh: $scenario / $label, run $run of $RUNS" >&2
+    local out status=0
+    out=$("$BENCH" --json --quiet --data-parent "$BENCH_DIR" "$@") || status=$?
+    if [[ -z $out ]]; then
+      out=$(jq -nc --arg e "broker-bench exited with $status" '{first_error: $e, ok: false}')
+    fi
+    echo "$out" | jq -c --arg label "$label" '. + {label: $label}' >> "$OUT_DIR/raw/$scenario.jsonl"
+  done
+}
+
+# Each workload's flags, identical for every broker.
+PRODUCE=(--workload produce --messages "$MESSAGES" --message-size 1024 --batch 1000 --in-flight 8)
+CONSUME=(--workload consume --messages "$MESSAGES" --message-size 1024 --batch 1000 --in-flight 8)
+PUBSUB=(--workload pubsub --duration "$((PUBSUB_SECONDS + 2))s" --warmup 2s --rate "$PUBSUB_RATE"
+        --message-size 1024 --batch 1 --in-flight 64)
+RTT=(--workload produce --messages "$RTT_MESSAGES" --message-size 1024 --batch 1 --in-flight 1)
+OS=(--durability os --ack appended)
+ALWAYS=(--durability always --ack durable)
+
+# brokerd: broker-bench starts a fresh brokerd (data under $BENCH_DIR) for every run.
+bench produce-os "brokerd (raw batches)" "${PRODUCE[@]}" "${OS[@]}"
+bench produce-os "brokerd (client Producer)" --api client "${PRODUCE[@]}" "${OS[@]}"
+bench produce-always "brokerd (raw batches)" "${PRODUCE[@]}" "${ALWAYS[@]}"
+bench produce-always "brokerd, 4 producers x 4 partitions" "${PRODUCE[@]}" "${ALWAYS[@]}" --producers 4 --partitions 4
+bench consume "brokerd (raw fetch)" "${CONSUME[@]}" "${OS[@]}"
+bench consume "brokerd (client Consumer)" --api client "${CONSUME[@]}" "${OS[@]}"
+bench pubsub "brokerd" "${PUBSUB[@]}" "${OS[@]}"
+bench pubsub "brokerd, durability always, ack durable" "${PUBSUB[@]}" "${ALWAYS[@]}"
+bench rtt "brokerd" "${RTT[@]}" "${OS[@]}"
+bench rtt "brokerd, durability always, ack durable" "${RTT[@]}" "${ALWAYS[@]}"
+
+# NATS JetStream ($NATS_VERSION): the server's config is the durability policy.
+start_nats "$TMP/nats-os.conf"
+NATS=(--broker nats --addr "127.0.0.1:$NATS_PORT")
+bench produce-os "nats: $NATS_OS_NOTE" "${NATS[@]}" "${PRODUCE[@]}"
+bench consume "nats: $NATS_OS_NOTE" "${NATS[@]}" "${CONSUME[@]}"
+bench pubsub "nats: $NATS_OS_NOTE" "${NATS[@]}" "${PUBSUB[@]}"
+bench rtt "nats: $NATS_OS_NOTE" "${NATS[@]}" "${RTT[@]}"
+if [[ -n $NATS_DURABLE_CONF ]]; then
+  start_nats "$NATS_DURABLE_CONF"
+  bench produce-always "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${PRODUCE[@]}"
+  bench pubsub "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${PUBSUB[@]}"
+  bench rtt "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${RTT[@]}"
+else
+  echo "{\"label\": \"nats: $NATS_DURABLE_NOTE\", \"skipped\": true}" >> "$OUT_DIR/raw/produce-always.jsonl"
+fi
+
+# Redis Streams ($REDIS_VERSION): AOF on; appendfsync is the durability policy.
+REDIS=(--broker redis --addr "127.0.0.1:$REDIS_PORT")
+start_redis everysec
+bench produce-os "redis: appendfsync everysec" "${REDIS[@]}" "${PRODUCE[@]}"
+bench consume "redis: appendfsync everysec" "${REDIS[@]}" "${CONSUME[@]}"
+bench pubsub "redis: appendfsync everysec" "${REDIS[@]}" "${PUBSUB[@]}"
+bench rtt "redis: appendfsync everysec" "${REDIS[@]}" "${RTT[@]}"
+start_redis always
+bench produce-always "redis: appendfsync always" "${REDIS[@]}" "${PRODUCE[@]}"
+bench pubsub "redis: appendfsync always" "${REDIS[@]}" "${PUBSUB[@]}"
+bench rtt "redis: appendfsync always" "${REDIS[@]}" "${RTT[@]}"
+stop_peers
+
+# --- tables ---------------------------------------------------------------------
+# Medians per label, each figure on its own (so one row may mix runs).
+summarize() { # scenario title
+  echo
+  echo "### $2"
+  echo
+  echo "| broker and durability | msg/s | MB/s | publish p50 µs | publish p99 µs | e2e p50 µs | e2e p99 µs | e2e p99.9 µs | e2e max µs | lost | dup | runs ok |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  jq -rs '
+    def med: map(select(. != null)) | sort | if length == 0 then null
+      elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+    def show: if . == null then "-" elif . >= 100 then (. | round | tostring) else (. * 10 | round / 10 | tostring) end;
+    group_by(.label) | sort_by(.[0].label | test("^brokerd") | not) | .[] |
+    if .[0].skipped then "| \(.[0].label) | - | - | - | - | - | - | - | - | - | - | - |" else
+    "| \(.[0].label) | \(map(.msgs_per_sec) | med | show) | \(map(.mb_per_sec) | med | show) | \(map(.publish_latency_us.p50) | med | show) | \(map(.publish_latency_us.p99) | med | show) | \(map(.e2e_latency_us.p50) | med | show) | \(map(.e2e_latency_us.p99) | med | show) | \(map(.e2e_latency_us.p999) | med | show) | \(map(.e2e_latency_us.max) | med | show) | \(map(.lost // 0) | add) | \(map(.duplicates // 0) | add) | \(map(select(.ok == true)) | length)/\(length) |" end
+  ' "$OUT_DIR/raw/$1.jsonl"
+}
+{
+  echo "Median of $RUNS runs per row; nats-server $NATS_VERSION, redis-server $REDIS_VERSION; lost and dup are summed over the runs."
+  summarize produce-os "Produce, 1 KiB messages, batches of 1000, 8 in flight, $MESSAGES messages, no fsync (brokerd \`os\`, ack \`appended\`)"
+  summarize produce-always "Produce, same, durable (brokerd \`always\`, ack \`durable\`)"
+  summarize consume "Consume $MESSAGES pre-filled 1 KiB messages"
+  summarize pubsub "Pub/sub at $PUBSUB_RATE msg/s, 1 message per request, 1 KiB, ${PUBSUB_SECONDS} s after a 2 s warm-up"
+  summarize rtt "One message per request, one in flight (round trip), $RTT_MESSAGES messages"
+} | tee "$OUT_DIR/peers.md"
