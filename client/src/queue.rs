@@ -8,7 +8,7 @@
 //! moves it to the dead-letter topic. Settling a message returns its credit, so at
 //! most [`QueueConsumerConfig::max_in_flight`] messages are ever held by one member.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
 use protocol::ops::subscribe::{CreditRequest, StartPosition, SubscribeTarget};
 use protocol::Request;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::connection::Client;
@@ -26,6 +27,8 @@ use crate::subscription::Subscription;
 
 /// Default number of unsettled messages a member holds at most.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
+/// Acks coalesced into one Ack request, at most.
+pub const MAX_ACKS_PER_REQUEST: usize = 1024;
 /// Byte credit granted with every message credit: effectively unlimited, the
 /// message credit is what paces delivery.
 const BYTE_CREDIT: u64 = 1 << 40;
@@ -56,10 +59,18 @@ impl Default for QueueConsumerConfig {
     }
 }
 
+/// Who to tell when an ack is confirmed.
+type AckWaiter = oneshot::Sender<Result<(), ClientError>>;
+/// An ack waiting to be sent: partition, offset, and who to tell.
+type PendingAck = (u32, u64, AckWaiter);
+
 /// What settling a message needs, shared by all messages of one consumer.
 #[derive(Debug)]
 struct Settler {
     client: Client,
+    /// Acks go through the coalescing task: many acks issued together travel as one
+    /// request per partition instead of one round trip each.
+    acks: mpsc::Sender<PendingAck>,
     group: String,
     topic: String,
     subscription_id: u64,
@@ -112,15 +123,18 @@ impl QueueMessage {
         &self.record.headers
     }
 
-    /// Done: the message is never delivered again.
+    /// Done: the message is never delivered again. Resolves once the broker has
+    /// recorded the ack durably.
     pub async fn ack(self) -> Result<(), ClientError> {
-        let request = Request::Ack(AckRequest {
-            group: self.settler.group.clone(),
-            topic: self.settler.topic.clone(),
-            partition: self.record.partition,
-            offsets: vec![self.record.offset],
-        });
-        self.settler.client.request(request).await?;
+        let (tx, rx) = oneshot::channel();
+        let pending = (self.record.partition, self.record.offset, tx);
+        self.settler
+            .acks
+            .send(pending)
+            .await
+            .map_err(|_| ClientError::Closed("the queue consumer"))?;
+        rx.await
+            .unwrap_or(Err(ClientError::Closed("the queue consumer")))?;
         self.settler.settled().await
     }
 
@@ -187,6 +201,48 @@ pub struct QueueConsumer {
     buffered: VecDeque<QueueMessage>,
     settler: Arc<Settler>,
     heartbeat: JoinHandle<()>,
+    acker: JoinHandle<()>,
+}
+
+/// Sends acks in batches: whatever is queued when a request goes out travels together,
+/// one Ack request per partition, several requests in flight.
+async fn run_acker(
+    client: Client,
+    group: String,
+    topic: String,
+    mut acks: mpsc::Receiver<PendingAck>,
+) {
+    while let Some(first) = acks.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_ACKS_PER_REQUEST {
+            match acks.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        let mut by_partition: BTreeMap<u32, Vec<(u64, AckWaiter)>> = BTreeMap::new();
+        for (partition, offset, done) in batch {
+            by_partition
+                .entry(partition)
+                .or_default()
+                .push((offset, done));
+        }
+        for (partition, waiters) in by_partition {
+            let request = Request::Ack(AckRequest {
+                group: group.clone(),
+                topic: topic.clone(),
+                partition,
+                offsets: waiters.iter().map(|(offset, _)| *offset).collect(),
+            });
+            let client = client.clone();
+            tokio::spawn(async move {
+                let result = client.request(request).await.map(drop);
+                for (_, done) in waiters {
+                    let _ = done.send(result.clone());
+                }
+            });
+        }
+    }
 }
 
 impl Client {
@@ -220,8 +276,16 @@ impl Client {
                 BYTE_CREDIT,
             )
             .await?;
+        let (ack_tx, ack_rx) = mpsc::channel(max_in_flight as usize * 2);
+        let acker = tokio::spawn(run_acker(
+            self.clone(),
+            group.to_string(),
+            topic.to_string(),
+            ack_rx,
+        ));
         let settler = Arc::new(Settler {
             client: self.clone(),
+            acks: ack_tx,
             group: group.to_string(),
             topic: topic.to_string(),
             subscription_id: subscription.id(),
@@ -257,6 +321,7 @@ impl Client {
             buffered: VecDeque::new(),
             settler,
             heartbeat,
+            acker,
         })
     }
 }
@@ -309,6 +374,7 @@ impl QueueConsumer {
     /// members (after the backoff).
     pub async fn close(mut self) -> Result<(), ClientError> {
         self.heartbeat.abort();
+        self.acker.abort();
         if let Some(subscription) = self.subscription.take() {
             let _ = subscription.unsubscribe().await;
         }
@@ -319,5 +385,6 @@ impl QueueConsumer {
 impl Drop for QueueConsumer {
     fn drop(&mut self) {
         self.heartbeat.abort();
+        // The acker ends by itself once every message (holding a sender) is gone.
     }
 }

@@ -80,6 +80,8 @@ struct Inner {
     sinks: BTreeMap<Arc<str>, Sink>,
     next_member: usize,
     next_partition: usize,
+    /// A member went away since the last dispatch round.
+    members_left: bool,
 }
 
 /// What one dispatch round produced: deliveries to send, messages to dead-letter, and
@@ -216,6 +218,7 @@ impl QueueGroup {
             .is_some_and(|s| subscription_id.is_none_or(|id| s.subscription_id == id))
         {
             inner.sinks.remove(member);
+            inner.members_left = true;
         }
         drop(inner);
         self.wake.notify_one();
@@ -231,8 +234,16 @@ impl QueueGroup {
             sinks,
             next_member,
             next_partition,
+            members_left,
         } = &mut *inner;
-        let mut events = state.expire(now, &|member| !sinks.contains_key(member));
+        // Only after a member went away is it worth scanning for its deliveries.
+        let gone = |member: &str| !sinks.contains_key(member);
+        let check_gone: Option<&dyn Fn(&str) -> bool> = if std::mem::take(members_left) {
+            Some(&gone)
+        } else {
+            None
+        };
+        let mut events = state.expire(now, check_gone);
         let mut deliveries = Vec::new();
         let members: Vec<Arc<str>> = sinks.keys().cloned().collect();
         let pick = |sinks: &BTreeMap<Arc<str>, Sink>, next: &mut usize| -> Option<Arc<str>> {
@@ -631,6 +642,7 @@ impl QueueManager {
                 sinks: BTreeMap::new(),
                 next_member: 0,
                 next_partition: 0,
+                members_left: false,
             }),
             wake: Notify::new(),
             store: self.store.clone(),

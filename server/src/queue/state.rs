@@ -115,6 +115,20 @@ pub struct PartitionQueue {
     /// Messages dead-lettered so far.
     pub dead_lettered: u64,
     entries: BTreeMap<u64, Entry>,
+    /// `(deadline or due time, offset)` of every entry in flight or waiting: the
+    /// dispatcher finds what is due without scanning all entries.
+    timers: std::collections::BTreeSet<(i64, u64)>,
+    /// Offsets being dead-lettered.
+    dead: std::collections::BTreeSet<u64>,
+}
+
+/// The time an entry in this state is due, if any.
+fn timer_of(state: &EntryState) -> Option<i64> {
+    match state {
+        EntryState::InFlight { deadline_ms, .. } => Some(*deadline_ms),
+        EntryState::Waiting { due_ms } => Some(*due_ms),
+        EntryState::DeadLettering | EntryState::Settled => None,
+    }
 }
 
 impl PartitionQueue {
@@ -125,10 +139,40 @@ impl PartitionQueue {
             .map_or(self.read, |(offset, _)| *offset)
     }
 
-    fn settle(&mut self, offset: u64) {
-        if let Some(entry) = self.entries.get_mut(&offset) {
-            entry.state = EntryState::Settled;
+    /// Moves an entry to a new state, keeping the indexes in step. Every state
+    /// change of an existing entry goes through here.
+    fn set_state(&mut self, offset: u64, state: EntryState) {
+        let Some(entry) = self.entries.get_mut(&offset) else {
+            return;
+        };
+        if let Some(at) = timer_of(&entry.state) {
+            self.timers.remove(&(at, offset));
         }
+        if entry.state == EntryState::DeadLettering {
+            self.dead.remove(&offset);
+        }
+        if let Some(at) = timer_of(&state) {
+            self.timers.insert((at, offset));
+        }
+        if state == EntryState::DeadLettering {
+            self.dead.insert(offset);
+        }
+        entry.state = state;
+    }
+
+    /// The entry for `offset`, created (settled, no attempts) if new.
+    fn entry_mut(&mut self, offset: u64, now_ms: i64) -> &mut Entry {
+        self.entries.entry(offset).or_insert(Entry {
+            attempts: 0,
+            state: EntryState::Settled,
+            first_ms: now_ms,
+            last_ms: now_ms,
+            reason: None,
+        })
+    }
+
+    fn settle(&mut self, offset: u64) {
+        self.set_state(offset, EntryState::Settled);
         while let Some(entry) = self.entries.first_entry() {
             if entry.get().state != EntryState::Settled {
                 break;
@@ -231,20 +275,15 @@ impl QueueState {
         let mut attempt = 1;
         if let Ok(part) = self.part(partition) {
             for offset in from..to {
-                let entry = part.entries.entry(offset).or_insert(Entry {
-                    attempts: 0,
-                    state: EntryState::Settled,
-                    first_ms: now_ms,
-                    last_ms: now_ms,
-                    reason: None,
-                });
+                let entry = part.entry_mut(offset, now_ms);
                 entry.attempts += 1;
                 entry.last_ms = now_ms;
-                entry.state = EntryState::InFlight {
+                attempt = entry.attempts;
+                let state = EntryState::InFlight {
                     member: Some(member.clone()),
                     deadline_ms,
                 };
-                attempt = entry.attempts;
+                part.set_state(offset, state);
             }
             part.read = part.read.max(to);
         }
@@ -263,11 +302,15 @@ impl QueueState {
     pub fn due_retries(&self, now_ms: i64, limit: usize) -> Vec<(u32, u64)> {
         let mut due: Vec<(i64, u32, u64)> = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
-            for (offset, entry) in &part.entries {
-                if let EntryState::Waiting { due_ms } = entry.state {
-                    if due_ms <= now_ms {
-                        due.push((due_ms, p as u32, *offset));
-                    }
+            for (at, offset) in part.timers.iter() {
+                if *at > now_ms || due.len() >= limit * self.partitions.len() {
+                    break;
+                }
+                if matches!(
+                    part.entries.get(offset).map(|e| &e.state),
+                    Some(EntryState::Waiting { .. })
+                ) {
+                    due.push((*at, p as u32, *offset));
                 }
             }
         }
@@ -315,17 +358,18 @@ impl QueueState {
             _ => return Err(Refusal::NotInFlight { partition, offset }),
         };
         entry.reason = Some(reason.to_string());
-        if entry.attempts >= policy.max_attempts {
-            entry.state = EntryState::DeadLettering;
+        let attempts = entry.attempts;
+        if attempts >= policy.max_attempts {
+            part.set_state(offset, EntryState::DeadLettering);
             return Ok(Event::DeadLettering {
                 partition,
                 offset,
                 reason: reason.to_string(),
             });
         }
-        let delay = delay_ms.unwrap_or_else(|| policy.backoff.delay_ms(entry.attempts, offset));
+        let delay = delay_ms.unwrap_or_else(|| policy.backoff.delay_ms(attempts, offset));
         let due_ms = now_ms.saturating_add(delay as i64);
-        entry.state = EntryState::Waiting { due_ms };
+        part.set_state(offset, EntryState::Waiting { due_ms });
         Ok(Event::Failed {
             partition,
             offset,
@@ -343,33 +387,45 @@ impl QueueState {
         now_ms: i64,
     ) -> Result<(), Refusal> {
         let part = self.part(partition)?;
-        match part.entries.get_mut(&offset) {
-            Some(Entry {
-                state: EntryState::InFlight { deadline_ms, .. },
-                ..
-            }) => {
-                *deadline_ms = now_ms.saturating_add(extend_ms as i64);
+        match part.entries.get(&offset).map(|e| &e.state) {
+            Some(EntryState::InFlight { member, .. }) => {
+                let state = EntryState::InFlight {
+                    member: member.clone(),
+                    deadline_ms: now_ms.saturating_add(extend_ms as i64),
+                };
+                part.set_state(offset, state);
                 Ok(())
             }
             _ => Err(Refusal::NotInFlight { partition, offset }),
         }
     }
 
-    /// Deliveries whose deadline passed, and deliveries to `gone` members: all fail.
-    pub fn expire(&mut self, now_ms: i64, gone: &dyn Fn(&str) -> bool) -> Vec<Event> {
+    /// Deliveries whose deadline passed fail. With `gone`, deliveries to members for
+    /// which it answers true fail too (a full scan: only after members went away).
+    pub fn expire(&mut self, now_ms: i64, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<Event> {
         let mut failed = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
-            for (offset, entry) in &part.entries {
-                if let EntryState::InFlight {
-                    member,
-                    deadline_ms,
-                } = &entry.state
-                {
-                    let lost = member.as_deref().is_some_and(gone);
-                    if *deadline_ms <= now_ms {
-                        failed.push((p as u32, *offset, "ack deadline expired"));
-                    } else if lost {
-                        failed.push((p as u32, *offset, "consumer disconnected"));
+            for (at, offset) in part.timers.iter() {
+                if *at > now_ms {
+                    break;
+                }
+                if matches!(
+                    part.entries.get(offset).map(|e| &e.state),
+                    Some(EntryState::InFlight { .. })
+                ) {
+                    failed.push((p as u32, *offset, "ack deadline expired"));
+                }
+            }
+            if let Some(gone) = gone {
+                for (offset, entry) in &part.entries {
+                    if let EntryState::InFlight {
+                        member: Some(member),
+                        deadline_ms,
+                    } = &entry.state
+                    {
+                        if *deadline_ms > now_ms && gone(member) {
+                            failed.push((p as u32, *offset, "consumer disconnected"));
+                        }
                     }
                 }
             }
@@ -396,11 +452,7 @@ impl QueueState {
     pub fn dead_lettering(&self) -> Vec<(u32, u64)> {
         let mut out = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
-            for (offset, entry) in &part.entries {
-                if entry.state == EntryState::DeadLettering {
-                    out.push((p as u32, *offset));
-                }
-            }
+            out.extend(part.dead.iter().map(|offset| (p as u32, *offset)));
         }
         out
     }
@@ -409,12 +461,7 @@ impl QueueState {
     pub fn next_wakeup_ms(&self) -> Option<i64> {
         self.partitions
             .iter()
-            .flat_map(|part| part.entries.values())
-            .filter_map(|entry| match entry.state {
-                EntryState::InFlight { deadline_ms, .. } => Some(deadline_ms),
-                EntryState::Waiting { due_ms } => Some(due_ms),
-                _ => None,
-            })
+            .filter_map(|part| part.timers.first().map(|(at, _)| *at))
             .min()
     }
 
@@ -456,19 +503,16 @@ impl QueueState {
                     if offset < part.floor() && offset < part.read {
                         continue;
                     }
-                    let entry = part.entries.entry(offset).or_insert(Entry {
-                        attempts: 0,
-                        state: EntryState::Settled,
-                        first_ms: *at_ms,
-                        last_ms: *at_ms,
-                        reason: None,
-                    });
+                    let entry = part.entry_mut(offset, *at_ms);
                     entry.attempts = *attempt;
                     entry.last_ms = *at_ms;
-                    entry.state = EntryState::InFlight {
-                        member: None,
-                        deadline_ms: *deadline_ms,
-                    };
+                    part.set_state(
+                        offset,
+                        EntryState::InFlight {
+                            member: None,
+                            deadline_ms: *deadline_ms,
+                        },
+                    );
                 }
                 part.read = part.read.max(*to);
             }
@@ -485,13 +529,11 @@ impl QueueState {
                 reason,
                 due_ms,
             } => {
-                if let Some(entry) = self
-                    .part(*partition)
-                    .ok()
-                    .and_then(|p| p.entries.get_mut(offset))
-                {
-                    entry.reason = Some(reason.clone());
-                    entry.state = EntryState::Waiting { due_ms: *due_ms };
+                if let Ok(part) = self.part(*partition) {
+                    if let Some(entry) = part.entries.get_mut(offset) {
+                        entry.reason = Some(reason.clone());
+                        part.set_state(*offset, EntryState::Waiting { due_ms: *due_ms });
+                    }
                 }
             }
             Event::DeadLettering {
@@ -499,13 +541,11 @@ impl QueueState {
                 offset,
                 reason,
             } => {
-                if let Some(entry) = self
-                    .part(*partition)
-                    .ok()
-                    .and_then(|p| p.entries.get_mut(offset))
-                {
-                    entry.reason = Some(reason.clone());
-                    entry.state = EntryState::DeadLettering;
+                if let Ok(part) = self.part(*partition) {
+                    if let Some(entry) = part.entries.get_mut(offset) {
+                        entry.reason = Some(reason.clone());
+                        part.set_state(*offset, EntryState::DeadLettering);
+                    }
                 }
             }
             Event::DeadLettered { partition, offset } => {
@@ -520,7 +560,11 @@ impl QueueState {
                 if let Ok(part) = self.part(*partition) {
                     part.read = *read;
                     part.dead_lettered = *dead_lettered;
-                    part.entries.retain(|offset, _| *offset >= *floor);
+                    let below: Vec<u64> = part.entries.range(..*floor).map(|(o, _)| *o).collect();
+                    for offset in below {
+                        part.set_state(offset, EntryState::Settled);
+                        part.entries.remove(&offset);
+                    }
                 }
             }
             Event::Entry {
@@ -531,6 +575,7 @@ impl QueueState {
                 last_ms,
             } => {
                 if let Ok(part) = self.part(*partition) {
+                    part.set_state(*offset, EntryState::Settled);
                     part.entries.insert(
                         *offset,
                         Entry {
@@ -598,8 +643,72 @@ impl QueueState {
 }
 
 #[cfg(test)]
+impl QueueState {
+    /// The timer and dead-letter indexes agree with the entries.
+    fn assert_indexes(&self) {
+        for part in &self.partitions {
+            let timers: std::collections::BTreeSet<(i64, u64)> = part
+                .entries
+                .iter()
+                .filter_map(|(o, e)| timer_of(&e.state).map(|t| (t, *o)))
+                .collect();
+            assert_eq!(part.timers, timers);
+            let dead: std::collections::BTreeSet<u64> = part
+                .entries
+                .iter()
+                .filter(|(_, e)| e.state == EntryState::DeadLettering)
+                .map(|(o, _)| *o)
+                .collect();
+            assert_eq!(part.dead, dead);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random operations keep the indexes consistent with the entries, and a
+        /// replay of the events gives the same entries.
+        #[test]
+        fn indexes_and_replay_stay_consistent(ops in proptest::collection::vec((0u8..6, 0u64..30, 0i64..5000), 1..200)) {
+            let mut q = QueueState::new(QueuePolicy { max_unacked_per_partition: 20, ..policy() }, &[0, 0]);
+            let members = [member("a"), member("b")];
+            let mut log = Vec::new();
+            let mut now = 0;
+            for (op, x, dt) in ops {
+                now += dt / 10;
+                let p = (x % 2) as u32;
+                match op {
+                    0 => if let Some((from, to)) = q.new_range(p, 40, 1 + x % 5) {
+                        log.push(q.deliver(p, from, to, &members[(x % 2) as usize], now));
+                    },
+                    1 => if let Ok(e) = q.ack(p, &[x]) { log.push(e) },
+                    2 => if let Ok(e) = q.fail(p, x, "r", (x % 3 == 0).then_some(5), now) { log.push(e) },
+                    3 => { let _ = q.extend(p, x, 100, now); }
+                    4 => log.extend(q.expire(now, Some(&|m: &str| m == "b"))),
+                    _ => {
+                        for (p, o) in q.due_retries(now, 3) { log.push(q.deliver(p, o, o + 1, &members[0], now)); }
+                        for (p, o) in q.dead_lettering() { if let Ok(e) = q.dead_lettered(p, o) { log.push(e) } }
+                    }
+                }
+                q.assert_indexes();
+            }
+            let mut replayed = QueueState::new(q.policy.clone(), &[0, 0]);
+            for event in &log { replayed.apply(event); }
+            replayed.assert_indexes();
+            for p in 0..2 {
+                let (a, b) = (q.partition(p).unwrap(), replayed.partition(p).unwrap());
+                prop_assert_eq!(a.floor(), b.floor());
+                prop_assert_eq!(a.read, b.read);
+                prop_assert_eq!(a.dead_lettered, b.dead_lettered);
+                let attempts = |x: &PartitionQueue| x.entries.iter().map(|(o, e)| (*o, e.attempts)).collect::<Vec<_>>();
+                prop_assert_eq!(attempts(a), attempts(b));
+            }
+        }
+    }
 
     fn policy() -> QueuePolicy {
         QueuePolicy {
@@ -678,13 +787,13 @@ mod tests {
         q.deliver(0, 0, 2, &a, 0);
         q.deliver(1, 0, 2, &b, 500);
         q.extend(0, 1, 5000, 900).unwrap();
-        let events = q.expire(1000, &|_| false);
+        let events = q.expire(1000, None);
         assert_eq!(
             events.len(),
             1,
             "only partition 0 offset 0 passed its deadline: {events:?}"
         );
-        let events = q.expire(1001, &|m| m == "b");
+        let events = q.expire(1001, Some(&|m: &str| m == "b"));
         assert_eq!(events.len(), 2, "b's deliveries fail when b is gone");
         assert!(
             matches!(q.ack(0, &[5]), Err(Refusal::NotInFlight { .. })),
