@@ -95,7 +95,7 @@ bench() {
     if [[ -z $out ]]; then
       out=$(jq -nc --arg e "broker-bench exited with $status" '{first_error: $e, ok: false}')
     fi
-    echo "$out" | jq -c --arg label "$label" '. + {label: $label}' >> "$OUT_DIR/raw/$scenario.jsonl"
+    echo "$out" | jq -c --arg name "$label" '. + {name: $name}' >> "$OUT_DIR/raw/$scenario.jsonl"
   done
 }
 
@@ -133,7 +133,7 @@ if [[ -n $NATS_DURABLE_CONF ]]; then
   bench pubsub "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${PUBSUB[@]}"
   bench rtt "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${RTT[@]}"
 else
-  echo "{\"label\": \"nats: $NATS_DURABLE_NOTE\", \"skipped\": true}" >> "$OUT_DIR/raw/produce-always.jsonl"
+  echo "{\"name\": \"nats: $NATS_DURABLE_NOTE\", \"skipped\": true}" >> "$OUT_DIR/raw/produce-always.jsonl"
 fi
 
 # Redis Streams ($REDIS_VERSION): AOF on; appendfsync is the durability policy.
@@ -161,9 +161,9 @@ summarize() { # scenario title
     def med: map(select(. != null)) | sort | if length == 0 then null
       elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
     def show: if . == null then "-" elif . >= 100 then (. | round | tostring) else (. * 10 | round / 10 | tostring) end;
-    group_by(.label) | sort_by(.[0].label | test("^brokerd") | not) | .[] |
-    if .[0].skipped then "| \(.[0].label) | - | - | - | - | - | - | - | - | - | - | - |" else
-    "| \(.[0].label) | \(map(.msgs_per_sec) | med | show) | \(map(.mb_per_sec) | med | show) | \(map(.publish_latency_us.p50) | med | show) | \(map(.publish_latency_us.p99) | med | show) | \(map(.e2e_latency_us.p50) | med | show) | \(map(.e2e_latency_us.p99) | med | show) | \(map(.e2e_latency_us.p999) | med | show) | \(map(.e2e_latency_us.max) | med | show) | \(map(.lost // 0) | add) | \(map(.duplicates // 0) | add) | \(map(select(.ok == true)) | length)/\(length) |" end
+    group_by(.name) | sort_by(.[0].name | test("^brokerd") | not) | .[] |
+    if .[0].skipped then "| \(.[0].name) | - | - | - | - | - | - | - | - | - | - | - |" else
+    "| \(.[0].name) | \(map(.msgs_per_sec) | med | show) | \(map(.mb_per_sec) | med | show) | \(map(.publish_latency_us.p50) | med | show) | \(map(.publish_latency_us.p99) | med | show) | \(map(.e2e_latency_us.p50) | med | show) | \(map(.e2e_latency_us.p99) | med | show) | \(map(.e2e_latency_us.p999) | med | show) | \(map(.e2e_latency_us.max) | med | show) | \(map(.lost // 0) | add) | \(map(.duplicates // 0) | add) | \(map(select(.ok == true)) | length)/\(length) |" end
   ' "$OUT_DIR/raw/$1.jsonl"
 }
 {
