@@ -276,6 +276,23 @@ pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every decoder of bytes read from disk survives arbitrary input.
+        #[test]
+        fn decoders_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = SegmentHeader::decode(&bytes);
+            let _ = Checkpoint::decode(&bytes);
+            let _ = Checkpoint::decode_file(&bytes);
+            let _ = CleanMarker::decode(&bytes);
+            let _ = index_header_matches(&bytes, OFFSET_INDEX_MAGIC, 0);
+            if bytes.len() >= TIME_ENTRY_BYTES {
+                let _ = TimeEntry::decode(&bytes[..TIME_ENTRY_BYTES]);
+                let _ = OffsetEntry::decode(&bytes[..OFFSET_ENTRY_BYTES]);
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip() {

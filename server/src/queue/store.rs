@@ -345,6 +345,18 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The decoder reads bytes from disk: any input gives an event or `None`,
+        /// never a panic, and whatever decodes re-encodes to the same bytes.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(event) = decode(&bytes) {
+                prop_assert_eq!(&encode(&event)[..], &bytes[..]);
+            }
+        }
+    }
 
     #[test]
     fn events_round_trip() {
