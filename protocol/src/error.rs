@@ -84,6 +84,9 @@ error_codes! {
     RebalanceInProgress = 23, "rebalance_in_progress";
     /// The subscription id is not open on this connection.
     UnknownSubscription = 24, "unknown_subscription";
+    /// InstanceHeartbeat or DeregisterInstance for an instance that is not registered
+    /// (never was, expired, or deregistered): register again.
+    UnknownInstance = 26, "unknown_instance";
     /// Ack, Nack or ExtendDeadline for an offset that is not in flight for the group.
     NotInFlight = 25, "not_in_flight";
     /// The append happened but could not be made durable (fsync failed).

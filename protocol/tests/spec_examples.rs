@@ -23,6 +23,7 @@ use protocol::ops::group::*;
 use protocol::ops::handshake::{Credentials, HandshakeRequest, HandshakeResponse};
 use protocol::ops::offsets::*;
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest, ProduceResponse};
+use protocol::ops::registry::*;
 use protocol::ops::stats::*;
 use protocol::ops::subscribe::*;
 use protocol::ops::topic::*;
@@ -572,6 +573,92 @@ fn examples() -> Vec<(&'static str, Message)> {
                             messages_per_sec: 16,
                             bytes_per_sec: 1092,
                         },
+                    }],
+                }),
+            ),
+        ),
+        (
+            "RegisterInstance request",
+            req(
+                23,
+                Q::RegisterInstance(RegisterRequest {
+                    service: "billing".into(),
+                    instance_id: "b-1".into(),
+                    address: "10.0.0.7:8080".into(),
+                    tags: vec![ConfigEntry {
+                        key: "zone".into(),
+                        value: "a".into(),
+                    }],
+                    ttl_ms: 10_000,
+                }),
+            ),
+        ),
+        (
+            "RegisterInstance response",
+            resp(23, R::RegisterInstance(Empty)),
+        ),
+        (
+            "InstanceHeartbeat request",
+            req(
+                24,
+                Q::InstanceHeartbeat(InstanceRequest {
+                    service: "billing".into(),
+                    instance_id: "b-1".into(),
+                }),
+            ),
+        ),
+        (
+            "InstanceHeartbeat response",
+            resp(24, R::InstanceHeartbeat(Empty)),
+        ),
+        (
+            "DeregisterInstance request",
+            req(
+                25,
+                Q::DeregisterInstance(InstanceRequest {
+                    service: "billing".into(),
+                    instance_id: "b-1".into(),
+                }),
+            ),
+        ),
+        (
+            "DeregisterInstance response",
+            resp(25, R::DeregisterInstance(Empty)),
+        ),
+        ("ListServices request", req(26, Q::ListServices(Empty))),
+        (
+            "ListServices response",
+            resp(
+                26,
+                R::ListServices(ListServicesResponse {
+                    services: vec![ServiceSummary {
+                        service: "billing".into(),
+                        instances: 2,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "DescribeService request",
+            req(
+                27,
+                Q::DescribeService(DescribeServiceRequest {
+                    service: "billing".into(),
+                    tags: vec![],
+                }),
+            ),
+        ),
+        (
+            "DescribeService response",
+            resp(
+                27,
+                R::DescribeService(DescribeServiceResponse {
+                    instances: vec![InstanceInfo {
+                        instance_id: "b-1".into(),
+                        address: "10.0.0.7:8080".into(),
+                        tags: vec![],
+                        ttl_ms: 10_000,
+                        since_heartbeat_ms: 1200,
                     }],
                 }),
             ),

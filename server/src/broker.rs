@@ -7,6 +7,7 @@ use crate::error::BrokerError;
 use crate::group::offsets::OffsetStore;
 use crate::group::Coordinator;
 use crate::queue::QueueManager;
+use crate::registry::ServiceRegistry;
 use crate::shutdown::ShutdownSignal;
 use crate::stats::Stats;
 use crate::topics::TopicRegistry;
@@ -24,6 +25,8 @@ pub struct Broker {
     pub stats: Arc<Stats>,
     /// Queue groups: per-message delivery, retries, dead letters.
     pub queues: Arc<QueueManager>,
+    /// The service registry.
+    pub services: Arc<ServiceRegistry>,
     /// Stops tasks the broker itself started (queue dispatchers).
     background: ShutdownSignal,
 }
@@ -50,12 +53,17 @@ impl Broker {
             offsets,
             queues.clone(),
         ));
+        let services = Arc::new(ServiceRegistry::open(
+            &topics,
+            Arc::new(storage::SystemClock),
+        )?);
         Ok(Broker {
             config,
             topics,
             groups,
             stats: Arc::new(Stats::default()),
             queues,
+            services,
             background,
         })
     }

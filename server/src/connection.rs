@@ -401,6 +401,32 @@ async fn dispatch(
             )?;
             Response::ExtendDeadline(Empty)
         }
+        Request::RegisterInstance(r) => {
+            broker
+                .services
+                .register(&r.service, &r.instance_id, &r.address, r.tags, r.ttl_ms)
+                .await?;
+            Response::RegisterInstance(Empty)
+        }
+        Request::InstanceHeartbeat(r) => {
+            broker.services.heartbeat(&r.service, &r.instance_id)?;
+            Response::InstanceHeartbeat(Empty)
+        }
+        Request::DeregisterInstance(r) => {
+            broker
+                .services
+                .deregister(&r.service, &r.instance_id)
+                .await?;
+            Response::DeregisterInstance(Empty)
+        }
+        Request::ListServices(Empty) => {
+            Response::ListServices(protocol::ops::registry::ListServicesResponse {
+                services: broker.services.services(),
+            })
+        }
+        Request::DescribeService(r) => {
+            Response::DescribeService(broker.services.describe(&r.service, &r.tags))
+        }
         Request::DeleteRecords(r) => {
             Response::DeleteRecords(handlers::admin::delete_records(broker, r).await?)
         }

@@ -68,6 +68,14 @@ pub enum BrokerError {
         /// Offset.
         offset: u64,
     },
+    /// Heartbeat or deregistration of an instance that is not registered.
+    #[error("instance {instance:?} of service {service:?} is not registered (expired or deregistered); register it again")]
+    UnknownInstance {
+        /// Service.
+        service: String,
+        /// Instance id.
+        instance: String,
+    },
     /// No such subscription on this connection.
     #[error("subscription {0} is not open on this connection")]
     UnknownSubscription(u64),
@@ -107,6 +115,7 @@ impl BrokerError {
             BrokerError::StaleGeneration { .. } => ErrorCode::StaleGeneration,
             BrokerError::UnknownSubscription(_) => ErrorCode::UnknownSubscription,
             BrokerError::NotInFlight { .. } => ErrorCode::NotInFlight,
+            BrokerError::UnknownInstance { .. } => ErrorCode::UnknownInstance,
             BrokerError::ResourceLimit(_) | BrokerError::ShuttingDown => ErrorCode::ResourceLimit,
             BrokerError::Timeout(_) => ErrorCode::Timeout,
             BrokerError::NotDurable(_) => ErrorCode::NotDurable,

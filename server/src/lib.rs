@@ -21,6 +21,7 @@ pub mod group;
 pub mod handlers;
 pub mod partition;
 pub mod queue;
+pub mod registry;
 pub mod routing;
 pub mod shutdown;
 pub mod stats;

@@ -17,6 +17,7 @@ pub mod group;
 pub mod handshake;
 pub mod offsets;
 pub mod produce;
+pub mod registry;
 pub mod stats;
 pub mod subscribe;
 pub mod topic;
@@ -157,6 +158,16 @@ operations! {
     ServerStats = 60, "ServerStats";
     /// One topic's counters.
     TopicStats = 61, "TopicStats";
+    /// Registers a service instance with a TTL.
+    RegisterInstance = 70, "RegisterInstance";
+    /// Keeps a service instance alive.
+    InstanceHeartbeat = 71, "InstanceHeartbeat";
+    /// Removes a service instance.
+    DeregisterInstance = 72, "DeregisterInstance";
+    /// Services with healthy instances.
+    ListServices = 73, "ListServices";
+    /// A service's healthy instances.
+    DescribeService = 74, "DescribeService";
 }
 
 impl OpCode {
@@ -283,6 +294,11 @@ messages! {
     ExtendDeadline(ack::ExtendDeadlineRequest, Empty);
     ServerStats(Empty, stats::ServerStatsResponse);
     TopicStats(stats::TopicStatsRequest, stats::TopicStatsResponse);
+    RegisterInstance(registry::RegisterRequest, Empty);
+    InstanceHeartbeat(registry::InstanceRequest, Empty);
+    DeregisterInstance(registry::InstanceRequest, Empty);
+    ListServices(Empty, registry::ListServicesResponse);
+    DescribeService(registry::DescribeServiceRequest, registry::DescribeServiceResponse);
 }
 
 /// Writes a `u32` partition id; shared by several bodies.

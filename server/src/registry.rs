@@ -1,0 +1,495 @@
+//! The service registry: live service instances, kept on the internal topic
+//! `__registry`.
+//!
+//! Every registration, heartbeat, expiry and deregistration is a
+//! [`RegistryEvent`] record on `__registry` (key `service 0x00 instance`), so the
+//! live view is rebuilt on restart and anyone can watch changes by tailing the topic.
+//! After a restart, instances whose last heartbeat is older than their TTL are expired
+//! (and the expiry recorded); the others get one TTL of grace. The topic is compacted
+//! by appending a snapshot (a Registered and a Heartbeat per live instance) and
+//! truncating everything before it. Format in `docs/storage.md`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use protocol::batch::{split_batches, BatchBuilder, BatchView};
+use protocol::ops::registry::{
+    DescribeServiceResponse, InstanceInfo, RegistryEvent, ServiceSummary, REGISTRY_TOPIC,
+};
+use protocol::ops::topic::ConfigEntry;
+use storage::Clock;
+
+use crate::error::BrokerError;
+use crate::partition::Partition;
+use crate::shutdown::Shutdown;
+use crate::topics::{TopicConfig, TopicRegistry};
+
+/// Smallest TTL an instance may ask for.
+pub const MIN_TTL_MS: u32 = 1_000;
+/// Largest TTL an instance may ask for.
+pub const MAX_TTL_MS: u32 = 3_600_000;
+/// Records on `__registry` between two compactions, at least.
+pub const COMPACT_AFTER_RECORDS: u64 = 10_000;
+/// How often expiries are looked for.
+pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest service or instance name, bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Instance {
+    address: String,
+    tags: Vec<ConfigEntry>,
+    ttl_ms: u32,
+    registered_ms: u64,
+    last_heartbeat_ms: u64,
+}
+
+/// The live view and the log behind it.
+#[derive(Debug)]
+pub struct ServiceRegistry {
+    partition: Arc<Partition>,
+    clock: Arc<dyn Clock>,
+    /// (service, instance id) -> instance. The lock also orders appends.
+    live: Mutex<BTreeMap<(String, String), Instance>>,
+}
+
+fn now_ms(clock: &dyn Clock) -> u64 {
+    clock.now_ms().max(0) as u64
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), BrokerError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || name.contains('\0') {
+        return Err(BrokerError::InvalidRequest(format!(
+            "{what} must have 1 to {MAX_NAME_BYTES} bytes and no NUL"
+        )));
+    }
+    Ok(())
+}
+
+impl ServiceRegistry {
+    /// Opens (creating if needed) `__registry`, replays it, expires instances whose
+    /// TTL passed while the broker was down and gives the others one TTL of grace
+    /// (blocking I/O).
+    pub fn open(
+        registry: &TopicRegistry,
+        clock: Arc<dyn Clock>,
+    ) -> Result<ServiceRegistry, BrokerError> {
+        let topic = match registry.get(REGISTRY_TOPIC) {
+            Ok(topic) => topic,
+            Err(_) => registry.create(REGISTRY_TOPIC, TopicConfig::internal_default(), true)?,
+        };
+        let partition = topic.partition(0)?.clone();
+        let mut live = BTreeMap::new();
+        let mut offset = partition.start_offset();
+        while offset < partition.end_offset() {
+            let chunk = partition.read(offset, 1 << 20)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for batch in split_batches(chunk.bytes.clone()) {
+                let batch =
+                    batch.map_err(|e| BrokerError::Internal(format!("{REGISTRY_TOPIC}: {e}")))?;
+                let view =
+                    BatchView::new(&batch).map_err(|e| BrokerError::Internal(e.to_string()))?;
+                for record in view.records().flatten() {
+                    if record.offset < partition.start_offset() {
+                        continue;
+                    }
+                    let Some(value) = record.value else { continue };
+                    match RegistryEvent::decode(batch.slice_ref(value)) {
+                        Ok(event) => apply(&mut live, &event),
+                        Err(e) => {
+                            tracing::warn!(offset = record.offset, error = %e, "skipping unreadable {REGISTRY_TOPIC} record")
+                        }
+                    }
+                }
+            }
+            offset = chunk.next_offset;
+        }
+        let service_registry = ServiceRegistry {
+            partition,
+            clock,
+            live: Mutex::new(BTreeMap::new()),
+        };
+        let now = now_ms(service_registry.clock.as_ref());
+        let mut events = Vec::new();
+        for ((service, instance_id), mut instance) in live {
+            if instance
+                .last_heartbeat_ms
+                .saturating_add(u64::from(instance.ttl_ms))
+                < now
+            {
+                events.push(RegistryEvent::Expired {
+                    service,
+                    instance_id,
+                    at_ms: now,
+                });
+            } else {
+                // Its heartbeats could not reach a broker that was down: one TTL of grace.
+                instance.last_heartbeat_ms = now;
+                service_registry
+                    .lock()
+                    .insert((service, instance_id), instance);
+            }
+        }
+        service_registry.append(&events)?;
+        Ok(service_registry)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), Instance>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn append(&self, events: &[RegistryEvent]) -> Result<u64, BrokerError> {
+        if events.is_empty() {
+            return Ok(self.partition.end_offset());
+        }
+        let now = self.clock.now_ms();
+        let mut next = self.partition.end_offset();
+        for chunk in events.chunks(1024) {
+            let mut builder = BatchBuilder::new();
+            for event in chunk {
+                let (service, instance) = event.instance();
+                let key = format!("{service}\0{instance}");
+                let value = event
+                    .encode()
+                    .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
+                builder
+                    .push(now, Some(key.as_bytes()), Some(&value), &[])
+                    .map_err(|e| BrokerError::InvalidRequest(format!("registry record: {e}")))?;
+            }
+            next = self
+                .partition
+                .append(&builder.finish(), chunk.len() as u32)?
+                .next_offset;
+        }
+        Ok(next)
+    }
+
+    async fn durable(&self, offset: u64) -> Result<(), BrokerError> {
+        self.partition
+            .wait_durable(offset, Duration::from_secs(30))
+            .await
+    }
+
+    /// Registers (or re-registers) an instance; durable on return.
+    pub async fn register(
+        &self,
+        service: &str,
+        instance_id: &str,
+        address: &str,
+        tags: Vec<ConfigEntry>,
+        ttl_ms: u32,
+    ) -> Result<(), BrokerError> {
+        check_name("service", service)?;
+        check_name("instance id", instance_id)?;
+        if !(MIN_TTL_MS..=MAX_TTL_MS).contains(&ttl_ms) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "ttl_ms must be within {MIN_TTL_MS}..={MAX_TTL_MS}, got {ttl_ms}"
+            )));
+        }
+        let at_ms = now_ms(self.clock.as_ref());
+        let event = RegistryEvent::Registered {
+            service: service.into(),
+            instance_id: instance_id.into(),
+            address: address.into(),
+            tags,
+            ttl_ms,
+            at_ms,
+        };
+        let wait = {
+            let mut live = self.lock();
+            let wait = self.append(std::slice::from_ref(&event))?;
+            apply(&mut live, &event);
+            wait
+        };
+        self.durable(wait).await
+    }
+
+    /// Records a heartbeat (appended, not waited on: a lost heartbeat only costs grace).
+    pub fn heartbeat(&self, service: &str, instance_id: &str) -> Result<(), BrokerError> {
+        let mut live = self.lock();
+        let key = (service.to_string(), instance_id.to_string());
+        if !live.contains_key(&key) {
+            return Err(BrokerError::UnknownInstance {
+                service: service.into(),
+                instance: instance_id.into(),
+            });
+        }
+        let event = RegistryEvent::Heartbeat {
+            service: key.0.clone(),
+            instance_id: key.1.clone(),
+            at_ms: now_ms(self.clock.as_ref()),
+        };
+        self.append(std::slice::from_ref(&event))?;
+        apply(&mut live, &event);
+        Ok(())
+    }
+
+    /// Removes an instance; durable on return.
+    pub async fn deregister(&self, service: &str, instance_id: &str) -> Result<(), BrokerError> {
+        let wait = {
+            let mut live = self.lock();
+            let key = (service.to_string(), instance_id.to_string());
+            if !live.contains_key(&key) {
+                return Err(BrokerError::UnknownInstance {
+                    service: service.into(),
+                    instance: instance_id.into(),
+                });
+            }
+            let event = RegistryEvent::Deregistered {
+                service: key.0,
+                instance_id: key.1,
+                at_ms: now_ms(self.clock.as_ref()),
+            };
+            let wait = self.append(std::slice::from_ref(&event))?;
+            apply(&mut live, &event);
+            wait
+        };
+        self.durable(wait).await
+    }
+
+    /// Expires instances whose TTL passed; returns how many.
+    pub fn expire(&self) -> Result<usize, BrokerError> {
+        let now = now_ms(self.clock.as_ref());
+        let mut live = self.lock();
+        let events: Vec<RegistryEvent> = live
+            .iter()
+            .filter(|(_, i)| i.last_heartbeat_ms.saturating_add(u64::from(i.ttl_ms)) < now)
+            .map(|((service, instance_id), _)| RegistryEvent::Expired {
+                service: service.clone(),
+                instance_id: instance_id.clone(),
+                at_ms: now,
+            })
+            .collect();
+        self.append(&events)?;
+        for event in &events {
+            tracing::info!(
+                service = event.instance().0,
+                instance = event.instance().1,
+                "instance expired"
+            );
+            apply(&mut live, event);
+        }
+        Ok(events.len())
+    }
+
+    /// Services with healthy instances.
+    pub fn services(&self) -> Vec<ServiceSummary> {
+        let mut out: Vec<ServiceSummary> = Vec::new();
+        for (service, _) in self.lock().keys() {
+            match out.last_mut() {
+                Some(last) if last.service == *service => last.instances += 1,
+                _ => out.push(ServiceSummary {
+                    service: service.clone(),
+                    instances: 1,
+                }),
+            }
+        }
+        out
+    }
+
+    /// A service's healthy instances carrying all `tags`.
+    pub fn describe(&self, service: &str, tags: &[ConfigEntry]) -> DescribeServiceResponse {
+        let now = now_ms(self.clock.as_ref());
+        let live = self.lock();
+        let instances = live
+            .range((service.to_string(), String::new())..)
+            .take_while(|((s, _), _)| s == service)
+            .filter(|(_, i)| tags.iter().all(|t| i.tags.contains(t)))
+            .map(|((_, id), i)| InstanceInfo {
+                instance_id: id.clone(),
+                address: i.address.clone(),
+                tags: i.tags.clone(),
+                ttl_ms: i.ttl_ms,
+                since_heartbeat_ms: now.saturating_sub(i.last_heartbeat_ms),
+            })
+            .collect();
+        DescribeServiceResponse { instances }
+    }
+
+    /// Appends a snapshot of the live view and truncates the log before it, once the
+    /// log has grown enough to be worth it.
+    pub fn compact(&self) -> Result<(), BrokerError> {
+        if self.partition.end_offset() - self.partition.start_offset() < COMPACT_AFTER_RECORDS {
+            return Ok(());
+        }
+        let live = self.lock();
+        let first = self.partition.end_offset();
+        let mut events = Vec::with_capacity(live.len() * 2);
+        for ((service, instance_id), i) in live.iter() {
+            events.push(RegistryEvent::Registered {
+                service: service.clone(),
+                instance_id: instance_id.clone(),
+                address: i.address.clone(),
+                tags: i.tags.clone(),
+                ttl_ms: i.ttl_ms,
+                at_ms: i.registered_ms,
+            });
+            events.push(RegistryEvent::Heartbeat {
+                service: service.clone(),
+                instance_id: instance_id.clone(),
+                at_ms: i.last_heartbeat_ms,
+            });
+        }
+        self.append(&events)?;
+        self.partition.truncate_before(first)
+    }
+}
+
+/// Applies an event to the live view (replay and live updates share this).
+fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent) {
+    let (service, instance_id) = event.instance();
+    let key = (service.to_string(), instance_id.to_string());
+    match event {
+        RegistryEvent::Registered {
+            address,
+            tags,
+            ttl_ms,
+            at_ms,
+            ..
+        } => {
+            live.insert(
+                key,
+                Instance {
+                    address: address.clone(),
+                    tags: tags.clone(),
+                    ttl_ms: *ttl_ms,
+                    registered_ms: *at_ms,
+                    last_heartbeat_ms: *at_ms,
+                },
+            );
+        }
+        RegistryEvent::Heartbeat { at_ms, .. } => {
+            if let Some(instance) = live.get_mut(&key) {
+                instance.last_heartbeat_ms = instance.last_heartbeat_ms.max(*at_ms);
+            }
+        }
+        RegistryEvent::Expired { .. } | RegistryEvent::Deregistered { .. } => {
+            live.remove(&key);
+        }
+    }
+}
+
+/// Expires instances and compacts the topic until shutdown.
+pub async fn run_maintenance(registry: Arc<ServiceRegistry>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.recv() => return,
+        }
+        if let Err(error) = registry.expire() {
+            tracing::warn!(%error, "registry expiry failed");
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(100) {
+            let registry = registry.clone();
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || registry.compact()).await {
+                tracing::warn!(%error, "registry compaction failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use storage::ManualClock;
+
+    fn tag(k: &str, v: &str) -> ConfigEntry {
+        ConfigEntry {
+            key: k.into(),
+            value: v.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn instances_expire_after_their_ttl_and_the_view_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        {
+            let topics = TopicRegistry::open(dir.path()).unwrap();
+            let registry = ServiceRegistry::open(&topics, clock.clone()).unwrap();
+            for (id, zone) in [("a", "x"), ("b", "y"), ("c", "x")] {
+                registry
+                    .register(
+                        "billing",
+                        id,
+                        &format!("{id}:80"),
+                        vec![tag("zone", zone)],
+                        5_000,
+                    )
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(
+                registry
+                    .describe("billing", &[tag("zone", "x")])
+                    .instances
+                    .len(),
+                2
+            );
+            clock.advance(4_000);
+            registry.heartbeat("billing", "a").unwrap();
+            registry.heartbeat("billing", "b").unwrap();
+            clock.advance(1_500); // c is now 5.5 s without a heartbeat
+            assert_eq!(registry.expire().unwrap(), 1);
+            let ids: Vec<String> = registry
+                .describe("billing", &[])
+                .instances
+                .into_iter()
+                .map(|i| i.instance_id)
+                .collect();
+            assert_eq!(ids, ["a", "b"]);
+            assert!(matches!(
+                registry.heartbeat("billing", "c"),
+                Err(BrokerError::UnknownInstance { .. })
+            ));
+            registry.deregister("billing", "b").await.unwrap();
+            assert_eq!(
+                registry.services(),
+                [ServiceSummary {
+                    service: "billing".into(),
+                    instances: 1
+                }]
+            );
+            topics.close_all();
+        }
+        // Restart within a's TTL: a survives (with a fresh grace period).
+        clock.advance(1_000);
+        let topics = TopicRegistry::open(dir.path()).unwrap();
+        let registry = ServiceRegistry::open(&topics, clock.clone()).unwrap();
+        assert_eq!(registry.describe("billing", &[]).instances.len(), 1);
+        assert_eq!(
+            registry.describe("billing", &[]).instances[0].since_heartbeat_ms,
+            0
+        );
+        topics.close_all();
+        drop(registry);
+        // Restart long after: a is expired, and the expiry is recorded.
+        clock.advance(60_000);
+        let topics = TopicRegistry::open(dir.path()).unwrap();
+        let registry = ServiceRegistry::open(&topics, clock).unwrap();
+        assert!(registry.describe("billing", &[]).instances.is_empty());
+        assert!(registry.services().is_empty());
+        let partition = topics
+            .get(REGISTRY_TOPIC)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        partition
+            .wait_durable(partition.end_offset(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let chunk = partition.read(partition.start_offset(), 1 << 20).unwrap();
+        let last = split_batches(chunk.bytes).last().unwrap().unwrap();
+        let view = BatchView::new(&last).unwrap();
+        let record = view.records().last().unwrap().unwrap();
+        let event = RegistryEvent::decode(last.slice_ref(record.value.unwrap())).unwrap();
+        assert!(matches!(event, RegistryEvent::Expired { .. }), "{event:?}");
+    }
+}
