@@ -29,8 +29,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     producer.close().await?;
     let start = Instant::now();
     let mut workers = Vec::new();
+    let in_flight: usize = std::env::var("MAX_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(client::DEFAULT_MAX_IN_FLIGHT_REQUESTS);
     for _ in 0..4 {
-        let client = Client::connect(addr.clone()).await?;
+        let config = client::ClientConfig::default().max_in_flight_requests(in_flight);
+        let client = Client::connect_with(addr.clone(), config).await?;
         let topic = topic.clone();
         workers.push(tokio::spawn(async move {
             let config = QueueConsumerConfig {

@@ -14,6 +14,8 @@
 //!   given more time.
 //! - [`PartitionReader`] and [`Subscription`]: reading without a group, by fetch or
 //!   by push.
+//! - Service discovery: [`Client::register_instance`] (heartbeats in the background),
+//!   [`Client::discover`], [`Client::watch_services`], [`RoundRobin`].
 //!
 //! The wire format lives in the [`protocol`] crate (re-exported); this crate is the
 //! I/O around it. `docs/client.md` is the user guide.
@@ -48,6 +50,7 @@ mod fetcher;
 mod producer;
 mod queue;
 mod records;
+mod registry;
 mod subscription;
 
 pub use backoff::Backoff;
@@ -70,8 +73,10 @@ pub use producer::{
     DEFAULT_BATCH_MAX_BYTES, DEFAULT_LINGER_MS, DEFAULT_MAX_IN_FLIGHT_BATCHES,
     DEFAULT_MAX_QUEUED_RECORDS,
 };
+pub use protocol::ops::registry::{InstanceInfo, RegistryEvent, ServiceSummary};
 pub use queue::{QueueConsumer, QueueConsumerConfig, QueueMessage, DEFAULT_MAX_IN_FLIGHT};
 pub use records::{decode_records, ConsumerRecord};
+pub use registry::{InstanceHandle, Registration, RoundRobin, ServiceWatch};
 pub use subscription::Subscription;
 
 /// The wire protocol crate, for the request and response types the client returns.

@@ -79,6 +79,10 @@ pub async fn serve(
         broker.queues.clone(),
         signal.subscribe(),
     ));
+    background.spawn(registry::run_maintenance(
+        broker.services.clone(),
+        signal.subscribe(),
+    ));
 
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let mut connections = JoinSet::new();

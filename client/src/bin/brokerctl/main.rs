@@ -9,6 +9,7 @@ mod consume;
 mod dlq;
 mod groups;
 mod produce;
+mod services;
 mod stats;
 mod table;
 mod topics;
@@ -54,12 +55,39 @@ pub enum Command {
     Groups(groups::GroupsArgs),
     /// List, peek at, replay or purge a topic's dead letters.
     Dlq(dlq::DlqArgs),
+    /// Service registry: list, describe, watch, or register an instance.
+    Services(services::ServicesArgs),
     /// Server uptime, connections and per-topic rates.
     Stats,
 }
 
+/// `brokerctl services register NAME --addr ADDR` names the *instance's* address
+/// with `--addr`, while everywhere else `--addr` is the broker's. After the words
+/// `services register`, `--addr` is therefore read as the instance address; the
+/// broker address then goes before `services` (or in `BROKER_ADDR`).
+pub fn rewrite_register_addr(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let position = args
+        .windows(2)
+        .position(|w| w[0] == "services" && w[1] == "register");
+    let Some(start) = position else { return args };
+    args.into_iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            if i > start + 1 && arg == "--addr" {
+                "--instance-addr".into()
+            } else if i > start + 1 && arg.to_str().is_some_and(|a| a.starts_with("--addr=")) {
+                arg.to_str()
+                    .map(|a| a.replacen("--addr=", "--instance-addr=", 1).into())
+                    .unwrap_or(arg)
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(rewrite_register_addr(std::env::args_os().collect()));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consume(args) => consume::run(&client, args, json).await,
         Command::Groups(args) => groups::run(&client, args, json).await,
         Command::Dlq(args) => dlq::run(&client, args, json).await,
+        Command::Services(args) => services::run(&client, args, json).await,
         Command::Stats => stats::run(&client, json).await,
     }
 }
@@ -129,6 +158,31 @@ mod tests {
         assert_eq!(cli.addr, "h:1");
         let cli = Cli::try_parse_from(["brokerctl", "--json", "stats"]).unwrap();
         assert!(cli.json && matches!(cli.command, Command::Stats));
+    }
+
+    #[test]
+    fn register_takes_addr_as_the_instance_address() {
+        let args = [
+            "brokerctl",
+            "--addr",
+            "broker:1",
+            "services",
+            "register",
+            "search",
+            "--addr",
+            "10.0.0.1:80",
+        ];
+        let args = rewrite_register_addr(args.iter().map(Into::into).collect());
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert_eq!(cli.addr, "broker:1");
+        assert!(matches!(cli.command, Command::Services(_)));
+        let untouched = rewrite_register_addr(
+            ["brokerctl", "topics", "--addr", "b:2"]
+                .iter()
+                .map(Into::into)
+                .collect(),
+        );
+        assert_eq!(Cli::try_parse_from(untouched).unwrap().addr, "b:2");
     }
 
     #[test]

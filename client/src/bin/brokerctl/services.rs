@@ -1,0 +1,238 @@
+//! `brokerctl services`: list services, describe one, watch changes, or register an
+//! instance and keep it alive like a sidecar.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use client::{Client, Registration, RegistryEvent};
+use serde_json::json;
+
+use crate::table::Table;
+
+/// Arguments of `services`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServicesArgs {
+    #[command(subcommand)]
+    action: Option<ServicesAction>,
+    /// Service to describe (without a name: list all services).
+    name: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+enum ServicesAction {
+    /// Print registrations, expiries and deregistrations as they happen.
+    Watch {
+        /// Only this service.
+        name: Option<String>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many milliseconds without an event.
+        #[arg(long = "timeout-ms", value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Register an instance and heartbeat it until stopped (SIGINT or SIGTERM), then
+    /// deregister it.
+    Register {
+        /// Service name.
+        name: String,
+        /// The instance's address (given as `--addr` after `register`; see
+        /// [`crate::rewrite_register_addr`]).
+        #[arg(long = "instance-addr", value_name = "ADDR")]
+        instance_addr: String,
+        /// Expire the instance this long after its last heartbeat.
+        #[arg(long = "ttl-ms", default_value_t = 10_000)]
+        ttl_ms: u64,
+        /// Tags, `key=value`; repeatable.
+        #[arg(long = "tag", value_parser = crate::parse_key_value)]
+        tags: Vec<(String, String)>,
+        /// Instance id (default: `<hostname-ish>-<pid>`).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+/// Runs `services`.
+pub async fn run(client: &Client, args: ServicesArgs, json: bool) -> anyhow::Result<ExitCode> {
+    match (args.action, args.name) {
+        (
+            Some(ServicesAction::Watch {
+                name,
+                count,
+                timeout_ms,
+            }),
+            _,
+        ) => watch(client, name, count, timeout_ms, json).await,
+        (
+            Some(ServicesAction::Register {
+                name,
+                instance_addr,
+                ttl_ms,
+                tags,
+                id,
+            }),
+            _,
+        ) => register(client, name, instance_addr, ttl_ms, tags, id).await,
+        (None, Some(name)) => describe(client, &name, json).await,
+        (None, None) => list(client, json).await,
+    }
+}
+
+async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let services = client.list_services().await?;
+    if json {
+        let value: Vec<_> = services
+            .iter()
+            .map(|s| json!({ "service": s.service, "instances": s.instances }))
+            .collect();
+        println!("{}", serde_json::Value::Array(value));
+    } else {
+        let mut table = Table::new(&["SERVICE", "INSTANCES"]);
+        for s in &services {
+            table.row(vec![s.service.clone(), s.instances.to_string()]);
+        }
+        print!("{}", table.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tags_text(tags: &[client::protocol::ops::topic::ConfigEntry]) -> String {
+    let parts: Vec<String> = tags
+        .iter()
+        .map(|t| format!("{}={}", t.key, t.value))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+async fn describe(client: &Client, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let instances = client.discover(name, &[]).await?;
+    if json {
+        let value: Vec<_> = instances
+            .iter()
+            .map(|i| {
+                json!({
+                    "instance_id": i.instance_id,
+                    "address": i.address,
+                    "tags": i.tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect::<Vec<_>>(),
+                    "status": "healthy",
+                    "ttl_ms": i.ttl_ms,
+                    "since_heartbeat_ms": i.since_heartbeat_ms,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(value));
+    } else {
+        let mut table = Table::new(&["INSTANCE", "ADDRESS", "TAGS", "STATUS", "LAST_HEARTBEAT"]);
+        for i in &instances {
+            table.row(vec![
+                i.instance_id.clone(),
+                i.address.clone(),
+                tags_text(&i.tags),
+                "healthy".into(),
+                format!("{:.1}s ago", i.since_heartbeat_ms as f64 / 1000.0),
+            ]);
+        }
+        print!("{}", table.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn event_line(event: &RegistryEvent, json: bool) -> String {
+    let (kind, service, instance, at_ms, detail) = match event {
+        RegistryEvent::Registered {
+            service,
+            instance_id,
+            address,
+            at_ms,
+            ..
+        } => ("registered", service, instance_id, at_ms, address.clone()),
+        RegistryEvent::Heartbeat {
+            service,
+            instance_id,
+            at_ms,
+        } => ("heartbeat", service, instance_id, at_ms, String::new()),
+        RegistryEvent::Expired {
+            service,
+            instance_id,
+            at_ms,
+        } => ("expired", service, instance_id, at_ms, String::new()),
+        RegistryEvent::Deregistered {
+            service,
+            instance_id,
+            at_ms,
+        } => ("deregistered", service, instance_id, at_ms, String::new()),
+    };
+    if json {
+        json!({ "event": kind, "service": service, "instance_id": instance, "at_ms": at_ms, "address": detail }).to_string()
+    } else {
+        format!("{kind} {service}/{instance} {detail}")
+            .trim_end()
+            .to_string()
+    }
+}
+
+async fn watch(
+    client: &Client,
+    name: Option<String>,
+    count: Option<u64>,
+    timeout_ms: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut watch = client.watch_services(name.as_deref()).await?;
+    let mut seen = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    while count.is_none_or(|n| seen < n) {
+        let next = async {
+            match timeout_ms {
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), watch.next())
+                    .await
+                    .ok(),
+                None => Some(watch.next().await),
+            }
+        };
+        let event = tokio::select! {
+            event = next => match event { Some(event) => event?, None => break },
+            _ = &mut ctrl_c => break,
+        };
+        println!("{}", event_line(&event, json));
+        seen += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn register(
+    client: &Client,
+    name: String,
+    addr: String,
+    ttl_ms: u64,
+    tags: Vec<(String, String)>,
+    id: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let instance_id = id.unwrap_or_else(|| format!("{name}-{}", std::process::id()));
+    let handle = client
+        .register_instance(Registration {
+            service: name.clone(),
+            instance_id: instance_id.clone(),
+            address: addr,
+            tags,
+            ttl: Duration::from_millis(ttl_ms),
+        })
+        .await?;
+    println!("registered {name}/{instance_id}; heartbeating until stopped");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    handle.close().await?;
+    println!("deregistered {name}/{instance_id}");
+    Ok(ExitCode::SUCCESS)
+}
