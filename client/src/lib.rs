@@ -51,6 +51,7 @@ mod producer;
 mod queue;
 mod records;
 mod registry;
+mod routes;
 mod subscription;
 
 pub use backoff::Backoff;
@@ -74,6 +75,7 @@ pub use producer::{
     DEFAULT_MAX_QUEUED_RECORDS,
 };
 pub use protocol::ops::registry::{InstanceInfo, RegistryEvent, ServiceSummary};
+pub use protocol::ops::routes::{RouteInfo, Routed};
 pub use queue::{QueueConsumer, QueueConsumerConfig, QueueMessage, DEFAULT_MAX_IN_FLIGHT};
 pub use records::{decode_records, ConsumerRecord};
 pub use registry::{InstanceHandle, Registration, RoundRobin, ServiceWatch};

@@ -87,6 +87,10 @@ error_codes! {
     /// InstanceHeartbeat or DeregisterInstance for an instance that is not registered
     /// (never was, expired, or deregistered): register again.
     UnknownInstance = 26, "unknown_instance";
+    /// Publish with a routing key that no rule matches (and no unroutable topic is set).
+    Unroutable = 27, "unroutable";
+    /// DeleteRoute for a rule id that does not exist.
+    UnknownRoute = 28, "unknown_route";
     /// Ack, Nack or ExtendDeadline for an offset that is not in flight for the group.
     NotInFlight = 25, "not_in_flight";
     /// The append happened but could not be made durable (fsync failed).

@@ -24,6 +24,7 @@ use protocol::ops::handshake::{Credentials, HandshakeRequest, HandshakeResponse}
 use protocol::ops::offsets::*;
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest, ProduceResponse};
 use protocol::ops::registry::*;
+use protocol::ops::routes::*;
 use protocol::ops::stats::*;
 use protocol::ops::subscribe::*;
 use protocol::ops::topic::*;
@@ -659,6 +660,70 @@ fn examples() -> Vec<(&'static str, Message)> {
                         tags: vec![],
                         ttl_ms: 10_000,
                         since_heartbeat_ms: 1200,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "AddRoute request",
+            req(
+                28,
+                Q::AddRoute(AddRouteRequest {
+                    pattern: "orders.*.eu".into(),
+                    topic: "eu-orders".into(),
+                    headers: vec![ConfigEntry {
+                        key: "priority".into(),
+                        value: "high".into(),
+                    }],
+                }),
+            ),
+        ),
+        (
+            "AddRoute response",
+            resp(28, R::AddRoute(AddRouteResponse { route_id: 1 })),
+        ),
+        (
+            "DeleteRoute request",
+            req(29, Q::DeleteRoute(DeleteRouteRequest { route_id: 1 })),
+        ),
+        ("DeleteRoute response", resp(29, R::DeleteRoute(Empty))),
+        ("ListRoutes request", req(30, Q::ListRoutes(Empty))),
+        (
+            "ListRoutes response",
+            resp(
+                30,
+                R::ListRoutes(ListRoutesResponse {
+                    routes: vec![RouteInfo {
+                        route_id: 1,
+                        pattern: "orders.#".into(),
+                        topic: "all-orders".into(),
+                        headers: vec![],
+                    }],
+                }),
+            ),
+        ),
+        (
+            "Publish request",
+            req(
+                31,
+                Q::Publish(PublishRequest {
+                    routing_key: "orders.created.eu".into(),
+                    headers: vec![],
+                    ack: AckLevel::Durable,
+                    timeout_ms: 5000,
+                    batch: produced_batch(),
+                }),
+            ),
+        ),
+        (
+            "Publish response",
+            resp(
+                31,
+                R::Publish(PublishResponse {
+                    routed: vec![Routed {
+                        topic: "all-orders".into(),
+                        partition: 0,
+                        base_offset: Some(7),
                     }],
                 }),
             ),

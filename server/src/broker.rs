@@ -8,6 +8,7 @@ use crate::group::offsets::OffsetStore;
 use crate::group::Coordinator;
 use crate::queue::QueueManager;
 use crate::registry::ServiceRegistry;
+use crate::routes::Routes;
 use crate::shutdown::ShutdownSignal;
 use crate::stats::Stats;
 use crate::topics::TopicRegistry;
@@ -27,6 +28,8 @@ pub struct Broker {
     pub queues: Arc<QueueManager>,
     /// The service registry.
     pub services: Arc<ServiceRegistry>,
+    /// Routing rules.
+    pub routes: Arc<Routes>,
     /// Stops tasks the broker itself started (queue dispatchers).
     background: ShutdownSignal,
 }
@@ -57,6 +60,10 @@ impl Broker {
             &topics,
             Arc::new(storage::SystemClock),
         )?);
+        let routes = Arc::new(Routes::open(
+            topics.clone(),
+            config.routing.unroutable_topic.clone(),
+        )?);
         Ok(Broker {
             config,
             topics,
@@ -64,6 +71,7 @@ impl Broker {
             stats: Arc::new(Stats::default()),
             queues,
             services,
+            routes,
             background,
         })
     }

@@ -32,6 +32,16 @@ pub struct ServerConfig {
     pub topic_defaults: TopicDefaults,
     /// Consumer group settings.
     pub groups: GroupSettings,
+    /// Routing settings.
+    pub routing: RoutingSettings,
+}
+
+/// Publishing by routing key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    /// Topic that receives publishes no rule matches; absent: they are refused.
+    pub unroutable_topic: Option<String>,
 }
 
 /// Log output format.
@@ -101,6 +111,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             topic_defaults: TopicDefaults::default(),
             groups: GroupSettings::default(),
+            routing: RoutingSettings::default(),
         }
     }
 }

@@ -73,6 +73,7 @@ fn error_message(correlation_id: u32, op: u16, error: &BrokerError) -> Message {
 fn request_bytes(request: &Request) -> usize {
     match request {
         Request::Produce(p) => BASE_REQUEST_BYTES + p.batch.len(),
+        Request::Publish(p) => BASE_REQUEST_BYTES + p.batch.len(),
         _ => BASE_REQUEST_BYTES,
     }
 }
@@ -296,6 +297,29 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                     },
                 }
             }
+            Request::Publish(publish) => match broker.routes.append_routed(&publish) {
+                Err(error) => {
+                    reply
+                        .send(correlation_id, op, Err(error), Some(permit))
+                        .await
+                }
+                Ok(appended) => {
+                    let reply = reply.clone();
+                    tokio::spawn(async move {
+                        let result =
+                            crate::routes::acknowledge(appended, publish.ack, publish.timeout_ms)
+                                .await;
+                        reply
+                            .send(
+                                correlation_id,
+                                op,
+                                result.map(Response::Publish),
+                                Some(permit),
+                            )
+                            .await;
+                    });
+                }
+            },
             Request::Subscribe(subscribe) => {
                 let result = subscriptions
                     .subscribe(&broker, subscribe, outbound.clone())
@@ -401,6 +425,18 @@ async fn dispatch(
             )?;
             Response::ExtendDeadline(Empty)
         }
+        Request::AddRoute(r) => Response::AddRoute(protocol::ops::routes::AddRouteResponse {
+            route_id: broker.routes.add(r.pattern, r.topic, r.headers).await?,
+        }),
+        Request::DeleteRoute(r) => {
+            broker.routes.delete(r.route_id).await?;
+            Response::DeleteRoute(Empty)
+        }
+        Request::ListRoutes(Empty) => {
+            Response::ListRoutes(protocol::ops::routes::ListRoutesResponse {
+                routes: broker.routes.list(),
+            })
+        }
         Request::RegisterInstance(r) => {
             broker
                 .services
@@ -432,6 +468,7 @@ async fn dispatch(
         }
         Request::Handshake(_)
         | Request::Produce(_)
+        | Request::Publish(_)
         | Request::Subscribe(_)
         | Request::Credit(_)
         | Request::Unsubscribe(_) => {

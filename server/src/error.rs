@@ -76,6 +76,12 @@ pub enum BrokerError {
         /// Instance id.
         instance: String,
     },
+    /// No rule matches the routing key.
+    #[error("no routing rule matches the routing key {0:?}; add one with 'brokerctl routes add'")]
+    Unroutable(String),
+    /// No such rule.
+    #[error("routing rule {0} does not exist")]
+    UnknownRoute(u64),
     /// No such subscription on this connection.
     #[error("subscription {0} is not open on this connection")]
     UnknownSubscription(u64),
@@ -116,6 +122,8 @@ impl BrokerError {
             BrokerError::UnknownSubscription(_) => ErrorCode::UnknownSubscription,
             BrokerError::NotInFlight { .. } => ErrorCode::NotInFlight,
             BrokerError::UnknownInstance { .. } => ErrorCode::UnknownInstance,
+            BrokerError::Unroutable(_) => ErrorCode::Unroutable,
+            BrokerError::UnknownRoute(_) => ErrorCode::UnknownRoute,
             BrokerError::ResourceLimit(_) | BrokerError::ShuttingDown => ErrorCode::ResourceLimit,
             BrokerError::Timeout(_) => ErrorCode::Timeout,
             BrokerError::NotDurable(_) => ErrorCode::NotDurable,

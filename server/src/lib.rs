@@ -22,6 +22,7 @@ pub mod handlers;
 pub mod partition;
 pub mod queue;
 pub mod registry;
+pub mod routes;
 pub mod routing;
 pub mod shutdown;
 pub mod stats;

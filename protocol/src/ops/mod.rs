@@ -18,6 +18,7 @@ pub mod handshake;
 pub mod offsets;
 pub mod produce;
 pub mod registry;
+pub mod routes;
 pub mod stats;
 pub mod subscribe;
 pub mod topic;
@@ -168,6 +169,14 @@ operations! {
     ListServices = 73, "ListServices";
     /// A service's healthy instances.
     DescribeService = 74, "DescribeService";
+    /// Adds a routing rule.
+    AddRoute = 80, "AddRoute";
+    /// Deletes a routing rule.
+    DeleteRoute = 81, "DeleteRoute";
+    /// Lists routing rules.
+    ListRoutes = 82, "ListRoutes";
+    /// Publishes a batch by routing key.
+    Publish = 83, "Publish";
 }
 
 impl OpCode {
@@ -299,6 +308,10 @@ messages! {
     DeregisterInstance(registry::InstanceRequest, Empty);
     ListServices(Empty, registry::ListServicesResponse);
     DescribeService(registry::DescribeServiceRequest, registry::DescribeServiceResponse);
+    AddRoute(routes::AddRouteRequest, routes::AddRouteResponse);
+    DeleteRoute(routes::DeleteRouteRequest, Empty);
+    ListRoutes(Empty, routes::ListRoutesResponse);
+    Publish(routes::PublishRequest, routes::PublishResponse);
 }
 
 /// Writes a `u32` partition id; shared by several bodies.

@@ -9,6 +9,7 @@ mod consume;
 mod dlq;
 mod groups;
 mod produce;
+mod routes;
 mod services;
 mod stats;
 mod table;
@@ -57,6 +58,10 @@ pub enum Command {
     Dlq(dlq::DlqArgs),
     /// Service registry: list, describe, watch, or register an instance.
     Services(services::ServicesArgs),
+    /// Routing rules: list, add, delete.
+    Routes(routes::RoutesArgs),
+    /// Publish each line of standard input with a routing key.
+    Publish(routes::PublishArgs),
     /// Server uptime, connections and per-topic rates.
     Stats,
 }
@@ -124,6 +129,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Groups(args) => groups::run(&client, args, json).await,
         Command::Dlq(args) => dlq::run(&client, args, json).await,
         Command::Services(args) => services::run(&client, args, json).await,
+        Command::Routes(args) => routes::run(&client, args, json).await,
+        Command::Publish(args) => routes::publish(&client, args, json).await,
         Command::Stats => stats::run(&client, json).await,
     }
 }

@@ -1,0 +1,118 @@
+//! Routing rules and publishing by routing key.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use protocol::batch::BatchBuilder;
+use protocol::ops::produce::AckLevel;
+use protocol::ops::routes::{
+    AddRouteRequest, DeleteRouteRequest, PublishRequest, RouteInfo, Routed,
+};
+use protocol::ops::topic::ConfigEntry;
+use protocol::ops::Empty;
+use protocol::{Request, Response};
+
+use crate::connection::Client;
+use crate::error::ClientError;
+
+fn entries(pairs: &[(&str, &str)]) -> Vec<ConfigEntry> {
+    pairs
+        .iter()
+        .map(|(k, v)| ConfigEntry {
+            key: k.to_string(),
+            value: v.to_string(),
+        })
+        .collect()
+}
+
+fn unexpected(response: Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {:?}", response.op_code()))
+}
+
+impl Client {
+    /// Adds a rule sending keys that match `pattern` (words separated by `.`, `*` one
+    /// word, `#` zero or more) and carry all `headers` to `topic`. Returns its id.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {
+    /// client.add_route("orders.*.eu", "eu-orders", &[]).await?;
+    /// let routed = client.publish("orders.created.eu", &[], [bytes::Bytes::from("o-17")], client::AckLevel::Durable).await?;
+    /// assert_eq!(routed[0].topic, "eu-orders");
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_route(
+        &self,
+        pattern: &str,
+        topic: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<u64, ClientError> {
+        let request = Request::AddRoute(AddRouteRequest {
+            pattern: pattern.into(),
+            topic: topic.into(),
+            headers: entries(headers),
+        });
+        match self.request(request).await? {
+            Response::AddRoute(added) => Ok(added.route_id),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes a rule.
+    pub async fn delete_route(&self, route_id: u64) -> Result<(), ClientError> {
+        self.request(Request::DeleteRoute(DeleteRouteRequest { route_id }))
+            .await
+            .map(drop)
+    }
+
+    /// Every rule.
+    pub async fn list_routes(&self) -> Result<Vec<RouteInfo>, ClientError> {
+        match self.request(Request::ListRoutes(Empty)).await? {
+            Response::ListRoutes(list) => Ok(list.routes),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Publishes `values` as one batch (each record carrying `headers`) to every topic
+    /// whose rules match `routing_key` and `headers`.
+    pub async fn publish(
+        &self,
+        routing_key: &str,
+        headers: &[(&str, &str)],
+        values: impl IntoIterator<Item = Bytes>,
+        ack: AckLevel,
+    ) -> Result<Vec<Routed>, ClientError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let record_headers: Vec<(&str, &[u8])> =
+            headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let mut builder = BatchBuilder::new();
+        for value in values {
+            builder
+                .push(now, None, Some(&value), &record_headers)
+                .map_err(|e| {
+                    ClientError::InvalidArgument(format!("record does not fit a batch: {e}"))
+                })?;
+        }
+        if builder.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = Request::Publish(PublishRequest {
+            routing_key: routing_key.into(),
+            headers: entries(headers),
+            ack,
+            timeout_ms: u32::try_from(
+                self.config()
+                    .request_timeout
+                    .min(Duration::from_secs(3600))
+                    .as_millis(),
+            )
+            .unwrap_or(u32::MAX),
+            batch: builder.finish(),
+        });
+        match self.request(request).await? {
+            Response::Publish(published) => Ok(published.routed),
+            other => Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Routing rules on `__routes`, and publishing by routing key.
+//!
+//! Rules live in memory in a [`matcher::Matcher`] trie plus a map by id; every change
+//! is a [`RouteEvent`] record on the internal topic `__routes`, durable before it is
+//! acknowledged and replayed at startup. Publishing appends the request's batch,
+//! unchanged, to every topic with a matching rule, once per topic.
+
+pub mod matcher;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use protocol::batch::{split_batches, BatchBuilder, BatchHeader, BatchView};
+use protocol::ops::produce::AckLevel;
+use protocol::ops::routes::{
+    PublishRequest, PublishResponse, RouteEvent, RouteInfo, Routed, ROUTES_TOPIC,
+};
+use protocol::ops::topic::ConfigEntry;
+
+use crate::error::BrokerError;
+use crate::partition::Partition;
+use crate::topics::{TopicConfig, TopicRegistry};
+use matcher::Matcher;
+
+/// Rules at most.
+pub const MAX_ROUTES: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Table {
+    matcher: Matcher,
+    routes: BTreeMap<u64, RouteInfo>,
+    next_id: u64,
+}
+
+impl Table {
+    fn apply(&mut self, event: &RouteEvent) {
+        match event {
+            RouteEvent::Added(route) => {
+                self.matcher.insert(route.route_id, &route.pattern);
+                self.next_id = self.next_id.max(route.route_id + 1);
+                self.routes.insert(route.route_id, route.clone());
+            }
+            RouteEvent::Deleted { route_id } => {
+                if let Some(route) = self.routes.remove(route_id) {
+                    self.matcher.remove(*route_id, &route.pattern);
+                }
+            }
+        }
+    }
+}
+
+/// The routing rules.
+#[derive(Debug)]
+pub struct Routes {
+    partition: Arc<Partition>,
+    table: RwLock<Table>,
+    registry: Arc<TopicRegistry>,
+    unroutable_topic: Option<String>,
+}
+
+impl Routes {
+    /// Opens (creating if needed) `__routes` and replays it (blocking I/O).
+    pub fn open(
+        registry: Arc<TopicRegistry>,
+        unroutable_topic: Option<String>,
+    ) -> Result<Routes, BrokerError> {
+        let topic = match registry.get(ROUTES_TOPIC) {
+            Ok(topic) => topic,
+            Err(_) => registry.create(ROUTES_TOPIC, TopicConfig::internal_default(), true)?,
+        };
+        let partition = topic.partition(0)?.clone();
+        let mut table = Table {
+            next_id: 1,
+            ..Table::default()
+        };
+        let mut offset = partition.start_offset();
+        while offset < partition.end_offset() {
+            let chunk = partition.read(offset, 1 << 20)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for batch in split_batches(chunk.bytes.clone()).flatten() {
+                let Ok(view) = BatchView::new(&batch) else {
+                    continue;
+                };
+                for record in view.records().flatten() {
+                    if let Some(Ok(event)) =
+                        record.value.map(|v| RouteEvent::decode(batch.slice_ref(v)))
+                    {
+                        table.apply(&event);
+                    }
+                }
+            }
+            offset = chunk.next_offset;
+        }
+        tracing::info!(routes = table.routes.len(), "restored routing rules");
+        Ok(Routes {
+            partition,
+            table: RwLock::new(table),
+            registry,
+            unroutable_topic,
+        })
+    }
+
+    fn append(&self, event: &RouteEvent) -> Result<u64, BrokerError> {
+        let value = event
+            .encode()
+            .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
+        let mut builder = BatchBuilder::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        builder
+            .push(now, None, Some(&value), &[])
+            .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
+        Ok(self.partition.append(&builder.finish(), 1)?.next_offset)
+    }
+
+    /// Adds a rule; durable on return.
+    pub async fn add(
+        &self,
+        pattern: String,
+        topic: String,
+        headers: Vec<ConfigEntry>,
+    ) -> Result<u64, BrokerError> {
+        matcher::validate_pattern(&pattern).map_err(BrokerError::InvalidRequest)?;
+        self.registry.get(&topic)?;
+        let (id, wait) = {
+            let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+            if table.routes.len() >= MAX_ROUTES {
+                return Err(BrokerError::ResourceLimit(format!(
+                    "at most {MAX_ROUTES} routing rules"
+                )));
+            }
+            let id = table.next_id;
+            let event = RouteEvent::Added(RouteInfo {
+                route_id: id,
+                pattern,
+                topic,
+                headers,
+            });
+            let wait = self.append(&event)?;
+            table.apply(&event);
+            (id, wait)
+        };
+        self.partition
+            .wait_durable(wait, Duration::from_secs(30))
+            .await?;
+        Ok(id)
+    }
+
+    /// Deletes a rule; durable on return.
+    pub async fn delete(&self, route_id: u64) -> Result<(), BrokerError> {
+        let wait = {
+            let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+            if !table.routes.contains_key(&route_id) {
+                return Err(BrokerError::UnknownRoute(route_id));
+            }
+            let event = RouteEvent::Deleted { route_id };
+            let wait = self.append(&event)?;
+            table.apply(&event);
+            wait
+        };
+        self.partition
+            .wait_durable(wait, Duration::from_secs(30))
+            .await
+    }
+
+    /// Every rule, by id.
+    pub fn list(&self) -> Vec<RouteInfo> {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .routes
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Topics whose rules match the key and headers.
+    pub fn destinations(&self, routing_key: &str, headers: &[ConfigEntry]) -> BTreeSet<String> {
+        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        table
+            .matcher
+            .matches(routing_key)
+            .into_iter()
+            .filter_map(|id| table.routes.get(&id))
+            .filter(|route| route.headers.iter().all(|h| headers.contains(h)))
+            .map(|route| route.topic.clone())
+            .collect()
+    }
+
+    /// Appends the batch to every matching topic (synchronously, so that publishes on
+    /// one connection land in the order sent). Returns what to wait on.
+    pub fn append_routed(
+        &self,
+        request: &PublishRequest,
+    ) -> Result<Vec<RoutedAppend>, BrokerError> {
+        let mut topics = self.destinations(&request.routing_key, &request.headers);
+        if topics.is_empty() {
+            match &self.unroutable_topic {
+                Some(topic) => {
+                    topics.insert(topic.clone());
+                }
+                None => return Err(BrokerError::Unroutable(request.routing_key.clone())),
+            }
+        }
+        let records = BatchHeader::parse(&request.batch)
+            .map(|h| h.record_count)
+            .unwrap_or(0);
+        let mut appended = Vec::with_capacity(topics.len());
+        for name in topics {
+            let topic = self.registry.get(&name)?;
+            if topic.internal {
+                continue;
+            }
+            let partition_id = topic.next_round_robin();
+            let partition = topic.partition(partition_id)?.clone();
+            let info = partition.append(&request.batch, records)?;
+            appended.push(RoutedAppend {
+                topic: name,
+                partition_id,
+                partition,
+                base_offset: info.base_offset,
+                next_offset: info.next_offset,
+            });
+        }
+        Ok(appended)
+    }
+
+    /// Appends and waits for the ack level.
+    pub async fn publish(&self, request: PublishRequest) -> Result<PublishResponse, BrokerError> {
+        let appended = self.append_routed(&request)?;
+        acknowledge(appended, request.ack, request.timeout_ms).await
+    }
+}
+
+/// One destination a published batch was appended to.
+#[derive(Debug)]
+pub struct RoutedAppend {
+    topic: String,
+    partition_id: u32,
+    partition: Arc<Partition>,
+    base_offset: u64,
+    next_offset: u64,
+}
+
+/// Waits until every destination reached the ack level.
+pub async fn acknowledge(
+    appended: Vec<RoutedAppend>,
+    ack: AckLevel,
+    timeout_ms: u32,
+) -> Result<PublishResponse, BrokerError> {
+    let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+    let mut routed = Vec::with_capacity(appended.len());
+    for append in appended {
+        if ack == AckLevel::Durable {
+            append
+                .partition
+                .wait_durable(append.next_offset, timeout)
+                .await?;
+        }
+        let base_offset = (ack != AckLevel::None).then_some(append.base_offset);
+        routed.push(Routed {
+            topic: append.topic,
+            partition: append.partition_id,
+            base_offset,
+        });
+    }
+    Ok(PublishResponse { routed })
+}
+
+/// A batch as bytes, for tests.
+#[cfg(test)]
+fn batch(value: &[u8]) -> bytes::Bytes {
+    let mut builder = BatchBuilder::new();
+    builder.push(1, None, Some(value), &[]).unwrap();
+    builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rules_route_publishes_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+            for name in ["all", "eu", "urgent"] {
+                let config = TopicConfig {
+                    partitions: 1,
+                    ..TopicConfig::internal_default()
+                };
+                registry.create(name, config, false).unwrap();
+            }
+            let routes = Routes::open(registry.clone(), None).unwrap();
+            routes
+                .add("orders.#".into(), "all".into(), vec![])
+                .await
+                .unwrap();
+            routes
+                .add("orders.*.eu".into(), "eu".into(), vec![])
+                .await
+                .unwrap();
+            routes
+                .add("orders.*.eu".into(), "all".into(), vec![])
+                .await
+                .unwrap();
+            let high = vec![ConfigEntry {
+                key: "priority".into(),
+                value: "high".into(),
+            }];
+            let urgent = routes
+                .add("#".into(), "urgent".into(), high.clone())
+                .await
+                .unwrap();
+            assert!(routes
+                .add("a..b".into(), "all".into(), vec![])
+                .await
+                .is_err());
+            assert!(routes
+                .add("a".into(), "missing".into(), vec![])
+                .await
+                .is_err());
+
+            let publish = |key: &str, headers: Vec<ConfigEntry>| PublishRequest {
+                routing_key: key.into(),
+                headers,
+                ack: AckLevel::Durable,
+                timeout_ms: 5000,
+                batch: batch(b"x"),
+            };
+            let out = routes
+                .publish(publish("orders.created.eu", vec![]))
+                .await
+                .unwrap();
+            let topics: Vec<&str> = out.routed.iter().map(|r| r.topic.as_str()).collect();
+            assert_eq!(
+                topics,
+                ["all", "eu"],
+                "once per topic even when two rules match"
+            );
+            let out = routes
+                .publish(publish("payments.done", high))
+                .await
+                .unwrap();
+            assert_eq!(out.routed.len(), 1);
+            assert!(matches!(
+                routes.publish(publish("payments.done", vec![])).await,
+                Err(BrokerError::Unroutable(_))
+            ));
+            routes.delete(urgent).await.unwrap();
+            assert!(matches!(
+                routes.delete(urgent).await,
+                Err(BrokerError::UnknownRoute(_))
+            ));
+            assert_eq!(
+                registry
+                    .get("all")
+                    .unwrap()
+                    .partition(0)
+                    .unwrap()
+                    .end_offset(),
+                1
+            );
+            registry.close_all();
+        }
+        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+        let routes = Routes::open(registry, Some("all".into())).unwrap();
+        assert_eq!(routes.list().len(), 3);
+        assert_eq!(
+            routes.destinations("orders.x.eu", &[]),
+            BTreeSet::from(["all".to_string(), "eu".to_string()])
+        );
+        let next = routes.add("x".into(), "eu".into(), vec![]).await.unwrap();
+        assert_eq!(next, 5, "ids are never reused");
+    }
+}
