@@ -458,7 +458,14 @@ impl Consumer {
         let starts = if change.start.is_empty() {
             Vec::new()
         } else {
-            self.starting_offsets(&change.start).await?
+            Self::starting_offsets(
+                &self.client,
+                &self.group,
+                &self.topic,
+                self.config.start,
+                &change.start,
+            )
+            .await?
         };
         for p in &change.drop {
             self.fetcher.revoke(*p);
@@ -478,13 +485,19 @@ impl Consumer {
     }
 
     /// `(partition, start offset, committed offset)` for newly owned partitions.
+    ///
+    /// An associated function over the fields it needs, not `&self`: a future holding
+    /// `&Consumer` would need `Consumer: Sync`, and its fetcher is not, which would make
+    /// the consumer unusable inside `tokio::spawn`.
     async fn starting_offsets(
-        &self,
+        client: &Client,
+        group: &str,
+        topic: &str,
+        start_from: StartFrom,
         partitions: &[u32],
     ) -> Result<Vec<(u32, u64, Option<u64>)>, ClientError> {
-        let committed: HashMap<u32, Option<u64>> = self
-            .client
-            .fetch_offsets(&self.group, &self.topic)
+        let committed: HashMap<u32, Option<u64>> = client
+            .fetch_offsets(group, topic)
             .await?
             .into_iter()
             .map(|c| (c.partition, c.offset))
@@ -493,8 +506,8 @@ impl Consumer {
             .iter()
             .any(|p| committed.get(p).copied().flatten().is_none());
         let bounds: HashMap<u32, (u64, u64)> = if needs_bounds {
-            self.client
-                .describe_topic(&self.topic)
+            client
+                .describe_topic(topic)
                 .await?
                 .partitions
                 .into_iter()
@@ -510,7 +523,7 @@ impl Consumer {
                 Some(offset) => offset,
                 None => {
                     let (start, end) = bounds.get(&p).copied().unwrap_or((0, 0));
-                    match self.config.start {
+                    match start_from {
                         StartFrom::Earliest => start,
                         StartFrom::Latest => end,
                         StartFrom::Offset(o) => o.clamp(start, end),
@@ -656,5 +669,21 @@ mod tests {
         assert_eq!(config.heartbeat_interval, Duration::from_millis(500));
         let config = ConsumerConfig::default().session_timeout(Duration::from_secs(60));
         assert_eq!(config.heartbeat_interval, Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    /// A consumer must be usable inside `tokio::spawn` on a multi-thread runtime.
+    #[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
+    fn consumer_futures_are_send(client: Client, mut consumer: Consumer) {
+        assert_send(client.consumer("t", "g", ConsumerConfig::default()));
+        assert_send(consumer.next());
+        assert_send(consumer.commit());
+        assert_send(consumer.close());
     }
 }
