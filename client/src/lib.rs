@@ -53,6 +53,7 @@ mod records;
 mod registry;
 mod routes;
 mod subscription;
+pub mod tracing_context;
 
 pub use backoff::Backoff;
 pub use connection::{

@@ -44,6 +44,7 @@ pub mod error;
 pub mod frame;
 mod message;
 pub mod ops;
+pub mod trace;
 mod wire;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::routes::Routes;
 use crate::shutdown::ShutdownSignal;
 use crate::stats::Stats;
 use crate::topics::TopicRegistry;
+use crate::traces::Tracer;
 
 /// Everything a request handler may touch.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct Broker {
     pub services: Arc<ServiceRegistry>,
     /// Routing rules.
     pub routes: Arc<Routes>,
+    /// Trace spans of traced messages.
+    pub tracer: Arc<Tracer>,
     /// Stops tasks the broker itself started (queue dispatchers).
     background: ShutdownSignal,
 }
@@ -49,7 +52,12 @@ impl Broker {
         let topics = Arc::new(TopicRegistry::open(&config.data_dir)?);
         let offsets = Arc::new(OffsetStore::open(&topics)?);
         let background = ShutdownSignal::new();
-        let queues = Arc::new(QueueManager::open(topics.clone(), background.subscribe())?);
+        let tracer = Tracer::open(&topics, background.subscribe())?;
+        let queues = Arc::new(QueueManager::open(
+            topics.clone(),
+            background.subscribe(),
+            tracer.clone(),
+        )?);
         let groups = Arc::new(Coordinator::new(
             config.groups.clone(),
             topics.clone(),
@@ -72,6 +80,7 @@ impl Broker {
             queues,
             services,
             routes,
+            tracer,
             background,
         })
     }

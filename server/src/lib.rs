@@ -28,6 +28,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod subscription;
 pub mod topics;
+pub mod traces;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,6 +15,8 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::partition::Partition;
 use crate::routing;
+use crate::traces::{self, Traced, Tracer};
+use protocol::trace::derived_span_id;
 
 /// An append that happened and may still need to become durable.
 #[derive(Debug)]
@@ -25,6 +27,18 @@ pub struct Appended {
     pub base_offset: u64,
     /// Its end offset.
     pub next_offset: u64,
+    /// Traced records in it, with what their durable span needs.
+    traced: Option<TracedAppend>,
+}
+
+/// What the `durable` spans of a traced batch need.
+#[derive(Debug)]
+struct TracedAppend {
+    tracer: Arc<Tracer>,
+    topic: String,
+    partition: u32,
+    records: Vec<Traced>,
+    appended_us: u64,
 }
 
 /// Routes and appends. Returns the partition number and the append, or the error.
@@ -45,13 +59,40 @@ pub fn append(
     let records = BatchHeader::parse(&batch)
         .map(|h| h.record_count)
         .unwrap_or(0);
+    let received_us = traces::now_us();
     let info = partition.append(&batch, records)?;
+    // Traced messages: a `produce` span from receipt to append for each.
+    let found = traces::traced_records(&batch, info.base_offset, 0, u64::MAX);
+    let traced = (!found.is_empty()).then(|| {
+        let appended_us = traces::now_us();
+        for t in &found {
+            let id = traces::produce_span_id(&t.context, &topic.name, partition_id, t.offset);
+            let attributes = traces::message_attributes(&topic.name, partition_id, t.offset);
+            broker.tracer.span(
+                &t.context,
+                id,
+                t.context.parent_id,
+                "produce",
+                received_us,
+                appended_us,
+                attributes,
+            );
+        }
+        TracedAppend {
+            tracer: broker.tracer.clone(),
+            topic: topic.name.clone(),
+            partition: partition_id,
+            records: found,
+            appended_us,
+        }
+    });
     Ok((
         partition_id,
         Appended {
             partition,
             base_offset: info.base_offset,
             next_offset: info.next_offset,
+            traced,
         },
     ))
 }
@@ -69,6 +110,25 @@ pub async fn acknowledge(
             .partition
             .wait_durable(appended.next_offset, timeout)
             .await?;
+        if let Some(traced) = &appended.traced {
+            let durable_us = traces::now_us();
+            for t in &traced.records {
+                let parent =
+                    traces::produce_span_id(&t.context, &traced.topic, traced.partition, t.offset);
+                let id = derived_span_id(&t.context.trace_id, &[b"durable", &parent]);
+                let attributes =
+                    traces::message_attributes(&traced.topic, traced.partition, t.offset);
+                traced.tracer.span(
+                    &t.context,
+                    id,
+                    parent,
+                    "durable",
+                    traced.appended_us,
+                    durable_us,
+                    attributes,
+                );
+            }
+        }
     }
     Ok(ProduceResponse {
         partition,

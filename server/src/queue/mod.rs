@@ -28,7 +28,9 @@ use tokio::sync::{mpsc, Notify};
 use crate::error::BrokerError;
 use crate::shutdown::Shutdown;
 use crate::topics::{QueueConfig, Topic, TopicRegistry};
+use crate::traces::{self, Tracer};
 use backoff::Backoff;
+use protocol::trace::{derived_span_id, TraceParent};
 use state::{Event, QueuePolicy, QueueState, Refusal};
 use store::QueueStore;
 
@@ -82,6 +84,8 @@ struct Inner {
     next_partition: usize,
     /// A member went away since the last dispatch round.
     members_left: bool,
+    /// Trace context of traced messages delivered and not yet settled.
+    traced: HashMap<(u32, u64), TraceParent>,
 }
 
 /// What one dispatch round produced: deliveries to send, messages to dead-letter, and
@@ -102,6 +106,7 @@ pub struct QueueGroup {
     wake: Notify,
     store: Arc<QueueStore>,
     registry: Arc<TopicRegistry>,
+    tracer: Arc<Tracer>,
 }
 
 fn refusal(refusal: Refusal) -> BrokerError {
@@ -146,11 +151,136 @@ impl QueueGroup {
         self.lock().state.partition(partition).map(|p| p.floor())
     }
 
+    /// Records the broker spans of state changes of traced messages.
+    fn trace_events(&self, inner: &mut Inner, events: &[Event]) {
+        if inner.traced.is_empty() {
+            return;
+        }
+        let now = traces::now_us();
+        let (group, topic) = (self.name.as_str(), self.topic.name.as_str());
+        for event in events {
+            match event {
+                Event::Acked { partition, offsets } => {
+                    for offset in offsets {
+                        let Some(context) = inner.traced.remove(&(*partition, *offset)) else {
+                            continue;
+                        };
+                        let attempt = attempt_of(&inner.state, *partition, *offset);
+                        let parent = traces::deliver_span_id(
+                            &context, group, topic, *partition, *offset, attempt,
+                        );
+                        let id = derived_span_id(&context.trace_id, &[b"ack", &parent]);
+                        let mut attributes = traces::message_attributes(topic, *partition, *offset);
+                        attributes.push(("group".into(), group.into()));
+                        self.tracer
+                            .span(&context, id, parent, "ack", now, now, attributes);
+                    }
+                }
+                Event::Failed {
+                    partition,
+                    offset,
+                    reason,
+                    due_ms,
+                } => {
+                    let Some(context) = inner.traced.get(&(*partition, *offset)).copied() else {
+                        continue;
+                    };
+                    let attempt = attempt_of(&inner.state, *partition, *offset);
+                    let nack = self.trace_nack(&context, *partition, *offset, attempt, reason, now);
+                    let mut attributes = traces::message_attributes(topic, *partition, *offset);
+                    attributes.push(("attempt".into(), attempt.to_string()));
+                    let due_us = (*due_ms).max(0) as u64 * 1000;
+                    let id = derived_span_id(&context.trace_id, &[b"retry", &nack]);
+                    self.tracer.span(
+                        &context,
+                        id,
+                        nack,
+                        "retry",
+                        now,
+                        due_us.max(now),
+                        attributes,
+                    );
+                }
+                Event::DeadLettering {
+                    partition,
+                    offset,
+                    reason,
+                } => {
+                    let Some(context) = inner.traced.get(&(*partition, *offset)).copied() else {
+                        continue;
+                    };
+                    let attempt = attempt_of(&inner.state, *partition, *offset);
+                    self.trace_nack(&context, *partition, *offset, attempt, reason, now);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn trace_nack(
+        &self,
+        context: &TraceParent,
+        partition: u32,
+        offset: u64,
+        attempt: u32,
+        reason: &str,
+        now: u64,
+    ) -> [u8; 8] {
+        let (group, topic) = (self.name.as_str(), self.topic.name.as_str());
+        let parent = traces::deliver_span_id(context, group, topic, partition, offset, attempt);
+        let id = traces::nack_span_id(context, group, topic, partition, offset, attempt);
+        let mut attributes = traces::message_attributes(topic, partition, offset);
+        attributes.extend([
+            ("group".into(), group.into()),
+            ("attempt".into(), attempt.to_string()),
+            ("reason".into(), reason.into()),
+        ]);
+        self.tracer
+            .span(context, id, parent, "nack", now, now, attributes);
+        id
+    }
+
+    /// Records deliver spans for the traced messages of a delivery.
+    fn trace_delivery(
+        &self,
+        traced: &mut HashMap<(u32, u64), TraceParent>,
+        state: &QueueState,
+        delivery: &Delivery,
+    ) {
+        let found = traces::traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
+        if found.is_empty() {
+            return;
+        }
+        let now = traces::now_us();
+        let (group, topic) = (self.name.as_str(), self.topic.name.as_str());
+        for t in found {
+            let attempt = attempt_of(state, delivery.partition, t.offset);
+            traced.insert((delivery.partition, t.offset), t.context);
+            let parent = traces::produce_span_id(&t.context, topic, delivery.partition, t.offset);
+            let id = traces::deliver_span_id(
+                &t.context,
+                group,
+                topic,
+                delivery.partition,
+                t.offset,
+                attempt,
+            );
+            let mut attributes = traces::message_attributes(topic, delivery.partition, t.offset);
+            attributes.extend([
+                ("group".into(), group.into()),
+                ("attempt".into(), attempt.to_string()),
+            ]);
+            self.tracer
+                .span(&t.context, id, parent, "deliver", now, now, attributes);
+        }
+    }
+
     /// Acks offsets; returns once the acks are durable.
     pub async fn ack(&self, partition: u32, offsets: &[u64]) -> Result<(), BrokerError> {
         let wait = {
             let mut inner = self.lock();
             let event = inner.state.ack(partition, offsets).map_err(refusal)?;
+            self.trace_events(&mut inner, std::slice::from_ref(&event));
             self.persist(&[event])?
         };
         self.wake.notify_one();
@@ -171,6 +301,7 @@ impl QueueGroup {
                 .state
                 .fail(partition, offset, reason, delay_ms, now_ms())
                 .map_err(refusal)?;
+            self.trace_events(&mut inner, std::slice::from_ref(&event));
             self.persist(&[event])?
         };
         self.wake.notify_one();
@@ -235,6 +366,7 @@ impl QueueGroup {
             next_member,
             next_partition,
             members_left,
+            traced,
         } = &mut *inner;
         // Only after a member went away is it worth scanning for its deliveries.
         let gone = |member: &str| !sinks.contains_key(member);
@@ -293,6 +425,7 @@ impl QueueGroup {
                     attempt,
                     batches: chunk.bytes,
                 };
+                self.trace_delivery(traced, state, &delivery);
                 deliveries.push((sink.outbound.clone(), delivery));
             }
         }
@@ -356,6 +489,7 @@ impl QueueGroup {
                 attempt: 1,
                 batches: chunk.bytes.slice(..end_bytes),
             };
+            self.trace_delivery(traced, state, &delivery);
             deliveries.push((sink.outbound.clone(), delivery));
         }
         // Every message out of attempts (from a nack, an expiry, or before a restart)
@@ -371,6 +505,7 @@ impl QueueGroup {
                 (partition, offset, reason.unwrap_or_default())
             })
             .collect();
+        self.trace_events(&mut inner, &events);
         let wait = self.persist(&events)?;
         Ok((deliveries, dead, wait))
     }
@@ -477,6 +612,27 @@ impl QueueGroup {
                 .state
                 .dead_lettered(partition, offset)
                 .map_err(refusal)?;
+            if let Some(context) = inner.traced.remove(&(partition, offset)) {
+                let now = traces::now_us();
+                let parent = traces::nack_span_id(
+                    &context,
+                    &self.name,
+                    &self.topic.name,
+                    partition,
+                    offset,
+                    attempts,
+                );
+                let id = derived_span_id(&context.trace_id, &[b"dead-letter", &parent]);
+                let mut attributes =
+                    traces::message_attributes(&self.topic.name, partition, offset);
+                attributes.extend([
+                    ("group".into(), self.name.clone()),
+                    ("attempts".into(), attempts.to_string()),
+                    ("dead_letter_topic".into(), dlq_name.clone()),
+                ]);
+                self.tracer
+                    .span(&context, id, parent, "dead-letter", now, now, attributes);
+            }
             self.persist(&[event])?
         };
         tracing::info!(group = %self.name, topic = %self.topic.name, partition, offset, attempts, dlq = %dlq_name, "dead-lettered");
@@ -568,6 +724,7 @@ pub struct QueueManager {
     shutdown: Shutdown,
     /// subscription id -> (group, member), for credit and unsubscribe.
     subscriptions: Mutex<HashMap<u64, (Arc<QueueGroup>, String)>>,
+    tracer: Arc<Tracer>,
 }
 
 impl QueueManager {
@@ -576,6 +733,7 @@ impl QueueManager {
     pub fn open(
         registry: Arc<TopicRegistry>,
         shutdown: Shutdown,
+        tracer: Arc<Tracer>,
     ) -> Result<QueueManager, BrokerError> {
         let (store, replayed) = QueueStore::open(&registry)?;
         let manager = QueueManager {
@@ -584,6 +742,7 @@ impl QueueManager {
             groups: Mutex::new(HashMap::new()),
             shutdown,
             subscriptions: Mutex::new(HashMap::new()),
+            tracer,
         };
         for ((group, topic), events) in replayed {
             let Ok(topic) = manager.registry.get(&topic) else {
@@ -643,10 +802,12 @@ impl QueueManager {
                 next_member: 0,
                 next_partition: 0,
                 members_left: false,
+                traced: HashMap::new(),
             }),
             wake: Notify::new(),
             store: self.store.clone(),
             registry: self.registry.clone(),
+            tracer: self.tracer.clone(),
         });
         self.lock().insert(name.to_string(), group.clone());
         tokio::spawn(run_dispatcher(group.clone(), self.shutdown.clone()));
@@ -843,4 +1004,12 @@ pub async fn run_compaction(manager: Arc<QueueManager>, mut shutdown: Shutdown) 
             tracing::warn!(%error, "queue state compaction failed");
         }
     }
+}
+
+/// Deliveries so far of a message.
+fn attempt_of(state: &QueueState, partition: u32, offset: u64) -> u32 {
+    state
+        .partition(partition)
+        .and_then(|p| p.entry(offset))
+        .map_or(1, |e| e.attempts)
 }

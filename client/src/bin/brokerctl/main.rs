@@ -14,6 +14,7 @@ mod services;
 mod stats;
 mod table;
 mod topics;
+mod traces;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,6 +63,10 @@ pub enum Command {
     Routes(routes::RoutesArgs),
     /// Publish each line of standard input with a routing key.
     Publish(routes::PublishArgs),
+    /// Show what the broker did to a traced message, as a tree of spans.
+    Trace(traces::TraceArgs),
+    /// List recent traces.
+    Traces(traces::TracesArgs),
     /// Server uptime, connections and per-topic rates.
     Stats,
 }
@@ -131,6 +136,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Services(args) => services::run(&client, args, json).await,
         Command::Routes(args) => routes::run(&client, args, json).await,
         Command::Publish(args) => routes::publish(&client, args, json).await,
+        Command::Trace(args) => traces::trace(&client, args, json).await,
+        Command::Traces(args) => traces::traces(&client, args, json).await,
         Command::Stats => stats::run(&client, json).await,
     }
 }

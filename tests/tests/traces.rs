@@ -1,0 +1,156 @@
+//! Tracing end to end: a traced message nacked until it is dead-lettered leaves a trace
+//! whose spans are in order with the right parents; an untraced one leaves none.
+
+use std::time::Duration;
+
+use client::tracing_context::new_trace;
+use client::{Client, ProducerConfig, QueueConsumerConfig, Record};
+use integration_tests::{brokerctl, Brokerd};
+use tokio::time::{timeout, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
+    let broker = Brokerd::start();
+    let addr = broker.addr.clone();
+    let client = Client::connect(addr.clone()).await.unwrap();
+    let config = [
+        ("max_delivery_attempts", "3"),
+        ("retry_backoff_ms", "50"),
+        ("retry_jitter", "0"),
+    ];
+    client.create_topic("orders", 1, &config).await.unwrap();
+    let context = new_trace();
+    let producer = client
+        .producer("orders", ProducerConfig::default())
+        .await
+        .unwrap();
+    let traced = producer
+        .send(Record::new("poison").with_trace(&context))
+        .await
+        .unwrap();
+    let plain = producer.send(Record::new("fine")).await.unwrap();
+    assert_eq!(traced.await.unwrap().offset, Some(0));
+    assert_eq!(plain.await.unwrap().offset, Some(1));
+    producer.close().await.unwrap();
+
+    let mut consumer = client
+        .queue_consumer("orders", "workers", QueueConsumerConfig::default())
+        .await
+        .unwrap();
+    let mut nacks = 0;
+    while nacks < 3 {
+        let message = timeout(DEADLINE, consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if message.value().map(|v| &v[..]) == Some(b"poison") {
+            let header = message
+                .headers()
+                .iter()
+                .find(|(k, _)| k == "traceparent")
+                .map(|(_, v)| v.clone());
+            assert_eq!(
+                header.as_deref(),
+                Some(context.to_header().as_bytes()),
+                "consumers receive the trace context"
+            );
+            message.nack("cannot parse").await.unwrap();
+            nacks += 1;
+        } else {
+            message.ack().await.unwrap();
+        }
+    }
+
+    // Spans are written in batches off the hot path: poll until the dead letter shows.
+    let trace_id = client::tracing_context::TraceParent::to_header(&context)[3..35].to_string();
+    let deadline = Instant::now() + DEADLINE;
+    let spans: Vec<serde_json::Value> = loop {
+        let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id, "--json"], "");
+        let spans: Vec<serde_json::Value> = if ok {
+            out.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if spans.iter().any(|s| s["name"] == "dead-letter") {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "spans so far: {spans:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let names: Vec<String> = spans
+        .iter()
+        .map(|s| {
+            let attempt = s["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["key"] == "attempt")
+                .map(|a| a["value"].as_str().unwrap().to_string());
+            match (s["name"].as_str().unwrap(), attempt) {
+                ("deliver", Some(a)) => format!("deliver #{a}"),
+                (name, _) => name.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "produce",
+            "durable",
+            "deliver #1",
+            "nack",
+            "retry",
+            "deliver #2",
+            "nack",
+            "retry",
+            "deliver #3",
+            "nack",
+            "dead-letter"
+        ],
+        "spans in order"
+    );
+    let id = |i: usize| spans[i]["span_id"].as_str().unwrap().to_string();
+    let parent = |i: usize| spans[i]["parent_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        parent(0),
+        client::tracing_context::TraceParent::to_header(&context)[36..52].to_string(),
+        "the producer's span is the parent"
+    );
+    assert_eq!(parent(1), id(0));
+    for deliver in [2, 5, 8] {
+        assert_eq!(
+            parent(deliver),
+            id(0),
+            "deliveries hang off the produce span"
+        );
+        assert_eq!(
+            parent(deliver + 1),
+            id(deliver),
+            "the nack belongs to its delivery"
+        );
+    }
+    assert_eq!(parent(4), id(3));
+    assert_eq!(parent(7), id(6));
+    assert_eq!(parent(10), id(9), "dead-lettered after the last nack");
+
+    // The tree, as a person reads it.
+    let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id], "");
+    assert!(
+        ok && out.contains("deliver #3")
+            && out.contains("dead-letter")
+            && out.contains("reason=cannot parse"),
+        "{out}"
+    );
+    let (ok, out, _) = brokerctl(&addr, &["traces", "--topic", "orders"], "");
+    assert!(ok && out.contains(&trace_id), "{out}");
+
+    // The untraced message left no spans at all.
+    let (_, all, _) = brokerctl(&addr, &["traces", "--json"], "");
+    assert_eq!(all.lines().count(), 1, "{all}");
+    consumer.close().await.unwrap();
+}
