@@ -95,6 +95,9 @@ struct Args {
     /// Acknowledgement level of produces.
     #[arg(long, value_enum, default_value = "durable")]
     ack: Ack,
+    /// Give every message a traceparent header, so the broker traces all of them.
+    #[arg(long)]
+    trace: bool,
     /// Consumers give up this long after the last message once producers are done.
     #[arg(long, value_parser = duration_arg, default_value = "10s")]
     drain_timeout: Duration,
@@ -140,6 +143,7 @@ impl Args {
             warmup: self.warmup,
             durability: self.durability,
             ack: self.ack,
+            trace: self.trace,
         }
     }
 }

@@ -126,6 +126,9 @@ pub struct Workload {
     pub durability: Durability,
     /// The producers' acknowledgement level.
     pub ack: Ack,
+    /// Every message carries a W3C `traceparent` (brokerd only), to measure the cost of
+    /// tracing against the same run without.
+    pub trace: bool,
 }
 
 /// A workload that cannot run.
@@ -301,6 +304,7 @@ pub(crate) mod tests {
             warmup: Duration::ZERO,
             durability: Durability::Os,
             ack: Ack::Appended,
+            trace: false,
         }
     }
 

@@ -71,6 +71,7 @@ impl Broker {
         let routes = Arc::new(Routes::open(
             topics.clone(),
             config.routing.unroutable_topic.clone(),
+            tracer.clone(),
         )?);
         Ok(Broker {
             config,

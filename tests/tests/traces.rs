@@ -154,3 +154,53 @@ async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
     assert_eq!(all.lines().count(), 1, "{all}");
     consumer.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_publish_records_its_route_and_one_produce_per_destination() {
+    let broker = Brokerd::start();
+    let addr = broker.addr.clone();
+    let client = Client::connect(addr.clone()).await.unwrap();
+    for topic in ["a", "b"] {
+        client.create_topic(topic, 1, &[]).await.unwrap();
+        client.add_route("orders.#", topic, &[]).await.unwrap();
+    }
+    let context = new_trace();
+    let header = context.to_header();
+    client
+        .publish(
+            "orders.created",
+            &[("traceparent", header.as_str())],
+            [bytes::Bytes::from("x")],
+            client::AckLevel::Durable,
+        )
+        .await
+        .unwrap();
+    let trace_id = header[3..35].to_string();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id], "");
+        if ok && out.matches("produce").count() == 2 {
+            assert!(
+                out.contains("route")
+                    && out.contains("routing_key=orders.created")
+                    && out.contains("topics=a,b"),
+                "{out}"
+            );
+            // The produce spans hang below the route span (indented one level deeper).
+            let route_indent = out
+                .lines()
+                .find(|l| l.trim_start().starts_with("route"))
+                .map(|l| l.len() - l.trim_start().len())
+                .unwrap();
+            let produce_indent = out
+                .lines()
+                .find(|l| l.trim_start().starts_with("produce"))
+                .map(|l| l.len() - l.trim_start().len())
+                .unwrap();
+            assert!(produce_indent > route_indent, "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

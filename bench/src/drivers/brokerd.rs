@@ -161,6 +161,8 @@ impl Driver for BrokerdDriver {
             topic: topic.to_string(),
             ack,
             payload,
+            trace: workload.trace,
+            traced: 0,
         })
     }
 
@@ -281,6 +283,10 @@ pub struct BrokerdProducer {
     ack: AckLevel,
     /// The payload buffer reused for every message.
     payload: Vec<u8>,
+    /// Give every message a traceparent.
+    trace: bool,
+    /// Messages traced so far (each gets its own trace id).
+    traced: u64,
 }
 
 impl ProducerHandle for BrokerdProducer {
@@ -293,9 +299,21 @@ impl ProducerHandle for BrokerdProducer {
                     BATCH_HEADER_BYTES + record_bytes * batch.count as usize,
                 );
                 for i in 0..batch.count {
+                    let traceparent = self.trace.then(|| {
+                        self.traced += 1;
+                        format!(
+                            "00-{:032x}-{:016x}-01",
+                            u128::from(self.traced) | (1 << 100),
+                            self.traced
+                        )
+                    });
+                    let headers: Vec<(&str, &[u8])> = traceparent
+                        .iter()
+                        .map(|t| ("traceparent", t.as_bytes()))
+                        .collect();
                     let value = batch.payload(i, &mut self.payload);
                     builder
-                        .push(timestamp_ms, None, Some(value), &[])
+                        .push(timestamp_ms, None, Some(value), &headers)
                         .map_err(|e| {
                             DriverError::Unsupported(format!("cannot build a batch: {e}"))
                         })?;

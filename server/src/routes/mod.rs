@@ -21,7 +21,9 @@ use protocol::ops::topic::ConfigEntry;
 use crate::error::BrokerError;
 use crate::partition::Partition;
 use crate::topics::{TopicConfig, TopicRegistry};
+use crate::traces::{self, Tracer};
 use matcher::Matcher;
+use protocol::trace::derived_span_id;
 
 /// Rules at most.
 pub const MAX_ROUTES: usize = 100_000;
@@ -57,6 +59,7 @@ pub struct Routes {
     table: RwLock<Table>,
     registry: Arc<TopicRegistry>,
     unroutable_topic: Option<String>,
+    tracer: Arc<Tracer>,
 }
 
 impl Routes {
@@ -64,6 +67,7 @@ impl Routes {
     pub fn open(
         registry: Arc<TopicRegistry>,
         unroutable_topic: Option<String>,
+        tracer: Arc<Tracer>,
     ) -> Result<Routes, BrokerError> {
         let topic = match registry.get(ROUTES_TOPIC) {
             Ok(topic) => topic,
@@ -100,6 +104,7 @@ impl Routes {
             table: RwLock::new(table),
             registry,
             unroutable_topic,
+            tracer,
         })
     }
 
@@ -125,7 +130,11 @@ impl Routes {
         headers: Vec<ConfigEntry>,
     ) -> Result<u64, BrokerError> {
         matcher::validate_pattern(&pattern).map_err(BrokerError::InvalidRequest)?;
-        self.registry.get(&topic)?;
+        if self.registry.get(&topic)?.internal {
+            return Err(BrokerError::InvalidRequest(format!(
+                "{topic:?} is an internal topic; routes cannot target it"
+            )));
+        }
         let (id, wait) = {
             let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
             if table.routes.len() >= MAX_ROUTES {
@@ -206,6 +215,7 @@ impl Routes {
                 None => return Err(BrokerError::Unroutable(request.routing_key.clone())),
             }
         }
+        let received_us = traces::now_us();
         let records = BatchHeader::parse(&request.batch)
             .map(|h| h.record_count)
             .unwrap_or(0);
@@ -226,7 +236,60 @@ impl Routes {
                 next_offset: info.next_offset,
             });
         }
+        self.trace_route(request, &appended, received_us);
         Ok(appended)
+    }
+
+    /// For traced messages: a `route` span naming the destinations, with a `produce`
+    /// span per destination below it (deliveries hang off those).
+    fn trace_route(&self, request: &PublishRequest, appended: &[RoutedAppend], received_us: u64) {
+        let Some(first) = appended.first() else {
+            return;
+        };
+        let found = traces::traced_records(&request.batch, first.base_offset, 0, u64::MAX);
+        if found.is_empty() {
+            return;
+        }
+        let now = traces::now_us();
+        let destinations: Vec<&str> = appended.iter().map(|a| a.topic.as_str()).collect();
+        for t in found {
+            let index = t.offset - first.base_offset;
+            let route = derived_span_id(
+                &t.context.trace_id,
+                &[
+                    b"route",
+                    request.routing_key.as_bytes(),
+                    &index.to_le_bytes(),
+                ],
+            );
+            let attributes = vec![
+                ("routing_key".to_string(), request.routing_key.clone()),
+                ("topics".to_string(), destinations.join(",")),
+            ];
+            self.tracer.span(
+                &t.context,
+                route,
+                t.context.parent_id,
+                "route",
+                received_us,
+                now,
+                attributes,
+            );
+            for a in appended {
+                let offset = a.base_offset + index;
+                let id = traces::produce_span_id(&t.context, &a.topic, a.partition_id, offset);
+                let attributes = traces::message_attributes(&a.topic, a.partition_id, offset);
+                self.tracer.span(
+                    &t.context,
+                    id,
+                    route,
+                    "produce",
+                    received_us,
+                    now,
+                    attributes,
+                );
+            }
+        }
     }
 
     /// Appends and waits for the ack level.
@@ -283,6 +346,10 @@ fn batch(value: &[u8]) -> bytes::Bytes {
 mod tests {
     use super::*;
 
+    fn test_tracer(registry: &TopicRegistry) -> Arc<Tracer> {
+        Tracer::open(registry, crate::shutdown::ShutdownSignal::new().subscribe()).unwrap()
+    }
+
     #[tokio::test]
     async fn rules_route_publishes_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
@@ -295,7 +362,7 @@ mod tests {
                 };
                 registry.create(name, config, false).unwrap();
             }
-            let routes = Routes::open(registry.clone(), None).unwrap();
+            let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
             routes
                 .add("orders.#".into(), "all".into(), vec![])
                 .await
@@ -368,7 +435,8 @@ mod tests {
             registry.close_all();
         }
         let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
-        let routes = Routes::open(registry, Some("all".into())).unwrap();
+        let tracer = test_tracer(&registry);
+        let routes = Routes::open(registry, Some("all".into()), tracer).unwrap();
         assert_eq!(routes.list().len(), 3);
         assert_eq!(
             routes.destinations("orders.x.eu", &[]),

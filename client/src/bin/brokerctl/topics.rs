@@ -14,6 +14,9 @@ use crate::{parse_key_value, print_json};
 pub struct TopicsArgs {
     #[command(subcommand)]
     command: Option<TopicsCommand>,
+    /// With no subcommand: include the broker's internal topics (`topics --internal`).
+    #[arg(long)]
+    internal: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,7 +36,9 @@ enum TopicsCommand {
         partitions: u32,
         /// A setting that differs from the broker's default, as KEY=VALUE; repeatable.
         /// Keys: retention_bytes, retention_ms, segment_bytes, durability
-        /// (always | os | interval:<ms>).
+        /// (always | os | interval:<ms>), and for queue groups ack_deadline_ms,
+        /// max_delivery_attempts, retry_backoff_ms, retry_backoff_max_ms,
+        /// retry_backoff_multiplier, retry_jitter, dead_letter_topic.
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         config: Vec<(String, String)>,
     },
@@ -51,10 +56,9 @@ enum TopicsCommand {
 
 /// Runs `topics`.
 pub async fn run(client: &Client, args: TopicsArgs, json: bool) -> anyhow::Result<ExitCode> {
-    match args
-        .command
-        .unwrap_or(TopicsCommand::List { internal: false })
-    {
+    match args.command.unwrap_or(TopicsCommand::List {
+        internal: args.internal,
+    }) {
         TopicsCommand::List { internal } => {
             let topics = client.list_topics(internal).await?;
             if json {
