@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use protocol::batch::{split_batches, BatchBuilder, BatchView};
+use protocol::batch::BatchBuilder;
+#[cfg(test)]
+use protocol::batch::{split_batches, BatchView};
 use protocol::ops::registry::{
     DescribeServiceResponse, InstanceInfo, RegistryEvent, ServiceSummary, REGISTRY_TOPIC,
 };
@@ -75,38 +77,16 @@ impl ServiceRegistry {
         registry: &TopicRegistry,
         clock: Arc<dyn Clock>,
     ) -> Result<ServiceRegistry, BrokerError> {
-        let topic = match registry.get(REGISTRY_TOPIC) {
-            Ok(topic) => topic,
-            Err(_) => registry.create(REGISTRY_TOPIC, TopicConfig::internal_default(), true)?,
-        };
-        let partition = topic.partition(0)?.clone();
+        let partition =
+            registry.internal_partition(REGISTRY_TOPIC, TopicConfig::internal_default())?;
         let mut live = BTreeMap::new();
-        let mut offset = partition.start_offset();
-        while offset < partition.end_offset() {
-            let chunk = partition.read(offset, 1 << 20)?;
-            if chunk.is_empty() {
-                break;
+        partition.replay(|offset, _, value| {
+            let Some(value) = value else { return };
+            match RegistryEvent::decode(value) {
+                Ok(event) => apply(&mut live, &event),
+                Err(e) => tracing::warn!(offset, error = %e, "skipping unreadable {REGISTRY_TOPIC} record"),
             }
-            for batch in split_batches(chunk.bytes.clone()) {
-                let batch =
-                    batch.map_err(|e| BrokerError::Internal(format!("{REGISTRY_TOPIC}: {e}")))?;
-                let view =
-                    BatchView::new(&batch).map_err(|e| BrokerError::Internal(e.to_string()))?;
-                for record in view.records().flatten() {
-                    if record.offset < partition.start_offset() {
-                        continue;
-                    }
-                    let Some(value) = record.value else { continue };
-                    match RegistryEvent::decode(batch.slice_ref(value)) {
-                        Ok(event) => apply(&mut live, &event),
-                        Err(e) => {
-                            tracing::warn!(offset = record.offset, error = %e, "skipping unreadable {REGISTRY_TOPIC} record")
-                        }
-                    }
-                }
-            }
-            offset = chunk.next_offset;
-        }
+        })?;
         let service_registry = ServiceRegistry {
             partition,
             clock,

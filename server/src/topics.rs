@@ -535,6 +535,20 @@ impl TopicRegistry {
         Ok(topic)
     }
 
+    /// Partition 0 of internal topic `name`, created with `config` if missing (blocking
+    /// I/O). Every internal topic is opened this way.
+    pub fn internal_partition(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let topic = match self.get(name) {
+            Ok(topic) => topic,
+            Err(_) => self.create(name, config, true)?,
+        };
+        Ok(topic.partition(0)?.clone())
+    }
+
     /// Deletes a topic and its data (blocking I/O).
     pub fn delete(&self, name: &str) -> Result<(), BrokerError> {
         if name.starts_with(INTERNAL_PREFIX) {

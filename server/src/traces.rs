@@ -148,18 +148,12 @@ pub fn nack_span_id(
 impl Tracer {
     /// Opens (creating if needed) `__traces` and starts the writer task.
     pub fn open(registry: &TopicRegistry, shutdown: Shutdown) -> Result<Arc<Tracer>, BrokerError> {
-        let topic = match registry.get(TRACES_TOPIC) {
-            Ok(topic) => topic,
-            Err(_) => {
-                let config = TopicConfig {
-                    durability: storage::Durability::IntervalMs(1000),
-                    retention_ms: Some(TRACE_RETENTION_MS),
-                    ..TopicConfig::internal_default()
-                };
-                registry.create(TRACES_TOPIC, config, true)?
-            }
+        let config = TopicConfig {
+            durability: storage::Durability::IntervalMs(1000),
+            retention_ms: Some(TRACE_RETENTION_MS),
+            ..TopicConfig::internal_default()
         };
-        let partition = topic.partition(0)?.clone();
+        let partition = registry.internal_partition(TRACES_TOPIC, config)?;
         let (spans, rx) = mpsc::channel(SPAN_QUEUE);
         tokio::spawn(write_spans(partition, rx, shutdown));
         Ok(Arc::new(Tracer {

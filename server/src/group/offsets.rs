@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use protocol::batch::{split_batches, BatchBuilder, BatchView};
+use protocol::batch::BatchBuilder;
 
 use crate::error::BrokerError;
 use crate::partition::Partition;
@@ -86,53 +86,25 @@ impl OffsetStore {
         registry: &TopicRegistry,
         snapshot_every_records: u64,
     ) -> Result<OffsetStore, BrokerError> {
-        let topic = match registry.get(OFFSETS_TOPIC) {
-            Ok(topic) => topic,
-            Err(_) => {
-                let config = TopicConfig::internal_default();
-                registry.create(OFFSETS_TOPIC, config, true)?
-            }
-        };
-        let partition = topic.partition(0)?.clone();
+        let partition =
+            registry.internal_partition(OFFSETS_TOPIC, TopicConfig::internal_default())?;
         let mut state = State::default();
-        let mut offset = partition.start_offset();
-        while offset < partition.end_offset() {
-            let chunk = partition.read(offset, 1 << 20)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for batch in split_batches(chunk.bytes.clone()) {
-                let batch =
-                    batch.map_err(|e| BrokerError::Internal(format!("{OFFSETS_TOPIC}: {e}")))?;
-                let view =
-                    BatchView::new(&batch).map_err(|e| BrokerError::Internal(e.to_string()))?;
-                for record in view.records() {
-                    let record = record.map_err(|e| BrokerError::Internal(e.to_string()))?;
-                    if record.offset < partition.start_offset() {
-                        continue;
-                    }
-                    let key = record.key.and_then(OffsetKey::decode);
-                    let value = record
-                        .value
-                        .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                        .map(u64::from_le_bytes);
-                    match (key, value) {
-                        (Some(key), Some(value)) => {
-                            state.offsets.insert(key, value);
-                        }
-                        (Some(key), None) => {
-                            state.offsets.remove(&key);
-                        }
-                        _ => tracing::warn!(
-                            offset = record.offset,
-                            "skipping unreadable record in {OFFSETS_TOPIC}"
-                        ),
-                    }
-                    state.records_since_snapshot += 1;
+        partition.replay(|offset, key, value| {
+            let key = key.as_deref().and_then(OffsetKey::decode);
+            let value = value
+                .and_then(|v| <[u8; 8]>::try_from(&v[..]).ok())
+                .map(u64::from_le_bytes);
+            match (key, value) {
+                (Some(key), Some(value)) => {
+                    state.offsets.insert(key, value);
                 }
+                (Some(key), None) => {
+                    state.offsets.remove(&key);
+                }
+                _ => tracing::warn!(offset, "skipping unreadable record in {OFFSETS_TOPIC}"),
             }
-            offset = chunk.next_offset;
-        }
+            state.records_since_snapshot += 1;
+        })?;
         tracing::info!(entries = state.offsets.len(), "restored committed offsets");
         Ok(OffsetStore {
             partition,

@@ -8,7 +8,7 @@
 //! history. Format in `docs/storage.md` ("Queue state").
 
 use bytes::{Buf, BufMut, BytesMut};
-use protocol::batch::{split_batches, BatchBuilder, BatchView};
+use protocol::batch::BatchBuilder;
 
 use super::state::Event;
 use crate::error::BrokerError;
@@ -228,50 +228,24 @@ pub type Replayed = Vec<((String, String), Vec<Event>)>;
 impl QueueStore {
     /// Opens (creating if needed) the internal topic and replays it (blocking I/O).
     pub fn open(registry: &TopicRegistry) -> Result<(QueueStore, Replayed), BrokerError> {
-        let topic = match registry.get(QUEUE_STATE_TOPIC) {
-            Ok(topic) => topic,
-            Err(_) => {
-                let config = TopicConfig::internal_default();
-                registry.create(QUEUE_STATE_TOPIC, config, true)?
-            }
-        };
-        let partition = topic.partition(0)?.clone();
+        let partition =
+            registry.internal_partition(QUEUE_STATE_TOPIC, TopicConfig::internal_default())?;
         let mut replayed: Replayed = Vec::new();
-        let mut index: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
-        let mut offset = partition.start_offset();
-        while offset < partition.end_offset() {
-            let chunk = partition.read(offset, 1 << 20)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for batch in split_batches(chunk.bytes.clone()) {
-                let batch = batch
-                    .map_err(|e| BrokerError::Internal(format!("{QUEUE_STATE_TOPIC}: {e}")))?;
-                let view =
-                    BatchView::new(&batch).map_err(|e| BrokerError::Internal(e.to_string()))?;
-                for record in view.records() {
-                    let record = record.map_err(|e| BrokerError::Internal(e.to_string()))?;
-                    if record.offset < partition.start_offset() {
-                        continue;
-                    }
-                    let (Some(k), Some(event)) = (record.key, record.value.and_then(decode)) else {
-                        tracing::warn!(
-                            offset = record.offset,
-                            "skipping unreadable record in {QUEUE_STATE_TOPIC}"
-                        );
-                        continue;
-                    };
-                    let slot = *index.entry(k.to_vec()).or_insert_with(|| {
-                        let text = String::from_utf8_lossy(k);
-                        let (group, topic) = text.split_once('\0').unwrap_or((&text, ""));
-                        replayed.push(((group.to_string(), topic.to_string()), Vec::new()));
-                        replayed.len() - 1
-                    });
-                    replayed[slot].1.push(event);
-                }
-            }
-            offset = chunk.next_offset;
-        }
+        let mut index: std::collections::HashMap<bytes::Bytes, usize> =
+            std::collections::HashMap::new();
+        partition.replay(|offset, key, value| {
+            let (Some(key), Some(event)) = (key, value.as_deref().and_then(decode)) else {
+                tracing::warn!(offset, "skipping unreadable record in {QUEUE_STATE_TOPIC}");
+                return;
+            };
+            let slot = *index.entry(key.clone()).or_insert_with(|| {
+                let text = String::from_utf8_lossy(&key);
+                let (group, topic) = text.split_once('\0').unwrap_or((&text, ""));
+                replayed.push(((group.to_string(), topic.to_string()), Vec::new()));
+                replayed.len() - 1
+            });
+            replayed[slot].1.push(event);
+        })?;
         Ok((
             QueueStore {
                 partition,

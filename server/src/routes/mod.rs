@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use protocol::batch::{split_batches, BatchBuilder, BatchHeader, BatchView};
+use protocol::batch::{BatchBuilder, BatchHeader};
 use protocol::ops::produce::AckLevel;
 use protocol::ops::routes::{
     PublishRequest, PublishResponse, RouteEvent, RouteInfo, Routed, ROUTES_TOPIC,
@@ -69,35 +69,16 @@ impl Routes {
         unroutable_topic: Option<String>,
         tracer: Arc<Tracer>,
     ) -> Result<Routes, BrokerError> {
-        let topic = match registry.get(ROUTES_TOPIC) {
-            Ok(topic) => topic,
-            Err(_) => registry.create(ROUTES_TOPIC, TopicConfig::internal_default(), true)?,
-        };
-        let partition = topic.partition(0)?.clone();
+        let partition =
+            registry.internal_partition(ROUTES_TOPIC, TopicConfig::internal_default())?;
         let mut table = Table {
             next_id: 1,
             ..Table::default()
         };
-        let mut offset = partition.start_offset();
-        while offset < partition.end_offset() {
-            let chunk = partition.read(offset, 1 << 20)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for batch in split_batches(chunk.bytes.clone()).flatten() {
-                let Ok(view) = BatchView::new(&batch) else {
-                    continue;
-                };
-                for record in view.records().flatten() {
-                    if let Some(Ok(event)) =
-                        record.value.map(|v| RouteEvent::decode(batch.slice_ref(v)))
-                    {
-                        table.apply(&event);
-                    }
-                }
-            }
-            offset = chunk.next_offset;
-        }
+        partition.replay(|offset, _, value| match value.map(RouteEvent::decode) {
+            Some(Ok(event)) => table.apply(&event),
+            _ => tracing::warn!(offset, "skipping unreadable record in {ROUTES_TOPIC}"),
+        })?;
         tracing::info!(routes = table.routes.len(), "restored routing rules");
         Ok(Routes {
             partition,
