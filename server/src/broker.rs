@@ -52,7 +52,11 @@ impl Broker {
         let topics = Arc::new(TopicRegistry::open(&config.data_dir)?);
         let offsets = Arc::new(OffsetStore::open(&topics)?);
         let background = ShutdownSignal::new();
-        let tracer = Tracer::open(&topics, background.subscribe())?;
+        let tracer = Tracer::open(
+            &topics,
+            background.subscribe(),
+            config.tracing.sample_unsampled,
+        )?;
         let queues = Arc::new(QueueManager::open(
             topics.clone(),
             background.subscribe(),

@@ -34,6 +34,18 @@ pub struct ServerConfig {
     pub groups: GroupSettings,
     /// Routing settings.
     pub routing: RoutingSettings,
+    /// Tracing settings.
+    pub tracing: TracingSettings,
+}
+
+/// Which traced messages get broker spans.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingSettings {
+    /// Fraction (0 to 1) of messages whose `traceparent` is *not* flagged sampled that
+    /// are traced anyway; messages flagged sampled always are, messages without a
+    /// `traceparent` never are.
+    pub sample_unsampled: f64,
 }
 
 /// Publishing by routing key.
@@ -112,6 +124,7 @@ impl Default for ServerConfig {
             topic_defaults: TopicDefaults::default(),
             groups: GroupSettings::default(),
             routing: RoutingSettings::default(),
+            tracing: TracingSettings::default(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Traced {
 pub struct Tracer {
     spans: mpsc::Sender<Span>,
     dropped: AtomicU64,
+    /// Of the messages whose `traceparent` is not flagged sampled, how many per
+    /// million are traced anyway (decided by trace id, so a whole trace is in or out).
+    sample_per_million: u64,
 }
 
 /// The traced records of a stored batch (base offset already assigned) whose offsets
@@ -147,7 +150,11 @@ pub fn nack_span_id(
 
 impl Tracer {
     /// Opens (creating if needed) `__traces` and starts the writer task.
-    pub fn open(registry: &TopicRegistry, shutdown: Shutdown) -> Result<Arc<Tracer>, BrokerError> {
+    pub fn open(
+        registry: &TopicRegistry,
+        shutdown: Shutdown,
+        sample_unsampled: f64,
+    ) -> Result<Arc<Tracer>, BrokerError> {
         let config = TopicConfig {
             durability: storage::Durability::IntervalMs(1000),
             retention_ms: Some(TRACE_RETENTION_MS),
@@ -156,9 +163,11 @@ impl Tracer {
         let partition = registry.internal_partition(TRACES_TOPIC, config)?;
         let (spans, rx) = mpsc::channel(SPAN_QUEUE);
         tokio::spawn(write_spans(partition, rx, shutdown));
+        let sample_per_million = (sample_unsampled.clamp(0.0, 1.0) * 1_000_000.0).round() as u64;
         Ok(Arc::new(Tracer {
             spans,
             dropped: AtomicU64::new(0),
+            sample_per_million,
         }))
     }
 
@@ -167,6 +176,24 @@ impl Tracer {
         if self.spans.try_send(span).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the broker records spans for a message with this context: always when
+    /// the context is flagged sampled, else for the configured fraction of traces.
+    pub fn wants(&self, context: &TraceParent) -> bool {
+        if context.sampled {
+            return true;
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&context.trace_id[8..]);
+        u64::from_be_bytes(word) % 1_000_000 < self.sample_per_million
+    }
+
+    /// The traced records of a batch that this tracer wants.
+    pub fn traced(&self, batch: &[u8], base_offset: u64, from: u64, to: u64) -> Vec<Traced> {
+        let mut found = traced_records(batch, base_offset, from, to);
+        found.retain(|t| self.wants(&t.context));
+        found
     }
 
     /// Spans dropped because the queue was full.
@@ -258,5 +285,68 @@ fn flush(partition: &Partition, pending: &mut Vec<Span>) {
         if let Err(error) = partition.append(&builder.finish(), count) {
             tracing::warn!(%error, "writing trace spans failed; they are lost");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(sampled: bool, seed: u8) -> TraceParent {
+        TraceParent {
+            trace_id: [seed; 16],
+            parent_id: [1; 8],
+            sampled,
+        }
+    }
+
+    #[tokio::test]
+    async fn sampled_contexts_are_always_traced_and_unsampled_ones_by_the_configured_fraction() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = TopicRegistry::open(dir.path()).unwrap();
+        let shutdown = crate::shutdown::ShutdownSignal::new();
+        let none = Tracer::open(&registry, shutdown.subscribe(), 0.0).unwrap();
+        let all = Tracer::open(&registry, shutdown.subscribe(), 1.0).unwrap();
+        let half = Tracer::open(&registry, shutdown.subscribe(), 0.5).unwrap();
+        assert!(none.wants(&context(true, 3)));
+        assert!(!none.wants(&context(false, 3)));
+        assert!(all.wants(&context(false, 3)));
+        let traced = (0..=255u8)
+            .filter(|seed| half.wants(&context(false, *seed)))
+            .count();
+        assert!(
+            (64..=192).contains(&traced),
+            "about half of the traces: {traced}"
+        );
+        assert_eq!(
+            half.wants(&context(false, 9)),
+            half.wants(&context(false, 9)),
+            "decided per trace"
+        );
+    }
+
+    #[test]
+    fn only_records_with_a_valid_traceparent_are_found() {
+        let mut builder = BatchBuilder::new();
+        let header = context(true, 5).to_header();
+        builder
+            .push(
+                1,
+                None,
+                Some(b"a"),
+                &[(TRACEPARENT_HEADER, header.as_bytes())],
+            )
+            .unwrap();
+        builder.push(1, None, Some(b"b"), &[]).unwrap();
+        builder
+            .push(
+                1,
+                None,
+                Some(b"c"),
+                &[(TRACEPARENT_HEADER, b"not a traceparent")],
+            )
+            .unwrap();
+        let found = traced_records(&builder.finish(), 100, 0, u64::MAX);
+        assert_eq!(found.iter().map(|t| t.offset).collect::<Vec<_>>(), [100]);
     }
 }

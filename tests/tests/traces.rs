@@ -101,6 +101,7 @@ async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
         names,
         [
             "produce",
+            "append",
             "durable",
             "deliver #1",
             "nack",
@@ -121,8 +122,9 @@ async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
         client::tracing_context::TraceParent::to_header(&context)[36..52].to_string(),
         "the producer's span is the parent"
     );
-    assert_eq!(parent(1), id(0));
-    for deliver in [2, 5, 8] {
+    assert_eq!(parent(1), id(0), "the append is part of the produce");
+    assert_eq!(parent(2), id(0), "durable follows the produce");
+    for deliver in [3, 6, 9] {
         assert_eq!(
             parent(deliver),
             id(0),
@@ -134,9 +136,9 @@ async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
             "the nack belongs to its delivery"
         );
     }
-    assert_eq!(parent(4), id(3));
-    assert_eq!(parent(7), id(6));
-    assert_eq!(parent(10), id(9), "dead-lettered after the last nack");
+    assert_eq!(parent(5), id(4), "the retry follows its nack");
+    assert_eq!(parent(8), id(7));
+    assert_eq!(parent(11), id(10), "dead-lettered after the last nack");
 
     // The tree, as a person reads it.
     let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id], "");

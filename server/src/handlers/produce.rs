@@ -61,18 +61,30 @@ pub fn append(
         .unwrap_or(0);
     let received_us = traces::now_us();
     let info = partition.append(&batch, records)?;
-    // Traced messages: a `produce` span from receipt to append for each.
-    let found = traces::traced_records(&batch, info.base_offset, 0, u64::MAX);
+    // Traced messages: a `produce` span from receipt to the end of the append, with
+    // the `append` (the log write) below it.
+    let found = broker.tracer.traced(&batch, info.base_offset, 0, u64::MAX);
     let traced = (!found.is_empty()).then(|| {
         let appended_us = traces::now_us();
         for t in &found {
             let id = traces::produce_span_id(&t.context, &topic.name, partition_id, t.offset);
             let attributes = traces::message_attributes(&topic.name, partition_id, t.offset);
-            broker.tracer.span(
+            let tracer = &broker.tracer;
+            tracer.span(
                 &t.context,
                 id,
                 t.context.parent_id,
                 "produce",
+                received_us,
+                appended_us,
+                attributes.clone(),
+            );
+            let append = derived_span_id(&t.context.trace_id, &[b"append", &id]);
+            tracer.span(
+                &t.context,
+                append,
+                id,
+                "append",
                 received_us,
                 appended_us,
                 attributes,

@@ -247,7 +247,9 @@ impl QueueGroup {
         state: &QueueState,
         delivery: &Delivery,
     ) {
-        let found = traces::traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
+        let mut found =
+            traces::traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
+        found.retain(|t| self.tracer.wants(&t.context));
         if found.is_empty() {
             return;
         }

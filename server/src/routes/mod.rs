@@ -227,7 +227,9 @@ impl Routes {
         let Some(first) = appended.first() else {
             return;
         };
-        let found = traces::traced_records(&request.batch, first.base_offset, 0, u64::MAX);
+        let found = self
+            .tracer
+            .traced(&request.batch, first.base_offset, 0, u64::MAX);
         if found.is_empty() {
             return;
         }
@@ -328,7 +330,12 @@ mod tests {
     use super::*;
 
     fn test_tracer(registry: &TopicRegistry) -> Arc<Tracer> {
-        Tracer::open(registry, crate::shutdown::ShutdownSignal::new().subscribe()).unwrap()
+        Tracer::open(
+            registry,
+            crate::shutdown::ShutdownSignal::new().subscribe(),
+            0.0,
+        )
+        .unwrap()
     }
 
     #[tokio::test]
