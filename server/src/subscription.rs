@@ -167,6 +167,7 @@ impl Subscriptions {
                 }];
                 tokio::spawn(run(
                     id,
+                    topic.name.clone(),
                     cursors,
                     None,
                     credit.clone(),
@@ -193,6 +194,7 @@ impl Subscriptions {
                 let follow = Some((group, member_id, topic.name.clone()));
                 tokio::spawn(run(
                     id,
+                    topic.name.clone(),
                     Vec::new(),
                     follow,
                     credit.clone(),
@@ -298,6 +300,7 @@ fn group_cursors(
 
 async fn run(
     id: u64,
+    topic: String,
     mut cursors: Vec<Cursor>,
     follow: Option<(String, String, String)>,
     credit: Arc<CreditCell>,
@@ -367,6 +370,12 @@ async fn run(
             };
             credit.spend(to - from, end_bytes as u64);
             cursor.position = to;
+            trace_push(
+                &broker,
+                &topic,
+                &delivery,
+                follow.as_ref().map(|(group, _, _)| group.as_str()),
+            );
             if outbound.send(Message::Push(delivery)).await.is_err() {
                 return; // connection gone
             }
@@ -396,5 +405,39 @@ async fn run(
                 None => wait.await,
             }
         }
+    }
+}
+
+/// `deliver` spans for the traced messages of a pushed delivery (stream subscriptions
+/// deliver each message once: attempt 1). Plain fetches are not spanned: the broker
+/// does not know who reads them.
+fn trace_push(broker: &Broker, topic: &str, delivery: &Delivery, group: Option<&str>) {
+    let mut found =
+        crate::traces::traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
+    found.retain(|t| broker.tracer.wants(&t.context));
+    if found.is_empty() {
+        return;
+    }
+    let now = crate::traces::now_us();
+    for t in found {
+        let parent =
+            crate::traces::produce_span_id(&t.context, topic, delivery.partition, t.offset);
+        let id = crate::traces::deliver_span_id(
+            &t.context,
+            group.unwrap_or(""),
+            topic,
+            delivery.partition,
+            t.offset,
+            1,
+        );
+        let mut attributes = crate::traces::message_attributes(topic, delivery.partition, t.offset);
+        attributes.push(("subscription".into(), delivery.subscription_id.to_string()));
+        if let Some(group) = group {
+            attributes.push(("group".into(), group.into()));
+        }
+        attributes.push(("attempt".into(), "1".into()));
+        broker
+            .tracer
+            .span(&t.context, id, parent, "deliver", now, now, attributes);
     }
 }

@@ -206,3 +206,49 @@ async fn a_traced_publish_records_its_route_and_one_produce_per_destination() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_delivery_of_a_traced_message_is_spanned() {
+    use client::protocol::ops::subscribe::{StartPosition, SubscribeTarget};
+    let broker = Brokerd::start();
+    let addr = broker.addr.clone();
+    let client = Client::connect(addr.clone()).await.unwrap();
+    client.create_topic("feed", 1, &[]).await.unwrap();
+    let context = new_trace();
+    let producer = client
+        .producer("feed", ProducerConfig::default())
+        .await
+        .unwrap();
+    producer
+        .send(Record::new("item").with_trace(&context))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut subscription = client
+        .subscribe(
+            "feed",
+            SubscribeTarget::Partition(0),
+            StartPosition::Earliest,
+            10,
+            1 << 20,
+        )
+        .await
+        .unwrap();
+    let delivery = timeout(DEADLINE, subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((delivery.from_offset, delivery.to_offset), (0, 1));
+    let trace_id = context.to_header()[3..35].to_string();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id], "");
+        if ok && out.contains("deliver #1") {
+            assert!(out.contains("subscription="), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
