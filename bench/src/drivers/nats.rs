@@ -19,12 +19,14 @@ use crate::driver::{
     AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch, ProducerHandle, StartAt,
 };
 use crate::payload::template;
-use crate::workload::Workload;
+use crate::workload::{Workload, WorkloadKind};
 
 /// Messages a pull request asks for at a time.
 pub const PULL_BATCH_MESSAGES: usize = 1000;
 /// Unacknowledged messages a consumer may have; acks are cumulative per chunk.
 pub const MAX_ACK_PENDING: i64 = 100_000;
+/// Unacknowledged messages per queue member (brokerd's queue consumer holds as many).
+pub const QUEUE_MAX_ACK_PENDING_PER_MEMBER: i64 = 1024;
 /// Messages taken per `receive` once one has arrived.
 const MESSAGES_PER_RECEIVE: usize = 4096;
 
@@ -114,11 +116,24 @@ impl Driver for NatsDriver {
         })
     }
 
+    fn supports_queue(&self) -> bool {
+        true
+    }
+
     async fn consumer(
         &self,
         spec: ConsumerSpec,
-        _workload: &Workload,
+        workload: &Workload,
     ) -> Result<NatsConsumer, DriverError> {
+        let per_message_acks = workload.kind == WorkloadKind::Queue;
+        let (ack_policy, max_ack_pending) = if per_message_acks {
+            (
+                consumer::AckPolicy::Explicit,
+                QUEUE_MAX_ACK_PENDING_PER_MEMBER * i64::from(spec.members.max(1)),
+            )
+        } else {
+            (consumer::AckPolicy::All, MAX_ACK_PENDING)
+        };
         let context = self.context().await?;
         let mut streams = Vec::new();
         for topic in &spec.topics {
@@ -132,8 +147,8 @@ impl Driver for NatsDriver {
                             StartAt::Earliest => consumer::DeliverPolicy::All,
                             StartAt::Latest => consumer::DeliverPolicy::New,
                         },
-                        ack_policy: consumer::AckPolicy::All,
-                        max_ack_pending: MAX_ACK_PENDING,
+                        ack_policy,
+                        max_ack_pending,
                         ..Default::default()
                     },
                 )
@@ -150,6 +165,8 @@ impl Driver for NatsDriver {
         }
         Ok(NatsConsumer {
             messages: select_all(streams),
+            per_message_acks,
+            chunk: Vec::new(),
         })
     }
 
@@ -207,6 +224,10 @@ impl ProducerHandle for NatsProducer {
 /// A member of a durable pull consumer per topic.
 pub struct NatsConsumer {
     messages: SelectAll<consumer::pull::Stream>,
+    /// `--workload queue`: ack every message, not the last of each chunk.
+    per_message_acks: bool,
+    /// The messages of the current `receive` (reused).
+    chunk: Vec<jetstream::Message>,
 }
 
 impl ConsumerHandle for NatsConsumer {
@@ -221,19 +242,25 @@ impl ConsumerHandle for NatsConsumer {
         let Some(first) = first else {
             return Err(peer("the consumer's message stream ended"));
         };
-        let mut last = first.map_err(peer)?;
-        sink(&last.payload);
-        for _ in 0..MESSAGES_PER_RECEIVE {
+        self.chunk.clear();
+        self.chunk.push(first.map_err(peer)?);
+        while self.chunk.len() < MESSAGES_PER_RECEIVE {
             match self.messages.next().now_or_never() {
-                Some(Some(message)) => {
-                    last = message.map_err(peer)?;
-                    sink(&last.payload);
-                }
+                Some(Some(message)) => self.chunk.push(message.map_err(peer)?),
                 _ => break,
             }
         }
-        // Cumulative: acknowledges everything up to `last`.
-        last.ack().await.map_err(peer)?;
+        for message in &self.chunk {
+            sink(&message.payload);
+        }
+        if self.per_message_acks {
+            for message in &self.chunk {
+                message.ack().await.map_err(peer)?;
+            }
+        } else if let Some(last) = self.chunk.last() {
+            // Cumulative: acknowledges everything up to `last`.
+            last.ack().await.map_err(peer)?;
+        }
         Ok(())
     }
 
