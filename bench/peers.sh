@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Runs the same broker-bench workloads against brokerd, NATS JetStream and Redis
-# Streams on this machine (all on loopback, all data under one temporary directory on
+# Runs the same broker-bench workloads against brokerd, NATS JetStream, Redis
+# Streams and RabbitMQ on this machine (all on loopback, all data under one temporary directory on
 # the disk of BENCH_DIR), each RUNS times, and writes a comparison table of medians.
 #
 #   bench/peers.sh                                  # from the workspace root
 #   RUNS=3 MESSAGES=500000 OUT_DIR=target/bench-results bench/peers.sh
 #
-# Installs nats-server, redis-server and jq from Debian if missing; builds
-# broker-bench with the nats and redis features and brokerd, in release mode. Every
+# Installs nats-server, redis-server, rabbitmq-server and jq from Debian if missing;
+# builds broker-bench with the nats, redis and rabbitmq features and brokerd, in release mode. Every
 # run's JSON is kept in $OUT_DIR/raw/; the tables go to stdout and $OUT_DIR/peers.md.
 set -euo pipefail
 
@@ -22,29 +22,38 @@ PUBSUB_SECONDS=${PUBSUB_SECONDS:-10}   # pub/sub at a fixed rate, after a 2 s wa
 PUBSUB_RATE=${PUBSUB_RATE:-10000}
 NATS_PORT=${NATS_PORT:-4299}
 REDIS_PORT=${REDIS_PORT:-6399}
+RABBITMQ_PORT=${RABBITMQ_PORT:-5699}
+QUEUE_MESSAGES=${QUEUE_MESSAGES:-200000} # queue delivery with per-message acks
 mkdir -p "$BENCH_DIR" "$OUT_DIR/raw"
 rm -f "$OUT_DIR"/raw/*.jsonl
 
 need=()
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
 command -v jq >/dev/null || need+=(jq)
 if ((${#need[@]})); then
   echo "peers.sh: installing ${need[*]}" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
 
-echo "peers.sh: building broker-bench (features nats, redis) and brokerd, release" >&2
-cargo build --release --quiet -p bench --features nats,redis
+echo "peers.sh: building broker-bench (features nats, redis, rabbitmq) and brokerd, release" >&2
+cargo build --release --quiet -p bench --features nats,redis,rabbitmq
 cargo build --release --quiet -p server --bin brokerd
 BENCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/broker-bench
 
 TMP=$(mktemp -d -p "$BENCH_DIR" peers.XXXXXX)
-nats_pid= redis_pid=
+nats_pid= redis_pid= rabbitmq_up=
+# RabbitMQ runs as its own node; Debian's start script drops to the rabbitmq user.
+export RABBITMQ_NODENAME=peersbench@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT=$RABBITMQ_PORT RABBITMQ_DIST_PORT=$((RABBITMQ_PORT + 20000))
+export RABBITMQ_MNESIA_BASE=$TMP/rabbitmq/mnesia RABBITMQ_LOG_BASE=$TMP/rabbitmq/log
+export RABBITMQ_ENABLED_PLUGINS_FILE=$TMP/rabbitmq/enabled_plugins RABBITMQ_CONFIG_FILE=$TMP/rabbitmq/none
 stop_peers() {
   [[ -n $nats_pid ]] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
   [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
-  nats_pid= redis_pid=
+  [[ -n $rabbitmq_up ]] && rabbitmqctl shutdown >/dev/null 2>&1 || true
+  nats_pid= redis_pid= rabbitmq_up=
 }
 trap 'stop_peers; rm -rf "$TMP"' EXIT
 
@@ -56,6 +65,7 @@ wait_port() { # port
 # --- peers ----------------------------------------------------------------------
 NATS_VERSION=$(nats-server --version | awk '{print $2}')
 REDIS_VERSION=$(redis-server --version | sed -E 's/.*v=([^ ]+).*/\1/')
+RABBITMQ_VERSION=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo unknown)
 # JetStream's per-write sync option (sync_interval: always) exists from nats-server
 # 2.10 on; older servers refuse the field, and then never fsync per message.
 printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s", sync_interval: always }\n' \
@@ -83,6 +93,16 @@ start_redis() { # appendfsync policy
   redis_pid=$!
   wait_port "$REDIS_PORT"
 }
+start_rabbitmq() {
+  stop_peers; rm -rf "$TMP/rabbitmq"; mkdir -p "$TMP/rabbitmq"
+  chmod 755 "$TMP" # the rabbitmq user must reach its directory
+  echo '[].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
+  chown -R rabbitmq:rabbitmq "$TMP/rabbitmq" 2>/dev/null || true
+  rabbitmq-server >"$TMP/rabbitmq.out" 2>&1 &
+  rabbitmq_up=1
+  for _ in $(seq 600); do (exec 3<>"/dev/tcp/127.0.0.1/$RABBITMQ_PORT") 2>/dev/null && return 0; sleep 0.1; done
+  echo "peers.sh: rabbitmq-server did not start; see $TMP/rabbitmq.out" >&2; return 1
+}
 
 # --- runs -----------------------------------------------------------------------
 # bench SCENARIO LABEL ARGS... : RUNS runs, one JSON line each in raw/SCENARIO.jsonl
@@ -105,6 +125,7 @@ CONSUME=(--workload consume --messages "$MESSAGES" --message-size 1024 --batch 1
 PUBSUB=(--workload pubsub --duration "$((PUBSUB_SECONDS + 2))s" --warmup 2s --rate "$PUBSUB_RATE"
         --message-size 1024 --batch 1 --in-flight 64)
 RTT=(--workload produce --messages "$RTT_MESSAGES" --message-size 1024 --batch 1 --in-flight 1)
+QUEUE=(--workload queue --messages "$QUEUE_MESSAGES" --message-size 1024 --consumers 4 --partitions 4)
 OS=(--durability os --ack appended)
 ALWAYS=(--durability always --ack durable)
 
@@ -119,6 +140,7 @@ bench pubsub "brokerd" "${PUBSUB[@]}" "${OS[@]}"
 bench pubsub "brokerd, durability always, ack durable" "${PUBSUB[@]}" "${ALWAYS[@]}"
 bench rtt "brokerd" "${RTT[@]}" "${OS[@]}"
 bench rtt "brokerd, durability always, ack durable" "${RTT[@]}" "${ALWAYS[@]}"
+bench queue "brokerd, durability always, ack durable" "${QUEUE[@]}" "${ALWAYS[@]}"
 
 # NATS JetStream ($NATS_VERSION): the server's config is the durability policy.
 start_nats "$TMP/nats-os.conf"
@@ -127,11 +149,13 @@ bench produce-os "nats: $NATS_OS_NOTE" "${NATS[@]}" "${PRODUCE[@]}"
 bench consume "nats: $NATS_OS_NOTE" "${NATS[@]}" "${CONSUME[@]}"
 bench pubsub "nats: $NATS_OS_NOTE" "${NATS[@]}" "${PUBSUB[@]}"
 bench rtt "nats: $NATS_OS_NOTE" "${NATS[@]}" "${RTT[@]}"
+bench queue "nats: $NATS_OS_NOTE" "${NATS[@]}" "${QUEUE[@]}"
 if [[ -n $NATS_DURABLE_CONF ]]; then
   start_nats "$NATS_DURABLE_CONF"
   bench produce-always "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${PRODUCE[@]}"
   bench pubsub "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${PUBSUB[@]}"
   bench rtt "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${RTT[@]}"
+  bench queue "nats: $NATS_DURABLE_NOTE" "${NATS[@]}" "${QUEUE[@]}"
 else
   echo "{\"name\": \"nats: $NATS_DURABLE_NOTE\", \"skipped\": true}" >> "$OUT_DIR/raw/produce-always.jsonl"
 fi
@@ -147,6 +171,22 @@ start_redis always
 bench produce-always "redis: appendfsync always" "${REDIS[@]}" "${PRODUCE[@]}"
 bench pubsub "redis: appendfsync always" "${REDIS[@]}" "${PUBSUB[@]}"
 bench rtt "redis: appendfsync always" "${REDIS[@]}" "${RTT[@]}"
+
+# RabbitMQ ($RABBITMQ_VERSION): the message's delivery mode is the durability policy
+# (persistent messages are confirmed once synced; transient ones are never synced).
+start_rabbitmq
+RABBITMQ=(--broker rabbitmq --addr "127.0.0.1:$RABBITMQ_PORT")
+RABBITMQ_OS_NOTE="transient messages (never synced)"
+RABBITMQ_DURABLE_NOTE="persistent messages (synced before confirm)"
+bench produce-os "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${PRODUCE[@]}" "${OS[@]}"
+bench produce-always "rabbitmq: $RABBITMQ_DURABLE_NOTE" "${RABBITMQ[@]}" "${PRODUCE[@]}" "${ALWAYS[@]}"
+bench consume "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${CONSUME[@]}" "${OS[@]}"
+bench pubsub "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${PUBSUB[@]}" "${OS[@]}"
+bench pubsub "rabbitmq: $RABBITMQ_DURABLE_NOTE" "${RABBITMQ[@]}" "${PUBSUB[@]}" "${ALWAYS[@]}"
+bench rtt "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${RTT[@]}" "${OS[@]}"
+bench rtt "rabbitmq: $RABBITMQ_DURABLE_NOTE" "${RABBITMQ[@]}" "${RTT[@]}" "${ALWAYS[@]}"
+bench queue "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${QUEUE[@]}" "${OS[@]}"
+bench queue "rabbitmq: $RABBITMQ_DURABLE_NOTE" "${RABBITMQ[@]}" "${QUEUE[@]}" "${ALWAYS[@]}"
 stop_peers
 
 # --- tables ---------------------------------------------------------------------
@@ -167,10 +207,11 @@ summarize() { # scenario title
   ' "$OUT_DIR/raw/$1.jsonl"
 }
 {
-  echo "Median of $RUNS runs per row; nats-server $NATS_VERSION, redis-server $REDIS_VERSION; lost and dup are summed over the runs."
+  echo "Median of $RUNS runs per row; nats-server $NATS_VERSION, redis-server $REDIS_VERSION, rabbitmq-server $RABBITMQ_VERSION; lost and dup are summed over the runs."
   summarize produce-os "Produce, 1 KiB messages, batches of 1000, 8 in flight, $MESSAGES messages, no fsync (brokerd \`os\`, ack \`appended\`)"
   summarize produce-always "Produce, same, durable (brokerd \`always\`, ack \`durable\`)"
   summarize consume "Consume $MESSAGES pre-filled 1 KiB messages"
   summarize pubsub "Pub/sub at $PUBSUB_RATE msg/s, 1 message per request, 1 KiB, ${PUBSUB_SECONDS} s after a 2 s warm-up"
   summarize rtt "One message per request, one in flight (round trip), $RTT_MESSAGES messages"
+  summarize queue "Queue delivery, $QUEUE_MESSAGES 1 KiB messages, 1 topic x 4 partitions, 4 consumers, every message acked on its own"
 } | tee "$OUT_DIR/peers.md"

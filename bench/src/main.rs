@@ -1,5 +1,5 @@
 //! `broker-bench`: runs one workload against brokerd (its own, or `--addr`) or, when
-//! built with the `nats` / `redis` features, against a peer broker; prints a table or
+//! built with the `nats` / `redis` / `rabbitmq` features, against a peer broker; prints a table or
 //! `--json`. Exits 1 on an error, 2 if any message was lost, duplicated or failed.
 
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ enum Broker {
     Nats,
     /// Redis Streams (needs --addr and the `redis` feature).
     Redis,
+    /// RabbitMQ (needs --addr and the `rabbitmq` feature).
+    Rabbitmq,
 }
 
 /// End-to-end benchmark for brokerd and its peers.
@@ -190,6 +192,7 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
         }
         Broker::Nats => run_nats(args, workload, &options).await,
         Broker::Redis => run_redis(args, workload, &options).await,
+        Broker::Rabbitmq => run_rabbitmq(args, workload, &options).await,
     }
 }
 
@@ -232,6 +235,27 @@ async fn run_redis(
 async fn run_redis(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
     anyhow::bail!(
         "this broker-bench was built without the redis driver: build with `--features redis`"
+    )
+}
+
+#[cfg(feature = "rabbitmq")]
+async fn run_rabbitmq(
+    args: &Args,
+    workload: &Workload,
+    options: &RunOptions,
+) -> anyhow::Result<Report> {
+    let addr = args
+        .addr
+        .clone()
+        .context("--broker rabbitmq needs --addr of a running rabbitmq-server")?;
+    let driver = Arc::new(bench::drivers::rabbitmq::RabbitMqDriver::connect(&addr).await?);
+    Ok(run(driver, workload, options).await?)
+}
+
+#[cfg(not(feature = "rabbitmq"))]
+async fn run_rabbitmq(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
+    anyhow::bail!(
+        "this broker-bench was built without the rabbitmq driver: build with `--features rabbitmq`"
     )
 }
 
