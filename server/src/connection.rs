@@ -276,6 +276,20 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                                 .send(correlation_id, op, Err(error), Some(permit))
                                 .await
                         }
+                        Ok((partition, appended)) if ack == AckLevel::Appended => {
+                            // Nothing left to wait for: answer from here, without the
+                            // hop through a task of its own (lower latency when idle).
+                            let response =
+                                handlers::produce::appended_response(&appended, partition);
+                            reply
+                                .send(
+                                    correlation_id,
+                                    op,
+                                    Ok(Response::Produce(response)),
+                                    Some(permit),
+                                )
+                                .await;
+                        }
                         Ok((partition, appended)) => {
                             let reply = reply.clone();
                             let timeout_ms = produce.timeout_ms;

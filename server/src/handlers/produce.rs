@@ -142,8 +142,13 @@ pub async fn acknowledge(
             }
         }
     }
-    Ok(ProduceResponse {
+    Ok(appended_response(&appended, partition))
+}
+
+/// The answer to a produce whose batch is appended (all an `appended` ack waits for).
+pub fn appended_response(appended: &Appended, partition: u32) -> ProduceResponse {
+    ProduceResponse {
         partition,
         base_offset: Some(appended.base_offset),
-    })
+    }
 }
