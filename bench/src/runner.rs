@@ -15,6 +15,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -449,11 +450,18 @@ async fn produce<P: ProducerHandle>(
             count,
             sent_ns,
         };
-        let ack = producer.send(batch).await?;
+        let mut ack = producer.send(batch).await?;
+        // Poll the acknowledgement once here: a driver whose future sends its request
+        // on first poll (brokerd's raw producer, Redis) then sends it now, as stamped,
+        // rather than when the task below is first scheduled.
+        let first = std::future::poll_fn(|cx| Poll::Ready(ack.as_mut().poll(cx))).await;
         // A task per batch: the acknowledgement is timed when it arrives, even while
         // this loop sleeps for its pacing.
         acks.spawn(async move {
-            let result = ack.await;
+            let result = match first {
+                Poll::Ready(result) => result,
+                Poll::Pending => ack.await,
+            };
             (sent_ns, count, clock.now_ns(), result)
         });
         outcome.sent += remaining;
