@@ -8,7 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{Stream, StreamExt};
 use thiserror::Error;
 
 use crate::payload::{write_header, PayloadHeader};
@@ -196,4 +197,37 @@ pub trait ConsumerHandle: Send + 'static {
 
     /// Leaves the group and closes.
     fn close(self) -> impl Future<Output = Result<(), DriverError>> + Send;
+}
+
+/// Fills `chunk` (cleared first) from a consumer's message stream: waits up to
+/// `max_wait` for a first message, then takes whatever else is ready, `max` in all.
+/// `chunk` stays empty when nothing arrived in time; a stream that ended is an error.
+/// Dropping a `next()` that is not ready loses nothing, as the peers' streams buffer.
+pub async fn take_ready<S, T, E>(
+    stream: &mut S,
+    max_wait: Duration,
+    max: usize,
+    chunk: &mut Vec<T>,
+    error: fn(E) -> DriverError,
+) -> Result<(), DriverError>
+where
+    S: Stream<Item = Result<T, E>> + Unpin,
+{
+    chunk.clear();
+    let Ok(first) = tokio::time::timeout(max_wait, stream.next()).await else {
+        return Ok(());
+    };
+    let Some(first) = first else {
+        return Err(DriverError::Unsupported(
+            "the consumer's message stream ended".into(),
+        ));
+    };
+    chunk.push(first.map_err(error)?);
+    while chunk.len() < max {
+        match stream.next().now_or_never() {
+            Some(Some(message)) => chunk.push(message.map_err(error)?),
+            _ => break,
+        }
+    }
+    Ok(())
 }

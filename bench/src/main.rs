@@ -196,25 +196,36 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
     }
 }
 
+/// The `--addr` of a peer broker, which must be given.
+#[cfg(any(feature = "nats", feature = "redis", feature = "rabbitmq"))]
+fn peer_addr(args: &Args, server: &str) -> anyhow::Result<String> {
+    args.addr
+        .clone()
+        .with_context(|| format!("this --broker needs --addr of a running {server}"))
+}
+
+/// The answer when a peer's driver was not compiled in.
+#[cfg(not(all(feature = "nats", feature = "redis", feature = "rabbitmq")))]
+fn without_feature(feature: &str) -> anyhow::Result<Report> {
+    anyhow::bail!(
+        "this broker-bench was built without the {feature} driver: build with `--features {feature}`"
+    )
+}
+
 #[cfg(feature = "nats")]
 async fn run_nats(
     args: &Args,
     workload: &Workload,
     options: &RunOptions,
 ) -> anyhow::Result<Report> {
-    let addr = args
-        .addr
-        .clone()
-        .context("--broker nats needs --addr of a running nats-server")?;
+    let addr = peer_addr(args, "nats-server")?;
     let driver = Arc::new(bench::drivers::nats::NatsDriver::connect(&addr).await?);
     Ok(run(driver, workload, options).await?)
 }
 
 #[cfg(not(feature = "nats"))]
 async fn run_nats(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
-    anyhow::bail!(
-        "this broker-bench was built without the nats driver: build with `--features nats`"
-    )
+    without_feature("nats")
 }
 
 #[cfg(feature = "redis")]
@@ -223,19 +234,14 @@ async fn run_redis(
     workload: &Workload,
     options: &RunOptions,
 ) -> anyhow::Result<Report> {
-    let addr = args
-        .addr
-        .clone()
-        .context("--broker redis needs --addr of a running redis-server")?;
+    let addr = peer_addr(args, "redis-server")?;
     let driver = Arc::new(bench::drivers::redis::RedisDriver::connect(&addr).await?);
     Ok(run(driver, workload, options).await?)
 }
 
 #[cfg(not(feature = "redis"))]
 async fn run_redis(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
-    anyhow::bail!(
-        "this broker-bench was built without the redis driver: build with `--features redis`"
-    )
+    without_feature("redis")
 }
 
 #[cfg(feature = "rabbitmq")]
@@ -244,19 +250,14 @@ async fn run_rabbitmq(
     workload: &Workload,
     options: &RunOptions,
 ) -> anyhow::Result<Report> {
-    let addr = args
-        .addr
-        .clone()
-        .context("--broker rabbitmq needs --addr of a running rabbitmq-server")?;
+    let addr = peer_addr(args, "rabbitmq-server")?;
     let driver = Arc::new(bench::drivers::rabbitmq::RabbitMqDriver::connect(&addr).await?);
     Ok(run(driver, workload, options).await?)
 }
 
 #[cfg(not(feature = "rabbitmq"))]
 async fn run_rabbitmq(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
-    anyhow::bail!(
-        "this broker-bench was built without the rabbitmq driver: build with `--features rabbitmq`"
-    )
+    without_feature("rabbitmq")
 }
 
 /// Distinguishes runs started in the same second by the same process id.

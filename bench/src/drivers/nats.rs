@@ -13,10 +13,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::future::FutureExt;
-use futures_util::stream::{select_all, SelectAll, StreamExt};
+use futures_util::stream::{select_all, SelectAll};
 
 use crate::driver::{
-    AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch, ProducerHandle, StartAt,
+    take_ready, AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch,
+    ProducerHandle, StartAt,
 };
 use crate::payload::template;
 use crate::workload::{Workload, WorkloadKind};
@@ -236,20 +237,14 @@ impl ConsumerHandle for NatsConsumer {
         max_wait: Duration,
         sink: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<(), DriverError> {
-        let Ok(first) = tokio::time::timeout(max_wait, self.messages.next()).await else {
-            return Ok(());
-        };
-        let Some(first) = first else {
-            return Err(peer("the consumer's message stream ended"));
-        };
-        self.chunk.clear();
-        self.chunk.push(first.map_err(peer)?);
-        while self.chunk.len() < MESSAGES_PER_RECEIVE {
-            match self.messages.next().now_or_never() {
-                Some(Some(message)) => self.chunk.push(message.map_err(peer)?),
-                _ => break,
-            }
-        }
+        take_ready(
+            &mut self.messages,
+            max_wait,
+            MESSAGES_PER_RECEIVE,
+            &mut self.chunk,
+            peer,
+        )
+        .await?;
         for message in &self.chunk {
             sink(&message.payload);
         }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::{join_all, FutureExt};
-use futures_util::stream::{select_all, SelectAll, StreamExt};
+use futures_util::stream::{select_all, SelectAll};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -29,7 +29,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
 use crate::driver::{
-    AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch, ProducerHandle, StartAt,
+    take_ready, AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch,
+    ProducerHandle, StartAt,
 };
 use crate::payload::template;
 use crate::workload::{Ack, Durability, Workload, WorkloadKind};
@@ -358,20 +359,14 @@ impl ConsumerHandle for RabbitMqConsumer {
         max_wait: Duration,
         sink: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<(), DriverError> {
-        let Ok(first) = tokio::time::timeout(max_wait, self.deliveries.next()).await else {
-            return Ok(());
-        };
-        let Some(first) = first else {
-            return Err(peer("the consumer's delivery stream ended"));
-        };
-        self.chunk.clear();
-        self.chunk.push(first.map_err(peer)?);
-        while self.chunk.len() < MESSAGES_PER_RECEIVE {
-            match self.deliveries.next().now_or_never() {
-                Some(Some(delivery)) => self.chunk.push(delivery.map_err(peer)?),
-                _ => break,
-            }
-        }
+        take_ready(
+            &mut self.deliveries,
+            max_wait,
+            MESSAGES_PER_RECEIVE,
+            &mut self.chunk,
+            peer,
+        )
+        .await?;
         for delivery in &self.chunk {
             sink(&delivery.data);
         }
