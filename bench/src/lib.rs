@@ -9,6 +9,8 @@
 //! ([`launcher`]). `docs/benchmarks.md` has the method and the measured figures.
 
 #![warn(missing_docs)]
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
 pub mod driver;

@@ -2,6 +2,8 @@
 //! built with the `nats` / `redis` / `rabbitmq` features, against a peer broker; prints a table or
 //! `--json`. Exits 1 on an error, 2 if any message was lost, duplicated or failed.
 
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

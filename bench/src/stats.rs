@@ -32,6 +32,7 @@ impl Latency {
     pub fn new() -> Latency {
         // Infallible: the bounds are constants that satisfy hdrhistogram's rules
         // (low >= 1, high >= 2 * low, sigfig <= 5).
+        #[allow(clippy::expect_used)]
         let histogram =
             Histogram::new_with_bounds(1, MAX_TRACKABLE_LATENCY_NS, HISTOGRAM_SIGNIFICANT_DIGITS)
                 .expect("constant histogram bounds are valid");

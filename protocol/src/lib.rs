@@ -36,6 +36,8 @@
 //! ```
 
 #![warn(missing_docs)]
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod batch;
 #[cfg(feature = "codec")]

@@ -12,6 +12,8 @@
 //! let one connection make it buffer without bound (see [`config::Limits`]).
 
 #![warn(missing_docs)]
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod broker;
 pub mod config;

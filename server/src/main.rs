@@ -1,5 +1,7 @@
 //! `brokerd`: starts the broker. See `docs/operations.md`.
 
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -16,6 +16,8 @@
 //! reads), [`LogConfig`] and [`Durability`].
 
 #![warn(missing_docs)]
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod error;

@@ -5,6 +5,10 @@
 //! The binaries are built on first use with the same cargo and profile that built the
 //! tests (a no-op when `cargo test --workspace` already built them).
 
+// Test support: a binary that cannot be built or started is the test's failure,
+// and a panic with the reason is how a test reports it.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -4,6 +4,8 @@
 //! address), prints a human-readable table by default and JSON with `--json`, and
 //! exits non-zero with a message on stderr when the broker is unreachable or refuses
 //! the request. See `docs/client.md` for every command with examples.
+// Production code must not unwrap data it did not create; tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod consume;
 mod dlq;
