@@ -14,61 +14,30 @@
 
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::codec::ProtocolCodec;
 use protocol::ops::handshake::HandshakeResponse;
-use protocol::ops::produce::AckLevel;
 use protocol::ops::{Empty, Request, Response};
 use protocol::{ErrorCode, ErrorResponse, Message};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::handlers;
+use crate::handlers::produce::ProduceRun;
+use crate::reply::Reply;
 use crate::shutdown::Shutdown;
 use crate::subscription::Subscriptions;
 
+/// Bytes read from the socket at a time (and allocated again when the frames cut from
+/// the last buffer are still held): a burst of pipelined 1 KiB produces arrives in one
+/// read instead of several.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Bytes charged against the in-flight budget for a request without a batch.
 const BASE_REQUEST_BYTES: usize = 512;
-
-/// Where a request's answer goes, carrying its in-flight budget until it is sent.
-#[derive(Clone)]
-struct Reply {
-    outbound: mpsc::Sender<Message>,
-}
-
-impl Reply {
-    async fn send(
-        &self,
-        correlation_id: u32,
-        op: u16,
-        result: Result<Response, BrokerError>,
-        _permit: Option<OwnedSemaphorePermit>,
-    ) {
-        let message = match result {
-            Ok(response) => Message::Response {
-                correlation_id,
-                response,
-            },
-            Err(error) => error_message(correlation_id, op, &error),
-        };
-        // A closed queue means the connection is going away; nothing to do.
-        let _ = self.outbound.send(message).await;
-    }
-}
-
-fn error_message(correlation_id: u32, op: u16, error: &BrokerError) -> Message {
-    Message::Error {
-        correlation_id,
-        op,
-        error: ErrorResponse {
-            code: error.code(),
-            message: error.to_string(),
-        },
-    }
-}
 
 fn request_bytes(request: &Request) -> usize {
     match request {
@@ -88,9 +57,10 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     let _guard = broker.stats.connection_opened();
     let limits = broker.config.limits.clone();
     let (read_half, write_half) = socket.into_split();
-    let mut frames = FramedRead::new(
+    let mut frames = FramedRead::with_capacity(
         read_half,
         ProtocolCodec::with_max_frame_bytes(limits.max_frame_bytes),
+        READ_BUFFER_BYTES,
     );
     let (outbound, mut outbound_rx) =
         mpsc::channel::<Message>(limits.max_outbound_frames_per_connection);
@@ -114,18 +84,32 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
             }
         }
     });
-    let reply = Reply {
-        outbound: outbound.clone(),
-    };
+    let reply = Reply::new(outbound.clone());
     let budget = Arc::new(Semaphore::new(limits.max_inflight_bytes_per_connection));
     let mut client_name: Option<String> = None;
     let mut subscriptions = Subscriptions::new(limits.max_subscriptions_per_connection);
     tracing::debug!(%peer, "connection opened");
 
+    let mut run = ProduceRun::new();
+
     loop {
-        let next = tokio::select! {
-            next = frames.next() => next,
-            _ = shutdown.recv() => break,
+        // A produce run grows while frames are already read and waiting; when the
+        // input runs dry it is appended before this task waits for more.
+        let ready = if run.is_empty() {
+            None
+        } else {
+            // `next()` is cancel-safe: polling it once and dropping it loses nothing.
+            frames.next().now_or_never()
+        };
+        let next = match ready {
+            Some(next) => next,
+            None => {
+                run.flush(&broker, &reply).await;
+                tokio::select! {
+                    next = frames.next() => next,
+                    _ = shutdown.recv() => break,
+                }
+            }
         };
         let frame = match next {
             None => break,
@@ -236,13 +220,24 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         };
         let name = name.to_string();
 
+        // Anything but a produce ends the run first, so requests take effect in order.
+        if !matches!(request, Request::Produce(_)) {
+            run.flush(&broker, &reply).await;
+        }
         let cost = request_bytes(&request).min(limits.max_inflight_bytes_per_connection) as u32;
-        let permit = tokio::select! {
-            permit = budget.clone().acquire_many_owned(cost) => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.recv() => break,
+        let permit = match budget.clone().try_acquire_many_owned(cost) {
+            Ok(permit) => permit,
+            Err(_) => {
+                // The run holds budget of its own: append and answer it before waiting.
+                run.flush(&broker, &reply).await;
+                tokio::select! {
+                    permit = budget.clone().acquire_many_owned(cost) => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    _ = shutdown.recv() => break,
+                }
+            }
         };
 
         match request {
@@ -254,63 +249,19 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                     .send(correlation_id, op, Err(error), Some(permit))
                     .await;
             }
-            Request::Produce(produce) => {
-                let batch = produce.batch.clone();
-                match produce.ack {
-                    AckLevel::None => {
-                        // Fire and forget: the answer carries no offset, only where the
-                        // batch went (or why it was refused).
-                        let result = handlers::produce::append(&broker, &produce, batch).map(
-                            |(partition, _)| {
-                                Response::Produce(protocol::ops::produce::ProduceResponse {
-                                    partition,
-                                    base_offset: None,
-                                })
-                            },
-                        );
-                        reply.send(correlation_id, op, result, Some(permit)).await;
-                    }
-                    ack => match handlers::produce::append(&broker, &produce, batch) {
-                        Err(error) => {
-                            reply
-                                .send(correlation_id, op, Err(error), Some(permit))
-                                .await
-                        }
-                        Ok((partition, appended)) if ack == AckLevel::Appended => {
-                            // Nothing left to wait for: answer from here, without the
-                            // hop through a task of its own (lower latency when idle).
-                            let response =
-                                handlers::produce::appended_response(&appended, partition);
-                            reply
-                                .send(
-                                    correlation_id,
-                                    op,
-                                    Ok(Response::Produce(response)),
-                                    Some(permit),
-                                )
-                                .await;
-                        }
-                        Ok((partition, appended)) => {
-                            let reply = reply.clone();
-                            let timeout_ms = produce.timeout_ms;
-                            tokio::spawn(async move {
-                                let result = handlers::produce::acknowledge(
-                                    appended, partition, ack, timeout_ms,
-                                )
-                                .await;
-                                reply
-                                    .send(
-                                        correlation_id,
-                                        op,
-                                        result.map(Response::Produce),
-                                        Some(permit),
-                                    )
-                                    .await;
-                            });
-                        }
-                    },
+            Request::Produce(produce) => match handlers::produce::route(&broker, &produce) {
+                Err(error) => {
+                    reply
+                        .send(correlation_id, op, Err(error), Some(permit))
+                        .await
                 }
-            }
+                Ok(route) => {
+                    if !run.accepts(&route, produce.ack, produce.batch.len()) {
+                        run.flush(&broker, &reply).await;
+                    }
+                    run.push(route, &produce, correlation_id, op, permit);
+                }
+            },
             Request::Publish(publish) => match broker.routes.append_routed(&publish) {
                 Err(error) => {
                     reply
@@ -367,6 +318,7 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         }
     }
     // Stop reading; let in-flight requests finish and their answers go out.
+    run.flush(&broker, &reply).await;
     drop(subscriptions);
     drop(reply);
     drop(outbound);

@@ -24,6 +24,7 @@ pub mod handlers;
 pub mod partition;
 pub mod queue;
 pub mod registry;
+pub mod reply;
 pub mod routes;
 pub mod routing;
 pub mod shutdown;

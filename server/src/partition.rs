@@ -66,6 +66,51 @@ impl Partition {
         Ok(info)
     }
 
+    /// Appends batches read back to back with one vectored write (see
+    /// `Log::append_all`), pushing one result per batch, in order, to `results`. A
+    /// batch the log refuses gets its error and the batches after it are still tried.
+    /// Wakes long-polling readers once.
+    pub fn append_all(
+        &self,
+        batches: &[&[u8]],
+        results: &mut Vec<Result<AppendInfo, BrokerError>>,
+    ) {
+        let first = results.len();
+        {
+            let mut guard = lock(&self.log);
+            let Some(log) = guard.as_mut() else {
+                results.extend(batches.iter().map(|_| Err(BrokerError::ShuttingDown)));
+                return;
+            };
+            let mut rest = batches;
+            while !rest.is_empty() {
+                let before = results.len();
+                let outcome = log.append_all(rest, |info| results.push(Ok(info)));
+                let stored = results.len() - before;
+                match outcome {
+                    Ok(()) => break,
+                    Err(error) => {
+                        results.push(Err(error.into()));
+                        rest = rest.get(stored + 1..).unwrap_or_default();
+                    }
+                }
+            }
+        }
+        let (mut messages, mut bytes, mut end) = (0, 0, None);
+        for (batch, result) in batches.iter().zip(&results[first..]) {
+            if let Ok(info) = result {
+                messages += info.next_offset - info.base_offset;
+                bytes += batch.len() as u64;
+                end = Some(info.next_offset);
+            }
+        }
+        self.messages_total.fetch_add(messages, Ordering::Relaxed);
+        self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(end) = end {
+            self.end.send_replace(end);
+        }
+    }
+
     /// Waits until `offset` is durable. Under `os` durability nothing is ever synced
     /// explicitly, so `durable` acknowledgements are given on append (documented).
     pub async fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<(), BrokerError> {

@@ -36,7 +36,7 @@ pub use config::{
     MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
 pub use error::{Error, Result};
-pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome};
+pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome, MAX_BATCHES_PER_WRITE};
 pub use recovery::RecoveryReport;
 pub use segment::ReadChunk;
 pub use sync::DurableMark;

@@ -125,15 +125,18 @@ impl Vfs for RealVfs {
     }
 }
 
-/// Most buffers handed to one `pwritev` call (well below any system's IOV_MAX).
-const MAX_IOVECS: usize = 64;
+/// Most buffers handed to one `pwritev` call: Linux's `IOV_MAX`, which POSIX
+/// systems may not set lower than 16 but Linux, the target, fixes at 1024.
+const MAX_IOVECS: usize = 1024;
 
 /// `pwritev` until every byte is written, resuming after short writes.
 fn pwritev_all(file: &File, bufs: &[&[u8]], position: u64) -> io::Result<()> {
     let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
     let mut position = position;
-    while !bufs.is_empty() {
-        let iovecs: Vec<libc::iovec> = bufs
+    // `bufs[first..]` is what is left to write; `bufs[first]` may be a partial slice.
+    let mut first = 0;
+    while first < bufs.len() {
+        let iovecs: Vec<libc::iovec> = bufs[first..]
             .iter()
             .take(MAX_IOVECS)
             .map(|b| libc::iovec {
@@ -168,12 +171,12 @@ fn pwritev_all(file: &File, bufs: &[&[u8]], position: u64) -> io::Result<()> {
         position += written as u64;
         let mut left = written as usize;
         while left > 0 {
-            let first = bufs[0];
-            if left >= first.len() {
-                left -= first.len();
-                bufs.remove(0);
+            let buf = bufs[first];
+            if left >= buf.len() {
+                left -= buf.len();
+                first += 1;
             } else {
-                bufs[0] = &first[left..];
+                bufs[first] = &buf[left..];
                 left = 0;
             }
         }

@@ -178,6 +178,50 @@ fn oversized_and_invalid_batches_are_rejected_and_change_nothing() {
 }
 
 #[test]
+fn append_all_stores_a_burst_across_segments_and_stops_at_a_bad_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    // Enough 3-record batches to span several small segments.
+    let originals: Vec<Vec<u8>> = (0..40)
+        .map(|tag| batch(tag, 3, 60, 1000 + tag as i64))
+        .collect();
+    let mut bad = batch(99, 1, 10, 0);
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let mut slices: Vec<&[u8]> = originals.iter().map(|b| &b[..]).collect();
+    slices.insert(30, &bad);
+
+    let mut infos = Vec::new();
+    let result = log.append_all(&slices, |info| infos.push(info));
+    assert!(matches!(result, Err(Error::InvalidBatch(_))));
+    // Everything before the bad batch is stored, in order, and nothing after it.
+    assert_eq!(infos.len(), 30);
+    for (i, info) in infos.iter().enumerate() {
+        assert_eq!(
+            (info.base_offset, info.next_offset),
+            (3 * i as u64, 3 * i as u64 + 3)
+        );
+    }
+    assert!(
+        log.segment_count() > 1,
+        "the burst should have rolled segments"
+    );
+    // The caller goes on after the bad batch.
+    log.append_all(&slices[31..], |info| infos.push(info))
+        .unwrap();
+    assert_eq!(infos.len(), 40);
+    let expected: Vec<_> = infos
+        .iter()
+        .zip(&originals)
+        .map(|(info, original)| (info.base_offset, stored(original.clone(), info.base_offset)))
+        .collect();
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), expected);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), expected);
+}
+
+#[test]
 fn a_batch_larger_than_a_segment_gets_its_own_segment() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();

@@ -10,10 +10,12 @@ use storage::{Durability, Log, LogConfig};
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// `batches` batches alike; more than one goes through `append_all`.
     Append {
         records: u32,
         value_bytes: usize,
         ts_step: i64,
+        batches: usize,
     },
     Read {
         at: u64,
@@ -34,7 +36,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (1u32..6, 0usize..400, -5i64..50).prop_map(|(records, value_bytes, ts_step)| Op::Append { records, value_bytes, ts_step }),
+        6 => (1u32..6, 0usize..400, -5i64..50, prop_oneof![3 => Just(1usize), 1 => 2usize..12])
+            .prop_map(|(records, value_bytes, ts_step, batches)| Op::Append { records, value_bytes, ts_step, batches }),
         3 => (any::<u64>(), 1usize..3000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         1 => any::<u64>().prop_map(|at| Op::TruncateBefore { at }),
@@ -94,18 +97,35 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 records,
                 value_bytes,
                 ts_step,
+                batches,
             } => {
-                tag += 1;
-                ts += ts_step;
-                let original = batch(tag, records, value_bytes, ts);
-                let info = log.append(&original.clone()).unwrap();
-                prop_assert_eq!(info.base_offset, model.end());
-                lowest_ts = lowest_ts.min(ts);
-                highest_ts = highest_ts.max(ts + i64::from(records));
-                let stamps = (0..records).map(|i| ts + i64::from(i)).collect();
-                model
-                    .batches
-                    .push((info.base_offset, stored(original, info.base_offset), stamps));
+                let mut originals = Vec::new();
+                for _ in 0..batches {
+                    tag += 1;
+                    ts += ts_step;
+                    originals.push((batch(tag, records, value_bytes, ts), ts));
+                }
+                let infos = if batches == 1 {
+                    vec![log.append(&originals[0].0.clone()).unwrap()]
+                } else {
+                    let slices: Vec<&[u8]> = originals.iter().map(|(b, _)| &b[..]).collect();
+                    let mut infos = Vec::new();
+                    log.append_all(&slices, |info| infos.push(info)).unwrap();
+                    infos
+                };
+                prop_assert_eq!(infos.len(), batches);
+                for (info, (original, ts)) in infos.into_iter().zip(originals) {
+                    prop_assert_eq!(info.base_offset, model.end());
+                    prop_assert_eq!(info.next_offset, model.end() + u64::from(records));
+                    lowest_ts = lowest_ts.min(ts);
+                    highest_ts = highest_ts.max(ts + i64::from(records));
+                    let stamps = (0..records).map(|i| ts + i64::from(i)).collect();
+                    model.batches.push((
+                        info.base_offset,
+                        stored(original, info.base_offset),
+                        stamps,
+                    ));
+                }
             }
             Op::Read { at, max_bytes } => {
                 let span = model.end() - model.start + 1;

@@ -44,8 +44,9 @@ fn run(seed: u64) {
     let mut durable = 0usize;
     let mut log_start = 0u64;
     let mut tag = 0u64;
-    // A batch whose append failed the log after writing it: it may survive or not.
-    let mut maybe: Option<(u64, Vec<u8>)> = None;
+    // Batches whose append failed the log, perhaps after writing them: any prefix of
+    // them may survive.
+    let mut maybe: Vec<(u64, Vec<u8>)> = Vec::new();
     for cycle in 0..CYCLES {
         let context = format!("seed {seed} cycle {cycle} injected {:?}", sim.injected());
         let mut log = Log::open_with(dir.path(), config(), options.clone())
@@ -80,13 +81,15 @@ fn run(seed: u64) {
             "{context}: log start went back"
         );
         if recovered.len() > model.len() - first {
-            // Only an append that failed the log may have left its batch behind.
-            let extra = maybe
-                .take()
-                .unwrap_or_else(|| panic!("{context}: more batches than appended"));
-            model.push(extra);
+            // Only an append that failed the log may have left its batches behind.
+            let extra = recovered.len() - (model.len() - first);
+            assert!(
+                extra <= maybe.len(),
+                "{context}: more batches than appended"
+            );
+            model.extend(maybe.drain(..extra));
         }
-        maybe = None;
+        maybe.clear();
         assert!(
             recovered.len() <= model.len() - first,
             "{context}: more batches than appended"
@@ -125,27 +128,51 @@ fn run(seed: u64) {
         for _ in 0..OPS_PER_CYCLE {
             match sim.random() % 10 {
                 0..=6 => {
-                    tag += 1;
-                    let records = 1 + (sim.random() % 6) as u32;
-                    let size = (sim.random() % 700) as usize;
-                    let original = batch(tag, records, size, tag as i64);
+                    // Mostly one batch with `append`, sometimes a few with `append_all`.
+                    let count = if sim.random().is_multiple_of(3) {
+                        2 + (sim.random() % 4) as usize
+                    } else {
+                        1
+                    };
+                    let mut originals = Vec::new();
+                    for _ in 0..count {
+                        tag += 1;
+                        let records = 1 + (sim.random() % 6) as u32;
+                        let size = (sim.random() % 700) as usize;
+                        originals.push((records, batch(tag, records, size, tag as i64)));
+                    }
                     let would_get = reader.end_offset();
-                    let result = log.append(&original.clone());
+                    let mut infos = Vec::new();
+                    let result = if count == 1 {
+                        log.append(&originals[0].1.clone())
+                            .map(|info| infos.push(info))
+                    } else {
+                        let slices: Vec<&[u8]> = originals.iter().map(|(_, b)| &b[..]).collect();
+                        log.append_all(&slices, |info| infos.push(info))
+                    };
                     if verbose() {
-                        eprintln!("append {records} -> {result:?}");
+                        eprintln!("append {count} -> {result:?}, stored {infos:?}");
+                    }
+                    // Whatever was reported is stored, error or not.
+                    let mut next = would_get;
+                    for (info, (_, original)) in infos.iter().zip(&originals) {
+                        assert!(!failed, "seed {seed}: append accepted after failure");
+                        assert_eq!(info.base_offset, next, "seed {seed}");
+                        next = info.next_offset;
+                        model.push((info.base_offset, stored(original.clone(), info.base_offset)));
                     }
                     match result {
-                        Ok(info) => {
-                            assert!(!failed, "seed {seed}: append accepted after failure");
-                            model.push((info.base_offset, stored(original, info.base_offset)));
-                        }
+                        Ok(()) => assert_eq!(infos.len(), count, "seed {seed}"),
                         Err(e) => {
                             assert!(
                                 !sim.injected().is_empty(),
                                 "seed {seed}: unexpected error {e}"
                             );
                             if !failed && reader.failure().is_some() {
-                                maybe = Some((would_get, stored(original, would_get)));
+                                for (records, original) in &originals[infos.len()..] {
+                                    maybe.push((next, stored(original.clone(), next)));
+                                    next += u64::from(*records);
+                                }
                             }
                             failed = reader.failure().is_some();
                         }

@@ -1,52 +1,48 @@
 //! Produce: route a batch to a partition, append it, acknowledge at the asked level.
 //!
-//! The append itself runs inline on the connection task, in the order requests
-//! arrived, so pipelined produces from one connection land in order. Only waiting for
-//! durability is asynchronous.
+//! Appends run inline on the connection task, in the order requests arrived, so
+//! pipelined produces from one connection land in order. Produce requests that arrive
+//! back to back for the same partition and acknowledgement level form a [`ProduceRun`]:
+//! the connection adds them while more frames are already read, and appends the run
+//! with one vectored write when the input runs dry, a different request comes, or the
+//! run is full. A burst then costs one system call and, under `always` durability,
+//! shares one `fdatasync`, instead of the first request's sync making the others wait
+//! for a second one. Only waiting for durability is asynchronous: one task per run.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use protocol::batch::BatchHeader;
 use protocol::ops::produce::{AckLevel, ProduceRequest, ProduceResponse};
+use protocol::ops::Response;
+use storage::{AppendInfo, MAX_BATCHES_PER_WRITE};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::partition::Partition;
+use crate::reply::Reply;
 use crate::routing;
+use crate::topics::Topic;
 use crate::traces::{self, Traced, Tracer};
 use protocol::trace::derived_span_id;
 
-/// An append that happened and may still need to become durable.
-#[derive(Debug)]
-pub struct Appended {
-    /// Where it went.
+/// Most bytes of batches one run holds before it is appended.
+pub const MAX_RUN_BYTES: usize = 8 * 1024 * 1024;
+
+/// Where a produce request goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The topic.
+    pub topic: Arc<Topic>,
+    /// The partition's number.
+    pub partition_id: u32,
+    /// The partition.
     pub partition: Arc<Partition>,
-    /// Its first offset.
-    pub base_offset: u64,
-    /// Its end offset.
-    pub next_offset: u64,
-    /// Traced records in it, with what their durable span needs.
-    traced: Option<TracedAppend>,
 }
 
-/// What the `durable` spans of a traced batch need.
-#[derive(Debug)]
-struct TracedAppend {
-    tracer: Arc<Tracer>,
-    topic: String,
-    partition: u32,
-    records: Vec<Traced>,
-    appended_us: u64,
-}
-
-/// Routes and appends. Returns the partition number and the append, or the error.
-pub fn append(
-    broker: &Broker,
-    request: &ProduceRequest,
-    batch: Bytes,
-) -> Result<(u32, Appended), BrokerError> {
+/// Finds the partition a produce request goes to, refusing internal topics.
+pub fn route(broker: &Broker, request: &ProduceRequest) -> Result<Route, BrokerError> {
     let topic = broker.topics.get(&request.topic)?;
     if topic.internal {
         return Err(BrokerError::InvalidRequest(format!(
@@ -56,99 +52,251 @@ pub fn append(
     }
     let partition_id = routing::select(&topic, &request.partition)?;
     let partition = topic.partition(partition_id)?.clone();
-    let records = BatchHeader::parse(&batch)
-        .map(|h| h.record_count)
-        .unwrap_or(0);
-    let received_us = traces::now_us();
-    let info = partition.append(&batch, records)?;
-    // Traced messages: a `produce` span from receipt to the end of the append, with
-    // the `append` (the log write) below it.
-    let found = broker.tracer.traced(&batch, info.base_offset, 0, u64::MAX);
-    let traced = (!found.is_empty()).then(|| {
-        let appended_us = traces::now_us();
-        for t in &found {
-            let id = traces::produce_span_id(&t.context, &topic.name, partition_id, t.offset);
-            let attributes = traces::message_attributes(&topic.name, partition_id, t.offset);
-            let tracer = &broker.tracer;
-            tracer.span(
-                &t.context,
-                id,
-                t.context.parent_id,
-                "produce",
-                received_us,
-                appended_us,
-                attributes.clone(),
-            );
-            let append = derived_span_id(&t.context.trace_id, &[b"append", &id]);
-            tracer.span(
-                &t.context,
-                append,
-                id,
-                "append",
-                received_us,
-                appended_us,
-                attributes,
-            );
-        }
-        TracedAppend {
-            tracer: broker.tracer.clone(),
-            topic: topic.name.clone(),
-            partition: partition_id,
-            records: found,
-            appended_us,
-        }
-    });
-    Ok((
+    Ok(Route {
+        topic,
         partition_id,
-        Appended {
-            partition,
-            base_offset: info.base_offset,
-            next_offset: info.next_offset,
-            traced,
-        },
-    ))
+        partition,
+    })
 }
 
-/// Completes a produce at its acknowledgement level.
-pub async fn acknowledge(
-    appended: Appended,
-    partition: u32,
-    ack: AckLevel,
+/// A produce request waiting in a run.
+struct Pending {
+    correlation_id: u32,
+    op: u16,
+    batch: Bytes,
     timeout_ms: u32,
-) -> Result<ProduceResponse, BrokerError> {
-    if ack == AckLevel::Durable {
-        let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
-        appended
-            .partition
-            .wait_durable(appended.next_offset, timeout)
-            .await?;
-        if let Some(traced) = &appended.traced {
-            let durable_us = traces::now_us();
-            for t in &traced.records {
-                let parent =
-                    traces::produce_span_id(&t.context, &traced.topic, traced.partition, t.offset);
-                let id = derived_span_id(&t.context.trace_id, &[b"durable", &parent]);
-                let attributes =
-                    traces::message_attributes(&traced.topic, traced.partition, t.offset);
-                traced.tracer.span(
-                    &t.context,
-                    id,
-                    parent,
-                    "durable",
-                    traced.appended_us,
-                    durable_us,
-                    attributes,
-                );
+    received_us: u64,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A produce request appended, waiting for its answer.
+struct Stored {
+    correlation_id: u32,
+    op: u16,
+    base_offset: u64,
+    permit: OwnedSemaphorePermit,
+    traced: Option<TracedAppend>,
+}
+
+/// What the `durable` spans of a traced batch need.
+#[derive(Debug)]
+struct TracedAppend {
+    tracer: Arc<Tracer>,
+    topic: Arc<Topic>,
+    partition: u32,
+    records: Vec<Traced>,
+    appended_us: u64,
+}
+
+/// Produce requests for one partition at one acknowledgement level, read back to back
+/// on one connection and not yet appended. See the module documentation.
+#[derive(Default)]
+pub struct ProduceRun {
+    route: Option<(Route, AckLevel)>,
+    pending: Vec<Pending>,
+    bytes: usize,
+}
+
+impl ProduceRun {
+    /// An empty run.
+    pub fn new() -> ProduceRun {
+        ProduceRun::default()
+    }
+
+    /// Nothing waits to be appended.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Whether a request for `route` at `ack` can join: same partition and level, and
+    /// room left.
+    pub fn accepts(&self, route: &Route, ack: AckLevel, batch_bytes: usize) -> bool {
+        match &self.route {
+            None => true,
+            Some((current, level)) => {
+                Arc::ptr_eq(&current.partition, &route.partition)
+                    && *level == ack
+                    && self.pending.len() < MAX_BATCHES_PER_WRITE
+                    && self.bytes + batch_bytes <= MAX_RUN_BYTES
             }
         }
     }
-    Ok(appended_response(&appended, partition))
+
+    /// Adds a request. The caller checked [`accepts`](Self::accepts) (or flushed).
+    pub fn push(
+        &mut self,
+        route: Route,
+        request: &ProduceRequest,
+        correlation_id: u32,
+        op: u16,
+        permit: OwnedSemaphorePermit,
+    ) {
+        debug_assert!(self.accepts(&route, request.ack, request.batch.len()));
+        self.route.get_or_insert((route, request.ack));
+        self.bytes += request.batch.len();
+        self.pending.push(Pending {
+            correlation_id,
+            op,
+            batch: request.batch.clone(),
+            timeout_ms: request.timeout_ms,
+            received_us: traces::now_us(),
+            permit,
+        });
+    }
+
+    /// Appends the run with one write and answers it: at once for `none` and
+    /// `appended`, from one task waiting for the last batch's durability for `durable`.
+    pub async fn flush(&mut self, broker: &Broker, reply: &Reply) {
+        let Some((route, ack)) = self.route.take() else {
+            return;
+        };
+        self.bytes = 0;
+        let pending = std::mem::take(&mut self.pending);
+        let mut results = Vec::with_capacity(pending.len());
+        {
+            let batches: Vec<&[u8]> = pending.iter().map(|p| &p.batch[..]).collect();
+            route.partition.append_all(&batches, &mut results);
+        }
+        let timeout_ms = pending.iter().map(|p| p.timeout_ms).max().unwrap_or(0);
+        let mut stored = Vec::with_capacity(pending.len());
+        let mut durable_target = 0;
+        for (request, result) in pending.into_iter().zip(results) {
+            match result {
+                Err(error) => {
+                    reply
+                        .send(
+                            request.correlation_id,
+                            request.op,
+                            Err(error),
+                            Some(request.permit),
+                        )
+                        .await
+                }
+                Ok(info) => {
+                    durable_target = info.next_offset;
+                    let traced = record_append_spans(broker, &route, &request, &info);
+                    stored.push(Stored {
+                        correlation_id: request.correlation_id,
+                        op: request.op,
+                        base_offset: info.base_offset,
+                        permit: request.permit,
+                        traced,
+                    });
+                }
+            }
+        }
+        if stored.is_empty() {
+            return;
+        }
+        if ack != AckLevel::Durable {
+            answer(reply, &route, ack, stored).await;
+            return;
+        }
+        let reply = reply.clone();
+        tokio::spawn(async move {
+            let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
+            match route.partition.wait_durable(durable_target, timeout).await {
+                Ok(()) => {
+                    let durable_us = traces::now_us();
+                    for traced in stored.iter().filter_map(|s| s.traced.as_ref()) {
+                        record_durable_spans(traced, durable_us);
+                    }
+                    answer(&reply, &route, ack, stored).await;
+                }
+                Err(error) => {
+                    for s in stored {
+                        reply
+                            .send_error(s.correlation_id, s.op, &error, Some(s.permit))
+                            .await;
+                    }
+                }
+            }
+        });
+    }
 }
 
-/// The answer to a produce whose batch is appended (all an `appended` ack waits for).
-pub fn appended_response(appended: &Appended, partition: u32) -> ProduceResponse {
-    ProduceResponse {
-        partition,
-        base_offset: Some(appended.base_offset),
+/// Answers appended requests: with their offsets, or (`none`) only their partition.
+async fn answer(reply: &Reply, route: &Route, ack: AckLevel, stored: Vec<Stored>) {
+    for s in stored {
+        let response = ProduceResponse {
+            partition: route.partition_id,
+            base_offset: (ack != AckLevel::None).then_some(s.base_offset),
+        };
+        reply
+            .send(
+                s.correlation_id,
+                s.op,
+                Ok(Response::Produce(response)),
+                Some(s.permit),
+            )
+            .await;
+    }
+}
+
+/// Traced messages: a `produce` span from receipt to the end of the append, with the
+/// `append` (the log write) below it.
+fn record_append_spans(
+    broker: &Broker,
+    route: &Route,
+    request: &Pending,
+    info: &AppendInfo,
+) -> Option<TracedAppend> {
+    let found = broker
+        .tracer
+        .traced(&request.batch, info.base_offset, 0, u64::MAX);
+    if found.is_empty() {
+        return None;
+    }
+    let appended_us = traces::now_us();
+    let (topic, partition_id) = (route.topic.name.as_str(), route.partition_id);
+    for t in &found {
+        let id = traces::produce_span_id(&t.context, topic, partition_id, t.offset);
+        let attributes = traces::message_attributes(topic, partition_id, t.offset);
+        let tracer = &broker.tracer;
+        tracer.span(
+            &t.context,
+            id,
+            t.context.parent_id,
+            "produce",
+            request.received_us,
+            appended_us,
+            attributes.clone(),
+        );
+        let append = derived_span_id(&t.context.trace_id, &[b"append", &id]);
+        tracer.span(
+            &t.context,
+            append,
+            id,
+            "append",
+            request.received_us,
+            appended_us,
+            attributes,
+        );
+    }
+    Some(TracedAppend {
+        tracer: broker.tracer.clone(),
+        topic: route.topic.clone(),
+        partition: partition_id,
+        records: found,
+        appended_us,
+    })
+}
+
+/// A `durable` span for each traced record, from its append to `durable_us`.
+fn record_durable_spans(traced: &TracedAppend, durable_us: u64) {
+    for t in &traced.records {
+        let topic = traced.topic.name.as_str();
+        let parent = traces::produce_span_id(&t.context, topic, traced.partition, t.offset);
+        let id = derived_span_id(&t.context.trace_id, &[b"durable", &parent]);
+        let attributes = traces::message_attributes(topic, traced.partition, t.offset);
+        traced.tracer.span(
+            &t.context,
+            id,
+            parent,
+            "durable",
+            traced.appended_us,
+            durable_us,
+            attributes,
+        );
     }
 }
