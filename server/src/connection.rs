@@ -260,6 +260,9 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                         run.flush(&broker, &reply).await;
                     }
                     run.push(route, &produce, correlation_id, op, permit);
+                    if run.is_full() {
+                        run.flush(&broker, &reply).await;
+                    }
                 }
             },
             Request::Publish(publish) => match broker.routes.append_routed(&publish) {

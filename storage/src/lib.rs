@@ -29,6 +29,7 @@ mod segment;
 pub mod sim;
 mod sync;
 pub mod vfs;
+mod zero;
 
 pub use config::{
     Clock, Durability, LogConfig, ManualClock, SystemClock, CHECKPOINT_INTERVAL_MS,

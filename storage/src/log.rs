@@ -22,6 +22,7 @@ use crate::recovery::{self, RecoveryReport};
 use crate::segment::{index_capacity, IndexCursor, ReadChunk, Segment};
 use crate::sync::{Durable, DurableMark};
 use crate::vfs::{RealVfs, Vfs, VfsFile};
+use crate::zero::ZeroAhead;
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,7 @@ pub struct Log {
     options: LogOptions,
     active: Arc<Segment>,
     allocated_bytes: u64,
+    zero: Arc<ZeroAhead>,
     cursor: IndexCursor,
     syncer: Option<JoinHandle<()>>,
     report: RecoveryReport,
@@ -249,6 +251,12 @@ impl Log {
             .metadata()
             .map_err(|e| Error::io("reading segment size", &active.path, e))?
             .len();
+        let zero = Arc::new(ZeroAhead::new(
+            config.durability == Durability::Always,
+            active.clone(),
+            active.end_position(),
+            allocated_bytes,
+        ));
         let shared = Arc::new(Shared {
             dir,
             segments: RwLock::new(Arc::new(segments)),
@@ -260,9 +268,10 @@ impl Log {
             Durability::Os => None,
             durability => {
                 let durable = shared.durable.clone();
+                let zero = zero.clone();
                 let handle = std::thread::Builder::new()
                     .name("log-syncer".into())
-                    .spawn(move || durable.run_syncer(durability))
+                    .spawn(move || durable.run_syncer(durability, &zero))
                     .map_err(|e| Error::io("starting syncer thread", &shared.dir, e))?;
                 Some(handle)
             }
@@ -276,6 +285,7 @@ impl Log {
             options,
             active,
             allocated_bytes,
+            zero,
             cursor,
             syncer,
             report: recovered.report,
@@ -410,7 +420,13 @@ impl Log {
             records += u64::from(header.record_count);
         }
         let batches = &batches[..headers.len()];
-        self.reserve(end)?;
+        if !self.zero.is_ready(end) {
+            let zero = self.zero.clone();
+            zero.claim(end, || {
+                self.reserve(end)?;
+                Ok(self.allocated_bytes)
+            })?;
+        }
 
         // Each batch goes out as its log offset (from `bases`) and its own bytes after
         // the base-offset field, never copied.
@@ -452,6 +468,7 @@ impl Log {
             max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp_ms);
         }
         segment.publish(end, next, max_timestamp_ms);
+        self.zero.note_appended(end - position);
         self.shared.next_offset.store(next, Ordering::Release);
         self.shared.durable.note_append(
             next,
@@ -519,6 +536,8 @@ impl Log {
 
     /// Seals the active segment and starts a new one at the current end offset.
     fn roll(&mut self, min_capacity: u64) -> Result<()> {
+        // No zeroing into a segment being sealed (and truncated).
+        self.zero.detach();
         let durable = self.shared.durable.clone();
         let old = self.active.clone();
         let base = self.shared.next_offset.load(Ordering::Relaxed);
@@ -562,6 +581,8 @@ impl Log {
                 let vfs = self.options.vfs.as_ref();
                 let _ = recovery::remove_segment_files(vfs, &self.shared.dir, base);
                 self.allocated_bytes = self.active.end_position();
+                let end = self.active.end_position();
+                self.zero.attach(self.active.clone(), end, end);
                 if old.end_position() == SEGMENT_HEADER_BYTES {
                     // The empty old segment was removed above: a log must have one.
                     durable.fail(&error);
@@ -578,9 +599,22 @@ impl Log {
             .metadata()
             .map_err(|e| Error::io("reading segment size", &segment.path, e))?
             .len();
+        self.zero.attach(
+            segment.clone(),
+            segment.end_position(),
+            self.allocated_bytes,
+        );
         self.active = segment;
         self.cursor = IndexCursor::new(self.config.index_interval_bytes);
         Ok(())
+    }
+
+    /// Position in the active segment below which the writer may write without
+    /// waiting: past the end, it is space the syncer has zeroed ahead (`always` logs).
+    /// For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn zeroed_until(&self) -> u64 {
+        self.zero.ready_until()
     }
 
     /// Makes everything appended so far durable now, whatever the policy, and persists

@@ -20,6 +20,7 @@ use crate::config::{Clock, Durability, CHECKPOINT_INTERVAL_MS};
 use crate::error::{Error, Result};
 use crate::format::{Checkpoint, CHECKPOINT_SLOT_BYTES};
 use crate::vfs::{Vfs, VfsFile};
+use crate::zero::ZeroAhead;
 
 /// The durable watermark as seen by async waiters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +307,9 @@ impl Durable {
     }
 
     /// Body of the background syncer thread for `always` and `interval` durability.
-    pub(crate) fn run_syncer(&self, durability: Durability) {
+    /// Under `always`, the time between syncs goes to zeroing space ahead of the
+    /// writer (see `zero.rs`).
+    pub(crate) fn run_syncer(&self, durability: Durability, zero: &ZeroAhead) {
         let interval = match durability {
             Durability::Os => return,
             Durability::Always => None,
@@ -316,6 +319,8 @@ impl Durable {
             let deadline = interval.map(|i| Instant::now() + i);
             {
                 let mut state = lock(&self.state);
+                // Whether zeroing had its chance since the syncer last slept.
+                let mut zeroed = false;
                 loop {
                     if state.stopping || state.failed.is_some() {
                         return;
@@ -325,11 +330,19 @@ impl Durable {
                     match deadline {
                         None if pending => break,
                         Some(deadline) if now >= deadline => break,
+                        None if !zeroed => {
+                            // Idle: zero a chunk without the lock, then look again
+                            // (an append may have come meanwhile).
+                            drop(state);
+                            zeroed = !zero.step(self);
+                            state = lock(&self.state);
+                        }
                         None => {
                             state = self
                                 .wake_syncer
                                 .wait(state)
-                                .unwrap_or_else(|p| p.into_inner())
+                                .unwrap_or_else(|p| p.into_inner());
+                            zeroed = false;
                         }
                         Some(deadline) => {
                             state = self

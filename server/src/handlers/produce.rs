@@ -27,8 +27,11 @@ use crate::topics::Topic;
 use crate::traces::{self, Traced, Tracer};
 use protocol::trace::derived_span_id;
 
-/// Most bytes of batches one run holds before it is appended.
-pub const MAX_RUN_BYTES: usize = 8 * 1024 * 1024;
+/// A run holding this many bytes is appended at once, without waiting for more.
+/// Coalescing pays for small batches (a syscall and a sync shared by many); past this
+/// size it saves little, and holding a large batch back while the next one is read
+/// would stall the pipeline of a throughput-bound producer.
+pub const RUN_FLUSH_BYTES: usize = 64 * 1024;
 
 /// Where a produce request goes.
 #[derive(Debug, Clone)]
@@ -108,8 +111,13 @@ impl ProduceRun {
         self.pending.is_empty()
     }
 
+    /// The run should be appended now rather than wait for more requests.
+    pub fn is_full(&self) -> bool {
+        self.bytes >= RUN_FLUSH_BYTES || self.pending.len() >= MAX_BATCHES_PER_WRITE
+    }
+
     /// Whether a request for `route` at `ack` can join: same partition and level, and
-    /// room left.
+    /// room left (a batch of `RUN_FLUSH_BYTES` or more always starts its own run).
     pub fn accepts(&self, route: &Route, ack: AckLevel, batch_bytes: usize) -> bool {
         match &self.route {
             None => true,
@@ -117,7 +125,7 @@ impl ProduceRun {
                 Arc::ptr_eq(&current.partition, &route.partition)
                     && *level == ack
                     && self.pending.len() < MAX_BATCHES_PER_WRITE
-                    && self.bytes + batch_bytes <= MAX_RUN_BYTES
+                    && self.bytes + batch_bytes <= RUN_FLUSH_BYTES
             }
         }
     }
