@@ -86,7 +86,8 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
     });
     let reply = Reply::new(outbound.clone());
     let budget = Arc::new(Semaphore::new(limits.max_inflight_bytes_per_connection));
-    let mut client_name: Option<String> = None;
+    // Shared with dispatched requests' tasks without copying the string each time.
+    let mut client_name: Option<Arc<str>> = None;
     let mut subscriptions = Subscriptions::new(limits.max_subscriptions_per_connection);
     tracing::debug!(%peer, "connection opened");
 
@@ -169,11 +170,11 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
         let op = request.op_code().as_u16();
 
         // The handshake comes first, once.
-        let Some(name) = client_name.as_deref() else {
+        let Some(name) = client_name.clone() else {
             match request {
                 Request::Handshake(hello) => match protocol::negotiate_version(&hello.versions) {
                     Some(version) => {
-                        client_name = Some(hello.client_name.clone());
+                        client_name = Some(Arc::from(hello.client_name.as_str()));
                         let response = Response::Handshake(HandshakeResponse {
                             version,
                             server_name: format!("brokerd {}", env!("CARGO_PKG_VERSION")),
@@ -218,7 +219,6 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
                 }
             }
         };
-        let name = name.to_string();
 
         // Anything but a produce ends the run first, so requests take effect in order.
         if !matches!(request, Request::Produce(_)) {

@@ -70,9 +70,9 @@ impl Partition {
     /// `Log::append_all`), pushing one result per batch, in order, to `results`. A
     /// batch the log refuses gets its error and the batches after it are still tried.
     /// Wakes long-polling readers once.
-    pub fn append_all(
+    pub fn append_all<B: AsRef<[u8]>>(
         &self,
-        batches: &[&[u8]],
+        batches: &[B],
         results: &mut Vec<Result<AppendInfo, BrokerError>>,
     ) {
         let first = results.len();
@@ -100,7 +100,7 @@ impl Partition {
         for (batch, result) in batches.iter().zip(&results[first..]) {
             if let Ok(info) = result {
                 messages += info.next_offset - info.base_offset;
-                bytes += batch.len() as u64;
+                bytes += batch.as_ref().len() as u64;
                 end = Some(info.next_offset);
             }
         }

@@ -353,9 +353,9 @@ impl Log {
     /// `on_appended` sees each stored batch in order. On an error, the batches it saw
     /// are stored and the others are not; the error belongs to the first batch it did
     /// not see, so a caller can report it and go on with the batches after that one.
-    pub fn append_all(
+    pub fn append_all<B: AsRef<[u8]>>(
         &mut self,
-        batches: &[&[u8]],
+        batches: &[B],
         mut on_appended: impl FnMut(AppendInfo),
     ) -> Result<()> {
         let mut rest = batches;
@@ -382,15 +382,16 @@ impl Log {
     /// Writes the longest prefix of `batches` that is valid and fits the active segment
     /// (rolling first if the first batch does not) with one vectored write. Returns how
     /// many batches it stored: at least one, or an error for the first.
-    fn append_chunk(
+    fn append_chunk<B: AsRef<[u8]>>(
         &mut self,
-        batches: &[&[u8]],
+        batches: &[B],
         on_appended: &mut dyn FnMut(AppendInfo),
     ) -> Result<usize> {
         self.shared.durable.check_failed()?;
         let Some((first, others)) = batches.split_first() else {
             return Ok(0);
         };
+        let first = first.as_ref();
         let first_header = self.check_batch(first)?;
         self.maybe_roll(first.len() as u64, first_header.record_count)?;
 
@@ -405,6 +406,7 @@ impl Log {
         let mut end = position + first.len() as u64;
         let mut records = u64::from(first_header.record_count);
         for batch in others.iter().take(MAX_BATCHES_PER_WRITE - 1) {
+            let batch = batch.as_ref();
             let Ok(header) = self.check_batch(batch) else {
                 break; // It gets its own error as the first batch of the next chunk.
             };
@@ -439,7 +441,7 @@ impl Log {
         let mut bufs: Vec<&[u8]> = Vec::with_capacity(2 * batches.len());
         for (base, batch) in bases.iter().zip(batches) {
             bufs.push(base);
-            bufs.push(&batch[base.len()..]);
+            bufs.push(&batch.as_ref()[base.len()..]);
         }
         let written = segment
             .file
@@ -457,7 +459,7 @@ impl Log {
         let mut max_timestamp_ms = i64::MIN;
         for (header, batch) in headers.iter().zip(batches) {
             let relative = u32::try_from(next - segment.base_offset).unwrap_or(u32::MAX);
-            let len = batch.len() as u32;
+            let len = batch.as_ref().len() as u32;
             let update = self
                 .cursor
                 .on_batch(relative, at as u32, len, header.max_timestamp_ms);
@@ -485,7 +487,7 @@ impl Log {
                 segment_base_offset: segment.base_offset,
                 position: at,
             });
-            at += batch.len() as u64;
+            at += batch.as_ref().len() as u64;
             next = next_offset;
         }
         Ok(batches.len())

@@ -131,27 +131,29 @@ const MAX_IOVECS: usize = 1024;
 
 /// `pwritev` until every byte is written, resuming after short writes.
 fn pwritev_all(file: &File, bufs: &[&[u8]], position: u64) -> io::Result<()> {
-    let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+    // One vector for the whole call; a short write advances it in place.
+    let mut iovecs: Vec<libc::iovec> = bufs
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
     let mut position = position;
-    // `bufs[first..]` is what is left to write; `bufs[first]` may be a partial slice.
+    // `iovecs[first..]` is what is left to write; `iovecs[first]` may be partly written.
     let mut first = 0;
-    while first < bufs.len() {
-        let iovecs: Vec<libc::iovec> = bufs[first..]
-            .iter()
-            .take(MAX_IOVECS)
-            .map(|b| libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            })
-            .collect();
+    while first < iovecs.len() {
+        let pending = &iovecs[first..iovecs.len().min(first + MAX_IOVECS)];
         let offset = libc::off_t::try_from(position).map_err(io::Error::other)?;
-        // SAFETY: every iovec points into a live slice borrowed for the whole call; the
-        // kernel only reads from them.
+        // SAFETY: every iovec points into a slice of `bufs`, borrowed for the whole
+        // call (a partly written one at a later point of the same slice); the kernel
+        // only reads from them.
         let written = unsafe {
             libc::pwritev(
                 file.as_raw_fd(),
-                iovecs.as_ptr(),
-                iovecs.len() as libc::c_int,
+                pending.as_ptr(),
+                pending.len() as libc::c_int,
                 offset,
             )
         };
@@ -171,12 +173,13 @@ fn pwritev_all(file: &File, bufs: &[&[u8]], position: u64) -> io::Result<()> {
         position += written as u64;
         let mut left = written as usize;
         while left > 0 {
-            let buf = bufs[first];
-            if left >= buf.len() {
-                left -= buf.len();
+            let iov = &mut iovecs[first];
+            if left >= iov.iov_len {
+                left -= iov.iov_len;
                 first += 1;
             } else {
-                bufs[first] = &buf[left..];
+                iov.iov_base = (iov.iov_base as *mut u8).wrapping_add(left) as *mut libc::c_void;
+                iov.iov_len -= left;
                 left = 0;
             }
         }

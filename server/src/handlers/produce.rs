@@ -72,6 +72,12 @@ struct Pending {
     permit: OwnedSemaphorePermit,
 }
 
+impl AsRef<[u8]> for Pending {
+    fn as_ref(&self) -> &[u8] {
+        &self.batch
+    }
+}
+
 /// A produce request appended, waiting for its answer.
 struct Stored {
     correlation_id: u32,
@@ -98,6 +104,8 @@ pub struct ProduceRun {
     route: Option<(Route, AckLevel)>,
     pending: Vec<Pending>,
     bytes: usize,
+    /// The log's answer for each pending batch; kept to reuse its allocation.
+    results: Vec<Result<AppendInfo, BrokerError>>,
 }
 
 impl ProduceRun {
@@ -153,51 +161,46 @@ impl ProduceRun {
     }
 
     /// Appends the run with one write and answers it: at once for `none` and
-    /// `appended`, from one task waiting for the last batch's durability for `durable`.
+    /// `appended`; for `durable`, from one task that waits (up to the longest timeout
+    /// any request of the run asked for) until the last batch is durable.
     pub async fn flush(&mut self, broker: &Broker, reply: &Reply) {
         let Some((route, ack)) = self.route.take() else {
             return;
         };
         self.bytes = 0;
-        let pending = std::mem::take(&mut self.pending);
-        let mut results = Vec::with_capacity(pending.len());
-        {
-            let batches: Vec<&[u8]> = pending.iter().map(|p| &p.batch[..]).collect();
-            route.partition.append_all(&batches, &mut results);
-        }
-        let timeout_ms = pending.iter().map(|p| p.timeout_ms).max().unwrap_or(0);
-        let mut stored = Vec::with_capacity(pending.len());
+        route.partition.append_all(&self.pending, &mut self.results);
+        let timeout_ms = self.pending.iter().map(|p| p.timeout_ms).max().unwrap_or(0);
+        let durable = ack == AckLevel::Durable;
+        let mut stored = Vec::new();
         let mut durable_target = 0;
-        for (request, result) in pending.into_iter().zip(results) {
-            match result {
+        let appended = self.pending.drain(..).zip(self.results.drain(..));
+        for (request, result) in appended {
+            let info = match result {
+                Ok(info) => info,
                 Err(error) => {
+                    let (correlation_id, op) = (request.correlation_id, request.op);
                     reply
-                        .send(
-                            request.correlation_id,
-                            request.op,
-                            Err(error),
-                            Some(request.permit),
-                        )
-                        .await
+                        .send(correlation_id, op, Err(error), Some(request.permit))
+                        .await;
+                    continue;
                 }
-                Ok(info) => {
-                    durable_target = info.next_offset;
-                    let traced = record_append_spans(broker, &route, &request, &info);
-                    stored.push(Stored {
-                        correlation_id: request.correlation_id,
-                        op: request.op,
-                        base_offset: info.base_offset,
-                        permit: request.permit,
-                        traced,
-                    });
-                }
+            };
+            let traced = record_append_spans(broker, &route, &request, &info);
+            let done = Stored {
+                correlation_id: request.correlation_id,
+                op: request.op,
+                base_offset: info.base_offset,
+                permit: request.permit,
+                traced,
+            };
+            if durable {
+                durable_target = info.next_offset;
+                stored.push(done);
+            } else {
+                answer(reply, &route, ack, done).await;
             }
         }
         if stored.is_empty() {
-            return;
-        }
-        if ack != AckLevel::Durable {
-            answer(reply, &route, ack, stored).await;
             return;
         }
         let reply = reply.clone();
@@ -209,7 +212,9 @@ impl ProduceRun {
                     for traced in stored.iter().filter_map(|s| s.traced.as_ref()) {
                         record_durable_spans(traced, durable_us);
                     }
-                    answer(&reply, &route, ack, stored).await;
+                    for done in stored {
+                        answer(&reply, &route, ack, done).await;
+                    }
                 }
                 Err(error) => {
                     for s in stored {
@@ -223,22 +228,20 @@ impl ProduceRun {
     }
 }
 
-/// Answers appended requests: with their offsets, or (`none`) only their partition.
-async fn answer(reply: &Reply, route: &Route, ack: AckLevel, stored: Vec<Stored>) {
-    for s in stored {
-        let response = ProduceResponse {
-            partition: route.partition_id,
-            base_offset: (ack != AckLevel::None).then_some(s.base_offset),
-        };
-        reply
-            .send(
-                s.correlation_id,
-                s.op,
-                Ok(Response::Produce(response)),
-                Some(s.permit),
-            )
-            .await;
-    }
+/// Answers an appended request: with its offset, or (`none`) only its partition.
+async fn answer(reply: &Reply, route: &Route, ack: AckLevel, done: Stored) {
+    let response = ProduceResponse {
+        partition: route.partition_id,
+        base_offset: (ack != AckLevel::None).then_some(done.base_offset),
+    };
+    reply
+        .send(
+            done.correlation_id,
+            done.op,
+            Ok(Response::Produce(response)),
+            Some(done.permit),
+        )
+        .await;
 }
 
 /// Traced messages: a `produce` span from receipt to the end of the append, with the
