@@ -422,12 +422,9 @@ impl Log {
             records += u64::from(header.record_count);
         }
         let batches = &batches[..headers.len()];
+        self.reserve(end)?;
         if !self.zero.is_ready(end) {
-            let zero = self.zero.clone();
-            zero.claim(end, || {
-                self.reserve(end)?;
-                Ok(self.allocated_bytes)
-            })?;
+            self.zero.claim(end, self.allocated_bytes);
         }
 
         // Each batch goes out as its log offset (from `bases`) and its own bytes after

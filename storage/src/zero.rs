@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::segment::Segment;
 use crate::sync::Durable;
 
@@ -99,18 +99,16 @@ impl ZeroAhead {
         needed <= self.ready_until.load(Ordering::Acquire)
     }
 
-    /// The writer is about to write up to `needed`, past the zeroed region. Under the
-    /// lock (so no zeroing is in progress), `reserve` makes sure the space is reserved
-    /// and returns the end of the reservation.
-    pub(crate) fn claim(&self, needed: u64, reserve: impl FnOnce() -> Result<u64>) -> Result<()> {
+    /// The writer is about to write up to `needed`, past the zeroed region, in a file
+    /// now reserved up to `allocated`. Taking the lock waits for a chunk in progress,
+    /// which lies below `allocated` and so never past what the writer reserved.
+    pub(crate) fn claim(&self, needed: u64, allocated: u64) {
         let mut state = lock(&self.state);
-        let allocated = reserve()?;
         state.allocated = allocated;
         if needed > state.ready_until {
             state.ready_until = needed;
             self.ready_until.store(needed, Ordering::Release);
         }
-        Ok(())
     }
 
     /// The current `ready_until` (`u64::MAX` when disabled).

@@ -385,3 +385,37 @@ fn zero_ahead_runs_between_syncs_and_never_touches_appended_data() {
     assert_eq!(info.base_offset, 4800);
     log.close().unwrap();
 }
+
+#[test]
+fn space_is_reserved_ahead_of_the_writer_under_every_policy() {
+    for durability in [
+        Durability::Os,
+        Durability::Always,
+        Durability::IntervalMs(50),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            durability,
+            segment_bytes: 1 << 20,
+            preallocate_bytes: 64 * 1024,
+            ..small_config()
+        };
+        let mut log = Log::open(dir.path(), config).unwrap();
+        let mut end = 0;
+        for tag in 0..40 {
+            let original = batch(tag, 2, 1000, 0);
+            let info = log.append(&original).unwrap();
+            end = info.position + original.len() as u64;
+        }
+        assert!(
+            end > 64 * 1024,
+            "the appends should outgrow the first reservation"
+        );
+        // fallocate ran past the data (a plain write would leave the file at `end`),
+        // so a full disk fails the reservation, before anything is written.
+        let path = storage::format::segment_path(dir.path(), 0);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > end, "{durability:?}: file {len} bytes, data {end}");
+        log.close().unwrap();
+    }
+}
