@@ -172,12 +172,14 @@ bench produce-always "redis: appendfsync always" "${REDIS[@]}" "${PRODUCE[@]}"
 bench pubsub "redis: appendfsync always" "${REDIS[@]}" "${PUBSUB[@]}"
 bench rtt "redis: appendfsync always" "${REDIS[@]}" "${RTT[@]}"
 
-# RabbitMQ ($RABBITMQ_VERSION): the message's delivery mode is the durability policy
-# (persistent messages are confirmed once synced; transient ones are never synced).
+# RabbitMQ ($RABBITMQ_VERSION): the queue type is the durability policy. Quorum queues
+# confirm once their log is fdatasynced; classic queues with transient messages never
+# sync. (Classic queues with persistent messages confirm after a write to the page
+# cache, syncing only now and then, so they are no fsync-before-ack figure.)
 start_rabbitmq
 RABBITMQ=(--broker rabbitmq --addr "127.0.0.1:$RABBITMQ_PORT")
-RABBITMQ_OS_NOTE="transient messages (never synced)"
-RABBITMQ_DURABLE_NOTE="persistent messages (synced before confirm)"
+RABBITMQ_OS_NOTE="classic queues, transient messages (never synced)"
+RABBITMQ_DURABLE_NOTE="quorum queues (log fdatasynced before confirm)"
 bench produce-os "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${PRODUCE[@]}" "${OS[@]}"
 bench produce-always "rabbitmq: $RABBITMQ_DURABLE_NOTE" "${RABBITMQ[@]}" "${PRODUCE[@]}" "${ALWAYS[@]}"
 bench consume "rabbitmq: $RABBITMQ_OS_NOTE" "${RABBITMQ[@]}" "${CONSUME[@]}" "${OS[@]}"
