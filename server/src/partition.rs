@@ -52,17 +52,17 @@ impl Partition {
 
     /// Appends a batch (already decoded and CRC-checked by the protocol layer; the log
     /// checks it again before storing). Wakes long-polling readers.
-    pub fn append(&self, batch: &[u8], records: u32) -> Result<AppendInfo, BrokerError> {
+    pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, BrokerError> {
         let info = {
             let mut guard = lock(&self.log);
             let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
             log.append(batch)?
         };
-        self.messages_total
-            .fetch_add(u64::from(records), Ordering::Relaxed);
-        self.bytes_total
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.end.send_replace(info.next_offset);
+        self.count_appended(
+            info.next_offset - info.base_offset,
+            batch.len() as u64,
+            info.next_offset,
+        );
         Ok(info)
     }
 
@@ -104,11 +104,16 @@ impl Partition {
                 end = Some(info.next_offset);
             }
         }
+        if let Some(end) = end {
+            self.count_appended(messages, bytes, end);
+        }
+    }
+
+    /// Counts what was appended and wakes readers waiting for the new `end`.
+    fn count_appended(&self, messages: u64, bytes: u64, end: u64) {
         self.messages_total.fetch_add(messages, Ordering::Relaxed);
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(end) = end {
-            self.end.send_replace(end);
-        }
+        self.end.send_replace(end);
     }
 
     /// Waits until `offset` is durable. Under `os` durability nothing is ever synced

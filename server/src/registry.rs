@@ -139,10 +139,7 @@ impl ServiceRegistry {
                     .push(now, Some(key.as_bytes()), Some(&value), &[])
                     .map_err(|e| BrokerError::InvalidRequest(format!("registry record: {e}")))?;
             }
-            next = self
-                .partition
-                .append(&builder.finish(), chunk.len() as u32)?
-                .next_offset;
+            next = self.partition.append(&builder.finish())?.next_offset;
         }
         Ok(next)
     }

@@ -282,7 +282,7 @@ fn flush(partition: &Partition, pending: &mut Vec<Span>) {
         }
     }
     if count > 0 {
-        if let Err(error) = partition.append(&builder.finish(), count) {
+        if let Err(error) = partition.append(&builder.finish()) {
             tracing::warn!(%error, "writing trace spans failed; they are lost");
         }
     }

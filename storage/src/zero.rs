@@ -45,8 +45,6 @@ static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
 struct State {
     /// The active segment; `None` while a roll swaps it.
     segment: Option<Arc<Segment>>,
-    /// Mirror of [`ZeroAhead::ready_until`], changed only under this lock.
-    ready_until: u64,
     /// End of the space reserved in the active segment's file.
     allocated: u64,
     /// A zero write failed: stop trying for this log.
@@ -62,7 +60,8 @@ struct State {
 pub(crate) struct ZeroAhead {
     enabled: bool,
     state: Mutex<State>,
-    /// The writer may write below this position without the lock.
+    /// The writer may write below this position without the lock; only a holder of
+    /// the state lock changes it.
     ready_until: AtomicU64,
     /// Bytes appended since the log opened, for the rate measurement.
     appended_bytes: AtomicU64,
@@ -82,7 +81,6 @@ impl ZeroAhead {
             enabled,
             state: Mutex::new(State {
                 segment: Some(segment),
-                ready_until: end,
                 allocated,
                 broken: false,
                 window_start: Instant::now(),
@@ -105,8 +103,7 @@ impl ZeroAhead {
     pub(crate) fn claim(&self, needed: u64, allocated: u64) {
         let mut state = lock(&self.state);
         state.allocated = allocated;
-        if needed > state.ready_until {
-            state.ready_until = needed;
+        if needed > self.ready_until.load(Ordering::Acquire) {
             self.ready_until.store(needed, Ordering::Release);
         }
     }
@@ -138,7 +135,6 @@ impl ZeroAhead {
         }
         let mut state = lock(&self.state);
         state.segment = Some(segment);
-        state.ready_until = end;
         state.allocated = allocated;
         self.ready_until.store(end, Ordering::Release);
     }
@@ -157,7 +153,7 @@ impl ZeroAhead {
         let Some(segment) = state.segment.clone() else {
             return false;
         };
-        let from = state.ready_until;
+        let from = self.ready_until.load(Ordering::Acquire);
         if from.saturating_sub(segment.end_position()) >= ZERO_AHEAD_BYTES {
             return false;
         }
@@ -187,7 +183,6 @@ impl ZeroAhead {
             state.broken = true;
             return false;
         }
-        state.ready_until = to;
         self.ready_until.store(to, Ordering::Release);
         true
     }

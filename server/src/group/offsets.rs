@@ -142,7 +142,7 @@ impl OffsetStore {
         let next_offset = {
             let mut state = self.lock();
             let batch = builder.finish();
-            let info = self.partition.append(&batch, offsets.len() as u32)?;
+            let info = self.partition.append(&batch)?;
             for &(partition, offset) in offsets {
                 state.offsets.insert(
                     OffsetKey {
@@ -184,7 +184,7 @@ impl OffsetStore {
                     .map_err(|e| BrokerError::Internal(e.to_string()))?;
             }
             let batch = builder.finish();
-            let info = self.partition.append(&batch, chunk.len() as u32)?;
+            let info = self.partition.append(&batch)?;
             first_offset.get_or_insert(info.base_offset);
             next_offset = info.next_offset;
         }

@@ -604,7 +604,7 @@ impl QueueGroup {
             }
         };
         let target = dlq.partition(0)?.clone();
-        let info = target.append(&batch, 1)?;
+        let info = target.append(&batch)?;
         target
             .wait_durable(info.next_offset, Duration::from_secs(30))
             .await?;

@@ -273,10 +273,7 @@ impl QueueStore {
                     .push(now, Some(&key), Some(&encode(event)), &[])
                     .map_err(|e| BrokerError::Internal(format!("queue state record: {e}")))?;
             }
-            next = self
-                .partition
-                .append(&builder.finish(), chunk.len() as u32)?
-                .next_offset;
+            next = self.partition.append(&builder.finish())?.next_offset;
         }
         Ok(next)
     }

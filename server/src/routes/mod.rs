@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use protocol::batch::{BatchBuilder, BatchHeader};
+use protocol::batch::BatchBuilder;
 use protocol::ops::produce::AckLevel;
 use protocol::ops::routes::{
     PublishRequest, PublishResponse, RouteEvent, RouteInfo, Routed, ROUTES_TOPIC,
@@ -100,7 +100,7 @@ impl Routes {
         builder
             .push(now, None, Some(&value), &[])
             .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
-        Ok(self.partition.append(&builder.finish(), 1)?.next_offset)
+        Ok(self.partition.append(&builder.finish())?.next_offset)
     }
 
     /// Adds a rule; durable on return.
@@ -197,9 +197,6 @@ impl Routes {
             }
         }
         let received_us = traces::now_us();
-        let records = BatchHeader::parse(&request.batch)
-            .map(|h| h.record_count)
-            .unwrap_or(0);
         let mut appended = Vec::with_capacity(topics.len());
         for name in topics {
             let topic = self.registry.get(&name)?;
@@ -208,7 +205,7 @@ impl Routes {
             }
             let partition_id = topic.next_round_robin();
             let partition = topic.partition(partition_id)?.clone();
-            let info = partition.append(&request.batch, records)?;
+            let info = partition.append(&request.batch)?;
             appended.push(RoutedAppend {
                 topic: name,
                 partition_id,
