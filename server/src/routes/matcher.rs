@@ -4,9 +4,15 @@
 //! word and `#` matches zero or more words. Patterns are kept in a trie keyed by word,
 //! with separate `*` and `#` children, so matching a key walks only the branches its
 //! words can take: the cost grows with the key's length and the wildcards on its path,
-//! not with the number of rules.
+//! not with the number of rules. Each (trie node, key position) pair is visited at
+//! most once, so patterns such as `#.#.#.#` cannot make a match take exponential time,
+//! and both patterns and keys are limited to [`MAX_WORDS`] words.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Most words a pattern or a routing key may have. Bounds the trie's depth (and the
+/// recursion that walks it) and the work of one match.
+pub const MAX_WORDS: usize = 128;
 
 /// One node of the pattern trie.
 #[derive(Debug, Default)]
@@ -29,6 +35,9 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {
         return Err("a routing pattern cannot be empty".into());
     }
+    if pattern.split('.').count() > MAX_WORDS {
+        return Err(format!("a routing pattern has at most {MAX_WORDS} words"));
+    }
     for word in pattern.split('.') {
         if word.is_empty() {
             return Err(format!(
@@ -40,6 +49,14 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
                 "in pattern {pattern:?}, * and # must be whole words"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Checks a routing key: at most [`MAX_WORDS`] words.
+pub fn validate_key(key: &str) -> Result<(), String> {
+    if key.split('.').count() > MAX_WORDS {
+        return Err(format!("a routing key has at most {MAX_WORDS} words"));
     }
     Ok(())
 }
@@ -75,11 +92,13 @@ impl Matcher {
         remove_at(&mut self.root, &words, id);
     }
 
-    /// Every rule whose pattern matches `key`, in id order.
+    /// Every rule whose pattern matches `key` (checked with [`validate_key`] by the
+    /// caller), in id order.
     pub fn matches(&self, key: &str) -> BTreeSet<u64> {
         let words: Vec<&str> = key.split('.').collect();
         let mut out = BTreeSet::new();
-        collect(&self.root, &words, &mut out);
+        let mut visited = HashSet::new();
+        collect(&self.root, &words, 0, &mut visited, &mut out);
         out
     }
 }
@@ -115,22 +134,34 @@ fn remove_at(node: &mut Node, words: &[&str], id: u64) -> bool {
     node.is_empty()
 }
 
-fn collect(node: &Node, words: &[&str], out: &mut BTreeSet<u64>) {
+/// Collects the rules reachable from `node` with `words[at..]` left to match.
+/// `visited` holds the (node, position) pairs already explored: a second path to the
+/// same pair (through `#`s that took different numbers of words) can find nothing new.
+fn collect(
+    node: &Node,
+    words: &[&str],
+    at: usize,
+    visited: &mut HashSet<(*const Node, usize)>,
+    out: &mut BTreeSet<u64>,
+) {
+    if !visited.insert((node as *const Node, at)) {
+        return;
+    }
     if let Some(hash) = &node.hash {
         // `#` takes zero or more of the remaining words.
-        for skip in 0..=words.len() {
-            collect(hash, &words[skip..], out);
+        for next in at..=words.len() {
+            collect(hash, words, next, visited, out);
         }
     }
-    let Some((first, rest)) = words.split_first() else {
+    let Some(first) = words.get(at) else {
         out.extend(node.rules.iter().copied());
         return;
     };
     if let Some(child) = node.words.get(*first) {
-        collect(child, rest, out);
+        collect(child, words, at + 1, visited, out);
     }
     if let Some(star) = &node.star {
-        collect(star, rest, out);
+        collect(star, words, at + 1, visited, out);
     }
 }
 
@@ -191,6 +222,27 @@ mod tests {
                 "reference: {pattern} vs {key}"
             );
         }
+    }
+
+    #[test]
+    fn many_hashes_against_a_long_key_take_polynomial_time() {
+        // Without memoisation this is about C(136, 8) ≈ 10^12 paths.
+        let mut matcher = Matcher::new();
+        matcher.insert(1, "#.#.#.#.#.#.#.#.z");
+        let key = vec!["a"; MAX_WORDS].join(".");
+        assert!(matcher.matches(&key).is_empty());
+        let key = format!("{}.z", vec!["a"; MAX_WORDS - 1].join("."));
+        assert_eq!(matcher.matches(&key), BTreeSet::from([1]));
+    }
+
+    #[test]
+    fn word_counts_are_limited() {
+        let long = vec!["a"; MAX_WORDS + 1].join(".");
+        assert!(validate_pattern(&long).is_err());
+        assert!(validate_key(&long).is_err());
+        let longest = vec!["a"; MAX_WORDS].join(".");
+        validate_pattern(&longest).unwrap();
+        validate_key(&longest).unwrap();
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl Routes {
         &self,
         request: &PublishRequest,
     ) -> Result<Vec<RoutedAppend>, BrokerError> {
+        matcher::validate_key(&request.routing_key).map_err(BrokerError::InvalidRequest)?;
         let mut topics = self.destinations(&request.routing_key, &request.headers);
         if topics.is_empty() {
             match &self.unroutable_topic {
