@@ -128,14 +128,16 @@ impl QueueMessage {
     pub async fn ack(self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         let pending = (self.record.partition, self.record.offset, tx);
-        self.settler
-            .acks
-            .send(pending)
-            .await
-            .map_err(|_| ClientError::Closed("the queue consumer"))?;
-        rx.await
-            .unwrap_or(Err(ClientError::Closed("the queue consumer")))?;
-        self.settler.settled().await
+        let acked = match self.settler.acks.send(pending).await {
+            Ok(()) => rx
+                .await
+                .unwrap_or(Err(ClientError::Closed("the queue consumer"))),
+            Err(_) => Err(ClientError::Closed("the queue consumer")),
+        };
+        // Settled either way (a refused ack means the broker no longer holds the
+        // message for us): its credit comes back, or the consumer would starve.
+        let credit = self.settler.settled().await;
+        acked.and(credit)
     }
 
     /// Failed: redeliver after the backoff, or dead-letter it if this was the last
@@ -159,8 +161,10 @@ impl QueueMessage {
             reason: reason.to_string(),
             redelivery_delay_ms: delay_ms,
         });
-        self.settler.client.request(request).await?;
-        self.settler.settled().await
+        let nacked = self.settler.client.request(request).await.map(drop);
+        // As for `ack`: the credit comes back whatever the answer.
+        let credit = self.settler.settled().await;
+        nacked.and(credit)
     }
 
     /// Still working on it: move the ack deadline to `by` from now.

@@ -249,10 +249,14 @@ impl Partition {
         Ok(log.enforce_retention()?)
     }
 
-    /// Makes `offset` the first offset (blocking I/O).
+    /// Makes `offset` the first offset (blocking I/O). Everything appended so far is
+    /// synced first, whatever the topic's durability: compaction appends a snapshot
+    /// and then truncates what it replaces, and the new start is persisted at once, so
+    /// without the sync a crash could keep the truncation and lose the snapshot.
     pub fn truncate_before(&self, offset: u64) -> Result<(), BrokerError> {
         let mut guard = lock(&self.log);
         let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+        log.sync()?;
         log.truncate_before(offset)?;
         Ok(())
     }
@@ -265,5 +269,36 @@ impl Partition {
             Some(log) => Ok(log.close()?),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::batch::BatchBuilder;
+    use storage::LogConfig;
+
+    fn batch(value: &[u8]) -> bytes::Bytes {
+        let mut builder = BatchBuilder::new();
+        builder.push(1, None, Some(value), &[]).unwrap();
+        builder.finish()
+    }
+
+    #[test]
+    fn truncation_first_makes_everything_appended_durable() {
+        // An `os` log never syncs on its own: only the truncation can have done it.
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            durability: Durability::Os,
+            ..LogConfig::default()
+        };
+        let partition = Partition::new(0, Log::open(dir.path(), config).unwrap());
+        for value in [&b"old"[..], b"snapshot 1", b"snapshot 2"] {
+            partition.append(&batch(value)).unwrap();
+        }
+        assert_eq!(partition.reader.durable_offset(), 0);
+        partition.truncate_before(1).unwrap();
+        assert_eq!(partition.start_offset(), 1);
+        assert_eq!(partition.reader.durable_offset(), 3);
     }
 }

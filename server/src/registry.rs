@@ -287,12 +287,18 @@ impl ServiceRegistry {
     }
 
     /// Appends a snapshot of the live view and truncates the log before it, once the
-    /// log has grown enough to be worth it.
+    /// log has grown enough to be worth it: at least `COMPACT_AFTER_RECORDS`, and twice
+    /// the snapshot (two records per instance), so a large live view is not rewritten
+    /// on every tick.
     pub fn compact(&self) -> Result<(), BrokerError> {
-        if self.partition.end_offset() - self.partition.start_offset() < COMPACT_AFTER_RECORDS {
+        let records = self.partition.end_offset() - self.partition.start_offset();
+        if records < COMPACT_AFTER_RECORDS {
             return Ok(());
         }
         let live = self.lock();
+        if records < 4 * live.len() as u64 {
+            return Ok(());
+        }
         let first = self.partition.end_offset();
         let mut events = Vec::with_capacity(live.len() * 2);
         for ((service, instance_id), i) in live.iter() {

@@ -15,6 +15,7 @@ pub mod state;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -695,7 +696,13 @@ async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdown) {
                 .topic
                 .partitions
                 .iter()
-                .filter_map(|p| inner.state.partition(p.id).map(|q| (p.clone(), q.read)))
+                // Wait for data past what is already readable: a backlog the round
+                // could not hand out (no credit, too many unacked) must not wake this
+                // loop at once; credit, acks and new members wake it through `wake`.
+                .filter_map(|p| {
+                    let read = inner.state.partition(p.id)?.read;
+                    Some((p.clone(), read.max(p.visible_end())))
+                })
                 .collect()
         };
         let data = async {
@@ -727,6 +734,10 @@ pub struct QueueManager {
     /// subscription id -> (group, member), for credit and unsubscribe.
     subscriptions: Mutex<HashMap<u64, (Arc<QueueGroup>, String)>>,
     tracer: Arc<Tracer>,
+    /// Records left on `__queue_state` by the last compaction: the next one waits
+    /// until the log holds twice that, so a large live state is not rewritten on
+    /// every tick.
+    compacted_records: AtomicU64,
 }
 
 impl QueueManager {
@@ -745,6 +756,7 @@ impl QueueManager {
             shutdown,
             subscriptions: Mutex::new(HashMap::new()),
             tracer,
+            compacted_records: AtomicU64::new(0),
         };
         for ((group, topic), events) in replayed {
             let Ok(topic) = manager.registry.get(&topic) else {
@@ -978,17 +990,28 @@ impl QueueManager {
     }
 
     /// Appends a snapshot of every group and truncates the log before the oldest, once
-    /// it holds enough records to be worth it.
+    /// it holds enough records to be worth it: at least `COMPACT_AFTER_RECORDS`, and
+    /// twice what the last compaction left.
     pub fn compact(&self) -> Result<(), BrokerError> {
-        if self.store.len() < COMPACT_AFTER_RECORDS {
+        let threshold =
+            COMPACT_AFTER_RECORDS.max(2 * self.compacted_records.load(Ordering::Relaxed));
+        if self.store.len() < threshold {
             return Ok(());
         }
-        let groups: Vec<_> = self.lock().values().cloned().collect();
-        let mut oldest = self.store.end_offset();
+        // The end is read under the groups lock: every event below it belongs to a
+        // group in this list, so truncating up to it cuts no group's history short.
+        let (groups, mut oldest) = {
+            let groups = self.lock();
+            let end = self.store.end_offset();
+            (groups.values().cloned().collect::<Vec<_>>(), end)
+        };
         for group in groups {
             oldest = oldest.min(group.snapshot()?);
         }
-        self.store.truncate_before(oldest)
+        self.store.truncate_before(oldest)?;
+        self.compacted_records
+            .store(self.store.len(), Ordering::Relaxed);
+        Ok(())
     }
 }
 
