@@ -21,6 +21,10 @@ use crate::topics::{TopicConfig, TopicRegistry};
 
 /// Spans waiting to be written, at most; more are dropped (and counted).
 pub const SPAN_QUEUE: usize = 16_384;
+/// Longest attribute value a span keeps (longer ones are cut at a character
+/// boundary): with [`SPAN_QUEUE`] this bounds the queue's memory, whatever clients put
+/// in the names and reasons that become attributes.
+pub const MAX_ATTRIBUTE_BYTES: usize = 256;
 /// Spans per append to `__traces`, at most.
 const SPANS_PER_BATCH: usize = 1024;
 /// How long spans may wait to be written.
@@ -211,8 +215,9 @@ impl Tracer {
         name: &str,
         start_us: u64,
         end_us: u64,
-        attributes: Vec<(String, String)>,
+        mut attributes: Vec<(String, String)>,
     ) {
+        clip_attributes(&mut attributes);
         self.record(Span {
             trace_id: context.trace_id,
             span_id,
@@ -222,6 +227,13 @@ impl Tracer {
             duration_us: end_us.saturating_sub(start_us),
             attributes,
         });
+    }
+}
+
+/// Cuts every value to [`MAX_ATTRIBUTE_BYTES`] at a character boundary.
+fn clip_attributes(attributes: &mut [(String, String)]) {
+    for (_, value) in attributes {
+        value.truncate(value.floor_char_boundary(MAX_ATTRIBUTE_BYTES));
     }
 }
 
@@ -323,6 +335,16 @@ mod tests {
             half.wants(&context(false, 9)),
             "decided per trace"
         );
+    }
+
+    #[test]
+    fn attribute_values_are_clipped_at_a_character_boundary() {
+        let long = "é".repeat(MAX_ATTRIBUTE_BYTES); // two bytes each
+        let mut attributes = vec![("reason".to_string(), long), ("topic".into(), "t".into())];
+        clip_attributes(&mut attributes);
+        assert_eq!(attributes[0].1.len(), MAX_ATTRIBUTE_BYTES);
+        assert!(attributes[0].1.chars().all(|c| c == 'é'));
+        assert_eq!(attributes[1].1, "t");
     }
 
     #[test]

@@ -531,12 +531,16 @@ impl QueueGroup {
         };
         let source = self.topic.partition(partition)?.clone();
         let chunk = source.read(offset, 1)?;
-        let view = BatchView::new(
-            &chunk.bytes[..BatchHeader::parse(&chunk.bytes)
-                .map(|h| h.batch_len as usize)
-                .unwrap_or(0)],
-        )
-        .map_err(|e| BrokerError::Internal(format!("dead letter source: {e}")))?;
+        let source_error = |e: protocol::batch::BatchError| {
+            BrokerError::Internal(format!("dead letter source: {e}"))
+        };
+        let batch = split_batches(chunk.bytes)
+            .next()
+            .ok_or_else(|| {
+                BrokerError::Internal(format!("offset {offset} not found for dead-lettering"))
+            })?
+            .map_err(source_error)?;
+        let view = BatchView::new(&batch).map_err(source_error)?;
         let record = view
             .records()
             .flatten()

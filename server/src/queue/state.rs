@@ -357,6 +357,9 @@ impl QueueState {
             Some(entry) if matches!(entry.state, EntryState::InFlight { .. }) => entry,
             _ => return Err(Refusal::NotInFlight { partition, offset }),
         };
+        // Clipped here, as the event log stores it: memory per entry stays bounded,
+        // and the reason reads the same before and after a restart.
+        let reason = super::store::clip_reason(reason);
         entry.reason = Some(reason.to_string());
         let attempts = entry.attempts;
         if attempts >= policy.max_attempts {
@@ -726,6 +729,19 @@ mod tests {
 
     fn member(name: &str) -> Arc<str> {
         Arc::from(name)
+    }
+
+    #[test]
+    fn a_long_nack_reason_is_clipped_in_memory_and_in_its_event() {
+        let mut q = QueueState::new(policy(), &[0]);
+        q.new_range(0, 1, 10).unwrap();
+        q.deliver(0, 0, 1, &member("a"), 0);
+        let reason = "x".repeat(64 * 1024);
+        let event = q.fail(0, 0, &reason, None, 0).unwrap();
+        let max = crate::queue::store::MAX_REASON_BYTES;
+        assert!(matches!(event, Event::Failed { ref reason, .. } if reason.len() == max));
+        let kept = q.partition(0).unwrap().entry(0).unwrap().reason.clone();
+        assert_eq!(kept.map(|r| r.len()), Some(max));
     }
 
     #[test]

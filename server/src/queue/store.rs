@@ -28,13 +28,15 @@ const DEAD_LETTERED: u8 = 5;
 const POSITION: u8 = 6;
 const ENTRY: u8 = 7;
 
+/// `reason` cut to at most [`MAX_REASON_BYTES`], at a character boundary.
+pub fn clip_reason(reason: &str) -> &str {
+    &reason[..reason.floor_char_boundary(MAX_REASON_BYTES)]
+}
+
 fn put_reason(buf: &mut BytesMut, reason: &str) {
-    let mut end = reason.len().min(MAX_REASON_BYTES);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    buf.put_u16_le(end as u16);
-    buf.put_slice(&reason.as_bytes()[..end]);
+    let reason = clip_reason(reason);
+    buf.put_u16_le(reason.len() as u16);
+    buf.put_slice(reason.as_bytes());
 }
 
 /// Encodes an event as a record value.
