@@ -37,6 +37,14 @@ pub const COMPACT_AFTER_RECORDS: u64 = 10_000;
 pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest service or instance name, bytes.
 pub const MAX_NAME_BYTES: usize = 200;
+/// Instances registered at once, at most: the live view is in memory.
+pub const MAX_INSTANCES: usize = 100_000;
+/// Longest address, bytes.
+pub const MAX_ADDRESS_BYTES: usize = 1024;
+/// Most tags an instance may carry.
+pub const MAX_TAGS: usize = 64;
+/// Longest tag key or value, bytes.
+pub const MAX_TAG_BYTES: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Instance {
@@ -166,6 +174,20 @@ impl ServiceRegistry {
                 "ttl_ms must be within {MIN_TTL_MS}..={MAX_TTL_MS}, got {ttl_ms}"
             )));
         }
+        if address.len() > MAX_ADDRESS_BYTES {
+            return Err(BrokerError::InvalidRequest(format!(
+                "an address is at most {MAX_ADDRESS_BYTES} bytes"
+            )));
+        }
+        if tags.len() > MAX_TAGS
+            || tags
+                .iter()
+                .any(|t| t.key.len() > MAX_TAG_BYTES || t.value.len() > MAX_TAG_BYTES)
+        {
+            return Err(BrokerError::InvalidRequest(format!(
+                "at most {MAX_TAGS} tags, each key and value at most {MAX_TAG_BYTES} bytes"
+            )));
+        }
         let at_ms = now_ms(self.clock.as_ref());
         let event = RegistryEvent::Registered {
             service: service.into(),
@@ -177,6 +199,12 @@ impl ServiceRegistry {
         };
         let wait = {
             let mut live = self.lock();
+            let key = (service.to_string(), instance_id.to_string());
+            if live.len() >= MAX_INSTANCES && !live.contains_key(&key) {
+                return Err(BrokerError::ResourceLimit(format!(
+                    "{MAX_INSTANCES} instances are registered already"
+                )));
+            }
             let wait = self.append(std::slice::from_ref(&event))?;
             apply(&mut live, &event);
             wait
@@ -474,5 +502,33 @@ mod tests {
         let record = view.records().last().unwrap().unwrap();
         let event = RegistryEvent::decode(last.slice_ref(record.value.unwrap())).unwrap();
         assert!(matches!(event, RegistryEvent::Expired { .. }), "{event:?}");
+    }
+
+    #[tokio::test]
+    async fn oversized_addresses_and_tags_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = TopicRegistry::open(dir.path()).unwrap();
+        let registry =
+            ServiceRegistry::open(&topics, Arc::new(ManualClock::new(1_000_000))).unwrap();
+        let long = "x".repeat(MAX_TAG_BYTES + 1);
+        let too_many: Vec<_> = (0..=MAX_TAGS).map(|i| tag(&i.to_string(), "v")).collect();
+        for (address, tags) in [
+            ("x".repeat(MAX_ADDRESS_BYTES + 1), vec![]),
+            ("a:1".to_string(), vec![tag("zone", &long)]),
+            ("a:1".to_string(), too_many),
+        ] {
+            let refused = registry.register("s", "i", &address, tags, 5_000).await;
+            assert!(
+                matches!(refused, Err(BrokerError::InvalidRequest(_))),
+                "{refused:?}"
+            );
+        }
+        assert!(registry.describe("s", &[]).instances.is_empty());
+        let fitting: Vec<_> = (0..MAX_TAGS).map(|i| tag(&i.to_string(), "v")).collect();
+        registry
+            .register("s", "i", "a:1", fitting, 5_000)
+            .await
+            .unwrap();
+        assert_eq!(registry.describe("s", &[]).instances.len(), 1);
     }
 }
