@@ -198,12 +198,18 @@ impl Routes {
             }
         }
         let received_us = traces::now_us();
-        let mut appended = Vec::with_capacity(topics.len());
+        // Every destination is looked up before the first append: a rule whose topic
+        // was deleted fails the publish as a whole, instead of after some topics
+        // already have the batch (a retry would then duplicate it there).
+        let mut destinations = Vec::with_capacity(topics.len());
         for name in topics {
             let topic = self.registry.get(&name)?;
-            if topic.internal {
-                continue;
+            if !topic.internal {
+                destinations.push((name, topic));
             }
+        }
+        let mut appended = Vec::with_capacity(destinations.len());
+        for (name, topic) in destinations {
             let partition_id = topic.next_round_robin();
             let partition = topic.partition(partition_id)?.clone();
             let info = partition.append(&request.batch)?;
@@ -334,6 +340,41 @@ mod tests {
             0.0,
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rule_to_a_deleted_topic_fails_the_publish_before_any_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+        for name in ["a", "b"] {
+            let config = TopicConfig {
+                partitions: 1,
+                ..TopicConfig::internal_default()
+            };
+            registry.create(name, config, false).unwrap();
+        }
+        let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+        for topic in ["a", "b"] {
+            routes.add("k".into(), topic.into(), vec![]).await.unwrap();
+        }
+        registry.delete("b").unwrap();
+        let request = PublishRequest {
+            routing_key: "k".into(),
+            headers: vec![],
+            ack: AckLevel::Appended,
+            timeout_ms: 5000,
+            batch: batch(b"x"),
+        };
+        assert!(matches!(
+            routes.publish(request).await,
+            Err(BrokerError::UnknownTopic(_))
+        ));
+        let a = registry.get("a").unwrap();
+        assert_eq!(
+            a.partition(0).unwrap().end_offset(),
+            0,
+            "nothing half-published"
+        );
     }
 
     #[tokio::test]
