@@ -379,6 +379,9 @@ impl QueueGroup {
             None
         };
         let mut events = state.expire(now, check_gone);
+        for part in &self.topic.partitions {
+            events.extend(state.skip_before(part.id, part.start_offset()));
+        }
         let mut deliveries = Vec::new();
         let members: Vec<Arc<str>> = sinks.keys().cloned().collect();
         let pick = |sinks: &BTreeMap<Arc<str>, Sink>, next: &mut usize| -> Option<Arc<str>> {

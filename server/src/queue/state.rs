@@ -262,6 +262,26 @@ impl QueueState {
         (to > part.read).then_some((part.read, to))
     }
 
+    /// The log no longer holds the offsets below `start` (retention, DeleteRecords):
+    /// reads move up to it and whatever was unsettled below it is settled, since it can
+    /// never be delivered again. Returns the event that records this, if anything
+    /// changed; without it the partition would wait forever for messages it cannot
+    /// read.
+    pub fn skip_before(&mut self, partition: u32, start: u64) -> Option<Event> {
+        let part = self.partitions.get(partition as usize)?;
+        if part.read >= start && part.entries.range(..start).next().is_none() {
+            return None;
+        }
+        let event = Event::Position {
+            partition,
+            floor: start,
+            read: part.read.max(start),
+            dead_lettered: part.dead_lettered,
+        };
+        self.apply(&event);
+        Some(event)
+    }
+
     /// Delivers `[from, to)` (new messages, or one message being retried) to `member`.
     pub fn deliver(
         &mut self,
@@ -729,6 +749,32 @@ mod tests {
 
     fn member(name: &str) -> Arc<str> {
         Arc::from(name)
+    }
+
+    #[test]
+    fn offsets_gone_from_the_log_are_skipped_and_their_entries_settled() {
+        let mut q = QueueState::new(policy(), &[0]);
+        q.new_range(0, 4, 10).unwrap();
+        q.deliver(0, 0, 4, &member("a"), 0);
+        q.fail(0, 1, "r", None, 0).unwrap(); // waiting for a retry
+        assert_eq!(q.skip_before(0, 0), None, "nothing below the start yet");
+        // Retention removed [0, 10): the retry and the in-flight ones are settled,
+        // and reading resumes at 10.
+        let event = q.skip_before(0, 10).unwrap();
+        assert!(matches!(
+            event,
+            Event::Position {
+                floor: 10,
+                read: 10,
+                ..
+            }
+        ));
+        let part = q.partition(0).unwrap();
+        assert_eq!(part.read, 10);
+        assert!((0..4).all(|o| part.entry(o).is_none()));
+        assert!(q.due_retries(i64::MAX, 10).is_empty());
+        assert_eq!(q.new_range(0, 12, 10), Some((10, 12)));
+        assert_eq!(q.skip_before(0, 10), None, "done once");
     }
 
     #[test]
