@@ -88,16 +88,22 @@ struct Shared {
     /// Messages received so far, all groups, duplicates included.
     received: AtomicU64,
     producers_done: AtomicBool,
+    /// Producers in the run, and records per batch: with `sent`, what bounds the ids a
+    /// consumer can legitimately receive.
+    producers: u32,
+    batch_records: u64,
     /// Clock time at which the producers finished.
     producers_done_ns: AtomicU64,
     abort: AtomicBool,
 }
 
 impl Shared {
-    fn new(warmup: Duration) -> Arc<Shared> {
+    fn new(workload: &Workload, warmup: Duration) -> Arc<Shared> {
         Arc::new(Shared {
             clock: Clock::start(),
             warmup_end_ns: u64::try_from(warmup.as_nanos()).unwrap_or(u64::MAX),
+            producers: workload.producers,
+            batch_records: workload.batch_records as u64,
             sent: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -193,7 +199,7 @@ async fn run_produce<D: Driver>(
     options: &RunOptions,
     topics: &[String],
 ) -> Result<Report, RunError> {
-    let shared = Shared::new(workload.warmup);
+    let shared = Shared::new(workload, workload.warmup);
     let bar = progress_bar(options, workload.stop, "produce", &shared);
     let producers = produce_phase(driver, workload, topics, &shared, true).await?;
     finish_bar(bar);
@@ -232,7 +238,7 @@ async fn run_consume<D: Driver>(
     groups: &[String],
 ) -> Result<Report, RunError> {
     // Pre-fill, unmeasured (no warm-up: everything sent counts for delivery).
-    let fill = Shared::new(Duration::ZERO);
+    let fill = Shared::new(workload, Duration::ZERO);
     let bar = progress_bar(options, workload.stop, "pre-fill", &fill);
     let producers = produce_phase(driver, workload, topics, &fill, false).await?;
     finish_bar(bar);
@@ -241,7 +247,7 @@ async fn run_consume<D: Driver>(
             .prepare_group(topics, workload, group, StartAt::Earliest)
             .await?;
     }
-    let shared = Shared::new(workload.warmup);
+    let shared = Shared::new(workload, workload.warmup);
     shared.sent.store(producers.sent, Ordering::SeqCst);
     shared.producers_done.store(true, Ordering::SeqCst);
     let expected = Stop::Messages(producers.sent * u64::from(workload.consumer_groups));
@@ -280,7 +286,7 @@ async fn run_pubsub<D: Driver>(
     // exactly this run's messages.
     let handles = open_consumers(driver, workload, topics, groups, StartAt::Latest).await?;
     tokio::time::sleep(driver.settle_delay(workload.consumers)).await;
-    let shared = Shared::new(workload.warmup);
+    let shared = Shared::new(workload, workload.warmup);
     let consuming = {
         let (group_count, shared, options) = (groups.len(), shared.clone(), options.clone());
         tokio::spawn(
@@ -583,6 +589,14 @@ async fn consume_phase<C: ConsumerHandle>(
     Ok(merged)
 }
 
+/// Whether some producer can have sent `(producer, sequence)` by now: each producer's
+/// sequences count up from 0, and at most one batch per producer is out before `sent`
+/// counts it.
+fn possible(shared: &Shared, producer: u32, sequence: u64) -> bool {
+    let slack = u64::from(shared.producers) * shared.batch_records;
+    producer < shared.producers && sequence < shared.sent.load(Ordering::Acquire) + slack
+}
+
 /// One consumer's loop: receive, decode, account, until its group has everything
 /// that was sent or nothing more arrives within the drain timeout.
 async fn consume<C: ConsumerHandle>(
@@ -605,8 +619,15 @@ async fn consume<C: ConsumerHandle>(
                 let now = clock.now_ns();
                 got += 1;
                 match read_header(payload) {
+                    Ok(header) if !possible(&shared, header.producer, header.sequence) => {
+                        outcome.tracker.record_impossible();
+                    }
                     Ok(header) => {
-                        outcome.tracker.record(header.producer, header.sequence);
+                        // A second copy is reported as a duplicate, and counts toward
+                        // neither throughput nor latency.
+                        if !outcome.tracker.record(header.producer, header.sequence) {
+                            return;
+                        }
                         if e2e {
                             if header.sent_ns >= warmup_end_ns {
                                 outcome
@@ -705,5 +726,29 @@ fn finish_bar(bar: Option<(ProgressBar, tokio::task::JoinHandle<()>)>) {
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ids_some_producer_can_have_sent_are_possible() {
+        let workload = Workload {
+            producers: 2,
+            batch_records: 10,
+            ..crate::workload::tests::sample()
+        };
+        let shared = Shared::new(&workload, Duration::ZERO);
+        shared.sent.store(100, Ordering::SeqCst);
+        assert!(possible(&shared, 0, 0));
+        assert!(
+            possible(&shared, 1, 119),
+            "one uncounted batch per producer"
+        );
+        assert!(!possible(&shared, 1, 120));
+        assert!(!possible(&shared, 2, 0), "no third producer");
+        assert!(!possible(&shared, u32::MAX, u64::MAX));
     }
 }

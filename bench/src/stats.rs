@@ -100,6 +100,9 @@ pub struct DeliveryTracker {
     seen: Vec<Vec<u64>>,
     received: u64,
     duplicates: u64,
+    /// Ids no producer can have sent (corrupt or foreign payloads), counted without
+    /// touching `seen`, whose size they would otherwise decide.
+    impossible: u64,
 }
 
 /// Outcome of delivery accounting for one group.
@@ -142,6 +145,13 @@ impl DeliveryTracker {
         true
     }
 
+    /// Counts a message whose id no producer can have sent (a producer index beyond
+    /// the run's producers, a sequence beyond what was sent): reported as unexpected.
+    pub fn record_impossible(&mut self) {
+        self.received += 1;
+        self.impossible += 1;
+    }
+
     /// Messages received, duplicates included.
     pub fn received(&self) -> u64 {
         self.received
@@ -164,6 +174,7 @@ impl DeliveryTracker {
         }
         self.received += other.received;
         self.duplicates += other.duplicates;
+        self.impossible += other.impossible;
     }
 
     /// Compares what arrived with what each producer sent (`sent[p]` messages with
@@ -171,6 +182,7 @@ impl DeliveryTracker {
     pub fn finish(&self, sent: &[u64]) -> Delivery {
         let mut delivery = Delivery {
             duplicates: self.duplicates,
+            unexpected: self.impossible,
             ..Delivery::default()
         };
         let producers = sent.len().max(self.seen.len());
@@ -242,6 +254,21 @@ mod tests {
                 unexpected: 0
             }
         );
+    }
+
+    #[test]
+    fn impossible_ids_are_unexpected_and_allocate_nothing() {
+        let mut t = DeliveryTracker::new();
+        t.record(0, 0);
+        t.record_impossible(); // e.g. producer u32::MAX, sequence u64::MAX
+        let mut other = DeliveryTracker::new();
+        other.record_impossible();
+        t.merge(&other);
+        assert_eq!(t.seen.len(), 1);
+        let d = t.finish(&[1]);
+        assert_eq!(d.unexpected, 2);
+        assert_eq!((d.received, d.lost), (1, 0));
+        assert_eq!(t.received(), 3);
     }
 
     #[test]

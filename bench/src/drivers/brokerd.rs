@@ -256,7 +256,7 @@ impl Driver for BrokerdDriver {
             total += described
                 .partitions
                 .iter()
-                .map(|p| p.end_offset - p.start_offset)
+                .map(|p| p.end_offset.saturating_sub(p.start_offset))
                 .sum::<u64>();
         }
         Ok(Some(total))
