@@ -45,6 +45,8 @@ const RETRIES_PER_ROUND: usize = 1024;
 const DELIVERY_MAX_BYTES: usize = 1024 * 1024;
 /// Queue-state records appended between compactions, at least.
 const COMPACT_AFTER_RECORDS: u64 = 100_000;
+/// Pause before trying again after a dead letter could not be copied.
+const DEAD_LETTER_RETRY: Duration = Duration::from_millis(500);
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -679,9 +681,19 @@ async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdown) {
                 for (outbound, delivery) in deliveries {
                     let _ = outbound.send(Message::Push(delivery)).await;
                 }
+                let mut dead_letter_failed = false;
                 for (partition, offset, reason) in dead {
                     if let Err(error) = group.dead_letter(partition, offset, &reason).await {
                         tracing::warn!(group = %group.name, partition, offset, %error, "dead-lettering failed; will retry");
+                        dead_letter_failed = true;
+                    }
+                }
+                if dead_letter_failed {
+                    // A failure that persists (disk full, topic creation refused) must
+                    // not turn this loop into a spin; retry after a pause.
+                    tokio::select! {
+                        _ = tokio::time::sleep(DEAD_LETTER_RETRY) => {}
+                        _ = shutdown.recv() => return,
                     }
                 }
                 if busy {

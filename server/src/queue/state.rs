@@ -320,10 +320,13 @@ impl QueueState {
     /// Messages waiting for a retry that are due at `now_ms`, earliest first, at most
     /// `limit`.
     pub fn due_retries(&self, now_ms: i64, limit: usize) -> Vec<(u32, u64)> {
+        // The `limit` earliest of each partition (its timers are in due order) hold the
+        // `limit` earliest overall, so no partition can crowd out another's.
         let mut due: Vec<(i64, u32, u64)> = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
+            let mut taken = 0;
             for (at, offset) in part.timers.iter() {
-                if *at > now_ms || due.len() >= limit * self.partitions.len() {
+                if *at > now_ms || taken >= limit {
                     break;
                 }
                 if matches!(
@@ -331,6 +334,7 @@ impl QueueState {
                     Some(EntryState::Waiting { .. })
                 ) {
                     due.push((*at, p as u32, *offset));
+                    taken += 1;
                 }
             }
         }
@@ -749,6 +753,24 @@ mod tests {
 
     fn member(name: &str) -> Arc<str> {
         Arc::from(name)
+    }
+
+    #[test]
+    fn a_partition_with_many_retries_does_not_hide_an_earlier_one_elsewhere() {
+        let mut q = QueueState::new(policy(), &[0, 0]);
+        let a = member("a");
+        q.new_range(0, 20, 20).unwrap();
+        q.deliver(0, 0, 20, &a, 0);
+        q.new_range(1, 1, 1).unwrap();
+        q.deliver(1, 0, 1, &a, 0);
+        // Partition 1's retry is due first; partition 0 has 20 due a little later.
+        q.fail(1, 0, "r", Some(10), 0).unwrap();
+        for offset in 0..20 {
+            q.fail(0, offset, "r", Some(20), 0).unwrap();
+        }
+        let due = q.due_retries(100, 3);
+        assert_eq!(due.len(), 3);
+        assert_eq!(due[0], (1, 0), "the earliest retry comes first: {due:?}");
     }
 
     #[test]
