@@ -81,6 +81,11 @@ pub enum RunError {
 struct Shared {
     clock: Clock,
     warmup_end_ns: u64,
+    /// When measurement could start: every connection open, the first message about
+    /// to be sent (or, for consume, the consumers ready). Throughput windows start at
+    /// this or at the end of the warm-up, whichever is later, so connecting (slower for
+    /// some brokers than others) is never measured.
+    measure_from_ns: AtomicU64,
     /// Messages handed to the broker so far.
     sent: AtomicU64,
     /// Messages acknowledged so far.
@@ -98,10 +103,23 @@ struct Shared {
 }
 
 impl Shared {
+    /// Marks now as the earliest start of the throughput window.
+    fn start_measuring(&self) {
+        self.measure_from_ns
+            .fetch_max(self.clock.now_ns(), Ordering::SeqCst);
+    }
+
+    /// Where throughput windows start.
+    fn window_start_ns(&self) -> u64 {
+        self.warmup_end_ns
+            .max(self.measure_from_ns.load(Ordering::SeqCst))
+    }
+
     fn new(workload: &Workload, warmup: Duration) -> Arc<Shared> {
         Arc::new(Shared {
             clock: Clock::start(),
             warmup_end_ns: u64::try_from(warmup.as_nanos()).unwrap_or(u64::MAX),
+            measure_from_ns: AtomicU64::new(0),
             producers: workload.producers,
             batch_records: workload.batch_records as u64,
             sent: AtomicU64::new(0),
@@ -212,7 +230,7 @@ async fn run_produce<D: Driver>(
         window_ns: producers
             .window
             .last_ns
-            .saturating_sub(shared.warmup_end_ns),
+            .saturating_sub(shared.window_start_ns()),
     };
     if phase.window_messages == 0 {
         return Err(RunError::NothingMeasured {
@@ -254,6 +272,7 @@ async fn run_consume<D: Driver>(
     let bar = progress_bar(options, expected, "consume", &shared);
     let handles = open_consumers(driver, workload, topics, groups, StartAt::Earliest).await?;
     tokio::time::sleep(driver.settle_delay(workload.consumers)).await;
+    shared.start_measuring();
     let consumers = consume_phase(handles, groups.len(), &shared, false, options).await;
     finish_bar(bar);
     let consumers = consumers?;
@@ -357,6 +376,7 @@ async fn produce_phase<D: Driver>(
         let topic = &topics[workload.producer_topic(index) as usize];
         handles.push(driver.producer(topic, workload).await?);
     }
+    shared.start_measuring();
     let tasks: Vec<_> = handles
         .into_iter()
         .enumerate()
@@ -502,7 +522,7 @@ impl Consumers {
         Phase {
             messages: tracker.received(),
             window_messages: window.messages,
-            window_ns: window.last_ns.saturating_sub(shared.warmup_end_ns),
+            window_ns: window.last_ns.saturating_sub(shared.window_start_ns()),
         }
     }
 }
