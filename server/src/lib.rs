@@ -183,3 +183,10 @@ async fn run_retention(broker: Arc<Broker>, mut shutdown: Shutdown) {
         .await;
     }
 }
+
+/// Milliseconds since the epoch: the storage clock's reading, for record timestamps
+/// and queue deadlines.
+pub fn now_ms() -> i64 {
+    use storage::Clock;
+    storage::SystemClock.now_ms()
+}

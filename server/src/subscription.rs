@@ -412,9 +412,10 @@ async fn run(
 /// deliver each message once: attempt 1). Plain fetches are not spanned: the broker
 /// does not know who reads them.
 fn trace_push(broker: &Broker, topic: &str, delivery: &Delivery, group: Option<&str>) {
-    let mut found =
-        crate::traces::traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
-    found.retain(|t| broker.tracer.wants(&t.context));
+    let found =
+        broker
+            .tracer
+            .traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
     if found.is_empty() {
         return;
     }

@@ -200,6 +200,14 @@ impl Tracer {
         found
     }
 
+    /// Like [`traced`](Self::traced), over a run of whole batches delivered for
+    /// `[from, to)`.
+    pub fn traced_in(&self, batches: &bytes::Bytes, from: u64, to: u64) -> Vec<Traced> {
+        let mut found = traced_in(batches, from, to);
+        found.retain(|t| self.wants(&t.context));
+        found
+    }
+
     /// Spans dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

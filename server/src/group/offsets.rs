@@ -10,11 +10,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use protocol::batch::BatchBuilder;
 
 use crate::error::BrokerError;
+use crate::now_ms;
 use crate::partition::Partition;
 use crate::topics::{TopicConfig, TopicRegistry};
 
@@ -67,12 +68,6 @@ pub struct OffsetStore {
     partition: Arc<Partition>,
     state: Mutex<State>,
     snapshot_every_records: u64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl OffsetStore {

@@ -27,6 +27,7 @@ use protocol::Message;
 use tokio::sync::{mpsc, Notify};
 
 use crate::error::BrokerError;
+use crate::now_ms;
 use crate::shutdown::Shutdown;
 use crate::topics::{QueueConfig, Topic, TopicRegistry};
 use crate::traces::{self, Tracer};
@@ -47,12 +48,6 @@ const DELIVERY_MAX_BYTES: usize = 1024 * 1024;
 const COMPACT_AFTER_RECORDS: u64 = 100_000;
 /// Pause before trying again after a dead letter could not be copied.
 const DEAD_LETTER_RETRY: Duration = Duration::from_millis(500);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// The policy of a group: the topic's queue settings with the group's overrides.
 pub fn policy(config: &QueueConfig) -> QueuePolicy {
@@ -250,9 +245,9 @@ impl QueueGroup {
         state: &QueueState,
         delivery: &Delivery,
     ) {
-        let mut found =
-            traces::traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
-        found.retain(|t| self.tracer.wants(&t.context));
+        let found =
+            self.tracer
+                .traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
         if found.is_empty() {
             return;
         }

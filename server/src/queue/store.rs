@@ -12,6 +12,7 @@ use protocol::batch::BatchBuilder;
 
 use super::state::Event;
 use crate::error::BrokerError;
+use crate::now_ms;
 use crate::partition::Partition;
 use crate::topics::{TopicConfig, TopicRegistry};
 
@@ -307,12 +308,6 @@ impl QueueStore {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.partition.truncate_before(offset)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -94,9 +94,7 @@ impl Routes {
             .encode()
             .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
         let mut builder = BatchBuilder::new();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = crate::now_ms();
         builder
             .push(now, None, Some(&value), &[])
             .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
