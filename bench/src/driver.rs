@@ -123,14 +123,17 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Prepares consumer groups that must exist before producing (e.g. Redis groups
-    /// created at the stream's end); `start` says where they begin.
+    /// created at the stream's end); `start` says where they begin. Nothing to do by
+    /// default.
     fn prepare_group(
         &self,
-        topics: &[String],
-        workload: &Workload,
-        group: &str,
-        start: StartAt,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+        _topics: &[String],
+        _workload: &Workload,
+        _group: &str,
+        _start: StartAt,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Opens a producer writing to `topic`.
     fn producer(

@@ -1,49 +1,12 @@
 //! Runs the real `broker-bench` binary against a brokerd it starts itself, and checks
 //! the JSON it prints: every message delivered exactly once.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-/// Builds brokerd with the cargo and profile that built this test (a no-op under
-/// `cargo test --workspace`, which built it already) and returns its path.
-fn brokerd() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(build_brokerd).clone()
-}
-
-fn build_brokerd() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_broker-bench"));
-    let dir = bench.parent().expect("target/<profile>").to_path_buf();
-    let profile = match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_string(),
-        Some(other) => other.to_string(),
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            &profile,
-            "-p",
-            "server",
-            "--bin",
-            "brokerd",
-        ])
-        .current_dir(workspace)
-        .status()
-        .expect("running cargo build for brokerd");
-    assert!(status.success(), "building brokerd failed");
-    dir.join("brokerd")
-}
 
 fn bench(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
         .arg("--brokerd")
-        .arg(brokerd())
+        .arg(integration_tests::brokerd_bin())
         .args(["--json", "--quiet"])
         .args(args)
         .env_remove("RUST_BACKTRACE")

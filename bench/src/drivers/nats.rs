@@ -95,16 +95,6 @@ impl Driver for NatsDriver {
         Ok(())
     }
 
-    async fn prepare_group(
-        &self,
-        _topics: &[String],
-        _workload: &Workload,
-        _group: &str,
-        _start: StartAt,
-    ) -> Result<(), DriverError> {
-        Ok(())
-    }
-
     async fn producer(
         &self,
         topic: &str,
