@@ -29,7 +29,7 @@ use crate::connection::Client;
 use crate::error::ClientError;
 
 /// Unpacks the expected response variant, or reports what came instead.
-macro_rules! expect {
+macro_rules! expect_response {
     ($response:expr, $variant:ident) => {
         match $response {
             Response::$variant(body) => Ok(body),
@@ -37,6 +37,7 @@ macro_rules! expect {
         }
     };
 }
+pub(crate) use expect_response;
 
 impl Client {
     /// Creates a topic with `partitions` partitions and settings that differ from the
@@ -65,7 +66,7 @@ impl Client {
                 })
                 .collect(),
         });
-        let _: Empty = expect!(self.request(request).await?, CreateTopic)?;
+        let _: Empty = expect_response!(self.request(request).await?, CreateTopic)?;
         Ok(())
     }
 
@@ -74,7 +75,7 @@ impl Client {
         let request = Request::DeleteTopic(DeleteTopicRequest {
             name: name.to_string(),
         });
-        let _: Empty = expect!(self.request(request).await?, DeleteTopic)?;
+        let _: Empty = expect_response!(self.request(request).await?, DeleteTopic)?;
         Ok(())
     }
 
@@ -84,7 +85,7 @@ impl Client {
         include_internal: bool,
     ) -> Result<Vec<TopicSummary>, ClientError> {
         let request = Request::ListTopics(ListTopicsRequest { include_internal });
-        Ok(expect!(self.request(request).await?, ListTopics)?.topics)
+        Ok(expect_response!(self.request(request).await?, ListTopics)?.topics)
     }
 
     /// A topic's effective config and each partition's start and end offsets and size.
@@ -92,12 +93,12 @@ impl Client {
         let request = Request::DescribeTopic(DescribeTopicRequest {
             name: name.to_string(),
         });
-        expect!(self.request(request).await?, DescribeTopic)
+        expect_response!(self.request(request).await?, DescribeTopic)
     }
 
     /// Uptime, connection count and per-topic produce rates.
     pub async fn server_stats(&self) -> Result<ServerStatsResponse, ClientError> {
-        expect!(
+        expect_response!(
             self.request(Request::ServerStats(Empty)).await?,
             ServerStats
         )
@@ -108,12 +109,12 @@ impl Client {
         let request = Request::TopicStats(TopicStatsRequest {
             topic: topic.to_string(),
         });
-        expect!(self.request(request).await?, TopicStats)
+        expect_response!(self.request(request).await?, TopicStats)
     }
 
     /// Every consumer group, sorted by name.
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>, ClientError> {
-        Ok(expect!(self.request(Request::ListGroups(Empty)).await?, ListGroups)?.groups)
+        Ok(expect_response!(self.request(Request::ListGroups(Empty)).await?, ListGroups)?.groups)
     }
 
     /// A group's members, assignments, committed offsets and lag per partition.
@@ -121,7 +122,7 @@ impl Client {
         let request = Request::DescribeGroup(DescribeGroupRequest {
             group: group.to_string(),
         });
-        expect!(self.request(request).await?, DescribeGroup)
+        expect_response!(self.request(request).await?, DescribeGroup)
     }
 
     /// Appends one ready-made record batch (see [`protocol::batch::BatchBuilder`]).
@@ -136,7 +137,7 @@ impl Client {
     ) -> Result<ProduceResponse, ClientError> {
         let (request, wait) = produce_request(topic, partition, ack, timeout, batch);
         let total = self.config().request_timeout.saturating_add(wait);
-        expect!(self.call(request, total).await?, Produce)
+        expect_response!(self.call(request, total).await?, Produce)
     }
 
     /// Reads batches from one partition starting at `offset`, waiting up to `max_wait`
@@ -159,7 +160,7 @@ impl Client {
             max_wait_ms,
         });
         let total = self.config().request_timeout.saturating_add(max_wait);
-        expect!(self.call(request, total).await?, Fetch)
+        expect_response!(self.call(request, total).await?, Fetch)
     }
 
     /// A group's committed offset for every partition of `topic` (`None` where
@@ -173,7 +174,7 @@ impl Client {
             group: group.to_string(),
             topic: topic.to_string(),
         });
-        Ok(expect!(self.request(request).await?, FetchOffsets)?.offsets)
+        Ok(expect_response!(self.request(request).await?, FetchOffsets)?.offsets)
     }
 
     /// Joins a stream-mode group as a new member (`member_id` empty) or rejoins.
@@ -195,7 +196,7 @@ impl Client {
             start,
             config: Vec::new(),
         });
-        expect!(self.request(request).await?, JoinGroup)
+        expect_response!(self.request(request).await?, JoinGroup)
     }
 
     /// Joins a queue-mode group (per-message acks, retries, dead letters), with
@@ -225,7 +226,7 @@ impl Client {
                 })
                 .collect(),
         });
-        expect!(self.request(request).await?, JoinGroup)
+        expect_response!(self.request(request).await?, JoinGroup)
     }
 
     /// Deletes a partition's records below `before_offset`; returns the new log start.
@@ -240,7 +241,7 @@ impl Client {
             partition,
             before_offset,
         });
-        Ok(expect!(self.request(request).await?, DeleteRecords)?.log_start_offset)
+        Ok(expect_response!(self.request(request).await?, DeleteRecords)?.log_start_offset)
     }
 
     /// Keeps a membership alive; the answer is the current generation and assignment.
@@ -255,7 +256,7 @@ impl Client {
             member_id: member_id.to_string(),
             generation,
         });
-        expect!(self.request(request).await?, Heartbeat)
+        expect_response!(self.request(request).await?, Heartbeat)
     }
 
     /// Leaves a group now rather than when the session times out.
@@ -264,7 +265,7 @@ impl Client {
             group: group.to_string(),
             member_id: member_id.to_string(),
         });
-        let _: Empty = expect!(self.request(request).await?, LeaveGroup)?;
+        let _: Empty = expect_response!(self.request(request).await?, LeaveGroup)?;
         Ok(())
     }
 
@@ -288,7 +289,7 @@ impl Client {
                 .map(|&(partition, offset)| PartitionOffset { partition, offset })
                 .collect(),
         });
-        let _: Empty = expect!(self.request(request).await?, CommitOffsets)?;
+        let _: Empty = expect_response!(self.request(request).await?, CommitOffsets)?;
         Ok(())
     }
 }
@@ -313,12 +314,12 @@ pub(crate) fn produce_request(
 
 /// Unpacks a Produce answer.
 pub(crate) fn produce_response(response: Response) -> Result<ProduceResponse, ClientError> {
-    expect!(response, Produce)
+    expect_response!(response, Produce)
 }
 
 /// Unpacks a Subscribe answer.
 pub(crate) fn subscribe_response(response: Response) -> Result<u64, ClientError> {
-    Ok(expect!(response, Subscribe)?.subscription_id)
+    Ok(expect_response!(response, Subscribe)?.subscription_id)
 }
 
 /// A duration as whole milliseconds for a `u32` wire field, saturating.
@@ -343,7 +344,7 @@ mod tests {
             connections: 0,
             topics: Vec::new(),
         });
-        let result: Result<HeartbeatResponse, _> = expect!(stats, Heartbeat);
+        let result: Result<HeartbeatResponse, _> = expect_response!(stats, Heartbeat);
         let err = result.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
             err.contains("Heartbeat") && err.contains("ServerStats"),

@@ -17,6 +17,7 @@ use protocol::ops::Empty;
 use protocol::{ErrorCode, Request, Response};
 use tokio::task::JoinHandle;
 
+use crate::admin::expect_response;
 use crate::connection::Client;
 use crate::error::ClientError;
 use crate::fetcher::PartitionReader;
@@ -55,10 +56,6 @@ impl Registration {
     }
 }
 
-fn unexpected(response: Response) -> ClientError {
-    ClientError::Protocol(format!("unexpected answer {:?}", response.op_code()))
-}
-
 /// A registered instance, heartbeating in the background.
 #[derive(Debug)]
 pub struct InstanceHandle {
@@ -80,7 +77,7 @@ impl InstanceHandle {
             service: self.registration.service.clone(),
             instance_id: self.registration.instance_id.clone(),
         });
-        self.client.request(request).await.map(drop)
+        expect_response!(self.client.request(request).await?, DeregisterInstance).map(drop)
     }
 }
 
@@ -183,10 +180,10 @@ impl Client {
         &self,
         registration: Registration,
     ) -> Result<InstanceHandle, ClientError> {
-        let response = self.request(registration.request()).await?;
-        if !matches!(response, Response::RegisterInstance(Empty)) {
-            return Err(unexpected(response));
-        }
+        expect_response!(
+            self.request(registration.request()).await?,
+            RegisterInstance
+        )?;
         let heartbeat = {
             let client = self.clone();
             let registration = registration.clone();
@@ -222,10 +219,11 @@ impl Client {
 
     /// Services with healthy instances.
     pub async fn list_services(&self) -> Result<Vec<ServiceSummary>, ClientError> {
-        match self.request(Request::ListServices(Empty)).await? {
-            Response::ListServices(list) => Ok(list.services),
-            other => Err(unexpected(other)),
-        }
+        expect_response!(
+            self.request(Request::ListServices(Empty)).await?,
+            ListServices
+        )
+        .map(|list| list.services)
     }
 
     /// Healthy instances of `service` carrying all `tags`.
@@ -244,10 +242,7 @@ impl Client {
                 })
                 .collect(),
         });
-        match self.request(request).await? {
-            Response::DescribeService(described) => Ok(described.instances),
-            other => Err(unexpected(other)),
-        }
+        expect_response!(self.request(request).await?, DescribeService).map(|d| d.instances)
     }
 
     /// A round-robin balancer over `service`'s healthy instances (loaded now; call

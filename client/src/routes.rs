@@ -12,6 +12,7 @@ use protocol::ops::topic::ConfigEntry;
 use protocol::ops::Empty;
 use protocol::{Request, Response};
 
+use crate::admin::expect_response;
 use crate::connection::Client;
 use crate::error::ClientError;
 
@@ -23,10 +24,6 @@ fn entries(pairs: &[(&str, &str)]) -> Vec<ConfigEntry> {
             value: v.to_string(),
         })
         .collect()
-}
-
-fn unexpected(response: Response) -> ClientError {
-    ClientError::Protocol(format!("unexpected answer {:?}", response.op_code()))
 }
 
 impl Client {
@@ -51,25 +48,19 @@ impl Client {
             topic: topic.into(),
             headers: entries(headers),
         });
-        match self.request(request).await? {
-            Response::AddRoute(added) => Ok(added.route_id),
-            other => Err(unexpected(other)),
-        }
+        expect_response!(self.request(request).await?, AddRoute).map(|added| added.route_id)
     }
 
     /// Deletes a rule.
     pub async fn delete_route(&self, route_id: u64) -> Result<(), ClientError> {
-        self.request(Request::DeleteRoute(DeleteRouteRequest { route_id }))
-            .await
-            .map(drop)
+        let request = Request::DeleteRoute(DeleteRouteRequest { route_id });
+        expect_response!(self.request(request).await?, DeleteRoute).map(drop)
     }
 
     /// Every rule.
     pub async fn list_routes(&self) -> Result<Vec<RouteInfo>, ClientError> {
-        match self.request(Request::ListRoutes(Empty)).await? {
-            Response::ListRoutes(list) => Ok(list.routes),
-            other => Err(unexpected(other)),
-        }
+        expect_response!(self.request(Request::ListRoutes(Empty)).await?, ListRoutes)
+            .map(|list| list.routes)
     }
 
     /// Publishes `values` as one batch (each record carrying `headers`) to every topic
@@ -110,9 +101,6 @@ impl Client {
             .unwrap_or(u32::MAX),
             batch: builder.finish(),
         });
-        match self.request(request).await? {
-            Response::Publish(published) => Ok(published.routed),
-            other => Err(unexpected(other)),
-        }
+        expect_response!(self.request(request).await?, Publish).map(|published| published.routed)
     }
 }
