@@ -33,7 +33,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# Median of exactly $RUNS samples, one per line. A sample that failed (iperf3 or fio
+# exiting non-zero inside the loop) is missing, and that fails the whole script
+# instead of a median of fewer runs, or "nan", reaching the table.
+median() {
+  sort -g | awk -v want="$RUNS" '{a[NR]=$1}
+    END {
+      if (NR != want) { print "limits.sh: expected " want " samples, got " NR > "/dev/stderr"; exit 1 }
+      if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2
+    }'
+}
 
 # --- loopback TCP ---------------------------------------------------------------
 iperf3 -s -B 127.0.0.1 -p "$IPERF_PORT" >/dev/null 2>&1 &
