@@ -52,7 +52,11 @@ export RABBITMQ_ENABLED_PLUGINS_FILE=$TMP/rabbitmq/enabled_plugins RABBITMQ_CONF
 stop_peers() {
   [[ -n $nats_pid ]] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
   [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
-  [[ -n $rabbitmq_up ]] && rabbitmqctl shutdown >/dev/null 2>&1 || true
+  # If the node never came up or will not stop, kill whatever runs under its name
+  # before its directory is removed.
+  if [[ -n $rabbitmq_up ]] && ! rabbitmqctl shutdown >/dev/null 2>&1; then
+    pkill -f -- "$RABBITMQ_NODENAME" 2>/dev/null || true
+  fi
   nats_pid= redis_pid= rabbitmq_up=
 }
 trap 'stop_peers; rm -rf "$TMP"' EXIT
