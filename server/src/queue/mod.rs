@@ -798,17 +798,7 @@ impl QueueManager {
         overrides: &[ConfigEntry],
         latest: bool,
     ) -> Result<Arc<QueueGroup>, BrokerError> {
-        let mut config = topic.config.queue.clone();
-        for entry in overrides {
-            if !config.apply_entry(&entry.key, &entry.value)? {
-                return Err(BrokerError::InvalidConfig(format!(
-                    "{:?} is not a queue setting; per-group overrides take {}",
-                    entry.key,
-                    crate::topics::QUEUE_CONFIG_KEYS.join(", ")
-                )));
-            }
-        }
-        config.validate()?;
+        let config = group_config(&topic, overrides)?;
         let starts: Vec<u64> = topic
             .partitions
             .iter()
@@ -860,12 +850,8 @@ impl QueueManager {
                 )));
             }
             if !overrides.is_empty() {
-                let mut config = topic.config.queue.clone();
-                for entry in overrides {
-                    config.apply_entry(&entry.key, &entry.value)?;
-                }
-                config.validate()?;
-                group.lock().state.policy = QueuePolicy { ..policy(&config) };
+                let config = group_config(&topic, overrides)?;
+                group.lock().state.policy = policy(&config);
                 *group.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
             }
             return Ok(group);
@@ -1029,6 +1015,23 @@ impl QueueManager {
     }
 }
 
+/// The topic's queue settings with a group's `overrides` (from a join) applied and
+/// checked: only queue settings may be overridden.
+fn group_config(topic: &Topic, overrides: &[ConfigEntry]) -> Result<QueueConfig, BrokerError> {
+    let mut config = topic.config.queue.clone();
+    for entry in overrides {
+        if !config.apply_entry(&entry.key, &entry.value)? {
+            return Err(BrokerError::InvalidConfig(format!(
+                "{:?} is not a queue setting; per-group overrides take {}",
+                entry.key,
+                crate::topics::QUEUE_CONFIG_KEYS.join(", ")
+            )));
+        }
+    }
+    config.validate()?;
+    Ok(config)
+}
+
 /// Compacts the queue-state topic now and then, until shutdown.
 pub async fn run_compaction(manager: Arc<QueueManager>, mut shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -1051,4 +1054,42 @@ fn attempt_of(state: &QueueState, partition: u32, offset: u64) -> u32 {
         .partition(partition)
         .and_then(|p| p.entry(offset))
         .map_or(1, |e| e.attempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topics::TopicConfig;
+
+    fn entry(key: &str, value: &str) -> ConfigEntry {
+        ConfigEntry {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn overrides_are_checked_the_same_on_a_new_and_an_existing_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+        let config = TopicConfig {
+            partitions: 1,
+            ..TopicConfig::internal_default()
+        };
+        registry.create("jobs", config, false).unwrap();
+        let shutdown = crate::shutdown::ShutdownSignal::new();
+        let tracer = Tracer::open(&registry, shutdown.subscribe(), 0.0).unwrap();
+        let manager = QueueManager::open(registry, shutdown.subscribe(), tracer).unwrap();
+        let unknown = [entry("segment_bytes", "4096")];
+        assert!(manager.ensure_group("g", "jobs", &unknown, false).is_err());
+        manager
+            .ensure_group("g", "jobs", &[entry("max_delivery_attempts", "7")], false)
+            .unwrap();
+        assert!(
+            manager.ensure_group("g", "jobs", &unknown, false).is_err(),
+            "an existing group refuses non-queue settings too"
+        );
+        let group = manager.get("g").unwrap();
+        assert_eq!(group.lock().state.policy.max_attempts, 7);
+    }
 }
