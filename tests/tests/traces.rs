@@ -252,3 +252,80 @@ async fn a_pushed_delivery_of_a_traced_message_is_spanned() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ack_of_a_retried_message_belongs_to_its_last_delivery() {
+    let broker = Brokerd::start();
+    let addr = broker.addr.clone();
+    let client = Client::connect(addr.clone()).await.unwrap();
+    let config = [("retry_backoff_ms", "50"), ("retry_jitter", "0")];
+    client.create_topic("jobs", 1, &config).await.unwrap();
+    let context = new_trace();
+    let producer = client
+        .producer("jobs", ProducerConfig::default())
+        .await
+        .unwrap();
+    let sent = producer
+        .send(Record::new("flaky").with_trace(&context))
+        .await
+        .unwrap();
+    sent.await.unwrap();
+    producer.close().await.unwrap();
+
+    let mut consumer = client
+        .queue_consumer("jobs", "workers", QueueConsumerConfig::default())
+        .await
+        .unwrap();
+    let first = timeout(DEADLINE, consumer.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    first.nack("try again").await.unwrap();
+    let second = timeout(DEADLINE, consumer.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    second.ack().await.unwrap();
+
+    let trace_id = client::tracing_context::TraceParent::to_header(&context)[3..35].to_string();
+    let deadline = Instant::now() + DEADLINE;
+    let spans: Vec<serde_json::Value> = loop {
+        let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id, "--json"], "");
+        let spans: Vec<serde_json::Value> = if ok {
+            out.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if spans.iter().any(|s| s["name"] == "ack") {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "spans so far: {spans:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let find = |name: &str, attempt: Option<&str>| {
+        spans
+            .iter()
+            .find(|s| {
+                s["name"] == name
+                    && attempt.is_none_or(|a| {
+                        s["attributes"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|kv| kv["key"] == "attempt" && kv["value"] == a)
+                    })
+            })
+            .unwrap_or_else(|| panic!("no {name} span in {spans:?}"))
+    };
+    let ack = find("ack", None);
+    let second_delivery = find("deliver", Some("2"));
+    assert_eq!(
+        ack["parent_id"], second_delivery["span_id"],
+        "the ack hangs off the delivery that was acked: {spans:?}"
+    );
+    consumer.close().await.unwrap();
+}

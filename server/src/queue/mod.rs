@@ -82,8 +82,10 @@ struct Inner {
     next_partition: usize,
     /// A member went away since the last dispatch round.
     members_left: bool,
-    /// Trace context of traced messages delivered and not yet settled.
-    traced: HashMap<(u32, u64), TraceParent>,
+    /// Trace context of traced messages delivered and not yet settled, with the
+    /// attempt they were last delivered as (their spans' parent; an ack may already
+    /// have removed the entry that counted it).
+    traced: HashMap<(u32, u64), (TraceParent, u32)>,
 }
 
 /// What one dispatch round produced: deliveries to send, messages to dead-letter, and
@@ -160,10 +162,10 @@ impl QueueGroup {
             match event {
                 Event::Acked { partition, offsets } => {
                     for offset in offsets {
-                        let Some(context) = inner.traced.remove(&(*partition, *offset)) else {
+                        let Some((context, attempt)) = inner.traced.remove(&(*partition, *offset))
+                        else {
                             continue;
                         };
-                        let attempt = attempt_of(&inner.state, *partition, *offset);
                         let parent = traces::deliver_span_id(
                             &context, group, topic, *partition, *offset, attempt,
                         );
@@ -180,10 +182,11 @@ impl QueueGroup {
                     reason,
                     due_ms,
                 } => {
-                    let Some(context) = inner.traced.get(&(*partition, *offset)).copied() else {
+                    let Some((context, attempt)) =
+                        inner.traced.get(&(*partition, *offset)).copied()
+                    else {
                         continue;
                     };
-                    let attempt = attempt_of(&inner.state, *partition, *offset);
                     let nack = self.trace_nack(&context, *partition, *offset, attempt, reason, now);
                     let mut attributes = traces::message_attributes(topic, *partition, *offset);
                     attributes.push(("attempt".into(), attempt.to_string()));
@@ -204,10 +207,11 @@ impl QueueGroup {
                     offset,
                     reason,
                 } => {
-                    let Some(context) = inner.traced.get(&(*partition, *offset)).copied() else {
+                    let Some((context, attempt)) =
+                        inner.traced.get(&(*partition, *offset)).copied()
+                    else {
                         continue;
                     };
-                    let attempt = attempt_of(&inner.state, *partition, *offset);
                     self.trace_nack(&context, *partition, *offset, attempt, reason, now);
                 }
                 _ => {}
@@ -241,7 +245,7 @@ impl QueueGroup {
     /// Records deliver spans for the traced messages of a delivery.
     fn trace_delivery(
         &self,
-        traced: &mut HashMap<(u32, u64), TraceParent>,
+        traced: &mut HashMap<(u32, u64), (TraceParent, u32)>,
         state: &QueueState,
         delivery: &Delivery,
     ) {
@@ -255,7 +259,7 @@ impl QueueGroup {
         let (group, topic) = (self.name.as_str(), self.topic.name.as_str());
         for t in found {
             let attempt = attempt_of(state, delivery.partition, t.offset);
-            traced.insert((delivery.partition, t.offset), t.context);
+            traced.insert((delivery.partition, t.offset), (t.context, attempt));
             let parent = traces::produce_span_id(&t.context, topic, delivery.partition, t.offset);
             let id = traces::deliver_span_id(
                 &t.context,
@@ -619,7 +623,7 @@ impl QueueGroup {
                 .state
                 .dead_lettered(partition, offset)
                 .map_err(refusal)?;
-            if let Some(context) = inner.traced.remove(&(partition, offset)) {
+            if let Some((context, _)) = inner.traced.remove(&(partition, offset)) {
                 let now = traces::now_us();
                 let parent = traces::nack_span_id(
                     &context,
