@@ -21,6 +21,7 @@ use crate::admin::expect_response;
 use crate::connection::Client;
 use crate::error::ClientError;
 use crate::fetcher::PartitionReader;
+use protocol::ops::registry::SNAPSHOT_HEADER;
 
 /// What an instance registers.
 #[derive(Debug, Clone)]
@@ -102,6 +103,10 @@ impl ServiceWatch {
     pub async fn next(&mut self) -> Result<RegistryEvent, ClientError> {
         loop {
             let record = self.reader.next().await?;
+            // A compaction restates the live view; nothing happened to anyone.
+            if record.headers.iter().any(|(k, _)| k == SNAPSHOT_HEADER) {
+                continue;
+            }
             let Some(value) = record.value else { continue };
             let Ok(event) = RegistryEvent::decode(value) else {
                 continue;

@@ -35,6 +35,9 @@ pub const MAX_TTL_MS: u32 = 3_600_000;
 pub const COMPACT_AFTER_RECORDS: u64 = 10_000;
 /// How often expiries are looked for.
 pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// Record header marking the records a compaction rewrote (the live view restated),
+/// which watchers skip.
+pub use protocol::ops::registry::SNAPSHOT_HEADER;
 /// Longest service or instance name, bytes.
 pub const MAX_NAME_BYTES: usize = 200;
 /// Instances registered at once, at most: the live view is in memory.
@@ -130,6 +133,15 @@ impl ServiceRegistry {
     }
 
     fn append(&self, events: &[RegistryEvent]) -> Result<u64, BrokerError> {
+        self.append_records(events, &[])
+    }
+
+    /// Appends `events`, each record carrying `headers`.
+    fn append_records(
+        &self,
+        events: &[RegistryEvent],
+        headers: &[(&str, &[u8])],
+    ) -> Result<u64, BrokerError> {
         if events.is_empty() {
             return Ok(self.partition.end_offset());
         }
@@ -144,7 +156,7 @@ impl ServiceRegistry {
                     .encode()
                     .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
                 builder
-                    .push(now, Some(key.as_bytes()), Some(&value), &[])
+                    .push(now, Some(key.as_bytes()), Some(&value), headers)
                     .map_err(|e| BrokerError::InvalidRequest(format!("registry record: {e}")))?;
             }
             next = self.partition.append(&builder.finish())?.next_offset;
@@ -344,7 +356,9 @@ impl ServiceRegistry {
                 at_ms: i.last_heartbeat_ms,
             });
         }
-        self.append(&events)?;
+        // Marked, so that watchers reading the topic do not take a restatement of the
+        // live view for fresh registrations.
+        self.append_records(&events, &[(SNAPSHOT_HEADER, b"1")])?;
         self.partition.truncate_before(first)
     }
 }
@@ -530,5 +544,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(registry.describe("s", &[]).instances.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn compaction_marks_the_restated_view_as_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = TopicRegistry::open(dir.path()).unwrap();
+        let registry =
+            ServiceRegistry::open(&topics, Arc::new(ManualClock::new(1_000_000))).unwrap();
+        registry
+            .register("s", "i", "a:1", vec![], 5_000)
+            .await
+            .unwrap();
+        for _ in 0..COMPACT_AFTER_RECORDS {
+            registry.heartbeat("s", "i").unwrap();
+        }
+        registry.compact().unwrap();
+        let partition = topics
+            .get(REGISTRY_TOPIC)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let chunk = partition.read(partition.start_offset(), 1 << 20).unwrap();
+        let mut records = 0;
+        for batch in split_batches(chunk.bytes) {
+            let batch = batch.unwrap();
+            for record in BatchView::new(&batch).unwrap().records() {
+                let record = record.unwrap();
+                assert!(
+                    record
+                        .headers()
+                        .any(|h| h == Ok((SNAPSHOT_HEADER, &b"1"[..]))),
+                    "every record left after compaction is marked"
+                );
+                records += 1;
+            }
+        }
+        assert_eq!(records, 2, "the instance's registration and heartbeat");
     }
 }

@@ -10,6 +10,10 @@ use super::Body;
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{self, Reader, MIN_STRING_BYTES};
 
+/// Header (value `1`) on `__registry` records that a compaction rewrote: the live
+/// view restated, not new registrations. Watchers skip them.
+pub const SNAPSHOT_HEADER: &str = "registry.snapshot";
+
 /// Name of the internal topic holding registry events.
 pub const REGISTRY_TOPIC: &str = "__registry";
 
