@@ -39,6 +39,18 @@ macro_rules! expect_response {
 }
 pub(crate) use expect_response;
 
+/// Key-value pairs as the protocol's config entries (topic settings, group
+/// overrides, route headers, registry tags).
+pub(crate) fn entries<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<ConfigEntry> {
+    pairs
+        .iter()
+        .map(|(key, value)| ConfigEntry {
+            key: key.as_ref().to_string(),
+            value: value.as_ref().to_string(),
+        })
+        .collect()
+}
+
 impl Client {
     /// Creates a topic with `partitions` partitions and settings that differ from the
     /// broker's defaults: `retention_bytes`, `retention_ms`, `segment_bytes`,
@@ -58,13 +70,7 @@ impl Client {
         let request = Request::CreateTopic(CreateTopicRequest {
             name: name.to_string(),
             partitions,
-            config: config
-                .iter()
-                .map(|(key, value)| ConfigEntry {
-                    key: key.to_string(),
-                    value: value.to_string(),
-                })
-                .collect(),
+            config: entries(config),
         });
         let _: Empty = expect_response!(self.request(request).await?, CreateTopic)?;
         Ok(())
@@ -218,13 +224,7 @@ impl Client {
             session_timeout_ms: millis_u32(session_timeout),
             mode: GroupMode::Queue,
             start: GroupStart::Earliest,
-            config: config
-                .iter()
-                .map(|(key, value)| protocol::ops::topic::ConfigEntry {
-                    key: key.to_string(),
-                    value: value.to_string(),
-                })
-                .collect(),
+            config: entries(config),
         });
         expect_response!(self.request(request).await?, JoinGroup)
     }

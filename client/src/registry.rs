@@ -12,12 +12,11 @@ use protocol::ops::registry::{
     DescribeServiceRequest, InstanceInfo, InstanceRequest, RegisterRequest, RegistryEvent,
     ServiceSummary, REGISTRY_TOPIC,
 };
-use protocol::ops::topic::ConfigEntry;
 use protocol::ops::Empty;
 use protocol::{ErrorCode, Request, Response};
 use tokio::task::JoinHandle;
 
-use crate::admin::expect_response;
+use crate::admin::{entries, expect_response};
 use crate::connection::Client;
 use crate::error::ClientError;
 use crate::fetcher::PartitionReader;
@@ -44,14 +43,7 @@ impl Registration {
             service: self.service.clone(),
             instance_id: self.instance_id.clone(),
             address: self.address.clone(),
-            tags: self
-                .tags
-                .iter()
-                .map(|(k, v)| ConfigEntry {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
+            tags: entries(&self.tags),
             ttl_ms: u32::try_from(self.ttl.as_millis()).unwrap_or(u32::MAX),
         })
     }
@@ -239,13 +231,7 @@ impl Client {
     ) -> Result<Vec<InstanceInfo>, ClientError> {
         let request = Request::DescribeService(DescribeServiceRequest {
             service: service.to_string(),
-            tags: tags
-                .iter()
-                .map(|(k, v)| ConfigEntry {
-                    key: k.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
+            tags: entries(tags),
         });
         expect_response!(self.request(request).await?, DescribeService).map(|d| d.instances)
     }

@@ -8,23 +8,12 @@ use protocol::ops::produce::AckLevel;
 use protocol::ops::routes::{
     AddRouteRequest, DeleteRouteRequest, PublishRequest, RouteInfo, Routed,
 };
-use protocol::ops::topic::ConfigEntry;
 use protocol::ops::Empty;
 use protocol::{Request, Response};
 
-use crate::admin::expect_response;
+use crate::admin::{entries, expect_response};
 use crate::connection::Client;
 use crate::error::ClientError;
-
-fn entries(pairs: &[(&str, &str)]) -> Vec<ConfigEntry> {
-    pairs
-        .iter()
-        .map(|(k, v)| ConfigEntry {
-            key: k.to_string(),
-            value: v.to_string(),
-        })
-        .collect()
-}
 
 impl Client {
     /// Adds a rule sending keys that match `pattern` (words separated by `.`, `*` one
