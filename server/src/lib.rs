@@ -88,6 +88,10 @@ pub async fn serve(
         broker.services.clone(),
         signal.subscribe(),
     ));
+    background.spawn(routes::run_compaction(
+        broker.routes.clone(),
+        signal.subscribe(),
+    ));
 
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let mut connections = JoinSet::new();

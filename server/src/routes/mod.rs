@@ -27,6 +27,11 @@ use protocol::trace::derived_span_id;
 
 /// Rules at most.
 pub const MAX_ROUTES: usize = 100_000;
+/// Records on `__routes` before a compaction is considered (it also waits for twice
+/// the live rules), so add/delete churn cannot grow the topic and its replay forever.
+pub const COMPACT_AFTER_RECORDS: u64 = 10_000;
+/// How often compaction is considered.
+pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct Table {
@@ -47,6 +52,9 @@ impl Table {
                 if let Some(route) = self.routes.remove(route_id) {
                     self.matcher.remove(*route_id, &route.pattern);
                 }
+                // Ids are never reused, even once the rule's Added record is compacted
+                // away: a compaction keeps the highest id as a Deleted record.
+                self.next_id = self.next_id.max(route_id + 1);
             }
         }
     }
@@ -153,6 +161,35 @@ impl Routes {
         self.partition
             .wait_durable(wait, Duration::from_secs(30))
             .await
+    }
+
+    /// Appends the live rules (and, if the highest id ever given is not among them, a
+    /// Deleted record for it, so ids stay unique) and truncates what came before, once
+    /// the topic holds at least `COMPACT_AFTER_RECORDS` records and twice the live
+    /// rules (blocking I/O). Replaying the result gives the same table.
+    pub fn compact(&self) -> Result<(), BrokerError> {
+        self.compact_after(COMPACT_AFTER_RECORDS)
+    }
+
+    fn compact_after(&self, min_records: u64) -> Result<(), BrokerError> {
+        let records = self.partition.end_offset() - self.partition.start_offset();
+        if records < min_records {
+            return Ok(());
+        }
+        // Held for writing so no add or delete slips in between.
+        let table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        if records < 2 * (table.routes.len() as u64 + 1) {
+            return Ok(());
+        }
+        let first = self.partition.end_offset();
+        for route in table.routes.values() {
+            self.append(&RouteEvent::Added(route.clone()))?;
+        }
+        let highest = table.next_id - 1;
+        if highest > 0 && !table.routes.contains_key(&highest) {
+            self.append(&RouteEvent::Deleted { route_id: highest })?;
+        }
+        self.partition.truncate_before(first)
     }
 
     /// Every rule, by id.
@@ -284,6 +321,21 @@ impl Routes {
     }
 }
 
+/// Compacts `__routes` now and then, until shutdown.
+pub async fn run_compaction(routes: Arc<Routes>, mut shutdown: crate::shutdown::Shutdown) {
+    let mut tick = tokio::time::interval(COMPACTION_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.recv() => return,
+        }
+        let routes = routes.clone();
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || routes.compact()).await {
+            tracing::warn!(%error, "routes compaction failed");
+        }
+    }
+}
+
 /// One destination a published batch was appended to.
 #[derive(Debug)]
 pub struct RoutedAppend {
@@ -338,6 +390,39 @@ mod tests {
             0.0,
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_the_rules_and_never_reuses_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let last_id = {
+            let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+            let config = TopicConfig {
+                partitions: 1,
+                ..TopicConfig::internal_default()
+            };
+            registry.create("t", config, false).unwrap();
+            let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+            let kept = routes.add("a.#".into(), "t".into(), vec![]).await.unwrap();
+            let mut last = kept;
+            for _ in 0..10 {
+                last = routes.add("b".into(), "t".into(), vec![]).await.unwrap();
+                routes.delete(last).await.unwrap();
+            }
+            routes.compact_after(5).unwrap();
+            assert_eq!(routes.partition.start_offset(), 21, "the churn is gone");
+            assert_eq!(
+                routes.partition.end_offset() - routes.partition.start_offset(),
+                2
+            );
+            last
+        };
+        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+        let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+        let listed: Vec<String> = routes.list().into_iter().map(|r| r.pattern).collect();
+        assert_eq!(listed, ["a.#"]);
+        let next = routes.add("c".into(), "t".into(), vec![]).await.unwrap();
+        assert!(next > last_id, "id {next} reused (last given {last_id})");
     }
 
     #[tokio::test]
