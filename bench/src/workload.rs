@@ -95,6 +95,9 @@ pub enum Stop {
     Duration(Duration),
 }
 
+/// Length of a W3C `traceparent` value: `00-` + 32 hex + `-` + 16 hex + `-` + 2 hex.
+const TRACEPARENT_VALUE_BYTES: usize = 55;
+
 /// One benchmark, as the command line describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -174,9 +177,19 @@ impl Workload {
         if self.batch_records == 0 || self.batch_records > MAX_BATCH_RECORDS {
             return bad(format!("--batch must be 1..={MAX_BATCH_RECORDS}"));
         }
-        if self
-            .batch_records
-            .saturating_mul(self.message_size_bytes + 64)
+        // The record as the brokerd driver builds it: the payload, plus a
+        // `traceparent` header (55 bytes of text) with --trace.
+        let traceparent = [0u8; TRACEPARENT_VALUE_BYTES];
+        let headers: &[(&str, &[u8])] = if self.trace {
+            &[(protocol::trace::TRACEPARENT_HEADER, &traceparent)]
+        } else {
+            &[]
+        };
+        let payload = vec![0u8; self.message_size_bytes];
+        let record_bytes =
+            protocol::batch::BatchBuilder::record_size(None, Some(&payload), headers);
+        if protocol::batch::BATCH_HEADER_BYTES
+            .saturating_add(self.batch_records.saturating_mul(record_bytes))
             > protocol::batch::MAX_BATCH_BYTES
         {
             return bad(format!(
@@ -369,6 +382,16 @@ pub(crate) mod tests {
                 Workload {
                     batch_records: 10_000,
                     message_size_bytes: 4096,
+                    ..sample()
+                },
+                "16 MiB",
+            ),
+            (
+                // 15,400 records of 1,042 bytes fit; of 1,114 (with a traceparent) not.
+                Workload {
+                    batch_records: 15_400,
+                    message_size_bytes: 1024,
+                    trace: true,
                     ..sample()
                 },
                 "16 MiB",
