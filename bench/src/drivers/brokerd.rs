@@ -291,11 +291,12 @@ impl ProducerHandle for BrokerdProducer {
                 for i in 0..batch.count {
                     let traceparent = self.trace.then(|| {
                         self.traced += 1;
-                        format!(
-                            "00-{:032x}-{:016x}-01",
-                            u128::from(self.traced) | (1 << 100),
-                            self.traced
-                        )
+                        // Unique per producer and message: producer index in bits
+                        // 64..96, its count below, bit 100 so the id is never zero.
+                        let trace_id = (1u128 << 100)
+                            | (u128::from(batch.producer) << 64)
+                            | u128::from(self.traced);
+                        format!("00-{trace_id:032x}-{:016x}-01", self.traced)
                     });
                     let headers: Vec<(&str, &[u8])> = traceparent
                         .iter()
