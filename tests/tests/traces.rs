@@ -10,6 +10,27 @@ use tokio::time::{timeout, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The spans of `trace_id` as `brokerctl trace --json` prints them, once one named
+/// `name` is among them (spans are written in batches off the hot path, so poll).
+async fn spans_once(addr: &str, trace_id: &str, name: &str) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (ok, out, _) = brokerctl(addr, &["trace", trace_id, "--json"], "");
+        let spans: Vec<serde_json::Value> = if ok {
+            out.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if spans.iter().any(|s| s["name"] == name) {
+            return spans;
+        }
+        assert!(Instant::now() < deadline, "spans so far: {spans:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
     let broker = Brokerd::start();
@@ -64,24 +85,8 @@ async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
         }
     }
 
-    // Spans are written in batches off the hot path: poll until the dead letter shows.
     let trace_id = client::tracing_context::TraceParent::to_header(&context)[3..35].to_string();
-    let deadline = Instant::now() + DEADLINE;
-    let spans: Vec<serde_json::Value> = loop {
-        let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id, "--json"], "");
-        let spans: Vec<serde_json::Value> = if ok {
-            out.lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if spans.iter().any(|s| s["name"] == "dead-letter") {
-            break spans;
-        }
-        assert!(Instant::now() < deadline, "spans so far: {spans:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let spans = spans_once(&addr, &trace_id, "dead-letter").await;
     let names: Vec<String> = spans
         .iter()
         .map(|s| {
@@ -290,22 +295,7 @@ async fn the_ack_of_a_retried_message_belongs_to_its_last_delivery() {
     second.ack().await.unwrap();
 
     let trace_id = client::tracing_context::TraceParent::to_header(&context)[3..35].to_string();
-    let deadline = Instant::now() + DEADLINE;
-    let spans: Vec<serde_json::Value> = loop {
-        let (ok, out, _) = brokerctl(&addr, &["trace", &trace_id, "--json"], "");
-        let spans: Vec<serde_json::Value> = if ok {
-            out.lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if spans.iter().any(|s| s["name"] == "ack") {
-            break spans;
-        }
-        assert!(Instant::now() < deadline, "spans so far: {spans:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let spans = spans_once(&addr, &trace_id, "ack").await;
     let find = |name: &str, attempt: Option<&str>| {
         spans
             .iter()
