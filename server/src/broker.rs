@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use crate::config::ServerConfig;
 use crate::error::BrokerError;
-use crate::group::offsets::OffsetStore;
-use crate::group::Coordinator;
-use crate::queue::QueueManager;
-use crate::registry::ServiceRegistry;
+use crate::group::offsets::Offsets;
+use crate::group::Groups;
+use crate::queue::Queues;
 use crate::routes::Routes;
+use crate::services::Services;
 use crate::shutdown::ShutdownSignal;
 use crate::stats::Stats;
-use crate::topics::TopicRegistry;
-use crate::traces::Tracer;
+use crate::topics::Topics;
+use crate::traces::Traces;
 
 /// Everything a request handler may touch.
 #[derive(Debug)]
@@ -20,19 +20,19 @@ pub struct Broker {
     /// The configuration the broker runs with.
     pub config: ServerConfig,
     /// All topics.
-    pub topics: Arc<TopicRegistry>,
+    pub topics: Arc<Topics>,
     /// Consumer groups.
-    pub groups: Arc<Coordinator>,
+    pub groups: Arc<Groups>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Queue groups: per-message delivery, retries, dead letters.
-    pub queues: Arc<QueueManager>,
+    pub queues: Arc<Queues>,
     /// The service registry.
-    pub services: Arc<ServiceRegistry>,
+    pub services: Arc<Services>,
     /// Routing rules.
     pub routes: Arc<Routes>,
     /// Trace spans of traced messages.
-    pub tracer: Arc<Tracer>,
+    pub traces: Arc<Traces>,
     /// Stops tasks the broker itself started (queue dispatchers).
     background: ShutdownSignal,
 }
@@ -49,33 +49,30 @@ impl Broker {
     pub fn open(config: ServerConfig) -> Result<Broker, BrokerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
-        let topics = Arc::new(TopicRegistry::open(&config.data_dir)?);
-        let offsets = Arc::new(OffsetStore::open(&topics)?);
+        let topics = Arc::new(Topics::open(&config.data_dir)?);
+        let offsets = Arc::new(Offsets::open(&topics)?);
         let background = ShutdownSignal::new();
-        let tracer = Tracer::open(
+        let traces = Traces::open(
             &topics,
             background.subscribe(),
             config.tracing.sample_unsampled,
         )?;
-        let queues = Arc::new(QueueManager::open(
+        let queues = Arc::new(Queues::open(
             topics.clone(),
             background.subscribe(),
-            tracer.clone(),
+            traces.clone(),
         )?);
-        let groups = Arc::new(Coordinator::new(
+        let groups = Arc::new(Groups::new(
             config.groups.clone(),
             topics.clone(),
             offsets,
             queues.clone(),
         ));
-        let services = Arc::new(ServiceRegistry::open(
-            &topics,
-            Arc::new(storage::SystemClock),
-        )?);
+        let services = Arc::new(Services::open(&topics, Arc::new(storage::SystemClock))?);
         let routes = Arc::new(Routes::open(
             topics.clone(),
             config.routing.unroutable_topic.clone(),
-            tracer.clone(),
+            traces.clone(),
         )?);
         Ok(Broker {
             config,
@@ -85,7 +82,7 @@ impl Broker {
             queues,
             services,
             routes,
-            tracer,
+            traces,
             background,
         })
     }

@@ -27,21 +27,21 @@ pub struct ServerConfig {
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Connection and request limits.
-    pub limits: Limits,
+    pub limits: LimitsConfig,
     /// Configuration of new topics unless overridden at creation.
-    pub topic_defaults: TopicDefaults,
+    pub topic_defaults: TopicDefaultsConfig,
     /// Consumer group settings.
-    pub groups: GroupSettings,
+    pub groups: GroupConfig,
     /// Routing settings.
-    pub routing: RoutingSettings,
+    pub routing: RoutingConfig,
     /// Tracing settings.
-    pub tracing: TracingSettings,
+    pub tracing: TracingConfig,
 }
 
 /// Which traced messages get broker spans.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TracingSettings {
+pub struct TracingConfig {
     /// Fraction (0 to 1) of messages whose `traceparent` is *not* flagged sampled that
     /// are traced anyway; messages flagged sampled always are, messages without a
     /// `traceparent` never are.
@@ -51,7 +51,7 @@ pub struct TracingSettings {
 /// Publishing by routing key.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RoutingSettings {
+pub struct RoutingConfig {
     /// Topic that receives publishes no rule matches; absent: they are refused.
     pub unroutable_topic: Option<String>,
 }
@@ -66,10 +66,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Limits that bound the memory one connection can make the server hold.
+/// LimitsConfig that bound the memory one connection can make the server hold.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Limits {
+pub struct LimitsConfig {
     /// Largest frame accepted, header included.
     pub max_frame_bytes: usize,
     /// Connections served at once; more are answered `too_many_connections` and closed.
@@ -89,7 +89,7 @@ pub struct Limits {
 /// Defaults for new topics.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TopicDefaults {
+pub struct TopicDefaultsConfig {
     /// Segment size in bytes.
     pub segment_bytes: u64,
     /// Retention by size per partition, bytes; absent = unlimited.
@@ -103,7 +103,7 @@ pub struct TopicDefaults {
 /// Consumer group settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct GroupSettings {
+pub struct GroupConfig {
     /// Smallest session timeout a member may ask for.
     pub min_session_timeout_ms: u32,
     /// Largest session timeout a member may ask for.
@@ -120,18 +120,18 @@ impl Default for ServerConfig {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7171))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             log_format: LogFormat::Text,
-            limits: Limits::default(),
-            topic_defaults: TopicDefaults::default(),
-            groups: GroupSettings::default(),
-            routing: RoutingSettings::default(),
-            tracing: TracingSettings::default(),
+            limits: LimitsConfig::default(),
+            topic_defaults: TopicDefaultsConfig::default(),
+            groups: GroupConfig::default(),
+            routing: RoutingConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
 
-impl Default for Limits {
+impl Default for LimitsConfig {
     fn default() -> Self {
-        Limits {
+        LimitsConfig {
             max_frame_bytes: protocol::MAX_FRAME_BYTES,
             max_connections: 1024,
             max_inflight_bytes_per_connection: 64 * 1024 * 1024,
@@ -143,9 +143,9 @@ impl Default for Limits {
     }
 }
 
-impl Default for TopicDefaults {
+impl Default for TopicDefaultsConfig {
     fn default() -> Self {
-        TopicDefaults {
+        TopicDefaultsConfig {
             segment_bytes: storage::DEFAULT_SEGMENT_BYTES,
             retention_bytes: None,
             retention_ms: Some(7 * 24 * 3600 * 1000),
@@ -154,9 +154,9 @@ impl Default for TopicDefaults {
     }
 }
 
-impl Default for GroupSettings {
+impl Default for GroupConfig {
     fn default() -> Self {
-        GroupSettings {
+        GroupConfig {
             min_session_timeout_ms: 1000,
             max_session_timeout_ms: 300_000,
             max_members_per_group: 1000,

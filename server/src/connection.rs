@@ -426,7 +426,7 @@ async fn dispatch(
         }
         Request::ListServices(Empty) => {
             Response::ListServices(protocol::ops::registry::ListServicesResponse {
-                services: broker.services.services(),
+                services: broker.services.list(),
             })
         }
         Request::DescribeService(r) => {

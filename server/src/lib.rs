@@ -1,7 +1,7 @@
 //! `brokerd`: the broker server.
 //!
 //! This crate is where the network meets the disk. It owns the TCP listener and one
-//! task per connection ([`connection`]), the topic registry and each partition's
+//! task per connection ([`connection`]), the topics and each partition's
 //! single writer ([`topics`], [`partition`]), consumer groups and committed offsets
 //! ([`group`]), push subscriptions ([`subscription`]), statistics and graceful
 //! shutdown. Wire encoding lives in `protocol` and the log in `storage`; this crate
@@ -9,7 +9,7 @@
 //! topic's `topic.toml`.
 //!
 //! It must never panic on client input, never hold a lock across `.await`, and never
-//! let one connection make it buffer without bound (see [`config::Limits`]).
+//! let one connection make it buffer without bound (see [`config::LimitsConfig`]).
 
 #![warn(missing_docs)]
 // Production code must not unwrap data it did not create; tests may.
@@ -22,11 +22,11 @@ pub mod error;
 pub mod group;
 pub mod handlers;
 pub mod partition;
+pub mod partitioner;
 pub mod queue;
-pub mod registry;
 pub mod reply;
 pub mod routes;
-pub mod routing;
+pub mod services;
 pub mod shutdown;
 pub mod stats;
 pub mod subscription;
@@ -84,7 +84,7 @@ pub async fn serve(
         broker.queues.clone(),
         signal.subscribe(),
     ));
-    background.spawn(registry::run_maintenance(
+    background.spawn(services::run_maintenance(
         broker.services.clone(),
         signal.subscribe(),
     ));

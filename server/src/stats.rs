@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use protocol::ops::stats::Counters;
 
 use crate::shutdown::Shutdown;
-use crate::topics::TopicRegistry;
+use crate::topics::Topics;
 
 /// How often rates are recomputed.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -97,7 +97,7 @@ pub fn sum(counters: impl IntoIterator<Item = Counters>) -> Counters {
 }
 
 /// Recomputes rates every [`SAMPLE_INTERVAL`] until shutdown.
-pub async fn run_sampler(stats: Arc<Stats>, topics: Arc<TopicRegistry>, mut shutdown: Shutdown) {
+pub async fn run_sampler(stats: Arc<Stats>, topics: Arc<Topics>, mut shutdown: Shutdown) {
     let mut previous: HashMap<(String, u32), (u64, u64)> = HashMap::new();
     let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
     let mut last = Instant::now();

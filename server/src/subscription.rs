@@ -97,7 +97,7 @@ static NEXT_SUBSCRIPTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::A
 pub struct Subscriptions {
     open: HashMap<u64, Handle>,
     limit: usize,
-    queues: Option<Arc<crate::queue::QueueManager>>,
+    queues: Option<Arc<crate::queue::Queues>>,
 }
 
 impl std::fmt::Debug for Subscriptions {
@@ -414,7 +414,7 @@ async fn run(
 fn trace_push(broker: &Broker, topic: &str, delivery: &Delivery, group: Option<&str>) {
     let found =
         broker
-            .tracer
+            .traces
             .traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
     if found.is_empty() {
         return;
@@ -438,7 +438,7 @@ fn trace_push(broker: &Broker, topic: &str, delivery: &Delivery, group: Option<&
         }
         attributes.push(("attempt".into(), "1".into()));
         broker
-            .tracer
+            .traces
             .span(&t.context, id, parent, "deliver", now, now, attributes);
     }
 }

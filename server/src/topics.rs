@@ -1,8 +1,8 @@
-//! Topics: their configuration, their partitions, and the registry that creates,
+//! Topics: their configuration, their partitions, and the topics that creates,
 //! loads and deletes them.
 //!
 //! On disk a topic is a directory under `<data_dir>/topics/` holding `topic.toml` (its
-//! configuration) and one log directory per partition (`0/`, `1/`, ...). The registry
+//! configuration) and one log directory per partition (`0/`, `1/`, ...). The topics
 //! map is behind a short `RwLock`; requests clone the `Arc<Topic>` they need and never
 //! hold the lock across I/O or `.await`.
 
@@ -441,14 +441,14 @@ impl Topic {
 
 /// All topics of the broker.
 #[derive(Debug)]
-pub struct TopicRegistry {
+pub struct Topics {
     dir: PathBuf,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
 }
 
-impl TopicRegistry {
+impl Topics {
     /// Opens every topic under `<data_dir>/topics` (recovering each log).
-    pub fn open(data_dir: &Path) -> Result<TopicRegistry, BrokerError> {
+    pub fn open(data_dir: &Path) -> Result<Topics, BrokerError> {
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| storage::Error::io("creating", &dir, e))?;
         let mut topics = HashMap::new();
@@ -472,7 +472,7 @@ impl TopicRegistry {
             tracing::info!(topic = %name, partitions = topic.partitions.len(), "opened topic");
             topics.insert(name, Arc::new(topic));
         }
-        Ok(TopicRegistry {
+        Ok(Topics {
             dir,
             topics: RwLock::new(topics),
         })
@@ -652,21 +652,21 @@ mod tests {
     #[test]
     fn topics_persist_across_reopen_and_delete_removes_data() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = TopicRegistry::open(dir.path()).unwrap();
-        registry.create("orders", defaults(), false).unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        topics.create("orders", defaults(), false).unwrap();
         assert!(matches!(
-            registry.create("orders", defaults(), false),
+            topics.create("orders", defaults(), false),
             Err(BrokerError::TopicExists(_))
         ));
-        assert!(registry.create("__mine", defaults(), false).is_err());
-        registry.close_all();
-        drop(registry);
-        let registry = TopicRegistry::open(dir.path()).unwrap();
-        assert_eq!(registry.get("orders").unwrap().config, defaults());
-        registry.delete("orders").unwrap();
+        assert!(topics.create("__mine", defaults(), false).is_err());
+        topics.close_all();
+        drop(topics);
+        let topics = Topics::open(dir.path()).unwrap();
+        assert_eq!(topics.get("orders").unwrap().config, defaults());
+        topics.delete("orders").unwrap();
         assert!(!dir.path().join("topics/orders").exists());
         assert!(matches!(
-            registry.get("orders"),
+            topics.get("orders"),
             Err(BrokerError::UnknownTopic(_))
         ));
     }

@@ -1,7 +1,7 @@
 //! Trace spans on the internal topic `__traces`.
 //!
 //! Messages that carry a W3C `traceparent` header are traced. Request handlers and the
-//! queue dispatcher hand spans to the [`Tracer`] (a non-blocking `try_send` into a
+//! queue dispatcher hand spans to the [`Traces`] (a non-blocking `try_send` into a
 //! bounded queue: tracing never slows the hot path, and when the queue is full spans
 //! are dropped and counted); a writer task appends them to `__traces` in batches.
 //! Messages without a `traceparent` cost a header scan and nothing else.
@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::error::BrokerError;
 use crate::partition::Partition;
 use crate::shutdown::Shutdown;
-use crate::topics::{TopicConfig, TopicRegistry};
+use crate::topics::{TopicConfig, Topics};
 
 /// Spans waiting to be written, at most; more are dropped (and counted).
 pub const SPAN_QUEUE: usize = 16_384;
@@ -50,7 +50,7 @@ pub struct Traced {
 
 /// Records spans for traced messages.
 #[derive(Debug)]
-pub struct Tracer {
+pub struct Traces {
     spans: mpsc::Sender<Span>,
     dropped: AtomicU64,
     /// Of the messages whose `traceparent` is not flagged sampled, how many per
@@ -152,23 +152,23 @@ pub fn nack_span_id(
     )
 }
 
-impl Tracer {
+impl Traces {
     /// Opens (creating if needed) `__traces` and starts the writer task.
     pub fn open(
-        registry: &TopicRegistry,
+        topics: &Topics,
         shutdown: Shutdown,
         sample_unsampled: f64,
-    ) -> Result<Arc<Tracer>, BrokerError> {
+    ) -> Result<Arc<Traces>, BrokerError> {
         let config = TopicConfig {
             durability: storage::Durability::IntervalMs(1000),
             retention_ms: Some(TRACE_RETENTION_MS),
             ..TopicConfig::internal_default()
         };
-        let partition = registry.internal_partition(TRACES_TOPIC, config)?;
+        let partition = topics.internal_partition(TRACES_TOPIC, config)?;
         let (spans, rx) = mpsc::channel(SPAN_QUEUE);
         tokio::spawn(write_spans(partition, rx, shutdown));
         let sample_per_million = (sample_unsampled.clamp(0.0, 1.0) * 1_000_000.0).round() as u64;
-        Ok(Arc::new(Tracer {
+        Ok(Arc::new(Traces {
             spans,
             dropped: AtomicU64::new(0),
             sample_per_million,
@@ -193,7 +193,7 @@ impl Tracer {
         u64::from_be_bytes(word) % 1_000_000 < self.sample_per_million
     }
 
-    /// The traced records of a batch that this tracer wants.
+    /// The traced records of a batch that this traces wants.
     pub fn traced(&self, batch: &[u8], base_offset: u64, from: u64, to: u64) -> Vec<Traced> {
         let mut found = traced_records(batch, base_offset, from, to);
         found.retain(|t| self.wants(&t.context));
@@ -323,11 +323,11 @@ mod tests {
     #[tokio::test]
     async fn sampled_contexts_are_always_traced_and_unsampled_ones_by_the_configured_fraction() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = TopicRegistry::open(dir.path()).unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
         let shutdown = crate::shutdown::ShutdownSignal::new();
-        let none = Tracer::open(&registry, shutdown.subscribe(), 0.0).unwrap();
-        let all = Tracer::open(&registry, shutdown.subscribe(), 1.0).unwrap();
-        let half = Tracer::open(&registry, shutdown.subscribe(), 0.5).unwrap();
+        let none = Traces::open(&topics, shutdown.subscribe(), 0.0).unwrap();
+        let all = Traces::open(&topics, shutdown.subscribe(), 1.0).unwrap();
+        let half = Traces::open(&topics, shutdown.subscribe(), 0.5).unwrap();
         assert!(none.wants(&context(true, 3)));
         assert!(!none.wants(&context(false, 3)));
         assert!(all.wants(&context(false, 3)));

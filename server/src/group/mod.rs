@@ -22,11 +22,11 @@ use protocol::ops::group::{
 };
 use tokio::sync::watch;
 
-use crate::config::GroupSettings;
+use crate::config::GroupConfig;
 use crate::error::BrokerError;
-use crate::queue::QueueManager;
-use crate::topics::TopicRegistry;
-use offsets::OffsetStore;
+use crate::queue::Queues;
+use crate::topics::Topics;
+use offsets::Offsets;
 
 /// How often expired sessions are looked for.
 pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -74,16 +74,16 @@ pub struct Assignment {
 
 /// The group coordinator.
 #[derive(Debug)]
-pub struct Coordinator {
+pub struct Groups {
     groups: Mutex<HashMap<String, Group>>,
-    settings: GroupSettings,
-    registry: Arc<TopicRegistry>,
-    offsets: Arc<OffsetStore>,
+    settings: GroupConfig,
+    topics: Arc<Topics>,
+    offsets: Arc<Offsets>,
     next_member: AtomicU64,
     /// Distinguishes this run's member ids from a previous run's, so a member from
     /// before a restart can never be mistaken for a new one.
     boot_id: u32,
-    queues: Arc<QueueManager>,
+    queues: Arc<Queues>,
 }
 
 /// What a member asks for when joining.
@@ -107,21 +107,21 @@ pub struct JoinRequest<'a> {
     pub config: &'a [protocol::ops::topic::ConfigEntry],
 }
 
-impl Coordinator {
+impl Groups {
     /// A coordinator over the given topics and offset store.
     pub fn new(
-        settings: GroupSettings,
-        registry: Arc<TopicRegistry>,
-        offsets: Arc<OffsetStore>,
-        queues: Arc<QueueManager>,
-    ) -> Coordinator {
+        settings: GroupConfig,
+        topics: Arc<Topics>,
+        offsets: Arc<Offsets>,
+        queues: Arc<Queues>,
+    ) -> Groups {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        Coordinator {
+        Groups {
             groups: Mutex::new(HashMap::new()),
             settings,
-            registry,
+            topics,
             offsets,
             next_member: AtomicU64::new(1),
             boot_id: nanos ^ std::process::id().rotate_left(16),
@@ -134,7 +134,7 @@ impl Coordinator {
     }
 
     /// The offset store.
-    pub fn offsets(&self) -> &Arc<OffsetStore> {
+    pub fn offsets(&self) -> &Arc<Offsets> {
         &self.offsets
     }
 
@@ -155,7 +155,7 @@ impl Coordinator {
                 request.session_timeout_ms
             )));
         }
-        let topic = self.registry.get(request.topic)?;
+        let topic = self.topics.get(request.topic)?;
         let partitions = topic.config.partitions;
         self.check_join(&request)?;
         if request.mode == GroupMode::Queue {
@@ -356,10 +356,7 @@ impl Coordinator {
         if g.mode == GroupMode::Queue {
             self.queues.member_gone(group, member_id);
         }
-        let partitions = self
-            .registry
-            .get(&g.topic)
-            .map_or(0, |t| t.config.partitions);
+        let partitions = self.topics.get(&g.topic).map_or(0, |t| t.config.partitions);
         g.rebalance(partitions);
         tracing::info!(
             group,
@@ -392,7 +389,7 @@ impl Coordinator {
             if group.members.len() != before {
                 removed += before - group.members.len();
                 let partitions = self
-                    .registry
+                    .topics
                     .get(&group.topic)
                     .map_or(0, |t| t.config.partitions);
                 group.rebalance(partitions);
@@ -530,7 +527,7 @@ impl Coordinator {
                 },
             }
         };
-        let topic_handle = self.registry.get(&topic)?;
+        let topic_handle = self.topics.get(&topic)?;
         let partitions = topic_handle
             .partitions
             .iter()
@@ -566,11 +563,8 @@ impl Coordinator {
     }
 }
 
-/// Runs [`Coordinator::expire_sessions`] until `shutdown` fires.
-pub async fn run_session_reaper(
-    coordinator: Arc<Coordinator>,
-    mut shutdown: crate::shutdown::Shutdown,
-) {
+/// Runs [`Groups::expire_sessions`] until `shutdown` fires.
+pub async fn run_session_reaper(coordinator: Arc<Groups>, mut shutdown: crate::shutdown::Shutdown) {
     let mut tick = tokio::time::interval(SESSION_CHECK_INTERVAL);
     loop {
         tokio::select! {

@@ -17,7 +17,7 @@ use protocol::batch::BatchBuilder;
 use crate::error::BrokerError;
 use crate::now_ms;
 use crate::partition::Partition;
-use crate::topics::{TopicConfig, TopicRegistry};
+use crate::topics::{TopicConfig, Topics};
 
 /// Name of the internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -64,25 +64,22 @@ struct State {
 
 /// The committed offsets of every group.
 #[derive(Debug)]
-pub struct OffsetStore {
+pub struct Offsets {
     partition: Arc<Partition>,
     state: Mutex<State>,
     snapshot_every_records: u64,
 }
 
-impl OffsetStore {
+impl Offsets {
     /// Opens (creating if needed) the internal topic and replays it (blocking I/O).
-    pub fn open(registry: &TopicRegistry) -> Result<OffsetStore, BrokerError> {
-        Self::open_with(registry, SNAPSHOT_EVERY_RECORDS)
+    pub fn open(topics: &Topics) -> Result<Offsets, BrokerError> {
+        Self::open_with(topics, SNAPSHOT_EVERY_RECORDS)
     }
 
     /// [`open`](Self::open) with another snapshot interval (tests).
-    pub fn open_with(
-        registry: &TopicRegistry,
-        snapshot_every_records: u64,
-    ) -> Result<OffsetStore, BrokerError> {
+    pub fn open_with(topics: &Topics, snapshot_every_records: u64) -> Result<Offsets, BrokerError> {
         let partition =
-            registry.internal_partition(OFFSETS_TOPIC, TopicConfig::internal_default())?;
+            topics.internal_partition(OFFSETS_TOPIC, TopicConfig::internal_default())?;
         let mut state = State::default();
         partition.replay(|offset, key, value| {
             let key = key.as_deref().and_then(OffsetKey::decode);
@@ -101,7 +98,7 @@ impl OffsetStore {
             state.records_since_snapshot += 1;
         })?;
         tracing::info!(entries = state.offsets.len(), "restored committed offsets");
-        Ok(OffsetStore {
+        Ok(Offsets {
             partition,
             state: Mutex::new(state),
             snapshot_every_records,
@@ -234,20 +231,20 @@ mod tests {
     async fn commits_survive_reopen_and_snapshots_bound_the_log() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let registry = TopicRegistry::open(dir.path()).unwrap();
-            let store = OffsetStore::open_with(&registry, 50).unwrap();
+            let topics = Topics::open(dir.path()).unwrap();
+            let store = Offsets::open_with(&topics, 50).unwrap();
             for i in 0..210 {
                 store.commit("g", "t", &[(0, i), (1, i * 2)]).await.unwrap();
             }
-            let log = registry.get(OFFSETS_TOPIC).unwrap();
+            let log = topics.get(OFFSETS_TOPIC).unwrap();
             let partition = log.partition(0).unwrap();
             assert!(partition.start_offset() > 0, "snapshots truncated the log");
             assert!(partition.end_offset() - partition.start_offset() <= 52);
             drop(store);
-            registry.close_all();
+            topics.close_all();
         }
-        let registry = TopicRegistry::open(dir.path()).unwrap();
-        let store = OffsetStore::open(&registry).unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        let store = Offsets::open(&topics).unwrap();
         let last = 209;
         assert_eq!(store.get("g", "t", 0), Some(last));
         assert_eq!(store.get("g", "t", 1), Some(last * 2));

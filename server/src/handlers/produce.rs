@@ -21,10 +21,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::partition::Partition;
+use crate::partitioner;
 use crate::reply::Reply;
-use crate::routing;
 use crate::topics::Topic;
-use crate::traces::{self, Traced, Tracer};
+use crate::traces::{self, Traced, Traces};
 use protocol::trace::derived_span_id;
 
 /// A run holding this many bytes is appended at once, without waiting for more.
@@ -53,7 +53,7 @@ pub fn route(broker: &Broker, request: &ProduceRequest) -> Result<Route, BrokerE
             topic.name
         )));
     }
-    let partition_id = routing::select(&topic, &request.partition)?;
+    let partition_id = partitioner::select(&topic, &request.partition)?;
     let partition = topic.partition(partition_id)?.clone();
     Ok(Route {
         topic,
@@ -90,7 +90,7 @@ struct Stored {
 /// What the `durable` spans of a traced batch need.
 #[derive(Debug)]
 struct TracedAppend {
-    tracer: Arc<Tracer>,
+    traces: Arc<Traces>,
     topic: Arc<Topic>,
     partition: u32,
     records: Vec<Traced>,
@@ -253,7 +253,7 @@ fn record_append_spans(
     info: &AppendInfo,
 ) -> Option<TracedAppend> {
     let found = broker
-        .tracer
+        .traces
         .traced(&request.batch, info.base_offset, 0, u64::MAX);
     if found.is_empty() {
         return None;
@@ -263,8 +263,8 @@ fn record_append_spans(
     for t in &found {
         let id = traces::produce_span_id(&t.context, topic, partition_id, t.offset);
         let attributes = traces::message_attributes(topic, partition_id, t.offset);
-        let tracer = &broker.tracer;
-        tracer.span(
+        let traces = &broker.traces;
+        traces.span(
             &t.context,
             id,
             t.context.parent_id,
@@ -274,7 +274,7 @@ fn record_append_spans(
             attributes.clone(),
         );
         let append = derived_span_id(&t.context.trace_id, &[b"append", &id]);
-        tracer.span(
+        traces.span(
             &t.context,
             append,
             id,
@@ -285,7 +285,7 @@ fn record_append_spans(
         );
     }
     Some(TracedAppend {
-        tracer: broker.tracer.clone(),
+        traces: broker.traces.clone(),
         topic: route.topic.clone(),
         partition: partition_id,
         records: found,
@@ -300,7 +300,7 @@ fn record_durable_spans(traced: &TracedAppend, durable_us: u64) {
         let parent = traces::produce_span_id(&t.context, topic, traced.partition, t.offset);
         let id = derived_span_id(&t.context.trace_id, &[b"durable", &parent]);
         let attributes = traces::message_attributes(topic, traced.partition, t.offset);
-        traced.tracer.span(
+        traced.traces.span(
             &t.context,
             id,
             parent,

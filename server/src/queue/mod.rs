@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, Notify};
 use crate::error::BrokerError;
 use crate::now_ms;
 use crate::shutdown::Shutdown;
-use crate::topics::{QueueConfig, Topic, TopicRegistry};
-use crate::traces::{self, Tracer};
+use crate::topics::{QueueConfig, Topic, Topics};
+use crate::traces::{self, Traces};
 use backoff::Backoff;
 use protocol::trace::{derived_span_id, TraceParent};
 use state::{Event, QueuePolicy, QueueState, Refusal};
@@ -105,8 +105,8 @@ pub struct QueueGroup {
     inner: Mutex<Inner>,
     wake: Notify,
     store: Arc<QueueStore>,
-    registry: Arc<TopicRegistry>,
-    tracer: Arc<Tracer>,
+    topics: Arc<Topics>,
+    traces: Arc<Traces>,
 }
 
 fn refusal(refusal: Refusal) -> BrokerError {
@@ -172,7 +172,7 @@ impl QueueGroup {
                         let id = derived_span_id(&context.trace_id, &[b"ack", &parent]);
                         let mut attributes = traces::message_attributes(topic, *partition, *offset);
                         attributes.push(("group".into(), group.into()));
-                        self.tracer
+                        self.traces
                             .span(&context, id, parent, "ack", now, now, attributes);
                     }
                 }
@@ -192,7 +192,7 @@ impl QueueGroup {
                     attributes.push(("attempt".into(), attempt.to_string()));
                     let due_us = (*due_ms).max(0) as u64 * 1000;
                     let id = derived_span_id(&context.trace_id, &[b"retry", &nack]);
-                    self.tracer.span(
+                    self.traces.span(
                         &context,
                         id,
                         nack,
@@ -237,7 +237,7 @@ impl QueueGroup {
             ("attempt".into(), attempt.to_string()),
             ("reason".into(), reason.into()),
         ]);
-        self.tracer
+        self.traces
             .span(context, id, parent, "nack", now, now, attributes);
         id
     }
@@ -250,7 +250,7 @@ impl QueueGroup {
         delivery: &Delivery,
     ) {
         let found =
-            self.tracer
+            self.traces
                 .traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
         if found.is_empty() {
             return;
@@ -274,7 +274,7 @@ impl QueueGroup {
                 ("group".into(), group.into()),
                 ("attempt".into(), attempt.to_string()),
             ]);
-            self.tracer
+            self.traces
                 .span(&t.context, id, parent, "deliver", now, now, attributes);
         }
     }
@@ -594,20 +594,19 @@ impl QueueGroup {
             .push(record.timestamp_ms, record.key, record.value, &headers)
             .map_err(|e| BrokerError::Internal(format!("dead letter record: {e}")))?;
         let batch = builder.finish();
-        let dlq = match self.registry.get(&dlq_name) {
+        let dlq = match self.topics.get(&dlq_name) {
             Ok(topic) => topic,
             Err(_) => {
-                let registry = self.registry.clone();
+                let topics = self.topics.clone();
                 let mut config = self.topic.config.clone();
                 config.partitions = 1;
                 config.queue = QueueConfig::default();
                 let name = dlq_name.clone();
                 let created =
-                    tokio::task::spawn_blocking(move || registry.create(&name, config, false))
-                        .await;
+                    tokio::task::spawn_blocking(move || topics.create(&name, config, false)).await;
                 match created.map_err(|e| BrokerError::Internal(e.to_string()))? {
                     Ok(topic) => topic,
-                    Err(BrokerError::TopicExists(_)) => self.registry.get(&dlq_name)?,
+                    Err(BrokerError::TopicExists(_)) => self.topics.get(&dlq_name)?,
                     Err(e) => return Err(e),
                 }
             }
@@ -641,7 +640,7 @@ impl QueueGroup {
                     ("attempts".into(), attempts.to_string()),
                     ("dead_letter_topic".into(), dlq_name.clone()),
                 ]);
-                self.tracer
+                self.traces
                     .span(&context, id, parent, "dead-letter", now, now, attributes);
             }
             self.persist(&[event])?
@@ -744,40 +743,40 @@ async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdown) {
 
 /// All queue groups.
 #[derive(Debug)]
-pub struct QueueManager {
-    registry: Arc<TopicRegistry>,
+pub struct Queues {
+    topics: Arc<Topics>,
     store: Arc<QueueStore>,
     groups: Mutex<HashMap<String, Arc<QueueGroup>>>,
     shutdown: Shutdown,
     /// subscription id -> (group, member), for credit and unsubscribe.
     subscriptions: Mutex<HashMap<u64, (Arc<QueueGroup>, String)>>,
-    tracer: Arc<Tracer>,
+    traces: Arc<Traces>,
     /// Records left on `__queue_state` by the last compaction: the next one waits
     /// until the log holds twice that, so a large live state is not rewritten on
     /// every tick.
     compacted_records: AtomicU64,
 }
 
-impl QueueManager {
+impl Queues {
     /// Opens the queue-state topic, replays it, and starts a dispatcher for every
     /// group found (blocking I/O; call inside the runtime).
     pub fn open(
-        registry: Arc<TopicRegistry>,
+        topics: Arc<Topics>,
         shutdown: Shutdown,
-        tracer: Arc<Tracer>,
-    ) -> Result<QueueManager, BrokerError> {
-        let (store, replayed) = QueueStore::open(&registry)?;
-        let manager = QueueManager {
-            registry,
+        traces: Arc<Traces>,
+    ) -> Result<Queues, BrokerError> {
+        let (store, replayed) = QueueStore::open(&topics)?;
+        let manager = Queues {
+            topics,
             store: Arc::new(store),
             groups: Mutex::new(HashMap::new()),
             shutdown,
             subscriptions: Mutex::new(HashMap::new()),
-            tracer,
+            traces,
             compacted_records: AtomicU64::new(0),
         };
         for ((group, topic), events) in replayed {
-            let Ok(topic) = manager.registry.get(&topic) else {
+            let Ok(topic) = manager.topics.get(&topic) else {
                 continue;
             };
             let queue_group = manager.create_group(&group, topic, &[], false)?;
@@ -828,8 +827,8 @@ impl QueueManager {
             }),
             wake: Notify::new(),
             store: self.store.clone(),
-            registry: self.registry.clone(),
-            tracer: self.tracer.clone(),
+            topics: self.topics.clone(),
+            traces: self.traces.clone(),
         });
         self.lock().insert(name.to_string(), group.clone());
         tokio::spawn(run_dispatcher(group.clone(), self.shutdown.clone()));
@@ -845,7 +844,7 @@ impl QueueManager {
         overrides: &[ConfigEntry],
         latest: bool,
     ) -> Result<Arc<QueueGroup>, BrokerError> {
-        let topic = self.registry.get(topic)?;
+        let topic = self.topics.get(topic)?;
         if let Some(group) = self.lock().get(name).cloned() {
             if group.topic.name != topic.name {
                 return Err(BrokerError::InvalidRequest(format!(
@@ -1037,7 +1036,7 @@ fn group_config(topic: &Topic, overrides: &[ConfigEntry]) -> Result<QueueConfig,
 }
 
 /// Compacts the queue-state topic now and then, until shutdown.
-pub async fn run_compaction(manager: Arc<QueueManager>, mut shutdown: Shutdown) {
+pub async fn run_compaction(manager: Arc<Queues>, mut shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
@@ -1075,15 +1074,15 @@ mod tests {
     #[tokio::test]
     async fn overrides_are_checked_the_same_on_a_new_and_an_existing_group() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
         let config = TopicConfig {
             partitions: 1,
             ..TopicConfig::internal_default()
         };
-        registry.create("jobs", config, false).unwrap();
+        topics.create("jobs", config, false).unwrap();
         let shutdown = crate::shutdown::ShutdownSignal::new();
-        let tracer = Tracer::open(&registry, shutdown.subscribe(), 0.0).unwrap();
-        let manager = QueueManager::open(registry, shutdown.subscribe(), tracer).unwrap();
+        let traces = Traces::open(&topics, shutdown.subscribe(), 0.0).unwrap();
+        let manager = Queues::open(topics, shutdown.subscribe(), traces).unwrap();
         let unknown = [entry("segment_bytes", "4096")];
         assert!(manager.ensure_group("g", "jobs", &unknown, false).is_err());
         manager

@@ -14,7 +14,7 @@ use super::state::Event;
 use crate::error::BrokerError;
 use crate::now_ms;
 use crate::partition::Partition;
-use crate::topics::{TopicConfig, TopicRegistry};
+use crate::topics::{TopicConfig, Topics};
 
 /// Name of the internal topic.
 pub const QUEUE_STATE_TOPIC: &str = "__queue_state";
@@ -230,9 +230,9 @@ pub type Replayed = Vec<((String, String), Vec<Event>)>;
 
 impl QueueStore {
     /// Opens (creating if needed) the internal topic and replays it (blocking I/O).
-    pub fn open(registry: &TopicRegistry) -> Result<(QueueStore, Replayed), BrokerError> {
+    pub fn open(topics: &Topics) -> Result<(QueueStore, Replayed), BrokerError> {
         let partition =
-            registry.internal_partition(QUEUE_STATE_TOPIC, TopicConfig::internal_default())?;
+            topics.internal_partition(QUEUE_STATE_TOPIC, TopicConfig::internal_default())?;
         let mut replayed: Replayed = Vec::new();
         let mut index: std::collections::HashMap<bytes::Bytes, usize> =
             std::collections::HashMap::new();

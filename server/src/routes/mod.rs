@@ -20,8 +20,8 @@ use protocol::ops::topic::ConfigEntry;
 
 use crate::error::BrokerError;
 use crate::partition::Partition;
-use crate::topics::{TopicConfig, TopicRegistry};
-use crate::traces::{self, Tracer};
+use crate::topics::{TopicConfig, Topics};
+use crate::traces::{self, Traces};
 use matcher::Matcher;
 use protocol::trace::derived_span_id;
 
@@ -65,20 +65,19 @@ impl Table {
 pub struct Routes {
     partition: Arc<Partition>,
     table: RwLock<Table>,
-    registry: Arc<TopicRegistry>,
+    topics: Arc<Topics>,
     unroutable_topic: Option<String>,
-    tracer: Arc<Tracer>,
+    traces: Arc<Traces>,
 }
 
 impl Routes {
     /// Opens (creating if needed) `__routes` and replays it (blocking I/O).
     pub fn open(
-        registry: Arc<TopicRegistry>,
+        topics: Arc<Topics>,
         unroutable_topic: Option<String>,
-        tracer: Arc<Tracer>,
+        traces: Arc<Traces>,
     ) -> Result<Routes, BrokerError> {
-        let partition =
-            registry.internal_partition(ROUTES_TOPIC, TopicConfig::internal_default())?;
+        let partition = topics.internal_partition(ROUTES_TOPIC, TopicConfig::internal_default())?;
         let mut table = Table {
             next_id: 1,
             ..Table::default()
@@ -91,9 +90,9 @@ impl Routes {
         Ok(Routes {
             partition,
             table: RwLock::new(table),
-            registry,
+            topics,
             unroutable_topic,
-            tracer,
+            traces,
         })
     }
 
@@ -117,7 +116,7 @@ impl Routes {
         headers: Vec<ConfigEntry>,
     ) -> Result<u64, BrokerError> {
         matcher::validate_pattern(&pattern).map_err(BrokerError::InvalidRequest)?;
-        if self.registry.get(&topic)?.internal {
+        if self.topics.get(&topic)?.internal {
             return Err(BrokerError::InvalidRequest(format!(
                 "{topic:?} is an internal topic; routes cannot target it"
             )));
@@ -223,11 +222,11 @@ impl Routes {
         request: &PublishRequest,
     ) -> Result<Vec<RoutedAppend>, BrokerError> {
         matcher::validate_key(&request.routing_key).map_err(BrokerError::InvalidRequest)?;
-        let mut topics = self.destinations(&request.routing_key, &request.headers);
-        if topics.is_empty() {
+        let mut names = self.destinations(&request.routing_key, &request.headers);
+        if names.is_empty() {
             match &self.unroutable_topic {
                 Some(topic) => {
-                    topics.insert(topic.clone());
+                    names.insert(topic.clone());
                 }
                 None => return Err(BrokerError::Unroutable(request.routing_key.clone())),
             }
@@ -236,9 +235,9 @@ impl Routes {
         // Every destination is looked up before the first append: a rule whose topic
         // was deleted fails the publish as a whole, instead of after some topics
         // already have the batch (a retry would then duplicate it there).
-        let mut destinations = Vec::with_capacity(topics.len());
-        for name in topics {
-            let topic = self.registry.get(&name)?;
+        let mut destinations = Vec::with_capacity(names.len());
+        for name in names {
+            let topic = self.topics.get(&name)?;
             if !topic.internal {
                 destinations.push((name, topic));
             }
@@ -267,7 +266,7 @@ impl Routes {
             return;
         };
         let found = self
-            .tracer
+            .traces
             .traced(&request.batch, first.base_offset, 0, u64::MAX);
         if found.is_empty() {
             return;
@@ -288,7 +287,7 @@ impl Routes {
                 ("routing_key".to_string(), request.routing_key.clone()),
                 ("topics".to_string(), destinations.join(",")),
             ];
-            self.tracer.span(
+            self.traces.span(
                 &t.context,
                 route,
                 t.context.parent_id,
@@ -301,7 +300,7 @@ impl Routes {
                 let offset = a.base_offset + index;
                 let id = traces::produce_span_id(&t.context, &a.topic, a.partition_id, offset);
                 let attributes = traces::message_attributes(&a.topic, a.partition_id, offset);
-                self.tracer.span(
+                self.traces.span(
                     &t.context,
                     id,
                     route,
@@ -383,9 +382,9 @@ fn batch(value: &[u8]) -> bytes::Bytes {
 mod tests {
     use super::*;
 
-    fn test_tracer(registry: &TopicRegistry) -> Arc<Tracer> {
-        Tracer::open(
-            registry,
+    fn test_traces(topics: &Topics) -> Arc<Traces> {
+        Traces::open(
+            topics,
             crate::shutdown::ShutdownSignal::new().subscribe(),
             0.0,
         )
@@ -396,13 +395,13 @@ mod tests {
     async fn compaction_keeps_the_rules_and_never_reuses_an_id() {
         let dir = tempfile::tempdir().unwrap();
         let last_id = {
-            let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+            let topics = Arc::new(Topics::open(dir.path()).unwrap());
             let config = TopicConfig {
                 partitions: 1,
                 ..TopicConfig::internal_default()
             };
-            registry.create("t", config, false).unwrap();
-            let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+            topics.create("t", config, false).unwrap();
+            let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
             let kept = routes.add("a.#".into(), "t".into(), vec![]).await.unwrap();
             let mut last = kept;
             for _ in 0..10 {
@@ -417,8 +416,8 @@ mod tests {
             );
             last
         };
-        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
-        let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
+        let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
         let listed: Vec<String> = routes.list().into_iter().map(|r| r.pattern).collect();
         assert_eq!(listed, ["a.#"]);
         let next = routes.add("c".into(), "t".into(), vec![]).await.unwrap();
@@ -428,19 +427,19 @@ mod tests {
     #[tokio::test]
     async fn a_rule_to_a_deleted_topic_fails_the_publish_before_any_append() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
         for name in ["a", "b"] {
             let config = TopicConfig {
                 partitions: 1,
                 ..TopicConfig::internal_default()
             };
-            registry.create(name, config, false).unwrap();
+            topics.create(name, config, false).unwrap();
         }
-        let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+        let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
         for topic in ["a", "b"] {
             routes.add("k".into(), topic.into(), vec![]).await.unwrap();
         }
-        registry.delete("b").unwrap();
+        topics.delete("b").unwrap();
         let request = PublishRequest {
             routing_key: "k".into(),
             headers: vec![],
@@ -452,7 +451,7 @@ mod tests {
             routes.publish(request).await,
             Err(BrokerError::UnknownTopic(_))
         ));
-        let a = registry.get("a").unwrap();
+        let a = topics.get("a").unwrap();
         assert_eq!(
             a.partition(0).unwrap().end_offset(),
             0,
@@ -464,15 +463,15 @@ mod tests {
     async fn rules_route_publishes_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
+            let topics = Arc::new(Topics::open(dir.path()).unwrap());
             for name in ["all", "eu", "urgent"] {
                 let config = TopicConfig {
                     partitions: 1,
                     ..TopicConfig::internal_default()
                 };
-                registry.create(name, config, false).unwrap();
+                topics.create(name, config, false).unwrap();
             }
-            let routes = Routes::open(registry.clone(), None, test_tracer(&registry)).unwrap();
+            let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
             routes
                 .add("orders.#".into(), "all".into(), vec![])
                 .await
@@ -513,9 +512,9 @@ mod tests {
                 .publish(publish("orders.created.eu", vec![]))
                 .await
                 .unwrap();
-            let topics: Vec<&str> = out.routed.iter().map(|r| r.topic.as_str()).collect();
+            let routed: Vec<&str> = out.routed.iter().map(|r| r.topic.as_str()).collect();
             assert_eq!(
-                topics,
+                routed,
                 ["all", "eu"],
                 "once per topic even when two rules match"
             );
@@ -534,7 +533,7 @@ mod tests {
                 Err(BrokerError::UnknownRoute(_))
             ));
             assert_eq!(
-                registry
+                topics
                     .get("all")
                     .unwrap()
                     .partition(0)
@@ -542,11 +541,11 @@ mod tests {
                     .end_offset(),
                 1
             );
-            registry.close_all();
+            topics.close_all();
         }
-        let registry = Arc::new(TopicRegistry::open(dir.path()).unwrap());
-        let tracer = test_tracer(&registry);
-        let routes = Routes::open(registry, Some("all".into()), tracer).unwrap();
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
+        let traces = test_traces(&topics);
+        let routes = Routes::open(topics, Some("all".into()), traces).unwrap();
         assert_eq!(routes.list().len(), 3);
         assert_eq!(
             routes.destinations("orders.x.eu", &[]),

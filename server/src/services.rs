@@ -25,7 +25,7 @@ use storage::Clock;
 use crate::error::BrokerError;
 use crate::partition::Partition;
 use crate::shutdown::Shutdown;
-use crate::topics::{TopicConfig, TopicRegistry};
+use crate::topics::{TopicConfig, Topics};
 
 /// Smallest TTL an instance may ask for.
 pub const MIN_TTL_MS: u32 = 1_000;
@@ -60,7 +60,7 @@ struct Instance {
 
 /// The live view and the log behind it.
 #[derive(Debug)]
-pub struct ServiceRegistry {
+pub struct Services {
     partition: Arc<Partition>,
     clock: Arc<dyn Clock>,
     /// (service, instance id) -> instance. The lock also orders appends.
@@ -80,16 +80,13 @@ fn check_name(what: &str, name: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
-impl ServiceRegistry {
+impl Services {
     /// Opens (creating if needed) `__registry`, replays it, expires instances whose
     /// TTL passed while the broker was down and gives the others one TTL of grace
     /// (blocking I/O).
-    pub fn open(
-        registry: &TopicRegistry,
-        clock: Arc<dyn Clock>,
-    ) -> Result<ServiceRegistry, BrokerError> {
+    pub fn open(topics: &Topics, clock: Arc<dyn Clock>) -> Result<Services, BrokerError> {
         let partition =
-            registry.internal_partition(REGISTRY_TOPIC, TopicConfig::internal_default())?;
+            topics.internal_partition(REGISTRY_TOPIC, TopicConfig::internal_default())?;
         let mut live = BTreeMap::new();
         partition.replay(|offset, _, value| {
             let Some(value) = value else { return };
@@ -98,7 +95,7 @@ impl ServiceRegistry {
                 Err(e) => tracing::warn!(offset, error = %e, "skipping unreadable {REGISTRY_TOPIC} record"),
             }
         })?;
-        let service_registry = ServiceRegistry {
+        let service_registry = Services {
             partition,
             clock,
             live: Mutex::new(BTreeMap::new()),
@@ -293,7 +290,7 @@ impl ServiceRegistry {
     }
 
     /// Services with healthy instances.
-    pub fn services(&self) -> Vec<ServiceSummary> {
+    pub fn list(&self) -> Vec<ServiceSummary> {
         let mut out: Vec<ServiceSummary> = Vec::new();
         for (service, _) in self.lock().keys() {
             match out.last_mut() {
@@ -398,7 +395,7 @@ fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent)
 }
 
 /// Expires instances and compacts the topic until shutdown.
-pub async fn run_maintenance(registry: Arc<ServiceRegistry>, mut shutdown: Shutdown) {
+pub async fn run_maintenance(services: Arc<Services>, mut shutdown: Shutdown) {
     let mut tick = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
     let mut ticks = 0u64;
     loop {
@@ -406,13 +403,13 @@ pub async fn run_maintenance(registry: Arc<ServiceRegistry>, mut shutdown: Shutd
             _ = tick.tick() => {}
             _ = shutdown.recv() => return,
         }
-        if let Err(error) = registry.expire() {
+        if let Err(error) = services.expire() {
             tracing::warn!(%error, "registry expiry failed");
         }
         ticks += 1;
         if ticks.is_multiple_of(100) {
-            let registry = registry.clone();
-            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || registry.compact()).await {
+            let services = services.clone();
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || services.compact()).await {
                 tracing::warn!(%error, "registry compaction failed");
             }
         }
@@ -436,10 +433,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(1_000_000));
         {
-            let topics = TopicRegistry::open(dir.path()).unwrap();
-            let registry = ServiceRegistry::open(&topics, clock.clone()).unwrap();
+            let topics = Topics::open(dir.path()).unwrap();
+            let services = Services::open(&topics, clock.clone()).unwrap();
             for (id, zone) in [("a", "x"), ("b", "y"), ("c", "x")] {
-                registry
+                services
                     .register(
                         "billing",
                         id,
@@ -451,18 +448,18 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(
-                registry
+                services
                     .describe("billing", &[tag("zone", "x")])
                     .instances
                     .len(),
                 2
             );
             clock.advance(4_000);
-            registry.heartbeat("billing", "a").unwrap();
-            registry.heartbeat("billing", "b").unwrap();
+            services.heartbeat("billing", "a").unwrap();
+            services.heartbeat("billing", "b").unwrap();
             clock.advance(1_500); // c is now 5.5 s without a heartbeat
-            assert_eq!(registry.expire().unwrap(), 1);
-            let ids: Vec<String> = registry
+            assert_eq!(services.expire().unwrap(), 1);
+            let ids: Vec<String> = services
                 .describe("billing", &[])
                 .instances
                 .into_iter()
@@ -470,12 +467,12 @@ mod tests {
                 .collect();
             assert_eq!(ids, ["a", "b"]);
             assert!(matches!(
-                registry.heartbeat("billing", "c"),
+                services.heartbeat("billing", "c"),
                 Err(BrokerError::UnknownInstance { .. })
             ));
-            registry.deregister("billing", "b").await.unwrap();
+            services.deregister("billing", "b").await.unwrap();
             assert_eq!(
-                registry.services(),
+                services.list(),
                 [ServiceSummary {
                     service: "billing".into(),
                     instances: 1
@@ -485,21 +482,21 @@ mod tests {
         }
         // Restart within a's TTL: a survives (with a fresh grace period).
         clock.advance(1_000);
-        let topics = TopicRegistry::open(dir.path()).unwrap();
-        let registry = ServiceRegistry::open(&topics, clock.clone()).unwrap();
-        assert_eq!(registry.describe("billing", &[]).instances.len(), 1);
+        let topics = Topics::open(dir.path()).unwrap();
+        let services = Services::open(&topics, clock.clone()).unwrap();
+        assert_eq!(services.describe("billing", &[]).instances.len(), 1);
         assert_eq!(
-            registry.describe("billing", &[]).instances[0].since_heartbeat_ms,
+            services.describe("billing", &[]).instances[0].since_heartbeat_ms,
             0
         );
         topics.close_all();
-        drop(registry);
+        drop(services);
         // Restart long after: a is expired, and the expiry is recorded.
         clock.advance(60_000);
-        let topics = TopicRegistry::open(dir.path()).unwrap();
-        let registry = ServiceRegistry::open(&topics, clock).unwrap();
-        assert!(registry.describe("billing", &[]).instances.is_empty());
-        assert!(registry.services().is_empty());
+        let topics = Topics::open(dir.path()).unwrap();
+        let services = Services::open(&topics, clock).unwrap();
+        assert!(services.describe("billing", &[]).instances.is_empty());
+        assert!(services.list().is_empty());
         let partition = topics
             .get(REGISTRY_TOPIC)
             .unwrap()
@@ -521,9 +518,8 @@ mod tests {
     #[tokio::test]
     async fn oversized_addresses_and_tags_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = TopicRegistry::open(dir.path()).unwrap();
-        let registry =
-            ServiceRegistry::open(&topics, Arc::new(ManualClock::new(1_000_000))).unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        let services = Services::open(&topics, Arc::new(ManualClock::new(1_000_000))).unwrap();
         let long = "x".repeat(MAX_TAG_BYTES + 1);
         let too_many: Vec<_> = (0..=MAX_TAGS).map(|i| tag(&i.to_string(), "v")).collect();
         for (address, tags) in [
@@ -531,35 +527,34 @@ mod tests {
             ("a:1".to_string(), vec![tag("zone", &long)]),
             ("a:1".to_string(), too_many),
         ] {
-            let refused = registry.register("s", "i", &address, tags, 5_000).await;
+            let refused = services.register("s", "i", &address, tags, 5_000).await;
             assert!(
                 matches!(refused, Err(BrokerError::InvalidRequest(_))),
                 "{refused:?}"
             );
         }
-        assert!(registry.describe("s", &[]).instances.is_empty());
+        assert!(services.describe("s", &[]).instances.is_empty());
         let fitting: Vec<_> = (0..MAX_TAGS).map(|i| tag(&i.to_string(), "v")).collect();
-        registry
+        services
             .register("s", "i", "a:1", fitting, 5_000)
             .await
             .unwrap();
-        assert_eq!(registry.describe("s", &[]).instances.len(), 1);
+        assert_eq!(services.describe("s", &[]).instances.len(), 1);
     }
 
     #[tokio::test]
     async fn compaction_marks_the_restated_view_as_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = TopicRegistry::open(dir.path()).unwrap();
-        let registry =
-            ServiceRegistry::open(&topics, Arc::new(ManualClock::new(1_000_000))).unwrap();
-        registry
+        let topics = Topics::open(dir.path()).unwrap();
+        let services = Services::open(&topics, Arc::new(ManualClock::new(1_000_000))).unwrap();
+        services
             .register("s", "i", "a:1", vec![], 5_000)
             .await
             .unwrap();
         for _ in 0..COMPACT_AFTER_RECORDS {
-            registry.heartbeat("s", "i").unwrap();
+            services.heartbeat("s", "i").unwrap();
         }
-        registry.compact().unwrap();
+        services.compact().unwrap();
         let partition = topics
             .get(REGISTRY_TOPIC)
             .unwrap()
