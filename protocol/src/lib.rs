@@ -14,6 +14,8 @@
 //! - [`frame`]: the length-prefixed frame and its header; [`FrameDecoder`] splits a
 //!   byte stream into [`Frame`]s without doing I/O.
 //! - [`Message`]: a frame decoded into a typed request, response, error or push.
+//! - [`internal`]: the records of the broker's internal topics (`__consumer_offsets`,
+//!   `__queue_state`, `__registry`, `__routes`, `__traces`), which clients read too.
 //! - `codec` (feature `codec`): a `tokio_util` adapter for the edge.
 //!
 //! The normative specification is `docs/protocol.md`; its hex examples are checked
@@ -44,6 +46,7 @@ pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod internal;
 mod message;
 pub mod ops;
 pub mod trace;

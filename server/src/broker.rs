@@ -1,7 +1,9 @@
-//! The broker's shared state: what every connection task gets a handle to.
+//! The broker's shared state: what every request handler gets a handle to, and the
+//! background tasks it owns.
 
 use std::sync::Arc;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::error::BrokerError;
 use crate::group::offsets::Offsets;
@@ -9,8 +11,8 @@ use crate::group::Groups;
 use crate::queue::Queues;
 use crate::routes::Routes;
 use crate::services::Services;
-use crate::shutdown::ShutdownSignal;
 use crate::stats::Stats;
+use crate::tasks::{Stopped, Tasks};
 use crate::topics::Topics;
 use crate::traces::Traces;
 
@@ -19,6 +21,8 @@ use crate::traces::Traces;
 pub struct Broker {
     /// The configuration the broker runs with.
     pub config: ServerConfig,
+    /// The clock every timer of the broker reads.
+    pub clock: Arc<dyn Clock>,
     /// All topics.
     pub topics: Arc<Topics>,
     /// Consumer groups.
@@ -33,49 +37,58 @@ pub struct Broker {
     pub routes: Arc<Routes>,
     /// Trace spans of traced messages.
     pub traces: Arc<Traces>,
-    /// Stops tasks the broker itself started (queue dispatchers).
-    background: ShutdownSignal,
+    /// Every background task the broker started (dispatchers, the span writer, the
+    /// periodic jobs of `serve`).
+    pub tasks: Arc<Tasks>,
 }
 
 impl Broker {
-    /// Stops the broker's own background tasks.
-    pub fn stop_background(&self) {
-        self.background.trigger();
+    /// Opens the data directory on the system clock. See [`open_with_clock`](Self::open_with_clock).
+    pub fn open(config: ServerConfig) -> Result<Broker, BrokerError> {
+        Self::open_with_clock(config, Arc::new(SystemClock::new()))
     }
 
-    /// Opens the data directory: every topic's logs are recovered and committed
-    /// offsets and queue state replayed (blocking I/O, but inside the runtime: queue
-    /// dispatchers are spawned).
-    pub fn open(config: ServerConfig) -> Result<Broker, BrokerError> {
+    /// Opens the data directory: every topic's logs are recovered and the internal
+    /// topics replayed (blocking I/O, but inside the runtime: queue dispatchers and the
+    /// span writer start among [`tasks`](Self::tasks)).
+    pub fn open_with_clock(
+        config: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Broker, BrokerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
+        let tasks = Arc::new(Tasks::new());
         let topics = Arc::new(Topics::open(&config.data_dir)?);
-        let offsets = Arc::new(Offsets::open(&topics)?);
-        let background = ShutdownSignal::new();
+        let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
         let traces = Traces::open(
             &topics,
-            background.subscribe(),
+            &tasks,
             config.tracing.sample_unsampled,
+            clock.clone(),
         )?;
         let queues = Arc::new(Queues::open(
             topics.clone(),
-            background.subscribe(),
+            tasks.clone(),
             traces.clone(),
+            clock.clone(),
         )?);
         let groups = Arc::new(Groups::new(
             config.groups.clone(),
             topics.clone(),
             offsets,
             queues.clone(),
+            clock.clone(),
         ));
-        let services = Arc::new(Services::open(&topics, Arc::new(storage::SystemClock))?);
+        let services = Arc::new(Services::open(&topics, clock.clone())?);
         let routes = Arc::new(Routes::open(
             topics.clone(),
             config.routing.unroutable_topic.clone(),
             traces.clone(),
+            clock.clone(),
         )?);
         Ok(Broker {
             config,
+            clock,
             topics,
             groups,
             stats: Arc::new(Stats::default()),
@@ -83,7 +96,26 @@ impl Broker {
             services,
             routes,
             traces,
-            background,
+            tasks,
         })
+    }
+
+    /// Compacts every internal topic whose compaction is due (blocking I/O).
+    pub fn compact_internal_topics(&self) -> Result<(), BrokerError> {
+        self.groups.offsets().compact()?;
+        self.queues.compact()?;
+        self.services.compact()?;
+        self.routes.compact()
+    }
+
+    /// Stops the background tasks (waiting up to `grace`) and then closes every log
+    /// cleanly, syncing it (blocking I/O on the blocking pool).
+    pub async fn close(&self, grace: std::time::Duration) -> Stopped {
+        let stopped = self.tasks.stop(grace).await;
+        let topics = self.topics.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || topics.close_all()).await {
+            tracing::error!(%error, "closing the logs failed");
+        }
+        stopped
     }
 }

@@ -230,7 +230,7 @@ impl ServerConfig {
             retention_bytes: defaults.retention_bytes,
             retention_ms: defaults.retention_ms,
             durability,
-            queue: crate::topics::QueueConfig::default(),
+            queue: crate::queue::QueueConfig::default(),
         };
         config
             .validate()

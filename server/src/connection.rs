@@ -290,7 +290,11 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, mut shutdown: Shutdow
             },
             Request::Subscribe(subscribe) => {
                 let result = subscriptions
-                    .subscribe(&broker, subscribe, outbound.clone())
+                    .subscribe(
+                        &broker,
+                        subscribe,
+                        crate::delivery::Pushes::new(outbound.clone()),
+                    )
                     .map(|subscription_id| {
                         Response::Subscribe(protocol::ops::subscribe::SubscribeResponse {
                             subscription_id,
@@ -372,7 +376,8 @@ async fn dispatch(
         Request::Ack(r) => {
             broker
                 .queues
-                .ack(&r.group, &r.topic, r.partition, &r.offsets)
+                .checked(&r.group, &r.topic)?
+                .ack(r.partition, &r.offsets)
                 .await?;
             Response::Ack(Empty)
         }
@@ -380,14 +385,13 @@ async fn dispatch(
             let delay = r.redelivery_delay_ms.map(u64::from);
             broker
                 .queues
-                .nack(&r.group, &r.topic, r.partition, r.offset, &r.reason, delay)
+                .checked(&r.group, &r.topic)?
+                .nack(r.partition, r.offset, &r.reason, delay)
                 .await?;
             Response::Nack(Empty)
         }
         Request::ExtendDeadline(r) => {
-            broker.queues.extend(
-                &r.group,
-                &r.topic,
+            broker.queues.checked(&r.group, &r.topic)?.extend(
                 r.partition,
                 r.offset,
                 u64::from(r.extend_ms),

@@ -16,11 +16,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod delivery;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod internal;
 pub mod partition;
 pub mod partitioner;
 pub mod queue;
@@ -30,6 +33,7 @@ pub mod services;
 pub mod shutdown;
 pub mod stats;
 pub mod subscription;
+pub mod tasks;
 pub mod topics;
 pub mod traces;
 
@@ -43,7 +47,10 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::ServerConfig;
-use crate::shutdown::{Shutdown, ShutdownSignal};
+use crate::internal::COMPACTION_INTERVAL;
+use crate::shutdown::ShutdownSignal;
+use crate::tasks::{every_blocking, TASK_SHUTDOWN_GRACE};
+use crate::topics::Topics;
 
 /// How often retention limits are enforced.
 pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
@@ -69,30 +76,7 @@ pub async fn serve(
     listener: TcpListener,
     signal: Arc<ShutdownSignal>,
 ) -> anyhow::Result<()> {
-    let mut background = JoinSet::new();
-    background.spawn(group::run_session_reaper(
-        broker.groups.clone(),
-        signal.subscribe(),
-    ));
-    background.spawn(stats::run_sampler(
-        broker.stats.clone(),
-        broker.topics.clone(),
-        signal.subscribe(),
-    ));
-    background.spawn(run_retention(broker.clone(), signal.subscribe()));
-    background.spawn(queue::run_compaction(
-        broker.queues.clone(),
-        signal.subscribe(),
-    ));
-    background.spawn(services::run_maintenance(
-        broker.services.clone(),
-        signal.subscribe(),
-    ));
-    background.spawn(routes::run_compaction(
-        broker.routes.clone(),
-        signal.subscribe(),
-    ));
-
+    start_periodic_jobs(&broker);
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let mut connections = JoinSet::new();
     let mut shutdown = signal.subscribe();
@@ -137,12 +121,51 @@ pub async fn serve(
         tracing::warn!("connections still busy after {SHUTDOWN_GRACE:?}; closing anyway");
         connections.abort_all();
     }
-    background.abort_all();
-    broker.stop_background();
-    let topics = broker.topics.clone();
-    tokio::task::spawn_blocking(move || topics.close_all()).await?;
+    broker.close(TASK_SHUTDOWN_GRACE).await;
     tracing::info!("all logs synced and closed cleanly");
     Ok(())
+}
+
+/// The broker's periodic jobs, owned by its tasks: session expiry, rates, retention,
+/// service expiry, and compaction of the internal topics.
+fn start_periodic_jobs(broker: &Arc<Broker>) {
+    let tasks = &broker.tasks;
+    tasks.spawn(
+        "session reaper",
+        group::run_session_reaper(broker.groups.clone(), tasks.shutdown()),
+    );
+    tasks.spawn(
+        "rate sampler",
+        stats::run_sampler(
+            broker.stats.clone(),
+            broker.topics.clone(),
+            tasks.shutdown(),
+        ),
+    );
+    tasks.spawn(
+        "service expiry",
+        services::run_expiry(broker.services.clone(), tasks.shutdown()),
+    );
+    tasks.spawn(
+        "retention",
+        every_blocking(
+            "retention",
+            RETENTION_CHECK_INTERVAL,
+            tasks.shutdown(),
+            broker.topics.clone(),
+            Topics::enforce_retention,
+        ),
+    );
+    tasks.spawn(
+        "compaction",
+        every_blocking(
+            "compaction of internal topics",
+            COMPACTION_INTERVAL,
+            tasks.shutdown(),
+            broker.clone(),
+            Broker::compact_internal_topics,
+        ),
+    );
 }
 
 /// Tells a connection over the limit why it is being closed.
@@ -161,36 +184,4 @@ async fn refuse(socket: tokio::net::TcpStream) {
             error,
         })
         .await;
-}
-
-async fn run_retention(broker: Arc<Broker>, mut shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(RETENTION_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.recv() => return,
-        }
-        let topics = broker.topics.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for topic in topics.list() {
-                for partition in &topic.partitions {
-                    match partition.enforce_retention() {
-                        Ok(outcome) if !outcome.deleted_segments.is_empty() => {
-                            tracing::info!(topic = %topic.name, partition = partition.id, deleted = ?outcome.deleted_segments, "retention deleted segments");
-                        }
-                        Ok(_) => {}
-                        Err(error) => tracing::warn!(topic = %topic.name, partition = partition.id, %error, "retention failed"),
-                    }
-                }
-            }
-        })
-        .await;
-    }
-}
-
-/// Milliseconds since the epoch: the storage clock's reading, for record timestamps
-/// and queue deadlines.
-pub fn now_ms() -> i64 {
-    use storage::Clock;
-    storage::SystemClock.now_ms()
 }

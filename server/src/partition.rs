@@ -178,47 +178,6 @@ impl Partition {
         }
     }
 
-    /// Calls `apply(offset, key, value)` for every record from the log start to the
-    /// end, in order (zero-copy slices of the log). Internal topics rebuild their
-    /// in-memory state with this at startup. A batch that does not read back is an
-    /// error: the log's CRC checks make that damage, not a torn write.
-    pub fn replay(
-        &self,
-        mut apply: impl FnMut(u64, Option<bytes::Bytes>, Option<bytes::Bytes>),
-    ) -> Result<(), BrokerError> {
-        let start = self.start_offset();
-        let mut offset = start;
-        while offset < self.end_offset() {
-            let chunk = self.read(offset, 1 << 20)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for batch in protocol::batch::split_batches(chunk.bytes.clone()) {
-                let batch = batch.map_err(|e| {
-                    BrokerError::Internal(format!("replaying at offset {offset}: {e}"))
-                })?;
-                let view = protocol::batch::BatchView::new(&batch)
-                    .map_err(|e| BrokerError::Internal(e.to_string()))?;
-                for record in view.records() {
-                    let record = record.map_err(|e| BrokerError::Internal(e.to_string()))?;
-                    if record.offset < start {
-                        continue;
-                    }
-                    let key = record.key.map(|k| batch.slice_ref(k));
-                    let value = record.value.map(|v| batch.slice_ref(v));
-                    apply(record.offset, key, value);
-                }
-            }
-            offset = chunk.next_offset;
-        }
-        Ok(())
-    }
-
-    /// A receiver of the log's end offset.
-    pub fn end_watch(&self) -> watch::Receiver<u64> {
-        self.end.subscribe()
-    }
-
     /// First offset held.
     pub fn start_offset(&self) -> u64 {
         self.reader.start_offset()

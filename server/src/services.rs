@@ -13,17 +13,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use protocol::batch::BatchBuilder;
-#[cfg(test)]
-use protocol::batch::{split_batches, BatchView};
 use protocol::ops::registry::{
-    DescribeServiceResponse, InstanceInfo, RegistryEvent, ServiceSummary, REGISTRY_TOPIC,
+    DescribeServiceResponse, InstanceInfo, RegistryEvent, ServiceSummary,
 };
 use protocol::ops::topic::ConfigEntry;
-use storage::Clock;
 
+use crate::clock::Clock;
 use crate::error::BrokerError;
-use crate::partition::Partition;
+use crate::internal::InternalLog;
 use crate::shutdown::Shutdown;
 use crate::topics::{TopicConfig, Topics};
 
@@ -31,8 +28,6 @@ use crate::topics::{TopicConfig, Topics};
 pub const MIN_TTL_MS: u32 = 1_000;
 /// Largest TTL an instance may ask for.
 pub const MAX_TTL_MS: u32 = 3_600_000;
-/// Records on `__registry` between two compactions, at least.
-pub const COMPACT_AFTER_RECORDS: u64 = 10_000;
 /// How often expiries are looked for.
 pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Record header marking the records a compaction rewrote (the live view restated),
@@ -61,14 +56,14 @@ struct Instance {
 /// The live view and the log behind it.
 #[derive(Debug)]
 pub struct Services {
-    partition: Arc<Partition>,
+    log: InternalLog<RegistryEvent>,
     clock: Arc<dyn Clock>,
     /// (service, instance id) -> instance. The lock also orders appends.
     live: Mutex<BTreeMap<(String, String), Instance>>,
 }
 
 fn now_ms(clock: &dyn Clock) -> u64 {
-    clock.now_ms().max(0) as u64
+    clock.wall_ms().max(0) as u64
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), BrokerError> {
@@ -85,18 +80,15 @@ impl Services {
     /// TTL passed while the broker was down and gives the others one TTL of grace
     /// (blocking I/O).
     pub fn open(topics: &Topics, clock: Arc<dyn Clock>) -> Result<Services, BrokerError> {
-        let partition =
-            topics.internal_partition(REGISTRY_TOPIC, TopicConfig::internal_default())?;
         let mut live = BTreeMap::new();
-        partition.replay(|offset, _, value| {
-            let Some(value) = value else { return };
-            match RegistryEvent::decode(value) {
-                Ok(event) => apply(&mut live, &event),
-                Err(e) => tracing::warn!(offset, error = %e, "skipping unreadable {REGISTRY_TOPIC} record"),
-            }
-        })?;
+        let log = InternalLog::open(
+            topics,
+            TopicConfig::internal_default(),
+            clock.clone(),
+            |event| apply(&mut live, &event),
+        )?;
         let service_registry = Services {
-            partition,
+            log,
             clock,
             live: Mutex::new(BTreeMap::new()),
         };
@@ -130,41 +122,11 @@ impl Services {
     }
 
     fn append(&self, events: &[RegistryEvent]) -> Result<u64, BrokerError> {
-        self.append_records(events, &[])
-    }
-
-    /// Appends `events`, each record carrying `headers`.
-    fn append_records(
-        &self,
-        events: &[RegistryEvent],
-        headers: &[(&str, &[u8])],
-    ) -> Result<u64, BrokerError> {
-        if events.is_empty() {
-            return Ok(self.partition.end_offset());
-        }
-        let now = self.clock.now_ms();
-        let mut next = self.partition.end_offset();
-        for chunk in events.chunks(1024) {
-            let mut builder = BatchBuilder::new();
-            for event in chunk {
-                let (service, instance) = event.instance();
-                let key = format!("{service}\0{instance}");
-                let value = event
-                    .encode()
-                    .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
-                builder
-                    .push(now, Some(key.as_bytes()), Some(&value), headers)
-                    .map_err(|e| BrokerError::InvalidRequest(format!("registry record: {e}")))?;
-            }
-            next = self.partition.append(&builder.finish())?.next_offset;
-        }
-        Ok(next)
+        self.log.append(events)
     }
 
     async fn durable(&self, offset: u64) -> Result<(), BrokerError> {
-        self.partition
-            .wait_durable(offset, Duration::from_secs(30))
-            .await
+        self.log.wait_durable(offset).await
     }
 
     /// Registers (or re-registers) an instance; durable on return.
@@ -323,20 +285,17 @@ impl Services {
         DescribeServiceResponse { instances }
     }
 
-    /// Appends a snapshot of the live view and truncates the log before it, once the
-    /// log has grown enough to be worth it: at least `COMPACT_AFTER_RECORDS`, and twice
-    /// the snapshot (two records per instance), so a large live view is not rewritten
-    /// on every tick.
+    /// Compacts `__registry` if the policy says so: a snapshot of the live view (a
+    /// Registered and a Heartbeat per live instance, each marked with
+    /// [`SNAPSHOT_HEADER`]) replaces the history (blocking I/O).
     pub fn compact(&self) -> Result<(), BrokerError> {
-        let records = self.partition.end_offset() - self.partition.start_offset();
-        if records < COMPACT_AFTER_RECORDS {
-            return Ok(());
-        }
         let live = self.lock();
-        if records < 4 * live.len() as u64 {
-            return Ok(());
-        }
-        let first = self.partition.end_offset();
+        self.log
+            .compact(2 * live.len() as u64, || self.snapshot(&live))
+            .map(|_| ())
+    }
+
+    fn snapshot(&self, live: &BTreeMap<(String, String), Instance>) -> Result<(), BrokerError> {
         let mut events = Vec::with_capacity(live.len() * 2);
         for ((service, instance_id), i) in live.iter() {
             events.push(RegistryEvent::Registered {
@@ -355,8 +314,9 @@ impl Services {
         }
         // Marked, so that watchers reading the topic do not take a restatement of the
         // live view for fresh registrations.
-        self.append_records(&events, &[(SNAPSHOT_HEADER, b"1")])?;
-        self.partition.truncate_before(first)
+        self.log
+            .append_with_headers(&events, &[(SNAPSHOT_HEADER, b"1")])
+            .map(|_| ())
     }
 }
 
@@ -394,32 +354,24 @@ fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent)
     }
 }
 
-/// Expires instances and compacts the topic until shutdown.
-pub async fn run_maintenance(services: Arc<Services>, mut shutdown: Shutdown) {
-    let mut tick = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
-    let mut ticks = 0u64;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.recv() => return,
-        }
+/// Expires instances every [`EXPIRY_CHECK_INTERVAL`] until shutdown.
+pub async fn run_expiry(services: Arc<Services>, shutdown: Shutdown) {
+    crate::tasks::every(EXPIRY_CHECK_INTERVAL, shutdown, || {
         if let Err(error) = services.expire() {
             tracing::warn!(%error, "registry expiry failed");
         }
-        ticks += 1;
-        if ticks.is_multiple_of(100) {
-            let services = services.clone();
-            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || services.compact()).await {
-                tracing::warn!(%error, "registry compaction failed");
-            }
-        }
-    }
+        std::future::ready(())
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storage::ManualClock;
+    use crate::clock::ManualClock;
+    use crate::internal::COMPACT_AFTER_RECORDS;
+    use protocol::batch::{split_batches, BatchView};
+    use protocol::ops::registry::REGISTRY_TOPIC;
 
     fn tag(k: &str, v: &str) -> ConfigEntry {
         ConfigEntry {

@@ -1,83 +1,35 @@
-//! Push subscriptions with credit-based flow control.
+//! Push subscriptions: the subscriptions of one session ([`Subscriptions`]), and the
+//! task that delivers a stream subscription.
 //!
-//! Each subscription is a task that reads from its partitions and pushes `Delivery`
-//! frames into the connection's bounded outbound queue, never beyond the credit the
-//! consumer granted: a delivery carries at most the remaining message credit (its
-//! `to_offset` cuts a batch short if needed) and may overdraw the byte credit by at
-//! most one batch. With no credit the task sleeps until a Credit request arrives, so a
-//! slow consumer costs the server one queue of bounded size, nothing more.
+//! A subscription to a partition, or to a stream group member's assigned partitions,
+//! is a task of this module that reads from its partitions and pushes deliveries
+//! under the consumer's credit, by the rules of [`crate::delivery`]. With no credit
+//! the task sleeps until a Credit request arrives, so a slow consumer costs the server
+//! one queue of bounded size, nothing more. A queue group member's subscription is
+//! delivered by its group's dispatcher instead ([`crate::queue`]); this module only
+//! routes its credit and its end there.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::batch::split_batches;
 use protocol::ops::subscribe::{Delivery, StartPosition, SubscribeRequest, SubscribeTarget};
-use protocol::Message;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
+use crate::delivery::{cut_to_credit, wait_for_any, Credit, CreditCell, Pushes};
 use crate::error::BrokerError;
 use crate::partition::Partition;
+use crate::traces::Recipient;
 
 /// How long an idle subscription waits for data before re-checking its state.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Default)]
-struct Credit {
-    messages: u64,
-    bytes: u64,
-    closed: bool,
-}
-
-#[derive(Debug, Default)]
-struct CreditCell {
-    credit: Mutex<Credit>,
-    changed: Notify,
-}
-
-impl CreditCell {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Credit> {
-        self.credit.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn add(&self, messages: u32, bytes: u64) {
-        let mut credit = self.lock();
-        credit.messages = credit.messages.saturating_add(u64::from(messages));
-        credit.bytes = credit.bytes.saturating_add(bytes);
-        drop(credit);
-        self.changed.notify_one();
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_one();
-    }
-
-    /// Waits for credit in both units; `None` once closed.
-    async fn available(&self) -> Option<(u64, u64)> {
-        loop {
-            let notified = self.changed.notified();
-            {
-                let credit = self.lock();
-                if credit.closed {
-                    return None;
-                }
-                if credit.messages > 0 && credit.bytes > 0 {
-                    return Some((credit.messages, credit.bytes));
-                }
-            }
-            notified.await;
-        }
-    }
-
-    fn spend(&self, messages: u64, bytes: u64) {
-        let mut credit = self.lock();
-        credit.messages = credit.messages.saturating_sub(messages);
-        credit.bytes = credit.bytes.saturating_sub(bytes);
-    }
-}
+/// Subscription ids are unique across sessions, because queue groups (shared by
+/// sessions) track subscriptions by id.
+static NEXT_SUBSCRIPTION_ID: AtomicU64 = AtomicU64::new(1);
 
 enum Handle {
     /// A partition or stream-group subscription, run by a task of this module.
@@ -89,11 +41,7 @@ enum Handle {
     Queue,
 }
 
-/// Subscription ids are unique across connections, because queue groups (shared by
-/// connections) track subscriptions by id.
-static NEXT_SUBSCRIPTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// The subscriptions of one connection.
+/// The subscriptions of one session. Dropping it closes them all.
 pub struct Subscriptions {
     open: HashMap<u64, Handle>,
     limit: usize,
@@ -108,13 +56,6 @@ impl std::fmt::Debug for Subscriptions {
     }
 }
 
-/// One partition a subscription reads, and where it is.
-#[derive(Debug, Clone)]
-struct Cursor {
-    partition: Arc<Partition>,
-    position: u64,
-}
-
 impl Subscriptions {
     /// No subscriptions; at most `limit` open at once.
     pub fn new(limit: usize) -> Subscriptions {
@@ -125,12 +66,12 @@ impl Subscriptions {
         }
     }
 
-    /// Opens a subscription whose deliveries go to `outbound`.
+    /// Opens a subscription whose deliveries go to `pushes`; returns its id.
     pub fn subscribe(
         &mut self,
         broker: &Arc<Broker>,
         request: SubscribeRequest,
-        outbound: mpsc::Sender<Message>,
+        pushes: Pushes,
     ) -> Result<u64, BrokerError> {
         self.open
             .retain(|_, h| !matches!(h, Handle::Stream { task, .. } if task.is_finished()));
@@ -141,68 +82,53 @@ impl Subscriptions {
             )));
         }
         let topic = broker.topics.get(&request.topic)?;
-        let id = NEXT_SUBSCRIPTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let credit = Arc::new(CreditCell::default());
-        credit.add(request.credit_messages, request.credit_bytes);
-        let task = match request.target {
+        let id = NEXT_SUBSCRIPTION_ID.fetch_add(1, Ordering::Relaxed);
+        let credit = Credit::new(request.credit_messages, request.credit_bytes);
+        let (cursors, follow) = match request.target {
             SubscribeTarget::Partition(p) => {
                 let partition = topic.partition(p)?.clone();
-                let position = match request.start {
-                    StartPosition::Earliest => partition.start_offset(),
-                    StartPosition::Latest => partition.visible_end(),
-                    StartPosition::Offset(offset) => {
-                        if offset < partition.start_offset() || offset > partition.end_offset() {
-                            return Err(BrokerError::Storage(storage::Error::OffsetOutOfRange {
-                                requested: offset,
-                                start: partition.start_offset(),
-                                end: partition.end_offset(),
-                            }));
-                        }
-                        offset
-                    }
-                };
-                let cursors = vec![Cursor {
-                    partition,
-                    position,
-                }];
-                tokio::spawn(run(
-                    id,
-                    topic.name.clone(),
-                    cursors,
+                let position = start_position(&partition, request.start)?;
+                (
+                    vec![Cursor {
+                        partition,
+                        position,
+                    }],
                     None,
-                    credit.clone(),
-                    outbound,
-                    broker.clone(),
-                ))
+                )
             }
             SubscribeTarget::Group { group, member_id } if broker.queues.get(&group).is_some() => {
                 broker.groups.assignment(&group, &member_id)?;
-                broker.queues.subscribe(
-                    &group,
-                    &member_id,
-                    id,
-                    outbound,
-                    request.credit_messages,
-                    request.credit_bytes,
-                )?;
+                broker
+                    .queues
+                    .subscribe(&group, &member_id, id, pushes, credit)?;
                 self.queues = Some(broker.queues.clone());
                 self.open.insert(id, Handle::Queue);
                 return Ok(id);
             }
             SubscribeTarget::Group { group, member_id } => {
                 broker.groups.assignment(&group, &member_id)?;
-                let follow = Some((group, member_id, topic.name.clone()));
-                tokio::spawn(run(
-                    id,
-                    topic.name.clone(),
-                    Vec::new(),
-                    follow,
-                    credit.clone(),
-                    outbound,
-                    broker.clone(),
-                ))
+                let generations = broker.groups.watch(&group)?;
+                let follow = Follow {
+                    group,
+                    member: member_id,
+                    generations,
+                    generation: None,
+                };
+                (Vec::new(), Some(follow))
             }
         };
+        let credit = Arc::new(CreditCell::new(credit));
+        let stream = Stream {
+            id,
+            topic: topic.name.clone(),
+            cursors,
+            follow,
+            credit: credit.clone(),
+            pushes,
+            broker: broker.clone(),
+            next: 0,
+        };
+        let task = tokio::spawn(stream.run());
         self.open.insert(id, Handle::Stream { credit, task });
         Ok(id)
     }
@@ -214,7 +140,7 @@ impl Subscriptions {
             .get(&id)
             .ok_or(BrokerError::UnknownSubscription(id))?
         {
-            Handle::Stream { credit, .. } => credit.add(messages, bytes),
+            Handle::Stream { credit, .. } => credit.grant(messages, bytes),
             Handle::Queue => {
                 if !self
                     .queues
@@ -237,9 +163,7 @@ impl Subscriptions {
         self.close(id, handle);
         Ok(())
     }
-}
 
-impl Subscriptions {
     fn close(&self, id: u64, handle: Handle) {
         match handle {
             Handle::Stream { credit, task } => {
@@ -265,180 +189,177 @@ impl Drop for Subscriptions {
     }
 }
 
-/// Cursors for a group member's current assignment, starting at committed offsets.
-fn group_cursors(
-    broker: &Broker,
-    group: &str,
-    member: &str,
-    topic: &str,
-    old: &[Cursor],
-) -> Option<(u32, Vec<Cursor>)> {
-    let assignment = broker.groups.assignment(group, member).ok()?;
-    let topic_handle = broker.topics.get(topic).ok()?;
-    let cursors = assignment
-        .partitions
-        .iter()
-        .filter_map(|p| {
-            let partition = topic_handle.partition(*p).ok()?.clone();
-            let kept = old
-                .iter()
-                .find(|c| c.partition.id == *p)
-                .map(|c| c.position);
-            let committed = broker.groups.offsets().get(group, topic, *p);
-            let position = kept
-                .or(committed)
-                .unwrap_or(partition.start_offset())
-                .max(partition.start_offset());
-            Some(Cursor {
-                partition,
-                position,
-            })
-        })
-        .collect();
-    Some((assignment.generation, cursors))
+/// Where a partition subscription starts.
+fn start_position(partition: &Partition, start: StartPosition) -> Result<u64, BrokerError> {
+    Ok(match start {
+        StartPosition::Earliest => partition.start_offset(),
+        StartPosition::Latest => partition.visible_end(),
+        StartPosition::Offset(offset) => {
+            if offset < partition.start_offset() || offset > partition.end_offset() {
+                return Err(BrokerError::Storage(storage::Error::OffsetOutOfRange {
+                    requested: offset,
+                    start: partition.start_offset(),
+                    end: partition.end_offset(),
+                }));
+            }
+            offset
+        }
+    })
 }
 
-async fn run(
+/// One partition a subscription reads, and where it is.
+#[derive(Debug, Clone)]
+struct Cursor {
+    partition: Arc<Partition>,
+    position: u64,
+}
+
+/// A stream group member whose assignment the subscription follows.
+struct Follow {
+    group: String,
+    member: String,
+    generations: watch::Receiver<u32>,
+    generation: Option<u32>,
+}
+
+/// A stream subscription's task.
+struct Stream {
     id: u64,
     topic: String,
-    mut cursors: Vec<Cursor>,
-    follow: Option<(String, String, String)>,
+    cursors: Vec<Cursor>,
+    follow: Option<Follow>,
     credit: Arc<CreditCell>,
-    outbound: mpsc::Sender<Message>,
+    pushes: Pushes,
     broker: Arc<Broker>,
-) {
-    let mut generation_watch = follow
-        .as_ref()
-        .and_then(|(group, _, _)| broker.groups.watch(group).ok());
-    let mut generation = None;
-    let mut next = 0usize;
-    loop {
-        if let (Some((group, member, topic)), Some(watch)) = (&follow, &mut generation_watch) {
-            let current = *watch.borrow_and_update();
-            if generation != Some(current) {
-                match group_cursors(&broker, group, member, topic, &cursors) {
-                    Some((g, c)) => {
-                        generation = Some(g);
-                        cursors = c;
-                    }
-                    None => return, // the member is gone: nothing more to deliver
-                }
+    /// The cursor the round-robin over partitions goes on from.
+    next: usize,
+}
+
+/// What one attempt to deliver found.
+enum Step {
+    Delivered,
+    CaughtUp,
+    Stop,
+}
+
+impl Stream {
+    async fn run(mut self) {
+        loop {
+            if !self.follow_assignment() {
+                return; // the member is gone: nothing more to deliver
+            }
+            let Some(credit) = self.credit.available().await else {
+                return;
+            };
+            match self.deliver(credit).await {
+                Step::Delivered => {}
+                Step::CaughtUp => self.wait().await,
+                Step::Stop => return,
             }
         }
-        let Some((messages, bytes)) = credit.available().await else {
-            return;
+    }
+
+    /// After a rebalance, reads the member's new partitions (keeping the positions of
+    /// those it kept, else starting at committed offsets). `false` once the member is
+    /// gone.
+    fn follow_assignment(&mut self) -> bool {
+        let Some(follow) = &mut self.follow else {
+            return true;
         };
-        let mut delivered = false;
-        for _ in 0..cursors.len() {
-            next = (next + 1) % cursors.len();
-            let cursor = &mut cursors[next];
-            let chunk = match cursor.partition.read(
-                cursor.position,
-                bytes.min(broker.config.limits.max_fetch_bytes as u64) as usize,
-            ) {
+        let current = *follow.generations.borrow_and_update();
+        if follow.generation == Some(current) {
+            return true;
+        }
+        let broker = &self.broker;
+        let Ok(assignment) = broker.groups.assignment(&follow.group, &follow.member) else {
+            return false;
+        };
+        let Ok(topic) = broker.topics.get(&self.topic) else {
+            return false;
+        };
+        let offsets = broker.groups.offsets();
+        self.cursors = assignment
+            .partitions
+            .iter()
+            .filter_map(|&p| {
+                let partition = topic.partition(p).ok()?.clone();
+                let kept = self.cursors.iter().find(|c| c.partition.id == p);
+                let position = kept
+                    .map(|c| c.position)
+                    .or(offsets.get(&follow.group, &self.topic, p))
+                    .unwrap_or(partition.start_offset())
+                    .max(partition.start_offset());
+                Some(Cursor {
+                    partition,
+                    position,
+                })
+            })
+            .collect();
+        follow.generation = Some(assignment.generation);
+        true
+    }
+
+    /// Pushes one delivery from the next partition with data, cut to `credit`.
+    async fn deliver(&mut self, credit: Credit) -> Step {
+        let read_cap = self.broker.config.limits.max_fetch_bytes as usize;
+        for _ in 0..self.cursors.len() {
+            self.next = (self.next + 1) % self.cursors.len();
+            let cursor = &mut self.cursors[self.next];
+            let chunk = match cursor
+                .partition
+                .read(cursor.position, credit.read_bytes(read_cap))
+            {
                 Ok(chunk) => chunk,
-                Err(e) => {
-                    tracing::warn!(subscription = id, error = %e, "subscription read failed; closing it");
-                    return;
+                Err(error) => {
+                    tracing::warn!(subscription = self.id, %error, "subscription read failed; closing it");
+                    return Step::Stop;
                 }
             };
             if chunk.is_empty() {
                 continue;
             }
             let from = cursor.position.max(chunk.first_offset);
-            // Trim to the message credit: whole batches while they fit, and `to_offset`
-            // cuts the last one if even that is too many.
-            let limit = from.saturating_add(messages);
-            let mut end_bytes = 0;
-            let mut to = from;
-            for batch in split_batches(chunk.bytes.clone()).flatten() {
-                let header = protocol::batch::BatchHeader::parse(&batch).ok();
-                let Some(header) = header else { break };
-                if to >= limit {
-                    break;
-                }
-                end_bytes += batch.len();
-                to = header.next_offset().min(limit);
+            let cut = cut_to_credit(&chunk.bytes, from, credit.messages);
+            if cut.to <= from {
+                continue; // nothing readable fits: never push an empty delivery
             }
             let delivery = Delivery {
-                subscription_id: id,
+                subscription_id: self.id,
                 partition: cursor.partition.id,
                 from_offset: from,
-                to_offset: to,
+                to_offset: cut.to,
                 attempt: 1,
-                batches: chunk.bytes.slice(..end_bytes),
+                batches: chunk.bytes.slice(..cut.bytes),
             };
-            credit.spend(to - from, end_bytes as u64);
-            cursor.position = to;
-            trace_push(
-                &broker,
-                &topic,
-                &delivery,
-                follow.as_ref().map(|(group, _, _)| group.as_str()),
-            );
-            if outbound.send(Message::Push(delivery)).await.is_err() {
-                return; // connection gone
+            self.credit.spend(cut.to - from, cut.bytes as u64);
+            cursor.position = cut.to;
+            let group = self.follow.as_ref().map(|f| f.group.as_str());
+            let to = Recipient::Subscription { id: self.id, group };
+            self.broker.traces.on_deliver(&self.topic, &delivery, to);
+            if !self.pushes.push(delivery).await {
+                return Step::Stop; // the session is gone
             }
-            delivered = true;
-            break;
+            return Step::Delivered;
         }
-        if !delivered {
-            // Caught up everywhere: wait for data on one partition, or for a rebalance.
-            let waits: Vec<_> = cursors
-                .iter()
-                .map(|c| Box::pin(c.partition.wait_for_data(c.position, IDLE_WAIT)))
-                .collect();
-            let wait = async move {
-                if waits.is_empty() {
-                    tokio::time::sleep(IDLE_WAIT).await;
-                } else {
-                    futures_util::future::select_all(waits).await;
-                }
-            };
-            match &mut generation_watch {
-                Some(watch) => {
-                    tokio::select! {
-                        _ = wait => {}
-                        _ = watch.changed() => {}
-                    }
-                }
-                None => wait.await,
-            }
-        }
+        Step::CaughtUp
     }
-}
 
-/// `deliver` spans for the traced messages of a pushed delivery (stream subscriptions
-/// deliver each message once: attempt 1). Plain fetches are not spanned: the broker
-/// does not know who reads them.
-fn trace_push(broker: &Broker, topic: &str, delivery: &Delivery, group: Option<&str>) {
-    let found =
-        broker
-            .traces
-            .traced_in(&delivery.batches, delivery.from_offset, delivery.to_offset);
-    if found.is_empty() {
-        return;
-    }
-    let now = crate::traces::now_us();
-    for t in found {
-        let parent =
-            crate::traces::produce_span_id(&t.context, topic, delivery.partition, t.offset);
-        let id = crate::traces::deliver_span_id(
-            &t.context,
-            group.unwrap_or(""),
-            topic,
-            delivery.partition,
-            t.offset,
-            1,
-        );
-        let mut attributes = crate::traces::message_attributes(topic, delivery.partition, t.offset);
-        attributes.push(("subscription".into(), delivery.subscription_id.to_string()));
-        if let Some(group) = group {
-            attributes.push(("group".into(), group.into()));
+    /// Caught up everywhere: waits for data on one partition, or for a rebalance.
+    async fn wait(&mut self) {
+        let reads: Vec<(Arc<Partition>, u64)> = self
+            .cursors
+            .iter()
+            .map(|c| (c.partition.clone(), c.position))
+            .collect();
+        let data = wait_for_any(&reads, IDLE_WAIT);
+        match &mut self.follow {
+            Some(follow) => {
+                tokio::select! {
+                    _ = data => {}
+                    _ = follow.generations.changed() => {}
+                }
+            }
+            None => data.await,
         }
-        attributes.push(("attempt".into(), "1".into()));
-        broker
-            .traces
-            .span(&t.context, id, parent, "deliver", now, now, attributes);
     }
 }

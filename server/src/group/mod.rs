@@ -14,7 +14,7 @@ pub mod offsets;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use protocol::ops::group::{
     DescribeGroupResponse, GroupMode, GroupPartitionInfo, GroupStart, GroupSummary,
@@ -22,6 +22,7 @@ use protocol::ops::group::{
 };
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::config::GroupConfig;
 use crate::error::BrokerError;
 use crate::queue::Queues;
@@ -34,9 +35,16 @@ pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 struct Member {
     client_name: String,
-    session_timeout: Duration,
-    last_seen: Instant,
+    session_timeout_ms: u64,
+    /// Monotonic time of the last join or heartbeat.
+    last_seen_ms: u64,
     partitions: Vec<u32>,
+}
+
+impl Member {
+    fn alive_at(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_seen_ms) < self.session_timeout_ms
+    }
 }
 
 #[derive(Debug)]
@@ -84,6 +92,7 @@ pub struct Groups {
     /// before a restart can never be mistaken for a new one.
     boot_id: u32,
     queues: Arc<Queues>,
+    clock: Arc<dyn Clock>,
 }
 
 /// What a member asks for when joining.
@@ -114,10 +123,11 @@ impl Groups {
         topics: Arc<Topics>,
         offsets: Arc<Offsets>,
         queues: Arc<Queues>,
+        clock: Arc<dyn Clock>,
     ) -> Groups {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        // Any value that differs between runs will do; the wall clock's milliseconds
+        // and the pid make a collision across restarts vanishingly unlikely.
+        let nanos = (clock.wall_ms() as u32).wrapping_mul(1_000_003);
         Groups {
             groups: Mutex::new(HashMap::new()),
             settings,
@@ -126,6 +136,7 @@ impl Groups {
             next_member: AtomicU64::new(1),
             boot_id: nanos ^ std::process::id().rotate_left(16),
             queues,
+            clock,
         }
     }
 
@@ -223,19 +234,20 @@ impl Groups {
                 member: request.member_id.into(),
             });
         };
-        let session_timeout = Duration::from_millis(u64::from(request.session_timeout_ms));
+        let session_timeout_ms = u64::from(request.session_timeout_ms);
+        let now_ms = self.clock.monotonic_ms();
         let is_new = !group.members.contains_key(&member_id);
         let member = group
             .members
             .entry(member_id.clone())
             .or_insert_with(|| Member {
                 client_name: request.client_name.to_string(),
-                session_timeout,
-                last_seen: Instant::now(),
+                session_timeout_ms,
+                last_seen_ms: now_ms,
                 partitions: Vec::new(),
             });
-        member.last_seen = Instant::now();
-        member.session_timeout = session_timeout;
+        member.last_seen_ms = now_ms;
+        member.session_timeout_ms = session_timeout_ms;
         if is_new {
             group.rebalance(partitions);
         }
@@ -306,7 +318,7 @@ impl Groups {
                 group: group.into(),
                 member: member_id.into(),
             })?;
-        member.last_seen = Instant::now();
+        member.last_seen_ms = self.clock.monotonic_ms();
         Ok(Assignment {
             generation: g.generation,
             partitions: member.partitions.clone(),
@@ -369,7 +381,8 @@ impl Groups {
 
     /// Removes members whose session expired and rebalances their groups. Returns how
     /// many were removed.
-    pub fn expire_sessions(&self, now: Instant) -> usize {
+    pub fn expire_sessions(&self) -> usize {
+        let now_ms = self.clock.monotonic_ms();
         let mut removed = 0;
         let mut groups = self.lock();
         for (name, group) in groups.iter_mut() {
@@ -377,7 +390,7 @@ impl Groups {
             let queues = &self.queues;
             let queue_mode = group.mode == GroupMode::Queue;
             group.members.retain(|id, m| {
-                let alive = now.saturating_duration_since(m.last_seen) < m.session_timeout;
+                let alive = m.alive_at(now_ms);
                 if !alive {
                     tracing::info!(group = %name, member = %id, "session expired");
                     if queue_mode {
@@ -444,7 +457,7 @@ impl Groups {
                     generation: current,
                 });
             }
-            member.last_seen = Instant::now();
+            member.last_seen_ms = self.clock.monotonic_ms();
         }
         self.offsets.commit(group, topic, offsets).await
     }
@@ -502,7 +515,7 @@ impl Groups {
                         .map(|(id, m)| MemberInfo {
                             member_id: id.clone(),
                             client_name: m.client_name.clone(),
-                            session_timeout_ms: m.session_timeout.as_millis() as u32,
+                            session_timeout_ms: m.session_timeout_ms as u32,
                             partitions: m.partitions.clone(),
                         })
                         .collect(),
@@ -563,13 +576,89 @@ impl Groups {
     }
 }
 
-/// Runs [`Groups::expire_sessions`] until `shutdown` fires.
-pub async fn run_session_reaper(coordinator: Arc<Groups>, mut shutdown: crate::shutdown::Shutdown) {
-    let mut tick = tokio::time::interval(SESSION_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => { coordinator.expire_sessions(Instant::now()); }
-            _ = shutdown.recv() => return,
+/// Runs [`Groups::expire_sessions`] every [`SESSION_CHECK_INTERVAL`] until `shutdown`
+/// fires.
+pub async fn run_session_reaper(groups: Arc<Groups>, shutdown: crate::shutdown::Shutdown) {
+    crate::tasks::every(SESSION_CHECK_INTERVAL, shutdown, || {
+        groups.expire_sessions();
+        std::future::ready(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::tasks::Tasks;
+    use crate::topics::TopicConfig;
+    use crate::traces::Traces;
+
+    fn join<'a>(group: &'a str, member_id: &'a str, session_timeout_ms: u32) -> JoinRequest<'a> {
+        JoinRequest {
+            group,
+            topic: "t",
+            member_id,
+            session_timeout_ms,
+            mode: GroupMode::Stream,
+            start: GroupStart::Earliest,
+            client_name: "test",
+            config: &[],
         }
+    }
+
+    #[tokio::test]
+    async fn a_member_that_stops_heartbeating_expires_after_its_session_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
+        let config = TopicConfig {
+            partitions: 2,
+            ..TopicConfig::internal_default()
+        };
+        topics.create("t", config, false).unwrap();
+        let tasks = Arc::new(Tasks::new());
+        tasks.stop(Duration::ZERO).await;
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let offsets = Arc::new(Offsets::open(&topics, clock.clone()).unwrap());
+        let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
+        let queues = Arc::new(Queues::open(topics.clone(), tasks, traces, clock.clone()).unwrap());
+        let groups = Groups::new(
+            GroupConfig::default(),
+            topics,
+            offsets,
+            queues,
+            clock.clone(),
+        );
+
+        let quick = groups.join(join("g", "", 1_000)).await.unwrap().member_id;
+        let slow = groups.join(join("g", "", 3_000)).await.unwrap().member_id;
+        assert_eq!(groups.assignment("g", &slow).unwrap().partitions, [1]);
+        clock.advance(900);
+        groups.heartbeat("g", &quick).unwrap();
+        assert_eq!(groups.expire_sessions(), 0);
+        clock.advance(999);
+        assert_eq!(groups.expire_sessions(), 0, "999 ms since its heartbeat");
+        clock.advance(1);
+        assert_eq!(groups.expire_sessions(), 1, "1000 ms without a heartbeat");
+        assert!(matches!(
+            groups.heartbeat("g", &quick),
+            Err(BrokerError::UnknownMember { .. })
+        ));
+        let left = groups.heartbeat("g", &slow).unwrap();
+        assert_eq!(
+            left.partitions,
+            [0, 1],
+            "the survivor takes every partition"
+        );
+        assert_eq!(left.generation, 3);
+        clock.step_wall(-7_200_000);
+        clock.advance(2_999);
+        assert_eq!(
+            groups.expire_sessions(),
+            0,
+            "a wall-clock step changes nothing"
+        );
+        clock.advance(1);
+        assert_eq!(groups.expire_sessions(), 1);
     }
 }

@@ -24,8 +24,7 @@ use crate::partition::Partition;
 use crate::partitioner;
 use crate::reply::Reply;
 use crate::topics::Topic;
-use crate::traces::{self, Traced, Traces};
-use protocol::trace::derived_span_id;
+use crate::traces::{self, TracedAppend};
 
 /// A run holding this many bytes is appended at once, without waiting for more.
 /// Coalescing pays for small batches (a syscall and a sync shared by many); past this
@@ -85,16 +84,6 @@ struct Stored {
     base_offset: u64,
     permit: OwnedSemaphorePermit,
     traced: Option<TracedAppend>,
-}
-
-/// What the `durable` spans of a traced batch need.
-#[derive(Debug)]
-struct TracedAppend {
-    traces: Arc<Traces>,
-    topic: Arc<Topic>,
-    partition: u32,
-    records: Vec<Traced>,
-    appended_us: u64,
 }
 
 /// Produce requests for one partition at one acknowledgement level, read back to back
@@ -185,7 +174,13 @@ impl ProduceRun {
                     continue;
                 }
             };
-            let traced = record_append_spans(broker, &route, &request, &info);
+            let traced = broker.traces.on_produce(
+                &route.topic.name,
+                route.partition_id,
+                &request.batch,
+                info.base_offset,
+                request.received_us,
+            );
             let done = Stored {
                 correlation_id: request.correlation_id,
                 op: request.op,
@@ -204,13 +199,13 @@ impl ProduceRun {
             return;
         }
         let reply = reply.clone();
+        let spans = broker.traces.clone();
         tokio::spawn(async move {
             let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
             match route.partition.wait_durable(durable_target, timeout).await {
                 Ok(()) => {
-                    let durable_us = traces::now_us();
                     for traced in stored.iter().filter_map(|s| s.traced.as_ref()) {
-                        record_durable_spans(traced, durable_us);
+                        spans.on_durable(traced);
                     }
                     for done in stored {
                         answer(&reply, &route, ack, done).await;
@@ -242,72 +237,4 @@ async fn answer(reply: &Reply, route: &Route, ack: AckLevel, done: Stored) {
             Some(done.permit),
         )
         .await;
-}
-
-/// Traced messages: a `produce` span from receipt to the end of the append, with the
-/// `append` (the log write) below it.
-fn record_append_spans(
-    broker: &Broker,
-    route: &Route,
-    request: &Pending,
-    info: &AppendInfo,
-) -> Option<TracedAppend> {
-    let found = broker
-        .traces
-        .traced(&request.batch, info.base_offset, 0, u64::MAX);
-    if found.is_empty() {
-        return None;
-    }
-    let appended_us = traces::now_us();
-    let (topic, partition_id) = (route.topic.name.as_str(), route.partition_id);
-    for t in &found {
-        let id = traces::produce_span_id(&t.context, topic, partition_id, t.offset);
-        let attributes = traces::message_attributes(topic, partition_id, t.offset);
-        let traces = &broker.traces;
-        traces.span(
-            &t.context,
-            id,
-            t.context.parent_id,
-            "produce",
-            request.received_us,
-            appended_us,
-            attributes.clone(),
-        );
-        let append = derived_span_id(&t.context.trace_id, &[b"append", &id]);
-        traces.span(
-            &t.context,
-            append,
-            id,
-            "append",
-            request.received_us,
-            appended_us,
-            attributes,
-        );
-    }
-    Some(TracedAppend {
-        traces: broker.traces.clone(),
-        topic: route.topic.clone(),
-        partition: partition_id,
-        records: found,
-        appended_us,
-    })
-}
-
-/// A `durable` span for each traced record, from its append to `durable_us`.
-fn record_durable_spans(traced: &TracedAppend, durable_us: u64) {
-    for t in &traced.records {
-        let topic = traced.topic.name.as_str();
-        let parent = traces::produce_span_id(&t.context, topic, traced.partition, t.offset);
-        let id = derived_span_id(&t.context.trace_id, &[b"durable", &parent]);
-        let attributes = traces::message_attributes(topic, traced.partition, t.offset);
-        traced.traces.span(
-            &t.context,
-            id,
-            parent,
-            "durable",
-            traced.appended_us,
-            durable_us,
-            attributes,
-        );
-    }
 }

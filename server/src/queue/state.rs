@@ -1,6 +1,6 @@
 //! The delivery state of one queue group: which messages of each partition are in
 //! flight, waiting for a retry, dead-lettering or settled. Pure: time is a parameter,
-//! nothing here does I/O, and every change is described by an [`Event`] that the
+//! nothing here does I/O, and every change is described by a [`QueueEvent`] that the
 //! caller persists and that [`QueueState::apply`] replays after a restart.
 //!
 //! Per partition, everything below `floor` is settled (acked or dead-lettered) and
@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::backoff::Backoff;
+pub use protocol::internal::queue::QueueEvent;
 
 /// How a queue group treats its messages.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,54 +26,6 @@ pub struct QueuePolicy {
     pub backoff: Backoff,
     /// Unsettled messages tracked per partition, at most.
     pub max_unacked_per_partition: usize,
-}
-
-/// A persisted change of queue state. (Field names speak for themselves; the variant
-/// docs say what each change means.)
-#[allow(missing_docs)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Offsets `[from, to)` were delivered, as attempt `attempt`.
-    Delivered {
-        partition: u32,
-        from: u64,
-        to: u64,
-        attempt: u32,
-        at_ms: i64,
-        deadline_ms: i64,
-    },
-    /// Offsets were acked.
-    Acked { partition: u32, offsets: Vec<u64> },
-    /// A delivery failed (nack, expiry, disconnect); retry at `due_ms`.
-    Failed {
-        partition: u32,
-        offset: u64,
-        reason: String,
-        due_ms: i64,
-    },
-    /// The message ran out of attempts and is being copied to the dead-letter topic.
-    DeadLettering {
-        partition: u32,
-        offset: u64,
-        reason: String,
-    },
-    /// The copy is durable in the dead-letter topic; the message is settled.
-    DeadLettered { partition: u32, offset: u64 },
-    /// Snapshot of a partition's counters (written before its entries).
-    Position {
-        partition: u32,
-        floor: u64,
-        read: u64,
-        dead_lettered: u64,
-    },
-    /// Snapshot of one entry's history.
-    Entry {
-        partition: u32,
-        offset: u64,
-        attempts: u32,
-        first_ms: i64,
-        last_ms: i64,
-    },
 }
 
 /// Where a message is.
@@ -267,12 +220,12 @@ impl QueueState {
     /// never be delivered again. Returns the event that records this, if anything
     /// changed; without it the partition would wait forever for messages it cannot
     /// read.
-    pub fn skip_before(&mut self, partition: u32, start: u64) -> Option<Event> {
+    pub fn skip_before(&mut self, partition: u32, start: u64) -> Option<QueueEvent> {
         let part = self.partitions.get(partition as usize)?;
         if part.read >= start && part.entries.range(..start).next().is_none() {
             return None;
         }
-        let event = Event::Position {
+        let event = QueueEvent::Position {
             partition,
             floor: start,
             read: part.read.max(start),
@@ -290,7 +243,7 @@ impl QueueState {
         to: u64,
         member: &Arc<str>,
         now_ms: i64,
-    ) -> Event {
+    ) -> QueueEvent {
         let deadline_ms = now_ms.saturating_add(self.policy.ack_deadline_ms as i64);
         let mut attempt = 1;
         if let Ok(part) = self.part(partition) {
@@ -307,7 +260,7 @@ impl QueueState {
             }
             part.read = part.read.max(to);
         }
-        Event::Delivered {
+        QueueEvent::Delivered {
             partition,
             from,
             to,
@@ -347,7 +300,7 @@ impl QueueState {
 
     /// Acks offsets in flight (or waiting for a retry: a late ack still counts).
     /// Offsets already settled are ignored, so acks are idempotent.
-    pub fn ack(&mut self, partition: u32, offsets: &[u64]) -> Result<Event, Refusal> {
+    pub fn ack(&mut self, partition: u32, offsets: &[u64]) -> Result<QueueEvent, Refusal> {
         let part = self.part(partition)?;
         for &offset in offsets {
             let known = offset < part.floor()
@@ -359,7 +312,7 @@ impl QueueState {
         for &offset in offsets {
             part.settle(offset);
         }
-        Ok(Event::Acked {
+        Ok(QueueEvent::Acked {
             partition,
             offsets: offsets.to_vec(),
         })
@@ -374,7 +327,7 @@ impl QueueState {
         reason: &str,
         delay_ms: Option<u64>,
         now_ms: i64,
-    ) -> Result<Event, Refusal> {
+    ) -> Result<QueueEvent, Refusal> {
         let policy = self.policy.clone();
         let part = self.part(partition)?;
         let entry = match part.entries.get_mut(&offset) {
@@ -383,12 +336,12 @@ impl QueueState {
         };
         // Clipped here, as the event log stores it: memory per entry stays bounded,
         // and the reason reads the same before and after a restart.
-        let reason = super::store::clip_reason(reason);
+        let reason = protocol::internal::queue::clip_reason(reason);
         entry.reason = Some(reason.to_string());
         let attempts = entry.attempts;
         if attempts >= policy.max_attempts {
             part.set_state(offset, EntryState::DeadLettering);
-            return Ok(Event::DeadLettering {
+            return Ok(QueueEvent::DeadLettering {
                 partition,
                 offset,
                 reason: reason.to_string(),
@@ -397,7 +350,7 @@ impl QueueState {
         let delay = delay_ms.unwrap_or_else(|| policy.backoff.delay_ms(attempts, offset));
         let due_ms = now_ms.saturating_add(delay as i64);
         part.set_state(offset, EntryState::Waiting { due_ms });
-        Ok(Event::Failed {
+        Ok(QueueEvent::Failed {
             partition,
             offset,
             reason: reason.to_string(),
@@ -429,7 +382,7 @@ impl QueueState {
 
     /// Deliveries whose deadline passed fail. With `gone`, deliveries to members for
     /// which it answers true fail too (a full scan: only after members went away).
-    pub fn expire(&mut self, now_ms: i64, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<Event> {
+    pub fn expire(&mut self, now_ms: i64, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<QueueEvent> {
         let mut failed = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
             for (at, offset) in part.timers.iter() {
@@ -464,14 +417,14 @@ impl QueueState {
     }
 
     /// The dead-letter copy of `offset` is durable: settle it.
-    pub fn dead_lettered(&mut self, partition: u32, offset: u64) -> Result<Event, Refusal> {
+    pub fn dead_lettered(&mut self, partition: u32, offset: u64) -> Result<QueueEvent, Refusal> {
         let part = self.part(partition)?;
         if !matches!(part.entries.get(&offset), Some(e) if e.state == EntryState::DeadLettering) {
             return Err(Refusal::NotInFlight { partition, offset });
         }
         part.settle(offset);
         part.dead_lettered += 1;
-        Ok(Event::DeadLettered { partition, offset })
+        Ok(QueueEvent::DeadLettered { partition, offset })
     }
 
     /// Messages waiting for their dead-letter copy (after a restart, the copy is made
@@ -513,9 +466,9 @@ impl QueueState {
 
     /// Replays a persisted event. Members are not persisted: in-flight messages come
     /// back with no member and are redelivered once their deadline passes.
-    pub fn apply(&mut self, event: &Event) {
+    pub fn apply(&mut self, event: &QueueEvent) {
         match event {
-            Event::Delivered {
+            QueueEvent::Delivered {
                 partition,
                 from,
                 to,
@@ -543,14 +496,14 @@ impl QueueState {
                 }
                 part.read = part.read.max(*to);
             }
-            Event::Acked { partition, offsets } => {
+            QueueEvent::Acked { partition, offsets } => {
                 if let Ok(part) = self.part(*partition) {
                     for offset in offsets {
                         part.settle(*offset);
                     }
                 }
             }
-            Event::Failed {
+            QueueEvent::Failed {
                 partition,
                 offset,
                 reason,
@@ -563,7 +516,7 @@ impl QueueState {
                     }
                 }
             }
-            Event::DeadLettering {
+            QueueEvent::DeadLettering {
                 partition,
                 offset,
                 reason,
@@ -575,10 +528,10 @@ impl QueueState {
                     }
                 }
             }
-            Event::DeadLettered { partition, offset } => {
+            QueueEvent::DeadLettered { partition, offset } => {
                 let _ = self.dead_lettered(*partition, *offset);
             }
-            Event::Position {
+            QueueEvent::Position {
                 partition,
                 floor,
                 read,
@@ -594,7 +547,7 @@ impl QueueState {
                     }
                 }
             }
-            Event::Entry {
+            QueueEvent::Entry {
                 partition,
                 offset,
                 attempts,
@@ -618,19 +571,27 @@ impl QueueState {
         }
     }
 
+    /// How many events [`snapshot`](Self::snapshot) returns, without building them.
+    pub fn snapshot_len(&self) -> usize {
+        self.partitions
+            .iter()
+            .map(|p| 1 + 2 * p.entries.len())
+            .sum()
+    }
+
     /// Events that rebuild this whole state from nothing (for compaction).
-    pub fn snapshot(&self) -> Vec<Event> {
+    pub fn snapshot(&self) -> Vec<QueueEvent> {
         let mut events = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
             let partition = p as u32;
-            events.push(Event::Position {
+            events.push(QueueEvent::Position {
                 partition,
                 floor: part.floor(),
                 read: part.read,
                 dead_lettered: part.dead_lettered,
             });
             for (offset, entry) in &part.entries {
-                events.push(Event::Entry {
+                events.push(QueueEvent::Entry {
                     partition,
                     offset: *offset,
                     attempts: entry.attempts,
@@ -639,26 +600,28 @@ impl QueueState {
                 });
                 let reason = entry.reason.clone().unwrap_or_default();
                 match &entry.state {
-                    EntryState::InFlight { deadline_ms, .. } => events.push(Event::Delivered {
-                        partition,
-                        from: *offset,
-                        to: offset + 1,
-                        attempt: entry.attempts,
-                        at_ms: entry.last_ms,
-                        deadline_ms: *deadline_ms,
-                    }),
-                    EntryState::Waiting { due_ms } => events.push(Event::Failed {
+                    EntryState::InFlight { deadline_ms, .. } => {
+                        events.push(QueueEvent::Delivered {
+                            partition,
+                            from: *offset,
+                            to: offset + 1,
+                            attempt: entry.attempts,
+                            at_ms: entry.last_ms,
+                            deadline_ms: *deadline_ms,
+                        })
+                    }
+                    EntryState::Waiting { due_ms } => events.push(QueueEvent::Failed {
                         partition,
                         offset: *offset,
                         reason,
                         due_ms: *due_ms,
                     }),
-                    EntryState::DeadLettering => events.push(Event::DeadLettering {
+                    EntryState::DeadLettering => events.push(QueueEvent::DeadLettering {
                         partition,
                         offset: *offset,
                         reason,
                     }),
-                    EntryState::Settled => events.push(Event::Acked {
+                    EntryState::Settled => events.push(QueueEvent::Acked {
                         partition,
                         offsets: vec![*offset],
                     }),
@@ -785,7 +748,7 @@ mod tests {
         let event = q.skip_before(0, 10).unwrap();
         assert!(matches!(
             event,
-            Event::Position {
+            QueueEvent::Position {
                 floor: 10,
                 read: 10,
                 ..
@@ -806,8 +769,8 @@ mod tests {
         q.deliver(0, 0, 1, &member("a"), 0);
         let reason = "x".repeat(64 * 1024);
         let event = q.fail(0, 0, &reason, None, 0).unwrap();
-        let max = crate::queue::store::MAX_REASON_BYTES;
-        assert!(matches!(event, Event::Failed { ref reason, .. } if reason.len() == max));
+        let max = protocol::internal::queue::MAX_REASON_BYTES;
+        assert!(matches!(event, QueueEvent::Failed { ref reason, .. } if reason.len() == max));
         let kept = q.partition(0).unwrap().entry(0).unwrap().reason.clone();
         assert_eq!(kept.map(|r| r.len()), Some(max));
     }
@@ -827,7 +790,7 @@ mod tests {
         for attempt in 1..=3 {
             let event = q.fail(0, 3, "bad payload", None, now).unwrap();
             match event {
-                Event::Failed { due_ms, .. } => {
+                QueueEvent::Failed { due_ms, .. } => {
                     assert!(attempt < 3);
                     dues.push(due_ms - now);
                     assert!(
@@ -842,7 +805,7 @@ mod tests {
                         attempt + 1
                     );
                 }
-                Event::DeadLettering { reason, .. } => {
+                QueueEvent::DeadLettering { reason, .. } => {
                     assert_eq!(attempt, 3);
                     assert_eq!(reason, "bad payload");
                 }
@@ -925,6 +888,7 @@ mod tests {
             replayed.apply(event);
         }
         let mut from_snapshot = QueueState::new(policy(), &[0]);
+        assert_eq!(q.snapshot_len(), q.snapshot().len());
         for event in q.snapshot() {
             from_snapshot.apply(&event);
         }

@@ -11,27 +11,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use protocol::batch::BatchBuilder;
 use protocol::ops::produce::AckLevel;
-use protocol::ops::routes::{
-    PublishRequest, PublishResponse, RouteEvent, RouteInfo, Routed, ROUTES_TOPIC,
-};
+use protocol::ops::routes::{PublishRequest, PublishResponse, RouteEvent, RouteInfo, Routed};
 use protocol::ops::topic::ConfigEntry;
 
+use crate::clock::Clock;
 use crate::error::BrokerError;
+use crate::internal::InternalLog;
 use crate::partition::Partition;
 use crate::topics::{TopicConfig, Topics};
-use crate::traces::{self, Traces};
+use crate::traces::{self, RoutedTo, Traces};
 use matcher::Matcher;
-use protocol::trace::derived_span_id;
 
 /// Rules at most.
 pub const MAX_ROUTES: usize = 100_000;
-/// Records on `__routes` before a compaction is considered (it also waits for twice
-/// the live rules), so add/delete churn cannot grow the topic and its replay forever.
-pub const COMPACT_AFTER_RECORDS: u64 = 10_000;
-/// How often compaction is considered.
-pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct Table {
@@ -63,7 +56,7 @@ impl Table {
 /// The routing rules.
 #[derive(Debug)]
 pub struct Routes {
-    partition: Arc<Partition>,
+    log: InternalLog<RouteEvent>,
     table: RwLock<Table>,
     topics: Arc<Topics>,
     unroutable_topic: Option<String>,
@@ -76,19 +69,17 @@ impl Routes {
         topics: Arc<Topics>,
         unroutable_topic: Option<String>,
         traces: Arc<Traces>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Routes, BrokerError> {
-        let partition = topics.internal_partition(ROUTES_TOPIC, TopicConfig::internal_default())?;
         let mut table = Table {
             next_id: 1,
             ..Table::default()
         };
-        partition.replay(|offset, _, value| match value.map(RouteEvent::decode) {
-            Some(Ok(event)) => table.apply(&event),
-            _ => tracing::warn!(offset, "skipping unreadable record in {ROUTES_TOPIC}"),
-        })?;
+        let config = TopicConfig::internal_default();
+        let log = InternalLog::open(&topics, config, clock, |event| table.apply(&event))?;
         tracing::info!(routes = table.routes.len(), "restored routing rules");
         Ok(Routes {
-            partition,
+            log,
             table: RwLock::new(table),
             topics,
             unroutable_topic,
@@ -97,15 +88,7 @@ impl Routes {
     }
 
     fn append(&self, event: &RouteEvent) -> Result<u64, BrokerError> {
-        let value = event
-            .encode()
-            .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
-        let mut builder = BatchBuilder::new();
-        let now = crate::now_ms();
-        builder
-            .push(now, None, Some(&value), &[])
-            .map_err(|e| BrokerError::InvalidRequest(e.to_string()))?;
-        Ok(self.partition.append(&builder.finish())?.next_offset)
+        self.log.append(std::slice::from_ref(event))
     }
 
     /// Adds a rule; durable on return.
@@ -139,9 +122,7 @@ impl Routes {
             table.apply(&event);
             (id, wait)
         };
-        self.partition
-            .wait_durable(wait, Duration::from_secs(30))
-            .await?;
+        self.log.wait_durable(wait).await?;
         Ok(id)
     }
 
@@ -157,38 +138,35 @@ impl Routes {
             table.apply(&event);
             wait
         };
-        self.partition
-            .wait_durable(wait, Duration::from_secs(30))
-            .await
+        self.log.wait_durable(wait).await
     }
 
-    /// Appends the live rules (and, if the highest id ever given is not among them, a
-    /// Deleted record for it, so ids stay unique) and truncates what came before, once
-    /// the topic holds at least `COMPACT_AFTER_RECORDS` records and twice the live
-    /// rules (blocking I/O). Replaying the result gives the same table.
+    /// Compacts `__routes` if the policy says so (blocking I/O): the live rules are
+    /// appended (and, if the highest id ever given is not among them, a Deleted record
+    /// for it, so ids stay unique) and what came before is truncated. Replaying the
+    /// result gives the same table.
     pub fn compact(&self) -> Result<(), BrokerError> {
-        self.compact_after(COMPACT_AFTER_RECORDS)
+        // Held (a read lock is enough: adds and deletes take it for writing) so no
+        // change slips in between the snapshot and the truncation; publishes go on.
+        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        let live = table.routes.len() as u64 + 1;
+        self.log
+            .compact(live, || Self::snapshot(&self.log, &table))
+            .map(|_| ())
     }
 
-    fn compact_after(&self, min_records: u64) -> Result<(), BrokerError> {
-        let records = self.partition.end_offset() - self.partition.start_offset();
-        if records < min_records {
-            return Ok(());
-        }
-        // Held for writing so no add or delete slips in between.
-        let table = self.table.write().unwrap_or_else(|p| p.into_inner());
-        if records < 2 * (table.routes.len() as u64 + 1) {
-            return Ok(());
-        }
-        let first = self.partition.end_offset();
-        for route in table.routes.values() {
-            self.append(&RouteEvent::Added(route.clone()))?;
-        }
+    fn snapshot(log: &InternalLog<RouteEvent>, table: &Table) -> Result<(), BrokerError> {
+        let mut events: Vec<RouteEvent> = table
+            .routes
+            .values()
+            .cloned()
+            .map(RouteEvent::Added)
+            .collect();
         let highest = table.next_id - 1;
         if highest > 0 && !table.routes.contains_key(&highest) {
-            self.append(&RouteEvent::Deleted { route_id: highest })?;
+            events.push(RouteEvent::Deleted { route_id: highest });
         }
-        self.partition.truncate_before(first)
+        log.append(&events).map(|_| ())
     }
 
     /// Every rule, by id.
@@ -262,76 +240,26 @@ impl Routes {
     /// For traced messages: a `route` span naming the destinations, with a `produce`
     /// span per destination below it (deliveries hang off those).
     fn trace_route(&self, request: &PublishRequest, appended: &[RoutedAppend], received_us: u64) {
-        let Some(first) = appended.first() else {
-            return;
-        };
-        let found = self
-            .traces
-            .traced(&request.batch, first.base_offset, 0, u64::MAX);
-        if found.is_empty() {
-            return;
-        }
-        let now = traces::now_us();
-        let destinations: Vec<&str> = appended.iter().map(|a| a.topic.as_str()).collect();
-        for t in found {
-            let index = t.offset - first.base_offset;
-            let route = derived_span_id(
-                &t.context.trace_id,
-                &[
-                    b"route",
-                    request.routing_key.as_bytes(),
-                    &index.to_le_bytes(),
-                ],
-            );
-            let attributes = vec![
-                ("routing_key".to_string(), request.routing_key.clone()),
-                ("topics".to_string(), destinations.join(",")),
-            ];
-            self.traces.span(
-                &t.context,
-                route,
-                t.context.parent_id,
-                "route",
-                received_us,
-                now,
-                attributes,
-            );
-            for a in appended {
-                let offset = a.base_offset + index;
-                let id = traces::produce_span_id(&t.context, &a.topic, a.partition_id, offset);
-                let attributes = traces::message_attributes(&a.topic, a.partition_id, offset);
-                self.traces.span(
-                    &t.context,
-                    id,
-                    route,
-                    "produce",
-                    received_us,
-                    now,
-                    attributes,
-                );
-            }
-        }
+        let destinations: Vec<RoutedTo<'_>> = appended
+            .iter()
+            .map(|a| RoutedTo {
+                topic: &a.topic,
+                partition: a.partition_id,
+                base_offset: a.base_offset,
+            })
+            .collect();
+        self.traces.on_route(
+            &request.routing_key,
+            &request.batch,
+            &destinations,
+            received_us,
+        );
     }
 
     /// Appends and waits for the ack level.
     pub async fn publish(&self, request: PublishRequest) -> Result<PublishResponse, BrokerError> {
         let appended = self.append_routed(&request)?;
         acknowledge(appended, request.ack, request.timeout_ms).await
-    }
-}
-
-/// Compacts `__routes` now and then, until shutdown.
-pub async fn run_compaction(routes: Arc<Routes>, mut shutdown: crate::shutdown::Shutdown) {
-    let mut tick = tokio::time::interval(COMPACTION_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.recv() => return,
-        }
-        let routes = routes.clone();
-        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || routes.compact()).await {
-            tracing::warn!(%error, "routes compaction failed");
-        }
     }
 }
 
@@ -373,7 +301,7 @@ pub async fn acknowledge(
 /// A batch as bytes, for tests.
 #[cfg(test)]
 fn batch(value: &[u8]) -> bytes::Bytes {
-    let mut builder = BatchBuilder::new();
+    let mut builder = protocol::batch::BatchBuilder::new();
     builder.push(1, None, Some(value), &[]).unwrap();
     builder.finish()
 }
@@ -383,12 +311,21 @@ mod tests {
     use super::*;
 
     fn test_traces(topics: &Topics) -> Arc<Traces> {
-        Traces::open(
-            topics,
-            crate::shutdown::ShutdownSignal::new().subscribe(),
-            0.0,
-        )
-        .unwrap()
+        let tasks = crate::tasks::Tasks::new();
+        Traces::open(topics, &tasks, 0.0, clock()).unwrap()
+    }
+
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(crate::clock::SystemClock::new())
+    }
+
+    impl Routes {
+        fn compact_now(&self) {
+            let table = self.table.read().unwrap();
+            self.log
+                .compact_now(|| Self::snapshot(&self.log, &table))
+                .unwrap();
+        }
     }
 
     #[tokio::test]
@@ -401,23 +338,27 @@ mod tests {
                 ..TopicConfig::internal_default()
             };
             topics.create("t", config, false).unwrap();
-            let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
+            let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
             let kept = routes.add("a.#".into(), "t".into(), vec![]).await.unwrap();
             let mut last = kept;
             for _ in 0..10 {
                 last = routes.add("b".into(), "t".into(), vec![]).await.unwrap();
                 routes.delete(last).await.unwrap();
             }
-            routes.compact_after(5).unwrap();
-            assert_eq!(routes.partition.start_offset(), 21, "the churn is gone");
+            routes.compact_now();
             assert_eq!(
-                routes.partition.end_offset() - routes.partition.start_offset(),
+                routes.log.partition().start_offset(),
+                21,
+                "the churn is gone"
+            );
+            assert_eq!(
+                routes.log.partition().end_offset() - routes.log.partition().start_offset(),
                 2
             );
             last
         };
         let topics = Arc::new(Topics::open(dir.path()).unwrap());
-        let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
+        let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
         let listed: Vec<String> = routes.list().into_iter().map(|r| r.pattern).collect();
         assert_eq!(listed, ["a.#"]);
         let next = routes.add("c".into(), "t".into(), vec![]).await.unwrap();
@@ -435,7 +376,7 @@ mod tests {
             };
             topics.create(name, config, false).unwrap();
         }
-        let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
+        let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
         for topic in ["a", "b"] {
             routes.add("k".into(), topic.into(), vec![]).await.unwrap();
         }
@@ -471,7 +412,7 @@ mod tests {
                 };
                 topics.create(name, config, false).unwrap();
             }
-            let routes = Routes::open(topics.clone(), None, test_traces(&topics)).unwrap();
+            let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
             routes
                 .add("orders.#".into(), "all".into(), vec![])
                 .await
@@ -545,7 +486,7 @@ mod tests {
         }
         let topics = Arc::new(Topics::open(dir.path()).unwrap());
         let traces = test_traces(&topics);
-        let routes = Routes::open(topics, Some("all".into()), traces).unwrap();
+        let routes = Routes::open(topics, Some("all".into()), traces, clock()).unwrap();
         assert_eq!(routes.list().len(), 3);
         assert_eq!(
             routes.destinations("orders.x.eu", &[]),

@@ -1,0 +1,112 @@
+//! A queue group's settings: the topic's queue keys (see
+//! [`crate::topics::config::CONFIG_KEYS`]), with the overrides of the group's join.
+
+use protocol::ops::topic::ConfigEntry;
+use serde::{Deserialize, Serialize};
+
+use super::backoff::Backoff;
+use super::state::QueuePolicy;
+use super::MAX_UNACKED_PER_PARTITION;
+use crate::error::BrokerError;
+use crate::topics::config::{config_key, queue_key_names};
+use crate::topics::{validate_topic_name, TopicConfig};
+
+/// Per-topic queue delivery settings (overridable per group at join).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `ack_deadline_ms`: a delivery not acked within this long is redelivered.
+    pub ack_deadline_ms: u64,
+    /// `max_delivery_attempts`: deliveries before a message is dead-lettered.
+    pub max_delivery_attempts: u32,
+    /// `retry_backoff_ms`: delay before the first redelivery.
+    pub retry_backoff_ms: u64,
+    /// `retry_backoff_max_ms`: largest delay.
+    pub retry_backoff_max_ms: u64,
+    /// `retry_backoff_multiplier`, in thousandths (2000 = x2 per attempt).
+    pub retry_backoff_multiplier_milli: u32,
+    /// `retry_jitter`, in thousandths (200 = each delay scaled by 0.8..1.2).
+    pub retry_jitter_milli: u32,
+    /// `dead_letter_topic`; absent means `<topic>.dlq`.
+    pub dead_letter_topic: Option<String>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            ack_deadline_ms: 30_000,
+            max_delivery_attempts: 5,
+            retry_backoff_ms: 1_000,
+            retry_backoff_max_ms: 60_000,
+            retry_backoff_multiplier_milli: 2_000,
+            retry_jitter_milli: 200,
+            dead_letter_topic: None,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), BrokerError> {
+        if self.ack_deadline_ms == 0 || self.max_delivery_attempts == 0 {
+            return Err(BrokerError::InvalidConfig(
+                "ack_deadline_ms and max_delivery_attempts must be at least 1".into(),
+            ));
+        }
+        if self.retry_backoff_ms > self.retry_backoff_max_ms {
+            return Err(BrokerError::InvalidConfig(
+                "retry_backoff_ms exceeds retry_backoff_max_ms".into(),
+            ));
+        }
+        if let Some(name) = &self.dead_letter_topic {
+            validate_topic_name(name)?;
+        }
+        Ok(())
+    }
+
+    /// The dead-letter topic of `topic`.
+    pub fn dead_letter_topic(&self, topic: &str) -> String {
+        self.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{topic}.dlq"))
+    }
+
+    /// The delivery policy these settings make.
+    pub fn policy(&self) -> QueuePolicy {
+        QueuePolicy {
+            ack_deadline_ms: self.ack_deadline_ms,
+            max_attempts: self.max_delivery_attempts,
+            backoff: Backoff {
+                initial_ms: self.retry_backoff_ms,
+                multiplier: f64::from(self.retry_backoff_multiplier_milli) / 1000.0,
+                max_ms: self.retry_backoff_max_ms,
+                jitter: f64::from(self.retry_jitter_milli) / 1000.0,
+            },
+            max_unacked_per_partition: MAX_UNACKED_PER_PARTITION,
+        }
+    }
+
+    /// The topic's queue settings with a group's `overrides` (from a join) applied and
+    /// checked: only queue settings may be overridden.
+    pub fn for_group(
+        topic: &TopicConfig,
+        overrides: &[ConfigEntry],
+    ) -> Result<QueueConfig, BrokerError> {
+        let mut config = topic.clone();
+        for entry in overrides {
+            let key = config_key(&entry.key)
+                .ok()
+                .filter(|k| k.queue)
+                .ok_or_else(|| {
+                    BrokerError::InvalidConfig(format!(
+                        "{:?} is not a queue setting; per-group overrides take {}",
+                        entry.key,
+                        queue_key_names().join(", ")
+                    ))
+                })?;
+            (key.set)(&mut config, &entry.value)?;
+        }
+        config.queue.validate()?;
+        Ok(config.queue)
+    }
+}

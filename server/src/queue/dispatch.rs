@@ -1,0 +1,371 @@
+//! The dispatcher: one task per queue group that hands out messages under the
+//! members' credit, in rounds.
+//!
+//! A round, under the group's lock: expire overdue deliveries (and those of members
+//! that left), hand out due retries first (one message per delivery), then new
+//! messages round-robin over partitions and over members with credit, and list the
+//! messages out of attempts. Every hand-out is recorded as an event on
+//! `__queue_state`; after the lock is released the task waits for those events to be
+//! durable, pushes the deliveries, copies the dead letters, and sleeps until
+//! something changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::internal::queue::QueueEvent;
+use protocol::ops::subscribe::Delivery;
+
+use super::group::{Inner, QueueGroup, Sink};
+use super::state::QueueState;
+use crate::delivery::{cut_to_credit, wait_for_any, Pushes};
+use crate::error::BrokerError;
+use crate::partition::Partition;
+use crate::shutdown::Shutdown;
+use crate::traces::Recipient;
+
+/// Longest a dispatcher sleeps without looking again.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// Due retries handed out per dispatch round, at most.
+const RETRIES_PER_ROUND: usize = 1024;
+/// Bytes read per delivery of new messages, at most.
+const DELIVERY_MAX_BYTES: usize = 1024 * 1024;
+/// Pause before trying again after a dead letter could not be copied.
+const DEAD_LETTER_RETRY: Duration = Duration::from_millis(500);
+
+/// A message out of attempts, to be copied to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DeadLetter {
+    pub(super) partition: u32,
+    pub(super) offset: u64,
+    pub(super) reason: String,
+}
+
+/// What one dispatch round produced.
+#[derive(Debug)]
+pub(super) struct Round {
+    /// Deliveries to push, each to its member.
+    pub(super) deliveries: Vec<(Pushes, Delivery)>,
+    /// Messages to dead-letter.
+    pub(super) dead: Vec<DeadLetter>,
+    /// The `__queue_state` offset that must be durable before anything is pushed.
+    pub(super) durable_at: u64,
+}
+
+impl Round {
+    /// Whether the round did anything, so another may find more at once.
+    pub(super) fn is_busy(&self) -> bool {
+        !self.deliveries.is_empty() || !self.dead.is_empty()
+    }
+}
+
+/// The next member in round-robin order after `next` that has credit.
+fn member_with_credit(
+    members: &[Arc<str>],
+    sinks: &BTreeMap<Arc<str>, Sink>,
+    next: &mut usize,
+) -> Option<Arc<str>> {
+    for i in 0..members.len() {
+        let member = &members[(*next + i) % members.len()];
+        if sinks
+            .get(member)
+            .is_some_and(|s| s.credit.allows_delivery())
+        {
+            *next = (*next + i + 1) % members.len();
+            return Some(member.clone());
+        }
+    }
+    None
+}
+
+/// Deliveries so far of a message.
+fn attempt_of(state: &QueueState, partition: u32, offset: u64) -> u32 {
+    state
+        .partition(partition)
+        .and_then(|p| p.entry(offset))
+        .map_or(1, |e| e.attempts)
+}
+
+impl QueueGroup {
+    /// One dispatch round. See the module documentation.
+    pub(super) fn dispatch_round(&self) -> Result<Round, BrokerError> {
+        let mut inner = self.lock();
+        let now_ms = self.clock.wall_ms();
+        let mut events = self.expire(&mut inner, now_ms);
+        let mut deliveries = Vec::new();
+        let members: Vec<Arc<str>> = inner.sinks.keys().cloned().collect();
+        if !members.is_empty() {
+            self.hand_out_retries(&mut inner, &members, now_ms, &mut events, &mut deliveries);
+            self.hand_out_new(&mut inner, &members, now_ms, &mut events, &mut deliveries);
+        }
+        // Every message out of attempts (from a nack, an expiry, or before a restart)
+        // is copied now; the dispatcher finishes those copies before its next round.
+        let dead = inner
+            .state
+            .dead_lettering()
+            .into_iter()
+            .map(|(partition, offset)| DeadLetter {
+                partition,
+                offset,
+                reason: inner
+                    .state
+                    .partition(partition)
+                    .and_then(|p| p.entry(offset))
+                    .and_then(|e| e.reason.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        self.trace_events(&mut inner, &events);
+        let durable_at = self.persist(events)?;
+        Ok(Round {
+            deliveries,
+            dead,
+            durable_at,
+        })
+    }
+
+    /// Fails overdue deliveries, and (only after a member went away, when it is worth
+    /// the scan) those of members gone; settles what the log no longer holds.
+    fn expire(&self, inner: &mut Inner, now_ms: i64) -> Vec<QueueEvent> {
+        let Inner {
+            state,
+            sinks,
+            members_left,
+            ..
+        } = inner;
+        let gone = |member: &str| !sinks.contains_key(member);
+        let check_gone: Option<&dyn Fn(&str) -> bool> = if std::mem::take(members_left) {
+            Some(&gone)
+        } else {
+            None
+        };
+        let mut events = state.expire(now_ms, check_gone);
+        for part in &self.topic.partitions {
+            events.extend(state.skip_before(part.id, part.start_offset()));
+        }
+        events
+    }
+
+    /// Due retries, one message per delivery, earliest due first.
+    fn hand_out_retries(
+        &self,
+        inner: &mut Inner,
+        members: &[Arc<str>],
+        now_ms: i64,
+        events: &mut Vec<QueueEvent>,
+        deliveries: &mut Vec<(Pushes, Delivery)>,
+    ) {
+        let Inner {
+            state,
+            sinks,
+            next_member,
+            traced,
+            ..
+        } = inner;
+        for (partition, offset) in state.due_retries(now_ms, RETRIES_PER_ROUND) {
+            let Some(member) = member_with_credit(members, sinks, next_member) else {
+                break;
+            };
+            let Ok(part) = self.topic.partition(partition) else {
+                continue;
+            };
+            let chunk = match part.read(offset, 1) {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                _ => continue,
+            };
+            let event = state.deliver(partition, offset, offset + 1, &member, now_ms);
+            let attempt = match &event {
+                QueueEvent::Delivered { attempt, .. } => *attempt,
+                _ => 1,
+            };
+            events.push(event);
+            let Some(sink) = sinks.get_mut(&member) else {
+                break;
+            };
+            sink.credit.spend(1, chunk.bytes.len() as u64);
+            let delivery = Delivery {
+                subscription_id: sink.subscription_id,
+                partition,
+                from_offset: offset,
+                to_offset: offset + 1,
+                attempt,
+                batches: chunk.bytes,
+            };
+            self.trace_delivery(traced, state, &delivery);
+            deliveries.push((sink.pushes.clone(), delivery));
+        }
+    }
+
+    /// New messages, round-robin over partitions, each delivery cut to its member's
+    /// credit and to the partition's room for unsettled messages.
+    fn hand_out_new(
+        &self,
+        inner: &mut Inner,
+        members: &[Arc<str>],
+        now_ms: i64,
+        events: &mut Vec<QueueEvent>,
+        deliveries: &mut Vec<(Pushes, Delivery)>,
+    ) {
+        let Inner {
+            state,
+            sinks,
+            next_member,
+            next_partition,
+            traced,
+            ..
+        } = inner;
+        let partitions = state.partition_count();
+        let mut idle_partitions = 0;
+        while partitions > 0 && idle_partitions < partitions {
+            let partition = (*next_partition % partitions as usize) as u32;
+            *next_partition = next_partition.wrapping_add(1);
+            let Some(member) = member_with_credit(members, sinks, next_member) else {
+                break;
+            };
+            let Some(sink) = sinks.get_mut(&member) else {
+                break;
+            };
+            let Ok(part) = self.topic.partition(partition) else {
+                break;
+            };
+            let credit = sink.credit;
+            let readable = state.new_range(partition, part.visible_end(), credit.messages);
+            let chunk = readable.and_then(|(from, _)| {
+                let chunk = part
+                    .read(from, credit.read_bytes(DELIVERY_MAX_BYTES))
+                    .ok()?;
+                (!chunk.is_empty()).then_some((from, chunk))
+            });
+            let Some((from, chunk)) = chunk else {
+                idle_partitions += 1;
+                continue;
+            };
+            let Some((_, limit)) = state.new_range(partition, chunk.next_offset, credit.messages)
+            else {
+                idle_partitions += 1;
+                continue;
+            };
+            let cut = cut_to_credit(&chunk.bytes, from, limit - from);
+            if cut.to <= from {
+                idle_partitions += 1;
+                continue;
+            }
+            idle_partitions = 0;
+            events.push(state.deliver(partition, from, cut.to, &member, now_ms));
+            sink.credit.spend(cut.to - from, cut.bytes as u64);
+            let delivery = Delivery {
+                subscription_id: sink.subscription_id,
+                partition,
+                from_offset: from,
+                to_offset: cut.to,
+                attempt: 1,
+                batches: chunk.bytes.slice(..cut.bytes),
+            };
+            self.trace_delivery(traced, state, &delivery);
+            deliveries.push((sink.pushes.clone(), delivery));
+        }
+    }
+
+    /// `deliver` spans for the traced messages of a delivery, remembered until they
+    /// settle.
+    fn trace_delivery(
+        &self,
+        traced: &mut std::collections::HashMap<(u32, u64), (protocol::trace::TraceParent, u32)>,
+        state: &QueueState,
+        delivery: &Delivery,
+    ) {
+        let attempt = |offset| attempt_of(state, delivery.partition, offset);
+        let to = Recipient::Queue {
+            group: &self.name,
+            attempt: &attempt,
+        };
+        for t in self.traces.on_deliver(self.topic_name(), delivery, to) {
+            traced.insert(
+                (delivery.partition, t.offset),
+                (t.context, attempt(t.offset)),
+            );
+        }
+    }
+
+    /// How long the dispatcher may sleep, and the reads to wake it for: data past
+    /// what is already readable (a backlog the round could not hand out, for want of
+    /// credit or room, must not wake it at once; credit, acks and new members wake it
+    /// through `wake`).
+    fn idle(&self) -> (Duration, Vec<(Arc<Partition>, u64)>) {
+        let inner = self.lock();
+        let now_ms = self.clock.wall_ms();
+        let sleep = inner
+            .state
+            .next_wakeup_ms()
+            .map(|at| {
+                Duration::from_millis((at - now_ms).clamp(1, IDLE_WAIT.as_millis() as i64) as u64)
+            })
+            .unwrap_or(IDLE_WAIT);
+        let reads = self
+            .topic
+            .partitions
+            .iter()
+            .filter_map(|p| {
+                let read = inner.state.partition(p.id)?.read;
+                Some((p.clone(), read.max(p.visible_end())))
+            })
+            .collect();
+        (sleep, reads)
+    }
+}
+
+/// Runs a group's dispatcher until shutdown.
+pub(super) async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdown) {
+    loop {
+        if shutdown.is_shutdown() {
+            return;
+        }
+        let notified = group.wake.notified();
+        match group.dispatch_round() {
+            Ok(round) => {
+                let busy = round.is_busy();
+                if busy {
+                    // Nothing is sent before the delivery is recorded durably.
+                    if let Err(error) = group.log.wait_durable(round.durable_at).await {
+                        tracing::error!(group = %group.name, %error, "queue state not durable; stopping delivery");
+                        return;
+                    }
+                }
+                for (pushes, delivery) in round.deliveries {
+                    pushes.push(delivery).await;
+                }
+                if !dead_letter_all(&group, &round.dead).await {
+                    // A failure that persists (disk full, topic creation refused) must
+                    // not turn this loop into a spin; retry after a pause.
+                    tokio::select! {
+                        _ = tokio::time::sleep(DEAD_LETTER_RETRY) => {}
+                        _ = shutdown.recv() => return,
+                    }
+                }
+                if busy {
+                    continue;
+                }
+            }
+            Err(error) => tracing::error!(group = %group.name, %error, "dispatch failed"),
+        }
+        // Sleep until something changes, something comes due, or new data arrives.
+        let (sleep, reads) = group.idle();
+        tokio::select! {
+            _ = notified => {}
+            _ = wait_for_any(&reads, sleep) => {}
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+/// Copies every dead letter of a round; `false` if any failed (it is tried again).
+async fn dead_letter_all(group: &QueueGroup, dead: &[DeadLetter]) -> bool {
+    let mut all = true;
+    for letter in dead {
+        if let Err(error) = group.dead_letter(letter).await {
+            tracing::warn!(group = %group.name, partition = letter.partition, offset = letter.offset, %error, "dead-lettering failed; will retry");
+            all = false;
+        }
+    }
+    all
+}

@@ -1,0 +1,314 @@
+//! One queue group: its delivery state, the members that receive from it, and the
+//! operations members call (ack, nack, extend) and that the dispatcher runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use protocol::internal::queue::{QueueEvent, QueueRecord};
+use protocol::ops::group::QueueCounts;
+use protocol::trace::TraceParent;
+use tokio::sync::Notify;
+
+use super::config::QueueConfig;
+use super::state::{QueueState, Refusal};
+use crate::clock::Clock;
+use crate::delivery::{Credit, Pushes};
+use crate::error::BrokerError;
+use crate::internal::InternalLog;
+use crate::topics::{Topic, Topics};
+use crate::traces::{At, Traces};
+
+/// A member's push subscription.
+#[derive(Debug)]
+pub(super) struct Sink {
+    pub(super) subscription_id: u64,
+    pub(super) pushes: Pushes,
+    pub(super) credit: Credit,
+}
+
+/// What the group's lock guards.
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) state: QueueState,
+    /// Members with an open subscription, by member id.
+    pub(super) sinks: BTreeMap<Arc<str>, Sink>,
+    /// Where the round-robin over members and over partitions goes on.
+    pub(super) next_member: usize,
+    pub(super) next_partition: usize,
+    /// A member went away since the last dispatch round.
+    pub(super) members_left: bool,
+    /// Trace context of traced messages delivered and not yet settled, with the
+    /// attempt they were last delivered as (their spans' parent; an ack may already
+    /// have removed the entry that counted it).
+    pub(super) traced: HashMap<(u32, u64), (TraceParent, u32)>,
+}
+
+/// One queue group.
+#[derive(Debug)]
+pub struct QueueGroup {
+    pub(super) name: Arc<str>,
+    pub(super) topic: Arc<Topic>,
+    topic_name: Arc<str>,
+    pub(super) config: Mutex<QueueConfig>,
+    pub(super) inner: Mutex<Inner>,
+    /// Wakes the dispatcher: credit, acks, members coming and going.
+    pub(super) wake: Notify,
+    pub(super) log: Arc<InternalLog<QueueRecord>>,
+    pub(super) topics: Arc<Topics>,
+    pub(super) traces: Arc<Traces>,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+pub(super) fn refusal(refusal: Refusal) -> BrokerError {
+    match refusal {
+        Refusal::NotInFlight { partition, offset } => {
+            BrokerError::NotInFlight { partition, offset }
+        }
+        Refusal::NoPartition(partition) => {
+            BrokerError::InvalidRequest(format!("no partition {partition}"))
+        }
+    }
+}
+
+impl QueueGroup {
+    /// A group over `topic`, its partitions starting at `starts`, nothing delivered.
+    pub(super) fn new(
+        name: &str,
+        topic: Arc<Topic>,
+        config: QueueConfig,
+        starts: &[u64],
+        parts: GroupParts,
+    ) -> QueueGroup {
+        QueueGroup {
+            name: Arc::from(name),
+            topic_name: Arc::from(topic.name.as_str()),
+            topic,
+            inner: Mutex::new(Inner {
+                state: QueueState::new(config.policy(), starts),
+                sinks: BTreeMap::new(),
+                next_member: 0,
+                next_partition: 0,
+                members_left: false,
+                traced: HashMap::new(),
+            }),
+            config: Mutex::new(config),
+            wake: Notify::new(),
+            log: parts.log,
+            topics: parts.topics,
+            traces: parts.traces,
+            clock: parts.clock,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends events while the state lock is held, so the log order is the order of
+    /// the changes. Returns the offset to wait on for durability.
+    pub(super) fn persist(&self, events: Vec<QueueEvent>) -> Result<u64, BrokerError> {
+        let records: Vec<QueueRecord> = events
+            .into_iter()
+            .map(|event| QueueRecord {
+                group: self.name.clone(),
+                topic: self.topic_name.clone(),
+                event,
+            })
+            .collect();
+        self.log.append(&records)
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The topic it consumes.
+    pub fn topic_name(&self) -> &str {
+        &self.topic.name
+    }
+
+    /// Per-partition counts.
+    pub fn counts(&self, partition: u32) -> QueueCounts {
+        let counts = self.lock().state.counts(partition);
+        QueueCounts {
+            in_flight: counts.in_flight,
+            waiting_retry: counts.waiting_retry,
+            dead_lettered: counts.dead_lettered,
+        }
+    }
+
+    /// Everything below this offset of `partition` is settled.
+    pub fn floor(&self, partition: u32) -> Option<u64> {
+        self.lock().state.partition(partition).map(|p| p.floor())
+    }
+
+    /// Replaces the group's settings (a join's overrides).
+    pub(super) fn reconfigure(&self, config: QueueConfig) {
+        self.lock().state.policy = config.policy();
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// The spans of settlements of traced messages.
+    pub(super) fn trace_events(&self, inner: &mut Inner, events: &[QueueEvent]) {
+        if inner.traced.is_empty() {
+            return;
+        }
+        let (group, topic) = (&*self.name, &*self.topic_name);
+        let at = |partition, offset| At {
+            topic,
+            partition,
+            offset,
+        };
+        for event in events {
+            match event {
+                QueueEvent::Acked { partition, offsets } => {
+                    for &offset in offsets {
+                        if let Some((context, attempt)) = inner.traced.remove(&(*partition, offset))
+                        {
+                            self.traces
+                                .on_ack(&context, at(*partition, offset), group, attempt);
+                        }
+                    }
+                }
+                QueueEvent::Failed {
+                    partition,
+                    offset,
+                    reason,
+                    due_ms,
+                } => {
+                    if let Some((context, attempt)) = inner.traced.get(&(*partition, *offset)) {
+                        let at = at(*partition, *offset);
+                        self.traces.on_nack(context, at, group, *attempt, reason);
+                        self.traces.on_retry(context, at, group, *attempt, *due_ms);
+                    }
+                }
+                QueueEvent::DeadLettering {
+                    partition,
+                    offset,
+                    reason,
+                } => {
+                    if let Some((context, attempt)) = inner.traced.get(&(*partition, *offset)) {
+                        self.traces.on_nack(
+                            context,
+                            at(*partition, *offset),
+                            group,
+                            *attempt,
+                            reason,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Acks offsets; returns once the acks are durable.
+    pub async fn ack(&self, partition: u32, offsets: &[u64]) -> Result<(), BrokerError> {
+        let wait = {
+            let mut inner = self.lock();
+            let event = inner.state.ack(partition, offsets).map_err(refusal)?;
+            self.trace_events(&mut inner, std::slice::from_ref(&event));
+            self.persist(vec![event])?
+        };
+        self.wake.notify_one();
+        self.log.wait_durable(wait).await
+    }
+
+    /// Nacks one message: redelivery after `delay_ms` (or the backoff), or dead letter.
+    pub async fn nack(
+        &self,
+        partition: u32,
+        offset: u64,
+        reason: &str,
+        delay_ms: Option<u64>,
+    ) -> Result<(), BrokerError> {
+        let wait = {
+            let mut inner = self.lock();
+            let now_ms = self.clock.wall_ms();
+            let event = inner
+                .state
+                .fail(partition, offset, reason, delay_ms, now_ms)
+                .map_err(refusal)?;
+            self.trace_events(&mut inner, std::slice::from_ref(&event));
+            self.persist(vec![event])?
+        };
+        self.wake.notify_one();
+        self.log.wait_durable(wait).await
+    }
+
+    /// Extends the ack deadline of a message in flight.
+    pub fn extend(&self, partition: u32, offset: u64, extend_ms: u64) -> Result<(), BrokerError> {
+        let now_ms = self.clock.wall_ms();
+        self.lock()
+            .state
+            .extend(partition, offset, extend_ms, now_ms)
+            .map_err(refusal)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Attaches a member's subscription.
+    pub(super) fn attach(&self, member: &str, sink: Sink) {
+        self.lock().sinks.insert(Arc::from(member), sink);
+        self.wake.notify_one();
+    }
+
+    /// Adds credit to a member's subscription; `false` if it is not this one.
+    pub(super) fn credit(
+        &self,
+        member: &str,
+        subscription_id: u64,
+        messages: u32,
+        bytes: u64,
+    ) -> bool {
+        let mut inner = self.lock();
+        let Some(sink) = inner
+            .sinks
+            .get_mut(member)
+            .filter(|s| s.subscription_id == subscription_id)
+        else {
+            return false;
+        };
+        sink.credit.grant(messages, bytes);
+        drop(inner);
+        self.wake.notify_one();
+        true
+    }
+
+    /// The member's subscription is gone (unsubscribe, disconnect, leave, expiry): its
+    /// deliveries in flight fail at the next dispatch round.
+    pub fn detach(&self, member: &str, subscription_id: Option<u64>) {
+        let mut inner = self.lock();
+        if inner
+            .sinks
+            .get(member)
+            .is_some_and(|s| subscription_id.is_none_or(|id| s.subscription_id == id))
+        {
+            inner.sinks.remove(member);
+            inner.members_left = true;
+        }
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Records a whole-group snapshot, for compaction.
+    pub(super) fn snapshot(&self) -> Result<(), BrokerError> {
+        let inner = self.lock();
+        self.persist(inner.state.snapshot()).map(|_| ())
+    }
+
+    /// Records a snapshot of the group would take.
+    pub(super) fn snapshot_records(&self) -> u64 {
+        self.lock().state.snapshot_len() as u64
+    }
+}
+
+/// What every group of a broker shares.
+#[derive(Debug, Clone)]
+pub(super) struct GroupParts {
+    pub(super) log: Arc<InternalLog<QueueRecord>>,
+    pub(super) topics: Arc<Topics>,
+    pub(super) traces: Arc<Traces>,
+    pub(super) clock: Arc<dyn Clock>,
+}

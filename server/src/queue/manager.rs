@@ -1,0 +1,393 @@
+//! [`Queues`]: every queue group of the broker, their shared log `__queue_state`, and
+//! the subscriptions members hold on them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use protocol::internal::queue::{QueueEvent, QueueRecord};
+use protocol::ops::topic::ConfigEntry;
+
+use super::config::QueueConfig;
+use super::dispatch::run_dispatcher;
+use super::group::{GroupParts, QueueGroup, Sink};
+use crate::clock::Clock;
+use crate::delivery::{Credit, Pushes};
+use crate::error::BrokerError;
+use crate::internal::InternalLog;
+use crate::tasks::Tasks;
+use crate::topics::{Topic, TopicConfig, Topics};
+use crate::traces::Traces;
+
+/// All queue groups.
+#[derive(Debug)]
+pub struct Queues {
+    parts: GroupParts,
+    groups: Mutex<HashMap<String, Arc<QueueGroup>>>,
+    tasks: Arc<Tasks>,
+    /// subscription id -> (group, member), for credit and unsubscribe.
+    subscriptions: Mutex<HashMap<u64, (Arc<QueueGroup>, String)>>,
+}
+
+impl Queues {
+    /// Opens the queue-state topic, replays it, and starts a dispatcher for every
+    /// group found among `tasks` (blocking I/O; call inside the runtime).
+    pub fn open(
+        topics: Arc<Topics>,
+        tasks: Arc<Tasks>,
+        traces: Arc<Traces>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Queues, BrokerError> {
+        // Events by group, in log order; the topic each group consumes.
+        let mut replayed: Vec<(Arc<str>, Arc<str>, Vec<QueueEvent>)> = Vec::new();
+        let mut index: HashMap<(Arc<str>, Arc<str>), usize> = HashMap::new();
+        let config = TopicConfig::internal_default();
+        let log = InternalLog::open(&topics, config, clock.clone(), |record: QueueRecord| {
+            let key = (record.group.clone(), record.topic.clone());
+            let slot = *index.entry(key).or_insert_with(|| {
+                replayed.push((record.group.clone(), record.topic.clone(), Vec::new()));
+                replayed.len() - 1
+            });
+            replayed[slot].2.push(record.event);
+        })?;
+        let queues = Queues {
+            parts: GroupParts {
+                log: Arc::new(log),
+                topics,
+                traces,
+                clock,
+            },
+            groups: Mutex::new(HashMap::new()),
+            tasks,
+            subscriptions: Mutex::new(HashMap::new()),
+        };
+        for (group, topic, events) in replayed {
+            let Ok(topic) = queues.parts.topics.get(&topic) else {
+                continue;
+            };
+            let queue_group = queues.create_group(&group, topic, &[], false)?;
+            let mut inner = queue_group.lock();
+            for event in &events {
+                inner.state.apply(event);
+            }
+            drop(inner);
+            tracing::info!(group = %group, events = events.len(), "restored queue group");
+        }
+        Ok(queues)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<QueueGroup>>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn create_group(
+        &self,
+        name: &str,
+        topic: Arc<Topic>,
+        overrides: &[ConfigEntry],
+        latest: bool,
+    ) -> Result<Arc<QueueGroup>, BrokerError> {
+        let config = QueueConfig::for_group(&topic.config, overrides)?;
+        let starts: Vec<u64> = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                if latest {
+                    p.visible_end()
+                } else {
+                    p.start_offset()
+                }
+            })
+            .collect();
+        let group = Arc::new(QueueGroup::new(
+            name,
+            topic,
+            config,
+            &starts,
+            self.parts.clone(),
+        ));
+        self.lock().insert(name.to_string(), group.clone());
+        self.tasks.spawn(
+            "queue dispatcher",
+            run_dispatcher(group.clone(), self.tasks.shutdown()),
+        );
+        Ok(group)
+    }
+
+    /// The group, created if new (starting at each partition's start, or its end with
+    /// `latest`); `overrides` (from a join) replace its policy.
+    pub fn ensure_group(
+        &self,
+        name: &str,
+        topic: &str,
+        overrides: &[ConfigEntry],
+        latest: bool,
+    ) -> Result<Arc<QueueGroup>, BrokerError> {
+        let topic = self.parts.topics.get(topic)?;
+        if let Some(group) = self.lock().get(name).cloned() {
+            if group.topic.name != topic.name {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "queue group {name:?} consumes {:?}",
+                    group.topic.name
+                )));
+            }
+            if !overrides.is_empty() {
+                group.reconfigure(QueueConfig::for_group(&topic.config, overrides)?);
+            }
+            return Ok(group);
+        }
+        self.create_group(name, topic, overrides, latest)
+    }
+
+    /// The group, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<QueueGroup>> {
+        self.lock().get(name).cloned()
+    }
+
+    fn group(&self, name: &str) -> Result<Arc<QueueGroup>, BrokerError> {
+        self.get(name)
+            .ok_or_else(|| BrokerError::UnknownGroup(name.to_string()))
+    }
+
+    fn subscriptions(&self) -> MutexGuard<'_, HashMap<u64, (Arc<QueueGroup>, String)>> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Attaches a member's push subscription.
+    pub fn subscribe(
+        &self,
+        group: &str,
+        member: &str,
+        subscription_id: u64,
+        pushes: Pushes,
+        credit: Credit,
+    ) -> Result<(), BrokerError> {
+        let queue_group = self.group(group)?;
+        queue_group.attach(
+            member,
+            Sink {
+                subscription_id,
+                pushes,
+                credit,
+            },
+        );
+        self.subscriptions()
+            .insert(subscription_id, (queue_group, member.to_string()));
+        Ok(())
+    }
+
+    /// Adds credit to a queue subscription; `false` if it is not one.
+    pub fn credit(&self, subscription_id: u64, messages: u32, bytes: u64) -> bool {
+        match self.subscriptions().get(&subscription_id) {
+            Some((group, member)) => group.credit(member, subscription_id, messages, bytes),
+            None => false,
+        }
+    }
+
+    /// Closes a queue subscription; `false` if it is not one.
+    pub fn unsubscribe(&self, subscription_id: u64) -> bool {
+        let removed = self.subscriptions().remove(&subscription_id);
+        match removed {
+            Some((group, member)) => {
+                group.detach(&member, Some(subscription_id));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A member left or expired: its deliveries in flight go back to the queue.
+    pub fn member_gone(&self, group: &str, member: &str) {
+        if let Some(group) = self.get(group) {
+            group.detach(member, None);
+        }
+    }
+
+    /// The group `group`, checked to consume `topic` (ack, nack and extend name both).
+    pub fn checked(&self, group: &str, topic: &str) -> Result<Arc<QueueGroup>, BrokerError> {
+        let queue_group = self.group(group)?;
+        if queue_group.topic.name != topic {
+            return Err(BrokerError::InvalidRequest(format!(
+                "queue group {group:?} consumes {:?}, not {topic:?}",
+                queue_group.topic.name
+            )));
+        }
+        Ok(queue_group)
+    }
+
+    /// Groups known (live or restored), with their topic.
+    pub fn groups(&self) -> Vec<(String, String)> {
+        let mut out: Vec<_> = self
+            .lock()
+            .values()
+            .map(|g| (g.name().to_string(), g.topic.name.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Compacts `__queue_state` if the policy says so: every group appends a snapshot
+    /// and the log is truncated before the first (blocking I/O). The list of groups is
+    /// taken after the truncation point is read, so every group with events below it
+    /// is in the list (groups are never removed) and keeps its state; a group created
+    /// meanwhile has all its events above it.
+    pub fn compact(&self) -> Result<(), BrokerError> {
+        let live = self.all();
+        let snapshot_records = live.iter().map(|g| g.snapshot_records()).sum();
+        self.parts
+            .log
+            .compact(snapshot_records, || {
+                self.all().iter().try_for_each(|group| group.snapshot())
+            })
+            .map(|_| ())
+    }
+
+    fn all(&self) -> Vec<Arc<QueueGroup>> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::tasks::Tasks;
+    use protocol::batch::{split_batches, BatchBuilder, BatchView};
+    use std::time::Duration;
+
+    fn entry(key: &str, value: &str) -> ConfigEntry {
+        ConfigEntry {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    /// Queues over one topic `jobs` with `config`, whose dispatchers never start: the
+    /// tests drive the rounds themselves, on a clock of their own.
+    async fn queues(dir: &std::path::Path, config: &[ConfigEntry]) -> (Queues, Arc<ManualClock>) {
+        let topics = Arc::new(Topics::open(dir).unwrap());
+        let mut topic = TopicConfig {
+            partitions: 1,
+            ..TopicConfig::internal_default()
+        };
+        topic.apply(config).unwrap();
+        topics.create("jobs", topic, false).unwrap();
+        let tasks = Arc::new(Tasks::new());
+        tasks.stop(Duration::ZERO).await;
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
+        let queues = Queues::open(topics, tasks, traces, clock.clone()).unwrap();
+        (queues, clock)
+    }
+
+    #[tokio::test]
+    async fn overrides_are_checked_the_same_on_a_new_and_an_existing_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (manager, _) = queues(dir.path(), &[]).await;
+        let unknown = [entry("segment_bytes", "4096")];
+        assert!(manager.ensure_group("g", "jobs", &unknown, false).is_err());
+        manager
+            .ensure_group("g", "jobs", &[entry("max_delivery_attempts", "7")], false)
+            .unwrap();
+        assert!(
+            manager.ensure_group("g", "jobs", &unknown, false).is_err(),
+            "an existing group refuses non-queue settings too"
+        );
+        let group = manager.get("g").unwrap();
+        assert_eq!(group.lock().state.policy.max_attempts, 7);
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_retries_after_the_backoff_then_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = [
+            entry("ack_deadline_ms", "1000"),
+            entry("max_delivery_attempts", "2"),
+            entry("retry_backoff_ms", "100"),
+            entry("retry_jitter", "0"),
+        ];
+        let (queues, clock) = queues(dir.path(), &config).await;
+        let jobs = queues.parts.topics.get("jobs").unwrap();
+        let mut builder = BatchBuilder::new();
+        builder.push(5, Some(b"k"), Some(b"job-1"), &[]).unwrap();
+        let partition = jobs.partition(0).unwrap();
+        let appended = partition.append(&builder.finish()).unwrap();
+        partition
+            .wait_durable(appended.next_offset, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        queues
+            .subscribe(
+                "workers",
+                "m-1",
+                1,
+                Pushes::new(tx),
+                Credit::new(10, 1 << 20),
+            )
+            .unwrap();
+        let attempts = |round: &super::super::dispatch::Round| -> Vec<(u64, u32)> {
+            round
+                .deliveries
+                .iter()
+                .map(|(_, d)| (d.from_offset, d.attempt))
+                .collect()
+        };
+
+        let round = group.dispatch_round().unwrap();
+        assert_eq!(attempts(&round), [(0, 1)], "the first delivery");
+        clock.advance(999);
+        assert!(
+            !group.dispatch_round().unwrap().is_busy(),
+            "the deadline has not passed"
+        );
+        clock.advance(1);
+        let round = group.dispatch_round().unwrap();
+        assert!(
+            round.deliveries.is_empty(),
+            "expired, waiting for its backoff"
+        );
+        assert_eq!(group.counts(0).waiting_retry, 1);
+        clock.advance(99);
+        assert!(group.dispatch_round().unwrap().deliveries.is_empty());
+        clock.advance(1);
+        let round = group.dispatch_round().unwrap();
+        assert_eq!(
+            attempts(&round),
+            [(0, 2)],
+            "redelivered once the backoff passed"
+        );
+        clock.advance(1000);
+        let round = group.dispatch_round().unwrap();
+        assert!(round.deliveries.is_empty());
+        assert_eq!(round.dead.len(), 1, "out of attempts");
+        assert_eq!(round.dead[0].reason, "ack deadline expired");
+
+        group.dead_letter(&round.dead[0]).await.unwrap();
+        let counts = group.counts(0);
+        assert_eq!(
+            (counts.in_flight, counts.waiting_retry, counts.dead_lettered),
+            (0, 0, 1)
+        );
+        let dlq = queues.parts.topics.get("jobs.dlq").unwrap();
+        let chunk = dlq.partition(0).unwrap().read(0, 1 << 20).unwrap();
+        let batch = split_batches(chunk.bytes).next().unwrap().unwrap();
+        let view = BatchView::new(&batch).unwrap();
+        let record = view.records().next().unwrap().unwrap();
+        assert_eq!(record.value, Some(&b"job-1"[..]));
+        let header = |name: &str| {
+            record
+                .headers()
+                .flatten()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("dlq.attempts").as_deref(), Some("2"));
+        assert_eq!(header("dlq.first_delivery_ms").as_deref(), Some("1000000"));
+        assert_eq!(header("dlq.last_delivery_ms").as_deref(), Some("1001100"));
+        assert!(
+            !group.dispatch_round().unwrap().is_busy(),
+            "settled: nothing left"
+        );
+    }
+}

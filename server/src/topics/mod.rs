@@ -1,0 +1,350 @@
+//! Topics: every topic of the broker ([`Topics`], which creates, loads and deletes
+//! them), each with its partitions ([`Topic`]); their configuration is [`config`].
+//!
+//! On disk a topic is a directory under `<data_dir>/topics/` holding `topic.toml` (its
+//! configuration) and one log directory per partition (`0/`, `1/`, ...). The topics
+//! map is behind a short `RwLock`; requests clone the `Arc<Topic>` they need and never
+//! hold the lock across I/O or `.await`.
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use storage::Log;
+
+use crate::error::BrokerError;
+use crate::partition::Partition;
+use config::TopicFile;
+pub use config::{TopicConfig, MAX_PARTITIONS};
+
+/// Longest topic name.
+pub const MAX_TOPIC_NAME_BYTES: usize = 200;
+/// Names starting with this are internal topics, created by the broker only.
+pub const INTERNAL_PREFIX: &str = "__";
+/// File holding a topic's configuration.
+const TOPIC_FILE: &str = "topic.toml";
+
+/// Checks a topic name: 1..=200 bytes of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TOPIC_NAME_BYTES
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidRequest(format!(
+            "invalid topic name {name:?}: use 1 to {MAX_TOPIC_NAME_BYTES} characters from A-Z a-z 0-9 . _ -"
+        )))
+    }
+}
+
+/// A topic and its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Configuration.
+    pub config: TopicConfig,
+    /// Created by the broker for its own use; hidden from listings unless asked.
+    pub internal: bool,
+    /// Partitions, by number.
+    pub partitions: Vec<Arc<Partition>>,
+    round_robin: AtomicU32,
+}
+
+impl Topic {
+    /// The partition numbered `partition`.
+    pub fn partition(&self, partition: u32) -> Result<&Arc<Partition>, BrokerError> {
+        self.partitions
+            .get(partition as usize)
+            .ok_or_else(|| BrokerError::InvalidPartition {
+                topic: self.name.clone(),
+                partition,
+                count: self.partitions.len() as u32,
+            })
+    }
+
+    /// The next partition for records without a key or partition.
+    pub fn next_round_robin(&self) -> u32 {
+        self.round_robin.fetch_add(1, Ordering::Relaxed) % self.config.partitions
+    }
+
+    /// Records across all partitions.
+    pub fn messages(&self) -> u64 {
+        self.partitions
+            .iter()
+            .map(|p| p.end_offset() - p.start_offset())
+            .sum()
+    }
+
+    /// Bytes across all partitions.
+    pub fn size_bytes(&self) -> u64 {
+        self.partitions.iter().map(|p| p.size_bytes()).sum()
+    }
+
+    fn open(
+        dir: &Path,
+        name: &str,
+        config: TopicConfig,
+        internal: bool,
+    ) -> Result<Topic, BrokerError> {
+        let mut partitions = Vec::with_capacity(config.partitions as usize);
+        for id in 0..config.partitions {
+            let log = Log::open(dir.join(id.to_string()), config.log_config())?;
+            partitions.push(Arc::new(Partition::new(id, log)));
+        }
+        Ok(Topic {
+            name: name.to_string(),
+            config,
+            internal,
+            partitions,
+            round_robin: AtomicU32::new(0),
+        })
+    }
+
+    /// Closes every partition's log cleanly (blocking I/O).
+    pub fn close(&self) -> Result<(), BrokerError> {
+        let mut first_error = None;
+        for partition in &self.partitions {
+            if let Err(e) = partition.close() {
+                tracing::error!(topic = %self.name, partition = partition.id, error = %e, "closing partition");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// All topics of the broker.
+#[derive(Debug)]
+pub struct Topics {
+    dir: PathBuf,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+}
+
+impl Topics {
+    /// Opens every topic under `<data_dir>/topics` (recovering each log).
+    pub fn open(data_dir: &Path) -> Result<Topics, BrokerError> {
+        let dir = data_dir.join("topics");
+        std::fs::create_dir_all(&dir).map_err(|e| storage::Error::io("creating", &dir, e))?;
+        let mut topics = HashMap::new();
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| storage::Error::io("listing", &dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| storage::Error::io("listing", &dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let file = entry.path().join(TOPIC_FILE);
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                tracing::warn!(dir = %entry.path().display(), "no topic.toml; not a topic, skipping");
+                continue;
+            };
+            let parsed: TopicFile = toml::from_str(&text)
+                .map_err(|e| BrokerError::InvalidConfig(format!("{}: {e}", file.display())))?;
+            let config = TopicConfig::from_file(parsed)?;
+            let internal = name.starts_with(INTERNAL_PREFIX);
+            let topic = Topic::open(&entry.path(), &name, config, internal)?;
+            tracing::info!(topic = %name, partitions = topic.partitions.len(), "opened topic");
+            topics.insert(name, Arc::new(topic));
+        }
+        Ok(Topics {
+            dir,
+            topics: RwLock::new(topics),
+        })
+    }
+
+    /// The topic named `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.read_map()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownTopic(name.to_string()))
+    }
+
+    /// All topics, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<_> = self.read_map().values().cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// Creates a topic (blocking I/O). Internal names are reserved for `internal`.
+    pub fn create(
+        &self,
+        name: &str,
+        config: TopicConfig,
+        internal: bool,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        validate_topic_name(name)?;
+        if name.starts_with(INTERNAL_PREFIX) != internal {
+            return Err(BrokerError::InvalidRequest(format!(
+                "topic names starting with {INTERNAL_PREFIX:?} are reserved for the broker's internal topics"
+            )));
+        }
+        config.validate()?;
+        if self.read_map().contains_key(name) {
+            return Err(BrokerError::TopicExists(name.to_string()));
+        }
+        let dir = self.dir.join(name);
+        if dir.exists() {
+            // Left over from a crash during create or delete: start clean.
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| storage::Error::io("removing stale topic dir", &dir, e))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| storage::Error::io("creating topic dir", &dir, e))?;
+        let topic = Arc::new(Topic::open(&dir, name, config.clone(), internal)?);
+        // The config file is written last and atomically: a topic directory without
+        // it is an unfinished create and is ignored at startup.
+        let text =
+            toml::to_string(&config.to_file()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        write_atomically(&dir.join(TOPIC_FILE), text.as_bytes())?;
+        let mut map = self.write_map();
+        if map.contains_key(name) {
+            drop(map);
+            let _ = topic.close();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(BrokerError::TopicExists(name.to_string()));
+        }
+        map.insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// Partition 0 of internal topic `name`, created with `config` if missing (blocking
+    /// I/O). Every internal topic is opened this way.
+    pub fn internal_partition(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let topic = match self.get(name) {
+            Ok(topic) => topic,
+            Err(_) => self.create(name, config, true)?,
+        };
+        Ok(topic.partition(0)?.clone())
+    }
+
+    /// Deletes a topic and its data (blocking I/O).
+    pub fn delete(&self, name: &str) -> Result<(), BrokerError> {
+        if name.starts_with(INTERNAL_PREFIX) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "internal topic {name:?} cannot be deleted"
+            )));
+        }
+        let topic = self
+            .write_map()
+            .remove(name)
+            .ok_or_else(|| BrokerError::UnknownTopic(name.to_string()))?;
+        let _ = topic.close();
+        let dir = self.dir.join(name);
+        // Remove the config first, so a crash midway leaves an ignored directory.
+        let _ = std::fs::remove_file(dir.join(TOPIC_FILE));
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| storage::Error::io("removing topic dir", &dir, e))?;
+        Ok(())
+    }
+
+    /// Deletes segments beyond every topic's retention limits (blocking I/O). A
+    /// partition that fails is logged and the others go on.
+    pub fn enforce_retention(&self) -> Result<(), BrokerError> {
+        for topic in self.list() {
+            for partition in &topic.partitions {
+                match partition.enforce_retention() {
+                    Ok(outcome) if !outcome.deleted_segments.is_empty() => {
+                        tracing::info!(topic = %topic.name, partition = partition.id, deleted = ?outcome.deleted_segments, "retention deleted segments");
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(topic = %topic.name, partition = partition.id, %error, "retention failed")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every topic cleanly (blocking I/O).
+    pub fn close_all(&self) {
+        for topic in self.list() {
+            let _ = topic.close();
+        }
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BrokerError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let io = |op, e| BrokerError::Storage(storage::Error::io(op, path, e));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+    file.write_all(bytes).map_err(|e| io("writing", e))?;
+    file.sync_all().map_err(|e| io("syncing", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io("renaming", e))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("syncing directory of", e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> TopicConfig {
+        TopicConfig {
+            partitions: 2,
+            segment_bytes: 1 << 20,
+            retention_bytes: None,
+            retention_ms: None,
+            durability: storage::Durability::Os,
+            queue: crate::queue::QueueConfig::default(),
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        validate_topic_name("orders.v1_x-y").unwrap();
+        for bad in ["", ".", "..", "a/b", "a b", &"x".repeat(201)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn topics_persist_across_reopen_and_delete_removes_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        topics.create("orders", defaults(), false).unwrap();
+        assert!(matches!(
+            topics.create("orders", defaults(), false),
+            Err(BrokerError::TopicExists(_))
+        ));
+        assert!(topics.create("__mine", defaults(), false).is_err());
+        topics.close_all();
+        drop(topics);
+        let topics = Topics::open(dir.path()).unwrap();
+        assert_eq!(topics.get("orders").unwrap().config, defaults());
+        topics.delete("orders").unwrap();
+        assert!(!dir.path().join("topics/orders").exists());
+        assert!(matches!(
+            topics.get("orders"),
+            Err(BrokerError::UnknownTopic(_))
+        ));
+    }
+}
