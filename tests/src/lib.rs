@@ -1,181 +1,115 @@
-//! Support for the black-box tests: start the real `brokerd` binary on port 0 in a
-//! temporary directory, stop it gently or with SIGKILL, restart it on the same data,
-//! and find the `brokerctl` binary.
+//! The one way the workspace starts a real `brokerd`: for the black-box tests here
+//! and in `client/`, `brokerctl/` and `bench/`, and for `broker-bench` at run time.
 //!
-//! The binaries are built on first use with the same cargo and profile that built the
-//! tests (a no-op when `cargo test --workspace` already built them).
+//! Owns: finding and building the workspace's binaries ([`binaries`]), and a brokerd
+//! child process on a loopback port the OS picks, in a temporary data directory,
+//! that can be stopped gently, killed with SIGKILL, restarted over the same data,
+//! and is killed when dropped ([`brokerd`]). Those return [`LaunchError`]s; on top of
+//! them sit the panicking shorthands a test wants ([`Brokerd::start`],
+//! [`brokerd_bin`], [`brokerctl`]), which build `brokerd` and `brokerctl` on first
+//! use with the same cargo and profile that built the test (a no-op when
+//! `cargo test --workspace` already built them).
+//!
+//! Must never: depend on `client` or `server` (except as dev-dependencies of its own
+//! tests), so that `client`, `brokerctl` and `bench` can use it without a cycle and it
+//! only ever drives brokerd from outside, as a user would; or leave a brokerd running
+//! after its handle is gone.
 
-// Test support: a binary that cannot be built or started is the test's failure,
-// and a panic with the reason is how a test reports it.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+// Production code must not unwrap data it did not create; tests may. The shorthands
+// below panic on purpose, with the error's whole story, because that is how a test
+// reports a broker that would not start.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+pub mod binaries;
+pub mod brokerd;
+
+use std::error::Error;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-/// The directory holding the workspace's binaries for this profile.
-fn bin_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
+pub use binaries::{BinDir, BuildOutput};
+pub use brokerd::{Brokerd, Launch, LaunchError, LISTENING_PREFIX};
+
+/// The binaries the tests run, built (quietly) once per test process.
+fn test_bin_dir() -> &'static BinDir {
+    static DIR: OnceLock<BinDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        // target/<profile>/deps/<test binary>
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>")
-            .to_path_buf();
-        let profile = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_string();
-        let profile = if profile == "debug" {
-            "dev".to_string()
-        } else {
-            profile
-        };
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                &profile,
-                "--bin",
-                "brokerd",
-                "--bin",
-                "brokerctl",
-            ])
-            .current_dir(workspace)
-            .status()
-            .expect("running cargo build for brokerd and brokerctl");
-        assert!(status.success(), "building brokerd and brokerctl failed");
+        let dir = BinDir::of_current_exe().unwrap_or_else(|e| fail("finding brokerd", &e));
+        dir.build(&["brokerd", "brokerctl"], BuildOutput::Quiet)
+            .unwrap_or_else(|e| fail("building brokerd and brokerctl", &e));
         dir
     })
-    .clone()
 }
 
-/// Path of the `brokerd` binary.
+/// Path of the `brokerd` binary of the test's profile, built if needed.
+///
+/// # Panics
+/// If it cannot be built.
 pub fn brokerd_bin() -> PathBuf {
-    bin_dir().join("brokerd")
+    test_bin_dir().binary("brokerd")
 }
 
-/// Path of the `brokerctl` binary.
+/// Path of the `brokerctl` binary of the test's profile, built if needed.
+///
+/// # Panics
+/// If it cannot be built.
 pub fn brokerctl_bin() -> PathBuf {
-    bin_dir().join("brokerctl")
+    test_bin_dir().binary("brokerctl")
 }
 
-/// A running brokerd with its own data directory. Killed when dropped.
-pub struct Brokerd {
-    child: Option<Child>,
-    /// `host:port` it listens on.
-    pub addr: String,
-    dir: tempfile::TempDir,
-    extra_args: Vec<String>,
-}
-
+/// Test shorthands: each panics with the [`LaunchError`] where the methods in
+/// [`brokerd`] return it.
 impl Brokerd {
-    /// Starts brokerd on 127.0.0.1:0 in a new temporary directory.
+    /// Starts [`brokerd_bin`] on 127.0.0.1:0 in a new temporary directory.
+    ///
+    /// # Panics
+    /// If brokerd cannot be built or started.
     pub fn start() -> Brokerd {
         Self::start_with(&[])
     }
 
-    /// Starts brokerd with extra command-line arguments.
+    /// Starts [`brokerd_bin`] with extra command-line arguments.
+    ///
+    /// # Panics
+    /// If brokerd cannot be built or started.
     pub fn start_with(extra_args: &[&str]) -> Brokerd {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(dir.path(), "127.0.0.1:0", &extra_args);
-        Brokerd {
-            child: Some(child),
-            addr,
-            dir,
-            extra_args,
-        }
+        Launch::new(brokerd_bin())
+            .args(extra_args)
+            .start()
+            .unwrap_or_else(|e| fail("starting brokerd", &e))
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// SIGKILL: no shutdown, no flushing; the page cache survives.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM and wait; returns whether brokerd exited successfully.
+    /// SIGTERM and wait; returns whether brokerd exited successfully (`true` if it
+    /// was not running).
+    ///
+    /// # Panics
+    /// If it could not be signalled or did not exit in time.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return true;
-        };
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        child.wait().map(|s| s.success()).unwrap_or(false)
+        match self.terminate() {
+            Ok(None) => true,
+            Ok(Some(status)) => status.success(),
+            Err(e) => fail("stopping brokerd", &e),
+        }
     }
 
-    /// Starts brokerd again on the same data directory and address.
+    /// [`Brokerd::try_restart`]: kill, then start again on the same data directory
+    /// and address.
+    ///
+    /// # Panics
+    /// If it does not come back.
     pub fn restart(&mut self) {
-        self.kill9();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            // The old port may linger briefly; retry until it binds.
-            match try_spawn(self.dir.path(), &self.addr, &self.extra_args) {
-                Some((child, addr)) => {
-                    self.child = Some(child);
-                    self.addr = addr;
-                    return;
-                }
-                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                None => panic!("brokerd did not restart on {}", self.addr),
-            }
-        }
-    }
-}
-
-impl Drop for Brokerd {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn spawn(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
-    try_spawn(dir, listen, extra).expect("brokerd started and printed its address")
-}
-
-fn try_spawn(dir: &Path, listen: &str, extra: &[String]) -> Option<(Child, String)> {
-    let mut child = Command::new(brokerd_bin())
-        .args(["--listen", listen, "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning brokerd");
-    let mut line = String::new();
-    let read = match child.stdout.take() {
-        Some(stdout) => BufReader::new(stdout).read_line(&mut line).unwrap_or(0),
-        None => 0,
-    };
-    match line.trim().strip_prefix("listening on ") {
-        Some(addr) if read > 0 => Some((child, addr.to_string())),
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            None
-        }
+        self.try_restart()
+            .unwrap_or_else(|e| fail("restarting brokerd", &e));
     }
 }
 
 /// Runs brokerctl against `addr` with `args` and `stdin`; returns (status, stdout, stderr).
+///
+/// # Panics
+/// If brokerctl cannot be built or run.
 pub fn brokerctl(addr: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-    use std::io::Write;
     let mut child = Command::new(brokerctl_bin())
         .arg("--addr")
         .arg(addr)
@@ -184,16 +118,29 @@ pub fn brokerctl(addr: &str, args: &[&str], stdin: &str) -> (bool, String, Strin
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawning brokerctl");
+        .unwrap_or_else(|e| panic!("spawning brokerctl: {e}"));
     if let Some(mut input) = child.stdin.take() {
         input
             .write_all(stdin.as_bytes())
-            .expect("writing brokerctl stdin");
+            .unwrap_or_else(|e| panic!("writing brokerctl's stdin: {e}"));
     }
-    let output = child.wait_with_output().expect("brokerctl output");
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("reading brokerctl's output: {e}"));
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Panics with what was being done and the error with all its causes.
+fn fail(doing: &str, error: &dyn Error) -> ! {
+    let mut message = format!("{doing}: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    panic!("{message}")
 }

@@ -17,7 +17,7 @@ async fn acknowledged_messages_survive_kill9_and_groups_resume_where_they_commit
     let config = ClientConfig::default()
         .reconnect_max_attempts(1)
         .request_timeout(Duration::from_secs(10));
-    let client = Client::connect_with(broker.addr.clone(), config.clone())
+    let client = Client::connect_with(broker.addr(), config.clone())
         .await
         .unwrap();
     client
@@ -100,9 +100,7 @@ async fn acknowledged_messages_survive_kill9_and_groups_resume_where_they_commit
     assert!(acknowledged.len() >= 2000);
 
     broker.restart();
-    let client = Client::connect_with(broker.addr.clone(), config)
-        .await
-        .unwrap();
+    let client = Client::connect_with(broker.addr(), config).await.unwrap();
     // Every acknowledged message is where the broker said it was.
     let mut stored: HashMap<(u32, u64), String> = HashMap::new();
     let described = client.describe_topic("ledger").await.unwrap();

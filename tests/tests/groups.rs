@@ -77,7 +77,7 @@ fn assert_in_order_per_partition(records: &[ConsumerRecord]) {
 async fn a_hundred_thousand_messages_through_a_group_exactly_once_in_order() {
     const MESSAGES: u64 = 100_000;
     let broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     client.create_topic("events", 4, &[]).await.unwrap();
     let placed = produce(&client, "events", 0, MESSAGES).await;
     let partitions: HashSet<u32> = placed.values().map(|(p, _)| *p).collect();
@@ -127,7 +127,7 @@ async fn a_hundred_thousand_messages_through_a_group_exactly_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_fan_out_members_share_and_a_leaver_hands_over_without_redelivery() {
     let broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     client.create_topic("orders", 4, &[]).await.unwrap();
 
     // Group "b" has two members, both joined before anything is produced.
@@ -213,7 +213,7 @@ async fn groups_fan_out_members_share_and_a_leaver_hands_over_without_redelivery
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_stops_heartbeating_is_expired_and_its_partitions_move() {
     let broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     client.create_topic("jobs", 2, &[]).await.unwrap();
     // A raw member that joins and then goes silent.
     let joined = client

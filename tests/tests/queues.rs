@@ -72,7 +72,7 @@ fn header(record: &client::ConsumerRecord, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_is_dead_lettered_after_its_attempts_without_blocking_the_rest() {
     let broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     client
         .create_topic("orders", 1, QUEUE_CONFIG)
         .await
@@ -171,12 +171,12 @@ async fn a_poison_message_is_dead_lettered_after_its_attempts_without_blocking_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_share_the_load_and_a_crashed_members_messages_go_to_the_other() {
     let broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     client.create_topic("jobs", 2, QUEUE_CONFIG).await.unwrap();
     let values: Vec<String> = (0..200).map(|i| format!("job{i}")).collect();
 
     // The member that will crash has its own connection, so dropping it is a crash.
-    let doomed_client = Client::connect(broker.addr.clone()).await.unwrap();
+    let doomed_client = Client::connect(broker.addr()).await.unwrap();
     let mut doomed = doomed_client
         .queue_consumer(
             "jobs",
@@ -231,7 +231,7 @@ async fn members_share_the_load_and_a_crashed_members_messages_go_to_the_other()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_and_dead_letters_survive_kill9_in_the_middle_of_retries() {
     let mut broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let mut config = QUEUE_CONFIG.to_vec();
     config[0] = ("max_delivery_attempts", "4");
     client.create_topic("payments", 1, &config).await.unwrap();
@@ -261,7 +261,7 @@ async fn attempts_and_dead_letters_survive_kill9_in_the_middle_of_retries() {
     drop(client);
 
     broker.restart();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let mut consumer = client
         .queue_consumer("payments", "workers", QueueConsumerConfig::default())
         .await
@@ -293,7 +293,7 @@ async fn attempts_and_dead_letters_survive_kill9_in_the_middle_of_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokerctl_drains_bounces_lists_replays_and_purges_dead_letters() {
     let broker = Brokerd::start();
-    let addr = broker.addr.as_str();
+    let addr = broker.addr();
     let (ok, _, err) = brokerctl(
         addr,
         &[
@@ -341,7 +341,7 @@ async fn brokerctl_drains_bounces_lists_replays_and_purges_dead_letters() {
     assert!(ok, "{err}");
     assert_eq!(out, "bounce-me\n");
 
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let deadline = Instant::now() + DEADLINE;
     while dead_letters(&client, "mail.dlq").await.is_empty() {
         assert!(Instant::now() < deadline);

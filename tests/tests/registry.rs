@@ -36,7 +36,7 @@ fn kind(event: &RegistryEvent) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_register_expire_deregister_and_watchers_see_it_in_order() {
     let mut broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let mut watch = client.watch_services(Some("billing")).await.unwrap();
 
     let a = client
@@ -98,7 +98,7 @@ async fn instances_register_expire_deregister_and_watchers_see_it_in_order() {
     // A restart keeps the live instance (a keeps heartbeating across it).
     drop(client);
     broker.restart();
-    let client = Client::connect_with(broker.addr.clone(), ClientConfig::default())
+    let client = Client::connect_with(broker.addr(), ClientConfig::default())
         .await
         .unwrap();
     let instances = client.discover("billing", &[]).await.unwrap();
@@ -115,7 +115,7 @@ async fn instances_register_expire_deregister_and_watchers_see_it_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_instances_are_expired_after_a_restart() {
     let mut broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let handle = client
         .register_instance(registration("old", 1000))
         .await
@@ -125,7 +125,7 @@ async fn stale_instances_are_expired_after_a_restart() {
     broker.kill9();
     std::thread::sleep(Duration::from_millis(1200)); // its TTL passes while the broker is down
     broker.restart();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     assert!(client.discover("billing", &[]).await.unwrap().is_empty());
 }
 
@@ -135,7 +135,7 @@ async fn brokerctl_lists_describes_and_registers_like_a_sidecar() {
     let mut sidecar = Command::new(brokerctl_bin())
         .args([
             "--addr",
-            &broker.addr,
+            broker.addr(),
             "services",
             "register",
             "search",
@@ -154,7 +154,7 @@ async fn brokerctl_lists_describes_and_registers_like_a_sidecar() {
         .unwrap();
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let (ok, out, _) = brokerctl(&broker.addr, &["services"], "");
+        let (ok, out, _) = brokerctl(broker.addr(), &["services"], "");
         if ok && out.contains("search") {
             assert!(out.contains("SERVICE") && out.contains("1"), "{out}");
             break;
@@ -162,7 +162,7 @@ async fn brokerctl_lists_describes_and_registers_like_a_sidecar() {
         assert!(Instant::now() < deadline, "sidecar never registered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (ok, out, _) = brokerctl(&broker.addr, &["services", "search"], "");
+    let (ok, out, _) = brokerctl(broker.addr(), &["services", "search"], "");
     assert!(
         ok && out.contains("search-1")
             && out.contains("10.1.2.3:9200")
@@ -170,7 +170,7 @@ async fn brokerctl_lists_describes_and_registers_like_a_sidecar() {
             && out.contains("healthy"),
         "{out}"
     );
-    let (ok, out, _) = brokerctl(&broker.addr, &["services", "search", "--json"], "");
+    let (ok, out, _) = brokerctl(broker.addr(), &["services", "search", "--json"], "");
     assert!(ok);
     let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(parsed[0]["instance_id"], "search-1");
@@ -179,6 +179,6 @@ async fn brokerctl_lists_describes_and_registers_like_a_sidecar() {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(sidecar.id() as i32, libc::SIGTERM) };
     assert!(sidecar.wait().unwrap().success());
-    let (_, out, _) = brokerctl(&broker.addr, &["services", "search", "--json"], "");
+    let (_, out, _) = brokerctl(broker.addr(), &["services", "search", "--json"], "");
     assert_eq!(out.trim(), "[]");
 }

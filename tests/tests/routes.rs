@@ -18,7 +18,7 @@ async fn messages(client: &Client, topic: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_fan_out_to_matching_topics_and_rules_survive_a_restart() {
     let mut broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     for topic in ["all-orders", "eu-orders", "audit", "urgent"] {
         client.create_topic(topic, 2, &[]).await.unwrap();
     }
@@ -76,7 +76,7 @@ async fn publishes_fan_out_to_matching_topics_and_rules_survive_a_restart() {
     client.delete_route(urgent).await.unwrap();
     drop(client);
     broker.restart();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let routes = client.list_routes().await.unwrap();
     assert_eq!(routes.len(), 4);
     let routed = client
@@ -94,7 +94,7 @@ async fn publishes_fan_out_to_matching_topics_and_rules_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_publishes_are_refused_with_a_clear_error() {
     let broker = Brokerd::start();
-    let client = Client::connect(broker.addr.clone()).await.unwrap();
+    let client = Client::connect(broker.addr()).await.unwrap();
     let error = client
         .publish(
             "nobody.listens",
@@ -111,7 +111,7 @@ async fn unroutable_publishes_are_refused_with_a_clear_error() {
 #[test]
 fn brokerctl_adds_lists_deletes_routes_and_publishes() {
     let broker = Brokerd::start();
-    let addr = broker.addr.as_str();
+    let addr = broker.addr();
     for topic in ["eu", "all"] {
         assert!(brokerctl(addr, &["topics", "create", topic, "--partitions", "1"], "").0);
     }

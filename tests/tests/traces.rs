@@ -34,7 +34,7 @@ async fn spans_once(addr: &str, trace_id: &str, name: &str) -> Vec<serde_json::V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
     let broker = Brokerd::start();
-    let addr = broker.addr.clone();
+    let addr = broker.addr().to_string();
     let client = Client::connect(addr.clone()).await.unwrap();
     let config = [
         ("max_delivery_attempts", "3"),
@@ -165,7 +165,7 @@ async fn a_retried_and_dead_lettered_message_leaves_a_linked_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traced_publish_records_its_route_and_one_produce_per_destination() {
     let broker = Brokerd::start();
-    let addr = broker.addr.clone();
+    let addr = broker.addr().to_string();
     let client = Client::connect(addr.clone()).await.unwrap();
     for topic in ["a", "b"] {
         client.create_topic(topic, 1, &[]).await.unwrap();
@@ -216,7 +216,7 @@ async fn a_traced_publish_records_its_route_and_one_produce_per_destination() {
 async fn a_pushed_delivery_of_a_traced_message_is_spanned() {
     use client::protocol::ops::subscribe::{StartPosition, SubscribeTarget};
     let broker = Brokerd::start();
-    let addr = broker.addr.clone();
+    let addr = broker.addr().to_string();
     let client = Client::connect(addr.clone()).await.unwrap();
     client.create_topic("feed", 1, &[]).await.unwrap();
     let context = new_trace();
@@ -261,7 +261,7 @@ async fn a_pushed_delivery_of_a_traced_message_is_spanned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ack_of_a_retried_message_belongs_to_its_last_delivery() {
     let broker = Brokerd::start();
-    let addr = broker.addr.clone();
+    let addr = broker.addr().to_string();
     let client = Client::connect(addr.clone()).await.unwrap();
     let config = [("retry_backoff_ms", "50"), ("retry_jitter", "0")];
     client.create_topic("jobs", 1, &config).await.unwrap();

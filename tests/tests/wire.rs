@@ -120,14 +120,14 @@ fn produce(raw: &mut Raw, topic: &str, value: &[u8]) -> Message {
 #[test]
 fn the_first_request_must_be_a_handshake() {
     let broker = Brokerd::start();
-    let mut raw = Raw::connect(&broker.addr);
+    let mut raw = Raw::connect(broker.addr());
     let answer = raw.call(Request::ListTopics(ListTopicsRequest {
         include_internal: false,
     }));
     assert_eq!(error_code(&answer), Some(ErrorCode::HandshakeRequired));
     assert!(raw.receive().is_none(), "the connection is closed");
 
-    let mut raw = Raw::connect(&broker.addr);
+    let mut raw = Raw::connect(broker.addr());
     let hello = HandshakeRequest {
         versions: vec![99],
         client_name: "future".into(),
@@ -142,7 +142,7 @@ fn the_first_request_must_be_a_handshake() {
 #[test]
 fn produce_fetch_and_errors_over_raw_frames() {
     let broker = Brokerd::start();
-    let mut raw = Raw::handshaken(&broker.addr);
+    let mut raw = Raw::handshaken(broker.addr());
     create_topic(&mut raw, "t", 2);
     let answer = raw.call(Request::CreateTopic(CreateTopicRequest {
         name: "t".into(),
@@ -209,7 +209,7 @@ fn produce_fetch_and_errors_over_raw_frames() {
 #[test]
 fn a_long_poll_fetch_is_answered_when_data_arrives() {
     let broker = Brokerd::start();
-    let mut raw = Raw::handshaken(&broker.addr);
+    let mut raw = Raw::handshaken(broker.addr());
     create_topic(&mut raw, "t", 1);
     let fetch = FetchRequest {
         topic: "t".into(),
@@ -220,7 +220,7 @@ fn a_long_poll_fetch_is_answered_when_data_arrives() {
     };
     let waiting = raw.send(Request::Fetch(fetch));
     // Pipelined on the same connection: the produce is answered first, then the fetch.
-    let mut producer = Raw::handshaken(&broker.addr);
+    let mut producer = Raw::handshaken(broker.addr());
     assert!(matches!(
         produce(&mut producer, "t", b"late"),
         Message::Response { .. }
@@ -239,11 +239,11 @@ fn a_long_poll_fetch_is_answered_when_data_arrives() {
 #[test]
 fn a_malformed_frame_gets_an_error_and_a_closed_connection_while_others_carry_on() {
     let broker = Brokerd::start();
-    let mut good = Raw::handshaken(&broker.addr);
+    let mut good = Raw::handshaken(broker.addr());
     create_topic(&mut good, "t", 1);
 
     // A ListTopics frame whose body has a trailing byte: readable header, bad body.
-    let mut bad = Raw::handshaken(&broker.addr);
+    let mut bad = Raw::handshaken(broker.addr());
     let mut frame = BytesMut::new();
     Message::Request {
         correlation_id: 77,
@@ -264,7 +264,7 @@ fn a_malformed_frame_gets_an_error_and_a_closed_connection_while_others_carry_on
 
     // An absurd length prefix: answered (the header is readable) and closed, without
     // the server allocating or waiting for 4 GiB.
-    let mut huge = Raw::handshaken(&broker.addr);
+    let mut huge = Raw::handshaken(broker.addr());
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&u32::MAX.to_le_bytes());
     frame.extend_from_slice(&[1, 0, 12, 0, 0, 0, 9, 0, 0, 0]);
@@ -274,7 +274,7 @@ fn a_malformed_frame_gets_an_error_and_a_closed_connection_while_others_carry_on
     assert!(huge.receive().is_none());
 
     // Garbage before any handshake.
-    let mut garbage = Raw::connect(&broker.addr);
+    let mut garbage = Raw::connect(broker.addr());
     garbage.send_bytes(&[3, 0, 0, 0, 1, 2, 3]);
     assert!(garbage.receive().is_none_or(|m| error_code(&m).is_some()));
 
@@ -291,9 +291,9 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
     let config = dir.path().join("brokerd.toml");
     std::fs::write(&config, "[limits]\nmax_connections = 2\n").unwrap();
     let broker = Brokerd::start_with(&["--config", config.to_str().unwrap()]);
-    let _a = Raw::handshaken(&broker.addr);
-    let _b = Raw::handshaken(&broker.addr);
-    let mut c = Raw::connect(&broker.addr);
+    let _a = Raw::handshaken(broker.addr());
+    let _b = Raw::handshaken(broker.addr());
+    let mut c = Raw::connect(broker.addr());
     let answer = c.receive().unwrap();
     assert_eq!(error_code(&answer), Some(ErrorCode::TooManyConnections));
 }
@@ -301,7 +301,7 @@ fn connections_over_the_limit_are_refused_with_a_reason() {
 #[test]
 fn graceful_shutdown_on_sigterm_leaves_clean_logs() {
     let mut broker = Brokerd::start();
-    let mut raw = Raw::handshaken(&broker.addr);
+    let mut raw = Raw::handshaken(broker.addr());
     create_topic(&mut raw, "t", 1);
     assert!(matches!(
         produce(&mut raw, "t", b"x"),
