@@ -1,11 +1,9 @@
 //! The real `brokerctl` binary against a real brokerd.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use common::Broker;
+use integration_tests::Brokerd;
 use serde_json::Value;
 
 /// Runs brokerctl against `addr` (through `BROKER_ADDR`), feeding `stdin`.
@@ -24,8 +22,8 @@ fn ctl_at(addr: &str, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("brokerctl output")
 }
 
-fn ctl(broker: &Broker, args: &[&str]) -> Output {
-    ctl_at(&broker.addr, args, "")
+fn ctl(broker: &Brokerd, args: &[&str]) -> Output {
+    ctl_at(broker.addr(), args, "")
 }
 
 /// Runs brokerctl and insists it succeeded; returns stdout.
@@ -54,7 +52,7 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-fn committed(broker: &Broker, group: &str) -> Vec<Option<u64>> {
+fn committed(broker: &Brokerd, group: &str) -> Vec<Option<u64>> {
     let value = json(&ok(ctl(broker, &["groups", "describe", group, "--json"])));
     value["partitions"]
         .as_array()
@@ -66,7 +64,7 @@ fn committed(broker: &Broker, group: &str) -> Vec<Option<u64>> {
 
 #[test]
 fn topics_create_list_describe_delete() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let out = ok(ctl(
         &broker,
         &[
@@ -130,13 +128,13 @@ fn topics_create_list_describe_delete() {
 
 #[test]
 fn group_consume_commits_exactly_the_printed_messages() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     ok(ctl(
         &broker,
         &["topics", "create", "lines", "--partitions", "1"],
     ));
     let input: String = (1..=10).map(|i| format!("m{i}\n")).collect();
-    let out = ok(ctl_at(&broker.addr, &["produce", "lines"], &input));
+    let out = ok(ctl_at(broker.addr(), &["produce", "lines"], &input));
     assert_eq!(out, "acknowledged 10 of 10 message(s)\n");
 
     let args = ["consume", "lines", "--group", "g", "--count", "3"];
@@ -193,7 +191,7 @@ fn group_consume_commits_exactly_the_printed_messages() {
 
 #[test]
 fn group_consume_over_partitions_never_repeats_or_skips() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     ok(ctl(
         &broker,
         &["topics", "create", "spread", "--partitions", "3"],
@@ -202,7 +200,7 @@ fn group_consume_over_partitions_never_repeats_or_skips() {
     for key in ["a", "b", "c", "d"] {
         let input: String = (0..5).map(|i| format!("{key}{i}\n")).collect();
         ok(ctl_at(
-            &broker.addr,
+            broker.addr(),
             &["produce", "spread", "--key", key],
             &input,
         ));
@@ -238,7 +236,7 @@ fn group_consume_over_partitions_never_repeats_or_skips() {
 
 #[test]
 fn produce_options_and_direct_consume() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     ok(ctl(
         &broker,
         &["topics", "create", "t", "--partitions", "2"],
@@ -257,7 +255,7 @@ fn produce_options_and_direct_consume() {
         "--ack",
         "appended",
     ];
-    let out = ok(ctl_at(&broker.addr, &args, "a\r\nb\nc\n"));
+    let out = ok(ctl_at(broker.addr(), &args, "a\r\nb\nc\n"));
     assert_eq!(out, "acknowledged 3 of 3 message(s)\n");
 
     let out = ok(ctl(
@@ -287,26 +285,26 @@ fn produce_options_and_direct_consume() {
 
     // Exit status: non-zero unless every line was acknowledged.
     let out = ctl_at(
-        &broker.addr,
+        broker.addr(),
         &["produce", "t", "--partition", "7"],
         "x\ny\n",
     );
     let err = fails(out);
     assert!(err.contains("partition 7 does not exist"), "{err}");
-    let err = fails(ctl_at(&broker.addr, &["produce", "missing"], "x\n"));
+    let err = fails(ctl_at(broker.addr(), &["produce", "missing"], "x\n"));
     assert!(err.contains("unknown_topic"), "{err}");
-    let summary = json(&ok(ctl_at(&broker.addr, &["produce", "t", "--json"], "")));
+    let summary = json(&ok(ctl_at(broker.addr(), &["produce", "t", "--json"], "")));
     assert_eq!(summary["sent"], 0);
 }
 
 #[test]
 fn stats_reports_uptime_connections_and_topics() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     ok(ctl(
         &broker,
         &["topics", "create", "s", "--partitions", "1"],
     ));
-    ok(ctl_at(&broker.addr, &["produce", "s"], "x\n"));
+    ok(ctl_at(broker.addr(), &["produce", "s"], "x\n"));
     let out = ok(ctl(&broker, &["stats"]));
     assert!(out.starts_with("uptime       "), "{out}");
     assert!(out.contains("\nconnections  "), "{out}");
@@ -339,7 +337,7 @@ fn unreachable_broker_is_a_clear_error() {
         assert!(err.contains(&addr), "{err}");
     }
     // --addr wins over BROKER_ADDR.
-    let broker = Broker::start();
-    let output = ctl_at(&addr, &["--addr", &broker.addr, "topics"], "");
+    let broker = Brokerd::start();
+    let output = ctl_at(&addr, &["--addr", broker.addr(), "topics"], "");
     ok(output);
 }

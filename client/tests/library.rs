@@ -1,7 +1,5 @@
 //! The client library against a real brokerd.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
@@ -10,7 +8,7 @@ use client::protocol::ops::subscribe::{StartPosition, SubscribeTarget};
 use client::{
     AckLevel, Client, ClientConfig, ClientError, ConsumerConfig, ErrorCode, ProducerConfig, Record,
 };
-use common::{eventually, Broker};
+use integration_tests::Brokerd;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -21,15 +19,34 @@ fn config() -> ClientConfig {
         .reconnect_max_attempts(50)
 }
 
-async fn connect(broker: &Broker) -> Client {
-    Client::connect_with(broker.addr.clone(), config())
+async fn connect(broker: &Brokerd) -> Client {
+    Client::connect_with(broker.addr(), config())
         .await
         .expect("connect")
 }
 
+/// Polls `check` until it returns `Some` or `timeout` passes.
+async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn admin_round_trip() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let client = connect(&broker).await;
 
     client
@@ -70,7 +87,7 @@ async fn admin_round_trip() {
 async fn keyed_producer_then_group_consumer_reads_everything_once_in_order() {
     const RECORDS: usize = 10_000;
     const PARTITIONS: u32 = 4;
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let client = connect(&broker).await;
     client
         .create_topic("events", PARTITIONS, &[])
@@ -148,7 +165,7 @@ async fn keyed_producer_then_group_consumer_reads_everything_once_in_order() {
 
 #[tokio::test]
 async fn commit_never_passes_returned_records_and_a_new_member_resumes_there() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let client = connect(&broker).await;
     client.create_topic("jobs", 1, &[]).await.unwrap();
     let producer = client
@@ -193,7 +210,7 @@ async fn commit_never_passes_returned_records_and_a_new_member_resumes_there() {
 #[tokio::test]
 async fn two_members_split_the_partitions_and_follow_the_rebalance() {
     const RECORDS: usize = 2_000;
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let client = connect(&broker).await;
     client.create_topic("shared", 4, &[]).await.unwrap();
     let producer = client
@@ -258,8 +275,7 @@ async fn two_members_split_the_partitions_and_follow_the_rebalance() {
 
 #[tokio::test]
 async fn reconnects_after_the_broker_restarts() {
-    let mut broker = Broker::start();
-    let dir = broker.take_dir();
+    let mut broker = Brokerd::start();
     let client = connect(&broker).await;
     client.create_topic("durable", 2, &[]).await.unwrap();
     let producer = client
@@ -272,7 +288,7 @@ async fn reconnects_after_the_broker_restarts() {
         .unwrap();
     assert_eq!(before.await.unwrap().offset, Some(0));
 
-    broker.kill();
+    broker.kill9();
     // With the broker gone, requests fail with a connection error, not a hang.
     let err = client
         .describe_topic("durable")
@@ -280,7 +296,7 @@ async fn reconnects_after_the_broker_restarts() {
         .expect_err("broker is down");
     assert!(err.is_connection_error(), "{err}");
 
-    let restarted = Broker::start_at(&broker.data_dir, &broker.addr);
+    broker.restart();
     let described = eventually(WAIT, || async {
         client.describe_topic("durable").await.ok()
     })
@@ -292,8 +308,6 @@ async fn reconnects_after_the_broker_restarts() {
         .await
         .unwrap();
     assert_eq!(after.await.unwrap().offset, Some(1));
-    drop(restarted);
-    drop(dir);
 }
 
 #[tokio::test]
@@ -318,7 +332,7 @@ async fn unreachable_broker_fails_with_a_clear_connect_error() {
 
 #[tokio::test]
 async fn ack_none_and_explicit_partitions() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let client = connect(&broker).await;
     client.create_topic("fire", 3, &[]).await.unwrap();
     let producer = client
@@ -347,7 +361,7 @@ async fn ack_none_and_explicit_partitions() {
 
 #[tokio::test]
 async fn subscription_receives_pushed_records() {
-    let broker = Broker::start();
+    let broker = Brokerd::start();
     let client = connect(&broker).await;
     client.create_topic("pushed", 1, &[]).await.unwrap();
     let producer = client
@@ -387,8 +401,7 @@ async fn subscription_receives_pushed_records() {
 
 #[tokio::test]
 async fn consumer_rejoins_and_resumes_after_the_broker_restarts() {
-    let mut broker = Broker::start();
-    let dir = broker.take_dir();
+    let mut broker = Brokerd::start();
     let client = connect(&broker).await;
     client.create_topic("resume", 1, &[]).await.unwrap();
     let producer = client
@@ -414,8 +427,8 @@ async fn consumer_rejoins_and_resumes_after_the_broker_restarts() {
     }
     consumer.commit().await.unwrap();
 
-    broker.kill();
-    let _restarted = Broker::start_at(&broker.data_dir, &broker.addr);
+    broker.kill9();
+    broker.restart();
     // Reading resumes where it stopped (errors while the broker is down are
     // expected; keep asking).
     let deadline = std::time::Instant::now() + WAIT;
@@ -460,5 +473,4 @@ async fn consumer_rejoins_and_resumes_after_the_broker_restarts() {
     }
     assert!(committed[0].offset >= Some(6), "{committed:?}");
     consumer.close().await.unwrap();
-    drop(dir);
 }
