@@ -1,147 +1,64 @@
-//! Starting a private `brokerd` for a run without `--addr`: a fresh data directory, an
-//! OS-chosen port on loopback, and the address read from brokerd's first stdout line.
+//! Starting a private `brokerd` for a run without `--addr`. Only the policy is here:
+//! which binary (`--brokerd`, else the one next to broker-bench, else a release
+//! build of this workspace's) and where its data goes (a new `broker-bench-*`
+//! directory under `--data-parent`, or the system temporary directory). Starting it
+//! on an OS-chosen loopback port, reading its address, and killing it (and removing
+//! its data) when the run is over is `integration_tests::brokerd`, the one launcher the
+//! tests use too.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
+use integration_tests::{BinDir, BuildOutput, Launch, LaunchError};
 use thiserror::Error;
 
-/// The line brokerd prints first, followed by its address.
-pub const LISTENING_PREFIX: &str = "listening on ";
+pub use integration_tests::Brokerd;
 
-/// A problem starting brokerd.
+/// How the data directory's name starts.
+const DATA_DIR_PREFIX: &str = "broker-bench-";
+
+/// Why the benchmark's own brokerd is not running. The message is the launcher's,
+/// which already names the cause, plus what to do instead.
 #[derive(Debug, Error)]
-pub enum LaunchError {
-    /// No binary found and building one failed.
-    #[error("no brokerd binary next to broker-bench and `cargo build --release -p server --bin brokerd` failed ({0}); pass --brokerd PATH or --addr of a running broker")]
-    Build(String),
-    /// The process would not start.
-    #[error("cannot start {path}: {source}")]
-    Spawn {
-        /// The binary.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// It started but did not announce its address.
-    #[error("brokerd ({path}) exited or printed {line:?} instead of `listening on <addr>`")]
-    NoAddress {
-        /// The binary.
-        path: PathBuf,
-        /// What it printed.
-        line: String,
-    },
-    /// The temporary data directory could not be made.
-    #[error("cannot create a data directory under {parent}: {source}")]
-    DataDir {
-        /// Where.
-        parent: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+pub enum StartError {
+    /// There is no brokerd next to broker-bench, and building one failed.
+    #[error("no brokerd binary next to broker-bench, and building one failed: {0}; pass --brokerd PATH or --addr of a running broker")]
+    Build(LaunchError),
+    /// Its data directory could not be made.
+    #[error("{0}; pass --data-parent DIR of a writable directory")]
+    DataDir(LaunchError),
+    /// The binary did not start, or did not announce its address.
+    #[error("{0}; pass --brokerd PATH of a working binary or --addr of a running broker")]
+    Start(LaunchError),
 }
 
-/// A brokerd started by the benchmark; killed, and its data removed, when dropped.
-#[derive(Debug)]
-pub struct Brokerd {
-    child: Child,
-    addr: String,
-    data_dir: tempfile::TempDir,
-}
-
-impl Brokerd {
-    /// Starts `binary` (or the one [`find_brokerd`] finds) with its data in a new
-    /// directory under `data_parent` (the system temporary directory if `None`).
-    pub fn start(
-        binary: Option<&Path>,
-        data_parent: Option<&Path>,
-    ) -> Result<Brokerd, LaunchError> {
-        let path = match binary {
-            Some(path) => path.to_path_buf(),
-            None => find_brokerd()?,
-        };
-        let parent = data_parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let data_dir = tempfile::Builder::new()
-            .prefix("broker-bench-")
-            .tempdir_in(&parent)
-            .map_err(|source| LaunchError::DataDir {
-                parent: parent.clone(),
-                source,
-            })?;
-        let mut child = Command::new(&path)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| LaunchError::Spawn {
-                path: path.clone(),
-                source,
-            })?;
-        let mut line = String::new();
-        if let Some(stdout) = child.stdout.take() {
-            // An error reading leaves `line` empty, reported below.
-            let _ = BufReader::new(stdout).read_line(&mut line);
-        }
-        match line.trim().strip_prefix(LISTENING_PREFIX) {
-            Some(addr) if !addr.is_empty() => Ok(Brokerd {
-                child,
-                addr: addr.to_string(),
-                data_dir,
-            }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(LaunchError::NoAddress { path, line })
-            }
-        }
+/// Starts `binary` (or the one [`find_brokerd`] finds) with its data in a new
+/// directory under `data_parent` (the system temporary directory if `None`).
+pub fn start(binary: Option<&Path>, data_parent: Option<&Path>) -> Result<Brokerd, StartError> {
+    let path = match binary {
+        Some(path) => path.to_path_buf(),
+        None => find_brokerd().map_err(StartError::Build)?,
+    };
+    let mut launch = Launch::new(path).data_prefix(DATA_DIR_PREFIX);
+    if let Some(parent) = data_parent {
+        launch = launch.data_parent(parent);
     }
-
-    /// The address it listens on.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    /// Its data directory.
-    pub fn data_dir(&self) -> &Path {
-        self.data_dir.path()
-    }
-}
-
-impl Drop for Brokerd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    launch.start().map_err(|e| match e {
+        LaunchError::DataDir { .. } => StartError::DataDir(e),
+        e => StartError::Start(e),
+    })
 }
 
 /// `brokerd` next to the running broker-bench (same target directory and profile);
-/// else builds it in release mode in this workspace and returns that one.
+/// else builds it in release mode in this workspace, showing cargo's progress, and
+/// returns that one.
 pub fn find_brokerd() -> Result<PathBuf, LaunchError> {
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .as_deref()
-        .and_then(Path::parent)
-    {
-        let sibling = dir.join("brokerd");
+    if let Ok(here) = BinDir::of_current_exe() {
+        let sibling = here.binary("brokerd");
         if sibling.is_file() {
             return Ok(sibling);
         }
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or_else(|| LaunchError::Build("the bench crate has no parent directory".into()))?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "server", "--bin", "brokerd"])
-        .current_dir(workspace)
-        .status()
-        .map_err(|e| LaunchError::Build(e.to_string()))?;
-    if !status.success() {
-        return Err(LaunchError::Build(format!("cargo exited with {status}")));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), PathBuf::from);
-    Ok(target.join("release").join("brokerd"))
+    let release = BinDir::release();
+    release.build(&["brokerd"], BuildOutput::Progress)?;
+    Ok(release.binary("brokerd"))
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bench::drivers::brokerd::{Api, BrokerdDriver};
-use bench::launcher::Brokerd;
 use bench::report::Report;
 use bench::runner::{run, RunOptions};
 use bench::workload::{parse_duration, Ack, Durability, Stop, Workload, WorkloadKind};
@@ -184,7 +183,10 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
             let (_own, addr) = match &args.addr {
                 Some(addr) => (None, addr.clone()),
                 None => {
-                    let own = Brokerd::start(args.brokerd.as_deref(), args.data_parent.as_deref())?;
+                    let own = bench::launcher::start(
+                        args.brokerd.as_deref(),
+                        args.data_parent.as_deref(),
+                    )?;
                     let addr = own.addr().to_string();
                     (Some(own), addr)
                 }

@@ -108,3 +108,22 @@ fn bad_arguments_are_refused_before_starting_anything() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--message-size"), "{stderr}");
 }
+
+#[test]
+fn a_brokerd_that_will_not_start_is_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
+        .args(["--brokerd", "/nonexistent/brokerd", "--quiet"])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("running broker-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pass --brokerd PATH of a working binary or --addr of a running broker"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot start /nonexistent/brokerd: "),
+        "{stderr}"
+    );
+}
