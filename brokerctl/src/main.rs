@@ -4,6 +4,16 @@
 //! address), prints a human-readable table by default and JSON with `--json`, and
 //! exits non-zero with a message on stderr when the broker is unreachable or refuses
 //! the request. See `docs/client.md` for every command with examples.
+//!
+//! Owns the command line: argument parsing (clap), one module per command family,
+//! the table and JSON renderings, and exit statuses. It is its own package so that
+//! its dependencies (clap, anyhow, serde_json) stay out of the `client` library.
+//!
+//! Must never: talk to the broker except through `client::Client` (no sockets or
+//! frames of its own, so the tool exercises exactly what library users get); put
+//! anything but a command's output on stdout (errors and progress go to stderr, so
+//! the output pipes); exit 0 when a request failed or a produced line was not
+//! acknowledged; or commit, with `consume --group`, a message it did not print.
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
