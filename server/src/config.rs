@@ -216,16 +216,17 @@ impl ServerConfig {
                 "groups.min_session_timeout_ms exceeds max_session_timeout_ms".into(),
             ));
         }
-        self.default_topic_config(1).map(|_| ())
+        self.default_topic_config().map(|_| ())
     }
 
-    /// The configuration a new topic gets before its own overrides.
-    pub fn default_topic_config(&self, partitions: u32) -> Result<TopicConfig, ConfigError> {
+    /// The configuration a new topic gets before its own overrides (one partition
+    /// until the request says how many).
+    pub fn default_topic_config(&self) -> Result<TopicConfig, ConfigError> {
         let defaults = &self.topic_defaults;
         let durability = Durability::parse(&defaults.durability)
             .map_err(|e| ConfigError(format!("topic_defaults.durability: {e}")))?;
         let config = TopicConfig {
-            partitions,
+            partitions: 1,
             segment_bytes: defaults.segment_bytes,
             retention_bytes: defaults.retention_bytes,
             retention_ms: defaults.retention_ms,

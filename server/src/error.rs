@@ -1,12 +1,44 @@
-//! The broker's error type, and how each error reaches a client.
+//! The broker's error type, and the one way an error reaches a client.
+//!
+//! Every failure a request can meet is a [`BrokerError`]; each variant maps to one
+//! wire [`ErrorCode`] ([`BrokerError::code`]) and its message is what the user sees.
+//! [`error_frame`] is the only place an error frame is built, whatever the listener:
+//! protocol-level refusals (an unreadable frame, a missing handshake, too many
+//! connections) are `BrokerError`s too.
 
-use protocol::ErrorCode;
+use protocol::{ErrorCode, ErrorResponse, FrameError, Message, OpCode};
 use thiserror::Error;
 
 /// Anything a request can fail with. Each variant maps to one wire error code; the
 /// message is what the user sees.
 #[derive(Debug, Error)]
 pub enum BrokerError {
+    /// A frame that could not be read or decoded; the code says how.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A request before the handshake, or a second handshake.
+    #[error("{0}")]
+    HandshakeRequired(&'static str),
+    /// The handshake offered no version this server speaks.
+    #[error(
+        "none of the offered protocol versions {offered:?} is supported; this server speaks {:?}",
+        protocol::SUPPORTED_VERSIONS
+    )]
+    UnsupportedVersion {
+        /// What the client offered.
+        offered: Vec<u16>,
+    },
+    /// A frame carried a header version other than the negotiated one.
+    #[error("this connection negotiated protocol version {negotiated}; the frame carries version {version}")]
+    WrongVersion {
+        /// The frame's version.
+        version: u16,
+        /// The connection's.
+        negotiated: u16,
+    },
+    /// The broker is at its connection limit.
+    #[error("the broker has too many connections; retry later")]
+    TooManyConnections,
     /// No such topic.
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
@@ -85,15 +117,28 @@ pub enum BrokerError {
     /// No such subscription on this connection.
     #[error("subscription {0} is not open on this connection")]
     UnknownSubscription(u64),
-    /// A per-connection or per-group limit.
-    #[error("{0}")]
-    ResourceLimit(String),
-    /// Timed out.
-    #[error("timed out {0}")]
-    Timeout(String),
+    /// A server limit was reached.
+    #[error("limit reached: at most {limit} {what}")]
+    ResourceLimit {
+        /// What is limited, e.g. "subscriptions per connection".
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
+    /// A wait passed its timeout.
+    #[error("timed out after {timeout_ms} ms waiting for {waiting_for}")]
+    Timeout {
+        /// What was awaited.
+        waiting_for: &'static str,
+        /// How long.
+        timeout_ms: u64,
+    },
     /// Appended, but durability could not be confirmed.
-    #[error("appended but not durable: {0}")]
-    NotDurable(String),
+    #[error("appended but not durable: {reason}")]
+    NotDurable {
+        /// Why (the log's failure).
+        reason: String,
+    },
     /// The broker is stopping.
     #[error("the broker is shutting down")]
     ShuttingDown,
@@ -109,6 +154,12 @@ impl BrokerError {
     /// The wire error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
+            BrokerError::Frame(e) => e.code(),
+            BrokerError::HandshakeRequired(_) => ErrorCode::HandshakeRequired,
+            BrokerError::UnsupportedVersion { .. } | BrokerError::WrongVersion { .. } => {
+                ErrorCode::UnsupportedVersion
+            }
+            BrokerError::TooManyConnections => ErrorCode::TooManyConnections,
             BrokerError::UnknownTopic(_) => ErrorCode::UnknownTopic,
             BrokerError::TopicExists(_) => ErrorCode::TopicExists,
             BrokerError::InvalidPartition { .. } | BrokerError::NotAssigned { .. } => {
@@ -124,9 +175,11 @@ impl BrokerError {
             BrokerError::UnknownInstance { .. } => ErrorCode::UnknownInstance,
             BrokerError::Unroutable(_) => ErrorCode::Unroutable,
             BrokerError::UnknownRoute(_) => ErrorCode::UnknownRoute,
-            BrokerError::ResourceLimit(_) | BrokerError::ShuttingDown => ErrorCode::ResourceLimit,
-            BrokerError::Timeout(_) => ErrorCode::Timeout,
-            BrokerError::NotDurable(_) => ErrorCode::NotDurable,
+            BrokerError::ResourceLimit { .. } | BrokerError::ShuttingDown => {
+                ErrorCode::ResourceLimit
+            }
+            BrokerError::Timeout { .. } => ErrorCode::Timeout,
+            BrokerError::NotDurable { .. } => ErrorCode::NotDurable,
             BrokerError::Storage(e) => match e {
                 storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
                 storage::Error::InvalidBatch(protocol::batch::BatchError::CrcMismatch {
@@ -139,5 +192,28 @@ impl BrokerError {
             },
             BrokerError::Internal(_) => ErrorCode::Internal,
         }
+    }
+}
+
+/// The error frame answering request `correlation_id` of operation `op`: the only
+/// place one is built. In debug builds it also checks that `docs/protocol.md` lists
+/// the code for the operation, so a test that provokes an undocumented code fails.
+pub fn error_frame(correlation_id: u32, op: u16, error: &BrokerError) -> Message {
+    let code = error.code();
+    if let Some(known) = OpCode::from_u16(op) {
+        debug_assert!(
+            known.may_fail_with(code),
+            "{} answered {} ({error}), which docs/protocol.md does not list for it",
+            known.name(),
+            code.name()
+        );
+    }
+    Message::Error {
+        correlation_id,
+        op,
+        error: ErrorResponse {
+            code,
+            message: error.to_string(),
+        },
     }
 }

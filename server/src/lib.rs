@@ -40,7 +40,6 @@ pub mod traces;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{ErrorCode, ErrorResponse, Message};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -173,15 +172,7 @@ async fn refuse(socket: tokio::net::TcpStream) {
     use futures_util::SinkExt;
     let mut sink =
         tokio_util::codec::FramedWrite::new(socket, protocol::codec::ProtocolCodec::new());
-    let error = ErrorResponse {
-        code: ErrorCode::TooManyConnections,
-        message: "the broker has too many connections; retry later".into(),
-    };
-    let _ = sink
-        .send(Message::Error {
-            correlation_id: 0,
-            op: protocol::OpCode::Handshake.as_u16(),
-            error,
-        })
-        .await;
+    let op = protocol::OpCode::Handshake.as_u16();
+    let refusal = error::error_frame(0, op, &error::BrokerError::TooManyConnections);
+    let _ = sink.send(refusal).await;
 }

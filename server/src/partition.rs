@@ -15,6 +15,34 @@ use tokio::sync::watch;
 
 use crate::error::BrokerError;
 
+/// Why an append was not confirmed durable. Cheap to clone, so one failed wait can
+/// answer every request that waited on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotDurable {
+    /// The wait passed its timeout; the data may still become durable.
+    Timeout {
+        /// How long was waited.
+        timeout_ms: u64,
+    },
+    /// The log failed (a sync failed) or closed: the data may or may not survive a crash.
+    Failed {
+        /// The log's failure.
+        reason: String,
+    },
+}
+
+impl From<NotDurable> for BrokerError {
+    fn from(error: NotDurable) -> BrokerError {
+        match error {
+            NotDurable::Timeout { timeout_ms } => BrokerError::Timeout {
+                waiting_for: "the append to become durable",
+                timeout_ms,
+            },
+            NotDurable::Failed { reason } => BrokerError::NotDurable { reason },
+        }
+    }
+}
+
 /// A partition of a topic.
 #[derive(Debug)]
 pub struct Partition {
@@ -118,7 +146,7 @@ impl Partition {
 
     /// Waits until `offset` is durable. Under `os` durability nothing is ever synced
     /// explicitly, so `durable` acknowledgements are given on append (documented).
-    pub async fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<(), BrokerError> {
+    pub async fn wait_durable(&self, offset: u64, timeout: Duration) -> Result<(), NotDurable> {
         if self.durability == Durability::Os {
             return Ok(());
         }
@@ -131,16 +159,19 @@ impl Partition {
         })
         .await;
         match outcome {
-            Err(_) => Err(BrokerError::Timeout(
-                "waiting for the append to become durable".into(),
-            )),
-            Ok(Err(_)) => Err(BrokerError::NotDurable("the log was closed".into())),
+            Err(_) => Err(NotDurable::Timeout {
+                timeout_ms: timeout.as_millis() as u64,
+            }),
+            Ok(Err(_)) => Err(NotDurable::Failed {
+                reason: "the log was closed".into(),
+            }),
             Ok(Ok(mark)) if mark.offset >= offset => Ok(()),
-            Ok(Ok(_)) => Err(BrokerError::NotDurable(
-                self.reader
+            Ok(Ok(_)) => Err(NotDurable::Failed {
+                reason: self
+                    .reader
                     .failure()
                     .unwrap_or_else(|| "the log failed".into()),
-            )),
+            }),
         }
     }
 

@@ -1,14 +1,26 @@
-//! Where a request's answer goes: the connection's bounded outbound queue.
+//! Where the native connection's answers go: its bounded outbound queue. A request's
+//! in-flight budget (its permit) is held until its answer is queued.
 
-use protocol::ops::Response;
-use protocol::{ErrorResponse, Message};
+use protocol::Message;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use crate::error::BrokerError;
+use crate::error::error_frame;
+use crate::handlers::{Answer, Answers};
 
-/// Sends answers to the connection's writer task. A request's in-flight budget
-/// (its permit) is held until its answer is queued.
-#[derive(Clone)]
+/// The request an answer belongs to, and the budget it holds.
+#[derive(Debug)]
+pub struct ReplyTo {
+    /// The request's correlation id.
+    pub correlation_id: u32,
+    /// Its operation code.
+    pub op: u16,
+    /// Its charge against the connection's in-flight budget, released once the
+    /// answer is queued.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Sends answers to the connection's writer task.
+#[derive(Debug, Clone)]
 pub struct Reply {
     outbound: mpsc::Sender<Message>,
 }
@@ -20,47 +32,24 @@ impl Reply {
     }
 
     /// Queues the answer to one request, then releases its budget.
-    pub async fn send(
-        &self,
-        correlation_id: u32,
-        op: u16,
-        result: Result<Response, BrokerError>,
-        _permit: Option<OwnedSemaphorePermit>,
-    ) {
-        let message = match result {
+    pub async fn send(&self, to: ReplyTo, answer: Answer) {
+        let message = match answer {
             Ok(response) => Message::Response {
-                correlation_id,
+                correlation_id: to.correlation_id,
                 response,
             },
-            Err(error) => error_message(correlation_id, op, &error),
+            Err(error) => error_frame(to.correlation_id, to.op, &error),
         };
         // A closed queue means the connection is going away; nothing to do.
         let _ = self.outbound.send(message).await;
-    }
-
-    /// Queues an error answer, for an error shared by several requests.
-    pub async fn send_error(
-        &self,
-        correlation_id: u32,
-        op: u16,
-        error: &BrokerError,
-        _permit: Option<OwnedSemaphorePermit>,
-    ) {
-        let _ = self
-            .outbound
-            .send(error_message(correlation_id, op, error))
-            .await;
+        drop(to.permit);
     }
 }
 
-/// The error frame answering request `correlation_id`.
-pub fn error_message(correlation_id: u32, op: u16, error: &BrokerError) -> Message {
-    Message::Error {
-        correlation_id,
-        op,
-        error: ErrorResponse {
-            code: error.code(),
-            message: error.to_string(),
-        },
+impl Answers for Reply {
+    type Ticket = ReplyTo;
+
+    async fn answer(&self, ticket: ReplyTo, answer: Answer) {
+        self.send(ticket, answer).await
     }
 }

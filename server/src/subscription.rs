@@ -76,10 +76,10 @@ impl Subscriptions {
         self.open
             .retain(|_, h| !matches!(h, Handle::Stream { task, .. } if task.is_finished()));
         if self.open.len() >= self.limit {
-            return Err(BrokerError::ResourceLimit(format!(
-                "at most {} subscriptions per connection",
-                self.limit
-            )));
+            return Err(BrokerError::ResourceLimit {
+                what: "subscriptions per connection",
+                limit: self.limit as u64,
+            });
         }
         let topic = broker.topics.get(&request.topic)?;
         let id = NEXT_SUBSCRIPTION_ID.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::wire::Reader;
 
 pub mod ack;
+pub mod errors;
 pub mod fetch;
 pub mod group;
 pub mod handshake;

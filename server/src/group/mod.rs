@@ -9,6 +9,7 @@
 //! overwrite the progress of the one that gained it.
 
 pub mod assign;
+mod describe;
 pub mod offsets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,19 +17,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use protocol::ops::group::{
-    DescribeGroupResponse, GroupMode, GroupPartitionInfo, GroupStart, GroupSummary,
-    JoinGroupResponse, MemberInfo,
-};
+use protocol::ops::group::{GroupMode, GroupStart, JoinGroupResponse};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::GroupConfig;
 use crate::error::BrokerError;
 use crate::queue::Queues;
-use crate::topics::Topics;
+use crate::topics::{Topic, Topics};
 use offsets::Offsets;
 
+/// Longest group name, bytes.
+pub const MAX_GROUP_NAME_BYTES: usize = 200;
 /// How often expired sessions are looked for.
 pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -57,6 +57,16 @@ struct Group {
 }
 
 impl Group {
+    fn new(topic: &str, mode: GroupMode) -> Group {
+        Group {
+            topic: topic.to_string(),
+            mode,
+            generation: 0,
+            members: BTreeMap::new(),
+            changed: watch::channel(0).0,
+        }
+    }
+
     fn rebalance(&mut self, partitions: u32) {
         self.generation = self.generation.wrapping_add(1);
         let assignment = match self.mode {
@@ -84,7 +94,7 @@ pub struct Assignment {
 #[derive(Debug)]
 pub struct Groups {
     groups: Mutex<HashMap<String, Group>>,
-    settings: GroupConfig,
+    config: GroupConfig,
     topics: Arc<Topics>,
     offsets: Arc<Offsets>,
     next_member: AtomicU64,
@@ -119,7 +129,7 @@ pub struct JoinRequest<'a> {
 impl Groups {
     /// A coordinator over the given topics and offset store.
     pub fn new(
-        settings: GroupConfig,
+        config: GroupConfig,
         topics: Arc<Topics>,
         offsets: Arc<Offsets>,
         queues: Arc<Queues>,
@@ -130,7 +140,7 @@ impl Groups {
         let nanos = (clock.wall_ms() as u32).wrapping_mul(1_000_003);
         Groups {
             groups: Mutex::new(HashMap::new()),
-            settings,
+            config,
             topics,
             offsets,
             next_member: AtomicU64::new(1),
@@ -151,23 +161,8 @@ impl Groups {
 
     /// Adds a member (or refreshes an existing one) and rebalances.
     pub async fn join(&self, request: JoinRequest<'_>) -> Result<JoinGroupResponse, BrokerError> {
-        if request.group.is_empty() || request.group.len() > 200 {
-            return Err(BrokerError::InvalidRequest(
-                "group names have 1 to 200 bytes".into(),
-            ));
-        }
-        let (min, max) = (
-            self.settings.min_session_timeout_ms,
-            self.settings.max_session_timeout_ms,
-        );
-        if !(min..=max).contains(&request.session_timeout_ms) {
-            return Err(BrokerError::InvalidRequest(format!(
-                "session timeout {} ms is outside the allowed {min}..={max} ms",
-                request.session_timeout_ms
-            )));
-        }
+        self.validate_join(&request)?;
         let topic = self.topics.get(request.topic)?;
-        let partitions = topic.config.partitions;
         self.check_join(&request)?;
         if request.mode == GroupMode::Queue {
             let latest = request.start == GroupStart::Latest;
@@ -179,63 +174,73 @@ impl Groups {
             ));
         }
         if request.start == GroupStart::Latest && request.mode == GroupMode::Stream {
-            // Pin "latest" now, so that it means the end at join time for every
-            // partition, whichever member ends up reading it.
-            let mut pins = Vec::new();
-            for p in &topic.partitions {
-                if self
-                    .offsets
+            self.pin_latest(&request, &topic).await?;
+        }
+        self.admit(&request, topic.config.partitions)
+    }
+
+    /// Checks the names and numbers of a join.
+    fn validate_join(&self, request: &JoinRequest<'_>) -> Result<(), BrokerError> {
+        if request.group.is_empty() || request.group.len() > MAX_GROUP_NAME_BYTES {
+            return Err(BrokerError::InvalidRequest(format!(
+                "group names have 1 to {MAX_GROUP_NAME_BYTES} bytes"
+            )));
+        }
+        let (min, max) = (
+            self.config.min_session_timeout_ms,
+            self.config.max_session_timeout_ms,
+        );
+        if !(min..=max).contains(&request.session_timeout_ms) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "session timeout {} ms is outside the allowed {min}..={max} ms",
+                request.session_timeout_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// Commits the end of every partition without a commit, so that "latest" means
+    /// the end at join time for every partition, whichever member ends up reading it.
+    async fn pin_latest(
+        &self,
+        request: &JoinRequest<'_>,
+        topic: &Topic,
+    ) -> Result<(), BrokerError> {
+        let pins: Vec<(u32, u64)> = topic
+            .partitions
+            .iter()
+            .filter(|p| {
+                self.offsets
                     .get(request.group, request.topic, p.id)
                     .is_none()
-                {
-                    pins.push((p.id, p.end_offset()));
-                }
-            }
-            self.offsets
-                .commit(request.group, request.topic, &pins)
-                .await?;
-        }
+            })
+            .map(|p| (p.id, p.end_offset()))
+            .collect();
+        self.offsets
+            .commit(request.group, request.topic, &pins)
+            .await
+    }
+
+    /// Adds (or refreshes) the member under the groups' lock and rebalances if it is
+    /// new.
+    fn admit(
+        &self,
+        request: &JoinRequest<'_>,
+        partitions: u32,
+    ) -> Result<JoinGroupResponse, BrokerError> {
         let mut groups = self.lock();
         let group = groups
             .entry(request.group.to_string())
-            .or_insert_with(|| Group {
-                topic: request.topic.to_string(),
-                mode: request.mode,
-                generation: 0,
-                members: BTreeMap::new(),
-                changed: watch::channel(0).0,
-            });
+            .or_insert_with(|| Group::new(request.topic, request.mode));
         if group.topic != request.topic {
             return Err(BrokerError::InvalidRequest(format!(
                 "group {:?} consumes topic {:?}, not {:?}",
                 request.group, group.topic, request.topic
             )));
         }
-        let member_id = if request.member_id.is_empty() {
-            if group.members.len() >= self.settings.max_members_per_group {
-                return Err(BrokerError::ResourceLimit(format!(
-                    "group {:?} already has {} members",
-                    request.group,
-                    group.members.len()
-                )));
-            }
-            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
-            let name = if request.client_name.is_empty() {
-                "member"
-            } else {
-                request.client_name
-            };
-            format!("{name}-{:08x}-{n}", self.boot_id)
-        } else if group.members.contains_key(request.member_id) {
-            request.member_id.to_string()
-        } else {
-            return Err(BrokerError::UnknownMember {
-                group: request.group.into(),
-                member: request.member_id.into(),
-            });
-        };
-        let session_timeout_ms = u64::from(request.session_timeout_ms);
+        let member_id = self.member_id(group, request)?;
         let now_ms = self.clock.monotonic_ms();
+        let session_timeout_ms = u64::from(request.session_timeout_ms);
         let is_new = !group.members.contains_key(&member_id);
         let member = group
             .members
@@ -264,6 +269,33 @@ impl Groups {
         })
     }
 
+    /// The member id a join gets: a new one (if the group has room), or the rejoining
+    /// member's own.
+    fn member_id(&self, group: &Group, request: &JoinRequest<'_>) -> Result<String, BrokerError> {
+        if request.member_id.is_empty() {
+            if group.members.len() >= self.config.max_members_per_group {
+                return Err(BrokerError::ResourceLimit {
+                    what: "members per group",
+                    limit: self.config.max_members_per_group as u64,
+                });
+            }
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            let name = if request.client_name.is_empty() {
+                "member"
+            } else {
+                request.client_name
+            };
+            return Ok(format!("{name}-{:08x}-{n}", self.boot_id));
+        }
+        if group.members.contains_key(request.member_id) {
+            return Ok(request.member_id.to_string());
+        }
+        Err(BrokerError::UnknownMember {
+            group: request.group.into(),
+            member: request.member_id.into(),
+        })
+    }
+
     /// Refuses a join that cannot succeed, before anything is written for it.
     fn check_join(&self, request: &JoinRequest<'_>) -> Result<(), BrokerError> {
         let groups = self.lock();
@@ -287,14 +319,12 @@ impl Groups {
                 }
             )));
         }
-        if request.member_id.is_empty()
-            && group.members.len() >= self.settings.max_members_per_group
+        if request.member_id.is_empty() && group.members.len() >= self.config.max_members_per_group
         {
-            return Err(BrokerError::ResourceLimit(format!(
-                "group {:?} already has {} members",
-                request.group,
-                group.members.len()
-            )));
+            return Err(BrokerError::ResourceLimit {
+                what: "members per group",
+                limit: self.config.max_members_per_group as u64,
+            });
         }
         if !request.member_id.is_empty() && !group.members.contains_key(request.member_id) {
             return Err(BrokerError::UnknownMember {
@@ -460,119 +490,6 @@ impl Groups {
             member.last_seen_ms = self.clock.monotonic_ms();
         }
         self.offsets.commit(group, topic, offsets).await
-    }
-
-    /// Summaries of live groups and of groups that only have committed offsets.
-    pub fn list(&self) -> Vec<GroupSummary> {
-        let groups = self.lock();
-        let mut out: Vec<GroupSummary> = groups
-            .iter()
-            .map(|(name, g)| GroupSummary {
-                group: name.clone(),
-                topic: g.topic.clone(),
-                mode: g.mode,
-                members: g.members.len() as u32,
-                generation: g.generation,
-            })
-            .collect();
-        for (group, topic) in self.queues.groups() {
-            if !groups.contains_key(&group) {
-                out.push(GroupSummary {
-                    group,
-                    topic,
-                    mode: GroupMode::Queue,
-                    members: 0,
-                    generation: 0,
-                });
-            }
-        }
-        for (group, topic) in self.offsets.groups() {
-            if !groups.contains_key(&group) && !out.iter().any(|s| s.group == group) {
-                out.push(GroupSummary {
-                    group,
-                    topic,
-                    mode: GroupMode::Stream,
-                    members: 0,
-                    generation: 0,
-                });
-            }
-        }
-        out.sort_by(|a, b| a.group.cmp(&b.group));
-        out
-    }
-
-    /// Members, assignments, committed offsets and lag.
-    pub fn describe(&self, group: &str) -> Result<DescribeGroupResponse, BrokerError> {
-        let (topic, mode, generation, members) = {
-            let groups = self.lock();
-            match groups.get(group) {
-                Some(g) => (
-                    g.topic.clone(),
-                    g.mode,
-                    g.generation,
-                    g.members
-                        .iter()
-                        .map(|(id, m)| MemberInfo {
-                            member_id: id.clone(),
-                            client_name: m.client_name.clone(),
-                            session_timeout_ms: m.session_timeout_ms as u32,
-                            partitions: m.partitions.clone(),
-                        })
-                        .collect(),
-                ),
-                None => match self.queues.get(group) {
-                    Some(queue) => (
-                        queue.topic_name().to_string(),
-                        GroupMode::Queue,
-                        0,
-                        Vec::new(),
-                    ),
-                    None => {
-                        let topic = self
-                            .offsets
-                            .groups()
-                            .into_iter()
-                            .find(|(g, _)| g == group)
-                            .map(|(_, t)| t)
-                            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
-                        (topic, GroupMode::Stream, 0, Vec::new())
-                    }
-                },
-            }
-        };
-        let topic_handle = self.topics.get(&topic)?;
-        let partitions = topic_handle
-            .partitions
-            .iter()
-            .map(|p| {
-                let end = p.end_offset();
-                // A queue group's "committed" offset is its ack floor: everything
-                // below it is acked or dead-lettered.
-                let queue = (mode == GroupMode::Queue)
-                    .then(|| self.queues.get(group))
-                    .flatten();
-                let committed = match &queue {
-                    Some(q) => q.floor(p.id),
-                    None => self.offsets.get(group, &topic, p.id),
-                };
-                let lag = end.saturating_sub(committed.unwrap_or(p.start_offset()));
-                GroupPartitionInfo {
-                    partition: p.id,
-                    committed_offset: committed,
-                    end_offset: end,
-                    lag,
-                    queue: queue.map(|q| q.counts(p.id)),
-                }
-            })
-            .collect();
-        Ok(DescribeGroupResponse {
-            group: group.into(),
-            topic,
-            mode,
-            generation,
-            members,
-            partitions,
-        })
     }
 }
 

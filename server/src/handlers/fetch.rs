@@ -1,5 +1,6 @@
 //! Fetch with long polling.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::ops::fetch::{FetchRequest, FetchResponse};
@@ -7,8 +8,12 @@ use protocol::ops::fetch::{FetchRequest, FetchResponse};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
-/// Reads from `offset`; if nothing is there yet, waits up to `max_wait_ms` for data.
-pub async fn fetch(broker: &Broker, request: FetchRequest) -> Result<FetchResponse, BrokerError> {
+/// Reads from `offset`; if nothing is there yet, waits up to `max_wait_ms` (at most
+/// the server's limit) for data.
+pub async fn fetch(
+    broker: Arc<Broker>,
+    request: FetchRequest,
+) -> Result<FetchResponse, BrokerError> {
     let limits = &broker.config.limits;
     let topic = broker.topics.get(&request.topic)?;
     let partition = topic.partition(request.partition)?.clone();

@@ -8,15 +8,17 @@ use protocol::ops::offsets::{
     CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse,
 };
 
+use std::sync::Arc;
+
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::JoinRequest;
 
 /// Joins (or rejoins) a group.
 pub async fn join(
-    broker: &Broker,
+    broker: Arc<Broker>,
     request: JoinGroupRequest,
-    client_name: &str,
+    client_name: Arc<str>,
 ) -> Result<JoinGroupResponse, BrokerError> {
     broker
         .groups
@@ -27,7 +29,7 @@ pub async fn join(
             session_timeout_ms: request.session_timeout_ms,
             mode: request.mode,
             start: request.start,
-            client_name,
+            client_name: &client_name,
             config: &request.config,
         })
         .await
@@ -53,7 +55,7 @@ pub fn leave(broker: &Broker, request: LeaveGroupRequest) -> Result<(), BrokerEr
 }
 
 /// Commits offsets durably.
-pub async fn commit(broker: &Broker, request: CommitOffsetsRequest) -> Result<(), BrokerError> {
+pub async fn commit(broker: Arc<Broker>, request: CommitOffsetsRequest) -> Result<(), BrokerError> {
     let offsets: Vec<(u32, u64)> = request
         .offsets
         .iter()

@@ -1,9 +1,164 @@
-//! Request handlers, one module per family of operations. Each takes the broker and a
-//! decoded request and returns a response or a [`BrokerError`]; none of them touches a
-//! socket.
+//! The request layer every listener shares: one handler per operation, and one
+//! dispatch table, [`handle`], from a typed request to its answer.
+//!
+//! A handler takes the broker, the session's [`Context`] (who is asking, and what the
+//! session holds: its subscriptions and where their deliveries go) and a typed
+//! request, and returns an [`Outcome`]: the answer now, or a future of it for requests
+//! that wait (durability, long polls, group commits). Handlers know nothing of sockets
+//! or frames, so the native connection ([`crate::connection`]) and any other listener
+//! serve every operation by calling [`handle`]; only the transport differs. The
+//! native connection additionally gathers back-to-back produces into runs
+//! ([`produce::ProduceRun`]), which append through the same code as [`handle`] does.
 
-pub mod admin;
 pub mod fetch;
 pub mod groups;
 pub mod produce;
+pub mod publish;
+pub mod queue;
+pub mod routes;
+pub mod services;
 pub mod stats;
+pub mod subscribe;
+pub mod topics;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use protocol::ops::{Empty, Request, Response};
+
+use crate::broker::Broker;
+use crate::delivery::Pushes;
+use crate::error::BrokerError;
+use crate::subscription::Subscriptions;
+
+/// A request's answer.
+pub type Answer = Result<Response, BrokerError>;
+
+/// An answer still to come.
+pub type Pending = Pin<Box<dyn Future<Output = Answer> + Send + 'static>>;
+
+/// What a handler returned.
+pub enum Outcome {
+    /// The answer, now.
+    Now(Answer),
+    /// The answer once this completes: run it as its own task, so one slow request
+    /// never holds up the others.
+    Later(Pending),
+}
+
+impl Outcome {
+    /// Waits for the answer (tests, and listeners that answer one request at a time).
+    pub async fn answer(self) -> Answer {
+        match self {
+            Outcome::Now(answer) => answer,
+            Outcome::Later(pending) => pending.await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Now(answer) => f.debug_tuple("Now").field(answer).finish(),
+            Outcome::Later(_) => f.write_str("Later(..)"),
+        }
+    }
+}
+
+/// Where deferred answers go, each request named by the caller's ticket: the native
+/// connection's outbound queue, a one-shot channel, ...
+pub trait Answers: Clone + Send + Sync + 'static {
+    /// What identifies a request to its answerer.
+    type Ticket: Send + 'static;
+    /// Delivers one answer.
+    fn answer(&self, ticket: Self::Ticket, answer: Answer) -> impl Future<Output = ()> + Send;
+}
+
+/// Who is asking, and what their session holds.
+#[derive(Debug)]
+pub struct Context {
+    /// The client's name from its handshake (shown in DescribeGroup and audit lines).
+    pub client: Arc<str>,
+    /// The session's push subscriptions; closed when the context is dropped.
+    pub subscriptions: Subscriptions,
+    /// Where the session's pushed deliveries go.
+    pub pushes: Pushes,
+}
+
+impl Context {
+    /// A new session's context.
+    pub fn new(broker: &Broker, client: Arc<str>, pushes: Pushes) -> Context {
+        let limit = broker.config.limits.max_subscriptions_per_connection;
+        Context {
+            client,
+            subscriptions: Subscriptions::new(limit),
+            pushes,
+        }
+    }
+}
+
+fn now<T>(result: Result<T, BrokerError>, wrap: fn(T) -> Response) -> Outcome {
+    Outcome::Now(result.map(wrap))
+}
+
+fn later<T: 'static, F>(future: F, wrap: fn(T) -> Response) -> Outcome
+where
+    F: Future<Output = Result<T, BrokerError>> + Send + 'static,
+{
+    Outcome::Later(Box::pin(async move { future.await.map(wrap) }))
+}
+
+/// Serves one request: the dispatch table.
+pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outcome {
+    use Request as Q;
+    use Response as A;
+    let b = broker;
+    match request {
+        // The session admits the first handshake; any that reaches the table is a
+        // second one.
+        Q::Handshake(_) => Outcome::Now(Err(BrokerError::HandshakeRequired(
+            "the handshake was already done on this session",
+        ))),
+        Q::CreateTopic(r) => later(topics::create(b.clone(), r), |()| A::CreateTopic(Empty)),
+        Q::DeleteTopic(r) => later(topics::delete(b.clone(), r), |()| A::DeleteTopic(Empty)),
+        Q::ListTopics(r) => now(Ok(topics::list(b, r)), A::ListTopics),
+        Q::DescribeTopic(r) => now(topics::describe(b, r), A::DescribeTopic),
+        Q::DeleteRecords(r) => later(topics::delete_records(b.clone(), r), A::DeleteRecords),
+        Q::Produce(r) => produce::produce(b, r),
+        Q::Publish(r) => publish::publish(b, r),
+        Q::Fetch(r) => later(fetch::fetch(b.clone(), r), A::Fetch),
+        Q::Subscribe(r) => now(subscribe::subscribe(b, cx, r), A::Subscribe),
+        Q::Credit(r) => now(subscribe::credit(cx, r), |()| A::Credit(Empty)),
+        Q::Unsubscribe(r) => now(subscribe::unsubscribe(cx, r), |()| A::Unsubscribe(Empty)),
+        Q::JoinGroup(r) => later(groups::join(b.clone(), r, cx.client.clone()), A::JoinGroup),
+        Q::Heartbeat(r) => now(groups::heartbeat(b, r), A::Heartbeat),
+        Q::LeaveGroup(r) => now(groups::leave(b, r), |()| A::LeaveGroup(Empty)),
+        Q::CommitOffsets(r) => later(groups::commit(b.clone(), r), |()| A::CommitOffsets(Empty)),
+        Q::FetchOffsets(r) => now(groups::fetch_offsets(b, r), A::FetchOffsets),
+        Q::ListGroups(Empty) => now(Ok(groups::list(b)), A::ListGroups),
+        Q::DescribeGroup(r) => now(groups::describe(b, r), A::DescribeGroup),
+        Q::Ack(r) => later(queue::ack(b.clone(), r), |()| A::Ack(Empty)),
+        Q::Nack(r) => later(queue::nack(b.clone(), r), |()| A::Nack(Empty)),
+        Q::ExtendDeadline(r) => now(queue::extend(b, r), |()| A::ExtendDeadline(Empty)),
+        Q::ServerStats(Empty) => now(Ok(stats::server(b)), A::ServerStats),
+        Q::TopicStats(r) => now(stats::topic(b, r), A::TopicStats),
+        Q::RegisterInstance(r) => later(services::register(b.clone(), r), |()| {
+            A::RegisterInstance(Empty)
+        }),
+        Q::InstanceHeartbeat(r) => now(services::heartbeat(b, r), |()| A::InstanceHeartbeat(Empty)),
+        Q::DeregisterInstance(r) => later(services::deregister(b.clone(), r), |()| {
+            A::DeregisterInstance(Empty)
+        }),
+        Q::ListServices(Empty) => now(Ok(services::list(b)), A::ListServices),
+        Q::DescribeService(r) => now(Ok(services::describe(b, r)), A::DescribeService),
+        Q::AddRoute(r) => later(routes::add(b.clone(), r), A::AddRoute),
+        Q::DeleteRoute(r) => later(routes::delete(b.clone(), r), |()| A::DeleteRoute(Empty)),
+        Q::ListRoutes(Empty) => now(Ok(routes::list(b)), A::ListRoutes),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,15 @@
 //! Produce: route a batch to a partition, append it, acknowledge at the asked level.
 //!
-//! Appends run inline on the connection task, in the order requests arrived, so
-//! pipelined produces from one connection land in order. Produce requests that arrive
-//! back to back for the same partition and acknowledgement level form a [`ProduceRun`]:
-//! the connection adds them while more frames are already read, and appends the run
-//! with one vectored write when the input runs dry, a different request comes, or the
-//! run is full. A burst then costs one system call and, under `always` durability,
-//! shares one `fdatasync`, instead of the first request's sync making the others wait
-//! for a second one. Only waiting for durability is asynchronous: one task per run.
+//! Appends run inline, in the order requests arrived, so pipelined produces from one
+//! session land in order. Produce requests that arrive back to back for the same
+//! partition and acknowledgement level form a [`ProduceRun`]: the native connection
+//! adds them while more frames are already read, and appends the run with one vectored
+//! write when the input runs dry, a different request comes, or the run is full. A
+//! burst then costs one system call and, under `always` durability, shares one
+//! `fdatasync`, instead of the first request's sync making the others wait for a
+//! second one. Only waiting for durability is asynchronous: one task per run.
+//! [`produce`] serves a single request through a run of one, so every listener
+//! appends through the same code.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +18,15 @@ use bytes::Bytes;
 use protocol::ops::produce::{AckLevel, ProduceRequest, ProduceResponse};
 use protocol::ops::Response;
 use storage::{AppendInfo, MAX_BATCHES_PER_WRITE};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::oneshot;
 
+use super::{Answer, Answers, Outcome};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::partition::Partition;
+use crate::partition::{NotDurable, Partition};
 use crate::partitioner;
-use crate::reply::Reply;
 use crate::topics::Topic;
-use crate::traces::{self, TracedAppend};
+use crate::traces::{self, TracedAppend, Traces};
 
 /// A run holding this many bytes is appended at once, without waiting for more.
 /// Coalescing pays for small batches (a syscall and a sync shared by many); past this
@@ -61,46 +63,78 @@ pub fn route(broker: &Broker, request: &ProduceRequest) -> Result<Route, BrokerE
     })
 }
 
+/// Serves one produce request: a run of one.
+pub fn produce(broker: &Broker, request: ProduceRequest) -> Outcome {
+    let route = match route(broker, &request) {
+        Ok(route) => route,
+        Err(error) => return Outcome::Now(Err(error)),
+    };
+    let (answer, answered) = oneshot::channel();
+    let mut run = ProduceRun::new(OneShot);
+    run.push(route, &request, answer);
+    let flushed = run.flush(broker);
+    Outcome::Later(Box::pin(async move {
+        flushed.await;
+        answered
+            .await
+            .unwrap_or_else(|_| Err(BrokerError::Internal("produce answer lost".into())))
+    }))
+}
+
+/// Answers through a one-shot channel per request.
+#[derive(Debug, Clone, Copy)]
+struct OneShot;
+
+impl Answers for OneShot {
+    type Ticket = oneshot::Sender<Answer>;
+
+    async fn answer(&self, ticket: Self::Ticket, answer: Answer) {
+        let _ = ticket.send(answer);
+    }
+}
+
 /// A produce request waiting in a run.
-struct Pending {
-    correlation_id: u32,
-    op: u16,
+struct Pending<T> {
+    ticket: T,
     batch: Bytes,
     timeout_ms: u32,
     received_us: u64,
-    permit: OwnedSemaphorePermit,
 }
 
-impl AsRef<[u8]> for Pending {
+impl<T> AsRef<[u8]> for Pending<T> {
     fn as_ref(&self) -> &[u8] {
         &self.batch
     }
 }
 
-/// A produce request appended, waiting for its answer.
-struct Stored {
-    correlation_id: u32,
-    op: u16,
+/// A produce request appended, waiting for durability.
+struct Stored<T> {
+    ticket: T,
     base_offset: u64,
-    permit: OwnedSemaphorePermit,
     traced: Option<TracedAppend>,
 }
 
 /// Produce requests for one partition at one acknowledgement level, read back to back
-/// on one connection and not yet appended. See the module documentation.
-#[derive(Default)]
-pub struct ProduceRun {
+/// and not yet appended; their answers go to `A`. See the module documentation.
+pub struct ProduceRun<A: Answers> {
+    answers: A,
     route: Option<(Route, AckLevel)>,
-    pending: Vec<Pending>,
+    pending: Vec<Pending<A::Ticket>>,
     bytes: usize,
     /// The log's answer for each pending batch; kept to reuse its allocation.
     results: Vec<Result<AppendInfo, BrokerError>>,
 }
 
-impl ProduceRun {
-    /// An empty run.
-    pub fn new() -> ProduceRun {
-        ProduceRun::default()
+impl<A: Answers> ProduceRun<A> {
+    /// An empty run answering through `answers`.
+    pub fn new(answers: A) -> ProduceRun<A> {
+        ProduceRun {
+            answers,
+            route: None,
+            pending: Vec::new(),
+            bytes: 0,
+            results: Vec::new(),
+        }
     }
 
     /// Nothing waits to be appended.
@@ -127,114 +161,143 @@ impl ProduceRun {
         }
     }
 
+    /// Adds a request, appending the run first if the request cannot join it and
+    /// after if it is then full. A request that cannot be routed is answered at once.
+    pub async fn offer(&mut self, broker: &Broker, request: ProduceRequest, ticket: A::Ticket) {
+        let route = match route(broker, &request) {
+            Ok(route) => route,
+            Err(error) => return self.answers.answer(ticket, Err(error)).await,
+        };
+        if !self.accepts(&route, request.ack, request.batch.len()) {
+            self.flush(broker).await;
+        }
+        self.push(route, &request, ticket);
+        if self.is_full() {
+            self.flush(broker).await;
+        }
+    }
+
     /// Adds a request. The caller checked [`accepts`](Self::accepts) (or flushed).
-    pub fn push(
-        &mut self,
-        route: Route,
-        request: &ProduceRequest,
-        correlation_id: u32,
-        op: u16,
-        permit: OwnedSemaphorePermit,
-    ) {
+    pub fn push(&mut self, route: Route, request: &ProduceRequest, ticket: A::Ticket) {
         debug_assert!(self.accepts(&route, request.ack, request.batch.len()));
         self.route.get_or_insert((route, request.ack));
         self.bytes += request.batch.len();
         self.pending.push(Pending {
-            correlation_id,
-            op,
+            ticket,
             batch: request.batch.clone(),
             timeout_ms: request.timeout_ms,
             received_us: traces::now_us(),
-            permit,
         });
     }
 
     /// Appends the run with one write and answers it: at once for `none` and
-    /// `appended`; for `durable`, from one task that waits (up to the longest timeout
-    /// any request of the run asked for) until the last batch is durable.
-    pub async fn flush(&mut self, broker: &Broker, reply: &Reply) {
-        let Some((route, ack)) = self.route.take() else {
-            return;
-        };
+    /// `appended` (and for any batch the log refused); for `durable`, from one task
+    /// that waits (up to the longest timeout any request of the run asked for) until
+    /// the last batch is durable. The write happens before this returns; the returned
+    /// future only delivers the immediate answers.
+    pub fn flush(
+        &mut self,
+        broker: &Broker,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut now: Vec<(A::Ticket, Answer)> = Vec::new();
+        let answers = self.answers.clone();
+        if let Some((route, ack)) = self.route.take() {
+            self.append(broker, route, ack, &mut now);
+        }
+        async move {
+            for (ticket, answer) in now {
+                answers.answer(ticket, answer).await;
+            }
+        }
+    }
+
+    fn append(
+        &mut self,
+        broker: &Broker,
+        route: Route,
+        ack: AckLevel,
+        now: &mut Vec<(A::Ticket, Answer)>,
+    ) {
         self.bytes = 0;
         route.partition.append_all(&self.pending, &mut self.results);
+        assert_eq!(
+            self.results.len(),
+            self.pending.len(),
+            "one result per appended batch"
+        );
         let timeout_ms = self.pending.iter().map(|p| p.timeout_ms).max().unwrap_or(0);
-        let durable = ack == AckLevel::Durable;
         let mut stored = Vec::new();
         let mut durable_target = 0;
-        let appended = self.pending.drain(..).zip(self.results.drain(..));
-        for (request, result) in appended {
+        for (request, result) in self.pending.drain(..).zip(self.results.drain(..)) {
             let info = match result {
                 Ok(info) => info,
                 Err(error) => {
-                    let (correlation_id, op) = (request.correlation_id, request.op);
-                    reply
-                        .send(correlation_id, op, Err(error), Some(request.permit))
-                        .await;
+                    now.push((request.ticket, Err(error)));
                     continue;
                 }
             };
+            let (topic, partition) = (&route.topic.name, route.partition_id);
             let traced = broker.traces.on_produce(
-                &route.topic.name,
-                route.partition_id,
+                topic,
+                partition,
                 &request.batch,
                 info.base_offset,
                 request.received_us,
             );
-            let done = Stored {
-                correlation_id: request.correlation_id,
-                op: request.op,
-                base_offset: info.base_offset,
-                permit: request.permit,
-                traced,
-            };
-            if durable {
+            if ack == AckLevel::Durable {
+                debug_assert!(
+                    info.next_offset > durable_target,
+                    "offsets grow within a run"
+                );
                 durable_target = info.next_offset;
-                stored.push(done);
+                stored.push(Stored {
+                    ticket: request.ticket,
+                    base_offset: info.base_offset,
+                    traced,
+                });
             } else {
-                answer(reply, &route, ack, done).await;
+                now.push((request.ticket, Ok(response(&route, ack, info.base_offset))));
             }
         }
         if stored.is_empty() {
             return;
         }
-        let reply = reply.clone();
-        let spans = broker.traces.clone();
+        let answers = self.answers.clone();
+        let traces = broker.traces.clone();
         tokio::spawn(async move {
             let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
-            match route.partition.wait_durable(durable_target, timeout).await {
-                Ok(()) => {
-                    for traced in stored.iter().filter_map(|s| s.traced.as_ref()) {
-                        spans.on_durable(traced);
-                    }
-                    for done in stored {
-                        answer(&reply, &route, ack, done).await;
-                    }
-                }
-                Err(error) => {
-                    for s in stored {
-                        reply
-                            .send_error(s.correlation_id, s.op, &error, Some(s.permit))
-                            .await;
-                    }
-                }
-            }
+            let durable = route.partition.wait_durable(durable_target, timeout).await;
+            answer_durable(&answers, &traces, &route, stored, durable).await;
         });
     }
 }
 
-/// Answers an appended request: with its offset, or (`none`) only its partition.
-async fn answer(reply: &Reply, route: &Route, ack: AckLevel, done: Stored) {
-    let response = ProduceResponse {
+/// Answers the stored requests of a durable run once its wait ended.
+async fn answer_durable<A: Answers>(
+    answers: &A,
+    traces: &Traces,
+    route: &Route,
+    stored: Vec<Stored<A::Ticket>>,
+    durable: Result<(), NotDurable>,
+) {
+    for done in stored {
+        let answer = match &durable {
+            Ok(()) => {
+                if let Some(traced) = &done.traced {
+                    traces.on_durable(traced);
+                }
+                Ok(response(route, AckLevel::Durable, done.base_offset))
+            }
+            Err(error) => Err(BrokerError::from(error.clone())),
+        };
+        answers.answer(done.ticket, answer).await;
+    }
+}
+
+/// The answer to an appended request: its offset, or (`none`) only its partition.
+fn response(route: &Route, ack: AckLevel, base_offset: u64) -> Response {
+    Response::Produce(ProduceResponse {
         partition: route.partition_id,
-        base_offset: (ack != AckLevel::None).then_some(done.base_offset),
-    };
-    reply
-        .send(
-            done.correlation_id,
-            done.op,
-            Ok(Response::Produce(response)),
-            Some(done.permit),
-        )
-        .await;
+        base_offset: (ack != AckLevel::None).then_some(base_offset),
+    })
 }

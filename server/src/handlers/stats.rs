@@ -9,7 +9,7 @@ use crate::error::BrokerError;
 use crate::stats::sum;
 
 /// Uptime, connections, per-topic counters and rates.
-pub fn server_stats(broker: &Broker) -> ServerStatsResponse {
+pub fn server(broker: &Broker) -> ServerStatsResponse {
     let topics = broker
         .topics
         .list()
@@ -31,7 +31,7 @@ pub fn server_stats(broker: &Broker) -> ServerStatsResponse {
 }
 
 /// One topic's counters, total and per partition.
-pub fn topic_stats(
+pub fn topic(
     broker: &Broker,
     request: TopicStatsRequest,
 ) -> Result<TopicStatsResponse, BrokerError> {

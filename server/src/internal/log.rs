@@ -132,7 +132,7 @@ impl<R: InternalRecord> InternalLog<R> {
     /// Waits until everything below `offset` is durable, for at most
     /// [`DURABLE_TIMEOUT`].
     pub async fn wait_durable(&self, offset: u64) -> Result<(), BrokerError> {
-        self.partition.wait_durable(offset, DURABLE_TIMEOUT).await
+        Ok(self.partition.wait_durable(offset, DURABLE_TIMEOUT).await?)
     }
 
     /// Records the log holds.

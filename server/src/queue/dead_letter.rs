@@ -8,7 +8,7 @@ use bytes::Bytes;
 use protocol::batch::{split_batches, BatchBuilder, BatchView};
 
 use super::dispatch::DeadLetter;
-use super::group::{refusal, QueueGroup};
+use super::group::QueueGroup;
 use super::QueueConfig;
 use crate::error::BrokerError;
 use crate::topics::Topic;
@@ -131,7 +131,7 @@ impl QueueGroup {
             let event = inner
                 .state
                 .dead_lettered(partition, offset)
-                .map_err(refusal)?;
+                .map_err(|r| self.refusal(r))?;
             if let Some((context, _)) = inner.traced.remove(&(partition, offset)) {
                 let at = At {
                     topic: &self.topic.name,

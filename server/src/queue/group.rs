@@ -59,17 +59,6 @@ pub struct QueueGroup {
     pub(super) clock: Arc<dyn Clock>,
 }
 
-pub(super) fn refusal(refusal: Refusal) -> BrokerError {
-    match refusal {
-        Refusal::NotInFlight { partition, offset } => {
-            BrokerError::NotInFlight { partition, offset }
-        }
-        Refusal::NoPartition(partition) => {
-            BrokerError::InvalidRequest(format!("no partition {partition}"))
-        }
-    }
-}
-
 impl QueueGroup {
     /// A group over `topic`, its partitions starting at `starts`, nothing delivered.
     pub(super) fn new(
@@ -97,6 +86,20 @@ impl QueueGroup {
             topics: parts.topics,
             traces: parts.traces,
             clock: parts.clock,
+        }
+    }
+
+    /// The error for a refused settlement.
+    pub(super) fn refusal(&self, refusal: Refusal) -> BrokerError {
+        match refusal {
+            Refusal::NotInFlight { partition, offset } => {
+                BrokerError::NotInFlight { partition, offset }
+            }
+            Refusal::NoPartition(partition) => BrokerError::InvalidPartition {
+                topic: self.topic.name.clone(),
+                partition,
+                count: self.topic.partitions.len() as u32,
+            },
         }
     }
 
@@ -207,7 +210,10 @@ impl QueueGroup {
     pub async fn ack(&self, partition: u32, offsets: &[u64]) -> Result<(), BrokerError> {
         let wait = {
             let mut inner = self.lock();
-            let event = inner.state.ack(partition, offsets).map_err(refusal)?;
+            let event = inner
+                .state
+                .ack(partition, offsets)
+                .map_err(|r| self.refusal(r))?;
             self.trace_events(&mut inner, std::slice::from_ref(&event));
             self.persist(vec![event])?
         };
@@ -229,7 +235,7 @@ impl QueueGroup {
             let event = inner
                 .state
                 .fail(partition, offset, reason, delay_ms, now_ms)
-                .map_err(refusal)?;
+                .map_err(|r| self.refusal(r))?;
             self.trace_events(&mut inner, std::slice::from_ref(&event));
             self.persist(vec![event])?
         };
@@ -243,7 +249,7 @@ impl QueueGroup {
         self.lock()
             .state
             .extend(partition, offset, extend_ms, now_ms)
-            .map_err(refusal)?;
+            .map_err(|r| self.refusal(r))?;
         self.wake.notify_one();
         Ok(())
     }

@@ -107,9 +107,10 @@ impl Routes {
         let (id, wait) = {
             let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
             if table.routes.len() >= MAX_ROUTES {
-                return Err(BrokerError::ResourceLimit(format!(
-                    "at most {MAX_ROUTES} routing rules"
-                )));
+                return Err(BrokerError::ResourceLimit {
+                    what: "routing rules",
+                    limit: MAX_ROUTES as u64,
+                });
             }
             let id = table.next_id;
             let event = RouteEvent::Added(RouteInfo {

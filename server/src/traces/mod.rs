@@ -15,6 +15,7 @@
 
 pub mod ids;
 pub mod scan;
+mod span;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,7 @@ use crate::internal::InternalLog;
 use crate::tasks::Tasks;
 use crate::topics::{TopicConfig, Topics};
 pub use scan::Traced;
+pub use span::{At, Recipient, RoutedTo, SpanName, TracedAppend};
 
 /// Spans waiting to be written, at most; more are dropped (and counted).
 pub const SPAN_QUEUE: usize = 16_384;
@@ -46,108 +48,6 @@ pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// What a span says happened. The names are part of `__traces`' format
-/// (`docs/storage.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanName {
-    /// From receipt of a produce to the end of its append: the message's root span.
-    Produce,
-    /// The log write, below `produce`.
-    Append,
-    /// From the append until the message was durable.
-    Durable,
-    /// A publish choosing its destination topics.
-    Route,
-    /// A delivery to a consumer.
-    Deliver,
-    /// An ack of a queue delivery.
-    Ack,
-    /// A nack (or an expired deadline) of a queue delivery.
-    Nack,
-    /// The wait before a redelivery.
-    Retry,
-    /// The copy to the dead-letter topic.
-    DeadLetter,
-}
-
-impl SpanName {
-    /// The name as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SpanName::Produce => "produce",
-            SpanName::Append => "append",
-            SpanName::Durable => "durable",
-            SpanName::Route => "route",
-            SpanName::Deliver => "deliver",
-            SpanName::Ack => "ack",
-            SpanName::Nack => "nack",
-            SpanName::Retry => "retry",
-            SpanName::DeadLetter => "dead-letter",
-        }
-    }
-}
-
-/// Where a message is stored: what its spans are about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct At<'a> {
-    /// Topic.
-    pub topic: &'a str,
-    /// Partition.
-    pub partition: u32,
-    /// Offset.
-    pub offset: u64,
-}
-
-impl At<'_> {
-    /// The attributes naming the message.
-    fn attributes(&self) -> Vec<(String, String)> {
-        vec![
-            ("topic".into(), self.topic.into()),
-            ("partition".into(), self.partition.to_string()),
-            ("offset".into(), self.offset.to_string()),
-        ]
-    }
-}
-
-/// Who a delivery went to.
-#[derive(Clone, Copy)]
-pub enum Recipient<'a> {
-    /// A push subscription, to a stream group's member or to nobody in particular.
-    Subscription {
-        /// The subscription.
-        id: u64,
-        /// The stream group, if any.
-        group: Option<&'a str>,
-    },
-    /// A queue group's member; `attempt` gives the delivery number of each offset.
-    Queue {
-        /// The queue group.
-        group: &'a str,
-        /// Deliveries so far of an offset, this one included.
-        attempt: &'a dyn Fn(u64) -> u32,
-    },
-}
-
-/// The traced records of an appended batch, for their `durable` spans.
-#[derive(Debug)]
-pub struct TracedAppend {
-    topic: String,
-    partition: u32,
-    records: Vec<Traced>,
-    appended_us: u64,
-}
-
-/// One destination a traced, published batch was appended to.
-#[derive(Debug, Clone, Copy)]
-pub struct RoutedTo<'a> {
-    /// Topic.
-    pub topic: &'a str,
-    /// Partition.
-    pub partition: u32,
-    /// Offset of the batch's first record there.
-    pub base_offset: u64,
 }
 
 /// Records spans for traced messages.

@@ -1,42 +1,36 @@
-//! Topic administration: create, delete, list, describe.
+//! Topic administration: create, delete, list, describe, and deleting records below
+//! an offset.
 
 use std::sync::Arc;
 
 use protocol::ops::topic::{
-    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, DescribeTopicResponse,
-    ListTopicsRequest, ListTopicsResponse, PartitionInfo, TopicSummary,
+    CreateTopicRequest, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicRequest,
+    DescribeTopicRequest, DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse,
+    PartitionInfo, TopicSummary,
 };
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
 /// Creates a topic with the server's defaults overridden by the request's config.
-pub async fn create_topic(
-    broker: &Arc<Broker>,
-    request: CreateTopicRequest,
-) -> Result<(), BrokerError> {
+pub async fn create(broker: Arc<Broker>, request: CreateTopicRequest) -> Result<(), BrokerError> {
     let mut config = broker
         .config
-        .default_topic_config(request.partitions.max(1))
+        .default_topic_config()
         .map_err(|e| BrokerError::Internal(e.to_string()))?;
     config.partitions = request.partitions;
     config.apply(&request.config)?;
-    let broker = broker.clone();
     let name = request.name;
     blocking(move || broker.topics.create(&name, config, false).map(|_| ())).await
 }
 
 /// Deletes a topic and its data.
-pub async fn delete_topic(
-    broker: &Arc<Broker>,
-    request: DeleteTopicRequest,
-) -> Result<(), BrokerError> {
-    let broker = broker.clone();
+pub async fn delete(broker: Arc<Broker>, request: DeleteTopicRequest) -> Result<(), BrokerError> {
     blocking(move || broker.topics.delete(&request.name)).await
 }
 
 /// Lists topics, internal ones only when asked.
-pub fn list_topics(broker: &Broker, request: ListTopicsRequest) -> ListTopicsResponse {
+pub fn list(broker: &Broker, request: ListTopicsRequest) -> ListTopicsResponse {
     let topics = broker
         .topics
         .list()
@@ -54,7 +48,7 @@ pub fn list_topics(broker: &Broker, request: ListTopicsRequest) -> ListTopicsRes
 }
 
 /// Config and per-partition offsets and sizes.
-pub fn describe_topic(
+pub fn describe(
     broker: &Broker,
     request: DescribeTopicRequest,
 ) -> Result<DescribeTopicResponse, BrokerError> {
@@ -79,9 +73,9 @@ pub fn describe_topic(
 
 /// Deletes a partition's records below an offset (dead-letter replay and purge).
 pub async fn delete_records(
-    broker: &Arc<Broker>,
-    request: protocol::ops::topic::DeleteRecordsRequest,
-) -> Result<protocol::ops::topic::DeleteRecordsResponse, BrokerError> {
+    broker: Arc<Broker>,
+    request: DeleteRecordsRequest,
+) -> Result<DeleteRecordsResponse, BrokerError> {
     let topic = broker.topics.get(&request.topic)?;
     if topic.internal {
         return Err(BrokerError::InvalidRequest(format!(
@@ -96,7 +90,7 @@ pub async fn delete_records(
         Ok(partition.start_offset())
     })
     .await?;
-    Ok(protocol::ops::topic::DeleteRecordsResponse { log_start_offset })
+    Ok(DeleteRecordsResponse { log_start_offset })
 }
 
 /// Runs blocking file-system work off the async workers.

@@ -1,0 +1,217 @@
+//! One client connection of the native protocol: read frames, admit them, charge the
+//! in-flight budget, dispatch through [`handlers::handle`], answer.
+//!
+//! The connection task owns the socket's read half and the session; a writer task
+//! ([`writer`]) owns the write half and drains a bounded queue of outbound messages
+//! (answers and pushed deliveries). Requests whose answer waits (long polls,
+//! durability, group commits) run as their own tasks, so one slow request never holds
+//! up the others; produces are appended inline, in arrival order, gathered into runs
+//! ([`ProduceRun`]) while further frames are already read.
+//!
+//! Memory per connection is bounded: frames by `max_frame_bytes`, requests in flight
+//! by `max_inflight_bytes_per_connection` ([`budget`]), outbound messages by
+//! `max_outbound_frames_per_connection`.
+
+pub mod budget;
+pub mod inbound;
+pub mod session;
+mod writer;
+
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
+use protocol::codec::{CodecError, ProtocolCodec};
+use protocol::{Frame, Message, Request, Response};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+
+use crate::broker::Broker;
+use crate::delivery::Pushes;
+use crate::handlers::{self, produce::ProduceRun, Context, Outcome};
+use crate::reply::{Reply, ReplyTo};
+use crate::shutdown::Shutdown;
+use crate::stats::ConnectionGuard;
+use budget::Budget;
+use inbound::Inbound;
+use session::{Admission, Session};
+
+/// Bytes read from the socket at a time (and allocated again when the frames cut from
+/// the last buffer are still held): a burst of pipelined 1 KiB produces arrives in one
+/// read instead of several.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Serves one connection until the client leaves, a fatal protocol error, or shutdown.
+pub async fn serve(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) {
+    let mut connection = Connection::open(socket, broker, shutdown);
+    while let Some(read) = connection.next_frame().await {
+        let go_on = match inbound::classify(read) {
+            Inbound::Request {
+                version,
+                correlation_id,
+                request,
+            } => {
+                connection
+                    .on_request(version, correlation_id, request)
+                    .await
+            }
+            Inbound::Refused { answer, close } => {
+                if let Some((correlation_id, op, error)) = answer {
+                    connection.answer(correlation_id, op, Err(error)).await;
+                }
+                !close
+            }
+        };
+        if !go_on {
+            break;
+        }
+    }
+    connection.close().await;
+}
+
+struct Connection {
+    broker: Arc<Broker>,
+    frames: FramedRead<OwnedReadHalf, ProtocolCodec>,
+    outbound: mpsc::Sender<Message>,
+    writer: JoinHandle<()>,
+    reply: Reply,
+    budget: Budget,
+    session: Session,
+    /// The handlers' context, from the handshake on.
+    context: Option<Context>,
+    run: ProduceRun<Reply>,
+    shutdown: Shutdown,
+    /// Counts the connection in the stats while it lives.
+    _counted: ConnectionGuard,
+}
+
+impl Connection {
+    fn open(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) -> Connection {
+        let _ = socket.set_nodelay(true);
+        let limits = broker.config.limits.clone();
+        let (read_half, write_half) = socket.into_split();
+        let codec = ProtocolCodec::with_max_frame_bytes(limits.max_frame_bytes);
+        let (outbound, queued) = mpsc::channel(limits.max_outbound_frames_per_connection);
+        let reply = Reply::new(outbound.clone());
+        Connection {
+            frames: FramedRead::with_capacity(read_half, codec, READ_BUFFER_BYTES),
+            writer: writer::spawn(write_half, queued, limits.max_frame_bytes),
+            run: ProduceRun::new(reply.clone()),
+            reply,
+            outbound,
+            budget: Budget::new(limits.max_inflight_bytes_per_connection),
+            session: Session::new(limits.max_frame_bytes as u32),
+            context: None,
+            _counted: broker.stats.connection_opened(),
+            broker,
+            shutdown,
+        }
+    }
+
+    /// The next frame; `None` when the client left or shutdown began. A produce run
+    /// grows while frames are already read and waiting, and is appended before this
+    /// waits for more (`next()` is cancel-safe: polling it once loses nothing).
+    async fn next_frame(&mut self) -> Option<Result<Frame, CodecError>> {
+        if !self.run.is_empty() {
+            if let Some(ready) = self.frames.next().now_or_never() {
+                return ready;
+            }
+        }
+        self.run.flush(&self.broker).await;
+        tokio::select! {
+            next = self.frames.next() => next,
+            _ = self.shutdown.recv() => None,
+        }
+    }
+
+    async fn answer(&self, correlation_id: u32, op: u16, answer: handlers::Answer) {
+        let to = ReplyTo {
+            correlation_id,
+            op,
+            permit: None,
+        };
+        self.reply.send(to, answer).await;
+    }
+
+    /// Admits and serves one request; `false` when the connection must close.
+    async fn on_request(&mut self, version: u16, correlation_id: u32, request: Request) -> bool {
+        let op = request.op_code().as_u16();
+        let client = match self.session.admit(version, &request) {
+            Admission::Serve => None,
+            Admission::Opened { response, client } => Some((response, client)),
+            Admission::Refused { error, close } => {
+                self.answer(correlation_id, op, Err(error)).await;
+                return !close;
+            }
+        };
+        if let Some((response, client)) = client {
+            let pushes = Pushes::new(self.outbound.clone());
+            self.context = Some(Context::new(&self.broker, client, pushes));
+            self.answer(correlation_id, op, Ok(Response::Handshake(response)))
+                .await;
+            return true;
+        }
+        // Anything but a produce ends the run first, so requests take effect in order.
+        if !matches!(request, Request::Produce(_)) {
+            self.run.flush(&self.broker).await;
+        }
+        let permit = match self.budget.try_charge(&request) {
+            Some(permit) => permit,
+            None => {
+                // The run holds budget of its own: append and answer it before waiting.
+                self.run.flush(&self.broker).await;
+                let charged = tokio::select! {
+                    permit = self.budget.charge(&request) => permit,
+                    _ = self.shutdown.recv() => None,
+                };
+                let Some(permit) = charged else { return false };
+                permit
+            }
+        };
+        let to = ReplyTo {
+            correlation_id,
+            op,
+            permit: Some(permit),
+        };
+        match request {
+            Request::Produce(produce) => {
+                self.run.offer(&self.broker, produce, to).await;
+                true
+            }
+            other => self.dispatch(other, to).await,
+        }
+    }
+
+    async fn dispatch(&mut self, request: Request, to: ReplyTo) -> bool {
+        let Some(cx) = self.context.as_mut() else {
+            return false;
+        };
+        match handlers::handle(&self.broker, cx, request) {
+            Outcome::Now(answer) => self.reply.send(to, answer).await,
+            Outcome::Later(pending) => {
+                let reply = self.reply.clone();
+                tokio::spawn(async move { reply.send(to, pending.await).await });
+            }
+        }
+        true
+    }
+
+    /// Stops reading; lets in-flight requests finish and their answers go out.
+    async fn close(mut self) {
+        self.run.flush(&self.broker).await;
+        drop(self.context.take());
+        let Connection {
+            run,
+            reply,
+            outbound,
+            budget,
+            writer,
+            ..
+        } = self;
+        drop((run, reply, outbound));
+        budget.drain().await;
+        let _ = writer.await;
+    }
+}

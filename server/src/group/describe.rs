@@ -1,0 +1,125 @@
+//! Read-only views of the groups: the summaries of `ListGroups` and the detail of
+//! `DescribeGroup`, joining membership with committed offsets (stream groups) or ack
+//! floors and queue counts (queue groups).
+
+use protocol::ops::group::{
+    DescribeGroupResponse, GroupMode, GroupPartitionInfo, GroupSummary, MemberInfo,
+};
+
+use super::Groups;
+use crate::error::BrokerError;
+
+impl Groups {
+    /// Summaries of live groups and of groups that only have committed offsets.
+    pub fn list(&self) -> Vec<GroupSummary> {
+        let groups = self.lock();
+        let mut out: Vec<GroupSummary> = groups
+            .iter()
+            .map(|(name, g)| GroupSummary {
+                group: name.clone(),
+                topic: g.topic.clone(),
+                mode: g.mode,
+                members: g.members.len() as u32,
+                generation: g.generation,
+            })
+            .collect();
+        for (group, topic) in self.queues.groups() {
+            if !groups.contains_key(&group) {
+                out.push(GroupSummary {
+                    group,
+                    topic,
+                    mode: GroupMode::Queue,
+                    members: 0,
+                    generation: 0,
+                });
+            }
+        }
+        for (group, topic) in self.offsets.groups() {
+            if !groups.contains_key(&group) && !out.iter().any(|s| s.group == group) {
+                out.push(GroupSummary {
+                    group,
+                    topic,
+                    mode: GroupMode::Stream,
+                    members: 0,
+                    generation: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.group.cmp(&b.group));
+        out
+    }
+
+    /// Members, assignments, committed offsets and lag.
+    pub fn describe(&self, group: &str) -> Result<DescribeGroupResponse, BrokerError> {
+        let (topic, mode, generation, members) = {
+            let groups = self.lock();
+            match groups.get(group) {
+                Some(g) => (
+                    g.topic.clone(),
+                    g.mode,
+                    g.generation,
+                    g.members
+                        .iter()
+                        .map(|(id, m)| MemberInfo {
+                            member_id: id.clone(),
+                            client_name: m.client_name.clone(),
+                            session_timeout_ms: m.session_timeout_ms as u32,
+                            partitions: m.partitions.clone(),
+                        })
+                        .collect(),
+                ),
+                None => match self.queues.get(group) {
+                    Some(queue) => (
+                        queue.topic_name().to_string(),
+                        GroupMode::Queue,
+                        0,
+                        Vec::new(),
+                    ),
+                    None => {
+                        let topic = self
+                            .offsets
+                            .groups()
+                            .into_iter()
+                            .find(|(g, _)| g == group)
+                            .map(|(_, t)| t)
+                            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+                        (topic, GroupMode::Stream, 0, Vec::new())
+                    }
+                },
+            }
+        };
+        let topic_handle = self.topics.get(&topic)?;
+        let partitions = topic_handle
+            .partitions
+            .iter()
+            .map(|p| {
+                let end = p.end_offset();
+                // A queue group's "committed" offset is its ack floor: everything
+                // below it is acked or dead-lettered.
+                let queue = (mode == GroupMode::Queue)
+                    .then(|| self.queues.get(group))
+                    .flatten();
+                let committed = match &queue {
+                    Some(q) => q.floor(p.id),
+                    None => self.offsets.get(group, &topic, p.id),
+                };
+                let lag = end.saturating_sub(committed.unwrap_or(p.start_offset()));
+                GroupPartitionInfo {
+                    partition: p.id,
+                    committed_offset: committed,
+                    end_offset: end,
+                    lag,
+                    queue: queue.map(|q| q.counts(p.id)),
+                }
+            })
+            .collect();
+        Ok(DescribeGroupResponse {
+            group: group.into(),
+            topic,
+            mode,
+            generation,
+            members,
+            partitions,
+        })
+    }
+}

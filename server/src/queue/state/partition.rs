@@ -1,0 +1,117 @@
+//! One partition of a queue group's state: its delivered, unsettled messages and the
+//! indexes that find what is due without scanning them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Where a message is.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryState {
+    /// Delivered to `member` (unknown after a restart) until `deadline_ms`.
+    InFlight {
+        member: Option<Arc<str>>,
+        deadline_ms: i64,
+    },
+    /// Waiting to be redelivered at `due_ms`.
+    Waiting { due_ms: i64 },
+    /// Being copied to the dead-letter topic.
+    DeadLettering,
+    /// Acked or dead-lettered.
+    Settled,
+}
+
+/// One delivered, unsettled (or recently settled) message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Deliveries so far.
+    pub attempts: u32,
+    /// Where it is.
+    pub state: EntryState,
+    /// First delivery time.
+    pub first_ms: i64,
+    /// Latest delivery time.
+    pub last_ms: i64,
+    /// Why the latest delivery failed.
+    pub reason: Option<String>,
+}
+
+/// The state of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionQueue {
+    /// Next offset never delivered.
+    pub read: u64,
+    /// Messages dead-lettered so far.
+    pub dead_lettered: u64,
+    pub(super) entries: BTreeMap<u64, Entry>,
+    /// `(deadline or due time, offset)` of every entry in flight or waiting: the
+    /// dispatcher finds what is due without scanning all entries.
+    pub(super) timers: BTreeSet<(i64, u64)>,
+    /// Offsets being dead-lettered.
+    pub(super) dead: BTreeSet<u64>,
+}
+
+/// The time an entry in this state is due, if any.
+pub(super) fn timer_of(state: &EntryState) -> Option<i64> {
+    match state {
+        EntryState::InFlight { deadline_ms, .. } => Some(*deadline_ms),
+        EntryState::Waiting { due_ms } => Some(*due_ms),
+        EntryState::DeadLettering | EntryState::Settled => None,
+    }
+}
+
+impl PartitionQueue {
+    /// Everything below this is settled.
+    pub fn floor(&self) -> u64 {
+        self.entries
+            .first_key_value()
+            .map_or(self.read, |(offset, _)| *offset)
+    }
+
+    /// Moves an entry to a new state, keeping the indexes in step. Every state
+    /// change of an existing entry goes through here.
+    pub(super) fn set_state(&mut self, offset: u64, state: EntryState) {
+        let Some(entry) = self.entries.get_mut(&offset) else {
+            return;
+        };
+        if let Some(at) = timer_of(&entry.state) {
+            self.timers.remove(&(at, offset));
+        }
+        if entry.state == EntryState::DeadLettering {
+            self.dead.remove(&offset);
+        }
+        if let Some(at) = timer_of(&state) {
+            self.timers.insert((at, offset));
+        }
+        if state == EntryState::DeadLettering {
+            self.dead.insert(offset);
+        }
+        entry.state = state;
+    }
+
+    /// The entry for `offset`, created (settled, no attempts) if new.
+    pub(super) fn entry_mut(&mut self, offset: u64, now_ms: i64) -> &mut Entry {
+        self.entries.entry(offset).or_insert(Entry {
+            attempts: 0,
+            state: EntryState::Settled,
+            first_ms: now_ms,
+            last_ms: now_ms,
+            reason: None,
+        })
+    }
+
+    pub(super) fn settle(&mut self, offset: u64) {
+        self.set_state(offset, EntryState::Settled);
+        while let Some(entry) = self.entries.first_entry() {
+            if entry.get().state != EntryState::Settled {
+                break;
+            }
+            entry.remove();
+        }
+    }
+
+    /// The entry for `offset`, if delivered and not yet below the floor.
+    pub fn entry(&self, offset: u64) -> Option<&Entry> {
+        self.entries.get(&offset)
+    }
+}
