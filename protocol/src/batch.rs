@@ -216,17 +216,6 @@ impl BatchHeader {
     pub fn next_offset(&self) -> u64 {
         self.base_offset + u64::from(self.record_count)
     }
-
-    /// Offset of the last record in the batch.
-    pub fn last_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.record_count.saturating_sub(1))
-    }
-}
-
-/// Reads just the declared length of the batch starting at `bytes`, without any other
-/// check; `None` if fewer than 12 bytes are available. Used to step over batches.
-pub fn peek_batch_len(bytes: &[u8]) -> Option<u32> {
-    (bytes.len() >= BATCH_LEN_AT + 4).then(|| read_u32(bytes, BATCH_LEN_AT))
 }
 
 /// Writes `base_offset` into a batch's header. The field is outside the CRC, so the
