@@ -19,7 +19,7 @@ use crate::config::{Clock, Durability, LogConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, CleanMarker, SEGMENT_HEADER_BYTES};
 use crate::recovery::{self, RecoveryReport};
-use crate::segment::{index_capacity, IndexCursor, ReadChunk, Segment};
+use crate::segment::{IndexCursor, ReadChunk, Segment};
 use crate::sync::{Durable, DurableMark};
 use crate::vfs::{RealVfs, Vfs, VfsFile};
 use crate::zero::ZeroAhead;
@@ -749,11 +749,6 @@ impl Log {
     /// Number of segments, the active one included.
     pub fn segment_count(&self) -> usize {
         self.shared.segments().len()
-    }
-
-    /// Space reserved for the active segment's index files, in entries each.
-    pub fn index_capacity_entries(&self) -> u32 {
-        index_capacity(self.active.capacity(), self.config.index_interval_bytes)
     }
 }
 
