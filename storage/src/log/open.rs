@@ -1,0 +1,235 @@
+//! Opening and closing: the two ends of a log's life, and the only places that read
+//! and write the clean-shutdown marker.
+//!
+//! Opening reads the checkpoint (durable watermark and log start) and the marker, lets
+//! `recovery` decide what on disk can be trusted, then settles where the log starts
+//! and ends: offsets never go back, and data the checkpoint says was durable must be
+//! there or the open fails. Only then is the marker removed (durably: it describes the
+//! files as they were at close, not after the first append) and the syncer started.
+//! Closing syncs everything and writes the marker, so that the next open scans nothing.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+
+use crate::config::{Clock, Durability, LogConfig, SystemClock};
+use crate::error::{Error, Result};
+use crate::format::{self, Checkpoint, CleanMarker};
+use crate::recovery;
+use crate::segment::IndexCursor;
+use crate::sync::Durable;
+use crate::vfs::{RealVfs, Vfs, VfsFile};
+use crate::zero::ZeroAhead;
+
+use super::{Log, Shared};
+
+/// Dependencies a log can be opened with; the defaults are the real file system and
+/// the wall clock.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// The file-system seam (a fault-injecting one in tests).
+    pub vfs: Arc<dyn Vfs>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            vfs: Arc::new(RealVfs),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir` on the real file system.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        Self::open_with(dir, config, LogOptions::default())
+    }
+
+    /// Opens (or creates) the log in `dir` with the given file system and clock,
+    /// recovering after a crash (see `docs/storage.md`, "Recovery").
+    pub fn open_with(dir: impl AsRef<Path>, config: LogConfig, options: LogOptions) -> Result<Log> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating log directory", &dir, e))?;
+        let vfs = options.vfs.clone();
+
+        let checkpoint_path = dir.join(format::CHECKPOINT_FILE);
+        let checkpoint = match std::fs::read(&checkpoint_path) {
+            Ok(bytes) => Checkpoint::decode_file(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("reading checkpoint", &checkpoint_path, e)),
+        }
+        .unwrap_or(Checkpoint {
+            sequence: 0,
+            durable_offset: 0,
+            log_start_offset: 0,
+        });
+        let checkpoint_file = match vfs.open(&checkpoint_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let file = vfs
+                    .create(&checkpoint_path)
+                    .map_err(|e| Error::io("creating checkpoint", &checkpoint_path, e))?;
+                file.set_len(2 * format::CHECKPOINT_SLOT_BYTES as u64)
+                    .map_err(|e| Error::io("sizing checkpoint", &checkpoint_path, e))?;
+                file
+            }
+            Err(e) => return Err(Error::io("opening checkpoint", &checkpoint_path, e)),
+        };
+
+        let marker_path = dir.join(format::CLEAN_MARKER_FILE);
+        let marker = match std::fs::read(&marker_path) {
+            Ok(bytes) => CleanMarker::decode(&bytes),
+            Err(_) => None,
+        };
+
+        let bases = recovery::list_segments(&dir)?;
+        let recovered = recovery::recover(
+            vfs.as_ref(),
+            &dir,
+            &config,
+            bases,
+            checkpoint.durable_offset,
+            checkpoint.log_start_offset,
+            marker,
+        )?;
+        let mut segments = recovered.segments;
+        let mut cursor = recovered.active_cursor;
+        if segments.is_empty() {
+            let base = checkpoint.log_start_offset;
+            let segment = Self::create_segment(&dir, &config, &options, base, 0)?;
+            segments.push(Arc::new(segment));
+            cursor = IndexCursor::new(config.index_interval_bytes);
+        }
+        let recovered_end = segments.last().map_or(0, |s| s.next_offset());
+        // Offsets [log start, durable watermark) were acknowledged and not deleted: they
+        // must all be here. (Durable data below the log start may be gone for good.)
+        if recovered_end < checkpoint.durable_offset
+            && checkpoint.log_start_offset < checkpoint.durable_offset
+        {
+            return Err(Error::DurableDataMissing {
+                durable_offset: checkpoint.durable_offset,
+                recovered_end,
+                dir,
+            });
+        }
+        if checkpoint.log_start_offset > recovered_end {
+            // Truncated past data that a crash then took: everything left is below
+            // the log start. Start over at the log start so offsets never go back.
+            for segment in segments.drain(..) {
+                recovery::remove_segment_files(vfs.as_ref(), &dir, segment.base_offset)?;
+            }
+            let base = checkpoint.log_start_offset;
+            let segment = Self::create_segment(&dir, &config, &options, base, 0)?;
+            segments.push(Arc::new(segment));
+            cursor = IndexCursor::new(config.index_interval_bytes);
+        }
+        let active = segments.last().cloned().ok_or(Error::Closed)?;
+        let next_offset = active.next_offset();
+        let log_start_offset = checkpoint
+            .log_start_offset
+            .max(segments[0].base_offset)
+            .min(next_offset);
+
+        // The marker vouches for the state at close only: it must be gone, durably,
+        // before the first append changes that state.
+        if marker_path.exists() {
+            vfs.remove(&marker_path)
+                .map_err(|e| Error::io("removing clean-shutdown marker", &marker_path, e))?;
+        }
+        vfs.sync_dir(&dir)
+            .map_err(|e| Error::io("syncing directory", &dir, e))?;
+
+        let durable = Arc::new(Durable::new(
+            dir.clone(),
+            vfs.clone(),
+            options.clock.clone(),
+            checkpoint_file,
+            checkpoint,
+            next_offset,
+        ));
+        // Everything recovered is now on disk (recovery synced the active segment);
+        // say so in the checkpoint, together with the log start.
+        durable.set_log_start(log_start_offset)?;
+
+        let allocated_bytes = active
+            .file
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("reading segment size", &active.path, e))?
+            .len();
+        let zero = Arc::new(ZeroAhead::new(
+            config.durability == Durability::Always,
+            active.clone(),
+            active.end_position(),
+            allocated_bytes,
+        ));
+        let shared = Arc::new(Shared {
+            dir,
+            segments: RwLock::new(Arc::new(segments)),
+            log_start_offset: AtomicU64::new(log_start_offset),
+            next_offset: AtomicU64::new(next_offset),
+            durable,
+        });
+        let syncer = match config.durability {
+            Durability::Os => None,
+            durability => {
+                let durable = shared.durable.clone();
+                let zero = zero.clone();
+                let handle = std::thread::Builder::new()
+                    .name("log-syncer".into())
+                    .spawn(move || durable.run_syncer(durability, &zero))
+                    .map_err(|e| Error::io("starting syncer thread", &shared.dir, e))?;
+                Some(handle)
+            }
+        };
+        if !recovered.report.clean {
+            tracing::info!(dir = %shared.dir.display(), report = ?recovered.report, "log recovered after unclean shutdown");
+        }
+        Ok(Log {
+            shared,
+            config,
+            options,
+            active,
+            allocated_bytes,
+            zero,
+            cursor,
+            syncer,
+            report: recovered.report,
+        })
+    }
+
+    /// Syncs everything, writes the clean-shutdown marker and closes. The next open
+    /// trusts the marker and scans nothing.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_syncer();
+        self.shared.durable.check_failed()?;
+        let durable = self.shared.durable.clone();
+        let sealed = self.active.seal(&mut self.cursor);
+        durable.fail_on_error(sealed)?;
+        durable.sync_now(true)?;
+        let marker = CleanMarker {
+            active_base_offset: self.active.base_offset,
+            active_end_position: self.active.end_position(),
+            next_offset: self.active.next_offset(),
+        };
+        let dir = &self.shared.dir;
+        let path = dir.join(format::CLEAN_MARKER_FILE);
+        let vfs = self.options.vfs.clone();
+        let io = |op, e| Error::io(op, &path, e);
+        if path.exists() {
+            vfs.remove(&path)
+                .map_err(|e| io("removing old marker", e))?;
+        }
+        let file: Arc<dyn VfsFile> = vfs.create(&path).map_err(|e| io("creating marker", e))?;
+        file.write_all_at(&marker.encode(), 0)
+            .map_err(|e| io("writing marker", e))?;
+        file.sync_data().map_err(|e| io("syncing marker", e))?;
+        vfs.sync_dir(dir)
+            .map_err(|e| Error::io("syncing directory", dir, e))?;
+        Ok(())
+    }
+}

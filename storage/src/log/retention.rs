@@ -1,0 +1,99 @@
+//! Retention and truncation: moving the log start forward and deleting whole sealed
+//! segments below it.
+//!
+//! Both come down to one step, `delete_prefix`: the new log start is written to the
+//! checkpoint and synced before any file is unlinked, so a crash in between finishes the
+//! deletion at the next open instead of bringing the data back. The active segment is
+//! never deleted, and readers that still hold a deleted segment keep its mapping.
+
+use std::sync::atomic::Ordering;
+
+use crate::error::Result;
+use crate::recovery;
+
+use super::Log;
+
+/// What [`Log::enforce_retention`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Base offsets of the deleted segments.
+    pub deleted_segments: Vec<u64>,
+    /// Batch bytes deleted.
+    pub deleted_bytes: u64,
+}
+
+impl Log {
+    /// Deletes whole sealed segments beyond the configured size and age retention,
+    /// oldest first. The active segment is never deleted.
+    pub fn enforce_retention(&mut self) -> Result<RetentionOutcome> {
+        let segments = self.shared.segments();
+        let sealed = &segments[..segments.len() - 1];
+        let mut total: u64 = segments.iter().map(|s| s.data_bytes()).sum();
+        let now_ms = self.options.clock.now_ms();
+        let mut delete = 0;
+        for segment in sealed {
+            let over_size = self.config.retention_bytes.is_some_and(|max| total > max);
+            let too_old = self.config.retention_ms.is_some_and(|ms| {
+                segment
+                    .max_timestamp_ms()
+                    .is_some_and(|ts| ts < now_ms.saturating_sub(ms as i64))
+            });
+            if !(over_size || too_old) {
+                break;
+            }
+            total -= segment.data_bytes();
+            delete += 1;
+        }
+        if delete == 0 {
+            return Ok(RetentionOutcome::default());
+        }
+        let new_start = segments[delete].base_offset;
+        self.delete_prefix(
+            delete,
+            new_start.max(self.shared.log_start_offset.load(Ordering::Acquire)),
+        )
+    }
+
+    /// Makes `offset` the first offset of the log: reads below it fail from now on and
+    /// sealed segments wholly below it are deleted. For compaction and DLQ purges.
+    /// Offsets beyond the end are clamped to the end.
+    pub fn truncate_before(&mut self, offset: u64) -> Result<RetentionOutcome> {
+        let offset = offset.min(self.shared.next_offset.load(Ordering::Acquire));
+        if offset <= self.shared.log_start_offset.load(Ordering::Acquire) {
+            return Ok(RetentionOutcome::default());
+        }
+        let segments = self.shared.segments();
+        let delete = segments[..segments.len() - 1]
+            .iter()
+            .take_while(|s| s.next_offset() <= offset)
+            .count();
+        self.delete_prefix(delete, offset)
+    }
+
+    fn delete_prefix(&mut self, count: usize, new_start: u64) -> Result<RetentionOutcome> {
+        // Persist the new start first: a crash after this point finishes the removal
+        // at open instead of resurrecting the data.
+        self.shared.durable.set_log_start(new_start)?;
+        self.shared
+            .log_start_offset
+            .store(new_start, Ordering::Release);
+        let segments = self.shared.segments();
+        let (gone, kept) = segments.split_at(count);
+        self.shared.set_segments(kept.to_vec());
+        let mut outcome = RetentionOutcome::default();
+        for segment in gone {
+            // Readers holding the segment keep its map; unlinking does not disturb them.
+            recovery::remove_segment_files(
+                self.options.vfs.as_ref(),
+                &self.shared.dir,
+                segment.base_offset,
+            )?;
+            outcome.deleted_segments.push(segment.base_offset);
+            outcome.deleted_bytes += segment.data_bytes();
+        }
+        if !gone.is_empty() {
+            self.shared.durable.note_dir_change(None);
+        }
+        Ok(outcome)
+    }
+}
