@@ -29,7 +29,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::LogConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_BYTES;
 use crate::recovery::RecoveryReport;
 use crate::segment::{IndexCursor, Segment};
@@ -191,4 +191,14 @@ impl Drop for Log {
     fn drop(&mut self) {
         self.stop_syncer();
     }
+}
+
+/// Length of a segment's file: the space reserved for it so far.
+fn allocated_len(segment: &Segment) -> Result<u64> {
+    let metadata = segment
+        .file
+        .file()
+        .metadata()
+        .map_err(|e| Error::io("reading segment size", &segment.path, e))?;
+    Ok(metadata.len())
 }

@@ -11,17 +11,18 @@
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
 
 use crate::config::{Clock, Durability, LogConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, CleanMarker};
-use crate::recovery;
+use crate::recovery::{self, Recovered};
 use crate::segment::IndexCursor;
 use crate::sync::Durable;
 use crate::vfs::{RealVfs, Vfs, VfsFile};
 use crate::zero::ZeroAhead;
 
-use super::{Log, Shared};
+use super::{allocated_len, Log, Shared};
 
 /// Dependencies a log can be opened with; the defaults are the real file system and
 /// the wall clock.
@@ -55,78 +56,15 @@ impl Log {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating log directory", &dir, e))?;
         let vfs = options.vfs.clone();
-
-        let checkpoint_path = dir.join(format::CHECKPOINT_FILE);
-        let checkpoint = match std::fs::read(&checkpoint_path) {
-            Ok(bytes) => Checkpoint::decode_file(&bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("reading checkpoint", &checkpoint_path, e)),
-        }
-        .unwrap_or(Checkpoint {
-            sequence: 0,
-            durable_offset: 0,
-            log_start_offset: 0,
-        });
-        let checkpoint_file = match vfs.open(&checkpoint_path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let file = vfs
-                    .create(&checkpoint_path)
-                    .map_err(|e| Error::io("creating checkpoint", &checkpoint_path, e))?;
-                file.set_len(2 * format::CHECKPOINT_SLOT_BYTES as u64)
-                    .map_err(|e| Error::io("sizing checkpoint", &checkpoint_path, e))?;
-                file
-            }
-            Err(e) => return Err(Error::io("opening checkpoint", &checkpoint_path, e)),
-        };
-
+        let checkpoint = read_checkpoint(&dir)?;
+        let checkpoint_file = open_checkpoint_file(vfs.as_ref(), &dir)?;
         let marker_path = dir.join(format::CLEAN_MARKER_FILE);
         let marker = match std::fs::read(&marker_path) {
             Ok(bytes) => CleanMarker::decode(&bytes),
             Err(_) => None,
         };
-
-        let bases = recovery::list_segments(&dir)?;
-        let recovered = recovery::recover(
-            vfs.as_ref(),
-            &dir,
-            &config,
-            bases,
-            checkpoint.durable_offset,
-            checkpoint.log_start_offset,
-            marker,
-        )?;
-        let mut segments = recovered.segments;
-        let mut cursor = recovered.active_cursor;
-        if segments.is_empty() {
-            let base = checkpoint.log_start_offset;
-            let segment = Self::create_segment(&dir, &config, &options, base, 0)?;
-            segments.push(Arc::new(segment));
-            cursor = IndexCursor::new(config.index_interval_bytes);
-        }
-        let recovered_end = segments.last().map_or(0, |s| s.next_offset());
-        // Offsets [log start, durable watermark) were acknowledged and not deleted: they
-        // must all be here. (Durable data below the log start may be gone for good.)
-        if recovered_end < checkpoint.durable_offset
-            && checkpoint.log_start_offset < checkpoint.durable_offset
-        {
-            return Err(Error::DurableDataMissing {
-                durable_offset: checkpoint.durable_offset,
-                recovered_end,
-                dir,
-            });
-        }
-        if checkpoint.log_start_offset > recovered_end {
-            // Truncated past data that a crash then took: everything left is below
-            // the log start. Start over at the log start so offsets never go back.
-            for segment in segments.drain(..) {
-                recovery::remove_segment_files(vfs.as_ref(), &dir, segment.base_offset)?;
-            }
-            let base = checkpoint.log_start_offset;
-            let segment = Self::create_segment(&dir, &config, &options, base, 0)?;
-            segments.push(Arc::new(segment));
-            cursor = IndexCursor::new(config.index_interval_bytes);
-        }
+        let recovered = Self::recover_segments(&dir, &config, &options, &checkpoint, marker)?;
+        let (segments, cursor) = (recovered.segments, recovered.active_cursor);
         let active = segments.last().cloned().ok_or(Error::Closed)?;
         let next_offset = active.next_offset();
         let log_start_offset = checkpoint
@@ -155,12 +93,7 @@ impl Log {
         // say so in the checkpoint, together with the log start.
         durable.set_log_start(log_start_offset)?;
 
-        let allocated_bytes = active
-            .file
-            .file()
-            .metadata()
-            .map_err(|e| Error::io("reading segment size", &active.path, e))?
-            .len();
+        let allocated_bytes = allocated_len(&active)?;
         let zero = Arc::new(ZeroAhead::new(
             config.durability == Durability::Always,
             active.clone(),
@@ -174,20 +107,10 @@ impl Log {
             next_offset: AtomicU64::new(next_offset),
             durable,
         });
-        let syncer = match config.durability {
-            Durability::Os => None,
-            durability => {
-                let durable = shared.durable.clone();
-                let zero = zero.clone();
-                let handle = std::thread::Builder::new()
-                    .name("log-syncer".into())
-                    .spawn(move || durable.run_syncer(durability, &zero))
-                    .map_err(|e| Error::io("starting syncer thread", &shared.dir, e))?;
-                Some(handle)
-            }
-        };
-        if !recovered.report.clean {
-            tracing::info!(dir = %shared.dir.display(), report = ?recovered.report, "log recovered after unclean shutdown");
+        let syncer = start_syncer(config.durability, &shared, &zero)?;
+        let report = recovered.report;
+        if !report.clean {
+            tracing::info!(dir = %shared.dir.display(), report = ?report, "log recovered after unclean shutdown");
         }
         Ok(Log {
             shared,
@@ -198,8 +121,63 @@ impl Log {
             zero,
             cursor,
             syncer,
-            report: recovered.report,
+            report,
         })
+    }
+
+    /// Recovers the segments in `dir` (see `recovery.rs`), then makes them agree with
+    /// the checkpoint. A log with no segment gets one at the log start. Offsets
+    /// `[log start, durable watermark)` were acknowledged and not deleted, so they must
+    /// all be there, or the open fails (durable data below the log start may be gone
+    /// for good). If the log start is past everything recovered, the log starts over,
+    /// empty, at the log start.
+    fn recover_segments(
+        dir: &Path,
+        config: &LogConfig,
+        options: &LogOptions,
+        checkpoint: &Checkpoint,
+        marker: Option<CleanMarker>,
+    ) -> Result<Recovered> {
+        let vfs = options.vfs.as_ref();
+        let bases = recovery::list_segments(dir)?;
+        let mut recovered = recovery::recover(
+            vfs,
+            dir,
+            config,
+            bases,
+            checkpoint.durable_offset,
+            checkpoint.log_start_offset,
+            marker,
+        )?;
+        let segments = &mut recovered.segments;
+        if segments.is_empty() {
+            let base = checkpoint.log_start_offset;
+            let segment = Self::create_segment(dir, config, options, base, 0)?;
+            segments.push(Arc::new(segment));
+            recovered.active_cursor = IndexCursor::new(config.index_interval_bytes);
+        }
+        let recovered_end = segments.last().map_or(0, |s| s.next_offset());
+        if recovered_end < checkpoint.durable_offset
+            && checkpoint.log_start_offset < checkpoint.durable_offset
+        {
+            return Err(Error::DurableDataMissing {
+                durable_offset: checkpoint.durable_offset,
+                recovered_end,
+                dir: dir.to_path_buf(),
+            });
+        }
+        if checkpoint.log_start_offset > recovered_end {
+            // Truncated past data that a crash then took: everything left is below
+            // the log start. Start over at the log start so offsets never go back.
+            for segment in segments.drain(..) {
+                recovery::remove_segment_files(vfs, dir, segment.base_offset)?;
+            }
+            let base = checkpoint.log_start_offset;
+            let segment = Self::create_segment(dir, config, options, base, 0)?;
+            segments.push(Arc::new(segment));
+            recovered.active_cursor = IndexCursor::new(config.index_interval_bytes);
+        }
+        Ok(recovered)
     }
 
     /// Syncs everything, writes the clean-shutdown marker and closes. The next open
@@ -232,4 +210,56 @@ impl Log {
             .map_err(|e| Error::io("syncing directory", dir, e))?;
         Ok(())
     }
+}
+
+/// The persisted durable watermark and log start; zeros for a new log, or when neither
+/// slot is valid.
+fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    let path = dir.join(format::CHECKPOINT_FILE);
+    let checkpoint = match std::fs::read(&path) {
+        Ok(bytes) => Checkpoint::decode_file(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io("reading checkpoint", &path, e)),
+    };
+    Ok(checkpoint.unwrap_or(Checkpoint {
+        sequence: 0,
+        durable_offset: 0,
+        log_start_offset: 0,
+    }))
+}
+
+/// The checkpoint file, for writing; created with its two slots if it is missing.
+fn open_checkpoint_file(vfs: &dyn Vfs, dir: &Path) -> Result<Arc<dyn VfsFile>> {
+    let path = dir.join(format::CHECKPOINT_FILE);
+    match vfs.open(&path) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let file = vfs
+                .create(&path)
+                .map_err(|e| Error::io("creating checkpoint", &path, e))?;
+            file.set_len(2 * format::CHECKPOINT_SLOT_BYTES as u64)
+                .map_err(|e| Error::io("sizing checkpoint", &path, e))?;
+            Ok(file)
+        }
+        Err(e) => Err(Error::io("opening checkpoint", &path, e)),
+    }
+}
+
+/// Starts the thread that group-commits for `always` and `interval` durability; `os`
+/// durability has none.
+fn start_syncer(
+    durability: Durability,
+    shared: &Shared,
+    zero: &Arc<ZeroAhead>,
+) -> Result<Option<JoinHandle<()>>> {
+    if durability == Durability::Os {
+        return Ok(None);
+    }
+    let durable = shared.durable.clone();
+    let zero = zero.clone();
+    let handle = std::thread::Builder::new()
+        .name("log-syncer".into())
+        .spawn(move || durable.run_syncer(durability, &zero))
+        .map_err(|e| Error::io("starting syncer thread", &shared.dir, e))?;
+    Ok(Some(handle))
 }
