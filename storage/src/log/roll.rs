@@ -16,7 +16,7 @@ use crate::format::SEGMENT_HEADER_BYTES;
 use crate::recovery;
 use crate::segment::{IndexCursor, Segment};
 
-use super::Log;
+use super::{allocated_len, Log};
 
 impl Log {
     pub(super) fn maybe_roll(&mut self, batch_len: u64, record_count: u32) -> Result<()> {
@@ -50,32 +50,21 @@ impl Log {
     fn roll(&mut self, min_capacity: u64) -> Result<()> {
         // No zeroing into a segment being sealed (and truncated).
         self.zero.detach();
-        let durable = self.shared.durable.clone();
-        let old = self.active.clone();
         let base = self.shared.next_offset.load(Ordering::Relaxed);
         let mut segments: Vec<Arc<Segment>> = self.shared.segments().as_ref().clone();
-        if old.end_position() == SEGMENT_HEADER_BYTES {
+        let old_is_empty = self.active.end_position() == SEGMENT_HEADER_BYTES;
+        if old_is_empty {
             // Nothing in it: drop it instead of sealing an empty segment.
             segments.pop();
             self.shared.set_segments(segments.clone());
             let removed = recovery::remove_segment_files(
                 self.options.vfs.as_ref(),
                 &self.shared.dir,
-                old.base_offset,
+                self.active.base_offset,
             );
-            durable.fail_on_error(removed)?;
+            self.shared.durable.fail_on_error(removed)?;
         } else {
-            let sealed = old.seal(&mut self.cursor);
-            durable.fail_on_error(sealed)?;
-            // The sealed segment's name must be durable before a newer segment can
-            // exist: recovery trusts every segment but the last without a scan.
-            let dir = &self.shared.dir;
-            let synced = self
-                .options
-                .vfs
-                .sync_dir(dir)
-                .map_err(|e| Error::io("syncing directory", dir, e));
-            durable.fail_on_error(synced)?;
+            self.seal_active()?;
         }
         let created = Self::create_segment(
             &self.shared.dir,
@@ -84,33 +73,41 @@ impl Log {
             base,
             min_capacity,
         );
-        let segment = match created {
-            Ok(segment) => Arc::new(segment),
+        match created {
+            Ok(segment) => self.start_segment(Arc::new(segment), segments),
             Err(error) => {
-                // Typically ENOSPC. Nothing was acknowledged in the new file: remove what
-                // was made of it and keep appending to the old segment until a roll
-                // succeeds. The old one is sealed on disk, which is still a valid state.
-                let vfs = self.options.vfs.as_ref();
-                let _ = recovery::remove_segment_files(vfs, &self.shared.dir, base);
-                self.allocated_bytes = self.active.end_position();
-                let end = self.active.end_position();
-                self.zero.attach(self.active.clone(), end, end);
-                if old.end_position() == SEGMENT_HEADER_BYTES {
-                    // The empty old segment was removed above: a log must have one.
-                    durable.fail(&error);
-                }
-                return Err(error);
+                self.stay_in_old_segment(base, old_is_empty, &error);
+                Err(error)
             }
-        };
-        durable.note_dir_change(Some(&segment.file));
+        }
+    }
+
+    /// Seals the active segment, then syncs the directory: the sealed segment's name
+    /// must be durable before a newer segment can exist, since recovery trusts every
+    /// segment but the last without a scan.
+    fn seal_active(&mut self) -> Result<()> {
+        let durable = &self.shared.durable;
+        let sealed = self.active.seal(&mut self.cursor);
+        durable.fail_on_error(sealed)?;
+        let dir = &self.shared.dir;
+        let synced = self
+            .options
+            .vfs
+            .sync_dir(dir)
+            .map_err(|e| Error::io("syncing directory", dir, e));
+        durable.fail_on_error(synced)
+    }
+
+    /// Makes a newly created segment the active one.
+    fn start_segment(
+        &mut self,
+        segment: Arc<Segment>,
+        mut segments: Vec<Arc<Segment>>,
+    ) -> Result<()> {
+        self.shared.durable.note_dir_change(Some(&segment.file));
         segments.push(segment.clone());
         self.shared.set_segments(segments);
-        self.allocated_bytes = segment
-            .file
-            .file()
-            .metadata()
-            .map_err(|e| Error::io("reading segment size", &segment.path, e))?
-            .len();
+        self.allocated_bytes = allocated_len(&segment)?;
         self.zero.attach(
             segment.clone(),
             segment.end_position(),
@@ -119,5 +116,21 @@ impl Log {
         self.active = segment;
         self.cursor = IndexCursor::new(self.config.index_interval_bytes);
         Ok(())
+    }
+
+    /// After the segment at `base` could not be created (typically ENOSPC). Nothing
+    /// was acknowledged in the new file: remove what was made of it and keep appending
+    /// to the old segment until a roll succeeds. The old one is sealed on disk, which
+    /// is still a valid state, unless it was empty and so removed: then the log has no
+    /// segment left to append to, and fails.
+    fn stay_in_old_segment(&mut self, base: u64, old_was_removed: bool, error: &Error) {
+        let vfs = self.options.vfs.as_ref();
+        let _ = recovery::remove_segment_files(vfs, &self.shared.dir, base);
+        self.allocated_bytes = self.active.end_position();
+        let end = self.active.end_position();
+        self.zero.attach(self.active.clone(), end, end);
+        if old_was_removed {
+            self.shared.durable.fail(error);
+        }
     }
 }
