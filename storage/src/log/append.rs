@@ -11,11 +11,13 @@
 //! caller.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use protocol::batch::{BatchHeader, BatchView};
 
 use crate::config::Durability;
 use crate::error::{Error, Result};
+use crate::segment::Segment;
 
 use super::Log;
 
@@ -75,8 +77,9 @@ impl Log {
         Ok(())
     }
 
-    /// Checks one batch before it is written: size, header, CRC, every record.
-    fn check_batch(&self, batch: &[u8]) -> Result<BatchHeader> {
+    /// Checks one batch before it is written: size, header, CRC, every record. The
+    /// [`Checked`] it returns is the only thing the write path accepts.
+    fn check_batch<'b>(&self, batch: &'b [u8]) -> Result<Checked<'b>> {
         if batch.len() > self.config.max_batch_bytes {
             return Err(Error::BatchTooLarge {
                 len: batch.len(),
@@ -85,7 +88,10 @@ impl Log {
         }
         let view = BatchView::new(batch)?;
         view.validate()?;
-        Ok(*view.header())
+        Ok(Checked {
+            bytes: batch,
+            header: *view.header(),
+        })
     }
 
     /// Writes the longest prefix of `batches` that is valid and fits the active segment
@@ -100,103 +106,116 @@ impl Log {
         let Some((first, others)) = batches.split_first() else {
             return Ok(0);
         };
-        let first = first.as_ref();
-        let first_header = self.check_batch(first)?;
-        self.maybe_roll(first.len() as u64, first_header.record_count)?;
+        let first = self.check_batch(first.as_ref())?;
+        self.maybe_roll(first.bytes.len() as u64, first.header.record_count)?;
+        let chunk = self.plan_chunk(first, others);
+        self.reserve(chunk.end_position)?;
+        if !self.zero.is_ready(chunk.end_position) {
+            self.zero.claim(chunk.end_position, self.allocated_bytes);
+        }
+        self.write_chunk(&chunk)?;
+        self.publish_chunk(&chunk)?;
+        // Only now, with all of them stored and published, report them.
+        for (info, _) in chunk.placements() {
+            on_appended(info);
+        }
+        Ok(chunk.batches.len())
+    }
 
+    /// Picks the batches that go out with `first` in one write to the active segment:
+    /// those after it that are valid and fit without a roll. The rest go in the next
+    /// chunk; an invalid one gets its own error as the first batch of that chunk. (A
+    /// first batch larger than `segment_bytes` got a segment of its own.)
+    fn plan_chunk<'b, B: AsRef<[u8]>>(&self, first: Checked<'b>, others: &'b [B]) -> Chunk<'b> {
         let segment = self.active.clone();
         let base_offset = self.shared.next_offset.load(Ordering::Relaxed);
         debug_assert_eq!(base_offset, segment.next_offset());
         let position = segment.end_position();
-        // Later batches join only if they fit without a roll; the rest go in the next
-        // chunk. (A first batch larger than `segment_bytes` got a segment of its own.)
         let limit = self.config.segment_bytes.min(segment.capacity());
-        let mut headers = vec![first_header];
-        let mut end = position + first.len() as u64;
-        let mut records = u64::from(first_header.record_count);
+        let mut end = position + first.bytes.len() as u64;
+        let mut records = u64::from(first.header.record_count);
+        let mut batches = vec![first];
         for batch in others.iter().take(MAX_BATCHES_PER_WRITE - 1) {
-            let batch = batch.as_ref();
-            let Ok(header) = self.check_batch(batch) else {
-                break; // It gets its own error as the first batch of the next chunk.
+            let Ok(batch) = self.check_batch(batch.as_ref()) else {
+                break;
             };
-            let fits = end + batch.len() as u64 <= limit;
+            let fits = end + batch.bytes.len() as u64 <= limit;
             let relative_fits =
-                base_offset - segment.base_offset + records + u64::from(header.record_count)
+                base_offset - segment.base_offset + records + u64::from(batch.header.record_count)
                     <= u64::from(u32::MAX);
             if !fits || !relative_fits {
                 break;
             }
-            headers.push(header);
-            end += batch.len() as u64;
-            records += u64::from(header.record_count);
+            end += batch.bytes.len() as u64;
+            records += u64::from(batch.header.record_count);
+            batches.push(batch);
         }
-        let batches = &batches[..headers.len()];
-        self.reserve(end)?;
-        if !self.zero.is_ready(end) {
-            self.zero.claim(end, self.allocated_bytes);
+        Chunk {
+            segment,
+            base_offset,
+            next_offset: base_offset + records,
+            position,
+            end_position: end,
+            batches,
         }
+    }
 
-        // Each batch goes out as its log offset (from `bases`) and its own bytes after
-        // the base-offset field, never copied.
-        let mut bases = Vec::with_capacity(batches.len());
-        let mut next = base_offset;
-        for header in &headers {
-            bases.push(next.to_le_bytes());
-            next += u64::from(header.record_count);
-        }
-        let mut bufs: Vec<&[u8]> = Vec::with_capacity(2 * batches.len());
-        for (base, batch) in bases.iter().zip(batches) {
+    /// Writes a chunk at the end of the active segment with one vectored write. Each
+    /// batch goes out as its log offset and its own bytes after the base-offset field,
+    /// never copied. A full disk leaves the log usable; any other error fails it.
+    fn write_chunk(&self, chunk: &Chunk<'_>) -> Result<()> {
+        let mut bases = Vec::with_capacity(chunk.batches.len());
+        bases.extend(
+            chunk
+                .placements()
+                .map(|(info, _)| info.base_offset.to_le_bytes()),
+        );
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(2 * chunk.batches.len());
+        for (base, batch) in bases.iter().zip(&chunk.batches) {
             bufs.push(base);
-            bufs.push(&batch.as_ref()[base.len()..]);
+            bufs.push(&batch.bytes[base.len()..]);
         }
+        let segment = &chunk.segment;
         let written = segment
             .file
-            .write_vectored_all_at(&bufs, position)
+            .write_vectored_all_at(&bufs, chunk.position)
             .map_err(|e| Error::io("appending to", &segment.path, e));
-        if let Err(error) = written {
+        if let Err(error) = &written {
             if !matches!(error, Error::NoSpace { .. }) {
-                self.shared.durable.fail(&error);
+                self.shared.durable.fail(error);
             }
-            return Err(error);
         }
+        written
+    }
 
-        let mut at = position;
-        let mut next = base_offset;
+    /// Indexes a written chunk, then makes it visible: to readers (release stores of
+    /// the segment's and the log's end) and to the syncer.
+    fn publish_chunk(&mut self, chunk: &Chunk<'_>) -> Result<()> {
+        let segment = &chunk.segment;
         let mut max_timestamp_ms = i64::MIN;
-        for (header, batch) in headers.iter().zip(batches) {
-            let relative = u32::try_from(next - segment.base_offset).unwrap_or(u32::MAX);
-            let len = batch.as_ref().len() as u32;
-            let update = self
-                .cursor
-                .on_batch(relative, at as u32, len, header.max_timestamp_ms);
+        for (info, batch) in chunk.placements() {
+            let relative =
+                u32::try_from(info.base_offset - segment.base_offset).unwrap_or(u32::MAX);
+            let update = self.cursor.on_batch(
+                relative,
+                info.position as u32,
+                batch.bytes.len() as u32,
+                batch.header.max_timestamp_ms,
+            );
             let indexed = segment.push_index(&update);
             self.shared.durable.fail_on_error(indexed)?;
-            at += u64::from(len);
-            next += u64::from(header.record_count);
-            max_timestamp_ms = max_timestamp_ms.max(header.max_timestamp_ms);
+            max_timestamp_ms = max_timestamp_ms.max(batch.header.max_timestamp_ms);
         }
-        segment.publish(end, next, max_timestamp_ms);
-        self.zero.note_appended(end - position);
+        let next = chunk.next_offset;
+        segment.publish(chunk.end_position, next, max_timestamp_ms);
+        self.zero.note_appended(chunk.end_position - chunk.position);
         self.shared.next_offset.store(next, Ordering::Release);
         self.shared.durable.note_append(
             next,
             &segment.file,
             self.config.durability == Durability::Always,
         );
-        // Only now, with all of them stored and published, report them.
-        let (mut at, mut next) = (position, base_offset);
-        for (header, batch) in headers.iter().zip(batches) {
-            let next_offset = next + u64::from(header.record_count);
-            on_appended(AppendInfo {
-                base_offset: next,
-                next_offset,
-                segment_base_offset: segment.base_offset,
-                position: at,
-            });
-            at += batch.as_ref().len() as u64;
-            next = next_offset;
-        }
-        Ok(batches.len())
+        Ok(())
     }
 
     /// Reserves disk space up to `needed` bytes of the active segment.
@@ -213,5 +232,48 @@ impl Log {
             .map_err(|e| Error::io("reserving space in", &self.active.path, e))?;
         self.allocated_bytes = target;
         Ok(())
+    }
+}
+
+/// A batch that passed [`Log::check_batch`]. Only these are ever written.
+#[derive(Debug, Clone, Copy)]
+struct Checked<'b> {
+    bytes: &'b [u8],
+    header: BatchHeader,
+}
+
+/// Checked batches that go out together with one vectored write, and where they land.
+#[derive(Debug)]
+struct Chunk<'b> {
+    /// The active segment they are written to.
+    segment: Arc<Segment>,
+    /// Offset of the first batch's first record.
+    base_offset: u64,
+    /// Offset after the last batch's last record.
+    next_offset: u64,
+    /// Byte position of the first batch in the segment.
+    position: u64,
+    /// Byte position after the last batch.
+    end_position: u64,
+    batches: Vec<Checked<'b>>,
+}
+
+impl<'b> Chunk<'b> {
+    /// Each batch with where it lands, in order: offsets follow on from
+    /// `base_offset`, positions from `position`.
+    fn placements(&self) -> impl Iterator<Item = (AppendInfo, Checked<'b>)> + '_ {
+        let segment_base_offset = self.segment.base_offset;
+        let start = (self.base_offset, self.position);
+        self.batches.iter().scan(start, move |(next, at), batch| {
+            let info = AppendInfo {
+                base_offset: *next,
+                next_offset: *next + u64::from(batch.header.record_count),
+                segment_base_offset,
+                position: *at,
+            };
+            *next = info.next_offset;
+            *at += batch.bytes.len() as u64;
+            Some((info, *batch))
+        })
     }
 }
