@@ -53,6 +53,7 @@ impl Log {
         let mut appended = None;
         self.append_chunk(&[batch], &mut |info| appended = Some(info))?;
         // append_chunk stores at least its first batch or returns an error.
+        debug_assert!(appended.is_some(), "a stored batch is reported");
         appended.ok_or(Error::Closed)
     }
 
@@ -69,12 +70,43 @@ impl Log {
         batches: &[B],
         mut on_appended: impl FnMut(AppendInfo),
     ) -> Result<()> {
+        // Invariant: exactly one result per stored batch, in order, with contiguous
+        // offsets, and the log grows by exactly the batches reported.
+        let mut reported = 0usize;
+        let mut expected_offset = self.shared.next_offset.load(Ordering::Relaxed);
+        let mut report = |info: AppendInfo| {
+            debug_assert_eq!(
+                info.base_offset, expected_offset,
+                "append_all: offsets of consecutive batches are contiguous"
+            );
+            expected_offset = info.next_offset;
+            reported += 1;
+            on_appended(info);
+        };
         let mut rest = batches;
-        while !rest.is_empty() {
-            let stored = self.append_chunk(rest, &mut on_appended)?;
-            rest = &rest[stored..];
-        }
-        Ok(())
+        let result = loop {
+            if rest.is_empty() {
+                break Ok(());
+            }
+            match self.append_chunk(rest, &mut report) {
+                Ok(stored) => {
+                    debug_assert!(stored > 0, "append_all: every chunk stores a batch");
+                    rest = &rest[stored..];
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        debug_assert_eq!(
+            reported,
+            batches.len() - rest.len(),
+            "append_all: one result per stored batch"
+        );
+        debug_assert_eq!(
+            self.shared.next_offset.load(Ordering::Relaxed),
+            expected_offset,
+            "append_all: the log grew by exactly the reported batches"
+        );
+        result
     }
 
     /// Checks one batch before it is written: size, header, CRC, every record. The
@@ -129,7 +161,13 @@ impl Log {
     fn plan_chunk<'b, B: AsRef<[u8]>>(&self, first: Checked<'b>, others: &'b [B]) -> Chunk<'b> {
         let segment = self.active.clone();
         let base_offset = self.shared.next_offset.load(Ordering::Relaxed);
-        debug_assert_eq!(base_offset, segment.next_offset());
+        // Offsets are contiguous: the batches written carry base offsets that continue
+        // the active segment's, or the log would hold a gap or an offset twice.
+        assert_eq!(
+            base_offset,
+            segment.next_offset(),
+            "the log's end offset is the active segment's"
+        );
         let position = segment.end_position();
         let limit = self.config.segment_bytes.min(segment.capacity());
         let mut end = position + first.bytes.len() as u64;
@@ -164,6 +202,25 @@ impl Log {
     /// batch goes out as its log offset and its own bytes after the base-offset field,
     /// never copied. A full disk leaves the log usable; any other error fails it.
     fn write_chunk(&self, chunk: &Chunk<'_>) -> Result<()> {
+        let segment = &chunk.segment;
+        // A batch is validated before it is written (check_batch made every Checked;
+        // checked again here, in debug builds, so that no path can skip it).
+        debug_assert!(
+            chunk.batches.iter().all(|batch| {
+                BatchView::new(batch.bytes).is_ok_and(|view| view.verify_crc().is_ok())
+            }),
+            "only validated batches are written"
+        );
+        // Appends go at the end of the data, never over it, and inside the map.
+        assert_eq!(
+            chunk.position,
+            segment.end_position(),
+            "a chunk is written at the end of the active segment"
+        );
+        debug_assert!(
+            chunk.end_position <= segment.capacity(),
+            "a chunk fits the active segment's map"
+        );
         let mut bases = Vec::with_capacity(chunk.batches.len());
         bases.extend(
             chunk
@@ -175,7 +232,6 @@ impl Log {
             bufs.push(base);
             bufs.push(&batch.bytes[base.len()..]);
         }
-        let segment = &chunk.segment;
         let written = segment
             .file
             .write_vectored_all_at(&bufs, chunk.position)
@@ -207,6 +263,14 @@ impl Log {
             max_timestamp_ms = max_timestamp_ms.max(batch.header.max_timestamp_ms);
         }
         let next = chunk.next_offset;
+        // The sync target handed to the syncer below is the end of the last batch
+        // written, so the durable watermark (which only takes such values) lands on a
+        // batch boundary.
+        debug_assert_eq!(
+            chunk.placements().last().map(|(info, _)| info.next_offset),
+            Some(next),
+            "the sync target is the end of the chunk's last batch"
+        );
         segment.publish(chunk.end_position, next, max_timestamp_ms);
         self.zero.note_appended(chunk.end_position - chunk.position);
         self.shared.next_offset.store(next, Ordering::Release);

@@ -51,6 +51,12 @@ impl Log {
         // No zeroing into a segment being sealed (and truncated).
         self.zero.detach();
         let base = self.shared.next_offset.load(Ordering::Relaxed);
+        // Segments are contiguous: recovery reports a gap between them as lost data.
+        assert_eq!(
+            base,
+            self.active.next_offset(),
+            "a new segment starts where the active one ends"
+        );
         let mut segments: Vec<Arc<Segment>> = self.shared.segments().as_ref().clone();
         let old_is_empty = self.active.end_position() == SEGMENT_HEADER_BYTES;
         if old_is_empty {
@@ -104,6 +110,11 @@ impl Log {
         segment: Arc<Segment>,
         mut segments: Vec<Arc<Segment>>,
     ) -> Result<()> {
+        debug_assert!(
+            segment.end_position() == SEGMENT_HEADER_BYTES
+                && segment.base_offset == self.shared.next_offset.load(Ordering::Relaxed),
+            "a new segment is empty and starts at the log's end offset"
+        );
         self.shared.durable.note_dir_change(Some(&segment.file));
         segments.push(segment.clone());
         self.shared.set_segments(segments);
