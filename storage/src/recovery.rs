@@ -19,8 +19,8 @@ use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::format::{self, CleanMarker, SEGMENT_HEADER_BYTES};
 use crate::index::{self, IndexFile, IndexKind};
-use crate::segment::{self, index_capacity, IndexCursor, Segment};
-use crate::vfs::Vfs;
+use crate::segment::{self, index_capacity, IndexCursor, Segment, Walk};
+use crate::vfs::{Vfs, VfsFile};
 
 /// What opening the log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -387,11 +387,7 @@ fn open_active_after_crash(
         tracing::warn!(segment = %path.display(), position, %reason, "cutting torn tail after a crash");
     }
     if walk.end_position < len {
-        report.truncated_bytes += len - walk.end_position;
-        // Cut the tail physically, so stale bytes past the new end can never be taken
-        // for batches after a later crash; space is reserved again on the next append.
-        file.set_len(walk.end_position)
-            .map_err(|e| Error::io("truncating torn tail", &path, e))?;
+        report.truncated_bytes += cut_torn_tail(file.as_ref(), &path, &walk, len, durable_offset)?;
     }
     file.sync_data()
         .map_err(|e| Error::io("syncing recovered segment", &path, e))?;
@@ -424,4 +420,26 @@ fn open_active_after_crash(
         walk.max_timestamp_ms,
     );
     Ok(Some((segment, cursor)))
+}
+
+/// Cuts the active segment's file at the end of the walk: physically, so that stale
+/// bytes past the new end can never be taken for batches after a later crash (space is
+/// reserved again on the next append). Returns the bytes cut.
+fn cut_torn_tail(
+    file: &dyn VfsFile,
+    path: &Path,
+    walk: &Walk,
+    len: u64,
+    durable_offset: u64,
+) -> Result<u64> {
+    // Only a walk that stopped at a bad batch ends short of the file, and one that
+    // stopped below the watermark has failed the open already: what is cut holds no
+    // durable batch. (Damage below the watermark is reported, never cut.)
+    assert!(
+        walk.stopped.is_some() && walk.next_offset >= durable_offset,
+        "a torn tail is cut only above the durable watermark"
+    );
+    file.set_len(walk.end_position)
+        .map_err(|e| Error::io("truncating torn tail", path, e))?;
+    Ok(len - walk.end_position)
 }

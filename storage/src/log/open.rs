@@ -71,6 +71,12 @@ impl Log {
             .log_start_offset
             .max(segments[0].base_offset)
             .min(next_offset);
+        // Offsets only move forward, across crashes too (recover_segments restarts the
+        // log at its start rather than let the end fall below it).
+        assert!(
+            log_start_offset >= checkpoint.log_start_offset,
+            "recovery never moves the log start back"
+        );
 
         // The marker vouches for the state at close only: it must be gone, durably,
         // before the first append changes that state.
@@ -177,6 +183,17 @@ impl Log {
             segments.push(Arc::new(segment));
             recovered.active_cursor = IndexCursor::new(config.index_interval_bytes);
         }
+        // Whatever the files held, the checks above leave an end at or past both the
+        // durable watermark and the log start: offsets never go back across a crash.
+        let end = recovered.segments.last().map_or(0, |s| s.next_offset());
+        assert!(
+            end >= checkpoint.durable_offset,
+            "recovery never moves the durable watermark back"
+        );
+        assert!(
+            end >= checkpoint.log_start_offset,
+            "recovery never moves the end below the log start"
+        );
         Ok(recovered)
     }
 

@@ -70,15 +70,41 @@ impl Log {
         self.delete_prefix(delete, offset)
     }
 
+    /// Makes `new_start` the log start, then deletes the first `count` segments.
     fn delete_prefix(&mut self, count: usize, new_start: u64) -> Result<RetentionOutcome> {
+        let segments = self.shared.segments();
+        // Offsets only move forward: the log start never goes back, nor past the end.
+        assert!(
+            new_start >= self.shared.log_start_offset.load(Ordering::Acquire),
+            "the log start only moves forward"
+        );
+        debug_assert!(
+            new_start <= self.shared.next_offset.load(Ordering::Acquire),
+            "the log start never passes the end offset"
+        );
+        // Only sealed segments wholly below the new start go: never the active one,
+        // never a record at or above the log start.
+        assert!(
+            count < segments.len(),
+            "the active segment is never deleted"
+        );
+        assert!(
+            segments[..count]
+                .iter()
+                .all(|s| s.next_offset() <= new_start),
+            "only segments wholly below the log start are deleted"
+        );
         // Persist the new start first: a crash after this point finishes the removal
         // at open instead of resurrecting the data.
         self.shared.durable.set_log_start(new_start)?;
         self.shared
             .log_start_offset
             .store(new_start, Ordering::Release);
-        let segments = self.shared.segments();
         let (gone, kept) = segments.split_at(count);
+        debug_assert!(
+            kept[0].base_offset <= new_start,
+            "the first segment kept holds the log start"
+        );
         self.shared.set_segments(kept.to_vec());
         let mut outcome = RetentionOutcome::default();
         for segment in gone {
