@@ -47,6 +47,8 @@ struct CheckpointState {
     path: PathBuf,
     sequence: u64,
     written_at_ms: i64,
+    /// What the last checkpoint written holds: neither may ever go back.
+    durable_offset: u64,
     log_start_offset: u64,
 }
 
@@ -104,6 +106,7 @@ impl Durable {
                 file: checkpoint_file,
                 sequence: checkpoint.sequence,
                 written_at_ms: i64::MIN,
+                durable_offset: checkpoint.durable_offset,
                 log_start_offset: checkpoint.log_start_offset,
             }),
             dir,
@@ -113,7 +116,11 @@ impl Durable {
     /// Records an append that ended at `next_offset` and wrote to `file`.
     pub(crate) fn note_append(&self, next_offset: u64, file: &Arc<dyn VfsFile>, wake: bool) {
         let mut state = lock(&self.state);
-        debug_assert!(next_offset > state.appended_offset);
+        // The sync target only moves forward, from one batch's end to a later one's.
+        debug_assert!(
+            next_offset > state.appended_offset,
+            "appends move the sync target forward"
+        );
         state.appended_offset = next_offset;
         if !state.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
             state.dirty.push(file.clone());
@@ -217,7 +224,18 @@ impl Durable {
         }
         let durable = {
             let mut state = lock(&self.state);
+            // The watermark only moves forward (syncs never interleave, and the
+            // target, the end of a batch that was appended, only grows), and never
+            // past what was appended.
+            debug_assert!(
+                target >= state.durable_offset,
+                "the durable watermark only moves forward"
+            );
             state.durable_offset = state.durable_offset.max(target);
+            debug_assert!(
+                state.durable_offset <= state.appended_offset,
+                "the durable watermark never passes the appended end"
+            );
             state.durable_offset
         };
         self.watch.send_replace(DurableMark {
@@ -243,6 +261,17 @@ impl Durable {
         durable_offset: u64,
         log_start_offset: u64,
     ) -> Result<()> {
+        // Recovery trusts the checkpoint: a watermark that went back would let it cut
+        // damaged acknowledged batches as a torn tail, and a log start that went back
+        // would bring deleted offsets back.
+        assert!(
+            durable_offset >= checkpoint.durable_offset,
+            "the persisted durable watermark only moves forward"
+        );
+        assert!(
+            log_start_offset >= checkpoint.log_start_offset,
+            "the persisted log start only moves forward"
+        );
         let sequence = checkpoint.sequence + 1;
         let slot = Checkpoint {
             sequence,
@@ -261,6 +290,7 @@ impl Durable {
             .sync_data()
             .map_err(|e| Error::io("syncing checkpoint", path, e))?;
         checkpoint.sequence = sequence;
+        checkpoint.durable_offset = durable_offset;
         checkpoint.log_start_offset = log_start_offset;
         checkpoint.written_at_ms = self.clock.now_ms();
         Ok(())

@@ -21,6 +21,15 @@
 //!
 //! This file holds what they all share: the state readers see (`Shared`) and the
 //! writer's own (`Log`).
+//!
+//! The invariants `docs/ARCHITECTURE.md` promises for the log are asserted where they
+//! are kept, with `assert!` where a violation would corrupt data and `debug_assert!`
+//! elsewhere: offsets only move forward (the log start in `retention.rs` and `open.rs`,
+//! the end in `append.rs` and `roll.rs`); a batch is validated before it is written,
+//! and `append_all` reports each stored batch once, in order (`append.rs`); the durable
+//! watermark only moves forward and lands on batch boundaries (`append.rs`, `sync.rs`);
+//! recovery cuts a torn tail only above the persisted watermark (`recovery.rs`).
+//! Nothing that a file or a client can make false is asserted: that is an error.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
