@@ -311,3 +311,34 @@ fn zero_ahead_keeps_every_durable_batch_through_power_loss() {
         );
     }
 }
+
+/// A batch larger than a segment, arriving at an empty active segment whose successor
+/// cannot be created (the disk is full), fails the log; retention and truncation on
+/// the failed log then refuse with an error instead of panicking on a log without
+/// segments.
+#[test]
+fn retention_after_a_roll_that_failed_on_a_full_disk_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimVfs::new(7);
+    let options = LogOptions {
+        vfs: Arc::new(sim.clone()),
+        ..LogOptions::default()
+    };
+    let config = LogConfig {
+        segment_bytes: 4096,
+        preallocate_bytes: 4096,
+        retention_bytes: Some(1),
+        durability: Durability::Always,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open_with(dir.path(), config, options).unwrap();
+    sim.arm(FaultPlan {
+        enospc_at_write: Some(0),
+        ..FaultPlan::default()
+    });
+    let huge = batch(1, 4, 4000, 0);
+    assert!(log.append(&huge).is_err(), "the disk is full");
+    sim.disarm();
+    assert!(log.enforce_retention().is_err());
+    assert!(log.truncate_before(1).is_err());
+}

@@ -26,8 +26,14 @@ impl Log {
     /// Deletes whole sealed segments beyond the configured size and age retention,
     /// oldest first. The active segment is never deleted.
     pub fn enforce_retention(&mut self) -> Result<RetentionOutcome> {
+        // A failed log may have no segment at all (a roll that could not create the
+        // next one): it refuses, like appends do, until it is reopened.
+        self.shared.durable.check_failed()?;
         let segments = self.shared.segments();
-        let sealed = &segments[..segments.len() - 1];
+        let Some(sealed_count) = segments.len().checked_sub(1) else {
+            return Ok(RetentionOutcome::default());
+        };
+        let sealed = &segments[..sealed_count];
         let mut total: u64 = segments.iter().map(|s| s.data_bytes()).sum();
         let now_ms = self.options.clock.now_ms();
         let mut delete = 0;
@@ -58,12 +64,14 @@ impl Log {
     /// sealed segments wholly below it are deleted. For compaction and DLQ purges.
     /// Offsets beyond the end are clamped to the end.
     pub fn truncate_before(&mut self, offset: u64) -> Result<RetentionOutcome> {
+        self.shared.durable.check_failed()?;
         let offset = offset.min(self.shared.next_offset.load(Ordering::Acquire));
         if offset <= self.shared.log_start_offset.load(Ordering::Acquire) {
             return Ok(RetentionOutcome::default());
         }
         let segments = self.shared.segments();
-        let delete = segments[..segments.len() - 1]
+        let sealed_count = segments.len().saturating_sub(1);
+        let delete = segments[..sealed_count]
             .iter()
             .take_while(|s| s.next_offset() <= offset)
             .count();
