@@ -5,9 +5,10 @@
 #
 #   bench/ab.sh OLD_BROKERD NEW_BROKERD        # e.g. target/release/brokerd of two commits
 #   RUNS=5 DATA_PARENT=/path/on/disk bench/ab.sh A B
+#   ONLY=pubsub RUNS=9 bench/ab.sh A B            # some of the workloads
 #
-# Workloads: durable produce in batches of 1000, durable pub/sub at 10,000 msg/s, and
-# the queue workload with per-message durable acks. Installs jq from Debian if missing.
+# Workloads: durable produce in batches of 1000, pub/sub at 10,000 msg/s durable and
+# without fsync, and the queue workload with per-message durable acks. Installs jq from Debian if missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -25,9 +26,10 @@ BENCH=target/release/broker-bench
 declare -A WORKLOADS=(
   [produce]="--workload produce --messages 500000 --message-size 1024 --batch 1000 --in-flight 8 --durability always --ack durable"
   [pubsub]="--workload pubsub --duration 6s --warmup 1s --rate 10000 --batch 1 --in-flight 64 --message-size 1024 --durability always --ack durable"
+  [pubsub-os]="--workload pubsub --duration 6s --warmup 1s --rate 10000 --batch 1 --in-flight 64 --message-size 1024 --durability os --ack appended"
   [queue]="--workload queue --messages 200000 --message-size 1024 --consumers 4 --partitions 4 --durability always --ack durable"
 )
-ORDER=(produce pubsub queue)
+read -r -a ORDER <<<"${ONLY:-produce pubsub pubsub-os queue}"
 
 for run in $(seq "$RUNS"); do
   for name in "${ORDER[@]}"; do

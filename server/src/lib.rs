@@ -1,11 +1,21 @@
 //! `brokerd`: the broker server.
 //!
-//! This crate is where the network meets the disk. It owns the TCP listener and one
-//! task per connection ([`connection`]), the topics and each partition's
-//! single writer ([`topics`], [`partition`]), consumer groups and committed offsets
-//! ([`group`]), push subscriptions ([`subscription`]), statistics and graceful
-//! shutdown. Wire encoding lives in `protocol` and the log in `storage`; this crate
-//! never parses bytes itself and never writes a file format of its own beyond a
+//! This crate is where the network meets the disk. Its layers, outside in:
+//! - listeners: the native protocol's ([`connection`]: one task per socket that reads
+//!   frames, admits them and answers);
+//! - the request layer every listener calls ([`handlers`]: one dispatch table from a
+//!   typed request to its handler, with a per-session [`handlers::Context`]);
+//! - the owners of the broker's state, reached through [`broker::Broker`]: topics and
+//!   each partition's single writer ([`topics`], [`partition`]), consumer groups and
+//!   committed offsets ([`group`]), queue groups ([`queue`]), the service registry
+//!   ([`services`]), routing rules ([`routes`]), trace spans ([`traces`]), with the
+//!   plumbing they share ([`internal`] for their internal topics, [`delivery`] for
+//!   pushing under credit);
+//! - and what cuts across: the injected [`clock`], the owned background [`tasks`],
+//!   the one error type and error frame ([`error`]).
+//!
+//! Wire encoding and every record layout live in `protocol`, the log in `storage`; this
+//! crate never parses bytes itself and never writes a file format of its own beyond a
 //! topic's `topic.toml`.
 //!
 //! It must never panic on client input, never hold a lock across `.await`, and never
@@ -56,25 +66,45 @@ pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// How long shutdown waits for connections to finish their in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The data directory could not be opened.
+    #[error("cannot open the data directory: {0}")]
+    Open(#[from] error::BrokerError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Opens the data directory and binds the listener. Separate from [`serve`] so that
 /// the caller can print the bound address before serving.
-pub async fn bind(config: ServerConfig) -> anyhow::Result<(Arc<Broker>, TcpListener)> {
+pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, TcpListener), StartError> {
     config.validate()?;
     let listen = config.listen;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        .map_err(|source| StartError::Listen {
+            address: listen,
+            source,
+        })?;
     Ok((Arc::new(broker), listener))
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets connections finish,
 /// and closes every log cleanly.
-pub async fn serve(
-    broker: Arc<Broker>,
-    listener: TcpListener,
-    signal: Arc<ShutdownSignal>,
-) -> anyhow::Result<()> {
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, signal: Arc<ShutdownSignal>) {
     start_periodic_jobs(&broker);
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let mut connections = JoinSet::new();
@@ -122,7 +152,6 @@ pub async fn serve(
     }
     broker.close(TASK_SHUTDOWN_GRACE).await;
     tracing::info!("all logs synced and closed cleanly");
-    Ok(())
 }
 
 /// The broker's periodic jobs, owned by its tasks: session expiry, rates, retention,

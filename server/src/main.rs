@@ -66,7 +66,7 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     wait_for_signal().await?;
     tracing::info!("signal received; shutting down gracefully");
     signal.trigger();
-    serving.await??;
+    serving.await?;
     Ok(())
 }
 

@@ -59,6 +59,15 @@ impl Round {
     }
 }
 
+/// What a round is handing out, while it runs.
+struct Handout {
+    /// Members with a subscription, in round-robin order.
+    members: Vec<Arc<str>>,
+    now_ms: i64,
+    events: Vec<QueueEvent>,
+    deliveries: Vec<(Pushes, Delivery)>,
+}
+
 /// The next member in round-robin order after `next` that has credit.
 fn member_with_credit(
     members: &[Arc<str>],
@@ -91,13 +100,19 @@ impl QueueGroup {
     pub(super) fn dispatch_round(&self) -> Result<Round, BrokerError> {
         let mut inner = self.lock();
         let now_ms = self.clock.wall_ms();
-        let mut events = self.expire(&mut inner, now_ms);
-        let mut deliveries = Vec::new();
-        let members: Vec<Arc<str>> = inner.sinks.keys().cloned().collect();
-        if !members.is_empty() {
-            self.hand_out_retries(&mut inner, &members, now_ms, &mut events, &mut deliveries);
-            self.hand_out_new(&mut inner, &members, now_ms, &mut events, &mut deliveries);
+        let mut out = Handout {
+            members: inner.sinks.keys().cloned().collect(),
+            now_ms,
+            events: self.expire(&mut inner, now_ms),
+            deliveries: Vec::new(),
+        };
+        if !out.members.is_empty() {
+            self.hand_out_retries(&mut inner, &mut out);
+            self.hand_out_new(&mut inner, &mut out);
         }
+        let Handout {
+            events, deliveries, ..
+        } = out;
         // Every message out of attempts (from a nack, an expiry, or before a restart)
         // is copied now; the dispatcher finishes those copies before its next round.
         let dead = inner
@@ -147,14 +162,14 @@ impl QueueGroup {
     }
 
     /// Due retries, one message per delivery, earliest due first.
-    fn hand_out_retries(
-        &self,
-        inner: &mut Inner,
-        members: &[Arc<str>],
-        now_ms: i64,
-        events: &mut Vec<QueueEvent>,
-        deliveries: &mut Vec<(Pushes, Delivery)>,
-    ) {
+    fn hand_out_retries(&self, inner: &mut Inner, out: &mut Handout) {
+        let Handout {
+            members,
+            now_ms,
+            events,
+            deliveries,
+        } = out;
+        let now_ms = *now_ms;
         let Inner {
             state,
             sinks,
@@ -198,14 +213,14 @@ impl QueueGroup {
 
     /// New messages, round-robin over partitions, each delivery cut to its member's
     /// credit and to the partition's room for unsettled messages.
-    fn hand_out_new(
-        &self,
-        inner: &mut Inner,
-        members: &[Arc<str>],
-        now_ms: i64,
-        events: &mut Vec<QueueEvent>,
-        deliveries: &mut Vec<(Pushes, Delivery)>,
-    ) {
+    fn hand_out_new(&self, inner: &mut Inner, out: &mut Handout) {
+        let Handout {
+            members,
+            now_ms,
+            events,
+            deliveries,
+        } = out;
+        let now_ms = *now_ms;
         let Inner {
             state,
             sinks,

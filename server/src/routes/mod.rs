@@ -256,12 +256,6 @@ impl Routes {
             received_us,
         );
     }
-
-    /// Appends and waits for the ack level.
-    pub async fn publish(&self, request: PublishRequest) -> Result<PublishResponse, BrokerError> {
-        let appended = self.append_routed(&request)?;
-        acknowledge(appended, request.ack, request.timeout_ms).await
-    }
 }
 
 /// One destination a published batch was appended to.
@@ -314,6 +308,15 @@ mod tests {
     fn test_traces(topics: &Topics) -> Arc<Traces> {
         let tasks = crate::tasks::Tasks::new();
         Traces::open(topics, &tasks, 0.0, clock()).unwrap()
+    }
+
+    /// A publish as the handler serves it: appended now, answered at the ack level.
+    async fn publish(
+        routes: &Routes,
+        request: PublishRequest,
+    ) -> Result<PublishResponse, BrokerError> {
+        let appended = routes.append_routed(&request)?;
+        acknowledge(appended, request.ack, request.timeout_ms).await
     }
 
     fn clock() -> Arc<dyn Clock> {
@@ -390,7 +393,7 @@ mod tests {
             batch: batch(b"x"),
         };
         assert!(matches!(
-            routes.publish(request).await,
+            publish(&routes, request).await,
             Err(BrokerError::UnknownTopic(_))
         ));
         let a = topics.get("a").unwrap();
@@ -443,15 +446,14 @@ mod tests {
                 .await
                 .is_err());
 
-            let publish = |key: &str, headers: Vec<ConfigEntry>| PublishRequest {
+            let request = |key: &str, headers: Vec<ConfigEntry>| PublishRequest {
                 routing_key: key.into(),
                 headers,
                 ack: AckLevel::Durable,
                 timeout_ms: 5000,
                 batch: batch(b"x"),
             };
-            let out = routes
-                .publish(publish("orders.created.eu", vec![]))
+            let out = publish(&routes, request("orders.created.eu", vec![]))
                 .await
                 .unwrap();
             let routed: Vec<&str> = out.routed.iter().map(|r| r.topic.as_str()).collect();
@@ -460,13 +462,12 @@ mod tests {
                 ["all", "eu"],
                 "once per topic even when two rules match"
             );
-            let out = routes
-                .publish(publish("payments.done", high))
+            let out = publish(&routes, request("payments.done", high))
                 .await
                 .unwrap();
             assert_eq!(out.routed.len(), 1);
             assert!(matches!(
-                routes.publish(publish("payments.done", vec![])).await,
+                publish(&routes, request("payments.done", vec![])).await,
                 Err(BrokerError::Unroutable(_))
             ));
             routes.delete(urgent).await.unwrap();

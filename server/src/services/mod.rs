@@ -187,13 +187,7 @@ impl Services {
     /// Records a heartbeat (appended, not waited on: a lost heartbeat only costs grace).
     pub fn heartbeat(&self, service: &str, instance_id: &str) -> Result<(), BrokerError> {
         let mut live = self.lock();
-        let key = (service.to_string(), instance_id.to_string());
-        if !live.contains_key(&key) {
-            return Err(BrokerError::UnknownInstance {
-                service: service.into(),
-                instance: instance_id.into(),
-            });
-        }
+        let key = registered(&live, service, instance_id)?;
         let event = RegistryEvent::Heartbeat {
             service: key.0.clone(),
             instance_id: key.1.clone(),
@@ -208,13 +202,7 @@ impl Services {
     pub async fn deregister(&self, service: &str, instance_id: &str) -> Result<(), BrokerError> {
         let wait = {
             let mut live = self.lock();
-            let key = (service.to_string(), instance_id.to_string());
-            if !live.contains_key(&key) {
-                return Err(BrokerError::UnknownInstance {
-                    service: service.into(),
-                    instance: instance_id.into(),
-                });
-            }
+            let key = registered(&live, service, instance_id)?;
             let event = RegistryEvent::Deregistered {
                 service: key.0,
                 instance_id: key.1,
@@ -319,6 +307,22 @@ impl Services {
             .append_with_headers(&events, &[(SNAPSHOT_HEADER, b"1")])
             .map(|_| ())
     }
+}
+
+/// The key of a registered instance, or the error for one that is not.
+fn registered(
+    live: &BTreeMap<(String, String), Instance>,
+    service: &str,
+    instance_id: &str,
+) -> Result<(String, String), BrokerError> {
+    let key = (service.to_string(), instance_id.to_string());
+    if !live.contains_key(&key) {
+        return Err(BrokerError::UnknownInstance {
+            service: service.into(),
+            instance: instance_id.into(),
+        });
+    }
+    Ok(key)
 }
 
 /// Applies an event to the live view (replay and live updates share this).

@@ -315,16 +315,7 @@ pub(super) struct TopicFile {
 mod tests {
     use super::*;
 
-    fn defaults() -> TopicConfig {
-        TopicConfig {
-            partitions: 2,
-            segment_bytes: 1 << 20,
-            retention_bytes: None,
-            retention_ms: None,
-            durability: Durability::Os,
-            queue: QueueConfig::default(),
-        }
-    }
+    use crate::topics::tests::defaults;
 
     fn entry(k: &str, v: &str) -> ConfigEntry {
         ConfigEntry {

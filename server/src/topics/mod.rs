@@ -304,10 +304,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BrokerError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn defaults() -> TopicConfig {
+    /// Two partitions, small segments, no fsync: a topic for tests.
+    pub(crate) fn defaults() -> TopicConfig {
         TopicConfig {
             partitions: 2,
             segment_bytes: 1 << 20,
