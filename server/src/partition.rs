@@ -141,7 +141,13 @@ impl Partition {
     fn count_appended(&self, messages: u64, bytes: u64, end: u64) {
         self.messages_total.fetch_add(messages, Ordering::Relaxed);
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
-        self.end.send_replace(end);
+        // Appends from two connections may report here in either order (this runs
+        // after the log's lock is released): the end only ever moves forward.
+        self.end.send_if_modified(|current| {
+            let moved = end > *current;
+            *current = (*current).max(end);
+            moved
+        });
     }
 
     /// Waits until `offset` is durable. Under `os` durability nothing is ever synced

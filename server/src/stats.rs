@@ -97,30 +97,43 @@ pub fn sum(counters: impl IntoIterator<Item = Counters>) -> Counters {
 }
 
 /// Recomputes rates every [`SAMPLE_INTERVAL`] until shutdown.
-pub async fn run_sampler(stats: Arc<Stats>, topics: Arc<Topics>, mut shutdown: Shutdown) {
-    let mut previous: HashMap<(String, u32), (u64, u64)> = HashMap::new();
-    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
-    let mut last = Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.recv() => return,
-        }
-        let elapsed = last.elapsed().as_secs_f64().max(0.001);
-        last = Instant::now();
+pub async fn run_sampler(stats: Arc<Stats>, topics: Arc<Topics>, shutdown: Shutdown) {
+    let mut sampler = Sampler {
+        previous: HashMap::new(),
+        last: Instant::now(),
+    };
+    crate::tasks::every(SAMPLE_INTERVAL, shutdown, || {
+        let rates = sampler.sample(&topics);
+        *stats.rates.lock().unwrap_or_else(|p| p.into_inner()) = rates;
+        std::future::ready(())
+    })
+    .await
+}
+
+/// The counters of the last sample, to take rates against.
+struct Sampler {
+    previous: HashMap<(String, u32), (u64, u64)>,
+    last: Instant,
+}
+
+impl Sampler {
+    /// Per-second rates of every partition since the last sample.
+    fn sample(&mut self, topics: &Topics) -> HashMap<(String, u32), (u64, u64)> {
+        let elapsed = self.last.elapsed().as_secs_f64().max(0.001);
+        self.last = Instant::now();
         let mut rates = HashMap::new();
         let mut current = HashMap::new();
         for topic in topics.list() {
             for partition in &topic.partitions {
                 let key = (topic.name.clone(), partition.id);
                 let now = partition.counters();
-                let before = previous.get(&key).copied().unwrap_or(now);
+                let before = self.previous.get(&key).copied().unwrap_or(now);
                 let rate = |a: u64, b: u64| (a.saturating_sub(b) as f64 / elapsed).round() as u64;
                 rates.insert(key.clone(), (rate(now.0, before.0), rate(now.1, before.1)));
                 current.insert(key, now);
             }
         }
-        previous = current;
-        *stats.rates.lock().unwrap_or_else(|p| p.into_inner()) = rates;
+        self.previous = current;
+        rates
     }
 }

@@ -323,6 +323,10 @@ impl Stream {
             if cut.to <= from {
                 continue; // nothing readable fits: never push an empty delivery
             }
+            debug_assert!(
+                cut.to - from <= credit.messages,
+                "never beyond the message credit"
+            );
             let delivery = Delivery {
                 subscription_id: self.id,
                 partition: cursor.partition.id,

@@ -121,7 +121,10 @@ impl<R: InternalRecord> InternalLog<R> {
         results.clear();
         self.partition.append_all(batches, results);
         batches.clear();
-        debug_assert!(!results.is_empty(), "one result per batch");
+        debug_assert!(
+            !results.is_empty(),
+            "one result per batch, at least the first"
+        );
         let mut end = self.partition.end_offset();
         for result in results.drain(..) {
             end = result?.next_offset;

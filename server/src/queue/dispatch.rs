@@ -261,6 +261,10 @@ impl QueueGroup {
                 continue;
             };
             let cut = cut_to_credit(&chunk.bytes, from, limit - from);
+            debug_assert!(
+                cut.to <= limit,
+                "never beyond the credit or the room for unsettled"
+            );
             if cut.to <= from {
                 idle_partitions += 1;
                 continue;

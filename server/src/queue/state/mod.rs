@@ -137,9 +137,12 @@ impl QueueState {
         member: &Arc<str>,
         now_ms: i64,
     ) -> QueueEvent {
+        debug_assert!(from < to, "a delivery carries at least one message");
         let deadline_ms = now_ms.saturating_add(self.policy.ack_deadline_ms as i64);
         let mut attempt = 1;
         if let Ok(part) = self.part(partition) {
+            // New messages start at `read`; a retry redelivers one message below it.
+            debug_assert!(from == part.read || (to == from + 1 && from < part.read));
             for offset in from..to {
                 let entry = part.entry_mut(offset, now_ms);
                 entry.attempts += 1;

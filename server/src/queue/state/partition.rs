@@ -108,6 +108,10 @@ impl PartitionQueue {
             }
             entry.remove();
         }
+        debug_assert!(
+            self.floor() <= self.read,
+            "everything below the floor was read"
+        );
     }
 
     /// The entry for `offset`, if delivered and not yet below the floor.
