@@ -15,10 +15,6 @@ pub const MIN_SEGMENT_BYTES: u64 = 4096;
 pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
 /// Default size of each `fallocate` step that reserves disk space ahead of the writer.
 pub const DEFAULT_PREALLOCATE_BYTES: u64 = 16 * 1024 * 1024;
-/// How often the background syncer persists the durable watermark (an extra sync),
-/// at most. Explicit [`Log::sync`](crate::Log::sync) calls always persist it.
-pub const CHECKPOINT_INTERVAL_MS: i64 = 1000;
-
 /// When appended data is forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {

@@ -32,9 +32,8 @@ pub mod vfs;
 mod zero;
 
 pub use config::{
-    Clock, Durability, LogConfig, ManualClock, SystemClock, CHECKPOINT_INTERVAL_MS,
-    DEFAULT_INDEX_INTERVAL_BYTES, DEFAULT_PREALLOCATE_BYTES, DEFAULT_SEGMENT_BYTES,
-    MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    Clock, Durability, LogConfig, ManualClock, SystemClock, DEFAULT_INDEX_INTERVAL_BYTES,
+    DEFAULT_PREALLOCATE_BYTES, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
 pub use error::{Error, Result};
 pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome, MAX_BATCHES_PER_WRITE};

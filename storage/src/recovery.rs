@@ -7,10 +7,11 @@
 //!   and are rebuilt from the data if it fails.
 //! - After a clean shutdown the marker gives the active segment's end; nothing is
 //!   scanned.
-//! - After a crash the active segment's batch headers are walked; batches at or above
-//!   the persisted durable watermark also get their CRC checked. The first invalid
-//!   batch above the watermark is a torn tail and is cut off; one below it is rot and
-//!   opening fails with [`Error::Corrupt`] instead of silently dropping acknowledged data.
+//! - After a crash the active segment's batches are walked and CRC-checked. The first
+//!   invalid batch at or above the persisted durable watermark is a torn tail and is
+//!   cut off; one below it is rot in acknowledged data and opening fails with
+//!   [`Error::Corrupt`] (naming its offset and position) instead of silently dropping
+//!   it. The checkpoint covers every offset ever reported durable (`sync.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -366,25 +367,25 @@ fn open_active_after_crash(
         }
         return Ok(None);
     };
-    let walk = segment::walk(
-        &map,
-        &path,
-        base,
-        len,
-        durable_offset,
-        config.index_interval_bytes,
-    );
+    // Every batch is CRC-checked, the acknowledged ones too: a damaged batch below the
+    // watermark must fail the open here, not surface later as a read error.
+    let walk = segment::walk(&map, &path, base, len, base, config.index_interval_bytes);
     drop(map);
     report.scanned_bytes += walk.end_position;
     if let Some((position, reason)) = &walk.stopped {
         if walk.next_offset < durable_offset {
             return Err(Error::Corrupt {
                 path,
-                position: *position,
-                reason: format!("{reason} (below the durable watermark {durable_offset}: this is damage, not a torn write)"),
+                position: walk.end_position,
+                reason: format!(
+                    "the batch at offset {} is damaged ({reason}, found at byte {position}); \
+                     it is below the durable watermark {durable_offset}, so it was \
+                     acknowledged: this is damage, not a torn write, and nothing was cut",
+                    walk.next_offset
+                ),
             });
         }
-        tracing::warn!(segment = %path.display(), position, %reason, "cutting torn tail after a crash");
+        tracing::warn!(segment = %path.display(), position, offset = walk.next_offset, %reason, "cutting torn tail after a crash");
     }
     if walk.end_position < len {
         report.truncated_bytes += cut_torn_tail(file.as_ref(), &path, &walk, len, durable_offset)?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::config::{Clock, Durability, CHECKPOINT_INTERVAL_MS};
+use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::{Checkpoint, CHECKPOINT_SLOT_BYTES};
 use crate::vfs::{Vfs, VfsFile};
@@ -46,7 +46,6 @@ struct CheckpointState {
     file: Arc<dyn VfsFile>,
     path: PathBuf,
     sequence: u64,
-    written_at_ms: i64,
     /// What the last checkpoint written holds: neither may ever go back.
     durable_offset: u64,
     log_start_offset: u64,
@@ -57,7 +56,6 @@ struct CheckpointState {
 pub(crate) struct Durable {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
-    clock: Arc<dyn Clock>,
     state: Mutex<SyncState>,
     wake_syncer: Condvar,
     durable_changed: Condvar,
@@ -79,14 +77,12 @@ impl Durable {
     pub(crate) fn new(
         dir: PathBuf,
         vfs: Arc<dyn Vfs>,
-        clock: Arc<dyn Clock>,
         checkpoint_file: Arc<dyn VfsFile>,
         checkpoint: Checkpoint,
         durable_offset: u64,
     ) -> Durable {
         Durable {
             vfs,
-            clock,
             state: Mutex::new(SyncState {
                 appended_offset: durable_offset,
                 durable_offset,
@@ -105,7 +101,6 @@ impl Durable {
                 path: dir.join(crate::format::CHECKPOINT_FILE),
                 file: checkpoint_file,
                 sequence: checkpoint.sequence,
-                written_at_ms: i64::MIN,
                 durable_offset: checkpoint.durable_offset,
                 log_start_offset: checkpoint.log_start_offset,
             }),
@@ -181,9 +176,11 @@ impl Durable {
         lock(&self.state).durable_offset
     }
 
-    /// One group commit: makes everything appended so far durable. Writes the
-    /// checkpoint too when `force_checkpoint` or when the last one is old enough.
-    pub(crate) fn sync_now(&self, force_checkpoint: bool) -> Result<u64> {
+    /// One group commit: makes everything appended so far durable, records the new
+    /// watermark in the checkpoint, and only then publishes it. So the persisted
+    /// watermark covers every offset ever reported durable, and recovery treats damage
+    /// below it as rot (refused, nothing cut), never as a torn tail.
+    pub(crate) fn sync_now(&self) -> Result<u64> {
         let mut checkpoint = lock(&self.sync_lock);
         let (target, files, dir_dirty) = {
             let mut state = lock(&self.state);
@@ -212,12 +209,12 @@ impl Durable {
                 .map_err(|e| Error::io("syncing directory", &self.dir, e));
             self.fail_on_error(synced)?;
         }
-        // The checkpoint goes first: if it fails, the log fails and nobody is told
-        // that anything became durable in this round.
-        let now_ms = self.clock.now_ms();
-        if force_checkpoint
-            || now_ms.saturating_sub(checkpoint.written_at_ms) >= CHECKPOINT_INTERVAL_MS
-        {
+        // The checkpoint goes after the data (a checkpoint that reached the disk before
+        // the data it vouches for would make a torn tail look like rot) and before the
+        // watermark moves: if it fails, the log fails and nobody is told that anything
+        // became durable in this round. One small in-place write and sync per round,
+        // shared, like the data sync, by every append the round covers.
+        if target > checkpoint.durable_offset {
             let start = checkpoint.log_start_offset;
             let written = self.write_checkpoint(&mut checkpoint, target, start);
             self.fail_on_error(written)?;
@@ -292,7 +289,6 @@ impl Durable {
         checkpoint.sequence = sequence;
         checkpoint.durable_offset = durable_offset;
         checkpoint.log_start_offset = log_start_offset;
-        checkpoint.written_at_ms = self.clock.now_ms();
         Ok(())
     }
 
@@ -386,7 +382,7 @@ impl Durable {
                     continue;
                 }
             }
-            if self.sync_now(false).is_err() {
+            if self.sync_now().is_err() {
                 return;
             }
         }

@@ -139,8 +139,12 @@ fn a_damaged_header_below_the_durable_watermark_is_reported_not_truncated() {
     );
 }
 
+/// Rot inside a record of a synced batch: after a crash, the walk of the active
+/// segment checks every CRC, and the open refuses, naming the batch, cutting nothing
+/// (the batch was acknowledged). After a clean close nothing is scanned at open, and
+/// the damage is a typed read error while the rest stays readable.
 #[test]
-fn rot_in_a_synced_batch_is_a_typed_read_error_and_the_rest_stays_readable() {
+fn rot_in_a_synced_batch_refuses_the_open_after_a_crash_and_is_a_read_error_after_a_clean_close() {
     let original = tempfile::tempdir().unwrap();
     let (batches, positions) = crashed_log(original.path());
     let dir = tempfile::tempdir().unwrap();
@@ -150,7 +154,38 @@ fn rot_in_a_synced_batch_is_a_typed_read_error_and_the_rest_stays_readable() {
     let at = positions[2] as usize + batches[2].1.len() - 3; // inside a record
     bytes[at] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
-    let log = Log::open(dir.path(), config()).unwrap();
+    match Log::open(dir.path(), config()) {
+        Err(Error::Corrupt {
+            path: p,
+            position,
+            reason,
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(position, positions[2]);
+            assert!(
+                reason.contains(&format!("offset {}", batches[2].0)),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a corruption error, got {:?}", other.err()),
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "nothing may be cut away"
+    );
+
+    let clean = tempfile::tempdir().unwrap();
+    let mut log = Log::open(clean.path(), config()).unwrap();
+    for (_, stored) in &batches {
+        log.append(stored).unwrap();
+    }
+    log.close().unwrap();
+    let path = segment_file(clean.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let log = Log::open(clean.path(), config()).unwrap();
     let reader = log.reader();
     match reader.read(batches[2].0, 1 << 20) {
         Err(Error::Corrupt {

@@ -342,3 +342,79 @@ fn retention_after_a_roll_that_failed_on_a_full_disk_is_an_error_not_a_panic() {
     assert!(log.enforce_retention().is_err());
     assert!(log.truncate_before(1).is_err());
 }
+
+/// A burst of acknowledged batches, a crash (in every mode), then one flipped bit in
+/// one of them: the open refuses, naming the damaged batch's offset, and cuts nothing.
+/// Before the checkpoint covered every sync round, the last burst before a pause was
+/// above the persisted watermark, so the damaged batch was taken for a torn tail and
+/// cut with everything acknowledged after it.
+#[test]
+fn acknowledged_batches_damaged_after_a_crash_are_refused_never_cut() {
+    for seed in 0..24u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = SimVfs::new(seed);
+        let options = LogOptions {
+            vfs: Arc::new(sim.clone()),
+            ..LogOptions::default()
+        };
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            durability: Durability::Always,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open_with(dir.path(), config.clone(), options.clone()).unwrap();
+        let reader = log.reader();
+        // One batch on its own, then a burst appended back to back: all acknowledged.
+        let mut acked = Vec::new();
+        for tag in 0..40u64 {
+            let info = log.append(&batch(tag, 3, 200, tag as i64)).unwrap();
+            if tag == 0 || tag == 39 {
+                assert!(reader
+                    .wait_durable(info.next_offset, Duration::from_secs(30))
+                    .unwrap());
+            }
+            acked.push(info);
+        }
+        // An unacknowledged one after them, which the crash may keep or tear.
+        let _ = log.append(&batch(99, 1, 100, 0));
+        drop(log);
+        let mode = match seed % 3 {
+            0 => CrashMode::DropUnsynced,
+            1 => CrashMode::KeepRandomPages,
+            _ => CrashMode::TearLastWrite,
+        };
+        sim.crash(mode).unwrap();
+        let victim = &acked[1 + (seed as usize % 38)];
+        let path = dir
+            .path()
+            .join(format!("{:020}.log", victim.segment_base_offset));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len_before = bytes.len();
+        // A bit in the victim's records, past its 61-byte header.
+        let at = victim.position as usize + 70 + (seed as usize % 100);
+        bytes[at] ^= 1 << (seed % 8);
+        std::fs::write(&path, &bytes).unwrap();
+        match Log::open_with(dir.path(), config, options) {
+            Err(Error::Corrupt {
+                position, reason, ..
+            }) => {
+                assert_eq!(
+                    position, victim.position,
+                    "seed {seed}: the damaged batch's header"
+                );
+                let offset = format!("offset {}", victim.base_offset);
+                assert!(reason.contains(&offset), "seed {seed}: {reason}");
+            }
+            Err(other) => panic!("seed {seed} {mode:?}: expected Corrupt, got {other}"),
+            Ok(log) => panic!(
+                "seed {seed} {mode:?}: opened (and cut {} bytes) instead of refusing",
+                log.recovery_report().truncated_bytes
+            ),
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() as usize,
+            len_before,
+            "seed {seed}: nothing cut"
+        );
+    }
+}

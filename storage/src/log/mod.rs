@@ -142,7 +142,7 @@ impl Log {
     /// Makes everything appended so far durable now, whatever the policy, and persists
     /// the watermark. Returns the durable offset.
     pub fn sync(&self) -> Result<u64> {
-        self.shared.durable.sync_now(true)
+        self.shared.durable.sync_now()
     }
 
     /// Blocks until `offset` is durable (`Ok(true)`) or `timeout` passes (`Ok(false)`).

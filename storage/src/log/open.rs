@@ -90,7 +90,6 @@ impl Log {
         let durable = Arc::new(Durable::new(
             dir.clone(),
             vfs.clone(),
-            options.clock.clone(),
             checkpoint_file,
             checkpoint,
             next_offset,
@@ -205,7 +204,7 @@ impl Log {
         let durable = self.shared.durable.clone();
         let sealed = self.active.seal(&mut self.cursor);
         durable.fail_on_error(sealed)?;
-        durable.sync_now(true)?;
+        durable.sync_now()?;
         let marker = CleanMarker {
             active_base_offset: self.active.base_offset,
             active_end_position: self.active.end_position(),
