@@ -142,6 +142,14 @@ pub enum BrokerError {
     /// The broker is stopping.
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// The partition's log refused to open at startup; the rest of the broker serves.
+    #[error("partition {partition} is unavailable: its log refused to open ({reason}); repair or remove it and restart the broker")]
+    PartitionUnavailable {
+        /// The partition.
+        partition: u32,
+        /// Why its log refused to open.
+        reason: String,
+    },
     /// From the log.
     #[error(transparent)]
     Storage(#[from] storage::Error),
@@ -180,6 +188,7 @@ impl BrokerError {
             }
             BrokerError::Timeout { .. } => ErrorCode::Timeout,
             BrokerError::NotDurable { .. } => ErrorCode::NotDurable,
+            BrokerError::PartitionUnavailable { .. } => ErrorCode::StorageError,
             BrokerError::Storage(e) => match e {
                 storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
                 storage::Error::InvalidBatch(protocol::batch::BatchError::CrcMismatch {
@@ -213,7 +222,46 @@ pub fn error_frame(correlation_id: u32, op: u16, error: &BrokerError) -> Message
         op,
         error: ErrorResponse {
             code,
-            message: error.to_string(),
+            message: redact_data_paths(&error.to_string()),
         },
+    }
+}
+
+/// `message` with every path into the data directory cut to the part below `topics/`, so that a client learns which topic's file is damaged but not where the
+/// broker keeps its data. The log keeps the full path for the operator.
+pub fn redact_data_paths(message: &str) -> String {
+    const MARK: &str = "/topics/";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        let token_start = rest[..at]
+            .rfind(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '(' | '='))
+            .map_or(0, |i| i + 1);
+        out.push_str(&rest[..token_start]);
+        rest = &rest[at + MARK.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_paths_are_cut_below_topics() {
+        assert_eq!(
+            redact_data_paths("corrupt data in /srv/broker/data/topics/orders/3/00000000000000000000.log at byte 61: bad"),
+            "corrupt data in orders/3/00000000000000000000.log at byte 61: bad"
+        );
+        assert_eq!(
+            redact_data_paths("lost data in \"/d/topics/a/0\" and /d/topics/b/1"),
+            "lost data in \"a/0\" and b/1"
+        );
+        assert_eq!(redact_data_paths("no path here"), "no path here");
+        assert_eq!(
+            redact_data_paths("relative ./data/topics/x/0"),
+            "relative x/0"
+        );
     }
 }

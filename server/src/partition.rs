@@ -49,7 +49,10 @@ pub struct Partition {
     /// Partition number within its topic.
     pub id: u32,
     log: Mutex<Option<Log>>,
-    reader: LogReader,
+    /// `None` for a partition whose log refused to open (see [`Partition::refused`]).
+    reader: Option<LogReader>,
+    /// Why the log refused to open: every request to the partition gets this.
+    refusal: Option<String>,
     end: watch::Sender<u64>,
     durability: Durability,
     messages_total: AtomicU64,
@@ -70,7 +73,8 @@ impl Partition {
         Partition {
             id,
             log: Mutex::new(Some(log)),
-            reader,
+            reader: Some(reader),
+            refusal: None,
             end,
             durability,
             messages_total: AtomicU64::new(0),
@@ -78,12 +82,49 @@ impl Partition {
         }
     }
 
+    /// A partition whose log refused to open (damage below its durable watermark, a
+    /// missing segment, an I/O error): the rest of the broker serves on, and every
+    /// request to this partition is answered with `reason` until an operator repairs
+    /// it and restarts. Its offsets read as 0.
+    pub fn refused(id: u32, durability: Durability, reason: String) -> Partition {
+        Partition {
+            id,
+            log: Mutex::new(None),
+            reader: None,
+            refusal: Some(reason),
+            end: watch::channel(0).0,
+            durability,
+            messages_total: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Why the partition's log refused to open, if it did.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
+    }
+
+    /// The error for a request to a partition without a log: refused, or closed.
+    fn unavailable(&self) -> BrokerError {
+        match &self.refusal {
+            Some(reason) => BrokerError::PartitionUnavailable {
+                partition: self.id,
+                reason: reason.clone(),
+            },
+            None => BrokerError::ShuttingDown,
+        }
+    }
+
+    fn reader(&self) -> Result<&LogReader, BrokerError> {
+        self.reader.as_ref().ok_or_else(|| self.unavailable())
+    }
+
     /// Appends a batch (already decoded and CRC-checked by the protocol layer; the log
     /// checks it again before storing). Wakes long-polling readers.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo, BrokerError> {
         let info = {
             let mut guard = lock(&self.log);
-            let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+            let log = guard.as_mut().ok_or_else(|| self.unavailable())?;
             log.append(batch)?
         };
         self.count_appended(
@@ -107,7 +148,7 @@ impl Partition {
         {
             let mut guard = lock(&self.log);
             let Some(log) = guard.as_mut() else {
-                results.extend(batches.iter().map(|_| Err(BrokerError::ShuttingDown)));
+                results.extend(batches.iter().map(|_| Err(self.unavailable())));
                 return;
             };
             let mut rest = batches;
@@ -156,7 +197,12 @@ impl Partition {
         if self.durability == Durability::Os {
             return Ok(());
         }
-        let mut watch = self.reader.durable_watch();
+        let Some(reader) = &self.reader else {
+            return Err(NotDurable::Failed {
+                reason: self.unavailable().to_string(),
+            });
+        };
+        let mut watch = reader.durable_watch();
         let outcome = tokio::time::timeout(timeout, async {
             watch
                 .wait_for(|mark| mark.offset >= offset || mark.failed)
@@ -173,10 +219,7 @@ impl Partition {
             }),
             Ok(Ok(mark)) if mark.offset >= offset => Ok(()),
             Ok(Ok(_)) => Err(NotDurable::Failed {
-                reason: self
-                    .reader
-                    .failure()
-                    .unwrap_or_else(|| "the log failed".into()),
+                reason: reader.failure().unwrap_or_else(|| "the log failed".into()),
             }),
         }
     }
@@ -186,19 +229,21 @@ impl Partition {
     /// only batches below the durable watermark, so nothing a consumer saw can vanish
     /// in a crash.
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadChunk, BrokerError> {
+        let reader = self.reader()?;
         if self.durability == Durability::Os {
-            Ok(self.reader.read(offset, max_bytes)?)
+            Ok(reader.read(offset, max_bytes)?)
         } else {
-            Ok(self.reader.read_durable(offset, max_bytes)?)
+            Ok(reader.read_durable(offset, max_bytes)?)
         }
     }
 
     /// End of what [`read`](Self::read) can return.
     pub fn visible_end(&self) -> u64 {
+        let Some(reader) = &self.reader else { return 0 };
         if self.durability == Durability::Os {
-            self.reader.end_offset()
+            reader.end_offset()
         } else {
-            self.reader.durable_offset()
+            reader.durable_offset()
         }
     }
 
@@ -208,7 +253,11 @@ impl Partition {
             let mut end = self.end.subscribe();
             let _ = tokio::time::timeout(timeout, end.wait_for(|end| *end > offset)).await;
         } else {
-            let mut durable = self.reader.durable_watch();
+            let Some(reader) = &self.reader else {
+                tokio::time::sleep(timeout).await;
+                return;
+            };
+            let mut durable = reader.durable_watch();
             let _ =
                 tokio::time::timeout(timeout, durable.wait_for(|m| m.offset > offset || m.failed))
                     .await;
@@ -217,17 +266,17 @@ impl Partition {
 
     /// First offset held.
     pub fn start_offset(&self) -> u64 {
-        self.reader.start_offset()
+        self.reader.as_ref().map_or(0, LogReader::start_offset)
     }
 
     /// Offset the next append gets.
     pub fn end_offset(&self) -> u64 {
-        self.reader.end_offset()
+        self.reader.as_ref().map_or(0, LogReader::end_offset)
     }
 
     /// Batch bytes held.
     pub fn size_bytes(&self) -> u64 {
-        self.reader.size_bytes()
+        self.reader.as_ref().map_or(0, LogReader::size_bytes)
     }
 
     /// Records and bytes appended since the broker started.
@@ -241,7 +290,7 @@ impl Partition {
     /// Deletes segments beyond the retention limits (blocking I/O).
     pub fn enforce_retention(&self) -> Result<RetentionOutcome, BrokerError> {
         let mut guard = lock(&self.log);
-        let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+        let log = guard.as_mut().ok_or_else(|| self.unavailable())?;
         Ok(log.enforce_retention()?)
     }
 
@@ -251,7 +300,7 @@ impl Partition {
     /// without the sync a crash could keep the truncation and lose the snapshot.
     pub fn truncate_before(&self, offset: u64) -> Result<(), BrokerError> {
         let mut guard = lock(&self.log);
-        let log = guard.as_mut().ok_or(BrokerError::ShuttingDown)?;
+        let log = guard.as_mut().ok_or_else(|| self.unavailable())?;
         log.sync()?;
         log.truncate_before(offset)?;
         Ok(())
@@ -292,9 +341,10 @@ mod tests {
         for value in [&b"old"[..], b"snapshot 1", b"snapshot 2"] {
             partition.append(&batch(value)).unwrap();
         }
-        assert_eq!(partition.reader.durable_offset(), 0);
+        let reader = partition.reader().unwrap();
+        assert_eq!(reader.durable_offset(), 0);
         partition.truncate_before(1).unwrap();
         assert_eq!(partition.start_offset(), 1);
-        assert_eq!(partition.reader.durable_offset(), 3);
+        assert_eq!(reader.durable_offset(), 3);
     }
 }

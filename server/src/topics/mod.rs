@@ -97,8 +97,16 @@ impl Topic {
     ) -> Result<Topic, BrokerError> {
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for id in 0..config.partitions {
-            let log = Log::open(dir.join(id.to_string()), config.log_config())?;
-            partitions.push(Arc::new(Partition::new(id, log)));
+            let partition = match Log::open(dir.join(id.to_string()), config.log_config()) {
+                Ok(log) => Partition::new(id, log),
+                // The broker's own state cannot be served in part.
+                Err(error) if internal => return Err(error.into()),
+                Err(error) => {
+                    tracing::error!(topic = name, partition = id, %error, "partition refused to open; serving the others");
+                    Partition::refused(id, config.durability, error.to_string())
+                }
+            };
+            partitions.push(Arc::new(partition));
         }
         Ok(Topic {
             name: name.to_string(),
@@ -347,5 +355,60 @@ pub(crate) mod tests {
             topics.get("orders"),
             Err(BrokerError::UnknownTopic(_))
         ));
+    }
+
+    #[test]
+    fn a_partition_whose_log_refuses_to_open_is_isolated_and_the_rest_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        let topic = topics.create("orders", defaults(), false).unwrap();
+        let mut builder = protocol::batch::BatchBuilder::new();
+        builder.push(1, None, Some(b"x"), &[]).unwrap();
+        let batch = builder.finish();
+        for partition in &topic.partitions {
+            partition.append(&batch).unwrap();
+        }
+        drop(topic);
+        topics.close_all();
+        drop(topics);
+        // Partition 0 loses its segment: data it reported durable is gone.
+        let segment = storage::format::segment_path(&dir.path().join("topics/orders/0"), 0);
+        std::fs::remove_file(segment).unwrap();
+
+        let topics = Topics::open(dir.path()).unwrap();
+        let topic = topics.get("orders").unwrap();
+        let (broken, healthy) = (topic.partition(0).unwrap(), topic.partition(1).unwrap());
+        assert!(broken.refusal().unwrap().contains("lost acknowledged data"));
+        assert!(healthy.refusal().is_none());
+        let refused = broken.append(&batch);
+        assert!(
+            matches!(
+                refused,
+                Err(BrokerError::PartitionUnavailable { partition: 0, .. })
+            ),
+            "{refused:?}"
+        );
+        assert!(broken.read(0, 1024).is_err());
+        assert_eq!(healthy.append(&batch).unwrap().base_offset, 1);
+        assert_eq!(healthy.read(0, 1024).unwrap().next_offset, 2);
+        topics.close_all();
+    }
+
+    #[test]
+    fn a_damaged_internal_topic_stops_the_broker() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        let mut config = TopicConfig::internal_default();
+        config.durability = storage::Durability::Os;
+        let topic = topics.internal_partition("__offsets_test", config).unwrap();
+        let mut builder = protocol::batch::BatchBuilder::new();
+        builder.push(1, None, Some(b"x"), &[]).unwrap();
+        topic.append(&builder.finish()).unwrap();
+        drop(topic);
+        topics.close_all();
+        drop(topics);
+        let segment = storage::format::segment_path(&dir.path().join("topics/__offsets_test/0"), 0);
+        std::fs::remove_file(segment).unwrap();
+        assert!(Topics::open(dir.path()).is_err());
     }
 }
