@@ -58,7 +58,7 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
         let tasks = Arc::new(Tasks::new());
-        let topics = Arc::new(Topics::open(&config.data_dir)?);
+        let topics = Arc::new(Topics::open_with_clock(&config.data_dir, clock.clone())?);
         let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
         let traces = Traces::open(
             &topics,

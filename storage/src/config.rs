@@ -1,6 +1,6 @@
 //! Log configuration, limits and the clock the log reads time from.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
@@ -129,55 +129,116 @@ impl LogConfig {
     }
 }
 
-/// Where the log reads the time from (segment age, retention). Tests inject
-/// [`ManualClock`]; everything else uses [`SystemClock`].
+/// Where time comes from, for the log (segment age, retention) and for the broker
+/// around it (its timers). It tells two times: wall-clock time ([`wall_ms`]), what
+/// record timestamps and users see, which can jump when the system clock is stepped;
+/// and monotonic time ([`monotonic_ms`]), which never goes back and is what every
+/// duration is measured on. Tests inject [`ManualClock`]; everything else uses
+/// [`SystemClock`].
+///
+/// [`wall_ms`]: Clock::wall_ms
+/// [`monotonic_ms`]: Clock::monotonic_ms
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
+    /// Milliseconds since the Unix epoch, by the wall clock.
+    fn wall_ms(&self) -> i64;
+    /// Milliseconds since an arbitrary start, by a clock that never goes back.
+    fn monotonic_ms(&self) -> u64;
 }
 
-/// The wall clock.
+/// The system's clocks. Monotonic time counts from the first reading in the process.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// The system's clocks.
+    pub fn new() -> SystemClock {
+        SystemClock
+    }
+}
+
 impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
+    fn wall_ms(&self) -> i64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64)
     }
+
+    fn monotonic_ms(&self) -> u64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
 }
 
-/// A clock that only moves when told to.
+/// A clock that moves only when told to, for tests.
 #[derive(Debug, Default)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock {
+    wall_ms: AtomicI64,
+    monotonic_ms: AtomicU64,
+}
 
 impl ManualClock {
-    /// A clock showing `now_ms`.
-    pub fn new(now_ms: i64) -> ManualClock {
-        ManualClock(AtomicI64::new(now_ms))
+    /// A clock showing `wall_ms`, with monotonic time at 0.
+    pub fn new(wall_ms: i64) -> ManualClock {
+        ManualClock {
+            wall_ms: AtomicI64::new(wall_ms),
+            monotonic_ms: AtomicU64::new(0),
+        }
     }
 
-    /// Moves the clock to `now_ms`.
-    pub fn set(&self, now_ms: i64) {
-        self.0.store(now_ms, Ordering::SeqCst);
+    /// Lets `ms` pass: both times move forward.
+    pub fn advance(&self, ms: u64) {
+        self.wall_ms.fetch_add(ms as i64, Ordering::SeqCst);
+        self.monotonic_ms.fetch_add(ms, Ordering::SeqCst);
     }
 
-    /// Moves the clock forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+    /// Steps only the wall clock by `delta_ms` (either way), as an NTP step or an
+    /// operator would; monotonic time does not move.
+    pub fn step_wall(&self, delta_ms: i64) {
+        self.wall_ms.fetch_add(delta_ms, Ordering::SeqCst);
+    }
+
+    /// Sets the wall clock to `wall_ms` (a step); monotonic time does not move.
+    pub fn set(&self, wall_ms: i64) {
+        self.wall_ms.store(wall_ms, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    fn wall_ms(&self) -> i64 {
+        self.wall_ms.load(Ordering::SeqCst)
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        self.monotonic_ms.load(Ordering::SeqCst)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new(1_000);
+        assert_eq!((clock.wall_ms(), clock.monotonic_ms()), (1_000, 0));
+        clock.advance(250);
+        assert_eq!((clock.wall_ms(), clock.monotonic_ms()), (1_250, 250));
+        clock.step_wall(-5_000);
+        assert_eq!((clock.wall_ms(), clock.monotonic_ms()), (-3_750, 250));
+        clock.set(7);
+        assert_eq!((clock.wall_ms(), clock.monotonic_ms()), (7, 250));
+    }
+
+    #[test]
+    fn the_system_clock_reads_sensible_times() {
+        let clock = SystemClock::new();
+        assert!(clock.wall_ms() > 1_600_000_000_000, "after 2020");
+        let first = clock.monotonic_ms();
+        assert!(clock.monotonic_ms() >= first);
+    }
 
     #[test]
     fn durability_parses() {

@@ -419,3 +419,52 @@ fn space_is_reserved_ahead_of_the_writer_under_every_policy() {
         log.close().unwrap();
     }
 }
+
+/// Retention counts a segment's age from its last append, on the monotonic clock while
+/// the log is open: a step of the wall clock deletes nothing early, and record
+/// timestamps a producer chose (1970, 2100) change nothing.
+#[test]
+fn retention_ages_segments_by_the_broker_clock_not_by_steps_or_record_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let options = LogOptions {
+        clock: clock.clone(),
+        ..LogOptions::default()
+    };
+    let config = LogConfig {
+        retention_ms: Some(3_600_000),
+        ..small_config()
+    };
+    let mut log = Log::open_with(dir.path(), config.clone(), options.clone()).unwrap();
+    for i in 0..60u64 {
+        // Timestamps far in the past and far in the future.
+        let ts = if i % 2 == 0 { 0 } else { 4_102_444_800_000 };
+        log.append(&batch(i, 2, 100, ts)).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    clock.advance(30_000);
+    clock.step_wall(2 * 3_600_000);
+    assert!(
+        log.enforce_retention().unwrap().deleted_segments.is_empty(),
+        "a step forward deletes nothing"
+    );
+    clock.step_wall(-4 * 3_600_000);
+    clock.advance(3_600_000);
+    let outcome = log.enforce_retention().unwrap();
+    assert_eq!(log.segment_count(), 1, "an hour has passed: {outcome:?}");
+
+    // Across a restart, time before the open is the wall clock's.
+    for i in 60..120u64 {
+        log.append(&batch(i, 2, 100, 0)).unwrap();
+    }
+    let segments = log.segment_count();
+    log.close().unwrap();
+    clock.advance(600_000);
+    let mut log = Log::open_with(dir.path(), config.clone(), options.clone()).unwrap();
+    assert!(log.enforce_retention().unwrap().deleted_segments.is_empty());
+    assert_eq!(log.segment_count(), segments);
+    clock.advance(3_600_000);
+    log.enforce_retention().unwrap();
+    assert_eq!(log.segment_count(), 1);
+}

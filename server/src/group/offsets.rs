@@ -53,9 +53,12 @@ impl Offsets {
     /// Opens (creating if needed) the internal topic and replays it (blocking I/O).
     pub fn open(topics: &Topics, clock: Arc<dyn Clock>) -> Result<Offsets, BrokerError> {
         let mut committed = HashMap::new();
-        let log = InternalLog::open(topics, TopicConfig::internal_default(), clock, |record| {
-            apply(&mut committed, record)
-        })?;
+        let log = InternalLog::open(
+            topics,
+            TopicConfig::internal_default(),
+            clock,
+            |record, _| apply(&mut committed, record),
+        )?;
         tracing::info!(entries = committed.len(), "restored committed offsets");
         Ok(Offsets {
             log,

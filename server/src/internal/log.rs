@@ -48,24 +48,25 @@ impl<R> std::fmt::Debug for InternalLog<R> {
 
 impl<R: InternalRecord> InternalLog<R> {
     /// Opens the topic `R::TOPIC` (created with `config` if missing) and calls `apply`
-    /// with every record from its start, in order (blocking I/O). A record that does
-    /// not decode is logged and skipped: its batch passed its CRC, so it was written
-    /// so, and the records after it still count.
+    /// with every record from its start, in order, and the wall-clock time it was
+    /// written (blocking I/O). A record that does not decode is logged and skipped: its
+    /// batch passed its CRC, so it was written so, and the records after it still count.
     pub fn open(
         topics: &Topics,
         config: TopicConfig,
         clock: Arc<dyn Clock>,
-        mut apply: impl FnMut(R),
+        mut apply: impl FnMut(R, i64),
     ) -> Result<InternalLog<R>, BrokerError> {
         let partition = topics.internal_partition(R::TOPIC, config)?;
-        replay(&partition, |offset, key, value| {
-            match R::decode(key, value) {
-                Ok(record) => apply(record),
+        replay(
+            &partition,
+            |offset, written_ms, key, value| match R::decode(key, value) {
+                Ok(record) => apply(record, written_ms),
                 Err(error) => {
                     tracing::warn!(topic = R::TOPIC, offset, %error, "skipping unreadable record")
                 }
-            }
-        })?;
+            },
+        )?;
         Ok(InternalLog {
             partition,
             clock,
@@ -187,12 +188,12 @@ impl<R: InternalRecord> InternalLog<R> {
     }
 }
 
-/// Calls `apply(offset, key, value)` for every record from the log start to the end,
-/// in order (zero-copy slices of the log). A batch that does not read back is an
+/// Calls `apply(offset, timestamp, key, value)` for every record from the log start to
+/// the end, in order (zero-copy slices of the log). A batch that does not read back is an
 /// error: the log's CRC checks make that damage, not a torn write.
 fn replay(
     partition: &Partition,
-    mut apply: impl FnMut(u64, Option<bytes::Bytes>, Option<bytes::Bytes>),
+    mut apply: impl FnMut(u64, i64, Option<bytes::Bytes>, Option<bytes::Bytes>),
 ) -> Result<(), BrokerError> {
     let start = partition.start_offset();
     let mut offset = start;
@@ -214,7 +215,7 @@ fn replay(
                 }
                 let key = record.key.map(|k| batch.slice_ref(k));
                 let value = record.value.map(|v| batch.slice_ref(v));
-                apply(record.offset, key, value);
+                apply(record.offset, record.timestamp_ms, key, value);
             }
         }
         debug_assert!(chunk.next_offset > offset, "replay moves forward");
@@ -240,7 +241,7 @@ mod tests {
 
     fn open(topics: &Topics, seen: &mut Vec<OffsetRecord>) -> InternalLog<OffsetRecord> {
         let clock = Arc::new(ManualClock::new(5));
-        InternalLog::open(topics, TopicConfig::internal_default(), clock, |r| {
+        InternalLog::open(topics, TopicConfig::internal_default(), clock, |r, _| {
             seen.push(r)
         })
         .unwrap()

@@ -17,7 +17,7 @@ use protocol::internal::queue::QueueEvent;
 use protocol::ops::subscribe::Delivery;
 
 use super::group::{Inner, QueueGroup, Sink};
-use super::state::QueueState;
+use super::state::{Now, QueueState};
 use crate::delivery::{cut_to_credit, wait_for_any, Pushes};
 use crate::error::BrokerError;
 use crate::partition::Partition;
@@ -63,7 +63,7 @@ impl Round {
 struct Handout {
     /// Members with a subscription, in round-robin order.
     members: Vec<Arc<str>>,
-    now_ms: i64,
+    now: Now,
     events: Vec<QueueEvent>,
     deliveries: Vec<(Pushes, Delivery)>,
 }
@@ -99,11 +99,11 @@ impl QueueGroup {
     /// One dispatch round. See the module documentation.
     pub(super) fn dispatch_round(&self) -> Result<Round, BrokerError> {
         let mut inner = self.lock();
-        let now_ms = self.clock.wall_ms();
+        let now = Now::read(self.clock.as_ref());
         let mut out = Handout {
             members: inner.sinks.keys().cloned().collect(),
-            now_ms,
-            events: self.expire(&mut inner, now_ms),
+            now,
+            events: self.expire(&mut inner, now),
             deliveries: Vec::new(),
         };
         if !out.members.is_empty() {
@@ -141,7 +141,7 @@ impl QueueGroup {
 
     /// Fails overdue deliveries, and (only after a member went away, when it is worth
     /// the scan) those of members gone; settles what the log no longer holds.
-    fn expire(&self, inner: &mut Inner, now_ms: i64) -> Vec<QueueEvent> {
+    fn expire(&self, inner: &mut Inner, now: Now) -> Vec<QueueEvent> {
         let Inner {
             state,
             sinks,
@@ -154,7 +154,7 @@ impl QueueGroup {
         } else {
             None
         };
-        let mut events = state.expire(now_ms, check_gone);
+        let mut events = state.expire(now, check_gone);
         for part in &self.topic.partitions {
             events.extend(state.skip_before(part.id, part.start_offset()));
         }
@@ -165,11 +165,11 @@ impl QueueGroup {
     fn hand_out_retries(&self, inner: &mut Inner, out: &mut Handout) {
         let Handout {
             members,
-            now_ms,
+            now,
             events,
             deliveries,
         } = out;
-        let now_ms = *now_ms;
+        let now = *now;
         let Inner {
             state,
             sinks,
@@ -177,7 +177,7 @@ impl QueueGroup {
             traced,
             ..
         } = inner;
-        for (partition, offset) in state.due_retries(now_ms, RETRIES_PER_ROUND) {
+        for (partition, offset) in state.due_retries(now, RETRIES_PER_ROUND) {
             let Some(member) = member_with_credit(members, sinks, next_member) else {
                 break;
             };
@@ -188,7 +188,7 @@ impl QueueGroup {
                 Ok(chunk) if !chunk.is_empty() => chunk,
                 _ => continue,
             };
-            let event = state.deliver(partition, offset, offset + 1, &member, now_ms);
+            let event = state.deliver(partition, offset, offset + 1, &member, now);
             let attempt = match &event {
                 QueueEvent::Delivered { attempt, .. } => *attempt,
                 _ => 1,
@@ -216,11 +216,11 @@ impl QueueGroup {
     fn hand_out_new(&self, inner: &mut Inner, out: &mut Handout) {
         let Handout {
             members,
-            now_ms,
+            now,
             events,
             deliveries,
         } = out;
-        let now_ms = *now_ms;
+        let now = *now;
         let Inner {
             state,
             sinks,
@@ -270,7 +270,7 @@ impl QueueGroup {
                 continue;
             }
             idle_partitions = 0;
-            events.push(state.deliver(partition, from, cut.to, &member, now_ms));
+            events.push(state.deliver(partition, from, cut.to, &member, now));
             sink.credit.spend(cut.to - from, cut.bytes as u64);
             let delivery = Delivery {
                 subscription_id: sink.subscription_id,
@@ -312,13 +312,12 @@ impl QueueGroup {
     /// through `wake`).
     fn idle(&self) -> (Duration, Vec<(Arc<Partition>, u64)>) {
         let inner = self.lock();
-        let now_ms = self.clock.wall_ms();
+        let now_ms = self.clock.monotonic_ms();
+        let idle_ms = IDLE_WAIT.as_millis() as u64;
         let sleep = inner
             .state
-            .next_wakeup_ms()
-            .map(|at| {
-                Duration::from_millis((at - now_ms).clamp(1, IDLE_WAIT.as_millis() as i64) as u64)
-            })
+            .next_wakeup_mono_ms()
+            .map(|at| Duration::from_millis(at.saturating_sub(now_ms).clamp(1, idle_ms)))
             .unwrap_or(IDLE_WAIT);
         let reads = self
             .topic

@@ -10,7 +10,7 @@ use protocol::trace::TraceParent;
 use tokio::sync::Notify;
 
 use super::config::QueueConfig;
-use super::state::{QueueState, Refusal};
+use super::state::{Now, QueueState, Refusal};
 use crate::clock::Clock;
 use crate::delivery::{Credit, Pushes};
 use crate::error::BrokerError;
@@ -231,10 +231,10 @@ impl QueueGroup {
     ) -> Result<(), BrokerError> {
         let wait = {
             let mut inner = self.lock();
-            let now_ms = self.clock.wall_ms();
+            let now = Now::read(self.clock.as_ref());
             let event = inner
                 .state
-                .fail(partition, offset, reason, delay_ms, now_ms)
+                .fail(partition, offset, reason, delay_ms, now)
                 .map_err(|r| self.refusal(r))?;
             self.trace_events(&mut inner, std::slice::from_ref(&event));
             self.persist(vec![event])?
@@ -245,10 +245,10 @@ impl QueueGroup {
 
     /// Extends the ack deadline of a message in flight.
     pub fn extend(&self, partition: u32, offset: u64, extend_ms: u64) -> Result<(), BrokerError> {
-        let now_ms = self.clock.wall_ms();
+        let now = Now::read(self.clock.as_ref());
         self.lock()
             .state
-            .extend(partition, offset, extend_ms, now_ms)
+            .extend(partition, offset, extend_ms, now)
             .map_err(|r| self.refusal(r))?;
         self.wake.notify_one();
         Ok(())
@@ -301,7 +301,8 @@ impl QueueGroup {
     /// Records a whole-group snapshot, for compaction.
     pub(super) fn snapshot(&self) -> Result<(), BrokerError> {
         let inner = self.lock();
-        self.persist(inner.state.snapshot()).map(|_| ())
+        let now = Now::read(self.clock.as_ref());
+        self.persist(inner.state.snapshot(now)).map(|_| ())
     }
 
     /// Records a snapshot of the group would take.

@@ -10,6 +10,7 @@ use protocol::ops::topic::ConfigEntry;
 use super::config::QueueConfig;
 use super::dispatch::run_dispatcher;
 use super::group::{GroupParts, QueueGroup, Sink};
+use super::state::Replayed;
 use crate::clock::Clock;
 use crate::delivery::{Credit, Pushes};
 use crate::error::BrokerError;
@@ -17,6 +18,10 @@ use crate::internal::InternalLog;
 use crate::tasks::Tasks;
 use crate::topics::{Topic, TopicConfig, Topics};
 use crate::traces::Traces;
+
+/// One group's events as replayed at startup: its name, its topic, and its events with
+/// the wall-clock time each was written.
+type ReplayedGroup = (Arc<str>, Arc<str>, Vec<(QueueEvent, i64)>);
 
 /// All queue groups.
 #[derive(Debug)]
@@ -38,17 +43,22 @@ impl Queues {
         clock: Arc<dyn Clock>,
     ) -> Result<Queues, BrokerError> {
         // Events by group, in log order; the topic each group consumes.
-        let mut replayed: Vec<(Arc<str>, Arc<str>, Vec<QueueEvent>)> = Vec::new();
+        let mut replayed: Vec<ReplayedGroup> = Vec::new();
         let mut index: HashMap<(Arc<str>, Arc<str>), usize> = HashMap::new();
         let config = TopicConfig::internal_default();
-        let log = InternalLog::open(&topics, config, clock.clone(), |record: QueueRecord| {
-            let key = (record.group.clone(), record.topic.clone());
-            let slot = *index.entry(key).or_insert_with(|| {
-                replayed.push((record.group.clone(), record.topic.clone(), Vec::new()));
-                replayed.len() - 1
-            });
-            replayed[slot].2.push(record.event);
-        })?;
+        let log = InternalLog::open(
+            &topics,
+            config,
+            clock.clone(),
+            |record: QueueRecord, written_ms| {
+                let key = (record.group.clone(), record.topic.clone());
+                let slot = *index.entry(key).or_insert_with(|| {
+                    replayed.push((record.group.clone(), record.topic.clone(), Vec::new()));
+                    replayed.len() - 1
+                });
+                replayed[slot].2.push((record.event, written_ms));
+            },
+        )?;
         let queues = Queues {
             parts: GroupParts {
                 log: Arc::new(log),
@@ -66,8 +76,13 @@ impl Queues {
             };
             let queue_group = queues.create_group(&group, topic, &[], false)?;
             let mut inner = queue_group.lock();
-            for event in &events {
-                inner.state.apply(event);
+            let now_mono_ms = queues.parts.clock.monotonic_ms();
+            for (event, written_wall_ms) in &events {
+                let replayed = Replayed {
+                    written_wall_ms: *written_wall_ms,
+                    now_mono_ms,
+                };
+                inner.state.apply(event, replayed);
             }
             drop(inner);
             tracing::info!(group = %group, events = events.len(), "restored queue group");
@@ -389,5 +404,177 @@ mod tests {
             !group.dispatch_round().unwrap().is_busy(),
             "settled: nothing left"
         );
+    }
+
+    #[tokio::test]
+    async fn wall_clock_steps_neither_expire_leases_nor_fire_retries_early_nor_freeze_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = [
+            entry("ack_deadline_ms", "5000"),
+            entry("retry_backoff_ms", "60000"),
+            entry("retry_backoff_max_ms", "60000"),
+            entry("retry_jitter", "0"),
+        ];
+        let (queues, clock) = queues(dir.path(), &config).await;
+        let jobs = queues.parts.topics.get("jobs").unwrap();
+        let partition = jobs.partition(0).unwrap();
+        let mut builder = BatchBuilder::new();
+        for value in [&b"a"[..], b"b"] {
+            builder.push(5, None, Some(value), &[]).unwrap();
+        }
+        let appended = partition.append(&builder.finish()).unwrap();
+        partition
+            .wait_durable(appended.next_offset, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        queues
+            .subscribe(
+                "workers",
+                "m-1",
+                1,
+                Pushes::new(tx),
+                Credit::new(10, 1 << 20),
+            )
+            .unwrap();
+        assert_eq!(group.dispatch_round().unwrap().deliveries.len(), 1);
+        // Offset 1 waits 60 s for its retry; offset 0 stays leased for 5 s.
+        group.nack(0, 1, "later", None).await.unwrap();
+
+        clock.step_wall(2 * 3_600_000);
+        clock.advance(1_000);
+        let round = group.dispatch_round().unwrap();
+        assert!(
+            !round.is_busy(),
+            "two hours ahead by the wall clock, one second later"
+        );
+        assert_eq!(group.counts(0).in_flight, 1, "the lease holds");
+
+        clock.step_wall(-4 * 3_600_000);
+        clock.advance(4_000);
+        group.dispatch_round().unwrap();
+        let counts = group.counts(0);
+        assert_eq!(
+            (counts.in_flight, counts.waiting_retry),
+            (0, 2),
+            "the lease expired on time"
+        );
+        clock.advance(55_000);
+        let round = group.dispatch_round().unwrap();
+        let redelivered: Vec<u64> = round
+            .deliveries
+            .iter()
+            .map(|(_, d)| d.from_offset)
+            .collect();
+        assert_eq!(
+            redelivered,
+            [1],
+            "the retry fires at 60 s, not before, not frozen"
+        );
+    }
+
+    /// Reopens the queues of `dir` on `clock`, with no dispatcher running.
+    async fn reopen(dir: &std::path::Path, clock: Arc<ManualClock>) -> Queues {
+        let topics = Arc::new(Topics::open(dir).unwrap());
+        let tasks = Arc::new(Tasks::new());
+        tasks.stop(Duration::ZERO).await;
+        let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
+        Queues::open(topics, tasks, traces, clock).unwrap()
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_leases_and_retries_keep_what_they_had_left_whatever_the_wall_clock_says(
+    ) {
+        for step_ms in [2 * 3_600_000, -2 * 3_600_000] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = [
+                entry("ack_deadline_ms", "5000"),
+                entry("retry_backoff_ms", "60000"),
+                entry("retry_backoff_max_ms", "60000"),
+                entry("retry_jitter", "0"),
+            ];
+            let (queues, clock) = queues(dir.path(), &config).await;
+            let partition = queues
+                .parts
+                .topics
+                .get("jobs")
+                .unwrap()
+                .partition(0)
+                .unwrap()
+                .clone();
+            let mut builder = BatchBuilder::new();
+            for value in [&b"a"[..], b"b"] {
+                builder.push(5, None, Some(value), &[]).unwrap();
+            }
+            let appended = partition.append(&builder.finish()).unwrap();
+            partition
+                .wait_durable(appended.next_offset, Duration::from_secs(10))
+                .await
+                .unwrap();
+            let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
+            let (tx, _rx) = tokio::sync::mpsc::channel(16);
+            queues
+                .subscribe(
+                    "workers",
+                    "m-1",
+                    1,
+                    Pushes::new(tx),
+                    Credit::new(10, 1 << 20),
+                )
+                .unwrap();
+            let round = group.dispatch_round().unwrap();
+            group.log.wait_durable(round.durable_at).await.unwrap();
+            group.nack(0, 1, "later", None).await.unwrap();
+            drop((group, queues));
+
+            // A new process: its monotonic clock starts over, the wall clock jumped.
+            let later = Arc::new(ManualClock::new(clock.wall_ms() + step_ms));
+            let queues = reopen(dir.path(), later.clone()).await;
+            let group = queues.get("workers").unwrap();
+            group.dispatch_round().unwrap();
+            let counts = group.counts(0);
+            assert_eq!(
+                (counts.in_flight, counts.waiting_retry),
+                (1, 1),
+                "step {step_ms}: nothing expired at once"
+            );
+            later.advance(5_000);
+            group.dispatch_round().unwrap();
+            assert_eq!(
+                group.counts(0).in_flight,
+                0,
+                "step {step_ms}: the lease ran out on time"
+            );
+            later.advance(54_999);
+            let (tx, _rx) = tokio::sync::mpsc::channel(16);
+            queues
+                .subscribe(
+                    "workers",
+                    "m-2",
+                    2,
+                    Pushes::new(tx),
+                    Credit::new(10, 1 << 20),
+                )
+                .unwrap();
+            let round = group.dispatch_round().unwrap();
+            let retried: Vec<u64> = round
+                .deliveries
+                .iter()
+                .map(|(_, d)| d.from_offset)
+                .collect();
+            assert!(!retried.contains(&1), "step {step_ms}: not before its 60 s");
+            later.advance(1);
+            let round = group.dispatch_round().unwrap();
+            let retried: Vec<u64> = round
+                .deliveries
+                .iter()
+                .map(|(_, d)| d.from_offset)
+                .collect();
+            assert!(
+                retried.contains(&1),
+                "step {step_ms}: the retry fires after its 60 s"
+            );
+        }
     }
 }

@@ -76,7 +76,7 @@ impl Routes {
             ..Table::default()
         };
         let config = TopicConfig::internal_default();
-        let log = InternalLog::open(&topics, config, clock, |event| table.apply(&event))?;
+        let log = InternalLog::open(&topics, config, clock, |event, _| table.apply(&event))?;
         tracing::info!(routes = table.routes.len(), "restored routing rules");
         Ok(Routes {
             log,

@@ -49,8 +49,12 @@ struct Instance {
     address: String,
     tags: Vec<ConfigEntry>,
     ttl_ms: u32,
+    /// When it registered and last heartbeated, by the wall clock: what is persisted.
     registered_ms: u64,
     last_heartbeat_ms: u64,
+    /// When it was last heard from, on the monotonic clock: what expiry measures, so a
+    /// step of the wall clock neither expires a healthy instance nor keeps a dead one.
+    heard_mono_ms: u64,
 }
 
 /// The live view and the log behind it.
@@ -85,7 +89,7 @@ impl Services {
             topics,
             TopicConfig::internal_default(),
             clock.clone(),
-            |event| apply(&mut live, &event),
+            |event, _| apply(&mut live, &event, 0),
         )?;
         let service_registry = Services {
             log,
@@ -108,6 +112,7 @@ impl Services {
             } else {
                 // Its heartbeats could not reach a broker that was down: one TTL of grace.
                 instance.last_heartbeat_ms = now;
+                instance.heard_mono_ms = service_registry.clock.monotonic_ms();
                 service_registry
                     .lock()
                     .insert((service, instance_id), instance);
@@ -178,7 +183,7 @@ impl Services {
                 });
             }
             let wait = self.append(std::slice::from_ref(&event))?;
-            apply(&mut live, &event);
+            apply(&mut live, &event, self.clock.monotonic_ms());
             wait
         };
         self.durable(wait).await
@@ -194,7 +199,7 @@ impl Services {
             at_ms: now_ms(self.clock.as_ref()),
         };
         self.append(std::slice::from_ref(&event))?;
-        apply(&mut live, &event);
+        apply(&mut live, &event, self.clock.monotonic_ms());
         Ok(())
     }
 
@@ -209,7 +214,7 @@ impl Services {
                 at_ms: now_ms(self.clock.as_ref()),
             };
             let wait = self.append(std::slice::from_ref(&event))?;
-            apply(&mut live, &event);
+            apply(&mut live, &event, self.clock.monotonic_ms());
             wait
         };
         self.durable(wait).await
@@ -218,10 +223,11 @@ impl Services {
     /// Expires instances whose TTL passed; returns how many.
     pub fn expire(&self) -> Result<usize, BrokerError> {
         let now = now_ms(self.clock.as_ref());
+        let now_mono = self.clock.monotonic_ms();
         let mut live = self.lock();
         let events: Vec<RegistryEvent> = live
             .iter()
-            .filter(|(_, i)| i.last_heartbeat_ms.saturating_add(u64::from(i.ttl_ms)) < now)
+            .filter(|(_, i)| now_mono.saturating_sub(i.heard_mono_ms) > u64::from(i.ttl_ms))
             .map(|((service, instance_id), _)| RegistryEvent::Expired {
                 service: service.clone(),
                 instance_id: instance_id.clone(),
@@ -235,7 +241,7 @@ impl Services {
                 instance = event.instance().1,
                 "instance expired"
             );
-            apply(&mut live, event);
+            apply(&mut live, event, self.clock.monotonic_ms());
         }
         Ok(events.len())
     }
@@ -257,7 +263,7 @@ impl Services {
 
     /// A service's healthy instances carrying all `tags`.
     pub fn describe(&self, service: &str, tags: &[ConfigEntry]) -> DescribeServiceResponse {
-        let now = now_ms(self.clock.as_ref());
+        let now_mono = self.clock.monotonic_ms();
         let live = self.lock();
         let instances = live
             .range((service.to_string(), String::new())..)
@@ -268,7 +274,7 @@ impl Services {
                 address: i.address.clone(),
                 tags: i.tags.clone(),
                 ttl_ms: i.ttl_ms,
-                since_heartbeat_ms: now.saturating_sub(i.last_heartbeat_ms),
+                since_heartbeat_ms: now_mono.saturating_sub(i.heard_mono_ms),
             })
             .collect();
         DescribeServiceResponse { instances }
@@ -325,8 +331,9 @@ fn registered(
     Ok(key)
 }
 
-/// Applies an event to the live view (replay and live updates share this).
-fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent) {
+/// Applies an event to the live view (replay and live updates share this); `now_mono`
+/// is when it is heard, on the monotonic clock.
+fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent, now_mono: u64) {
     let (service, instance_id) = event.instance();
     let key = (service.to_string(), instance_id.to_string());
     match event {
@@ -345,12 +352,14 @@ fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent)
                     ttl_ms: *ttl_ms,
                     registered_ms: *at_ms,
                     last_heartbeat_ms: *at_ms,
+                    heard_mono_ms: now_mono,
                 },
             );
         }
         RegistryEvent::Heartbeat { at_ms, .. } => {
             if let Some(instance) = live.get_mut(&key) {
                 instance.last_heartbeat_ms = instance.last_heartbeat_ms.max(*at_ms);
+                instance.heard_mono_ms = instance.heard_mono_ms.max(now_mono);
             }
         }
         RegistryEvent::Expired { .. } | RegistryEvent::Deregistered { .. } => {

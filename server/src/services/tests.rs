@@ -186,3 +186,34 @@ async fn an_instance_whose_ttl_passes_while_the_broker_is_down_is_gone_after_a_c
     let services = Services::open(&topics, clock).unwrap();
     assert!(services.describe("billing", &[]).instances.is_empty());
 }
+
+#[tokio::test]
+async fn a_step_of_the_wall_clock_neither_expires_a_healthy_instance_nor_keeps_a_dead_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let topics = Topics::open(dir.path()).unwrap();
+    let services = Services::open(&topics, clock.clone()).unwrap();
+    services
+        .register("billing", "a", "a:1", vec![], 5_000)
+        .await
+        .unwrap();
+    clock.advance(1_000);
+    clock.step_wall(2 * 3_600_000);
+    assert_eq!(
+        services.expire().unwrap(),
+        0,
+        "two hours ahead, one second later"
+    );
+    services.heartbeat("billing", "a").unwrap();
+    assert_eq!(
+        services.describe("billing", &[]).instances[0].since_heartbeat_ms,
+        0
+    );
+    clock.step_wall(-4 * 3_600_000);
+    clock.advance(5_001);
+    assert_eq!(
+        services.expire().unwrap(),
+        1,
+        "silent for longer than its TTL"
+    );
+}

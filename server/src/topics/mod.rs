@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
-use storage::Log;
+use storage::{Log, LogOptions};
+
+use crate::clock::Clock;
 
 use crate::error::BrokerError;
 use crate::partition::Partition;
@@ -94,10 +96,12 @@ impl Topic {
         name: &str,
         config: TopicConfig,
         internal: bool,
+        options: &LogOptions,
     ) -> Result<Topic, BrokerError> {
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for id in 0..config.partitions {
-            let partition = match Log::open(dir.join(id.to_string()), config.log_config()) {
+            let log_dir = dir.join(id.to_string());
+            let partition = match Log::open_with(log_dir, config.log_config(), options.clone()) {
                 Ok(log) => Partition::new(id, log),
                 // The broker's own state cannot be served in part.
                 Err(error) if internal => return Err(error.into()),
@@ -135,11 +139,23 @@ impl Topic {
 pub struct Topics {
     dir: PathBuf,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// How every log is opened: the broker's clock.
+    options: LogOptions,
 }
 
 impl Topics {
     /// Opens every topic under `<data_dir>/topics` (recovering each log).
     pub fn open(data_dir: &Path) -> Result<Topics, BrokerError> {
+        Self::open_with_clock(data_dir, Arc::new(storage::SystemClock))
+    }
+
+    /// [`open`](Self::open), every log reading `clock` (the broker's, so that one
+    /// clock times everything).
+    pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Topics, BrokerError> {
+        let options = LogOptions {
+            clock,
+            ..LogOptions::default()
+        };
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| storage::Error::io("creating", &dir, e))?;
         let mut topics = HashMap::new();
@@ -159,13 +175,14 @@ impl Topics {
                 .map_err(|e| BrokerError::InvalidConfig(format!("{}: {e}", file.display())))?;
             let config = TopicConfig::from_file(parsed)?;
             let internal = name.starts_with(INTERNAL_PREFIX);
-            let topic = Topic::open(&entry.path(), &name, config, internal)?;
+            let topic = Topic::open(&entry.path(), &name, config, internal, &options)?;
             tracing::info!(topic = %name, partitions = topic.partitions.len(), "opened topic");
             topics.insert(name, Arc::new(topic));
         }
         Ok(Topics {
             dir,
             topics: RwLock::new(topics),
+            options,
         })
     }
 
@@ -209,7 +226,13 @@ impl Topics {
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| storage::Error::io("creating topic dir", &dir, e))?;
-        let topic = Arc::new(Topic::open(&dir, name, config.clone(), internal)?);
+        let topic = Arc::new(Topic::open(
+            &dir,
+            name,
+            config.clone(),
+            internal,
+            &self.options,
+        )?);
         // The config file is written last and atomically: a topic directory without
         // it is an unfinished create and is ignored at startup.
         let text =

@@ -43,11 +43,19 @@ pub const MAX_ATTRIBUTE_BYTES: usize = 256;
 /// `__traces` keeps spans this long.
 pub const TRACE_RETENTION_MS: u64 = 24 * 3600 * 1000;
 
-/// Microseconds since the epoch: span times.
+/// Microseconds since the epoch, for span times: the wall clock as it read at the
+/// first span, plus monotonic time since. So a span's duration (the difference of two
+/// readings) is measured on the monotonic clock, and a step of the wall clock cannot
+/// give a span a negative or a two-hour duration.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    static ANCHOR: std::sync::OnceLock<(u64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall_us, at) = ANCHOR.get_or_init(|| {
+        let wall_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        (wall_us, std::time::Instant::now())
+    });
+    wall_us.saturating_add(at.elapsed().as_micros() as u64)
 }
 
 /// Records spans for traced messages.
@@ -75,7 +83,7 @@ impl Traces {
             ..TopicConfig::internal_default()
         };
         // Spans are written, never replayed: the broker keeps no state from them.
-        let log = InternalLog::<Span>::open(topics, config, clock, |_| {})?;
+        let log = InternalLog::<Span>::open(topics, config, clock, |_, _| {})?;
         let (spans, rx) = mpsc::channel(SPAN_QUEUE);
         tasks.spawn(
             "span writer",

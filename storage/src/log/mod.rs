@@ -44,7 +44,9 @@ use crate::recovery::RecoveryReport;
 use crate::segment::{IndexCursor, Segment};
 use crate::sync::Durable;
 use crate::zero::ZeroAhead;
+use age::Ages;
 
+mod age;
 mod append;
 mod open;
 mod reader;
@@ -113,6 +115,8 @@ pub struct Log {
     cursor: IndexCursor,
     syncer: Option<JoinHandle<()>>,
     report: RecoveryReport,
+    /// Segment ages on the monotonic clock (`age.rs`).
+    ages: Ages,
 }
 
 impl Log {
@@ -179,7 +183,7 @@ impl Log {
             options.vfs.as_ref(),
             dir,
             base,
-            options.clock.now_ms(),
+            options.clock.wall_ms(),
             capacity,
             config.preallocate_bytes,
             config.index_interval_bytes,

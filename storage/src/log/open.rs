@@ -117,6 +117,7 @@ impl Log {
         if !report.clean {
             tracing::info!(dir = %shared.dir.display(), report = ?report, "log recovered after unclean shutdown");
         }
+        let ages = super::Ages::new(options.clock.as_ref());
         Ok(Log {
             shared,
             config,
@@ -127,6 +128,7 @@ impl Log {
             cursor,
             syncer,
             report,
+            ages,
         })
     }
 

@@ -33,16 +33,19 @@ impl Log {
         let Some(sealed_count) = segments.len().checked_sub(1) else {
             return Ok(RetentionOutcome::default());
         };
-        let sealed = &segments[..sealed_count];
         let mut total: u64 = segments.iter().map(|s| s.data_bytes()).sum();
-        let now_ms = self.options.clock.now_ms();
+        let clock = self.options.clock.as_ref();
         let mut delete = 0;
-        for segment in sealed {
+        // A sealed segment's age is the time since its last append, by the broker's
+        // clock (`age.rs`), never by the timestamps producers put in their records.
+        for pair in segments[..sealed_count + 1].windows(2) {
+            let (segment, next) = (&pair[0], &pair[1]);
             let over_size = self.config.retention_bytes.is_some_and(|max| total > max);
             let too_old = self.config.retention_ms.is_some_and(|ms| {
-                segment
-                    .max_timestamp_ms()
-                    .is_some_and(|ts| ts < now_ms.saturating_sub(ms as i64))
+                let base = segment.base_offset;
+                self.ages
+                    .since_last_append(base, next.base_offset, next.created_ms, clock)
+                    > ms
             });
             if !(over_size || too_old) {
                 break;
@@ -109,6 +112,9 @@ impl Log {
             .log_start_offset
             .store(new_start, Ordering::Release);
         let (gone, kept) = segments.split_at(count);
+        for segment in gone {
+            self.ages.forget(segment.base_offset);
+        }
         debug_assert!(
             kept[0].base_offset <= new_start,
             "the first segment kept holds the log start"

@@ -31,12 +31,12 @@ impl Log {
             return self.roll(batch_len);
         }
         let full = end + batch_len > self.config.segment_bytes.min(segment.capacity());
+        let clock = self.options.clock.as_ref();
         let aged = self.config.segment_ms.is_some_and(|ms| {
-            self.options
-                .clock
-                .now_ms()
-                .saturating_sub(segment.created_ms)
-                >= ms as i64
+            let age = self
+                .ages
+                .since_created(segment.base_offset, segment.created_ms, clock);
+            age >= ms
         });
         let relative_full = segment.next_offset() - segment.base_offset + u64::from(record_count)
             > u64::from(u32::MAX);
@@ -71,6 +71,8 @@ impl Log {
             self.shared.durable.fail_on_error(removed)?;
         } else {
             self.seal_active()?;
+            let clock = self.options.clock.clone();
+            self.ages.sealed(self.active.base_offset, clock.as_ref());
         }
         let created = Self::create_segment(
             &self.shared.dir,
@@ -124,6 +126,8 @@ impl Log {
             segment.end_position(),
             self.allocated_bytes,
         );
+        self.ages
+            .created(segment.base_offset, self.options.clock.as_ref());
         self.active = segment;
         self.cursor = IndexCursor::new(self.config.index_interval_bytes);
         Ok(())

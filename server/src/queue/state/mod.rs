@@ -20,6 +20,63 @@ mod tests;
 
 pub use partition::{Entry, EntryState, PartitionQueue};
 
+/// A reading of the broker's clock: monotonic time for every timer (deadlines,
+/// retries), wall-clock time for what is persisted and shown (delivery times, the
+/// absolute deadlines in events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds.
+    pub mono_ms: u64,
+    /// Wall-clock milliseconds since the epoch.
+    pub wall_ms: i64,
+}
+
+impl Now {
+    /// Reads `clock`.
+    pub fn read(clock: &dyn crate::clock::Clock) -> Now {
+        Now {
+            mono_ms: clock.monotonic_ms(),
+            wall_ms: clock.wall_ms(),
+        }
+    }
+
+    /// Both clocks at `ms` (tests).
+    pub fn at(ms: u64) -> Now {
+        Now {
+            mono_ms: ms,
+            wall_ms: ms as i64,
+        }
+    }
+
+    /// The wall-clock time of monotonic time `mono_ms`, as seen now.
+    fn wall_of(self, mono_ms: u64) -> i64 {
+        let ahead = mono_ms.saturating_sub(self.mono_ms) as i64;
+        let behind = self.mono_ms.saturating_sub(mono_ms) as i64;
+        self.wall_ms.saturating_add(ahead).saturating_sub(behind)
+    }
+}
+
+/// Where a replayed event is read: when its record was written, by the wall clock, and
+/// the monotonic time of the replay. An event's absolute wall-clock deadline is turned
+/// back into what was left of it when it was written, counted again from the replay,
+/// so neither downtime nor a step of the wall clock can expire every lease at once or
+/// freeze one: a lease or retry of a restarted broker waits at most what it had left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// The record's timestamp: the wall-clock time the event was written.
+    pub written_wall_ms: i64,
+    /// Monotonic time now.
+    pub now_mono_ms: u64,
+}
+
+impl Replayed {
+    /// The monotonic time of `wall_ms`, an absolute time written with the event.
+    fn mono_of(self, wall_ms: i64) -> u64 {
+        let left = wall_ms.saturating_sub(self.written_wall_ms).max(0) as u64;
+        self.now_mono_ms.saturating_add(left)
+    }
+}
+
 /// How a queue group treats its messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuePolicy {
@@ -124,7 +181,7 @@ impl QueueState {
             read: part.read.max(start),
             dead_lettered: part.dead_lettered,
         };
-        self.apply(&event);
+        self.apply(&event, Replayed::default());
         Some(event)
     }
 
@@ -135,22 +192,22 @@ impl QueueState {
         from: u64,
         to: u64,
         member: &Arc<str>,
-        now_ms: i64,
+        now: Now,
     ) -> QueueEvent {
         debug_assert!(from < to, "a delivery carries at least one message");
-        let deadline_ms = now_ms.saturating_add(self.policy.ack_deadline_ms as i64);
+        let deadline_mono_ms = now.mono_ms.saturating_add(self.policy.ack_deadline_ms);
         let mut attempt = 1;
         if let Ok(part) = self.part(partition) {
             // New messages start at `read`; a retry redelivers one message below it.
             debug_assert!(from == part.read || (to == from + 1 && from < part.read));
             for offset in from..to {
-                let entry = part.entry_mut(offset, now_ms);
+                let entry = part.entry_mut(offset, now.wall_ms);
                 entry.attempts += 1;
-                entry.last_ms = now_ms;
+                entry.last_ms = now.wall_ms;
                 attempt = entry.attempts;
                 let state = EntryState::InFlight {
                     member: Some(member.clone()),
-                    deadline_ms,
+                    deadline_mono_ms,
                 };
                 part.set_state(offset, state);
             }
@@ -161,17 +218,18 @@ impl QueueState {
             from,
             to,
             attempt,
-            at_ms: now_ms,
-            deadline_ms,
+            at_ms: now.wall_ms,
+            deadline_ms: now.wall_of(deadline_mono_ms),
         }
     }
 
-    /// Messages waiting for a retry that are due at `now_ms`, earliest first, at most
+    /// Messages waiting for a retry that are due `now`, earliest first, at most
     /// `limit`.
-    pub fn due_retries(&self, now_ms: i64, limit: usize) -> Vec<(u32, u64)> {
+    pub fn due_retries(&self, now: Now, limit: usize) -> Vec<(u32, u64)> {
+        let now_ms = now.mono_ms;
         // The `limit` earliest of each partition (its timers are in due order) hold the
         // `limit` earliest overall, so no partition can crowd out another's.
-        let mut due: Vec<(i64, u32, u64)> = Vec::new();
+        let mut due: Vec<(u64, u32, u64)> = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
             let mut taken = 0;
             for (at, offset) in part.timers.iter() {
@@ -222,7 +280,7 @@ impl QueueState {
         offset: u64,
         reason: &str,
         delay_ms: Option<u64>,
-        now_ms: i64,
+        now: Now,
     ) -> Result<QueueEvent, Refusal> {
         let policy = self.policy.clone();
         let part = self.part(partition)?;
@@ -244,13 +302,13 @@ impl QueueState {
             });
         }
         let delay = delay_ms.unwrap_or_else(|| policy.backoff.delay_ms(attempts, offset));
-        let due_ms = now_ms.saturating_add(delay as i64);
-        part.set_state(offset, EntryState::Waiting { due_ms });
+        let due_mono_ms = now.mono_ms.saturating_add(delay);
+        part.set_state(offset, EntryState::Waiting { due_mono_ms });
         Ok(QueueEvent::Failed {
             partition,
             offset,
             reason: reason.to_string(),
-            due_ms,
+            due_ms: now.wall_of(due_mono_ms),
         })
     }
 
@@ -260,14 +318,14 @@ impl QueueState {
         partition: u32,
         offset: u64,
         extend_ms: u64,
-        now_ms: i64,
+        now: Now,
     ) -> Result<(), Refusal> {
         let part = self.part(partition)?;
         match part.entries.get(&offset).map(|e| &e.state) {
             Some(EntryState::InFlight { member, .. }) => {
                 let state = EntryState::InFlight {
                     member: member.clone(),
-                    deadline_ms: now_ms.saturating_add(extend_ms as i64),
+                    deadline_mono_ms: now.mono_ms.saturating_add(extend_ms),
                 };
                 part.set_state(offset, state);
                 Ok(())
@@ -278,7 +336,8 @@ impl QueueState {
 
     /// Deliveries whose deadline passed fail. With `gone`, deliveries to members for
     /// which it answers true fail too (a full scan: only after members went away).
-    pub fn expire(&mut self, now_ms: i64, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<QueueEvent> {
+    pub fn expire(&mut self, now: Now, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<QueueEvent> {
+        let now_ms = now.mono_ms;
         let mut failed = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
             for (at, offset) in part.timers.iter() {
@@ -296,10 +355,10 @@ impl QueueState {
                 for (offset, entry) in &part.entries {
                     if let EntryState::InFlight {
                         member: Some(member),
-                        deadline_ms,
+                        deadline_mono_ms,
                     } = &entry.state
                     {
-                        if *deadline_ms > now_ms && gone(member) {
+                        if *deadline_mono_ms > now_ms && gone(member) {
                             failed.push((p as u32, *offset, "consumer disconnected"));
                         }
                     }
@@ -308,7 +367,7 @@ impl QueueState {
         }
         failed
             .into_iter()
-            .filter_map(|(p, o, reason)| self.fail(p, o, reason, None, now_ms).ok())
+            .filter_map(|(p, o, reason)| self.fail(p, o, reason, None, now).ok())
             .collect()
     }
 
@@ -333,8 +392,8 @@ impl QueueState {
         out
     }
 
-    /// The earliest time something is due (a deadline or a retry).
-    pub fn next_wakeup_ms(&self) -> Option<i64> {
+    /// The earliest monotonic time something is due (a deadline or a retry).
+    pub fn next_wakeup_mono_ms(&self) -> Option<u64> {
         self.partitions
             .iter()
             .filter_map(|part| part.timers.first().map(|(at, _)| *at))
@@ -360,9 +419,10 @@ impl QueueState {
         counts
     }
 
-    /// Replays a persisted event. Members are not persisted: in-flight messages come
-    /// back with no member and are redelivered once their deadline passes.
-    pub fn apply(&mut self, event: &QueueEvent) {
+    /// Replays a persisted event, read as `replayed` says. Members are not persisted:
+    /// in-flight messages come back with no member and are redelivered once their
+    /// deadline passes.
+    pub fn apply(&mut self, event: &QueueEvent, replayed: Replayed) {
         match event {
             QueueEvent::Delivered {
                 partition,
@@ -386,7 +446,7 @@ impl QueueState {
                         offset,
                         EntryState::InFlight {
                             member: None,
-                            deadline_ms: *deadline_ms,
+                            deadline_mono_ms: replayed.mono_of(*deadline_ms),
                         },
                     );
                 }
@@ -408,7 +468,8 @@ impl QueueState {
                 if let Ok(part) = self.part(*partition) {
                     if let Some(entry) = part.entries.get_mut(offset) {
                         entry.reason = Some(reason.clone());
-                        part.set_state(*offset, EntryState::Waiting { due_ms: *due_ms });
+                        let due_mono_ms = replayed.mono_of(*due_ms);
+                        part.set_state(*offset, EntryState::Waiting { due_mono_ms });
                     }
                 }
             }
@@ -475,8 +536,9 @@ impl QueueState {
             .sum()
     }
 
-    /// Events that rebuild this whole state from nothing (for compaction).
-    pub fn snapshot(&self) -> Vec<QueueEvent> {
+    /// Events that rebuild this whole state from nothing (for compaction), with their
+    /// absolute times as of `now`.
+    pub fn snapshot(&self, now: Now) -> Vec<QueueEvent> {
         let mut events = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
             let partition = p as u32;
@@ -496,21 +558,21 @@ impl QueueState {
                 });
                 let reason = entry.reason.clone().unwrap_or_default();
                 match &entry.state {
-                    EntryState::InFlight { deadline_ms, .. } => {
-                        events.push(QueueEvent::Delivered {
-                            partition,
-                            from: *offset,
-                            to: offset + 1,
-                            attempt: entry.attempts,
-                            at_ms: entry.last_ms,
-                            deadline_ms: *deadline_ms,
-                        })
-                    }
-                    EntryState::Waiting { due_ms } => events.push(QueueEvent::Failed {
+                    EntryState::InFlight {
+                        deadline_mono_ms, ..
+                    } => events.push(QueueEvent::Delivered {
+                        partition,
+                        from: *offset,
+                        to: offset + 1,
+                        attempt: entry.attempts,
+                        at_ms: entry.last_ms,
+                        deadline_ms: now.wall_of(*deadline_mono_ms),
+                    }),
+                    EntryState::Waiting { due_mono_ms } => events.push(QueueEvent::Failed {
                         partition,
                         offset: *offset,
                         reason,
-                        due_ms: *due_ms,
+                        due_ms: now.wall_of(*due_mono_ms),
                     }),
                     EntryState::DeadLettering => events.push(QueueEvent::DeadLettering {
                         partition,

@@ -8,13 +8,14 @@ use std::sync::Arc;
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryState {
-    /// Delivered to `member` (unknown after a restart) until `deadline_ms`.
+    /// Delivered to `member` (unknown after a restart) until `deadline_mono_ms`, on
+    /// the monotonic clock.
     InFlight {
         member: Option<Arc<str>>,
-        deadline_ms: i64,
+        deadline_mono_ms: u64,
     },
-    /// Waiting to be redelivered at `due_ms`.
-    Waiting { due_ms: i64 },
+    /// Waiting to be redelivered at `due_mono_ms`, on the monotonic clock.
+    Waiting { due_mono_ms: u64 },
     /// Being copied to the dead-letter topic.
     DeadLettering,
     /// Acked or dead-lettered.
@@ -28,9 +29,9 @@ pub struct Entry {
     pub attempts: u32,
     /// Where it is.
     pub state: EntryState,
-    /// First delivery time.
+    /// First delivery time, by the wall clock (what a dead letter's history shows).
     pub first_ms: i64,
-    /// Latest delivery time.
+    /// Latest delivery time, by the wall clock.
     pub last_ms: i64,
     /// Why the latest delivery failed.
     pub reason: Option<String>,
@@ -44,18 +45,20 @@ pub struct PartitionQueue {
     /// Messages dead-lettered so far.
     pub dead_lettered: u64,
     pub(super) entries: BTreeMap<u64, Entry>,
-    /// `(deadline or due time, offset)` of every entry in flight or waiting: the
-    /// dispatcher finds what is due without scanning all entries.
-    pub(super) timers: BTreeSet<(i64, u64)>,
+    /// `(deadline or due time, offset)` of every entry in flight or waiting, on the
+    /// monotonic clock: the dispatcher finds what is due without scanning all entries.
+    pub(super) timers: BTreeSet<(u64, u64)>,
     /// Offsets being dead-lettered.
     pub(super) dead: BTreeSet<u64>,
 }
 
 /// The time an entry in this state is due, if any.
-pub(super) fn timer_of(state: &EntryState) -> Option<i64> {
+pub(super) fn timer_of(state: &EntryState) -> Option<u64> {
     match state {
-        EntryState::InFlight { deadline_ms, .. } => Some(*deadline_ms),
-        EntryState::Waiting { due_ms } => Some(*due_ms),
+        EntryState::InFlight {
+            deadline_mono_ms, ..
+        } => Some(*deadline_mono_ms),
+        EntryState::Waiting { due_mono_ms } => Some(*due_mono_ms),
         EntryState::DeadLettering | EntryState::Settled => None,
     }
 }

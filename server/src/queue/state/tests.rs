@@ -3,6 +3,11 @@
 
 use super::partition::timer_of;
 use super::*;
+
+/// Both clocks at `ms`.
+fn t(ms: i64) -> Now {
+    Now::at(ms.max(0) as u64)
+}
 use proptest::prelude::*;
 
 proptest! {
@@ -19,21 +24,21 @@ proptest! {
             let p = (x % 2) as u32;
             match op {
                 0 => if let Some((from, to)) = q.new_range(p, 40, 1 + x % 5) {
-                    log.push(q.deliver(p, from, to, &members[(x % 2) as usize], now));
+                    log.push(q.deliver(p, from, to, &members[(x % 2) as usize], t(now)));
                 },
                 1 => if let Ok(e) = q.ack(p, &[x]) { log.push(e) },
-                2 => if let Ok(e) = q.fail(p, x, "r", (x % 3 == 0).then_some(5), now) { log.push(e) },
-                3 => { let _ = q.extend(p, x, 100, now); }
-                4 => log.extend(q.expire(now, Some(&|m: &str| m == "b"))),
+                2 => if let Ok(e) = q.fail(p, x, "r", (x % 3 == 0).then_some(5), t(now)) { log.push(e) },
+                3 => { let _ = q.extend(p, x, 100, t(now)); }
+                4 => log.extend(q.expire(t(now), Some(&|m: &str| m == "b"))),
                 _ => {
-                    for (p, o) in q.due_retries(now, 3) { log.push(q.deliver(p, o, o + 1, &members[0], now)); }
+                    for (p, o) in q.due_retries(t(now), 3) { log.push(q.deliver(p, o, o + 1, &members[0], t(now))); }
                     for (p, o) in q.dead_lettering() { if let Ok(e) = q.dead_lettered(p, o) { log.push(e) } }
                 }
             }
             q.assert_indexes();
         }
         let mut replayed = QueueState::new(q.policy.clone(), &[0, 0]);
-        for event in &log { replayed.apply(event); }
+        for event in &log { replayed.apply(event, Replayed::default()); }
         replayed.assert_indexes();
         for p in 0..2 {
             let (a, b) = (q.partition(p).unwrap(), replayed.partition(p).unwrap());
@@ -69,15 +74,15 @@ fn a_partition_with_many_retries_does_not_hide_an_earlier_one_elsewhere() {
     let mut q = QueueState::new(policy(), &[0, 0]);
     let a = member("a");
     q.new_range(0, 20, 20).unwrap();
-    q.deliver(0, 0, 20, &a, 0);
+    q.deliver(0, 0, 20, &a, t(0));
     q.new_range(1, 1, 1).unwrap();
-    q.deliver(1, 0, 1, &a, 0);
+    q.deliver(1, 0, 1, &a, t(0));
     // Partition 1's retry is due first; partition 0 has 20 due a little later.
-    q.fail(1, 0, "r", Some(10), 0).unwrap();
+    q.fail(1, 0, "r", Some(10), t(0)).unwrap();
     for offset in 0..20 {
-        q.fail(0, offset, "r", Some(20), 0).unwrap();
+        q.fail(0, offset, "r", Some(20), t(0)).unwrap();
     }
-    let due = q.due_retries(100, 3);
+    let due = q.due_retries(t(100), 3);
     assert_eq!(due.len(), 3);
     assert_eq!(due[0], (1, 0), "the earliest retry comes first: {due:?}");
 }
@@ -86,8 +91,8 @@ fn a_partition_with_many_retries_does_not_hide_an_earlier_one_elsewhere() {
 fn offsets_gone_from_the_log_are_skipped_and_their_entries_settled() {
     let mut q = QueueState::new(policy(), &[0]);
     q.new_range(0, 4, 10).unwrap();
-    q.deliver(0, 0, 4, &member("a"), 0);
-    q.fail(0, 1, "r", None, 0).unwrap(); // waiting for a retry
+    q.deliver(0, 0, 4, &member("a"), t(0));
+    q.fail(0, 1, "r", None, t(0)).unwrap(); // waiting for a retry
     assert_eq!(q.skip_before(0, 0), None, "nothing below the start yet");
     // Retention removed [0, 10): the retry and the in-flight ones are settled,
     // and reading resumes at 10.
@@ -103,7 +108,7 @@ fn offsets_gone_from_the_log_are_skipped_and_their_entries_settled() {
     let part = q.partition(0).unwrap();
     assert_eq!(part.read, 10);
     assert!((0..4).all(|o| part.entry(o).is_none()));
-    assert!(q.due_retries(i64::MAX, 10).is_empty());
+    assert!(q.due_retries(t(i64::MAX), 10).is_empty());
     assert_eq!(q.new_range(0, 12, 10), Some((10, 12)));
     assert_eq!(q.skip_before(0, 10), None, "done once");
 }
@@ -112,9 +117,9 @@ fn offsets_gone_from_the_log_are_skipped_and_their_entries_settled() {
 fn a_long_nack_reason_is_clipped_in_memory_and_in_its_event() {
     let mut q = QueueState::new(policy(), &[0]);
     q.new_range(0, 1, 10).unwrap();
-    q.deliver(0, 0, 1, &member("a"), 0);
+    q.deliver(0, 0, 1, &member("a"), t(0));
     let reason = "x".repeat(64 * 1024);
-    let event = q.fail(0, 0, &reason, None, 0).unwrap();
+    let event = q.fail(0, 0, &reason, None, t(0)).unwrap();
     let max = protocol::internal::queue::MAX_REASON_BYTES;
     assert!(matches!(event, QueueEvent::Failed { ref reason, .. } if reason.len() == max));
     let kept = q.partition(0).unwrap().entry(0).unwrap().reason.clone();
@@ -127,24 +132,24 @@ fn a_poison_message_is_retried_with_growing_backoff_then_dead_lettered_without_b
     let a = member("a");
     let (from, to) = q.new_range(0, 10, 10).unwrap();
     assert_eq!((from, to), (0, 10));
-    q.deliver(0, from, to, &a, 0);
+    q.deliver(0, from, to, &a, t(0));
     // Offset 3 is poison: nacked every time; everything else is acked.
     q.ack(0, &[0, 1, 2, 4, 5, 6, 7, 8, 9]).unwrap();
     let mut now = 0;
     let mut dues = Vec::new();
     for attempt in 1..=3 {
-        let event = q.fail(0, 3, "bad payload", None, now).unwrap();
+        let event = q.fail(0, 3, "bad payload", None, t(now)).unwrap();
         match event {
             QueueEvent::Failed { due_ms, .. } => {
                 assert!(attempt < 3);
                 dues.push(due_ms - now);
                 assert!(
-                    q.due_retries(due_ms - 1, 10).is_empty(),
+                    q.due_retries(t(due_ms - 1), 10).is_empty(),
                     "not before its time"
                 );
-                assert_eq!(q.due_retries(due_ms, 10), [(0, 3)]);
+                assert_eq!(q.due_retries(t(due_ms), 10), [(0, 3)]);
                 now = due_ms;
-                q.deliver(0, 3, 4, &a, now);
+                q.deliver(0, 3, 4, &a, t(now));
                 assert_eq!(
                     q.partition(0).unwrap().entry(3).unwrap().attempts,
                     attempt + 1
@@ -176,16 +181,16 @@ fn a_poison_message_is_retried_with_growing_backoff_then_dead_lettered_without_b
 fn deadlines_expire_and_disconnected_members_lose_their_deliveries() {
     let mut q = QueueState::new(policy(), &[0, 0]);
     let (a, b) = (member("a"), member("b"));
-    q.deliver(0, 0, 2, &a, 0);
-    q.deliver(1, 0, 2, &b, 500);
-    q.extend(0, 1, 5000, 900).unwrap();
-    let events = q.expire(1000, None);
+    q.deliver(0, 0, 2, &a, t(0));
+    q.deliver(1, 0, 2, &b, t(500));
+    q.extend(0, 1, 5000, t(900)).unwrap();
+    let events = q.expire(t(1000), None);
     assert_eq!(
         events.len(),
         1,
         "only partition 0 offset 0 passed its deadline: {events:?}"
     );
-    let events = q.expire(1001, Some(&|m: &str| m == "b"));
+    let events = q.expire(t(1001), Some(&|m: &str| m == "b"));
     assert_eq!(events.len(), 2, "b's deliveries fail when b is gone");
     assert!(
         matches!(q.ack(0, &[5]), Err(Refusal::NotInFlight { .. })),
@@ -194,7 +199,7 @@ fn deadlines_expire_and_disconnected_members_lose_their_deliveries() {
     q.ack(0, &[1]).unwrap();
     q.ack(0, &[1])
         .unwrap_or_else(|e| panic!("acks are idempotent: {e:?}"));
-    assert_eq!(q.next_wakeup_ms(), Some(1100));
+    assert_eq!(q.next_wakeup_mono_ms(), Some(1100));
 }
 
 #[test]
@@ -209,7 +214,7 @@ fn flow_control_bounds_unsettled_messages() {
     let a = member("a");
     let (from, to) = q.new_range(0, 100, 100).unwrap();
     assert_eq!(to - from, 5);
-    q.deliver(0, from, to, &a, 0);
+    q.deliver(0, from, to, &a, t(0));
     assert_eq!(q.new_range(0, 100, 100), None);
     q.ack(0, &[0, 1]).unwrap();
     assert_eq!(q.new_range(0, 100, 100), Some((5, 7)));
@@ -220,22 +225,22 @@ fn replaying_events_or_a_snapshot_gives_the_same_state() {
     let mut q = QueueState::new(policy(), &[0]);
     let a = member("a");
     let mut log = vec![
-        q.deliver(0, 0, 6, &a, 10),
+        q.deliver(0, 0, 6, &a, t(10)),
         q.ack(0, &[0, 2]).unwrap(),
-        q.fail(0, 1, "nope", Some(50), 20).unwrap(),
-        q.fail(0, 3, "later", None, 30).unwrap(),
+        q.fail(0, 1, "nope", Some(50), t(20)).unwrap(),
+        q.fail(0, 3, "later", None, t(30)).unwrap(),
     ];
-    for (p, o) in q.due_retries(70, 10) {
-        log.push(q.deliver(p, o, o + 1, &a, 70));
+    for (p, o) in q.due_retries(t(70), 10) {
+        log.push(q.deliver(p, o, o + 1, &a, t(70)));
     }
     let mut replayed = QueueState::new(policy(), &[0]);
     for event in &log {
-        replayed.apply(event);
+        replayed.apply(event, Replayed::default());
     }
     let mut from_snapshot = QueueState::new(policy(), &[0]);
-    assert_eq!(q.snapshot_len(), q.snapshot().len());
-    for event in q.snapshot() {
-        from_snapshot.apply(&event);
+    assert_eq!(q.snapshot_len(), q.snapshot(t(70)).len());
+    for event in q.snapshot(t(70)) {
+        from_snapshot.apply(&event, Replayed::default());
     }
     for state in [&replayed, &from_snapshot] {
         let part = state.partition(0).unwrap();
@@ -245,7 +250,7 @@ fn replaying_events_or_a_snapshot_gives_the_same_state() {
         assert_eq!(part.entry(3).unwrap().attempts, 1);
         assert!(matches!(
             part.entry(3).unwrap().state,
-            EntryState::Waiting { due_ms: 130 }
+            EntryState::Waiting { due_mono_ms: 130 }
         ));
         assert_eq!(
             state.counts(0),
@@ -262,7 +267,7 @@ impl QueueState {
     /// The timer and dead-letter indexes agree with the entries.
     fn assert_indexes(&self) {
         for part in &self.partitions {
-            let timers: std::collections::BTreeSet<(i64, u64)> = part
+            let timers: std::collections::BTreeSet<(u64, u64)> = part
                 .entries
                 .iter()
                 .filter_map(|(o, e)| timer_of(&e.state).map(|t| (t, *o)))
