@@ -324,11 +324,13 @@ fn retention_after_a_roll_that_failed_on_a_full_disk_is_an_error_not_a_panic() {
         vfs: Arc::new(sim.clone()),
         ..LogOptions::default()
     };
+    // `os`: no syncer thread, so no zero-ahead write can take the injected fault
+    // before the roll's segment creation does.
     let config = LogConfig {
         segment_bytes: 4096,
         preallocate_bytes: 4096,
         retention_bytes: Some(1),
-        durability: Durability::Always,
+        durability: Durability::Os,
         ..LogConfig::default()
     };
     let mut log = Log::open_with(dir.path(), config, options).unwrap();
