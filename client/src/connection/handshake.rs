@@ -1,0 +1,90 @@
+//! The handshake: the first exchange on every new connection.
+//!
+//! The client offers the protocol versions it speaks and its name (shown in group
+//! descriptions); the broker answers with the version it chose and its largest frame,
+//! which every later request is checked against before it is sent. It runs on the
+//! bare socket, before the reader and writer tasks exist, because nothing else can be
+//! on the connection yet; it uses correlation id 1, so the connection's requests start
+//! at 2. Its failures are sorted for the retry loop as an [`OpenError`]: a busy broker
+//! (`too_many_connections`) or a connection closed mid-way is retried like a refused
+//! connect; a refusal, or an answer this client cannot speak, is not.
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use protocol::codec::ProtocolCodec;
+use protocol::ops::handshake::HandshakeRequest;
+use protocol::{ErrorCode, Message, Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use super::conn::Frames;
+use super::open::OpenError;
+use super::ClientConfig;
+use crate::error::ClientError;
+
+pub(super) async fn handshake(
+    addr: &str,
+    config: &ClientConfig,
+) -> Result<(Frames, OwnedWriteHalf, usize), OpenError> {
+    let stream = TcpStream::connect(addr).await.map_err(OpenError::Retry)?;
+    // Requests are small and latency-bound; the writer batches them itself.
+    stream.set_nodelay(true).map_err(OpenError::Retry)?;
+    let (read, mut write) = stream.into_split();
+    let mut frames = FramedRead::new(read, ProtocolCodec::new());
+    let hello = Message::Request {
+        correlation_id: 1,
+        request: Request::Handshake(HandshakeRequest {
+            versions: protocol::SUPPORTED_VERSIONS.to_vec(),
+            client_name: config.client_name.clone(),
+            auth: None,
+        }),
+    };
+    let mut buf = BytesMut::new();
+    hello.encode(&mut buf).map_err(|e| {
+        OpenError::Fatal(ClientError::InvalidArgument(format!(
+            "cannot encode the handshake (is the client name over 65535 bytes?): {e}"
+        )))
+    })?;
+    write.write_all(&buf).await.map_err(OpenError::Retry)?;
+    let frame = match frames.next().await {
+        Some(Ok(frame)) => frame,
+        Some(Err(e)) => return Err(OpenError::Fatal(ClientError::Protocol(e.to_string()))),
+        None => {
+            return Err(OpenError::Retry(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the broker closed the connection during the handshake",
+            )))
+        }
+    };
+    match Message::decode(frame) {
+        Ok(Message::Response {
+            response: Response::Handshake(answer),
+            ..
+        }) => {
+            if !protocol::SUPPORTED_VERSIONS.contains(&answer.version) {
+                return Err(OpenError::Fatal(ClientError::Protocol(format!(
+                    "the broker chose protocol version {}, which this client does not speak",
+                    answer.version
+                ))));
+            }
+            let max_frame_bytes = usize::try_from(answer.max_frame_bytes).unwrap_or(usize::MAX);
+            Ok((frames, write, max_frame_bytes))
+        }
+        Ok(Message::Error { error, .. }) if error.code == ErrorCode::TooManyConnections => {
+            Err(OpenError::Retry(std::io::Error::other(format!(
+                "broker busy: {}",
+                error.message
+            ))))
+        }
+        Ok(Message::Error { error, .. }) => Err(OpenError::Fatal(ClientError::Server {
+            code: error.code,
+            message: error.message,
+        })),
+        Ok(other) => Err(OpenError::Fatal(ClientError::Protocol(format!(
+            "expected a Handshake answer, got {other:?}"
+        )))),
+        Err(e) => Err(OpenError::Fatal(ClientError::Protocol(e.to_string()))),
+    }
+}
