@@ -1,0 +1,182 @@
+//! Following the membership: which partitions the consumer reads, and from where.
+//!
+//! Two steps, so that the rule is a pure function tested alone: [`plan_change`]
+//! compares the applied membership with the latest one and says which partitions keep
+//! their positions, which (re)start from the group's committed offsets and which are
+//! dropped with what was buffered for them; [`Consumer::apply_membership`] looks up
+//! the starting offsets first and only then changes the fetcher and the positions, all
+//! at once after the last `.await`, so that a call cancelled half way changes nothing.
+
+use std::collections::HashMap;
+
+use super::membership::Membership;
+use super::{Consumer, StartFrom};
+use crate::connection::Client;
+use crate::error::ClientError;
+
+/// How to get from one applied assignment to the next: which partitions keep their
+/// positions, and which must be (re)started from the group's committed offsets.
+#[derive(Debug, PartialEq, Eq)]
+struct AssignmentChange {
+    keep: Vec<u32>,
+    start: Vec<u32>,
+    drop: Vec<u32>,
+}
+
+/// Pure: a partition keeps this member's position only if the member is the same and
+/// the generation moved by at most one. Across two or more generations the partition
+/// may have been owned by someone else in between, who may have committed further.
+fn plan_change(old: Option<&Membership>, new: &Membership) -> AssignmentChange {
+    let Some(old) = old else {
+        return AssignmentChange {
+            keep: Vec::new(),
+            start: new.partitions.clone(),
+            drop: Vec::new(),
+        };
+    };
+    let continuous = old.member_id == new.member_id
+        && (new.generation == old.generation || new.generation == old.generation.wrapping_add(1));
+    let mut change = AssignmentChange {
+        keep: Vec::new(),
+        start: Vec::new(),
+        drop: Vec::new(),
+    };
+    for &p in &new.partitions {
+        if continuous && old.partitions.binary_search(&p).is_ok() {
+            change.keep.push(p);
+        } else {
+            change.start.push(p);
+        }
+    }
+    for &p in &old.partitions {
+        if change.keep.binary_search(&p).is_err() {
+            change.drop.push(p);
+        }
+    }
+    change
+}
+
+impl Consumer {
+    /// Brings the fetcher in line with the latest assignment. Cancel-safe: the
+    /// lookups come first, the state changes after them, all at once.
+    pub(super) async fn apply_membership(&mut self) -> Result<(), ClientError> {
+        let current = self.membership.borrow().clone();
+        if self.applied.as_ref() == Some(&current) {
+            return Ok(());
+        }
+        let change = plan_change(self.applied.as_ref(), &current);
+        let starts = if change.start.is_empty() {
+            Vec::new()
+        } else {
+            Self::starting_offsets(
+                &self.client,
+                &self.group,
+                &self.topic,
+                self.config.start,
+                &change.start,
+            )
+            .await?
+        };
+        for p in &change.drop {
+            self.fetcher.revoke(*p);
+            self.returned.remove(p);
+            self.committed.remove(p);
+        }
+        for (p, offset, committed) in starts {
+            self.fetcher.assign(p, offset);
+            self.returned.insert(p, offset);
+            // An untouched partition is not committed again; with no committed offset
+            // the start position stands in for one.
+            self.committed.insert(p, committed.unwrap_or(offset));
+        }
+        tracing::debug!(group = %self.group, ?current, ?change, "assignment applied");
+        self.applied = Some(current);
+        Ok(())
+    }
+
+    /// `(partition, start offset, committed offset)` for newly owned partitions.
+    ///
+    /// An associated function over the fields it needs, not `&self`: a future holding
+    /// `&Consumer` would need `Consumer: Sync`, and its fetcher is not, which would make
+    /// the consumer unusable inside `tokio::spawn`.
+    async fn starting_offsets(
+        client: &Client,
+        group: &str,
+        topic: &str,
+        start_from: StartFrom,
+        partitions: &[u32],
+    ) -> Result<Vec<(u32, u64, Option<u64>)>, ClientError> {
+        let committed: HashMap<u32, Option<u64>> = client
+            .fetch_offsets(group, topic)
+            .await?
+            .into_iter()
+            .map(|c| (c.partition, c.offset))
+            .collect();
+        let needs_bounds = partitions
+            .iter()
+            .any(|p| committed.get(p).copied().flatten().is_none());
+        let bounds: HashMap<u32, (u64, u64)> = if needs_bounds {
+            client
+                .describe_topic(topic)
+                .await?
+                .partitions
+                .into_iter()
+                .map(|p| (p.partition, (p.start_offset, p.end_offset)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let mut starts = Vec::with_capacity(partitions.len());
+        for &p in partitions {
+            let committed = committed.get(&p).copied().flatten();
+            let offset = match committed {
+                Some(offset) => offset,
+                None => {
+                    let (start, end) = bounds.get(&p).copied().unwrap_or((0, 0));
+                    match start_from {
+                        StartFrom::Earliest => start,
+                        StartFrom::Latest => end,
+                        StartFrom::Offset(o) => o.clamp(start, end),
+                    }
+                }
+            };
+            starts.push((p, offset, committed));
+        }
+        Ok(starts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(member: &str, generation: u32, partitions: &[u32]) -> Membership {
+        Membership::new(member.into(), generation, partitions.to_vec())
+    }
+
+    #[test]
+    fn first_assignment_starts_everything() {
+        let change = plan_change(None, &m("a", 1, &[2, 0]));
+        assert_eq!(change.start, [0, 2]);
+        assert!(change.keep.is_empty() && change.drop.is_empty());
+    }
+
+    #[test]
+    fn next_generation_keeps_positions_of_kept_partitions() {
+        let change = plan_change(Some(&m("a", 1, &[0, 1, 2, 3])), &m("a", 2, &[0, 2]));
+        assert_eq!(change.keep, [0, 2]);
+        assert!(change.start.is_empty());
+        assert_eq!(change.drop, [1, 3]);
+    }
+
+    #[test]
+    fn skipped_generations_or_a_new_member_id_restart_from_commits() {
+        // Partition 0 may have belonged to another member in generation 2.
+        let change = plan_change(Some(&m("a", 1, &[0, 1])), &m("a", 3, &[0]));
+        assert_eq!(change.start, [0]);
+        assert_eq!(change.drop, [0, 1]);
+        let change = plan_change(Some(&m("a", 1, &[0])), &m("b", 2, &[0]));
+        assert_eq!(change.start, [0]);
+        assert_eq!(change.drop, [0]);
+    }
+}

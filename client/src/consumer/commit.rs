@@ -1,0 +1,91 @@
+//! Committing: the positions of records already returned, never beyond them.
+//!
+//! Per owned partition the consumer keeps the offset after the last record
+//! [`next`](Consumer::next) returned (`returned`) and the offset last committed
+//! (`committed`); a commit sends the partitions where the two differ. Committing only
+//! what was returned is what makes delivery at least once: a record fetched but not
+//! returned is read again by the partition's next owner, never skipped. A commit that
+//! raced a rebalance (`stale_generation`) heartbeats to learn the new assignment,
+//! applies it, and commits once more the partitions still owned, whose positions stay
+//! valid. Auto commit runs from `next` at the configured interval; its failures are
+//! logged, not returned, since the positions stay and the next commit covers them.
+
+use std::time::Instant;
+
+use protocol::ErrorCode;
+
+use super::Consumer;
+use crate::error::ClientError;
+
+impl Consumer {
+    /// Commits, for each partition this consumer owns, the offset after the last
+    /// record returned by [`next`](Self::next) — never past it. Partitions with
+    /// nothing new are skipped.
+    ///
+    /// If the broker refuses with `stale_generation` (the group rebalanced since the
+    /// assignment was applied), the consumer heartbeats to learn the new assignment,
+    /// applies it, and commits once more the partitions it still owns, whose
+    /// positions stay valid; positions of partitions it lost are dropped (their new
+    /// owner resumes from the last commit). A second refusal is returned as the error.
+    pub async fn commit(&mut self) -> Result<(), ClientError> {
+        match self.commit_returned().await {
+            Err(e) if e.code() == Some(ErrorCode::StaleGeneration) => {
+                tracing::debug!(group = %self.group, error = %e, "commit raced a rebalance");
+                self.heartbeater.beat().await;
+                self.commit_returned().await
+            }
+            other => other,
+        }
+    }
+
+    async fn commit_returned(&mut self) -> Result<(), ClientError> {
+        self.apply_membership().await?;
+        let offsets: Vec<(u32, u64)> = self
+            .returned
+            .iter()
+            .filter(|(p, o)| self.committed.get(p) != Some(o))
+            .map(|(&p, &o)| (p, o))
+            .collect();
+        self.commit_offsets(&offsets).await
+    }
+
+    /// Commits explicit `(partition, next offset to read)` pairs in the applied
+    /// generation. The broker refuses partitions this member does not own.
+    pub async fn commit_offsets(&mut self, offsets: &[(u32, u64)]) -> Result<(), ClientError> {
+        self.last_commit = Instant::now();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let Some(membership) = &self.applied else {
+            return Err(ClientError::Closed("the consumer"));
+        };
+        self.client
+            .commit_offsets(
+                &self.group,
+                &membership.member_id,
+                membership.generation,
+                &self.topic,
+                offsets,
+            )
+            .await?;
+        for &(p, o) in offsets {
+            self.committed.insert(p, o);
+        }
+        tracing::debug!(group = %self.group, ?offsets, "committed");
+        Ok(())
+    }
+
+    pub(super) async fn maybe_auto_commit(&mut self) {
+        let Some(interval) = self.config.auto_commit else {
+            return;
+        };
+        if self.last_commit.elapsed() < interval {
+            return;
+        }
+        if let Err(error) = self.commit().await {
+            // Expected around rebalances; the positions stay and the next commit
+            // (in the new generation) covers them if the partitions stayed ours.
+            tracing::warn!(group = %self.group, %error, "auto commit failed");
+        }
+    }
+}
