@@ -36,205 +36,19 @@
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
-use thiserror::Error;
 
-/// Size of the fixed batch header.
-pub const BATCH_HEADER_BYTES: usize = 40;
-/// The batch format version this crate writes and reads.
-pub const BATCH_MAGIC: u8 = 1;
-/// Largest batch accepted anywhere (producer, log, consumer). A frame carrying a batch
-/// must also fit the frame limit.
-pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
-/// Smallest possible encoded record: length, timestamp delta, key and value lengths,
-/// header count. Used to reject absurd record counts before walking a batch.
-pub const MIN_RECORD_BYTES: usize = 4 + 4 + 4 + 4 + 2;
-/// Largest number of headers on one record.
-pub const MAX_HEADERS_PER_RECORD: usize = u16::MAX as usize;
+mod error;
+mod header;
+mod layout;
 
-const BASE_OFFSET_AT: usize = 0;
-const BATCH_LEN_AT: usize = 8;
-const CRC_AT: usize = 12;
-/// The CRC covers everything from the magic byte to the end of the batch.
-const CRC_START: usize = 16;
-const MAGIC_AT: usize = 16;
-const ATTRIBUTES_AT: usize = 17;
-const RESERVED_AT: usize = 18;
-const RECORD_COUNT_AT: usize = 20;
-const FIRST_TIMESTAMP_AT: usize = 24;
-const MAX_TIMESTAMP_AT: usize = 32;
-
-/// Why a batch was rejected. Each kind of damage has its own variant so that callers
-/// (and fuzzers) can tell them apart.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum BatchError {
-    /// Fewer bytes than a batch header.
-    #[error("batch too short: {len} bytes, a header alone is {BATCH_HEADER_BYTES}")]
-    TooShort {
-        /// Bytes available.
-        len: usize,
-    },
-    /// The magic byte names a format this code does not know.
-    #[error("unsupported batch format version {0} (this build reads version {BATCH_MAGIC})")]
-    UnsupportedMagic(u8),
-    /// Attribute bits or reserved bytes that this version does not define are set.
-    #[error("unsupported batch attributes {attributes:#04x} / reserved {reserved:#06x}")]
-    UnsupportedAttributes {
-        /// The attributes byte.
-        attributes: u8,
-        /// The reserved field.
-        reserved: u16,
-    },
-    /// The declared batch length is outside `[BATCH_HEADER_BYTES, MAX_BATCH_BYTES]`.
-    #[error("batch declares {declared} bytes, allowed range is {BATCH_HEADER_BYTES}..={MAX_BATCH_BYTES}")]
-    BadLength {
-        /// The `batch_len` field.
-        declared: u32,
-    },
-    /// The declared length does not match the bytes given.
-    #[error("batch declares {declared} bytes but {actual} were given")]
-    LengthMismatch {
-        /// The `batch_len` field.
-        declared: usize,
-        /// Bytes given.
-        actual: usize,
-    },
-    /// The CRC stored in the header does not match the contents.
-    #[error("batch CRC mismatch: header says {stored:#010x}, contents give {computed:#010x}")]
-    CrcMismatch {
-        /// CRC in the header.
-        stored: u32,
-        /// CRC of the bytes.
-        computed: u32,
-    },
-    /// A batch must hold at least one record.
-    #[error("batch holds no records")]
-    Empty,
-    /// The record count is larger than the batch's bytes could possibly hold.
-    #[error("batch claims {count} records but its {bytes} record bytes hold at most {max}")]
-    AbsurdRecordCount {
-        /// The declared count.
-        count: u32,
-        /// Bytes after the header.
-        bytes: usize,
-        /// Most records those bytes could hold.
-        max: usize,
-    },
-    /// A record runs past the end of the batch, or a length inside it does.
-    #[error("record {index} is truncated or its lengths are inconsistent")]
-    RecordTruncated {
-        /// Index of the record within the batch.
-        index: u32,
-    },
-    /// Bytes remain after the last declared record.
-    #[error("{count} unexpected bytes after the last record")]
-    TrailingBytes {
-        /// How many.
-        count: usize,
-    },
-    /// A header key is not valid UTF-8.
-    #[error("record {index} has a header key that is not valid UTF-8")]
-    InvalidHeaderKey {
-        /// Index of the record within the batch.
-        index: u32,
-    },
-    /// Building a batch: a record's timestamp is too far from the first record's.
-    #[error("record timestamp {timestamp_ms} is more than i32::MAX ms from the batch's first timestamp {first_ms}")]
-    TimestampOutOfRange {
-        /// The record's timestamp.
-        timestamp_ms: i64,
-        /// The batch's first timestamp.
-        first_ms: i64,
-    },
-    /// Building a batch: a field does not fit its length prefix, or the batch would
-    /// exceed [`MAX_BATCH_BYTES`].
-    #[error("{what} is too large for a batch")]
-    FieldTooLarge {
-        /// Which field.
-        what: &'static str,
-    },
-}
-
-/// The fixed header of a batch, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
-    /// Offset of the first record (0 until the log assigns it).
-    pub base_offset: u64,
-    /// Total bytes of the batch, header included.
-    pub batch_len: u32,
-    /// Stored CRC-32 of bytes `[16, batch_len)`.
-    pub crc: u32,
-    /// Format version.
-    pub magic: u8,
-    /// Attribute bits (0 in this version).
-    pub attributes: u8,
-    /// Number of records.
-    pub record_count: u32,
-    /// Timestamp of the first record.
-    pub first_timestamp_ms: i64,
-    /// Largest record timestamp.
-    pub max_timestamp_ms: i64,
-}
-
-impl BatchHeader {
-    /// Decodes a header from the first [`BATCH_HEADER_BYTES`] of `bytes`, checking the
-    /// magic, attributes and declared length, but not the CRC or the records.
-    pub fn parse(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
-        if bytes.len() < BATCH_HEADER_BYTES {
-            return Err(BatchError::TooShort { len: bytes.len() });
-        }
-        let magic = bytes[MAGIC_AT];
-        if magic != BATCH_MAGIC {
-            return Err(BatchError::UnsupportedMagic(magic));
-        }
-        let batch_len = read_u32(bytes, BATCH_LEN_AT);
-        if (batch_len as usize) < BATCH_HEADER_BYTES || batch_len as usize > MAX_BATCH_BYTES {
-            return Err(BatchError::BadLength {
-                declared: batch_len,
-            });
-        }
-        let attributes = bytes[ATTRIBUTES_AT];
-        let reserved = read_u16(bytes, RESERVED_AT);
-        if attributes != 0 || reserved != 0 {
-            return Err(BatchError::UnsupportedAttributes {
-                attributes,
-                reserved,
-            });
-        }
-        Ok(BatchHeader {
-            base_offset: read_u64(bytes, BASE_OFFSET_AT),
-            batch_len,
-            crc: read_u32(bytes, CRC_AT),
-            magic,
-            attributes,
-            record_count: read_u32(bytes, RECORD_COUNT_AT),
-            first_timestamp_ms: read_i64(bytes, FIRST_TIMESTAMP_AT),
-            max_timestamp_ms: read_i64(bytes, MAX_TIMESTAMP_AT),
-        })
-    }
-
-    /// Offset one past the last record: where the next batch starts.
-    pub fn next_offset(&self) -> u64 {
-        self.base_offset + u64::from(self.record_count)
-    }
-}
-
-/// Writes `base_offset` into a batch's header. The field is outside the CRC, so the
-/// batch stays valid; this is the only change the log makes to a producer's bytes.
-///
-/// # Panics
-/// If `batch` is shorter than a header: callers hold a validated batch.
-pub fn set_base_offset(batch: &mut [u8], base_offset: u64) {
-    assert!(
-        batch.len() >= BATCH_HEADER_BYTES,
-        "set_base_offset on a non-batch"
-    );
-    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_le_bytes());
-}
-
-/// Computes the CRC a batch's header should hold.
-pub fn compute_crc(batch: &[u8]) -> u32 {
-    crc32fast::hash(batch.get(CRC_START..).unwrap_or(&[]))
-}
+pub use error::BatchError;
+pub use header::{compute_crc, set_base_offset, BatchHeader};
+pub use layout::{
+    BATCH_HEADER_BYTES, BATCH_MAGIC, MAX_BATCH_BYTES, MAX_HEADERS_PER_RECORD, MIN_RECORD_BYTES,
+};
+use layout::{
+    BATCH_LEN_AT, CRC_AT, FIRST_TIMESTAMP_AT, MAGIC_AT, MAX_TIMESTAMP_AT, RECORD_COUNT_AT,
+};
 
 /// A borrowed view of one whole batch.
 #[derive(Debug, Clone, Copy)]
@@ -677,28 +491,6 @@ fn put_optional_bytes(buf: &mut BytesMut, field: Option<&[u8]>) {
     }
 }
 
-fn read_u16(bytes: &[u8], at: usize) -> u16 {
-    let mut word = [0; 2];
-    word.copy_from_slice(&bytes[at..at + 2]);
-    u16::from_le_bytes(word)
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> u32 {
-    let mut word = [0; 4];
-    word.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(word)
-}
-
-fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-fn read_i64(bytes: &[u8], at: usize) -> i64 {
-    read_u64(bytes, at) as i64
-}
-
 fn take_slice<'a>(rest: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
     if rest.len() < len {
         return None;
@@ -729,6 +521,7 @@ fn take_optional_bytes<'a>(rest: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
 
 #[cfg(test)]
 mod tests {
+    use super::layout::CRC_START;
     use super::*;
     use proptest::prelude::*;
 
