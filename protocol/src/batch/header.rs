@@ -117,3 +117,24 @@ fn read_u64(bytes: &[u8], at: usize) -> u64 {
 fn read_i64(bytes: &[u8], at: usize) -> i64 {
     read_u64(bytes, at) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::batch::tests::sample;
+    use crate::batch::BatchView;
+
+    #[test]
+    fn base_offset_is_outside_the_crc() {
+        let mut bytes = BytesMut::from(&sample()[..]);
+        set_base_offset(&mut bytes, 42);
+        let view = BatchView::new(&bytes).unwrap();
+        view.validate().unwrap();
+        assert_eq!(view.header().base_offset, 42);
+        assert_eq!(view.header().next_offset(), 45);
+        let offsets: Vec<_> = view.records().map(|r| r.unwrap().offset).collect();
+        assert_eq!(offsets, [42, 43, 44]);
+    }
+}

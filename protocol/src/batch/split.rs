@@ -49,3 +49,23 @@ impl Iterator for BatchSplitter {
         Some(Ok(self.rest.split_to(len)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::batch::tests::sample;
+
+    #[test]
+    fn split_batches_is_zero_copy() {
+        let one = sample();
+        let mut both = BytesMut::new();
+        both.extend_from_slice(&one);
+        both.extend_from_slice(&one);
+        let both = both.freeze();
+        let parts: Vec<_> = split_batches(both.clone()).map(Result::unwrap).collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1].as_ptr(), both[one.len()..].as_ptr());
+    }
+}

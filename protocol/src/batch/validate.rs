@@ -66,3 +66,60 @@ impl BatchView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::batch::layout::{CRC_AT, CRC_START, MAGIC_AT, RECORD_COUNT_AT};
+    use crate::batch::tests::sample;
+    use crate::batch::BatchBuilder;
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let good = sample();
+        for at in 0..good.len() {
+            if at < CRC_START && at != MAGIC_AT {
+                continue; // base offset, length and crc fields: covered by other checks
+            }
+            let mut bad = BytesMut::from(&good[..]);
+            bad[at] ^= 0x40;
+            let result = BatchView::new(&bad).and_then(|v| v.validate());
+            assert!(result.is_err(), "flip at {at} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn distinct_errors() {
+        let good = sample();
+        assert_eq!(
+            BatchView::new(&good[..10]).unwrap_err(),
+            BatchError::TooShort { len: 10 }
+        );
+        assert!(matches!(
+            BatchView::new(&good[..good.len() - 1]).unwrap_err(),
+            BatchError::LengthMismatch { .. }
+        ));
+        let mut bad = BytesMut::from(&good[..]);
+        bad[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let crc = compute_crc(&bad);
+        bad[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            BatchView::new(&bad).unwrap().validate().unwrap_err(),
+            BatchError::AbsurdRecordCount { .. }
+        ));
+        bad[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&2u32.to_le_bytes());
+        let crc = compute_crc(&bad);
+        bad[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            BatchView::new(&bad).unwrap().validate().unwrap_err(),
+            BatchError::TrailingBytes { .. }
+        ));
+        let empty = BatchBuilder::new().finish();
+        assert_eq!(
+            BatchView::new(&empty).unwrap().validate().unwrap_err(),
+            BatchError::Empty
+        );
+    }
+}
