@@ -1,0 +1,53 @@
+//! What the single writer does to a segment around its write: index entries,
+//! publishing, sealing.
+//!
+//! The bytes themselves are written by the log (`log/append.rs`, one `pwritev` for a
+//! run of batches); then [`Segment::push_index`] writes the entries the [`IndexCursor`]
+//! chose, and [`Segment::publish`] makes the batches visible: the largest timestamp,
+//! then the next offset, then the end position, the end last, so a reader that loads
+//! the end (acquire) also sees the rest. When the log rolls to a new segment or
+//! closes, [`Segment::seal`] makes this one immutable on disk.
+
+use std::sync::atomic::Ordering;
+
+use super::{IndexCursor, IndexUpdate, Segment};
+use crate::error::{Error, Result};
+
+impl Segment {
+    /// Makes a batch written at the current end visible to readers.
+    pub(crate) fn publish(&self, end_position: u64, next_offset: u64, max_timestamp_ms: i64) {
+        debug_assert!(end_position > self.end_position.load(Ordering::Relaxed));
+        self.max_timestamp_ms
+            .fetch_max(max_timestamp_ms, Ordering::AcqRel);
+        self.next_offset.store(next_offset, Ordering::Release);
+        self.end_position.store(end_position, Ordering::Release);
+    }
+
+    /// Writes index entries for a batch just appended.
+    pub(crate) fn push_index(&self, update: &IndexUpdate) -> Result<()> {
+        if let Some(entry) = update.offset {
+            self.offset_index.push(&entry.encode())?;
+        }
+        if let Some(entry) = update.time {
+            self.time_index.push(&entry.encode())?;
+        }
+        Ok(())
+    }
+
+    /// Makes the segment immutable on disk: closing time entry, indexes and data cut
+    /// to size and synced.
+    pub(crate) fn seal(&self, cursor: &mut IndexCursor) -> Result<()> {
+        if let Some(entry) = cursor.final_time_entry() {
+            self.time_index.push(&entry.encode())?;
+        }
+        self.offset_index.seal()?;
+        self.time_index.seal()?;
+        let end = self.end_position();
+        self.file
+            .set_len(end)
+            .map_err(|e| Error::io("truncating segment", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("syncing segment", &self.path, e))
+    }
+}
