@@ -1,16 +1,18 @@
 //! What recovery asks of a segment found on disk: where its data really ends, and
 //! whether its indexes can be trusted.
 //!
-//! A segment that was closed cleanly, or sealed, is trusted after cheap checks:
-//! [`Segment::indexes_look_valid`] (entries increase, point inside the data, and the
-//! last offset entry lands on the batch it claims) and [`Segment::tail_next_offset`]
-//! (a walk from the last offset entry only). Otherwise [`walk`] reads every batch header
-//! from the first: offsets must be contiguous, and batches from `crc_from_offset` up
-//! (the durable watermark, after a crash) also have their CRC checked. It stops at the
-//! first batch that fails and says where and why, so recovery can tell a torn tail (cut)
-//! from damage below the watermark (reported), and it rebuilds the index entries with
-//! the same [`IndexCursor`] the append path uses. It works on a map's bytes rather than
-//! a [`Segment`], because recovery walks before it knows the end to assemble one with.
+//! A sealed segment, or the active one after a clean close, is trusted after cheap
+//! checks: [`Segment::indexes_look_valid`] (entries increase, point inside the data, and
+//! the last offset entry lands on the batch it claims) and, for a sealed one,
+//! [`Segment::tail_next_offset`] (a walk from the last offset entry only). Otherwise
+//! [`walk`] reads every batch header from the first: offsets must be contiguous, and
+//! batches reaching past `crc_from_offset` also have their CRC checked (recovery passes
+//! the durable watermark for the active segment after a crash, and 0 to check every
+//! batch of a sealed one). It stops at the first batch that fails and says where and
+//! why, so recovery can tell a torn tail (cut) from damage below the watermark
+//! (reported), and it rebuilds the index entries with the same [`IndexCursor`] the
+//! append path uses. It works on a map's bytes rather than a [`Segment`], because
+//! recovery walks before it knows the end to assemble one with.
 
 use std::path::Path;
 
