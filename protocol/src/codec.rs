@@ -45,6 +45,12 @@ impl ProtocolCodec {
             decoder: FrameDecoder::with_max_frame_bytes(max_frame_bytes),
         }
     }
+
+    /// Changes the frame size limit for frames not yet read (a server raises it once
+    /// the handshake is done).
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.decoder = FrameDecoder::with_max_frame_bytes(max_frame_bytes);
+    }
 }
 
 impl Decoder for ProtocolCodec {

@@ -84,6 +84,15 @@ pub struct LimitsConfig {
     pub max_fetch_wait_ms: u32,
     /// Largest `max_bytes` a fetch may ask for.
     pub max_fetch_bytes: u32,
+    /// A connection that has not completed its handshake this long after it opened is
+    /// closed.
+    pub handshake_timeout_ms: u64,
+    /// A connection with nothing in flight (no request waiting for its answer, no open
+    /// subscription) that sends nothing for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A frame that has begun to arrive and then receives no byte for this long closes
+    /// its connection.
+    pub frame_read_timeout_ms: u64,
 }
 
 /// Defaults for new topics.
@@ -139,6 +148,9 @@ impl Default for LimitsConfig {
             max_subscriptions_per_connection: 64,
             max_fetch_wait_ms: 30_000,
             max_fetch_bytes: 8 * 1024 * 1024,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 600_000,
+            frame_read_timeout_ms: 30_000,
         }
     }
 }
@@ -191,6 +203,15 @@ impl ServerConfig {
                 "limits.max_inflight_bytes_per_connection must be at least limits.max_frame_bytes"
                     .into(),
             ));
+        }
+        for (name, value) in [
+            ("limits.handshake_timeout_ms", limits.handshake_timeout_ms),
+            ("limits.idle_timeout_ms", limits.idle_timeout_ms),
+            ("limits.frame_read_timeout_ms", limits.frame_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
         }
         for (name, value) in [
             ("limits.max_connections", limits.max_connections),

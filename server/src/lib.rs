@@ -107,6 +107,7 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, TcpListener), St
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, signal: Arc<ShutdownSignal>) {
     start_periodic_jobs(&broker);
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(connection::refuse::MAX_LINGERING_REFUSALS));
     let mut connections = JoinSet::new();
     let mut shutdown = signal.subscribe();
     loop {
@@ -135,7 +136,14 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, signal: Arc<Shutd
             }
             Err(_) => {
                 tracing::warn!(%peer, "refusing connection: too many open");
-                tokio::spawn(refuse(socket));
+                broker.stats.count_closed(stats::Closed::OverLimit);
+                // A bounded number linger to answer; past that, closed at once.
+                if let Ok(lingering) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        connection::refuse::refuse(socket).await;
+                        drop(lingering);
+                    });
+                }
             }
         }
     }
@@ -194,14 +202,4 @@ fn start_periodic_jobs(broker: &Arc<Broker>) {
             Broker::compact_internal_topics,
         ),
     );
-}
-
-/// Tells a connection over the limit why it is being closed.
-async fn refuse(socket: tokio::net::TcpStream) {
-    use futures_util::SinkExt;
-    let mut sink =
-        tokio_util::codec::FramedWrite::new(socket, protocol::codec::ProtocolCodec::new());
-    let op = protocol::OpCode::Handshake.as_u16();
-    let refusal = error::error_frame(0, op, &error::BrokerError::TooManyConnections);
-    let _ = sink.send(refusal).await;
 }

@@ -16,11 +16,39 @@ use crate::topics::Topics;
 /// How often rates are recomputed.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Why the broker closed or refused a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// It did not complete its handshake in time.
+    HandshakeTimeout,
+    /// It sent nothing, with nothing in flight, for the idle timeout.
+    Idle,
+    /// A frame began to arrive and then stopped.
+    StalledFrame,
+    /// The broker was at its connection limit.
+    OverLimit,
+}
+
+/// Connections the broker closed or refused, by reason, since it started.
+#[derive(Debug, Default)]
+pub struct ClosedCounts {
+    /// [`Closed::HandshakeTimeout`].
+    pub handshake_timeout: AtomicU64,
+    /// [`Closed::Idle`].
+    pub idle: AtomicU64,
+    /// [`Closed::StalledFrame`].
+    pub stalled_frame: AtomicU64,
+    /// [`Closed::OverLimit`].
+    pub over_limit: AtomicU64,
+}
+
 /// Server-wide statistics.
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
     connections: AtomicU64,
+    /// Connections closed or refused by the broker.
+    pub closed: ClosedCounts,
     /// (topic, partition) -> (messages/s, bytes/s) over the last interval.
     rates: Mutex<HashMap<(String, u32), (u64, u64)>>,
 }
@@ -30,6 +58,7 @@ impl Default for Stats {
         Stats {
             started: Instant::now(),
             connections: AtomicU64::new(0),
+            closed: ClosedCounts::default(),
             rates: Mutex::new(HashMap::new()),
         }
     }
@@ -44,6 +73,17 @@ impl Stats {
     /// Open connections.
     pub fn connections(&self) -> u32 {
         self.connections.load(Ordering::Relaxed) as u32
+    }
+
+    /// Counts a connection the broker closed or refused.
+    pub fn count_closed(&self, why: Closed) {
+        let counter = match why {
+            Closed::HandshakeTimeout => &self.closed.handshake_timeout,
+            Closed::Idle => &self.closed.idle,
+            Closed::StalledFrame => &self.closed.stalled_frame,
+            Closed::OverLimit => &self.closed.over_limit,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a connection until the guard drops.

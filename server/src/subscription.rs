@@ -133,6 +133,11 @@ impl Subscriptions {
         Ok(id)
     }
 
+    /// Whether no subscription is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// Adds credit.
     pub fn credit(&self, id: u64, messages: u32, bytes: u64) -> Result<(), BrokerError> {
         match self

@@ -22,6 +22,7 @@
 
 pub mod binaries;
 pub mod brokerd;
+pub mod raw;
 
 use std::error::Error;
 use std::io::Write;

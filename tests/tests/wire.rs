@@ -1,91 +1,15 @@
 //! brokerd over raw TCP: the protocol as bytes, bad input, limits. Starts the real
 //! binary on port 0 in a temporary directory.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use bytes::BytesMut;
+use integration_tests::raw::Raw;
 use integration_tests::Brokerd;
 use protocol::batch::BatchBuilder;
 use protocol::ops::fetch::FetchRequest;
 use protocol::ops::handshake::HandshakeRequest;
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
 use protocol::ops::topic::{CreateTopicRequest, ListTopicsRequest};
-use protocol::{ErrorCode, FrameDecoder, Message, Request, Response};
-
-struct Raw {
-    stream: TcpStream,
-    buf: BytesMut,
-    next_id: u32,
-}
-
-impl Raw {
-    fn connect(addr: &str) -> Raw {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Raw {
-            stream,
-            buf: BytesMut::new(),
-            next_id: 1,
-        }
-    }
-
-    fn handshaken(addr: &str) -> Raw {
-        let mut raw = Raw::connect(addr);
-        let hello = HandshakeRequest {
-            versions: vec![1],
-            client_name: "wire-test".into(),
-            auth: None,
-        };
-        assert!(matches!(
-            raw.call(Request::Handshake(hello)),
-            Message::Response { .. }
-        ));
-        raw
-    }
-
-    fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-    }
-
-    fn send(&mut self, request: Request) -> u32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut out = BytesMut::new();
-        Message::Request {
-            correlation_id: id,
-            request,
-        }
-        .encode(&mut out)
-        .unwrap();
-        self.send_bytes(&out);
-        id
-    }
-
-    /// The next message, or None once the server closed the connection.
-    fn receive(&mut self) -> Option<Message> {
-        loop {
-            if let Some(message) = FrameDecoder::new().decode_message(&mut self.buf).unwrap() {
-                return Some(message);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    fn call(&mut self, request: Request) -> Message {
-        let id = self.send(request);
-        let message = self.receive().expect("an answer");
-        assert_eq!(message.correlation_id(), id);
-        message
-    }
-}
+use protocol::{ErrorCode, Message, Request, Response};
 
 fn error_code(message: &Message) -> Option<ErrorCode> {
     match message {

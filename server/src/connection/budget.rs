@@ -58,6 +58,11 @@ impl Budget {
             .ok()
     }
 
+    /// Whether some charged request still waits for its answer.
+    pub fn in_use(&self) -> bool {
+        self.permits.available_permits() < self.max_bytes
+    }
+
     /// Waits until every charged request was answered.
     pub async fn drain(&self) {
         let _ = self.permits.acquire_many(self.max_bytes as u32).await;

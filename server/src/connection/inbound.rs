@@ -85,9 +85,14 @@ fn refused(error: FrameError, close: bool) -> Inbound {
         FrameError::Invalid { op, .. } => *op,
         FrameError::TooLarge { .. } | FrameError::TooShort { .. } => 0,
     };
-    let answer = error
-        .correlation_id()
-        .map(|correlation_id| (correlation_id, op, BrokerError::Frame(error)));
+    // A length below a header's leaves no correlation id to answer to; it is answered
+    // `malformed_frame` all the same (to id 0), as the protocol document says.
+    let correlation_id = match &error {
+        FrameError::TooShort { .. } => Some(0),
+        _ => error.correlation_id(),
+    };
+    let answer =
+        correlation_id.map(|correlation_id| (correlation_id, op, BrokerError::Frame(error)));
     Inbound::Refused { answer, close }
 }
 
@@ -180,7 +185,8 @@ mod tests {
         let short = FrameError::TooShort { declared: 3 };
         assert_eq!(
             answer_code(classify(Err(CodecError::Frame(short)))),
-            (None, true)
+            (Some(ErrorCode::MalformedFrame), true),
+            "answered to id 0, then closed"
         );
         let io = std::io::Error::other("reset");
         assert_eq!(answer_code(classify(Err(CodecError::Io(io)))), (None, true));

@@ -8,16 +8,24 @@
 //! up the others; produces are appended inline, in arrival order, gathered into runs
 //! ([`ProduceRun`]) while further frames are already read.
 //!
-//! Memory per connection is bounded: frames by `max_frame_bytes`, requests in flight
-//! by `max_inflight_bytes_per_connection` ([`budget`]), outbound messages by
-//! `max_outbound_frames_per_connection`.
+//! Memory per connection is bounded: frames by `max_frame_bytes` (and by
+//! [`MAX_HANDSHAKE_FRAME_BYTES`] until the handshake is done), requests in flight by
+//! `max_inflight_bytes_per_connection` ([`budget`]), outbound messages by
+//! `max_outbound_frames_per_connection`. Time is bounded too, so that stalled
+//! connections cannot hold the connection limit: the handshake must come within
+//! `handshake_timeout_ms`, a frame that began to arrive must keep arriving
+//! (`frame_read_timeout_ms`, measured by [`progress`]), and a connection with nothing
+//! in flight that sends nothing for `idle_timeout_ms` is closed.
 
 pub mod budget;
 pub mod inbound;
+pub mod progress;
+pub mod refuse;
 pub mod session;
 mod writer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use protocol::codec::{CodecError, ProtocolCodec};
@@ -26,6 +34,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use crate::broker::Broker;
@@ -33,15 +42,19 @@ use crate::delivery::Pushes;
 use crate::handlers::{self, produce::ProduceRun, Context, Outcome};
 use crate::reply::{Reply, ReplyTo};
 use crate::shutdown::Shutdown;
-use crate::stats::ConnectionGuard;
+use crate::stats::{Closed, ConnectionGuard};
 use budget::Budget;
 use inbound::Inbound;
+use progress::{LastRead, Progressed};
 use session::{Admission, Session};
 
-/// Bytes read from the socket at a time (and allocated again when the frames cut from
-/// the last buffer are still held): a burst of pipelined 1 KiB produces arrives in one
-/// read instead of several.
+/// Bytes read from the socket at a time once the handshake is done (and allocated
+/// again when the frames cut from the last buffer are still held): a burst of pipelined
+/// 1 KiB produces arrives in one read instead of several.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Largest frame, and the read buffer, before the handshake: a Handshake is small, and
+/// a connection that has not said who it is may not make the broker reserve more.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 8 * 1024;
 
 /// Serves one connection until the client leaves, a fatal protocol error, or shutdown.
 pub async fn serve(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) {
@@ -73,7 +86,12 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) {
 
 struct Connection {
     broker: Arc<Broker>,
-    frames: FramedRead<OwnedReadHalf, ProtocolCodec>,
+    frames: FramedRead<Progressed<OwnedReadHalf>, ProtocolCodec>,
+    /// When the socket last delivered a byte.
+    last_read: LastRead,
+    opened_at: Instant,
+    /// When the last frame was read (or, while requests were in flight, checked).
+    active_at: Instant,
     outbound: mpsc::Sender<Message>,
     writer: JoinHandle<()>,
     reply: Reply,
@@ -92,11 +110,17 @@ impl Connection {
         let _ = socket.set_nodelay(true);
         let limits = broker.config.limits.clone();
         let (read_half, write_half) = socket.into_split();
-        let codec = ProtocolCodec::with_max_frame_bytes(limits.max_frame_bytes);
+        let first_frame_bytes = MAX_HANDSHAKE_FRAME_BYTES.min(limits.max_frame_bytes);
+        let codec = ProtocolCodec::with_max_frame_bytes(first_frame_bytes);
         let (outbound, queued) = mpsc::channel(limits.max_outbound_frames_per_connection);
         let reply = Reply::new(outbound.clone());
+        let last_read = LastRead::new();
+        let read_half = Progressed::new(read_half, last_read.clone());
         Connection {
-            frames: FramedRead::with_capacity(read_half, codec, READ_BUFFER_BYTES),
+            frames: FramedRead::with_capacity(read_half, codec, first_frame_bytes),
+            last_read,
+            opened_at: Instant::now(),
+            active_at: Instant::now(),
             writer: writer::spawn(write_half, queued, limits.max_frame_bytes),
             run: ProduceRun::new(reply.clone()),
             reply,
@@ -110,20 +134,74 @@ impl Connection {
         }
     }
 
-    /// The next frame; `None` when the client left or shutdown began. A produce run
-    /// grows while frames are already read and waiting, and is appended before this
-    /// waits for more (`next()` is cancel-safe: polling it once loses nothing).
+    /// The next frame; `None` when the client left, shutdown began, or the connection
+    /// timed out. A produce run grows while frames are already read and waiting, and is
+    /// appended before this waits for more (`next()` is cancel-safe: polling it once
+    /// loses nothing).
     async fn next_frame(&mut self) -> Option<Result<Frame, CodecError>> {
         if !self.run.is_empty() {
             if let Some(ready) = self.frames.next().now_or_never() {
+                self.active_at = Instant::now();
                 return ready;
             }
         }
         self.run.flush(&self.broker).await;
-        tokio::select! {
-            next = self.frames.next() => next,
-            _ = self.shutdown.recv() => None,
+        loop {
+            let (deadline, why) = self.deadline();
+            tokio::select! {
+                next = self.frames.next() => {
+                    self.active_at = Instant::now();
+                    return next;
+                }
+                _ = self.shutdown.recv() => return None,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if self.timed_out(why) {
+                        self.broker.stats.count_closed(why);
+                        tracing::debug!(reason = ?why, "closing a stalled connection");
+                        return None;
+                    }
+                }
+            }
         }
+    }
+
+    /// When the connection times out if nothing arrives, and why it would.
+    fn deadline(&self) -> (Instant, Closed) {
+        let ms = |ms| Duration::from_millis(ms);
+        let limits = &self.broker.config.limits;
+        if self.context.is_none() {
+            return (
+                self.opened_at + ms(limits.handshake_timeout_ms),
+                Closed::HandshakeTimeout,
+            );
+        }
+        if !self.frames.read_buffer().is_empty() {
+            return (
+                self.last_read.at() + ms(limits.frame_read_timeout_ms),
+                Closed::StalledFrame,
+            );
+        }
+        (self.active_at + ms(limits.idle_timeout_ms), Closed::Idle)
+    }
+
+    /// Whether the connection must close for `why` now that its deadline passed. A
+    /// connection that waits for answers or holds subscriptions is not idle: its idle
+    /// time starts over.
+    fn timed_out(&mut self, why: Closed) -> bool {
+        let (deadline, now_why) = self.deadline();
+        if now_why != why || Instant::now() < deadline {
+            return false;
+        }
+        let busy = self.budget.in_use()
+            || self
+                .context
+                .as_ref()
+                .is_some_and(|cx| !cx.subscriptions.is_empty());
+        if why == Closed::Idle && busy {
+            self.active_at = Instant::now();
+            return false;
+        }
+        true
     }
 
     async fn answer(&self, correlation_id: u32, op: u16, answer: handlers::Answer) {
@@ -149,6 +227,12 @@ impl Connection {
         if let Some((response, client)) = client {
             let pushes = Pushes::new(self.outbound.clone());
             self.context = Some(Context::new(&self.broker, client, pushes));
+            // Who it is is known now: the full frame size and read buffer.
+            let max_frame_bytes = self.broker.config.limits.max_frame_bytes;
+            self.frames
+                .decoder_mut()
+                .set_max_frame_bytes(max_frame_bytes);
+            self.frames.read_buffer_mut().reserve(READ_BUFFER_BYTES);
             self.answer(correlation_id, op, Ok(Response::Handshake(response)))
                 .await;
             return true;
