@@ -405,3 +405,75 @@ async fn brokerctl_drains_bounces_lists_replays_and_purges_dead_letters() {
     assert!(ok && out.contains("purged 1"), "{out}");
     assert!(dead_letters(&client, "mail.dlq").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_reading_slows_only_itself() {
+    use integration_tests::raw::Raw;
+    use protocol::ops::group::{GroupMode, GroupStart, JoinGroupRequest};
+    use protocol::ops::subscribe::{StartPosition, SubscribeRequest, SubscribeTarget};
+    use protocol::{Message, Request, Response};
+
+    let broker = Brokerd::start();
+    let client = Client::connect(broker.addr()).await.unwrap();
+    client
+        .create_topic(
+            "jobs",
+            2,
+            &[("ack_deadline_ms", "2000"), ("retry_jitter", "0")],
+        )
+        .await
+        .unwrap();
+    // A member with 20,000 credit that joins, subscribes, and never reads its socket
+    // again (its session stays valid for a minute).
+    let mut stalled = Raw::handshaken(broker.addr());
+    let join = JoinGroupRequest {
+        group: "workers".into(),
+        topic: "jobs".into(),
+        member_id: String::new(),
+        session_timeout_ms: 60_000,
+        mode: GroupMode::Queue,
+        start: GroupStart::Earliest,
+        config: vec![],
+    };
+    let Message::Response {
+        response: Response::JoinGroup(joined),
+        ..
+    } = stalled.call(Request::JoinGroup(join))
+    else {
+        panic!("join refused")
+    };
+    let subscribe = SubscribeRequest {
+        topic: "jobs".into(),
+        target: SubscribeTarget::Group {
+            group: "workers".into(),
+            member_id: joined.member_id,
+        },
+        start: StartPosition::Earliest,
+        credit_messages: 20_000,
+        credit_bytes: 1 << 30,
+    };
+    stalled.send(Request::Subscribe(subscribe));
+
+    let values: Vec<String> = (0..500).map(|i| format!("job-{i}")).collect();
+    let mut consumer = client
+        .queue_consumer("jobs", "workers", QueueConsumerConfig::default())
+        .await
+        .unwrap();
+    produce(&client, "jobs", &values).await;
+    // The healthy member gets every message: what the stalled one holds comes back
+    // when its leases expire, 2 s after they were given.
+    let mut seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while seen.len() < values.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {}",
+            seen.len(),
+            values.len()
+        );
+        let message = next(&mut consumer).await;
+        seen.insert(text(&message));
+        message.ack().await.unwrap();
+    }
+    drop(stalled);
+}

@@ -34,8 +34,28 @@ impl Pushes {
     }
 
     /// Sends a delivery, waiting for room in the queue; `false` once the consumer is
-    /// gone.
+    /// gone. Only a task that serves this one consumer may wait here.
     pub async fn push(&self, delivery: Delivery) -> bool {
         self.0.send(Message::Push(delivery)).await.is_ok()
+    }
+
+    /// A place in the queue for one delivery, if there is room now: a task that serves
+    /// several consumers (a queue group's dispatcher) hands out only what it can queue
+    /// without waiting, so a consumer that stops reading slows only itself.
+    pub fn try_reserve(&self) -> Option<Slot> {
+        self.0.clone().try_reserve_owned().ok().map(Slot)
+    }
+}
+
+/// A reserved place in a consumer's queue ([`Pushes::try_reserve`]).
+#[derive(Debug)]
+pub struct Slot(mpsc::OwnedPermit<Message>);
+
+impl Slot {
+    /// Queues the delivery in the reserved place; never waits. (If the consumer went
+    /// away meanwhile, the delivery is dropped; its lease expires as for any lost
+    /// delivery.)
+    pub fn push(self, delivery: Delivery) {
+        self.0.send(Message::Push(delivery));
     }
 }

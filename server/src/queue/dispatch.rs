@@ -18,7 +18,7 @@ use protocol::ops::subscribe::Delivery;
 
 use super::group::{Inner, QueueGroup, Sink};
 use super::state::{Now, QueueState};
-use crate::delivery::{cut_to_credit, wait_for_any, Pushes};
+use crate::delivery::{cut_to_credit, wait_for_any, Slot};
 use crate::error::BrokerError;
 use crate::partition::Partition;
 use crate::shutdown::Shutdown;
@@ -45,7 +45,7 @@ pub(super) struct DeadLetter {
 #[derive(Debug)]
 pub(super) struct Round {
     /// Deliveries to push, each to its member.
-    pub(super) deliveries: Vec<(Pushes, Delivery)>,
+    pub(super) deliveries: Vec<(Slot, Delivery)>,
     /// Messages to dead-letter.
     pub(super) dead: Vec<DeadLetter>,
     /// The `__queue_state` offset that must be durable before anything is pushed.
@@ -65,23 +65,35 @@ struct Handout {
     members: Vec<Arc<str>>,
     now: Now,
     events: Vec<QueueEvent>,
-    deliveries: Vec<(Pushes, Delivery)>,
+    deliveries: Vec<(Slot, Delivery)>,
 }
 
-/// The next member in round-robin order after `next` that has credit.
-fn member_with_credit(
+/// The next member in round-robin order after `next` that has credit and room in its
+/// queue, with the place reserved for its delivery. A member whose connection does not
+/// read (its queue full) is passed over: it holds what it has until its leases expire,
+/// and never holds up the others. A member whose lease just expired is paused: it gets
+/// work only when no other member can take it, so a consumer that hangs while reading
+/// does not burn the attempts of the messages redelivered after it.
+fn member_with_room(
     members: &[Arc<str>],
     sinks: &BTreeMap<Arc<str>, Sink>,
     next: &mut usize,
-) -> Option<Arc<str>> {
-    for i in 0..members.len() {
-        let member = &members[(*next + i) % members.len()];
-        if sinks
-            .get(member)
-            .is_some_and(|s| s.credit.allows_delivery())
-        {
-            *next = (*next + i + 1) % members.len();
-            return Some(member.clone());
+    now: Now,
+) -> Option<(Arc<str>, Slot)> {
+    let paused = |s: &Sink| s.paused_until_mono_ms.is_some_and(|t| t > now.mono_ms);
+    for take_paused in [false, true] {
+        for i in 0..members.len() {
+            let member = &members[(*next + i) % members.len()];
+            let Some(sink) = sinks
+                .get(member)
+                .filter(|s| s.credit.allows_delivery() && paused(s) == take_paused)
+            else {
+                continue;
+            };
+            if let Some(slot) = sink.pushes.try_reserve() {
+                *next = (*next + i + 1) % members.len();
+                return Some((member.clone(), slot));
+            }
         }
     }
     None
@@ -148,6 +160,13 @@ impl QueueGroup {
             members_left,
             ..
         } = inner;
+        let pause_ms = state.policy.ack_deadline_ms;
+        for holder in state.expired_holders(now) {
+            if let Some(sink) = sinks.get_mut(&holder) {
+                tracing::debug!(group = %self.name, member = %holder, "a lease expired; pausing the member's deliveries");
+                sink.paused_until_mono_ms = Some(now.mono_ms.saturating_add(pause_ms));
+            }
+        }
         let gone = |member: &str| !sinks.contains_key(member);
         let check_gone: Option<&dyn Fn(&str) -> bool> = if std::mem::take(members_left) {
             Some(&gone)
@@ -178,7 +197,7 @@ impl QueueGroup {
             ..
         } = inner;
         for (partition, offset) in state.due_retries(now, RETRIES_PER_ROUND) {
-            let Some(member) = member_with_credit(members, sinks, next_member) else {
+            let Some((member, slot)) = member_with_room(members, sinks, next_member, now) else {
                 break;
             };
             let Ok(part) = self.topic.partition(partition) else {
@@ -207,7 +226,7 @@ impl QueueGroup {
                 batches: chunk.bytes,
             };
             self.trace_delivery(traced, state, &delivery);
-            deliveries.push((sink.pushes.clone(), delivery));
+            deliveries.push((slot, delivery));
         }
     }
 
@@ -234,7 +253,7 @@ impl QueueGroup {
         while partitions > 0 && idle_partitions < partitions {
             let partition = (*next_partition % partitions as usize) as u32;
             *next_partition = next_partition.wrapping_add(1);
-            let Some(member) = member_with_credit(members, sinks, next_member) else {
+            let Some((member, slot)) = member_with_room(members, sinks, next_member, now) else {
                 break;
             };
             let Some(sink) = sinks.get_mut(&member) else {
@@ -281,7 +300,7 @@ impl QueueGroup {
                 batches: chunk.bytes.slice(..cut.bytes),
             };
             self.trace_delivery(traced, state, &delivery);
-            deliveries.push((sink.pushes.clone(), delivery));
+            deliveries.push((slot, delivery));
         }
     }
 
@@ -349,8 +368,9 @@ pub(super) async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdow
                         return;
                     }
                 }
-                for (pushes, delivery) in round.deliveries {
-                    pushes.push(delivery).await;
+                // Every place was reserved in the round: nothing here waits on a member.
+                for (slot, delivery) in round.deliveries {
+                    slot.push(delivery);
                 }
                 if !dead_letter_all(&group, &round.dead).await {
                     // A failure that persists (disk full, topic creation refused) must

@@ -24,6 +24,12 @@ pub(super) struct Sink {
     pub(super) subscription_id: u64,
     pub(super) pushes: Pushes,
     pub(super) credit: Credit,
+    /// A lease of this member expired: it gets no new deliveries until this monotonic
+    /// time (one ack deadline later) or until it grants credit again, whichever comes
+    /// first (its client grants credit as it settles). So a member that stopped
+    /// reading holds at most what it had, its expired messages go to the others, and a
+    /// member that was only slow is back in one deadline.
+    pub(super) paused_until_mono_ms: Option<u64>,
 }
 
 /// What the group's lock guards.
@@ -277,6 +283,7 @@ impl QueueGroup {
             return false;
         };
         sink.credit.grant(messages, bytes);
+        sink.paused_until_mono_ms = None;
         drop(inner);
         self.wake.notify_one();
         true

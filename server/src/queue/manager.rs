@@ -183,6 +183,7 @@ impl Queues {
                 subscription_id,
                 pushes,
                 credit,
+                paused_until_mono_ms: None,
             },
         );
         self.subscriptions()
@@ -576,5 +577,168 @@ mod tests {
                 "step {step_ms}: the retry fires after its 60 s"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_member_whose_lease_expired_gets_redeliveries_only_when_no_other_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = [
+            entry("ack_deadline_ms", "1000"),
+            entry("retry_backoff_ms", "10"),
+            entry("retry_jitter", "0"),
+        ];
+        let (queues, clock) = queues(dir.path(), &config).await;
+        let partition = queues
+            .parts
+            .topics
+            .get("jobs")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let mut end = 0;
+        for job in [&b"job-1"[..], b"job-2"] {
+            let mut builder = BatchBuilder::new();
+            builder.push(5, None, Some(job), &[]).unwrap();
+            end = partition.append(&builder.finish()).unwrap().next_offset;
+        }
+        partition
+            .wait_durable(end, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
+        // Both members read what they are sent; "a-hung" never settles it.
+        let (hung_tx, _hung_rx) = tokio::sync::mpsc::channel(16);
+        let (other_tx, _other_rx) = tokio::sync::mpsc::channel(16);
+        let credit = Credit::new(10, 1 << 20);
+        queues
+            .subscribe("workers", "a-hung", 1, Pushes::new(hung_tx), credit)
+            .unwrap();
+        let given = |expected: usize| -> Vec<(u64, u64, u32)> {
+            let mut out = Vec::new();
+            while out.len() < expected {
+                let round = group.dispatch_round().unwrap();
+                assert!(!round.deliveries.is_empty(), "got only {out:?}");
+                for (_, d) in &round.deliveries {
+                    let each = |offset| (d.subscription_id, offset, d.attempt);
+                    out.extend((d.from_offset..d.to_offset).map(each));
+                }
+            }
+            out.sort();
+            out
+        };
+        assert_eq!(
+            given(2),
+            [(1, 0, 1), (1, 1, 1)],
+            "both go to the only member"
+        );
+        queues
+            .subscribe("workers", "b-other", 2, Pushes::new(other_tx), credit)
+            .unwrap();
+
+        clock.advance(1000);
+        assert!(
+            group.dispatch_round().unwrap().deliveries.is_empty(),
+            "backing off"
+        );
+        clock.advance(10);
+        assert_eq!(
+            given(2),
+            [(2, 0, 2), (2, 1, 2)],
+            "the redeliveries skip the member whose leases expired"
+        );
+        // Alone, a paused member still gets its redeliveries on time: see
+        // `a_passed_deadline_retries_after_the_backoff_then_dead_letters`.
+    }
+
+    #[tokio::test]
+    async fn a_member_that_stops_reading_slows_only_itself_and_its_leases_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = [
+            entry("ack_deadline_ms", "5000"),
+            entry("retry_backoff_ms", "1"),
+            entry("retry_jitter", "0"),
+        ];
+        let (queues, clock) = queues(dir.path(), &config).await;
+        let partition = queues
+            .parts
+            .topics
+            .get("jobs")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
+        // The stalled member (first in round-robin order): a queue of one delivery,
+        // never read, and credit to spare.
+        let (stalled_tx, _stalled_rx) = tokio::sync::mpsc::channel(1);
+        let credit = Credit::new(20_000, 1 << 30);
+        queues
+            .subscribe("workers", "a-stalled", 1, Pushes::new(stalled_tx), credit)
+            .unwrap();
+        let (tx, mut healthy) = tokio::sync::mpsc::channel(64);
+        queues
+            .subscribe("workers", "b-healthy", 2, Pushes::new(tx), credit)
+            .unwrap();
+        let signal = crate::shutdown::ShutdownSignal::new();
+        tokio::spawn(super::super::dispatch::run_dispatcher(
+            group.clone(),
+            signal.subscribe(),
+        ));
+
+        // Batches arrive one at a time, so the dispatcher hands them out one by one.
+        let mut acked = std::collections::BTreeSet::new();
+        let mut end = 0;
+        for batch in 0..50 {
+            let mut builder = BatchBuilder::new();
+            for i in 0..10 {
+                builder
+                    .push(5, None, Some(format!("{batch}-{i}").as_bytes()), &[])
+                    .unwrap();
+            }
+            end = partition.append(&builder.finish()).unwrap().next_offset;
+            partition
+                .wait_durable(end, Duration::from_secs(10))
+                .await
+                .unwrap();
+            // The healthy member keeps up: all but what the stalled one was given.
+            while let Ok(Some(protocol::Message::Push(delivery))) =
+                tokio::time::timeout(Duration::from_millis(20), healthy.recv()).await
+            {
+                let offsets: Vec<u64> = (delivery.from_offset..delivery.to_offset).collect();
+                group.ack(delivery.partition, &offsets).await.unwrap();
+                acked.extend(offsets);
+            }
+        }
+        let leased_to_stalled = end - acked.len() as u64;
+        assert!(
+            leased_to_stalled <= 10,
+            "only what fits its queue: {leased_to_stalled}"
+        );
+        assert_eq!(group.counts(0).in_flight, leased_to_stalled);
+
+        // Its lease expires on time, and the messages go to the healthy member.
+        clock.advance(5_001);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while (acked.len() as u64) < end {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "acked {} of {end}",
+                acked.len()
+            );
+            match tokio::time::timeout(Duration::from_millis(300), healthy.recv()).await {
+                Ok(Some(protocol::Message::Push(delivery))) => {
+                    assert_eq!(delivery.attempt, 2, "a redelivery");
+                    let offsets: Vec<u64> = (delivery.from_offset..delivery.to_offset).collect();
+                    group.ack(delivery.partition, &offsets).await.unwrap();
+                    acked.extend(offsets);
+                }
+                // The retries' 1 ms backoff passes.
+                _ => clock.advance(10),
+            }
+        }
+        let counts = group.counts(0);
+        assert_eq!((counts.in_flight, counts.waiting_retry), (0, 0));
+        signal.trigger();
     }
 }

@@ -334,6 +334,29 @@ impl QueueState {
         }
     }
 
+    /// The members holding deliveries whose deadline passed at `now` (those
+    /// [`expire`](Self::expire) is about to fail), without repeats.
+    pub fn expired_holders(&self, now: Now) -> Vec<Arc<str>> {
+        let mut holders: Vec<Arc<str>> = Vec::new();
+        for part in &self.partitions {
+            for (at, offset) in part.timers.iter() {
+                if *at > now.mono_ms {
+                    break;
+                }
+                if let Some(EntryState::InFlight {
+                    member: Some(member),
+                    ..
+                }) = part.entries.get(offset).map(|e| &e.state)
+                {
+                    if !holders.contains(member) {
+                        holders.push(member.clone());
+                    }
+                }
+            }
+        }
+        holders
+    }
+
     /// Deliveries whose deadline passed fail. With `gone`, deliveries to members for
     /// which it answers true fail too (a full scan: only after members went away).
     pub fn expire(&mut self, now: Now, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<QueueEvent> {
