@@ -67,6 +67,18 @@ pub enum ClientError {
         /// What is wrong with it.
         cause: protocol::batch::BatchError,
     },
+    /// The broker answered a read of `offset` with batches that do not hold it (the
+    /// first starts past it, or one does not follow on from the one before): using
+    /// them would skip records, so they are refused.
+    #[error("a read of partition {partition} at offset {offset} returned batches starting at {first}: records would be skipped")]
+    MisplacedBatch {
+        /// The partition read.
+        partition: u32,
+        /// The offset asked for (or expected next).
+        offset: u64,
+        /// Where the batch that was returned starts.
+        first: u64,
+    },
     /// A caller-supplied value is unusable (no such partition, record too large, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

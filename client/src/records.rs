@@ -31,10 +31,13 @@ pub struct ConsumerRecord {
 /// Decodes the records with offsets in `[from_offset, to_offset)` (no upper bound if
 /// `to_offset` is `None`) from concatenated batches, appending them to `out` in
 /// offset order. Returns the offset after the last record seen in the batches (at
-/// least `from_offset`): where the next fetch starts.
+/// least `from_offset`): where the next fetch starts. On an error `out` is left as it
+/// was.
 ///
 /// Records below `from_offset` are skipped because a fetch returns whole batches and
-/// the first may start before the offset asked for.
+/// the first may start before the offset asked for; but the first batch must hold
+/// `from_offset` and each next one must start where the one before ended, or the
+/// batches are refused ([`ClientError::MisplacedBatch`]) rather than records skipped.
 ///
 /// ```
 /// use std::collections::VecDeque;
@@ -61,12 +64,36 @@ pub fn decode_records(
     to_offset: Option<u64>,
     out: &mut VecDeque<ConsumerRecord>,
 ) -> Result<u64, ClientError> {
+    let before = out.len();
+    let decoded = decode_into(partition, batches, from_offset, to_offset, out);
+    if decoded.is_err() {
+        // All or nothing: no record of a refused answer reaches the caller.
+        out.truncate(before);
+    }
+    decoded
+}
+
+fn decode_into(
+    partition: u32,
+    batches: Bytes,
+    from_offset: u64,
+    to_offset: Option<u64>,
+    out: &mut VecDeque<ConsumerRecord>,
+) -> Result<u64, ClientError> {
     let corrupt = |cause| ClientError::CorruptBatch { partition, cause };
     let mut next_offset = from_offset;
     for batch in split_batches(batches) {
         let batch = batch.map_err(corrupt)?;
         let view = BatchView::new(&batch).map_err(corrupt)?;
         view.validate().map_err(corrupt)?;
+        let base_offset = view.header().base_offset;
+        if base_offset > next_offset {
+            return Err(ClientError::MisplacedBatch {
+                partition,
+                offset: next_offset,
+                first: base_offset,
+            });
+        }
         for record in view.records() {
             let record = record.map_err(corrupt)?;
             if record.offset < next_offset || to_offset.is_some_and(|to| record.offset >= to) {
@@ -132,6 +159,31 @@ mod tests {
         let offsets: Vec<u64> = out.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [11, 12, 13]);
         assert_eq!(next, 14);
+    }
+
+    #[test]
+    fn batches_that_would_skip_records_are_refused() {
+        let mut out = VecDeque::new();
+        let late = decode_records(4, batch(13, &["d"]), 11, None, &mut out);
+        assert!(matches!(
+            late,
+            Err(ClientError::MisplacedBatch {
+                partition: 4,
+                offset: 11,
+                first: 13
+            })
+        ));
+        let gap = concat(&[batch(10, &["a", "b"]), batch(13, &["d"])]);
+        let gapped = decode_records(4, gap, 10, None, &mut out);
+        assert!(matches!(
+            gapped,
+            Err(ClientError::MisplacedBatch {
+                offset: 12,
+                first: 13,
+                ..
+            })
+        ));
+        assert!(out.is_empty(), "nothing of a refused answer is kept");
     }
 
     #[test]

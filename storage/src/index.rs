@@ -155,6 +155,11 @@ impl IndexFile {
         })
     }
 
+    /// The file's path (for reports).
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The published entries, encoded back to back.
     pub(crate) fn entries(&self) -> &[u8] {
         let count = self.entries.load(Ordering::Acquire) as usize;

@@ -20,7 +20,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::format::{self, CleanMarker, SEGMENT_HEADER_BYTES};
 use crate::index::{self, IndexFile, IndexKind};
-use crate::segment::{self, index_capacity, IndexCursor, Segment, Walk};
+use crate::segment::{self, index_capacity, IndexCursor, IndexRepair, Segment, Walk};
 use crate::vfs::{Vfs, VfsFile};
 
 /// What opening the log found and did.
@@ -82,7 +82,7 @@ pub(crate) fn remove_segment_files(vfs: &dyn Vfs, dir: &Path, base: u64) -> Resu
 /// Opens every segment. `durable_offset` and `log_start_offset` come from the
 /// checkpoint, `clean` from the marker.
 pub(crate) fn recover(
-    vfs: &dyn Vfs,
+    vfs: &Arc<dyn Vfs>,
     dir: &Path,
     config: &LogConfig,
     mut bases: Vec<u64>,
@@ -94,7 +94,7 @@ pub(crate) fn recover(
     // Segments wholly below the log start (a removal that had not reached the disk
     // before a crash) are finished off first; the last segment always stays.
     while bases.len() > 1 && bases[1] <= log_start_offset {
-        remove_segment_files(vfs, dir, bases[0])?;
+        remove_segment_files(vfs.as_ref(), dir, bases[0])?;
         report.removed_segments.push(bases.remove(0));
     }
     let mut segments = Vec::with_capacity(bases.len());
@@ -131,7 +131,7 @@ pub(crate) fn recover(
                 None => {
                     // The newest segment was created but its header never reached the disk,
                     // so it holds nothing: remove it and carry on from the previous one.
-                    remove_segment_files(vfs, dir, last_base)?;
+                    remove_segment_files(vfs.as_ref(), dir, last_base)?;
                     report.removed_segments.push(last_base);
                     bases.pop();
                     let mut rest = recover(
@@ -230,7 +230,7 @@ fn bad_header(path: PathBuf) -> Error {
 
 /// A sealed segment: its size is its end. Indexes are checked and rebuilt if needed.
 fn open_sealed(
-    vfs: &dyn Vfs,
+    vfs: &Arc<dyn Vfs>,
     dir: &Path,
     config: &LogConfig,
     base: u64,
@@ -238,11 +238,11 @@ fn open_sealed(
     report: &mut RecoveryReport,
 ) -> Result<Segment> {
     let path = format::segment_path(dir, base);
-    let (file, map, len, header) = Segment::open_file(vfs, &path, 0)?;
+    let (file, map, len, header) = Segment::open_file(vfs.as_ref(), &path, 0)?;
     let header = header
         .filter(|h| h.base_offset == base)
         .ok_or_else(|| bad_header(path.clone()))?;
-    let (offset_index, time_index) = open_indexes(vfs, dir, base, 0)?;
+    let (offset_index, time_index) = open_indexes(vfs.as_ref(), dir, base, 0)?;
     let max_ts = time_index
         .as_ref()
         .and_then(|t| index::last_time_entry(t.entries()))
@@ -258,6 +258,7 @@ fn open_sealed(
             max_ts,
             offset_index,
             time_index,
+            IndexRepair::new(vfs.clone(), config.index_interval_bytes),
         );
         if segment.indexes_look_valid(len) {
             if let Ok(next) = segment.tail_next_offset(len) {
@@ -268,7 +269,7 @@ fn open_sealed(
     }
     tracing::warn!(segment = %path.display(), "index missing or damaged; rebuilding from the segment");
     report.rebuilt_indexes.push(base);
-    let (_, map, len, _) = Segment::open_file(vfs, &path, 0)?;
+    let (_, map, len, _) = Segment::open_file(vfs.as_ref(), &path, 0)?;
     let walk = segment::walk(&map, &path, base, len, 0, config.index_interval_bytes);
     if let Some((position, reason)) = &walk.stopped {
         // Rot inside a sealed segment: keep it readable up to the damage, report the
@@ -277,11 +278,17 @@ fn open_sealed(
     } else {
         check_contiguous(&path, len, walk.next_offset, next_base)?;
     }
-    let (offset_index, time_index) =
-        write_indexes(vfs, dir, base, &walk.offset_entries, &walk.time_entries, 0)?;
+    let (offset_index, time_index) = write_indexes(
+        vfs.as_ref(),
+        dir,
+        base,
+        &walk.offset_entries,
+        &walk.time_entries,
+        0,
+    )?;
     offset_index.seal()?;
     time_index.seal()?;
-    let (file, map, len, _) = Segment::open_file(vfs, &path, 0)?;
+    let (file, map, len, _) = Segment::open_file(vfs.as_ref(), &path, 0)?;
     Ok(Segment::assemble(
         path,
         header,
@@ -292,6 +299,7 @@ fn open_sealed(
         walk.max_timestamp_ms,
         offset_index,
         time_index,
+        IndexRepair::new(vfs.clone(), config.index_interval_bytes),
     ))
 }
 
@@ -300,7 +308,7 @@ fn active_capacity(config: &LogConfig, len: u64) -> u64 {
 }
 
 fn open_active_clean(
-    vfs: &dyn Vfs,
+    vfs: &Arc<dyn Vfs>,
     dir: &Path,
     config: &LogConfig,
     base: u64,
@@ -308,7 +316,7 @@ fn open_active_clean(
     report: &mut RecoveryReport,
 ) -> Result<(Segment, IndexCursor)> {
     let path = format::segment_path(dir, base);
-    let (file, map, len, header) = Segment::open_file(vfs, &path, config.segment_bytes)?;
+    let (file, map, len, header) = Segment::open_file(vfs.as_ref(), &path, config.segment_bytes)?;
     let header = header
         .filter(|h| h.base_offset == base)
         .ok_or_else(|| bad_header(path.clone()))?;
@@ -324,7 +332,7 @@ fn open_active_clean(
     }
     let capacity_entries =
         index_capacity(active_capacity(config, len), config.index_interval_bytes);
-    let (offset_index, time_index) = open_indexes(vfs, dir, base, capacity_entries)?;
+    let (offset_index, time_index) = open_indexes(vfs.as_ref(), dir, base, capacity_entries)?;
     if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
         let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
         let segment = Segment::assemble(
@@ -337,6 +345,7 @@ fn open_active_clean(
             last_time,
             offset_index,
             time_index,
+            IndexRepair::new(vfs.clone(), config.index_interval_bytes),
         );
         if segment.indexes_look_valid(end) {
             let cursor = IndexCursor::resume(config.index_interval_bytes, last_time, last_time);
@@ -352,7 +361,7 @@ fn open_active_clean(
 
 /// Walks the active segment after a crash. `None` if its header never reached the disk.
 fn open_active_after_crash(
-    vfs: &dyn Vfs,
+    vfs: &Arc<dyn Vfs>,
     dir: &Path,
     config: &LogConfig,
     base: u64,
@@ -360,7 +369,7 @@ fn open_active_after_crash(
     report: &mut RecoveryReport,
 ) -> Result<Option<(Segment, IndexCursor)>> {
     let path = format::segment_path(dir, base);
-    let (file, map, len, header) = Segment::open_file(vfs, &path, config.segment_bytes)?;
+    let (file, map, len, header) = Segment::open_file(vfs.as_ref(), &path, config.segment_bytes)?;
     let Some(header) = header.filter(|h| h.base_offset == base) else {
         if base < durable_offset {
             return Err(bad_header(path));
@@ -395,14 +404,14 @@ fn open_active_after_crash(
     let capacity_entries =
         index_capacity(active_capacity(config, len), config.index_interval_bytes);
     let (offset_index, time_index) = write_indexes(
-        vfs,
+        vfs.as_ref(),
         dir,
         base,
         &walk.offset_entries,
         &walk.time_entries,
         capacity_entries,
     )?;
-    let (file, map, _, _) = Segment::open_file(vfs, &path, active_capacity(config, len))?;
+    let (file, map, _, _) = Segment::open_file(vfs.as_ref(), &path, active_capacity(config, len))?;
     let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
     let segment = Segment::assemble(
         path,
@@ -414,6 +423,7 @@ fn open_active_after_crash(
         walk.max_timestamp_ms,
         offset_index,
         time_index,
+        IndexRepair::new(vfs.clone(), config.index_interval_bytes),
     );
     let cursor = IndexCursor::resume(
         config.index_interval_bytes,

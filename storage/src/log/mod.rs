@@ -180,7 +180,7 @@ impl Log {
             .segment_bytes
             .max(min_capacity + SEGMENT_HEADER_BYTES);
         Segment::create(
-            options.vfs.as_ref(),
+            &options.vfs,
             dir,
             base,
             options.clock.wall_ms(),

@@ -148,7 +148,7 @@ impl Log {
         let vfs = options.vfs.as_ref();
         let bases = recovery::list_segments(dir)?;
         let mut recovered = recovery::recover(
-            vfs,
+            &options.vfs,
             dir,
             config,
             bases,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 
-use super::{index_capacity, Segment};
+use super::{index_capacity, IndexRepair, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_BYTES};
 use crate::index::{IndexFile, IndexKind};
@@ -26,7 +26,7 @@ pub(crate) type OpenedFile = (Arc<dyn VfsFile>, Mmap, u64, Option<SegmentHeader>
 impl Segment {
     /// Creates a new, empty segment file with its header, reserving `preallocate` bytes.
     pub(crate) fn create(
-        vfs: &dyn Vfs,
+        vfs: &Arc<dyn Vfs>,
         dir: &Path,
         base_offset: u64,
         created_ms: i64,
@@ -49,7 +49,7 @@ impl Segment {
             .map_err(|e| Error::io("writing segment header", &path, e))?;
         let entries = index_capacity(capacity, index_interval_bytes);
         let offset_index = IndexFile::write_new(
-            vfs,
+            vfs.as_ref(),
             &format::offset_index_path(dir, base_offset),
             IndexKind::Offset,
             base_offset,
@@ -57,7 +57,7 @@ impl Segment {
             entries,
         )?;
         let time_index = IndexFile::write_new(
-            vfs,
+            vfs.as_ref(),
             &format::time_index_path(dir, base_offset),
             IndexKind::Time,
             base_offset,
@@ -76,6 +76,8 @@ impl Segment {
             max_timestamp_ms: AtomicI64::new(i64::MIN),
             offset_index,
             time_index,
+            repair: IndexRepair::new(vfs.clone(), index_interval_bytes),
+            last_damage_reported: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -114,6 +116,7 @@ impl Segment {
         max_timestamp_ms: Option<i64>,
         offset_index: IndexFile,
         time_index: IndexFile,
+        repair: IndexRepair,
     ) -> Segment {
         Segment {
             base_offset: header.base_offset,
@@ -126,6 +129,8 @@ impl Segment {
             max_timestamp_ms: AtomicI64::new(max_timestamp_ms.unwrap_or(i64::MIN)),
             offset_index,
             time_index,
+            repair,
+            last_damage_reported: AtomicU64::new(u64::MAX),
         }
     }
 }

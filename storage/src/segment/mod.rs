@@ -10,7 +10,8 @@
 //! one file per job: `file.rs` creates and opens the file and its map, `read.rs` reads
 //! batches below the published end, `write.rs` is what the writer does after its
 //! write (index entries, publishing, sealing), `index_cursor.rs` decides where sparse
-//! index entries go, and `walk.rs` is what recovery asks of a segment found on disk.
+//! index entries go, `walk.rs` is what recovery asks of a segment found on disk, and
+//! `repair.rs` is what a reader does when an index entry turns out to be damaged.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -25,11 +26,13 @@ use crate::vfs::VfsFile;
 mod file;
 mod index_cursor;
 mod read;
+mod repair;
 mod walk;
 mod write;
 
 pub(crate) use index_cursor::{index_capacity, IndexCursor, IndexUpdate};
 pub use read::ReadChunk;
+pub(crate) use repair::IndexRepair;
 pub(crate) use walk::{walk, Walk};
 
 /// State of a segment shared by the writer and readers.
@@ -45,6 +48,11 @@ pub(crate) struct Segment {
     max_timestamp_ms: AtomicI64,
     pub(crate) offset_index: IndexFile,
     pub(crate) time_index: IndexFile,
+    /// Index damage found by readers, and the entries rebuilt for it.
+    repair: IndexRepair,
+    /// Byte position of the last damage a read logged (`u64::MAX`: none), so that a
+    /// consumer retrying one damaged read does not flood the log.
+    last_damage_reported: AtomicU64,
 }
 
 impl Segment {

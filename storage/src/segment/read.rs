@@ -7,19 +7,23 @@
 //! hands out: a [`ReadChunk`] is a `Bytes` that keeps the map alive through
 //! [`MapOwner`], so a consumer's bytes are the segment's bytes, never a copy. Every
 //! header is read through [`header_at`], which refuses a batch that would run past the
-//! end, so damage on disk becomes an error that names the file and the position.
+//! end, so damage on disk becomes an error that names the file and the position (and
+//! is logged). An index entry is used only once the header it points at confirms it
+//! (`repair.rs` handles one that does not), and a read never answers with a batch that
+//! starts past the offset asked for.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use memmap2::Mmap;
 use protocol::batch::{BatchHeader, BatchView, BATCH_HEADER_BYTES};
 
+use super::repair::DamagedEntry;
 use super::Segment;
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_BYTES;
-use crate::index;
 
 /// A shared read-only map, handed to `Bytes` so that slices keep it alive.
 #[derive(Debug)]
@@ -67,12 +71,22 @@ impl Segment {
     }
 
     /// Position of the batch that contains `offset` (or the first batch after it),
-    /// found through the offset index and a short walk over batch headers.
+    /// found through the offset index and a short walk over batch headers. The entry
+    /// the walk starts from must land on a batch with the offset it claims; one that
+    /// does not is index damage ([`index_damaged`](Self::index_damaged)), and the walk
+    /// starts from the first batch instead.
     fn position_of(&self, offset: u64, end: u64) -> Result<(u64, Option<BatchHeader>)> {
         let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
-        let mut position = index::offset_floor(self.offset_index.entries(), relative)
-            .map_or(SEGMENT_HEADER_BYTES, |e| u64::from(e.position))
-            .max(SEGMENT_HEADER_BYTES);
+        let mut position = SEGMENT_HEADER_BYTES;
+        if let Some(entry) = self.offset_entry_floor(relative) {
+            let claimed = self.base_offset + u64::from(entry.relative_offset);
+            let at = u64::from(entry.position);
+            match self.landing(at, claimed, end) {
+                Ok(header) if header.next_offset() > offset => return Ok((at, Some(header))),
+                Ok(header) => position = at + u64::from(header.batch_len),
+                Err(found) => self.index_damaged(DamagedEntry::Offset(entry), &found),
+            }
+        }
         while position < end {
             let header = self.header_at(position, end)?;
             if header.next_offset() > offset {
@@ -81,6 +95,39 @@ impl Segment {
             position += u64::from(header.batch_len);
         }
         Ok((position, None))
+    }
+
+    /// The header at an index entry's `position`, if it is a whole batch starting at
+    /// `claimed`; if not, what is there instead.
+    fn landing(
+        &self,
+        position: u64,
+        claimed: u64,
+        end: u64,
+    ) -> std::result::Result<BatchHeader, String> {
+        if position < SEGMENT_HEADER_BYTES {
+            return Err(format!("position {position} is inside the segment header"));
+        }
+        match self.header_at(position, end) {
+            Ok(header) if header.base_offset == claimed => Ok(header),
+            Ok(header) => Err(format!("a batch starting at offset {}", header.base_offset)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// A read found damage: logs it at ERROR with the file, byte and offset (once per
+    /// place, since a consumer retries the same read), and returns it as the error.
+    fn damage_on_read(&self, error: Error, offset: u64) -> Error {
+        if let Error::Corrupt {
+            position, reason, ..
+        } = &error
+        {
+            let last = self.last_damage_reported.swap(*position, Ordering::Relaxed);
+            if last != *position {
+                tracing::error!(segment = %self.path.display(), position, offset, %reason, "damaged batch found on read");
+            }
+        }
+        error
     }
 
     /// Reads whole batches starting with the one that contains `from_offset`: at least
@@ -95,10 +142,26 @@ impl Segment {
         until_offset: u64,
     ) -> Result<ReadChunk> {
         let end = self.end_position();
-        let (start, first) = self.position_of(from_offset, end)?;
+        let (start, first) = self
+            .position_of(from_offset, end)
+            .map_err(|e| self.damage_on_read(e, from_offset))?;
         let Some(first) = first else {
             return Ok(ReadChunk::empty(from_offset));
         };
+        if from_offset >= self.base_offset && first.base_offset > from_offset {
+            // Offsets in a segment are contiguous, so this is a batch missing from the
+            // data, not a seek to correct: refuse rather than skip records.
+            let reason = format!(
+                "the batch here starts at offset {}, past offset {from_offset} that was asked for",
+                first.base_offset
+            );
+            let error = Error::Corrupt {
+                path: self.path.clone(),
+                position: start,
+                reason,
+            };
+            return Err(self.damage_on_read(error, from_offset));
+        }
         let mut position = start;
         let mut header = first;
         let mut count = 0u32;
@@ -114,11 +177,12 @@ impl Segment {
             let bytes = &self.map[position as usize..(position + len) as usize];
             if let Err(e) = BatchView::new(bytes).and_then(|view| view.verify_crc()) {
                 if count == 0 {
-                    return Err(Error::Corrupt {
+                    let error = Error::Corrupt {
                         path: self.path.clone(),
                         position,
                         reason: e.to_string(),
-                    });
+                    };
+                    return Err(self.damage_on_read(error, from_offset));
                 }
                 break;
             }
@@ -153,10 +217,20 @@ impl Segment {
         timestamp_ms: i64,
         from_offset: u64,
     ) -> Result<Option<u64>> {
+        self.search_time(timestamp_ms, from_offset)
+            .map_err(|e| self.damage_on_read(e, from_offset))
+    }
+
+    fn search_time(&self, timestamp_ms: i64, from_offset: u64) -> Result<Option<u64>> {
         let end = self.end_position();
-        let mut position = index::time_floor_below(self.time_index.entries(), timestamp_ms)
-            .map_or(SEGMENT_HEADER_BYTES, |e| u64::from(e.position))
-            .max(SEGMENT_HEADER_BYTES);
+        let mut position = SEGMENT_HEADER_BYTES;
+        if let Some(entry) = self.time_entry_floor(timestamp_ms) {
+            let claimed = self.base_offset + u64::from(entry.relative_offset);
+            match self.landing(u64::from(entry.position), claimed, end) {
+                Ok(_) => position = u64::from(entry.position),
+                Err(found) => self.index_damaged(DamagedEntry::Time(entry), &found),
+            }
+        }
         while position < end {
             let header = self.header_at(position, end)?;
             let len = u64::from(header.batch_len);

@@ -42,6 +42,11 @@ impl Segment {
         }
         self.offset_index.seal()?;
         self.time_index.seal()?;
+        if self.repair.was_damaged() {
+            // Readers found these indexes damaged; the files on disk hold what was
+            // rebuilt then. Now that the end is final, rebuild them whole.
+            self.rewrite_indexes()?;
+        }
         let end = self.end_position();
         self.file
             .set_len(end)
