@@ -13,7 +13,7 @@ pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
 /// Default distance in bytes between two sparse index entries.
 pub const DEFAULT_INDEX_INTERVAL_BYTES: u32 = 4096;
-/// Default size of each `fallocate` step that reserves disk space ahead of the writer.
+/// Default for the largest `fallocate` step that reserves disk space ahead of the writer.
 pub const DEFAULT_PREALLOCATE_BYTES: u64 = 16 * 1024 * 1024;
 /// When appended data is forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,8 @@ pub struct LogConfig {
     pub segment_ms: Option<u64>,
     /// Bytes of batches between two sparse index entries.
     pub index_interval_bytes: u32,
-    /// Disk space reserved ahead of the writer in each step.
+    /// Largest step of disk space reserved ahead of the writer; steps start at 64 KiB
+    /// and double up to this, so a quiet segment reserves little.
     pub preallocate_bytes: u64,
     /// Largest batch accepted by `append`.
     pub max_batch_bytes: usize,

@@ -52,7 +52,12 @@ pub(crate) struct IndexFile {
     path: PathBuf,
     file: Arc<dyn VfsFile>,
     map: Mmap,
+    /// Entries the map covers: the most the index may ever hold.
     capacity_entries: u32,
+    /// Entries the file has disk space for (writer only). Grown with the segment's own
+    /// reservation ([`reserve`](Self::reserve)), so an entry is never written without
+    /// space for it and an idle segment's index holds little disk.
+    reserved_entries: AtomicU32,
     entries: AtomicU32,
     /// Entries pushed but not yet written (writer only; the lock is never contended).
     pending: std::sync::Mutex<Vec<u8>>,
@@ -60,7 +65,8 @@ pub(crate) struct IndexFile {
 
 impl IndexFile {
     /// Writes a fresh index file holding `entries` (encoded, back to back) with room for
-    /// `capacity_entries` in all, replacing any file at `path`.
+    /// `capacity_entries` in all, disk space reserved for `reserve_entries` of them,
+    /// replacing any file at `path`.
     pub(crate) fn write_new(
         vfs: &dyn Vfs,
         path: &Path,
@@ -68,11 +74,13 @@ impl IndexFile {
         base_offset: u64,
         entries: &[u8],
         capacity_entries: u32,
+        reserve_entries: u32,
     ) -> Result<IndexFile> {
         let entry_bytes = kind.entry_bytes();
         debug_assert_eq!(entries.len() % entry_bytes, 0);
         let count = (entries.len() / entry_bytes) as u32;
         let capacity_entries = capacity_entries.max(count);
+        let reserve_entries = reserve_entries.clamp(count, capacity_entries);
         if path.exists() {
             vfs.remove(path)
                 .map_err(|e| Error::io("removing stale index", path, e))?;
@@ -81,7 +89,8 @@ impl IndexFile {
             .create(path)
             .map_err(|e| Error::io("creating index", path, e))?;
         let len = INDEX_HEADER_BYTES + u64::from(capacity_entries) * entry_bytes as u64;
-        file.allocate(len)
+        let reserved = INDEX_HEADER_BYTES + u64::from(reserve_entries) * entry_bytes as u64;
+        file.allocate(reserved)
             .map_err(|e| Error::io("reserving index space", path, e))?;
         let header = crate::format::encode_index_header(kind.magic(), base_offset);
         file.write_all_at(&header, 0)
@@ -90,12 +99,20 @@ impl IndexFile {
             file.write_all_at(entries, INDEX_HEADER_BYTES)
                 .map_err(|e| Error::io("writing index", path, e))?;
         }
-        Self::map(kind, path, file, len, count, capacity_entries)
+        Self::map(
+            kind,
+            path,
+            file,
+            len,
+            count,
+            capacity_entries,
+            reserve_entries,
+        )
     }
 
     /// Opens an existing index whose file holds exactly its entries (as left by
-    /// [`seal`](Self::seal)), reserving room for `capacity_entries` if the segment is
-    /// still to be written. `None` if the file is missing or its header or size is wrong;
+    /// [`seal`](Self::seal)), with room for `capacity_entries` if the segment is still to
+    /// be written (disk space for them comes with [`reserve`](Self::reserve)). `None` if the file is missing or its header or size is wrong;
     /// the caller then rebuilds it from the segment.
     pub(crate) fn open(
         vfs: &dyn Vfs,
@@ -121,9 +138,7 @@ impl IndexFile {
         let count = u32::try_from((len - INDEX_HEADER_BYTES) / entry_bytes).unwrap_or(u32::MAX);
         let capacity_entries = capacity_entries.max(count);
         let full_len = INDEX_HEADER_BYTES + u64::from(capacity_entries) * entry_bytes;
-        file.allocate(full_len)
-            .map_err(|e| Error::io("reserving index space", path, e))?;
-        let index = Self::map(kind, path, file, full_len, count, capacity_entries)?;
+        let index = Self::map(kind, path, file, full_len, count, capacity_entries, count)?;
         if !crate::format::index_header_matches(&index.map, kind.magic(), base_offset) {
             return Ok(None);
         }
@@ -137,11 +152,14 @@ impl IndexFile {
         len: u64,
         count: u32,
         capacity_entries: u32,
+        reserved_entries: u32,
     ) -> Result<IndexFile> {
         let map_len =
             usize::try_from(len).map_err(|_| Error::Config("index too large to map".into()))?;
-        // SAFETY: the file is owned by this log; nothing truncates it below `len` while
-        // mapped except `seal`, which only cuts unused capacity that readers never touch.
+        // SAFETY: the file is owned by this log. The map may reach past the file's end
+        // (disk space is reserved in steps); readers touch only published entries,
+        // which were written and so lie inside the file, and nothing truncates the file
+        // below them (`seal` cuts only what follows the last entry).
         let map = unsafe { MmapOptions::new().len(map_len).map(file.file()) }
             .map_err(|e| Error::io("mapping index", path, e))?;
         Ok(IndexFile {
@@ -150,9 +168,25 @@ impl IndexFile {
             file,
             map,
             capacity_entries,
+            reserved_entries: AtomicU32::new(reserved_entries),
             entries: AtomicU32::new(count),
             pending: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Makes sure the file has disk space for `entries` entries (at most its
+    /// capacity), so that writing them can never fail for want of space. Writer only.
+    pub(crate) fn reserve(&self, entries: u32) -> Result<()> {
+        let entries = entries.min(self.capacity_entries);
+        if entries <= self.reserved_entries.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let len = INDEX_HEADER_BYTES + u64::from(entries) * self.kind.entry_bytes() as u64;
+        self.file
+            .allocate(len)
+            .map_err(|e| Error::io("reserving index space", &self.path, e))?;
+        self.reserved_entries.store(entries, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The file's path (for reports).
@@ -202,6 +236,11 @@ impl IndexFile {
             return Ok(());
         }
         let count = self.entries.load(Ordering::Relaxed);
+        debug_assert!(
+            count as usize + pending.len() / self.kind.entry_bytes()
+                <= self.reserved_entries.load(Ordering::Relaxed) as usize,
+            "index entries are written only into reserved space"
+        );
         let position = INDEX_HEADER_BYTES + u64::from(count) * self.kind.entry_bytes() as u64;
         self.file
             .write_all_at(pending, position)

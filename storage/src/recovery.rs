@@ -195,6 +195,7 @@ fn write_indexes(
         base,
         offset_entries,
         capacity_entries,
+        0, // the log reserves space for the entries to come when it opens
     )?;
     let time = IndexFile::write_new(
         vfs,
@@ -203,6 +204,7 @@ fn write_indexes(
         base,
         time_entries,
         capacity_entries,
+        0,
     )?;
     Ok((offset, time))
 }

@@ -287,16 +287,33 @@ impl Log {
         if needed <= self.allocated_bytes {
             return Ok(());
         }
-        let target = (self.allocated_bytes + self.config.preallocate_bytes)
-            .max(needed)
-            .min(self.active.capacity());
+        let target = next_reservation(
+            self.allocated_bytes,
+            needed,
+            self.config.preallocate_bytes,
+            self.active.capacity(),
+        );
         self.active
             .file
             .allocate(target)
             .map_err(|e| Error::io("reserving space in", &self.active.path, e))?;
+        self.active.reserve_indexes(target)?;
         self.allocated_bytes = target;
         Ok(())
     }
+}
+
+/// The first reservation of a new segment, at most: an idle log (an internal topic, a
+/// quiet partition) holds a few KiB of reserved disk, not `preallocate_bytes`.
+pub(crate) const FIRST_RESERVATION_BYTES: u64 = 64 * 1024;
+
+/// How far a segment with `allocated` bytes reserved, about to need `needed`, reserves
+/// to: the reservation doubles (from [`FIRST_RESERVATION_BYTES`]) up to steps of
+/// `max_step`, so reserved space scales with what the segment really receives, and
+/// never past its `capacity`.
+pub(crate) fn next_reservation(allocated: u64, needed: u64, max_step: u64, capacity: u64) -> u64 {
+    let step = allocated.clamp(FIRST_RESERVATION_BYTES.min(max_step), max_step);
+    allocated.saturating_add(step).max(needed).min(capacity)
 }
 
 /// A batch that passed [`Log::check_batch`]. Only these are ever written.
@@ -339,5 +356,31 @@ impl<'b> Chunk<'b> {
             *at += batch.bytes.len() as u64;
             Some((info, *batch))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_double_up_to_the_step_and_stop_at_capacity() {
+        const MIB: u64 = 1024 * 1024;
+        let mut allocated = 4096;
+        let mut steps = Vec::new();
+        while allocated < 64 * MIB {
+            allocated = next_reservation(allocated, allocated + 1, 16 * MIB, 64 * MIB);
+            steps.push(allocated);
+        }
+        assert_eq!(steps[0], 4096 + FIRST_RESERVATION_BYTES);
+        assert!(steps
+            .windows(2)
+            .all(|w| w[1] - w[0] <= 16 * MIB && w[1] > w[0]));
+        assert_eq!(*steps.last().unwrap(), 64 * MIB, "never past the capacity");
+        assert!(steps.len() < 16, "geometric, not linear: {steps:?}");
+        // A batch larger than the step gets all it needs at once.
+        assert_eq!(next_reservation(0, 40 * MIB, 16 * MIB, 64 * MIB), 40 * MIB);
+        // A step configured below the first reservation is honoured.
+        assert_eq!(next_reservation(0, 1, 4096, MIB), 4096);
     }
 }

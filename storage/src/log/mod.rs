@@ -185,7 +185,7 @@ impl Log {
             base,
             options.clock.wall_ms(),
             capacity,
-            config.preallocate_bytes,
+            append::FIRST_RESERVATION_BYTES.min(config.preallocate_bytes),
             config.index_interval_bytes,
         )
     }

@@ -99,6 +99,7 @@ impl Log {
         durable.set_log_start(log_start_offset)?;
 
         let allocated_bytes = allocated_len(&active)?;
+        active.reserve_indexes(allocated_bytes)?;
         let zero = Arc::new(ZeroAhead::new(
             config.durability == Durability::Always,
             active.clone(),

@@ -38,7 +38,8 @@ impl Segment {
         let file = vfs
             .create(&path)
             .map_err(|e| Error::io("creating segment", &path, e))?;
-        file.allocate(preallocate.clamp(SEGMENT_HEADER_BYTES, capacity))
+        let reserved = preallocate.clamp(SEGMENT_HEADER_BYTES, capacity);
+        file.allocate(reserved)
             .map_err(|e| Error::io("reserving segment space", &path, e))?;
         let header = SegmentHeader {
             base_offset,
@@ -48,6 +49,7 @@ impl Segment {
         file.write_all_at(&header, 0)
             .map_err(|e| Error::io("writing segment header", &path, e))?;
         let entries = index_capacity(capacity, index_interval_bytes);
+        let reserve = index_capacity(reserved, index_interval_bytes);
         let offset_index = IndexFile::write_new(
             vfs.as_ref(),
             &format::offset_index_path(dir, base_offset),
@@ -55,6 +57,7 @@ impl Segment {
             base_offset,
             &[],
             entries,
+            reserve,
         )?;
         let time_index = IndexFile::write_new(
             vfs.as_ref(),
@@ -63,6 +66,7 @@ impl Segment {
             base_offset,
             &[],
             entries,
+            reserve,
         )?;
         let map = map_file(&path, file.as_ref(), capacity)?;
         Ok(Segment {

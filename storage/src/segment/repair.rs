@@ -87,6 +87,11 @@ impl IndexRepair {
             .clone()
     }
 
+    /// The spacing of index entries, in bytes of data.
+    pub(crate) fn index_interval_bytes(&self) -> u32 {
+        self.index_interval_bytes
+    }
+
     /// Whether damage was found in this run (the writer then rewrites the index files
     /// when it seals the segment).
     pub(crate) fn was_damaged(&self) -> bool {
@@ -205,7 +210,7 @@ impl Segment {
             ),
         ];
         for (path, kind, entries) in files {
-            IndexFile::write_new(vfs, &path, kind, self.base_offset, entries, 0)?.seal()?;
+            IndexFile::write_new(vfs, &path, kind, self.base_offset, entries, 0, 0)?.seal()?;
         }
         if !self.path.exists() {
             // Retention removed the segment meanwhile: leave no orphan index behind.

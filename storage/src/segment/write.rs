@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{IndexCursor, IndexUpdate, Segment};
+use super::{index_capacity, IndexCursor, IndexUpdate, Segment};
 use crate::error::{Error, Result};
 
 impl Segment {
@@ -21,6 +21,14 @@ impl Segment {
             .fetch_max(max_timestamp_ms, Ordering::AcqRel);
         self.next_offset.store(next_offset, Ordering::Release);
         self.end_position.store(end_position, Ordering::Release);
+    }
+
+    /// Reserves index space for the entries of `data_bytes` of segment (what the
+    /// writer has reserved for data), so that no index write needs space of its own.
+    pub(crate) fn reserve_indexes(&self, data_bytes: u64) -> Result<()> {
+        let entries = index_capacity(data_bytes, self.repair.index_interval_bytes());
+        self.offset_index.reserve(entries)?;
+        self.time_index.reserve(entries)
     }
 
     /// Writes index entries for a batch just appended.
