@@ -26,6 +26,8 @@ const DEAD_LETTERING: u8 = 4;
 const DEAD_LETTERED: u8 = 5;
 const POSITION: u8 = 6;
 const ENTRY: u8 = 7;
+const DEAD_LETTERING_FROM: u8 = 8;
+const DEAD_LETTERED_AT: u8 = 9;
 
 /// `reason` cut to at most [`MAX_REASON_BYTES`], at a character boundary.
 pub fn clip_reason(reason: &str) -> &str {
@@ -55,14 +57,23 @@ pub enum QueueEvent {
         reason: String,
         due_ms: i64,
     },
-    /// The message ran out of attempts and is being copied to the dead-letter topic.
+    /// The message ran out of attempts and is being copied to the dead-letter topic,
+    /// whose end was `dlq_from` (its copy can only be at or after it; `None` in events
+    /// written before 2026-12).
     DeadLettering {
         partition: u32,
         offset: u64,
         reason: String,
+        dlq_from: Option<u64>,
     },
-    /// The copy is durable in the dead-letter topic; the message is settled.
-    DeadLettered { partition: u32, offset: u64 },
+    /// The copy was appended to the dead-letter topic at `dlq_offset`; the message is
+    /// settled once that copy is durable (`None` in events written before 2026-12,
+    /// which came only after the copy was durable).
+    DeadLettered {
+        partition: u32,
+        offset: u64,
+        dlq_offset: Option<u64>,
+    },
     /// Snapshot of a partition's counters (written before its entries).
     Position {
         partition: u32,
@@ -130,11 +141,26 @@ impl QueueEvent {
                 buf.put_i64_le(*due_ms);
                 wire::put_string(buf, "reason", clip_reason(reason))?;
             }
-            QueueEvent::DeadLettering { offset, reason, .. } => {
+            QueueEvent::DeadLettering {
+                offset,
+                reason,
+                dlq_from,
+                ..
+            } => {
                 buf.put_u64_le(*offset);
+                if let Some(dlq_from) = dlq_from {
+                    buf.put_u64_le(*dlq_from);
+                }
                 wire::put_string(buf, "reason", clip_reason(reason))?;
             }
-            QueueEvent::DeadLettered { offset, .. } => buf.put_u64_le(*offset),
+            QueueEvent::DeadLettered {
+                offset, dlq_offset, ..
+            } => {
+                buf.put_u64_le(*offset);
+                if let Some(dlq_offset) = dlq_offset {
+                    buf.put_u64_le(*dlq_offset);
+                }
+            }
             QueueEvent::Position {
                 floor,
                 read,
@@ -166,8 +192,12 @@ impl QueueEvent {
             QueueEvent::Delivered { .. } => DELIVERED,
             QueueEvent::Acked { .. } => ACKED,
             QueueEvent::Failed { .. } => FAILED,
-            QueueEvent::DeadLettering { .. } => DEAD_LETTERING,
-            QueueEvent::DeadLettered { .. } => DEAD_LETTERED,
+            QueueEvent::DeadLettering { dlq_from: None, .. } => DEAD_LETTERING,
+            QueueEvent::DeadLettering { .. } => DEAD_LETTERING_FROM,
+            QueueEvent::DeadLettered {
+                dlq_offset: None, ..
+            } => DEAD_LETTERED,
+            QueueEvent::DeadLettered { .. } => DEAD_LETTERED_AT,
             QueueEvent::Position { .. } => POSITION,
             QueueEvent::Entry { .. } => ENTRY,
         }
@@ -202,10 +232,23 @@ impl QueueEvent {
                 partition,
                 offset: r.u64("offset")?,
                 reason: read_reason(&mut r)?,
+                dlq_from: None,
+            },
+            DEAD_LETTERING_FROM => QueueEvent::DeadLettering {
+                partition,
+                offset: r.u64("offset")?,
+                dlq_from: Some(r.u64("dlq_from")?),
+                reason: read_reason(&mut r)?,
             },
             DEAD_LETTERED => QueueEvent::DeadLettered {
                 partition,
                 offset: r.u64("offset")?,
+                dlq_offset: None,
+            },
+            DEAD_LETTERED_AT => QueueEvent::DeadLettered {
+                partition,
+                offset: r.u64("offset")?,
+                dlq_offset: Some(r.u64("dlq_offset")?),
             },
             POSITION => QueueEvent::Position {
                 partition,
@@ -335,10 +378,23 @@ mod tests {
                 partition: 2,
                 offset: 7,
                 reason: String::new(),
+                dlq_from: None,
+            },
+            QueueEvent::DeadLettering {
+                partition: 2,
+                offset: 7,
+                reason: "out".into(),
+                dlq_from: Some(40),
             },
             QueueEvent::DeadLettered {
                 partition: 2,
                 offset: 7,
+                dlq_offset: None,
+            },
+            QueueEvent::DeadLettered {
+                partition: 2,
+                offset: 7,
+                dlq_offset: Some(41),
             },
             QueueEvent::Position {
                 partition: 3,

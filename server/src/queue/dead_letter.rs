@@ -1,16 +1,20 @@
 //! Dead letters: a message out of attempts is copied, with its history in `dlq.*`
-//! headers, to the group's dead-letter topic, and only then settled.
+//! headers, to the group's dead-letter topic exactly once, and settled once the copy
+//! is durable.
 //!
 //! [`dead_letter_record`] builds the copy (pure, tested alone); the group's
-//! [`dead_letter`](QueueGroup::dead_letter) does the I/O around it.
+//! [`dead_letter_round`](QueueGroup::dead_letter_round) does the I/O around it.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
-use protocol::batch::{split_batches, BatchBuilder, BatchView};
+use protocol::batch::{split_batches, BatchBuilder, BatchView, RecordView};
 
 use super::dispatch::DeadLetter;
 use super::group::QueueGroup;
 use super::QueueConfig;
 use crate::error::BrokerError;
+use crate::partition::Partition;
 use crate::topics::Topic;
 use crate::traces::At;
 
@@ -87,11 +91,137 @@ pub fn dead_letter_record(source: Bytes, history: &History<'_>) -> Result<Bytes,
     Ok(builder.finish())
 }
 
+/// Bytes read at a time while looking for copies made before a restart.
+const COPY_SCAN_BYTES: usize = 1 << 20;
+
+/// `(partition, offset)` of the message a dead letter was copied from, if `record` is
+/// a dead letter of `group` consuming `topic`.
+fn copy_origin(record: &RecordView<'_>, group: &str, topic: &str) -> Option<(u32, u64)> {
+    let (mut of_group, mut of_topic, mut partition, mut offset) = (false, false, None, None);
+    for (key, value) in record.headers().flatten() {
+        let text = std::str::from_utf8(value).ok();
+        match key {
+            "dlq.group" => of_group = value == group.as_bytes(),
+            "dlq.original_topic" => of_topic = value == topic.as_bytes(),
+            "dlq.original_partition" => partition = text.and_then(|t| t.parse().ok()),
+            "dlq.original_offset" => offset = text.and_then(|t| t.parse().ok()),
+            _ => {}
+        }
+    }
+    (of_group && of_topic).then_some((partition?, offset?))
+}
+
 impl QueueGroup {
-    /// Copies a message that ran out of attempts to the dead-letter topic (created
-    /// with one partition if missing), waits for the copy to be durable, then settles
-    /// the message.
-    pub(super) async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), BrokerError> {
+    /// The dead-letter topic's name under the group's current settings.
+    pub(super) fn dead_letter_topic_name(&self) -> String {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dead_letter_topic(&self.topic.name)
+    }
+
+    /// The dead-letter topic's end now (0 while it does not exist): a copy made from
+    /// now on lands at or after it. Recorded with each intent to dead-letter.
+    pub(super) fn dead_letter_end(&self) -> u64 {
+        let name = self.dead_letter_topic_name();
+        self.topics
+            .get(&name)
+            .ok()
+            .and_then(|t| t.partition(0).ok().map(|p| p.end_offset()))
+            .unwrap_or(0)
+    }
+
+    /// Dead-letters every message of `letters` (all out of attempts), exactly once:
+    ///
+    /// 1. their intents (`DeadLettering`, durable before anything is copied) name the
+    ///    dead-letter topic's end when they were made; copies already there from
+    ///    `min(dlq_from)` on (made before a crash, or before a settle that failed) are
+    ///    found by their `dlq.*` headers and not made again;
+    /// 2. the others are copied, one append each;
+    /// 3. each copy's offset is recorded (`DeadLettered { dlq_offset }`), and the
+    ///    copies and the records are waited for together: two fsyncs in parallel,
+    ///    once per round, not two in a row per message;
+    /// 4. the messages are settled. A crash before that leaves a record naming a copy
+    ///    that recovery checks ([`QueueState::confirm_copies`]).
+    ///
+    /// The first failure stops the copying; what was copied is still recorded, and the
+    /// error is returned (the dispatcher retries the rest).
+    ///
+    /// [`QueueState::confirm_copies`]: super::state::QueueState::confirm_copies
+    pub(super) async fn dead_letter_round(
+        &self,
+        letters: &[DeadLetter],
+    ) -> Result<(), BrokerError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.log.wait_durable(self.log.end_offset()).await?;
+        let dlq_name = self.dead_letter_topic_name();
+        let target = self.dead_letter_topic(&dlq_name).await?;
+        let target = target.partition(0)?.clone();
+        let scan_from = letters.iter().map(|l| l.dlq_from).min().unwrap_or(0);
+        let found = self.copies_in(&target, scan_from, letters)?;
+        let mut placed: Vec<(&DeadLetter, u64, u32)> = Vec::with_capacity(letters.len());
+        let mut failure = None;
+        for letter in letters {
+            if let Some(&dlq_offset) = found.get(&(letter.partition, letter.offset)) {
+                tracing::info!(group = %self.name, partition = letter.partition, offset = letter.offset, dlq_offset, "dead letter already copied; recording it");
+                placed.push((letter, dlq_offset, 0));
+                continue;
+            }
+            match self.copy(letter, &target) {
+                Ok((dlq_offset, attempts)) => placed.push((letter, dlq_offset, attempts)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let copies_end = target.end_offset();
+        let recorded = {
+            let mut inner = self.lock();
+            let mut events = Vec::with_capacity(placed.len());
+            for (letter, dlq_offset, attempts) in &placed {
+                let (partition, offset) = (letter.partition, letter.offset);
+                let Ok(event) = inner.state.dead_lettered(partition, offset, *dlq_offset) else {
+                    continue; // settled meanwhile (the log dropped it)
+                };
+                events.push(event);
+                if let Some((context, _)) = inner.traced.remove(&(partition, offset)) {
+                    let at = At {
+                        topic: &self.topic.name,
+                        partition,
+                        offset,
+                    };
+                    self.traces
+                        .on_dead_letter(&context, at, &self.name, *attempts, &dlq_name);
+                }
+            }
+            self.persist(events)?
+        };
+        let (copies, records) = tokio::join!(
+            target.wait_durable(copies_end, crate::internal::DURABLE_TIMEOUT),
+            self.log.wait_durable(recorded)
+        );
+        copies?;
+        records?;
+        let mut inner = self.lock();
+        for (letter, dlq_offset, attempts) in &placed {
+            if inner.state.copy_durable(letter.partition, letter.offset) {
+                tracing::info!(group = %self.name, topic = %self.topic.name, partition = letter.partition, offset = letter.offset, attempts, dlq = %dlq_name, dlq_offset, "dead-lettered");
+            }
+        }
+        drop(inner);
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Copies one message to the dead-letter partition `target`; its offset there and
+    /// the attempts it had.
+    pub(super) fn copy(
+        &self,
+        letter: &DeadLetter,
+        target: &Partition,
+    ) -> Result<(u64, u32), BrokerError> {
         let DeadLetter {
             partition, offset, ..
         } = *letter;
@@ -115,41 +245,50 @@ impl QueueGroup {
             last_delivery_ms: last_ms,
         };
         let batch = dead_letter_record(source.bytes, &history)?;
-        let dlq_name = self
-            .config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dead_letter_topic(&self.topic.name);
-        let target = self.dead_letter_topic(&dlq_name).await?;
-        let target = target.partition(0)?.clone();
-        let info = target.append(&batch)?;
-        target
-            .wait_durable(info.next_offset, crate::internal::DURABLE_TIMEOUT)
-            .await?;
-        let wait = {
-            let mut inner = self.lock();
-            let event = inner
-                .state
-                .dead_lettered(partition, offset)
-                .map_err(|r| self.refusal(r))?;
-            if let Some((context, _)) = inner.traced.remove(&(partition, offset)) {
-                let at = At {
-                    topic: &self.topic.name,
-                    partition,
-                    offset,
-                };
-                self.traces
-                    .on_dead_letter(&context, at, &self.name, attempts, &dlq_name);
+        Ok((target.append(&batch)?.base_offset, attempts))
+    }
+
+    /// The copies of `letters` made by this group in `target` from `from` on, by
+    /// `(partition, offset)`, with their offsets there.
+    fn copies_in(
+        &self,
+        target: &Partition,
+        from: u64,
+        letters: &[DeadLetter],
+    ) -> Result<HashMap<(u32, u64), u64>, BrokerError> {
+        let mut found = HashMap::new();
+        let mut offset = from.max(target.start_offset());
+        while offset < target.visible_end() {
+            let chunk = target.read(offset, COPY_SCAN_BYTES)?;
+            if chunk.is_empty() {
+                break;
             }
-            self.persist(vec![event])?
-        };
-        tracing::info!(group = %self.name, topic = %self.topic.name, partition, offset, attempts, dlq = %dlq_name, "dead-lettered");
-        self.log.wait_durable(wait).await
+            for batch in split_batches(chunk.bytes.clone()) {
+                let batch = batch.map_err(|e| BrokerError::Internal(e.to_string()))?;
+                let view =
+                    BatchView::new(&batch).map_err(|e| BrokerError::Internal(e.to_string()))?;
+                for record in view.records().flatten() {
+                    if record.offset < offset {
+                        continue;
+                    }
+                    if let Some(origin) = copy_origin(&record, &self.name, &self.topic.name) {
+                        if letters.iter().any(|l| (l.partition, l.offset) == origin) {
+                            found.insert(origin, record.offset);
+                        }
+                    }
+                }
+            }
+            offset = chunk.next_offset;
+        }
+        Ok(found)
     }
 
     /// The dead-letter topic, created (one partition, the source topic's storage
     /// settings, default queue settings) if missing.
-    async fn dead_letter_topic(&self, name: &str) -> Result<std::sync::Arc<Topic>, BrokerError> {
+    pub(super) async fn dead_letter_topic(
+        &self,
+        name: &str,
+    ) -> Result<std::sync::Arc<Topic>, BrokerError> {
         if let Ok(topic) = self.topics.get(name) {
             return Ok(topic);
         }

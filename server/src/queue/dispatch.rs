@@ -39,6 +39,9 @@ pub(super) struct DeadLetter {
     pub(super) partition: u32,
     pub(super) offset: u64,
     pub(super) reason: String,
+    /// The dead-letter topic's end when the message ran out of attempts: its copy,
+    /// if one was made before a restart, is at or after this.
+    pub(super) dlq_from: u64,
 }
 
 /// What one dispatch round produced.
@@ -110,12 +113,13 @@ fn attempt_of(state: &QueueState, partition: u32, offset: u64) -> u32 {
 impl QueueGroup {
     /// One dispatch round. See the module documentation.
     pub(super) fn dispatch_round(&self) -> Result<Round, BrokerError> {
+        let dlq_end = self.dead_letter_end();
         let mut inner = self.lock();
         let now = Now::read(self.clock.as_ref());
         let mut out = Handout {
             members: inner.sinks.keys().cloned().collect(),
             now,
-            events: self.expire(&mut inner, now),
+            events: self.expire(&mut inner, now, dlq_end),
             deliveries: Vec::new(),
         };
         if !out.members.is_empty() {
@@ -131,9 +135,10 @@ impl QueueGroup {
             .state
             .dead_lettering()
             .into_iter()
-            .map(|(partition, offset)| DeadLetter {
+            .map(|(partition, offset, dlq_from)| DeadLetter {
                 partition,
                 offset,
+                dlq_from,
                 reason: inner
                     .state
                     .partition(partition)
@@ -153,7 +158,7 @@ impl QueueGroup {
 
     /// Fails overdue deliveries, and (only after a member went away, when it is worth
     /// the scan) those of members gone; settles what the log no longer holds.
-    fn expire(&self, inner: &mut Inner, now: Now) -> Vec<QueueEvent> {
+    fn expire(&self, inner: &mut Inner, now: Now, dlq_end: u64) -> Vec<QueueEvent> {
         let Inner {
             state,
             sinks,
@@ -173,7 +178,7 @@ impl QueueGroup {
         } else {
             None
         };
-        let mut events = state.expire(now, check_gone);
+        let mut events = state.expire(now, check_gone, dlq_end);
         for part in &self.topic.partitions {
             events.extend(state.skip_before(part.id, part.start_offset()));
         }
@@ -398,12 +403,11 @@ pub(super) async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdow
 
 /// Copies every dead letter of a round; `false` if any failed (it is tried again).
 async fn dead_letter_all(group: &QueueGroup, dead: &[DeadLetter]) -> bool {
-    let mut all = true;
-    for letter in dead {
-        if let Err(error) = group.dead_letter(letter).await {
-            tracing::warn!(group = %group.name, partition = letter.partition, offset = letter.offset, %error, "dead-lettering failed; will retry");
-            all = false;
+    match group.dead_letter_round(dead).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(group = %group.name, letters = dead.len(), %error, "dead-lettering failed; will retry");
+            false
         }
     }
-    all
 }

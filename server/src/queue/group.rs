@@ -196,6 +196,7 @@ impl QueueGroup {
                     partition,
                     offset,
                     reason,
+                    ..
                 } => {
                     if let Some((context, attempt)) = inner.traced.get(&(*partition, *offset)) {
                         self.traces.on_nack(
@@ -235,12 +236,13 @@ impl QueueGroup {
         reason: &str,
         delay_ms: Option<u64>,
     ) -> Result<(), BrokerError> {
+        let dlq_end = self.dead_letter_end();
         let wait = {
             let mut inner = self.lock();
             let now = Now::read(self.clock.as_ref());
             let event = inner
                 .state
-                .fail(partition, offset, reason, delay_ms, now)
+                .fail(partition, offset, reason, delay_ms, now, dlq_end)
                 .map_err(|r| self.refusal(r))?;
             self.trace_events(&mut inner, std::slice::from_ref(&event));
             self.persist(vec![event])?

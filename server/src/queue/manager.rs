@@ -70,11 +70,23 @@ impl Queues {
             tasks,
             subscriptions: Mutex::new(HashMap::new()),
         };
+        // Every topic's end as recovered, read before any dispatcher can append to a
+        // dead-letter topic: a recorded copy at or past its topic's end was lost in a
+        // crash and is made again.
+        let ends: HashMap<String, u64> = queues
+            .parts
+            .topics
+            .list()
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.partition(0).ok()?.end_offset())))
+            .collect();
         for (group, topic, events) in replayed {
             let Ok(topic) = queues.parts.topics.get(&topic) else {
                 continue;
             };
             let queue_group = queues.create_group(&group, topic, &[], false)?;
+            let dlq = queue_group.dead_letter_topic_name();
+            let dlq_end = ends.get(&dlq).copied();
             let mut inner = queue_group.lock();
             let now_mono_ms = queues.parts.clock.monotonic_ms();
             for (event, written_wall_ms) in &events {
@@ -84,8 +96,14 @@ impl Queues {
                 };
                 inner.state.apply(event, replayed);
             }
+            // A dead-letter topic deleted since holds no copy to check: the record stands.
+            let exists = |dlq_offset: u64| dlq_end.is_none_or(|end| dlq_offset < end);
+            let (settled, redone) = inner.state.confirm_copies(exists, dlq_end.unwrap_or(0));
             drop(inner);
-            tracing::info!(group = %group, events = events.len(), "restored queue group");
+            if redone > 0 {
+                tracing::warn!(group = %group, dlq = %dlq, redone, "dead-letter copies lost in a crash; copying them again");
+            }
+            tracing::info!(group = %group, events = events.len(), dead_letters_confirmed = settled, "restored queue group");
         }
         Ok(queues)
     }
@@ -379,7 +397,7 @@ mod tests {
         assert_eq!(round.dead.len(), 1, "out of attempts");
         assert_eq!(round.dead[0].reason, "ack deadline expired");
 
-        group.dead_letter(&round.dead[0]).await.unwrap();
+        group.dead_letter_round(&round.dead).await.unwrap();
         let counts = group.counts(0);
         assert_eq!(
             (counts.in_flight, counts.waiting_retry, counts.dead_lettered),
@@ -482,6 +500,136 @@ mod tests {
         tasks.stop(Duration::ZERO).await;
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
         Queues::open(topics, tasks, traces, clock).unwrap()
+    }
+
+    /// Runs one message out of its single attempt; returns the group with the
+    /// message's intent to dead-letter durable, and the letter.
+    async fn out_of_attempts(
+        dir: &std::path::Path,
+    ) -> (
+        Queues,
+        Arc<QueueGroup>,
+        super::super::dispatch::DeadLetter,
+        Arc<ManualClock>,
+    ) {
+        let config = [entry("max_delivery_attempts", "1")];
+        let (queues, clock) = queues(dir, &config).await;
+        let partition = queues
+            .parts
+            .topics
+            .get("jobs")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let mut builder = BatchBuilder::new();
+        builder.push(5, Some(b"k"), Some(b"poison"), &[]).unwrap();
+        let end = partition.append(&builder.finish()).unwrap().next_offset;
+        partition
+            .wait_durable(end, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        queues
+            .subscribe(
+                "workers",
+                "m-1",
+                1,
+                Pushes::new(tx),
+                Credit::new(10, 1 << 20),
+            )
+            .unwrap();
+        let round = group.dispatch_round().unwrap();
+        group.log.wait_durable(round.durable_at).await.unwrap();
+        group.nack(0, 0, "bad", None).await.unwrap();
+        let mut dead = group.dispatch_round().unwrap().dead;
+        assert_eq!(dead.len(), 1);
+        (queues, group, dead.remove(0), clock)
+    }
+
+    /// The dead-letter topic's records, as (dlq.original_offset, dlq.attempts).
+    fn dead_letters(queues: &Queues) -> Vec<(String, String)> {
+        let dlq = queues.parts.topics.get("jobs.dlq").unwrap();
+        let chunk = dlq.partition(0).unwrap().read(0, 1 << 20).unwrap();
+        let mut out = Vec::new();
+        for batch in split_batches(chunk.bytes) {
+            let batch = batch.unwrap();
+            for record in BatchView::new(&batch).unwrap().records() {
+                let record = record.unwrap();
+                let header = |name: &str| {
+                    let (_, v) = record
+                        .headers()
+                        .flatten()
+                        .find(|(k, _)| *k == name)
+                        .unwrap();
+                    String::from_utf8(v.to_vec()).unwrap()
+                };
+                out.push((header("dlq.original_offset"), header("dlq.attempts")));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_copy_made_before_a_crash_is_found_not_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queues, group, letter, clock) = out_of_attempts(dir.path()).await;
+        // The copy is made and durable; the crash comes before its record.
+        let dlq = group.dead_letter_topic("jobs.dlq").await.unwrap();
+        let target = dlq.partition(0).unwrap().clone();
+        let (dlq_offset, _) = group.copy(&letter, &target).unwrap();
+        target
+            .wait_durable(dlq_offset + 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        drop((group, queues));
+
+        let queues = reopen(dir.path(), clock).await;
+        let group = queues.get("workers").unwrap();
+        let round = group.dispatch_round().unwrap();
+        assert_eq!(round.dead.len(), 1, "still to be settled");
+        group.dead_letter_round(&round.dead).await.unwrap();
+        assert_eq!(
+            dead_letters(&queues),
+            [("0".to_string(), "1".to_string())],
+            "one copy"
+        );
+        let counts = group.counts(0);
+        assert_eq!((counts.waiting_retry, counts.dead_lettered), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_copy_recorded_but_lost_in_a_crash_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queues, group, letter, clock) = out_of_attempts(dir.path()).await;
+        // The record of a copy at offset 0 is durable; the copy itself never made it.
+        group.dead_letter_topic("jobs.dlq").await.unwrap();
+        let recorded = {
+            let event = group
+                .lock()
+                .state
+                .dead_lettered(letter.partition, letter.offset, 0)
+                .unwrap();
+            group.persist(vec![event]).unwrap()
+        };
+        group.log.wait_durable(recorded).await.unwrap();
+        drop((group, queues));
+
+        let queues = reopen(dir.path(), clock).await;
+        let group = queues.get("workers").unwrap();
+        let round = group.dispatch_round().unwrap();
+        assert_eq!(round.dead.len(), 1, "to be copied again");
+        group.dead_letter_round(&round.dead).await.unwrap();
+        assert_eq!(dead_letters(&queues), [("0".to_string(), "1".to_string())]);
+        assert_eq!(group.counts(0).dead_lettered, 1);
+
+        // And a record whose copy is there settles at the restart, copying nothing.
+        drop((group, queues));
+        let queues = reopen(dir.path(), Arc::new(ManualClock::new(2_000_000))).await;
+        let group = queues.get("workers").unwrap();
+        assert!(group.dispatch_round().unwrap().dead.is_empty());
+        assert_eq!(dead_letters(&queues).len(), 1);
     }
 
     #[tokio::test]

@@ -258,7 +258,7 @@ impl QueueState {
         let part = self.part(partition)?;
         for &offset in offsets {
             let known = offset < part.floor()
-                || matches!(part.entries.get(&offset), Some(e) if e.state != EntryState::DeadLettering);
+                || matches!(part.entries.get(&offset), Some(e) if !e.is_dead_lettering());
             if !known {
                 return Err(Refusal::NotInFlight { partition, offset });
             }
@@ -273,7 +273,8 @@ impl QueueState {
     }
 
     /// A delivery of `offset` failed (nack, expiry, disconnect): schedule a retry or
-    /// the dead-letter copy. `delay_ms` overrides the backoff.
+    /// the dead-letter copy. `delay_ms` overrides the backoff; `dlq_end` is the
+    /// dead-letter topic's end now (0 if it does not exist yet).
     pub fn fail(
         &mut self,
         partition: u32,
@@ -281,6 +282,7 @@ impl QueueState {
         reason: &str,
         delay_ms: Option<u64>,
         now: Now,
+        dlq_end: u64,
     ) -> Result<QueueEvent, Refusal> {
         let policy = self.policy.clone();
         let part = self.part(partition)?;
@@ -294,11 +296,13 @@ impl QueueState {
         entry.reason = Some(reason.to_string());
         let attempts = entry.attempts;
         if attempts >= policy.max_attempts {
-            part.set_state(offset, EntryState::DeadLettering);
+            let dlq_from = dlq_end;
+            part.set_state(offset, EntryState::DeadLettering { dlq_from });
             return Ok(QueueEvent::DeadLettering {
                 partition,
                 offset,
                 reason: reason.to_string(),
+                dlq_from: Some(dlq_from),
             });
         }
         let delay = delay_ms.unwrap_or_else(|| policy.backoff.delay_ms(attempts, offset));
@@ -359,7 +363,13 @@ impl QueueState {
 
     /// Deliveries whose deadline passed fail. With `gone`, deliveries to members for
     /// which it answers true fail too (a full scan: only after members went away).
-    pub fn expire(&mut self, now: Now, gone: Option<&dyn Fn(&str) -> bool>) -> Vec<QueueEvent> {
+    /// `dlq_end` is as for [`fail`](Self::fail).
+    pub fn expire(
+        &mut self,
+        now: Now,
+        gone: Option<&dyn Fn(&str) -> bool>,
+        dlq_end: u64,
+    ) -> Vec<QueueEvent> {
         let now_ms = now.mono_ms;
         let mut failed = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
@@ -390,27 +400,90 @@ impl QueueState {
         }
         failed
             .into_iter()
-            .filter_map(|(p, o, reason)| self.fail(p, o, reason, None, now).ok())
+            .filter_map(|(p, o, reason)| self.fail(p, o, reason, None, now, dlq_end).ok())
             .collect()
     }
 
-    /// The dead-letter copy of `offset` is durable: settle it.
-    pub fn dead_lettered(&mut self, partition: u32, offset: u64) -> Result<QueueEvent, Refusal> {
+    /// The dead-letter copy of `offset` was appended at `dlq_offset`: record it (the
+    /// returned event); [`copy_durable`](Self::copy_durable) settles the message once
+    /// the copy and the event are durable.
+    pub fn dead_lettered(
+        &mut self,
+        partition: u32,
+        offset: u64,
+        dlq_offset: u64,
+    ) -> Result<QueueEvent, Refusal> {
         let part = self.part(partition)?;
-        if !matches!(part.entries.get(&offset), Some(e) if e.state == EntryState::DeadLettering) {
+        if !matches!(part.entries.get(&offset), Some(e) if matches!(e.state, EntryState::DeadLettering { .. }))
+        {
             return Err(Refusal::NotInFlight { partition, offset });
+        }
+        part.set_state(offset, EntryState::Copied { dlq_offset });
+        Ok(QueueEvent::DeadLettered {
+            partition,
+            offset,
+            dlq_offset: Some(dlq_offset),
+        })
+    }
+
+    /// The copy recorded by [`dead_lettered`](Self::dead_lettered) and its event are
+    /// durable: the message is settled. `false` if it was not waiting for that.
+    pub fn copy_durable(&mut self, partition: u32, offset: u64) -> bool {
+        let Ok(part) = self.part(partition) else {
+            return false;
+        };
+        if !matches!(part.entries.get(&offset), Some(e) if matches!(e.state, EntryState::Copied { .. }))
+        {
+            return false;
         }
         part.settle(offset);
         part.dead_lettered += 1;
-        Ok(QueueEvent::DeadLettered { partition, offset })
+        true
     }
 
-    /// Messages waiting for their dead-letter copy (after a restart, the copy is made
-    /// again; the dead-letter topic may then hold it twice).
-    pub fn dead_lettering(&self) -> Vec<(u32, u64)> {
+    /// After a restart, decides each copy recorded before it: `copy_exists(dlq_offset)`
+    /// says whether the dead-letter topic holds it. A copy that is there settles its
+    /// message; one the crash took sends its message back to be copied again, from
+    /// `dlq_end` (the topic's end now). Returns how many were settled and redone.
+    pub fn confirm_copies(
+        &mut self,
+        copy_exists: impl Fn(u64) -> bool,
+        dlq_end: u64,
+    ) -> (usize, usize) {
+        let mut copied = Vec::new();
+        for (p, part) in self.partitions.iter().enumerate() {
+            for (offset, entry) in &part.entries {
+                if let EntryState::Copied { dlq_offset } = entry.state {
+                    copied.push((p as u32, *offset, dlq_offset));
+                }
+            }
+        }
+        let (mut settled, mut redone) = (0, 0);
+        for (partition, offset, dlq_offset) in copied {
+            if copy_exists(dlq_offset) {
+                self.copy_durable(partition, offset);
+                settled += 1;
+            } else if let Ok(part) = self.part(partition) {
+                part.set_state(offset, EntryState::DeadLettering { dlq_from: dlq_end });
+                redone += 1;
+            }
+        }
+        (settled, redone)
+    }
+
+    /// Messages waiting for their dead-letter copy, with the dead-letter offset their
+    /// copy can start at (after a restart, the caller looks there for a copy made
+    /// before the crash rather than copying twice).
+    pub fn dead_lettering(&self) -> Vec<(u32, u64, u64)> {
         let mut out = Vec::new();
         for (p, part) in self.partitions.iter().enumerate() {
-            out.extend(part.dead.iter().map(|offset| (p as u32, *offset)));
+            for offset in &part.dead {
+                if let Some(EntryState::DeadLettering { dlq_from }) =
+                    part.entries.get(offset).map(|e| &e.state)
+                {
+                    out.push((p as u32, *offset, *dlq_from));
+                }
+            }
         }
         out
     }
@@ -435,7 +508,9 @@ impl QueueState {
         for entry in part.entries.values() {
             match entry.state {
                 EntryState::InFlight { .. } => counts.in_flight += 1,
-                EntryState::Waiting { .. } | EntryState::DeadLettering => counts.waiting_retry += 1,
+                EntryState::Waiting { .. }
+                | EntryState::DeadLettering { .. }
+                | EntryState::Copied { .. } => counts.waiting_retry += 1,
                 EntryState::Settled => {}
             }
         }
@@ -478,7 +553,16 @@ impl QueueState {
             QueueEvent::Acked { partition, offsets } => {
                 if let Ok(part) = self.part(*partition) {
                     for offset in offsets {
-                        part.settle(*offset);
+                        // An ack is refused while a message is dead-lettering, so one
+                        // here came after its copy settled it (a late, idempotent ack):
+                        // the copy, not the ack, decides it.
+                        if !part
+                            .entries
+                            .get(offset)
+                            .is_some_and(Entry::is_dead_lettering)
+                        {
+                            part.settle(*offset);
+                        }
                     }
                 }
             }
@@ -500,17 +584,48 @@ impl QueueState {
                 partition,
                 offset,
                 reason,
+                dlq_from,
             } => {
                 if let Ok(part) = self.part(*partition) {
                     if let Some(entry) = part.entries.get_mut(offset) {
                         entry.reason = Some(reason.clone());
-                        part.set_state(*offset, EntryState::DeadLettering);
+                        // Before 2026-12 the start was not recorded: look from 0.
+                        let dlq_from = dlq_from.unwrap_or(0);
+                        part.set_state(*offset, EntryState::DeadLettering { dlq_from });
                     }
                 }
             }
-            QueueEvent::DeadLettered { partition, offset } => {
-                let _ = self.dead_lettered(*partition, *offset);
-            }
+            QueueEvent::DeadLettered {
+                partition,
+                offset,
+                dlq_offset,
+            } => match dlq_offset {
+                // Whether the copy survived is decided once replay is over
+                // (`confirm_copies`), when the dead-letter topic can be asked.
+                // The latest record wins: after a copy lost in a crash, the copy made
+                // again is recorded after the first.
+                Some(dlq_offset) => {
+                    if let Ok(part) = self.part(*partition) {
+                        if part
+                            .entries
+                            .get(offset)
+                            .is_some_and(Entry::is_dead_lettering)
+                        {
+                            let dlq_offset = *dlq_offset;
+                            part.set_state(*offset, EntryState::Copied { dlq_offset });
+                        }
+                    }
+                }
+                // Before 2026-12 this came only once the copy was durable.
+                None => {
+                    if let Ok(part) = self.part(*partition) {
+                        if matches!(part.entries.get(offset), Some(e) if e.is_dead_lettering()) {
+                            part.settle(*offset);
+                            part.dead_lettered += 1;
+                        }
+                    }
+                }
+            },
             QueueEvent::Position {
                 partition,
                 floor,
@@ -555,7 +670,7 @@ impl QueueState {
     pub fn snapshot_len(&self) -> usize {
         self.partitions
             .iter()
-            .map(|p| 1 + 2 * p.entries.len())
+            .map(|p| 1 + 2 * p.entries.len() + p.copied())
             .sum()
     }
 
@@ -597,11 +712,29 @@ impl QueueState {
                         reason,
                         due_ms: now.wall_of(*due_mono_ms),
                     }),
-                    EntryState::DeadLettering => events.push(QueueEvent::DeadLettering {
-                        partition,
-                        offset: *offset,
-                        reason,
-                    }),
+                    EntryState::DeadLettering { dlq_from } => {
+                        events.push(QueueEvent::DeadLettering {
+                            partition,
+                            offset: *offset,
+                            reason,
+                            dlq_from: Some(*dlq_from),
+                        })
+                    }
+                    // As written: the intent, then the copy's place, which the replay
+                    // after a crash checks.
+                    EntryState::Copied { dlq_offset } => {
+                        events.push(QueueEvent::DeadLettering {
+                            partition,
+                            offset: *offset,
+                            reason,
+                            dlq_from: Some(*dlq_offset),
+                        });
+                        events.push(QueueEvent::DeadLettered {
+                            partition,
+                            offset: *offset,
+                            dlq_offset: Some(*dlq_offset),
+                        });
+                    }
                     EntryState::Settled => events.push(QueueEvent::Acked {
                         partition,
                         offsets: vec![*offset],

@@ -16,8 +16,13 @@ pub enum EntryState {
     },
     /// Waiting to be redelivered at `due_mono_ms`, on the monotonic clock.
     Waiting { due_mono_ms: u64 },
-    /// Being copied to the dead-letter topic.
-    DeadLettering,
+    /// Out of attempts, waiting for its copy in the dead-letter topic. The topic's end
+    /// was `dlq_from` when this began, so a copy made for it is at or after that.
+    DeadLettering { dlq_from: u64 },
+    /// Its copy was appended to the dead-letter topic at `dlq_offset` and the settle
+    /// recorded; settled once both are durable (after a restart: once the copy is
+    /// found there).
+    Copied { dlq_offset: u64 },
     /// Acked or dead-lettered.
     Settled,
 }
@@ -37,6 +42,16 @@ pub struct Entry {
     pub reason: Option<String>,
 }
 
+impl Entry {
+    /// Out of attempts: waiting for its dead-letter copy, or for that copy to be durable.
+    pub fn is_dead_lettering(&self) -> bool {
+        matches!(
+            self.state,
+            EntryState::DeadLettering { .. } | EntryState::Copied { .. }
+        )
+    }
+}
+
 /// The state of one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionQueue {
@@ -48,8 +63,10 @@ pub struct PartitionQueue {
     /// `(deadline or due time, offset)` of every entry in flight or waiting, on the
     /// monotonic clock: the dispatcher finds what is due without scanning all entries.
     pub(super) timers: BTreeSet<(u64, u64)>,
-    /// Offsets being dead-lettered.
+    /// Offsets waiting for their dead-letter copy.
     pub(super) dead: BTreeSet<u64>,
+    /// How many entries are [`EntryState::Copied`] (their copy not yet durable).
+    pub(super) copied: usize,
 }
 
 /// The time an entry in this state is due, if any.
@@ -59,11 +76,16 @@ pub(super) fn timer_of(state: &EntryState) -> Option<u64> {
             deadline_mono_ms, ..
         } => Some(*deadline_mono_ms),
         EntryState::Waiting { due_mono_ms } => Some(*due_mono_ms),
-        EntryState::DeadLettering | EntryState::Settled => None,
+        EntryState::DeadLettering { .. } | EntryState::Copied { .. } | EntryState::Settled => None,
     }
 }
 
 impl PartitionQueue {
+    /// Entries whose dead-letter copy is not yet known durable.
+    pub fn copied(&self) -> usize {
+        self.copied
+    }
+
     /// Everything below this is settled.
     pub fn floor(&self) -> u64 {
         self.entries
@@ -80,13 +102,19 @@ impl PartitionQueue {
         if let Some(at) = timer_of(&entry.state) {
             self.timers.remove(&(at, offset));
         }
-        if entry.state == EntryState::DeadLettering {
+        if matches!(entry.state, EntryState::DeadLettering { .. }) {
             self.dead.remove(&offset);
+        }
+        if matches!(entry.state, EntryState::Copied { .. }) {
+            self.copied -= 1;
+        }
+        if matches!(state, EntryState::Copied { .. }) {
+            self.copied += 1;
         }
         if let Some(at) = timer_of(&state) {
             self.timers.insert((at, offset));
         }
-        if state == EntryState::DeadLettering {
+        if matches!(state, EntryState::DeadLettering { .. }) {
             self.dead.insert(offset);
         }
         entry.state = state;

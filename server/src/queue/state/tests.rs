@@ -27,18 +27,25 @@ proptest! {
                     log.push(q.deliver(p, from, to, &members[(x % 2) as usize], t(now)));
                 },
                 1 => if let Ok(e) = q.ack(p, &[x]) { log.push(e) },
-                2 => if let Ok(e) = q.fail(p, x, "r", (x % 3 == 0).then_some(5), t(now)) { log.push(e) },
+                2 => if let Ok(e) = q.fail(p, x, "r", (x % 3 == 0).then_some(5), t(now), x) { log.push(e) },
                 3 => { let _ = q.extend(p, x, 100, t(now)); }
-                4 => log.extend(q.expire(t(now), Some(&|m: &str| m == "b"))),
+                4 => log.extend(q.expire(t(now), Some(&|m: &str| m == "b"), x)),
                 _ => {
                     for (p, o) in q.due_retries(t(now), 3) { log.push(q.deliver(p, o, o + 1, &members[0], t(now))); }
-                    for (p, o) in q.dead_lettering() { if let Ok(e) = q.dead_lettered(p, o) { log.push(e) } }
+                    for (p, o, from) in q.dead_lettering() {
+                        if let Ok(e) = q.dead_lettered(p, o, from + x) { log.push(e) }
+                        // Some copies are still waiting to be durable at the end.
+                        if (o + x) % 3 != 0 { q.copy_durable(p, o); }
+                    }
                 }
             }
             q.assert_indexes();
         }
         let mut replayed = QueueState::new(q.policy.clone(), &[0, 0]);
         for event in &log { replayed.apply(event, Replayed::default()); }
+        // Recovery finds every recorded copy; the running state saw them durable.
+        replayed.confirm_copies(|_| true, 0);
+        q.confirm_copies(|_| true, 0);
         replayed.assert_indexes();
         for p in 0..2 {
             let (a, b) = (q.partition(p).unwrap(), replayed.partition(p).unwrap());
@@ -78,9 +85,9 @@ fn a_partition_with_many_retries_does_not_hide_an_earlier_one_elsewhere() {
     q.new_range(1, 1, 1).unwrap();
     q.deliver(1, 0, 1, &a, t(0));
     // Partition 1's retry is due first; partition 0 has 20 due a little later.
-    q.fail(1, 0, "r", Some(10), t(0)).unwrap();
+    q.fail(1, 0, "r", Some(10), t(0), 0).unwrap();
     for offset in 0..20 {
-        q.fail(0, offset, "r", Some(20), t(0)).unwrap();
+        q.fail(0, offset, "r", Some(20), t(0), 0).unwrap();
     }
     let due = q.due_retries(t(100), 3);
     assert_eq!(due.len(), 3);
@@ -92,7 +99,7 @@ fn offsets_gone_from_the_log_are_skipped_and_their_entries_settled() {
     let mut q = QueueState::new(policy(), &[0]);
     q.new_range(0, 4, 10).unwrap();
     q.deliver(0, 0, 4, &member("a"), t(0));
-    q.fail(0, 1, "r", None, t(0)).unwrap(); // waiting for a retry
+    q.fail(0, 1, "r", None, t(0), 0).unwrap(); // waiting for a retry
     assert_eq!(q.skip_before(0, 0), None, "nothing below the start yet");
     // Retention removed [0, 10): the retry and the in-flight ones are settled,
     // and reading resumes at 10.
@@ -119,7 +126,7 @@ fn a_long_nack_reason_is_clipped_in_memory_and_in_its_event() {
     q.new_range(0, 1, 10).unwrap();
     q.deliver(0, 0, 1, &member("a"), t(0));
     let reason = "x".repeat(64 * 1024);
-    let event = q.fail(0, 0, &reason, None, t(0)).unwrap();
+    let event = q.fail(0, 0, &reason, None, t(0), 0).unwrap();
     let max = protocol::internal::queue::MAX_REASON_BYTES;
     assert!(matches!(event, QueueEvent::Failed { ref reason, .. } if reason.len() == max));
     let kept = q.partition(0).unwrap().entry(0).unwrap().reason.clone();
@@ -138,7 +145,7 @@ fn a_poison_message_is_retried_with_growing_backoff_then_dead_lettered_without_b
     let mut now = 0;
     let mut dues = Vec::new();
     for attempt in 1..=3 {
-        let event = q.fail(0, 3, "bad payload", None, t(now)).unwrap();
+        let event = q.fail(0, 3, "bad payload", None, t(now), 0).unwrap();
         match event {
             QueueEvent::Failed { due_ms, .. } => {
                 assert!(attempt < 3);
@@ -165,7 +172,13 @@ fn a_poison_message_is_retried_with_growing_backoff_then_dead_lettered_without_b
     assert_eq!(dues, [100, 200], "backoff grows per attempt");
     // The messages behind it were never held up: all settled but the poison one.
     assert_eq!(q.partition(0).unwrap().floor(), 3);
-    q.dead_lettered(0, 3).unwrap();
+    q.dead_lettered(0, 3, 0).unwrap();
+    assert_eq!(
+        q.partition(0).unwrap().floor(),
+        3,
+        "settled once the copy is durable"
+    );
+    assert!(q.copy_durable(0, 3));
     assert_eq!(q.partition(0).unwrap().floor(), 10);
     assert_eq!(
         q.counts(0),
@@ -184,13 +197,13 @@ fn deadlines_expire_and_disconnected_members_lose_their_deliveries() {
     q.deliver(0, 0, 2, &a, t(0));
     q.deliver(1, 0, 2, &b, t(500));
     q.extend(0, 1, 5000, t(900)).unwrap();
-    let events = q.expire(t(1000), None);
+    let events = q.expire(t(1000), None, 0);
     assert_eq!(
         events.len(),
         1,
         "only partition 0 offset 0 passed its deadline: {events:?}"
     );
-    let events = q.expire(t(1001), Some(&|m: &str| m == "b"));
+    let events = q.expire(t(1001), Some(&|m: &str| m == "b"), 0);
     assert_eq!(events.len(), 2, "b's deliveries fail when b is gone");
     assert!(
         matches!(q.ack(0, &[5]), Err(Refusal::NotInFlight { .. })),
@@ -227,8 +240,8 @@ fn replaying_events_or_a_snapshot_gives_the_same_state() {
     let mut log = vec![
         q.deliver(0, 0, 6, &a, t(10)),
         q.ack(0, &[0, 2]).unwrap(),
-        q.fail(0, 1, "nope", Some(50), t(20)).unwrap(),
-        q.fail(0, 3, "later", None, t(30)).unwrap(),
+        q.fail(0, 1, "nope", Some(50), t(20), 0).unwrap(),
+        q.fail(0, 3, "later", None, t(30), 0).unwrap(),
     ];
     for (p, o) in q.due_retries(t(70), 10) {
         log.push(q.deliver(p, o, o + 1, &a, t(70)));
@@ -276,10 +289,65 @@ impl QueueState {
             let dead: std::collections::BTreeSet<u64> = part
                 .entries
                 .iter()
-                .filter(|(_, e)| e.state == EntryState::DeadLettering)
+                .filter(|(_, e)| matches!(e.state, EntryState::DeadLettering { .. }))
                 .map(|(o, _)| *o)
                 .collect();
             assert_eq!(part.dead, dead);
+            let copied = part
+                .entries
+                .values()
+                .filter(|e| matches!(e.state, EntryState::Copied { .. }))
+                .count();
+            assert_eq!(part.copied, copied);
         }
     }
+}
+
+#[test]
+fn recovery_settles_a_copy_it_finds_and_redoes_one_the_crash_took() {
+    let mut q = QueueState::new(
+        QueuePolicy {
+            max_attempts: 1,
+            ..policy()
+        },
+        &[0],
+    );
+    let mut log = vec![q.deliver(0, 0, 2, &member("a"), t(0))];
+    log.push(q.fail(0, 0, "bad", None, t(1), 3).unwrap());
+    log.push(q.fail(0, 1, "bad", None, t(1), 3).unwrap());
+    assert_eq!(q.dead_lettering(), [(0, 0, 3), (0, 1, 3)]);
+    log.push(q.dead_lettered(0, 0, 3).unwrap());
+    log.push(q.dead_lettered(0, 1, 5).unwrap());
+    assert_eq!(q.counts(0).waiting_retry, 2, "settled only once durable");
+
+    // The crash kept the dead-letter topic up to offset 4: copy 3 is there, 5 is not.
+    let replay = |log: &[QueueEvent]| {
+        let mut r = QueueState::new(q.policy.clone(), &[0]);
+        for event in log {
+            r.apply(event, Replayed::default());
+        }
+        r
+    };
+    let mut r = replay(&log);
+    assert_eq!(r.confirm_copies(|d| d < 4, 4), (1, 1));
+    assert_eq!(
+        r.dead_lettering(),
+        [(0, 1, 4)],
+        "copied again, from the end now"
+    );
+    assert_eq!(r.counts(0).dead_lettered, 1);
+    r.assert_indexes();
+
+    // Copied again at 4; the later record wins at the next restart.
+    log.push(r.dead_lettered(0, 1, 4).unwrap());
+    let mut r = replay(&log);
+    assert_eq!(r.confirm_copies(|d| d < 5, 5), (2, 0));
+    assert_eq!(r.counts(0).dead_lettered, 2);
+    assert_eq!(r.partition(0).unwrap().floor(), 2);
+
+    // A snapshot keeps a copy waiting to be durable as what it was written as.
+    let mut snapshot = q.snapshot(t(2));
+    assert_eq!(snapshot.len(), q.snapshot_len());
+    snapshot.retain(|e| matches!(e, QueueEvent::DeadLettered { .. }));
+    assert_eq!(snapshot.len(), 2);
 }
