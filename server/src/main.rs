@@ -29,8 +29,19 @@ struct Args {
     log_format: Option<LogFormat>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match start(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // Our errors' messages already name their causes ("opening …: Not a
+            // directory"), so the message alone, once; no cause chain, no backtrace.
+            eprintln!("brokerd: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: Args) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => ServerConfig::from_file(path)?,
         None => ServerConfig::default(),
