@@ -2,8 +2,11 @@
 //! offsets.
 //!
 //! A group belongs to one topic. Members join and heartbeat; every change of
-//! membership (join, leave, session expiry) starts a new generation with a fresh
-//! assignment in which each partition belongs to exactly one live member. Members
+//! membership (join, leave, session expiry) starts a new generation with a new
+//! assignment in which each partition belongs to exactly one live member. Stream
+//! groups' assignment is sticky ([`assign::sticky`]): a member keeps what it has up to
+//! its share, so one member coming or going moves only the partitions it takes or
+//! leaves, never partitions between the members that stayed. Members
 //! learn their assignment from the JoinGroup answer and from every heartbeat; commits
 //! carrying an older generation are refused, so a member that lost a partition cannot
 //! overwrite the progress of the one that gained it.
@@ -72,7 +75,14 @@ impl Group {
         let assignment = match self.mode {
             // In a queue group every member may receive from every partition.
             GroupMode::Queue => vec![(0..partitions).collect(); self.members.len()],
-            GroupMode::Stream => assign::round_robin(self.members.len(), partitions),
+            GroupMode::Stream => {
+                let current: Vec<Vec<u32>> = self
+                    .members
+                    .values()
+                    .map(|m| m.partitions.clone())
+                    .collect();
+                assign::sticky(&current, partitions)
+            }
         };
         for (member, partitions) in self.members.values_mut().zip(assignment) {
             member.partitions = partitions;
