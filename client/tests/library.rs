@@ -245,7 +245,10 @@ async fn two_members_split_the_partitions_and_follow_the_rebalance() {
         .consumer("shared", "pair", config)
         .await
         .unwrap();
-    assert!(!b.assignment().is_empty(), "the newcomer gets partitions");
+    assert!(
+        b.assignment().is_empty(),
+        "the newcomer's share is a's until a hands it over"
+    );
 
     // Read with both until every record was seen (at least once: a rebalance may
     // hand over records that were returned but not yet committed).

@@ -107,12 +107,12 @@ impl Subscriptions {
             }
             SubscribeTarget::Group { group, member_id } => {
                 broker.groups.assignment(&group, &member_id)?;
-                let generations = broker.groups.watch(&group)?;
+                let changes = broker.groups.watch(&group)?;
                 let follow = Follow {
                     group,
                     member: member_id,
-                    generations,
-                    generation: None,
+                    changes,
+                    seen: None,
                 };
                 (Vec::new(), Some(follow))
             }
@@ -223,8 +223,10 @@ struct Cursor {
 struct Follow {
     group: String,
     member: String,
-    generations: watch::Receiver<u32>,
-    generation: Option<u32>,
+    /// Moves whenever what a member of the group is told may have changed.
+    changes: watch::Receiver<u64>,
+    /// The value of `changes` the cursors were last brought in line with.
+    seen: Option<u64>,
 }
 
 /// A stream subscription's task.
@@ -264,15 +266,18 @@ impl Stream {
         }
     }
 
-    /// After a rebalance, reads the member's new partitions (keeping the positions of
-    /// those it kept, else starting at committed offsets). `false` once the member is
-    /// gone.
+    /// After a change in the group, reads the partitions the member is told now:
+    /// keeping the positions of those it kept, starting the others at their committed
+    /// offsets. A revoked partition is dropped at once; a gained one arrives only once
+    /// its old owner released it (having committed its position), so two members'
+    /// subscriptions never read a partition at the same time. `false` once the member
+    /// is gone.
     fn follow_assignment(&mut self) -> bool {
         let Some(follow) = &mut self.follow else {
             return true;
         };
-        let current = *follow.generations.borrow_and_update();
-        if follow.generation == Some(current) {
+        let current = *follow.changes.borrow_and_update();
+        if follow.seen == Some(current) {
             return true;
         }
         let broker = &self.broker;
@@ -300,7 +305,7 @@ impl Stream {
                 })
             })
             .collect();
-        follow.generation = Some(assignment.generation);
+        follow.seen = Some(current);
         true
     }
 
@@ -353,7 +358,8 @@ impl Stream {
         Step::CaughtUp
     }
 
-    /// Caught up everywhere: waits for data on one partition, or for a rebalance.
+    /// Caught up everywhere: waits for data on one partition, or for a change in the
+    /// group.
     async fn wait(&mut self) {
         let reads: Vec<(Arc<Partition>, u64)> = self
             .cursors
@@ -365,7 +371,7 @@ impl Stream {
             Some(follow) => {
                 tokio::select! {
                     _ = data => {}
-                    _ = follow.generations.changed() => {}
+                    _ = follow.changes.changed() => {}
                 }
             }
             None => data.await,

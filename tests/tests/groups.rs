@@ -139,18 +139,25 @@ async fn groups_fan_out_members_share_and_a_leaver_hands_over_without_redelivery
         .consumer("orders", "b", consumer_config())
         .await
         .unwrap();
-    // Wait until the broker has both members with two partitions each, and both
-    // consumers have applied that generation (polling `next` applies it; there is no
-    // data yet, so nothing is consumed).
+    // Wait until the broker has handed two partitions to each member, and both
+    // consumers have applied that (polling `next` applies it; there is no data yet,
+    // so nothing is consumed).
     let deadline = Instant::now() + DEADLINE;
     loop {
         assert!(Instant::now() < deadline, "rebalance to 2 + 2 partitions");
         let group = client.describe_group("b").await.unwrap();
+        let told = |member_id: String| {
+            group
+                .members
+                .iter()
+                .find(|m| m.member_id == member_id)
+                .map(|m| m.partitions.clone())
+        };
         let settled =
             group.members.len() == 2 && group.members.iter().all(|m| m.partitions.len() == 2);
         if settled
-            && b1.generation() == Some(group.generation)
-            && b2.generation() == Some(group.generation)
+            && told(b1.member_id()) == Some(b1.assignment())
+            && told(b2.member_id()) == Some(b2.assignment())
         {
             break;
         }

@@ -19,8 +19,8 @@ impl Groups {
                 group: name.clone(),
                 topic: g.topic.clone(),
                 mode: g.mode,
-                members: g.members.len() as u32,
-                generation: g.generation,
+                members: g.len() as u32,
+                generation: g.generation(),
             })
             .collect();
         for (group, topic) in self.queues.groups() {
@@ -57,14 +57,13 @@ impl Groups {
                 Some(g) => (
                     g.topic.clone(),
                     g.mode,
-                    g.generation,
-                    g.members
-                        .iter()
+                    g.generation(),
+                    g.members()
                         .map(|(id, m)| MemberInfo {
                             member_id: id.clone(),
                             client_name: m.client_name.clone(),
                             session_timeout_ms: m.session_timeout_ms as u32,
-                            partitions: m.partitions.clone(),
+                            partitions: g.told(id).unwrap_or_default(),
                         })
                         .collect(),
                 ),

@@ -1,21 +1,32 @@
-//! Consumer groups: membership, partition assignment, session timeouts, and committed
-//! offsets.
+//! Consumer groups: membership, partition assignment and its handover, session
+//! timeouts, and committed offsets.
 //!
 //! A group belongs to one topic. Members join and heartbeat; every change of
-//! membership (join, leave, session expiry) starts a new generation with a new
-//! assignment in which each partition belongs to exactly one live member. Stream
-//! groups' assignment is sticky ([`assign::sticky`]): a member keeps what it has up to
-//! its share, so one member coming or going moves only the partitions it takes or
-//! leaves, never partitions between the members that stayed. Members
-//! learn their assignment from the JoinGroup answer and from every heartbeat; commits
-//! carrying an older generation are refused, so a member that lost a partition cannot
-//! overwrite the progress of the one that gained it.
+//! membership (join, leave, session expiry) starts a new generation. In a stream group
+//! the new generation has a sticky assignment ([`assign::sticky`]: a member keeps
+//! what it has up to its share, so one member coming or going moves only the
+//! partitions it takes or leaves), and a partition that moves is handed over in two
+//! phases (`state.rs`): the old member is told to stop and keeps owning it, so that it
+//! can commit what it read, until it heartbeats saying it applied that generation
+//! (or leaves, or expires, or holds it a whole session timeout); only then is the new
+//! member told. Members learn what they read from the JoinGroup answer and from every
+//! heartbeat. Commits are checked against ownership, not generations: only a
+//! partition's owner may commit it, so a member that lost a partition cannot overwrite
+//! the progress of the one that gained it, and a member being revoked can still
+//! commit its last position. In a queue group every member is told every partition and
+//! the queue dispatcher hands out messages ([`crate::queue`]).
+//!
+//! The files: this one, [`Groups`] (the coordinator: requests, the lock, the clock,
+//! logging); `state.rs`, one group's pure state and the handover rules; [`assign`],
+//! the pure assignment; `describe.rs`, the read-only views; [`offsets`], the committed
+//! offsets on `__consumer_offsets`.
 
 pub mod assign;
 mod describe;
 pub mod offsets;
+mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -29,74 +40,21 @@ use crate::error::BrokerError;
 use crate::queue::Queues;
 use crate::topics::{Topic, Topics};
 use offsets::Offsets;
+use state::{Group, Member};
 
 /// Longest group name, bytes.
 pub const MAX_GROUP_NAME_BYTES: usize = 200;
 /// How often expired sessions are looked for.
 pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-#[derive(Debug)]
-struct Member {
-    client_name: String,
-    session_timeout_ms: u64,
-    /// Monotonic time of the last join or heartbeat.
-    last_seen_ms: u64,
-    partitions: Vec<u32>,
-}
-
-impl Member {
-    fn alive_at(&self, now_ms: u64) -> bool {
-        now_ms.saturating_sub(self.last_seen_ms) < self.session_timeout_ms
-    }
-}
-
-#[derive(Debug)]
-struct Group {
-    topic: String,
-    mode: GroupMode,
-    generation: u32,
-    members: BTreeMap<String, Member>,
-    changed: watch::Sender<u32>,
-}
-
-impl Group {
-    fn new(topic: &str, mode: GroupMode) -> Group {
-        Group {
-            topic: topic.to_string(),
-            mode,
-            generation: 0,
-            members: BTreeMap::new(),
-            changed: watch::channel(0).0,
-        }
-    }
-
-    fn rebalance(&mut self, partitions: u32) {
-        self.generation = self.generation.wrapping_add(1);
-        let assignment = match self.mode {
-            // In a queue group every member may receive from every partition.
-            GroupMode::Queue => vec![(0..partitions).collect(); self.members.len()],
-            GroupMode::Stream => {
-                let current: Vec<Vec<u32>> = self
-                    .members
-                    .values()
-                    .map(|m| m.partitions.clone())
-                    .collect();
-                assign::sticky(&current, partitions)
-            }
-        };
-        for (member, partitions) in self.members.values_mut().zip(assignment) {
-            member.partitions = partitions;
-        }
-        self.changed.send_replace(self.generation);
-    }
-}
-
-/// A member's view of its group.
+/// A member's view of its group: what it is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
-    /// Current generation.
+    /// The group's current generation.
     pub generation: u32,
-    /// Partitions this member owns in it.
+    /// The partitions the member should read, sorted: stream groups, those it owns
+    /// that its assignment keeps (revoked ones are left out, gained ones appear once
+    /// released to it); queue groups, every partition.
     pub partitions: Vec<u32>,
 }
 
@@ -251,30 +209,22 @@ impl Groups {
         let member_id = self.member_id(group, request)?;
         let now_ms = self.clock.monotonic_ms();
         let session_timeout_ms = u64::from(request.session_timeout_ms);
-        let is_new = !group.members.contains_key(&member_id);
-        let member = group
-            .members
-            .entry(member_id.clone())
-            .or_insert_with(|| Member {
-                client_name: request.client_name.to_string(),
-                session_timeout_ms,
-                last_seen_ms: now_ms,
-                partitions: Vec::new(),
-            });
-        member.last_seen_ms = now_ms;
-        member.session_timeout_ms = session_timeout_ms;
-        if is_new {
-            group.rebalance(partitions);
+        match group.member_mut(&member_id) {
+            Some(member) => {
+                member.last_seen_ms = now_ms;
+                member.session_timeout_ms = session_timeout_ms;
+            }
+            None => {
+                let member = Member::new(request.client_name, session_timeout_ms, now_ms);
+                group.add(member_id.clone(), member, partitions, now_ms);
+            }
         }
-        let partitions = group
-            .members
-            .get(&member_id)
-            .map(|m| m.partitions.clone())
-            .unwrap_or_default();
-        tracing::info!(group = request.group, member = %member_id, generation = group.generation, ?partitions, "member joined");
+        let partitions = group.told(&member_id).unwrap_or_default();
+        let generation = group.generation();
+        tracing::info!(group = request.group, member = %member_id, generation, ?partitions, "member joined");
         Ok(JoinGroupResponse {
             member_id,
-            generation: group.generation,
+            generation,
             partitions,
         })
     }
@@ -283,7 +233,7 @@ impl Groups {
     /// member's own.
     fn member_id(&self, group: &Group, request: &JoinRequest<'_>) -> Result<String, BrokerError> {
         if request.member_id.is_empty() {
-            if group.members.len() >= self.config.max_members_per_group {
+            if group.len() >= self.config.max_members_per_group {
                 return Err(BrokerError::ResourceLimit {
                     what: "members per group",
                     limit: self.config.max_members_per_group as u64,
@@ -297,7 +247,7 @@ impl Groups {
             };
             return Ok(format!("{name}-{:08x}-{n}", self.boot_id));
         }
-        if group.members.contains_key(request.member_id) {
+        if group.member(request.member_id).is_some() {
             return Ok(request.member_id.to_string());
         }
         Err(BrokerError::UnknownMember {
@@ -329,14 +279,13 @@ impl Groups {
                 }
             )));
         }
-        if request.member_id.is_empty() && group.members.len() >= self.config.max_members_per_group
-        {
+        if request.member_id.is_empty() && group.len() >= self.config.max_members_per_group {
             return Err(BrokerError::ResourceLimit {
                 what: "members per group",
                 limit: self.config.max_members_per_group as u64,
             });
         }
-        if !request.member_id.is_empty() && !group.members.contains_key(request.member_id) {
+        if !request.member_id.is_empty() && group.member(request.member_id).is_none() {
             return Err(BrokerError::UnknownMember {
                 group: request.group.into(),
                 member: request.member_id.into(),
@@ -345,113 +294,126 @@ impl Groups {
         Ok(())
     }
 
-    /// Records a heartbeat; returns the member's current assignment.
-    pub fn heartbeat(&self, group: &str, member_id: &str) -> Result<Assignment, BrokerError> {
+    /// Records a heartbeat from a member that has applied the assignment of
+    /// `applied_generation` (it stopped reading, and committed, the partitions that
+    /// generation took away from it): releases those partitions to their new owners,
+    /// and returns what the member is told now.
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+        applied_generation: u32,
+    ) -> Result<Assignment, BrokerError> {
         let mut groups = self.lock();
         let g = groups
             .get_mut(group)
             .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
         let member = g
-            .members
-            .get_mut(member_id)
-            .ok_or_else(|| BrokerError::UnknownMember {
-                group: group.into(),
-                member: member_id.into(),
-            })?;
+            .member_mut(member_id)
+            .ok_or_else(|| unknown_member(group, member_id))?;
         member.last_seen_ms = self.clock.monotonic_ms();
-        Ok(Assignment {
-            generation: g.generation,
-            partitions: member.partitions.clone(),
-        })
+        let released = g.applied(member_id, applied_generation);
+        if !released.is_empty() {
+            tracing::debug!(
+                group,
+                member = member_id,
+                ?released,
+                "revoked partitions released"
+            );
+        }
+        Ok(assignment(g, member_id))
     }
 
-    /// The member's current assignment, without counting as a heartbeat.
+    /// What the member is told now, without counting as a heartbeat.
     pub fn assignment(&self, group: &str, member_id: &str) -> Result<Assignment, BrokerError> {
         let groups = self.lock();
         let g = groups
             .get(group)
             .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
-        let member = g
-            .members
-            .get(member_id)
-            .ok_or_else(|| BrokerError::UnknownMember {
-                group: group.into(),
-                member: member_id.into(),
-            })?;
-        Ok(Assignment {
-            generation: g.generation,
-            partitions: member.partitions.clone(),
-        })
+        if g.member(member_id).is_none() {
+            return Err(unknown_member(group, member_id));
+        }
+        Ok(assignment(g, member_id))
     }
 
-    /// A receiver that changes with the group's generation.
-    pub fn watch(&self, group: &str) -> Result<watch::Receiver<u32>, BrokerError> {
+    /// A receiver whose value moves whenever what any member of the group is told
+    /// may have changed: on every rebalance, and when a released partition reaches
+    /// its new owner.
+    pub fn watch(&self, group: &str) -> Result<watch::Receiver<u64>, BrokerError> {
         let groups = self.lock();
         let g = groups
             .get(group)
             .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
-        Ok(g.changed.subscribe())
+        Ok(g.watch())
     }
 
-    /// Removes a member and rebalances.
+    /// Removes a member, releasing everything it owns at once, and rebalances.
     pub fn leave(&self, group: &str, member_id: &str) -> Result<(), BrokerError> {
         let mut groups = self.lock();
         let g = groups
             .get_mut(group)
             .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
-        if g.members.remove(member_id).is_none() {
-            return Err(BrokerError::UnknownMember {
-                group: group.into(),
-                member: member_id.into(),
-            });
+        if g.member(member_id).is_none() {
+            return Err(unknown_member(group, member_id));
         }
+        let partitions = self.partitions_of(&g.topic);
+        g.remove(
+            &[member_id.to_string()],
+            partitions,
+            self.clock.monotonic_ms(),
+        );
         if g.mode == GroupMode::Queue {
             self.queues.member_gone(group, member_id);
         }
-        let partitions = self.topics.get(&g.topic).map_or(0, |t| t.config.partitions);
-        g.rebalance(partitions);
         tracing::info!(
             group,
             member = member_id,
-            generation = g.generation,
+            generation = g.generation(),
             "member left"
         );
         Ok(())
     }
 
-    /// Removes members whose session expired and rebalances their groups. Returns how
-    /// many were removed.
+    /// Removes members whose session expired (rebalancing their groups), and forces
+    /// the release of revocations held for a whole session timeout. Returns how many
+    /// members were removed.
     pub fn expire_sessions(&self) -> usize {
         let now_ms = self.clock.monotonic_ms();
         let mut removed = 0;
         let mut groups = self.lock();
         for (name, group) in groups.iter_mut() {
-            let before = group.members.len();
-            let queues = &self.queues;
-            let queue_mode = group.mode == GroupMode::Queue;
-            group.members.retain(|id, m| {
-                let alive = m.alive_at(now_ms);
-                if !alive {
+            let expired = group.expired(now_ms);
+            if !expired.is_empty() {
+                for id in &expired {
                     tracing::info!(group = %name, member = %id, "session expired");
-                    if queue_mode {
-                        queues.member_gone(name, id);
+                    if group.mode == GroupMode::Queue {
+                        self.queues.member_gone(name, id);
                     }
                 }
-                alive
-            });
-            if group.members.len() != before {
-                removed += before - group.members.len();
-                let partitions = self
-                    .topics
-                    .get(&group.topic)
-                    .map_or(0, |t| t.config.partitions);
-                group.rebalance(partitions);
+                let partitions = self.partitions_of(&group.topic);
+                removed += group.remove(&expired, partitions, now_ms);
+            }
+            for forced in group.force_overdue(now_ms) {
+                tracing::warn!(
+                    group = %name,
+                    member = %forced.member,
+                    partitions = ?forced.partitions,
+                    "revoked partitions not released within the member's session timeout; moving them anyway"
+                );
             }
         }
         removed
     }
 
-    /// Commits offsets for a member of the current generation that owns the partitions.
+    /// The topic's partition count (0 if it is gone).
+    fn partitions_of(&self, topic: &str) -> u32 {
+        self.topics.get(topic).map_or(0, |t| t.config.partitions)
+    }
+
+    /// Commits offsets for partitions the member owns (revoked from it or not, in
+    /// whatever generation it says). A partition it does not own is refused with
+    /// `stale_generation` if the member is behind the group (heartbeat to learn what
+    /// it owns), else `invalid_partition`.
     pub async fn commit(
         &self,
         group: &str,
@@ -476,30 +438,42 @@ impl Groups {
                     "group {group:?} is a queue group: it acks messages instead of committing offsets"
                 )));
             }
-            let current = g.generation;
-            let member =
-                g.members
-                    .get_mut(member_id)
-                    .ok_or_else(|| BrokerError::UnknownMember {
-                        group: group.into(),
+            let current = g.generation();
+            let member = g
+                .member_mut(member_id)
+                .ok_or_else(|| unknown_member(group, member_id))?;
+            if let Some(&(partition, _)) = offsets.iter().find(|(p, _)| !member.owns(*p)) {
+                return Err(if state::is_before(generation, current) {
+                    BrokerError::StaleGeneration {
+                        given: generation,
+                        current,
+                    }
+                } else {
+                    BrokerError::NotAssigned {
+                        partition,
                         member: member_id.into(),
-                    })?;
-            if generation != current {
-                return Err(BrokerError::StaleGeneration {
-                    given: generation,
-                    current,
-                });
-            }
-            if let Some((p, _)) = offsets.iter().find(|(p, _)| !member.partitions.contains(p)) {
-                return Err(BrokerError::NotAssigned {
-                    partition: *p,
-                    member: member_id.into(),
-                    generation: current,
+                        generation: current,
+                    }
                 });
             }
             member.last_seen_ms = self.clock.monotonic_ms();
         }
         self.offsets.commit(group, topic, offsets).await
+    }
+}
+
+/// What a member of `group` is told; it must be a member.
+fn assignment(group: &Group, member_id: &str) -> Assignment {
+    Assignment {
+        generation: group.generation(),
+        partitions: group.told(member_id).unwrap_or_default(),
+    }
+}
+
+fn unknown_member(group: &str, member_id: &str) -> BrokerError {
+    BrokerError::UnknownMember {
+        group: group.into(),
+        member: member_id.into(),
     }
 }
 
@@ -514,78 +488,4 @@ pub async fn run_session_reaper(groups: Arc<Groups>, shutdown: crate::shutdown::
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-    use crate::tasks::Tasks;
-    use crate::topics::TopicConfig;
-    use crate::traces::Traces;
-
-    fn join<'a>(group: &'a str, member_id: &'a str, session_timeout_ms: u32) -> JoinRequest<'a> {
-        JoinRequest {
-            group,
-            topic: "t",
-            member_id,
-            session_timeout_ms,
-            mode: GroupMode::Stream,
-            start: GroupStart::Earliest,
-            client_name: "test",
-            config: &[],
-        }
-    }
-
-    #[tokio::test]
-    async fn a_member_that_stops_heartbeating_expires_after_its_session_timeout() {
-        let dir = tempfile::tempdir().unwrap();
-        let topics = Arc::new(Topics::open(dir.path()).unwrap());
-        let config = TopicConfig {
-            partitions: 2,
-            ..TopicConfig::internal_default()
-        };
-        topics.create("t", config, false).unwrap();
-        let tasks = Arc::new(Tasks::new());
-        tasks.stop(Duration::ZERO).await;
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let offsets = Arc::new(Offsets::open(&topics, clock.clone()).unwrap());
-        let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
-        let queues = Arc::new(Queues::open(topics.clone(), tasks, traces, clock.clone()).unwrap());
-        let groups = Groups::new(
-            GroupConfig::default(),
-            topics,
-            offsets,
-            queues,
-            clock.clone(),
-        );
-
-        let quick = groups.join(join("g", "", 1_000)).await.unwrap().member_id;
-        let slow = groups.join(join("g", "", 3_000)).await.unwrap().member_id;
-        assert_eq!(groups.assignment("g", &slow).unwrap().partitions, [1]);
-        clock.advance(900);
-        groups.heartbeat("g", &quick).unwrap();
-        assert_eq!(groups.expire_sessions(), 0);
-        clock.advance(999);
-        assert_eq!(groups.expire_sessions(), 0, "999 ms since its heartbeat");
-        clock.advance(1);
-        assert_eq!(groups.expire_sessions(), 1, "1000 ms without a heartbeat");
-        assert!(matches!(
-            groups.heartbeat("g", &quick),
-            Err(BrokerError::UnknownMember { .. })
-        ));
-        let left = groups.heartbeat("g", &slow).unwrap();
-        assert_eq!(
-            left.partitions,
-            [0, 1],
-            "the survivor takes every partition"
-        );
-        assert_eq!(left.generation, 3);
-        clock.step_wall(-7_200_000);
-        clock.advance(2_999);
-        assert_eq!(
-            groups.expire_sessions(),
-            0,
-            "a wall-clock step changes nothing"
-        );
-        clock.advance(1);
-        assert_eq!(groups.expire_sessions(), 1);
-    }
-}
+mod tests;

@@ -35,14 +35,16 @@ pub async fn join(
         .await
 }
 
-/// Keeps a membership alive; reports the current assignment.
+/// Keeps a membership alive, releases what the member's applied generation revoked
+/// from it, and reports what it is told now.
 pub fn heartbeat(
     broker: &Broker,
     request: HeartbeatRequest,
 ) -> Result<HeartbeatResponse, BrokerError> {
-    let assignment = broker
-        .groups
-        .heartbeat(&request.group, &request.member_id)?;
+    let assignment =
+        broker
+            .groups
+            .heartbeat(&request.group, &request.member_id, request.generation)?;
     Ok(HeartbeatResponse {
         generation: assignment.generation,
         partitions: assignment.partitions,

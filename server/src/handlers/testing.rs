@@ -48,17 +48,22 @@ impl TestBroker {
     /// Serves `request` through the dispatch table and waits for its answer. Every
     /// error must be one the protocol document lists for the operation.
     pub(crate) async fn call(&mut self, request: Request) -> Answer {
-        let op = request.op_code();
-        let answer = handle(&self.broker, &mut self.cx, request).answer().await;
-        if let Err(error) = &answer {
-            assert!(
-                op.may_fail_with(error.code()),
-                "{} answered {} ({error}), which docs/protocol.md does not list",
-                op.name(),
-                error.code().name()
-            );
-        }
-        answer
+        call_in(&self.broker, &mut self.cx, request).await
+    }
+
+    /// Another session on the same broker, and its deliveries.
+    pub(crate) fn session(&self, client_name: &str) -> (Context, mpsc::Receiver<Message>) {
+        let (tx, pushes) = mpsc::channel(64);
+        let cx = Context::new(&self.broker, Arc::from(client_name), Pushes::new(tx));
+        (cx, pushes)
+    }
+
+    /// Serves `request` in session `cx`, which must succeed.
+    pub(crate) async fn ok_in(&self, cx: &mut Context, request: Request) -> Response {
+        let name = request.op_code().name();
+        call_in(&self.broker, cx, request)
+            .await
+            .unwrap_or_else(|error| panic!("{name} failed: {error}"))
     }
 
     /// Serves `request`, which must succeed.
@@ -77,6 +82,22 @@ impl TestBroker {
             Err(error) => error.code().name(),
         }
     }
+}
+
+/// Serves `request` in session `cx`; checks that an error is one the protocol
+/// document lists for the operation.
+async fn call_in(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Answer {
+    let op = request.op_code();
+    let answer = handle(broker, cx, request).answer().await;
+    if let Err(error) = &answer {
+        assert!(
+            op.may_fail_with(error.code()),
+            "{} answered {} ({error}), which docs/protocol.md does not list",
+            op.name(),
+            error.code().name()
+        );
+    }
+    answer
 }
 
 impl Drop for TestBroker {

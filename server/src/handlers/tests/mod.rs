@@ -1,7 +1,9 @@
 //! The request layer, driven without any socket: every family of operations through
-//! [`handle`] ([`errors`]: the error codes each can answer with).
+//! [`handle`] ([`errors`]: the error codes each can answer with; [`handover`]: stream
+//! group subscriptions following a partition from one member to another).
 
 mod errors;
+mod handover;
 
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
 use protocol::ops::fetch::FetchRequest;
@@ -231,7 +233,24 @@ async fn a_stream_group_joins_commits_and_reads_its_offsets() {
         })
     };
     t.ok(commit(generation, 7)).await;
-    assert_eq!(t.code(commit(generation + 1, 8)).await, "stale_generation");
+    // A second member takes partition 1; until the first heartbeats saying it applied
+    // that generation, partition 1 is still the first's to commit, in any generation.
+    let (_, next, partitions) = member(t.ok(join("billing", "orders", GroupMode::Stream)).await);
+    assert!(partitions.is_empty(), "not released yet");
+    t.ok(commit(generation, 8)).await;
+    let beat = |generation| {
+        Request::Heartbeat(HeartbeatRequest {
+            group: "billing".into(),
+            member_id: member_id.clone(),
+            generation,
+        })
+    };
+    let told = t.ok(beat(generation)).await;
+    assert!(matches!(told, Response::Heartbeat(h) if h.generation == next && h.partitions == [0]));
+    t.ok(commit(next, 8)).await;
+    t.ok(beat(next)).await;
+    assert_eq!(t.code(commit(generation, 9)).await, "stale_generation");
+    assert_eq!(t.code(commit(next, 9)).await, "invalid_partition");
     let Response::FetchOffsets(offsets) = t
         .ok(Request::FetchOffsets(FetchOffsetsRequest {
             group: "billing".into(),
@@ -242,15 +261,7 @@ async fn a_stream_group_joins_commits_and_reads_its_offsets() {
         panic!()
     };
     let committed: Vec<Option<u64>> = offsets.offsets.iter().map(|o| o.offset).collect();
-    assert_eq!(committed, [None, Some(7)]);
-    let beat = t
-        .ok(Request::Heartbeat(HeartbeatRequest {
-            group: "billing".into(),
-            member_id: member_id.clone(),
-            generation,
-        }))
-        .await;
-    assert!(matches!(beat, Response::Heartbeat(h) if h.generation == generation));
+    assert_eq!(committed, [None, Some(8)]);
     let Response::DescribeGroup(described) = t
         .ok(Request::DescribeGroup(DescribeGroupRequest {
             group: "billing".into(),
