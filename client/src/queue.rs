@@ -41,11 +41,27 @@ pub struct QueueConsumerConfig {
     /// The broker drops the member (and redelivers its messages) after this long
     /// without a heartbeat.
     pub session_timeout: Duration,
-    /// How often the background task heartbeats.
+    /// How often the background task heartbeats; not zero
+    /// ([`Client::queue_consumer`] refuses that with
+    /// [`ClientError::InvalidArgument`]).
     pub heartbeat_interval: Duration,
     /// Per-group overrides of the topic's queue settings, such as
     /// `("max_delivery_attempts", "3")` or `("ack_deadline_ms", "10000")`.
     pub overrides: Vec<(String, String)>,
+}
+
+impl QueueConsumerConfig {
+    /// Refuses settings the consumer cannot run with.
+    fn validate(&self) -> Result<(), ClientError> {
+        if self.heartbeat_interval.is_zero() {
+            return Err(ClientError::InvalidArgument(format!(
+                "the queue consumer's heartbeat interval is zero (session timeout {:?}); \
+                 give it a positive interval well below the session timeout",
+                self.session_timeout
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for QueueConsumerConfig {
@@ -257,6 +273,7 @@ impl Client {
         group: &str,
         config: QueueConsumerConfig,
     ) -> Result<QueueConsumer, ClientError> {
+        config.validate()?;
         let overrides: Vec<(&str, &str)> = config
             .overrides
             .iter()
@@ -390,5 +407,25 @@ impl Drop for QueueConsumer {
     fn drop(&mut self) {
         self.heartbeat.abort();
         // The acker ends by itself once every message (holding a sender) is gone.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_heartbeat_interval_is_refused() {
+        assert!(QueueConsumerConfig::default().validate().is_ok());
+        let config = QueueConsumerConfig {
+            heartbeat_interval: Duration::ZERO,
+            ..QueueConsumerConfig::default()
+        };
+        let error = config.validate().unwrap_err();
+        assert!(matches!(error, ClientError::InvalidArgument(_)), "{error}");
+        assert!(
+            error.to_string().contains("heartbeat interval is zero"),
+            "{error}"
+        );
     }
 }

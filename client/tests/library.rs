@@ -334,6 +334,29 @@ async fn unreachable_broker_fails_with_a_clear_connect_error() {
 }
 
 #[tokio::test]
+async fn a_zero_heartbeat_interval_is_refused_before_joining() {
+    let broker = Brokerd::start();
+    let client = connect(&broker).await;
+    client.create_topic("beats", 1, &[]).await.unwrap();
+    let config = ConsumerConfig::default().heartbeat_interval(Duration::ZERO);
+    let err = client.consumer("beats", "g", config).await.unwrap_err();
+    assert!(matches!(err, ClientError::InvalidArgument(_)), "{err}");
+    let config = client::QueueConsumerConfig {
+        heartbeat_interval: Duration::ZERO,
+        ..client::QueueConsumerConfig::default()
+    };
+    let err = client
+        .queue_consumer("beats", "q", config)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::InvalidArgument(_)), "{err}");
+    assert!(
+        client.list_groups().await.unwrap().is_empty(),
+        "neither joined"
+    );
+}
+
+#[tokio::test]
 async fn ack_none_and_explicit_partitions() {
     let broker = Brokerd::start();
     let client = connect(&broker).await;

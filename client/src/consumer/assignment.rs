@@ -3,11 +3,16 @@
 //! Two steps, so that the rule is a pure function tested alone: [`plan_change`]
 //! compares the applied membership with the latest one and says which partitions keep
 //! their positions, which (re)start from the group's committed offsets and which are
-//! dropped with what was buffered for them; [`Consumer::apply_membership`] looks up
-//! the starting offsets first and only then changes the fetcher and the positions, all
-//! at once after the last `.await`, so that a call cancelled half way changes nothing.
+//! dropped with what was buffered for them; [`Consumer::apply_membership`] commits the
+//! positions of the partitions being dropped ([`revoked_positions`]: the broker still
+//! counts them as this member's until it heartbeats that it applied the change) and
+//! looks up the starting offsets, and only then changes the fetcher and the positions,
+//! all at once after the last `.await`, so that a call cancelled half way changes
+//! nothing (a commit it made is made again next time, which is harmless). Last, it
+//! tells the heartbeater what it applied, so the broker can hand the dropped
+//! partitions over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::membership::Membership;
 use super::{Consumer, StartFrom};
@@ -23,9 +28,13 @@ struct AssignmentChange {
     drop: Vec<u32>,
 }
 
-/// Pure: a partition keeps this member's position only if the member is the same and
-/// the generation moved by at most one. Across two or more generations the partition
-/// may have been owned by someone else in between, who may have committed further.
+/// Pure: a partition keeps this member's position if the member id is the same and
+/// the broker told it the partition both times, however many generations apart. The
+/// broker gives a partition to another member only after this one released it, and
+/// this member releases a partition only by applying an assignment without it (which
+/// then is not in `old`). The one exception, a release forced after a whole session
+/// timeout without applying, leaves a position another member may have committed
+/// past or not reached: records read twice, never skipped.
 fn plan_change(old: Option<&Membership>, new: &Membership) -> AssignmentChange {
     let Some(old) = old else {
         return AssignmentChange {
@@ -34,8 +43,7 @@ fn plan_change(old: Option<&Membership>, new: &Membership) -> AssignmentChange {
             drop: Vec::new(),
         };
     };
-    let continuous = old.member_id == new.member_id
-        && (new.generation == old.generation || new.generation == old.generation.wrapping_add(1));
+    let continuous = old.member_id == new.member_id;
     let mut change = AssignmentChange {
         keep: Vec::new(),
         start: Vec::new(),
@@ -56,15 +64,72 @@ fn plan_change(old: Option<&Membership>, new: &Membership) -> AssignmentChange {
     change
 }
 
+/// Pure: what to commit for the partitions `change` drops, in `new`'s generation:
+/// their returned positions not committed yet. Nothing when the member id changed:
+/// the old member is gone, and with it its right to commit.
+fn revoked_positions(
+    old: Option<&Membership>,
+    new: &Membership,
+    change: &AssignmentChange,
+    returned: &BTreeMap<u32, u64>,
+    committed: &HashMap<u32, u64>,
+) -> Vec<(u32, u64)> {
+    if old.is_none_or(|old| old.member_id != new.member_id) {
+        return Vec::new();
+    }
+    change
+        .drop
+        .iter()
+        .filter_map(|p| {
+            let offset = *returned.get(p)?;
+            (committed.get(p) != Some(&offset)).then_some((*p, offset))
+        })
+        .collect()
+}
+
 impl Consumer {
-    /// Brings the fetcher in line with the latest assignment. Cancel-safe: the
-    /// lookups come first, the state changes after them, all at once.
+    /// Brings the fetcher in line with the latest assignment: commits the positions of
+    /// the partitions it drops, starts the ones it gains, and reports the applied
+    /// generation to the heartbeater. Cancel-safe: the commit and the lookups come
+    /// first, the state changes after them, all at once.
+    ///
+    /// A failed commit of dropped partitions is logged and the partitions are dropped
+    /// all the same: their next owner reads again from the last commit (duplicates,
+    /// never a gap).
     pub(super) async fn apply_membership(&mut self) -> Result<(), ClientError> {
         let current = self.membership.borrow().clone();
         if self.applied.as_ref() == Some(&current) {
             return Ok(());
         }
         let change = plan_change(self.applied.as_ref(), &current);
+        let revoked = revoked_positions(
+            self.applied.as_ref(),
+            &current,
+            &change,
+            &self.returned,
+            &self.committed,
+        );
+        if !revoked.is_empty() {
+            let committed = self
+                .client
+                .commit_offsets(
+                    &self.group,
+                    &current.member_id,
+                    current.generation,
+                    &self.topic,
+                    &revoked,
+                )
+                .await;
+            match committed {
+                Ok(()) => tracing::debug!(group = %self.group, ?revoked, "committed on revoke"),
+                Err(error) => tracing::warn!(
+                    group = %self.group,
+                    ?revoked,
+                    %error,
+                    "committing revoked partitions failed; their next owner reads again from the last commit"
+                ),
+            }
+        }
         let starts = if change.start.is_empty() {
             Vec::new()
         } else {
@@ -90,6 +155,7 @@ impl Consumer {
             self.committed.insert(p, committed.unwrap_or(offset));
         }
         tracing::debug!(group = %self.group, ?current, ?change, "assignment applied");
+        self.heartbeater.applied(&current, !change.drop.is_empty());
         self.applied = Some(current);
         Ok(())
     }
@@ -170,13 +236,38 @@ mod tests {
     }
 
     #[test]
-    fn skipped_generations_or_a_new_member_id_restart_from_commits() {
-        // Partition 0 may have belonged to another member in generation 2.
+    fn skipped_generations_keep_positions_and_a_new_member_id_restarts_from_commits() {
+        // Told partition 0 in both: the broker cannot have given it to anyone else in
+        // between, since this member never applied an assignment without it.
         let change = plan_change(Some(&m("a", 1, &[0, 1])), &m("a", 3, &[0]));
-        assert_eq!(change.start, [0]);
-        assert_eq!(change.drop, [0, 1]);
+        assert_eq!(change.keep, [0]);
+        assert_eq!(change.drop, [1]);
+        // Told a partition again after applying an assignment without it: restart.
+        let change = plan_change(Some(&m("a", 2, &[1])), &m("a", 3, &[0, 1]));
+        assert_eq!((change.keep, change.start), (vec![1], vec![0]));
         let change = plan_change(Some(&m("a", 1, &[0])), &m("b", 2, &[0]));
         assert_eq!(change.start, [0]);
         assert_eq!(change.drop, [0]);
+    }
+
+    #[test]
+    fn dropped_partitions_commit_what_was_returned_and_not_committed() {
+        let old = m("a", 1, &[0, 1, 2, 3]);
+        let new = m("a", 2, &[0]);
+        let change = plan_change(Some(&old), &new);
+        let returned = BTreeMap::from([(0, 10), (1, 20), (2, 30), (3, 40)]);
+        let committed = HashMap::from([(0, 5), (1, 20), (2, 25)]);
+        assert_eq!(
+            revoked_positions(Some(&old), &new, &change, &returned, &committed),
+            [(2, 30), (3, 40)],
+            "1 is committed already; 0 is kept"
+        );
+        let rejoined = m("b", 3, &[]);
+        let change = plan_change(Some(&old), &rejoined);
+        assert!(
+            revoked_positions(Some(&old), &rejoined, &change, &returned, &committed).is_empty(),
+            "a member that is gone commits nothing"
+        );
+        assert!(revoked_positions(None, &new, &change, &returned, &committed).is_empty());
     }
 }

@@ -4,11 +4,16 @@
 //! [`next`](Consumer::next) returned (`returned`) and the offset last committed
 //! (`committed`); a commit sends the partitions where the two differ. Committing only
 //! what was returned is what makes delivery at least once: a record fetched but not
-//! returned is read again by the partition's next owner, never skipped. A commit that
-//! raced a rebalance (`stale_generation`) heartbeats to learn the new assignment,
-//! applies it, and commits once more the partitions still owned, whose positions stay
-//! valid. Auto commit runs from `next` at the configured interval; its failures are
-//! logged, not returned, since the positions stay and the next commit covers them.
+//! returned is read again by the partition's next owner, never skipped. Partitions a
+//! rebalance takes away are committed when the change is applied
+//! ([`super::assignment`]), before the broker hands them over. The broker accepts a
+//! commit for any partition the member still owns, whatever generation it carries; a
+//! refusal with `stale_generation` means a partition was handed over without this
+//! member (its release was forced after a whole session timeout without applying the
+//! change): the consumer heartbeats to learn the new assignment, applies it, and
+//! commits once more the partitions still owned, whose positions stay valid. Auto
+//! commit runs from `next` at the configured interval; its failures are logged, not
+//! returned, since the positions stay and the next commit covers them.
 
 use std::time::Instant;
 
@@ -22,11 +27,12 @@ impl Consumer {
     /// record returned by [`next`](Self::next) — never past it. Partitions with
     /// nothing new are skipped.
     ///
-    /// If the broker refuses with `stale_generation` (the group rebalanced since the
-    /// assignment was applied), the consumer heartbeats to learn the new assignment,
-    /// applies it, and commits once more the partitions it still owns, whose
-    /// positions stay valid; positions of partitions it lost are dropped (their new
-    /// owner resumes from the last commit). A second refusal is returned as the error.
+    /// If the broker refuses with `stale_generation` (a partition was handed over
+    /// before this consumer applied the change: it did not poll for a whole session
+    /// timeout), the consumer heartbeats to learn the new assignment, applies it, and
+    /// commits once more the partitions it still owns, whose positions stay valid;
+    /// positions of partitions it lost are dropped (their new owner resumes from the
+    /// last commit). A second refusal is returned as the error.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         match self.commit_returned().await {
             Err(e) if e.code() == Some(ErrorCode::StaleGeneration) => {
@@ -50,7 +56,8 @@ impl Consumer {
     }
 
     /// Commits explicit `(partition, next offset to read)` pairs in the applied
-    /// generation. The broker refuses partitions this member does not own.
+    /// generation. The broker refuses partitions this member does not own (any more:
+    /// `stale_generation`; or yet: `invalid_partition`).
     pub async fn commit_offsets(&mut self, offsets: &[(u32, u64)]) -> Result<(), ClientError> {
         self.last_commit = Instant::now();
         if offsets.is_empty() {
@@ -83,8 +90,8 @@ impl Consumer {
             return;
         }
         if let Err(error) = self.commit().await {
-            // Expected around rebalances; the positions stay and the next commit
-            // (in the new generation) covers them if the partitions stayed ours.
+            // A lost connection, or a forced handover; the positions stay and the next
+            // commit covers them if the partitions stayed ours.
             tracing::warn!(group = %self.group, %error, "auto commit failed");
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use protocol::ops::group::GroupStart;
 
+use crate::error::ClientError;
 use crate::fetcher::{DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_WAIT_MS};
 
 /// Default for [`ConsumerConfig::session_timeout`].
@@ -49,12 +50,16 @@ pub struct ConsumerConfig {
     /// The broker drops the member after this long without a heartbeat
     /// (the broker accepts 1 s to 300 s by default).
     pub session_timeout: Duration,
-    /// How often the background task heartbeats; well below the session timeout.
+    /// How often the background task heartbeats; well below the session timeout, and
+    /// not zero ([`Client::consumer`](crate::Client::consumer) refuses that with
+    /// [`ClientError::InvalidArgument`]).
     pub heartbeat_interval: Duration,
     /// Commit the positions of returned records at this interval (checked when
     /// [`Consumer::next`](crate::Consumer::next) is called), and on
     /// [`Consumer::close`](crate::Consumer::close). `None`: only explicit
-    /// [`Consumer::commit`](crate::Consumer::commit) calls commit.
+    /// [`Consumer::commit`](crate::Consumer::commit) calls commit, apart from the
+    /// commit of partitions a rebalance takes away, which the consumer always makes
+    /// before giving them up (the position after the last record returned).
     pub auto_commit: Option<Duration>,
     /// Largest answer asked for per fetch, per partition.
     pub fetch_max_bytes: u32,
@@ -114,6 +119,18 @@ impl ConsumerConfig {
         self
     }
 
+    /// Refuses settings the consumer cannot run with.
+    pub(super) fn validate(&self) -> Result<(), ClientError> {
+        if self.heartbeat_interval.is_zero() {
+            return Err(ClientError::InvalidArgument(format!(
+                "the consumer's heartbeat interval is zero (session timeout {:?}); \
+                 give it a positive interval well below the session timeout",
+                self.session_timeout
+            )));
+        }
+        Ok(())
+    }
+
     pub(super) fn group_start(&self) -> GroupStart {
         match self.start {
             StartFrom::Latest => GroupStart::Latest,
@@ -132,5 +149,21 @@ mod tests {
         assert_eq!(config.heartbeat_interval, Duration::from_millis(500));
         let config = ConsumerConfig::default().session_timeout(Duration::from_secs(60));
         assert_eq!(config.heartbeat_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_zero_heartbeat_interval_is_refused() {
+        assert!(ConsumerConfig::default().validate().is_ok());
+        for config in [
+            ConsumerConfig::default().heartbeat_interval(Duration::ZERO),
+            ConsumerConfig::default().session_timeout(Duration::ZERO),
+        ] {
+            let error = config.validate().unwrap_err();
+            assert!(matches!(error, ClientError::InvalidArgument(_)), "{error}");
+            assert!(
+                error.to_string().contains("heartbeat interval is zero"),
+                "{error}"
+            );
+        }
     }
 }

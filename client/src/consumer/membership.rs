@@ -8,13 +8,21 @@
 //! the broker has forgotten the member (session expired, broker restarted), the
 //! heartbeater joins again as a new member, and the consumer restarts its partitions
 //! from the committed offsets.
+//!
+//! A heartbeat reports the generation the consumer has *applied*, not the last one
+//! learned: the broker hands a partition revoked from this member to its next owner
+//! only once this member reports a generation at or after the one that revoked it,
+//! that is, once it stopped reading the partition and committed it. The consumer
+//! records what it applied with [`Heartbeater::applied`], which wakes the task to
+//! beat at once when partitions were dropped, so the handover waits for a round trip,
+//! not a whole interval.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::ops::group::GroupStart;
 use protocol::ErrorCode;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::connection::Client;
 
@@ -38,29 +46,97 @@ impl Membership {
     }
 }
 
+/// The generation whose assignment the consumer has applied, and the member id it
+/// was applied as.
+#[derive(Debug)]
+struct Applied {
+    member_id: String,
+    generation: u32,
+}
+
 /// Heartbeats for one member and publishes its membership. Shared by the background
 /// task and the consumer (which heartbeats at once when a commit finds the group has
 /// moved on); the lock keeps the two from both rejoining after the broker forgot us.
 #[derive(Debug)]
 pub(super) struct Heartbeater {
-    pub(super) client: Client,
-    pub(super) group: String,
-    pub(super) topic: String,
-    pub(super) session_timeout: Duration,
-    pub(super) start: GroupStart,
-    pub(super) membership: watch::Sender<Membership>,
-    pub(super) beating: tokio::sync::Mutex<()>,
+    client: Client,
+    group: String,
+    topic: String,
+    session_timeout: Duration,
+    start: GroupStart,
+    membership: watch::Sender<Membership>,
+    beating: tokio::sync::Mutex<()>,
+    /// What heartbeats report. Before the consumer applies anything, the join's
+    /// generation counts as applied: the member owns nothing it could have to stop.
+    applied: std::sync::Mutex<Applied>,
+    /// Makes the background task beat now instead of at its next tick.
+    wake: Notify,
 }
 
 impl Heartbeater {
-    /// One heartbeat; publishes the membership if it changed.
+    /// A heartbeater for the member `joined` describes; its membership goes to
+    /// `membership`'s receivers.
+    pub(super) fn new(
+        client: Client,
+        group: &str,
+        topic: &str,
+        session_timeout: Duration,
+        start: GroupStart,
+        membership: watch::Sender<Membership>,
+    ) -> Heartbeater {
+        let joined = membership.borrow().clone();
+        Heartbeater {
+            client,
+            group: group.to_string(),
+            topic: topic.to_string(),
+            session_timeout,
+            start,
+            membership,
+            beating: tokio::sync::Mutex::new(()),
+            applied: std::sync::Mutex::new(Applied {
+                member_id: joined.member_id,
+                generation: joined.generation,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock_applied(&self) -> std::sync::MutexGuard<'_, Applied> {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The consumer applied `membership`: later heartbeats report its generation. If
+    /// the consumer dropped partitions (`revoked`), heartbeats at once, so the broker
+    /// hands them over without waiting for the next tick. A membership of a member id
+    /// the heartbeater has since replaced (it rejoined) changes nothing: the new
+    /// member's join generation stands.
+    pub(super) fn applied(&self, membership: &Membership, revoked: bool) {
+        {
+            let mut applied = self.lock_applied();
+            if applied.member_id != membership.member_id {
+                return;
+            }
+            applied.generation = membership.generation;
+        }
+        if revoked {
+            self.wake.notify_one();
+        }
+    }
+
+    /// One heartbeat, reporting the applied generation; publishes the membership if
+    /// it changed.
     pub(super) async fn beat(&self) {
         let _one_at_a_time = self.beating.lock().await;
         let current = self.membership.borrow().clone();
+        let applied = {
+            let applied = self.lock_applied();
+            debug_assert_eq!(applied.member_id, current.member_id, "one member at a time");
+            applied.generation
+        };
         let group = &self.group;
         match self
             .client
-            .heartbeat(group, &current.member_id, current.generation)
+            .heartbeat(group, &current.member_id, applied)
             .await
         {
             Ok(answer) => {
@@ -89,6 +165,10 @@ impl Heartbeater {
                     .await;
                 match joined {
                     Ok(joined) => {
+                        *self.lock_applied() = Applied {
+                            member_id: joined.member_id.clone(),
+                            generation: joined.generation,
+                        };
                         self.membership.send_replace(Membership::new(
                             joined.member_id,
                             joined.generation,
@@ -103,12 +183,18 @@ impl Heartbeater {
     }
 }
 
+/// Heartbeats every `interval` (which must not be zero), and at once whenever the
+/// consumer applied a revocation, until the consumer is gone.
 pub(super) async fn heartbeat_loop(heartbeater: Arc<Heartbeater>, interval: Duration) {
+    debug_assert!(!interval.is_zero(), "checked by the consumer's config");
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate; the join just happened
     while !heartbeater.membership.is_closed() {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = heartbeater.wake.notified() => ticker.reset(),
+        }
         heartbeater.beat().await;
     }
 }

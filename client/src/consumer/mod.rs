@@ -3,15 +3,18 @@
 //! The consumer joins the group, then a background task heartbeats and publishes the
 //! member's current assignment on a `watch` channel (rejoining as a new member if the
 //! broker forgot this one: session expiry, broker restart). The consumer applies the
-//! latest assignment at the top of every call: partitions it lost are dropped with
-//! whatever was buffered for them; partitions it gained start at the group's committed
-//! offset. Records come from the [fetch engine](crate::fetcher).
+//! latest assignment at the top of every call: partitions it lost are committed (the
+//! positions of the records it returned) and dropped with whatever was buffered for
+//! them; partitions it gained start at the group's committed offset. Records come
+//! from the [fetch engine](crate::fetcher).
 //!
 //! Delivery is at least once. A commit records positions of records already
-//! *returned* to the caller, never beyond; records returned but not committed when a
-//! partition moves to another member (or when this process dies) are read again by
-//! the next owner. Rebalances in this broker are immediate, so a member cannot commit
-//! a partition after losing it: commit often (auto commit) to keep that window small.
+//! *returned* to the caller, never beyond. The broker hands a partition over in two
+//! phases: it stops telling this member about it, and gives it to the next member only
+//! once this one heartbeats that it applied that change, by which time it has committed
+//! the partition. So a rebalance re-delivers nothing; what is read again is what a
+//! member that died (or stopped polling for a whole session timeout) had returned
+//! since its last commit: commit often (auto commit) to keep that window small.
 //!
 //! The files, one job each:
 //! - this one: [`Consumer`], its creation ([`Client::consumer`]), reading
@@ -90,6 +93,7 @@ impl Client {
         group: &str,
         config: ConsumerConfig,
     ) -> Result<Consumer, ClientError> {
+        config.validate()?;
         let joined = self
             .join_group(
                 group,
@@ -102,15 +106,14 @@ impl Client {
         let membership = Membership::new(joined.member_id, joined.generation, joined.partitions);
         tracing::debug!(group, topic, ?membership, "joined");
         let (tx, rx) = watch::channel(membership);
-        let heartbeater = Arc::new(Heartbeater {
-            client: self.clone(),
-            group: group.to_string(),
-            topic: topic.to_string(),
-            session_timeout: config.session_timeout,
-            start: config.group_start(),
-            membership: tx,
-            beating: tokio::sync::Mutex::new(()),
-        });
+        let heartbeater = Arc::new(Heartbeater::new(
+            self.clone(),
+            group,
+            topic,
+            config.session_timeout,
+            config.group_start(),
+            tx,
+        ));
         let heartbeat = tokio::spawn(heartbeat_loop(
             heartbeater.clone(),
             config.heartbeat_interval,
