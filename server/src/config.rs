@@ -36,7 +36,30 @@ pub struct ServerConfig {
     pub routing: RoutingConfig,
     /// Tracing settings.
     pub tracing: TracingConfig,
+    /// Retention settings.
+    pub retention: RetentionConfig,
 }
+
+/// How retention runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// How often every topic's retention is enforced, ms (at least 100).
+    pub check_interval_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            check_interval_ms: DEFAULT_RETENTION_CHECK_INTERVAL_MS,
+        }
+    }
+}
+
+/// Default for [`RetentionConfig::check_interval_ms`].
+pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 30_000;
+/// Smallest [`RetentionConfig::check_interval_ms`].
+pub const MIN_RETENTION_CHECK_INTERVAL_MS: u64 = 100;
 
 /// Which traced messages get broker spans.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -134,6 +157,7 @@ impl Default for ServerConfig {
             groups: GroupConfig::default(),
             routing: RoutingConfig::default(),
             tracing: TracingConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -192,6 +216,11 @@ impl ServerConfig {
 
     /// Checks limits and defaults.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.retention.check_interval_ms < MIN_RETENTION_CHECK_INTERVAL_MS {
+            return Err(ConfigError(format!(
+                "retention.check_interval_ms must be at least {MIN_RETENTION_CHECK_INTERVAL_MS}"
+            )));
+        }
         let limits = &self.limits;
         if limits.max_frame_bytes < 1024 {
             return Err(ConfigError(

@@ -61,8 +61,6 @@ use crate::shutdown::ShutdownSignal;
 use crate::tasks::{every_blocking, TASK_SHUTDOWN_GRACE};
 use crate::topics::Topics;
 
-/// How often retention limits are enforced.
-pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// How long shutdown waits for connections to finish their in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -186,7 +184,7 @@ fn start_periodic_jobs(broker: &Arc<Broker>) {
         "retention",
         every_blocking(
             "retention",
-            RETENTION_CHECK_INTERVAL,
+            Duration::from_millis(broker.config.retention.check_interval_ms),
             tasks.shutdown(),
             broker.topics.clone(),
             Topics::enforce_retention,

@@ -168,6 +168,7 @@ pub enum LaunchError {
 pub struct Launch {
     binary: PathBuf,
     args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
     data_parent: Option<PathBuf>,
     data_prefix: String,
     startup_timeout: Duration,
@@ -180,6 +181,7 @@ impl Launch {
         Launch {
             binary: binary.into(),
             args: Vec::new(),
+            envs: Vec::new(),
             data_parent: None,
             data_prefix: "brokerd-".to_string(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
@@ -193,6 +195,12 @@ impl Launch {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// An environment variable for brokerd (say, to preload libfaketime).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Launch {
+        self.envs.push((key.into(), value.into()));
         self
     }
 
@@ -332,6 +340,7 @@ fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, Strin
         .args(["--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(&launch.args)
+        .envs(launch.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
