@@ -82,6 +82,10 @@ pub enum ClientError {
     /// A caller-supplied value is unusable (no such partition, record too large, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The request needs a later protocol version than the broker speaks (an older
+    /// brokerd): it was not sent.
+    #[error("not supported by this broker: {0}")]
+    Unsupported(String),
     /// The producer, consumer or subscription was closed, or its background task
     /// ended.
     #[error("{0} is closed; create a new one")]

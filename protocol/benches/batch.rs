@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use protocol::batch::{BatchBuilder, BatchView};
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
-use protocol::{FrameDecoder, Message, Request};
+use protocol::{FrameDecoder, Message, Request, PROTOCOL_VERSION};
 
 const RECORDS: usize = 1000;
 const VALUE_BYTES: usize = 1024;
@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
         }),
     };
     let mut wire = BytesMut::new();
-    produce.encode(&mut wire).expect("fits");
+    produce.encode(PROTOCOL_VERSION, &mut wire).expect("fits");
     let wire = wire.freeze();
     let decoder = FrameDecoder::new();
     // Copying the frame into a read buffer is setup, not measured: a server reads it
@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
         let mut out = BytesMut::with_capacity(wire.len());
         b.iter(|| {
             out.clear();
-            produce.encode(&mut out).expect("fits");
+            produce.encode(PROTOCOL_VERSION, &mut out).expect("fits");
         })
     });
     group.finish();

@@ -27,10 +27,19 @@ pub enum CodecError {
     Io(#[from] std::io::Error),
 }
 
-/// Frames in, messages (or frames) out.
-#[derive(Debug, Clone, Copy, Default)]
+/// Frames in, messages (or frames) out. Messages are encoded in the connection's
+/// protocol version: version 1 until [`set_version`](Self::set_version) records the
+/// negotiated one.
+#[derive(Debug, Clone, Copy)]
 pub struct ProtocolCodec {
     decoder: FrameDecoder,
+    version: u16,
+}
+
+impl Default for ProtocolCodec {
+    fn default() -> ProtocolCodec {
+        ProtocolCodec::with_max_frame_bytes(crate::MAX_FRAME_BYTES)
+    }
 }
 
 impl ProtocolCodec {
@@ -43,7 +52,13 @@ impl ProtocolCodec {
     pub fn with_max_frame_bytes(max_frame_bytes: usize) -> ProtocolCodec {
         ProtocolCodec {
             decoder: FrameDecoder::with_max_frame_bytes(max_frame_bytes),
+            version: crate::HANDSHAKE_VERSION,
         }
+    }
+
+    /// Encodes later messages in protocol `version` (the negotiated one).
+    pub fn set_version(&mut self, version: u16) {
+        self.version = version;
     }
 
     /// Changes the frame size limit for frames not yet read (a server raises it once
@@ -66,7 +81,7 @@ impl Encoder<&Message> for ProtocolCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: &Message, dst: &mut BytesMut) -> Result<(), CodecError> {
-        Ok(item.encode(dst)?)
+        Ok(item.encode(self.version, dst)?)
     }
 }
 
@@ -74,7 +89,7 @@ impl Encoder<Message> for ProtocolCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: Message, dst: &mut BytesMut) -> Result<(), CodecError> {
-        Ok(item.encode(dst)?)
+        Ok(item.encode(self.version, dst)?)
     }
 }
 

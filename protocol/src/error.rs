@@ -11,7 +11,7 @@ use thiserror::Error;
 use crate::batch::BatchError;
 
 macro_rules! error_codes {
-    ($($(#[$doc:meta])* $name:ident = $value:literal, $wire:literal;)*) => {
+    ($($(#[$doc:meta])* $name:ident = $value:literal, $wire:literal, since $since:literal $(else $fallback:ident)?;)*) => {
         /// A response status other than success. The numeric values are part of the
         /// protocol and never change meaning; new codes get new numbers.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +39,26 @@ macro_rules! error_codes {
                     $(ErrorCode::$name => $wire,)*
                 }
             }
+
+            /// The protocol version that introduced the code.
+            pub fn since(self) -> u16 {
+                match self {
+                    $(ErrorCode::$name => $since,)*
+                }
+            }
+
+            /// The code a peer speaking `version` is sent in place of this one: the
+            /// code itself if `version` defines it, else the older code the table
+            /// names for it (which a peer of that version understands).
+            pub fn for_version(self, version: u16) -> ErrorCode {
+                if version >= self.since() {
+                    return self;
+                }
+                #[allow(unreachable_code)]
+                match self {
+                    $(ErrorCode::$name => { $(return ErrorCode::$fallback.for_version(version);)? self })*
+                }
+            }
         }
     };
 }
@@ -46,65 +66,65 @@ macro_rules! error_codes {
 error_codes! {
     /// The client speaks no protocol version the server does, or a frame's header
     /// carries a version other than the negotiated one.
-    UnsupportedVersion = 1, "unsupported_version";
+    UnsupportedVersion = 1, "unsupported_version", since 1;
     /// The frame could not be decoded: truncated body, trailing bytes, bad UTF-8,
     /// absurd count, invalid enum value or flags.
-    MalformedFrame = 2, "malformed_frame";
+    MalformedFrame = 2, "malformed_frame", since 1;
     /// The frame's length prefix exceeds the receiver's maximum frame size.
-    FrameTooLarge = 3, "frame_too_large";
+    FrameTooLarge = 3, "frame_too_large", since 1;
     /// The header names an operation code this version does not define.
-    UnknownOperation = 4, "unknown_operation";
+    UnknownOperation = 4, "unknown_operation", since 1;
     /// A request arrived before a successful handshake, or a second handshake arrived.
-    HandshakeRequired = 5, "handshake_required";
+    HandshakeRequired = 5, "handshake_required", since 1;
     /// The credentials were rejected or the mechanism is not supported.
-    AuthenticationFailed = 6, "authentication_failed";
+    AuthenticationFailed = 6, "authentication_failed", since 1;
     /// Well-formed but semantically invalid request (zero partitions, empty name, ...).
-    InvalidRequest = 7, "invalid_request";
+    InvalidRequest = 7, "invalid_request", since 1;
     /// A produced batch's CRC does not match its contents.
-    CrcMismatch = 8, "crc_mismatch";
+    CrcMismatch = 8, "crc_mismatch", since 1;
     /// A produced batch's CRC matches but its structure is invalid.
-    InvalidBatch = 9, "invalid_batch";
+    InvalidBatch = 9, "invalid_batch", since 1;
     /// The named topic does not exist.
-    UnknownTopic = 10, "unknown_topic";
+    UnknownTopic = 10, "unknown_topic", since 1;
     /// CreateTopic for a name that already exists.
-    TopicExists = 11, "topic_exists";
+    TopicExists = 11, "topic_exists", since 1;
     /// The partition does not exist in the topic.
-    InvalidPartition = 12, "invalid_partition";
+    InvalidPartition = 12, "invalid_partition", since 1;
     /// A topic config key is unknown or its value does not parse.
-    InvalidConfig = 13, "invalid_config";
+    InvalidConfig = 13, "invalid_config", since 1;
     /// The offset is outside `[log start offset, high watermark]`.
-    OffsetOutOfRange = 14, "offset_out_of_range";
+    OffsetOutOfRange = 14, "offset_out_of_range", since 1;
     /// The named consumer group does not exist.
-    UnknownGroup = 20, "unknown_group";
+    UnknownGroup = 20, "unknown_group", since 1;
     /// The member id is not (or no longer) a member of the group.
-    UnknownMember = 21, "unknown_member";
+    UnknownMember = 21, "unknown_member", since 1;
     /// The request carries a generation older than the group's current one.
-    StaleGeneration = 22, "stale_generation";
+    StaleGeneration = 22, "stale_generation", since 1;
     /// The group is rebalancing; heartbeat to learn the new assignment, then retry.
-    RebalanceInProgress = 23, "rebalance_in_progress";
+    RebalanceInProgress = 23, "rebalance_in_progress", since 1;
     /// The subscription id is not open on this connection.
-    UnknownSubscription = 24, "unknown_subscription";
+    UnknownSubscription = 24, "unknown_subscription", since 1;
     /// InstanceHeartbeat or DeregisterInstance for an instance that is not registered
     /// (never was, expired, or deregistered): register again.
-    UnknownInstance = 26, "unknown_instance";
+    UnknownInstance = 26, "unknown_instance", since 1;
     /// Publish with a routing key that no rule matches (and no unroutable topic is set).
-    Unroutable = 27, "unroutable";
+    Unroutable = 27, "unroutable", since 1;
     /// DeleteRoute for a rule id that does not exist.
-    UnknownRoute = 28, "unknown_route";
+    UnknownRoute = 28, "unknown_route", since 1;
     /// Ack, Nack or ExtendDeadline for an offset that is not in flight for the group.
-    NotInFlight = 25, "not_in_flight";
+    NotInFlight = 25, "not_in_flight", since 1;
     /// The append happened but could not be made durable (fsync failed).
-    NotDurable = 30, "not_durable";
+    NotDurable = 30, "not_durable", since 1;
     /// The storage layer failed (I/O error, full disk).
-    StorageError = 31, "storage_error";
+    StorageError = 31, "storage_error", since 1;
     /// The request's timeout passed before it could complete.
-    Timeout = 32, "timeout";
+    Timeout = 32, "timeout", since 1;
     /// The server refuses the connection: too many open.
-    TooManyConnections = 40, "too_many_connections";
+    TooManyConnections = 40, "too_many_connections", since 1;
     /// A server limit was hit (subscriptions per connection, in-flight requests, ...).
-    ResourceLimit = 41, "resource_limit";
+    ResourceLimit = 41, "resource_limit", since 1;
     /// A bug or unexpected condition in the server.
-    Internal = 99, "internal";
+    Internal = 99, "internal", since 1;
 }
 
 impl ErrorCode {
@@ -249,11 +269,38 @@ pub enum EncodeError {
         /// The limit.
         max: usize,
     },
+    /// The message (an operation, a field or a value) needs a later protocol version
+    /// than the connection negotiated.
+    #[error("{what} needs protocol version {since}; this connection speaks version {version}")]
+    NotInVersion {
+        /// What needs the later version.
+        what: &'static str,
+        /// The version that introduced it.
+        since: u16,
+        /// The connection's version.
+        version: u16,
+    },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_reaches_a_peer_of_every_version_as_one_it_knows() {
+        for &code in ErrorCode::ALL {
+            for &version in crate::SUPPORTED_VERSIONS {
+                let sent = code.for_version(version);
+                assert!(
+                    sent.since() <= version,
+                    "{code} would reach a version-{version} peer as {sent}, which it does not know"
+                );
+                if code.since() <= version {
+                    assert_eq!(sent, code, "a known code is sent as itself");
+                }
+            }
+        }
+    }
 
     #[test]
     fn codes_round_trip_and_are_distinct() {

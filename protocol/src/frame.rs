@@ -235,7 +235,7 @@ impl FrameDecoder {
     ///     request: Request::DeleteTopic(DeleteTopicRequest { name: "orders".into() }),
     /// };
     /// let mut wire = BytesMut::new();
-    /// msg.encode(&mut wire)?;
+    /// msg.encode(protocol::PROTOCOL_VERSION, &mut wire)?;
     ///
     /// let decoder = FrameDecoder::new();
     /// let mut buf = BytesMut::from(&wire[..5]);

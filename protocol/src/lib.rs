@@ -31,7 +31,7 @@
 //!     response: Response::Produce(ProduceResponse { partition: 3, base_offset: Some(1000) }),
 //! };
 //! let mut buf = BytesMut::new();
-//! reply.encode(&mut buf)?;
+//! reply.encode(protocol::PROTOCOL_VERSION, &mut buf)?;
 //! let decoded = FrameDecoder::new().decode_message(&mut buf)?;
 //! assert_eq!(decoded, Some(reply));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -62,9 +62,9 @@ pub use ops::{OpCode, Request, Response};
 pub use wire::MAX_STRING_BYTES;
 
 /// The protocol version this build writes after the handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Every version this build can read and write.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2];
 /// The header version of Handshake frames, fixed forever so any peer can read them.
 pub const HANDSHAKE_VERSION: u16 = 1;
 

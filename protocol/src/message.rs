@@ -15,7 +15,7 @@ use crate::frame::{
 use crate::ops::subscribe::Delivery;
 use crate::ops::{Body, OpCode, Request, Response};
 use crate::wire::{self, Reader};
-use crate::{HANDSHAKE_VERSION, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+use crate::{HANDSHAKE_VERSION, SUPPORTED_VERSIONS};
 
 /// The status value meaning success.
 pub const STATUS_OK: u16 = 0;
@@ -72,8 +72,8 @@ impl Message {
         }
     }
 
-    /// The header this message is sent with.
-    pub fn header(&self) -> Header {
+    /// The header this message is sent with on a connection of protocol `version`.
+    pub fn header(&self, version: u16) -> Header {
         let (op, kind) = match self {
             Message::Request { request, .. } => (request.op_code().as_u16(), FrameKind::Request),
             Message::Response { response, .. } => {
@@ -86,7 +86,7 @@ impl Message {
         let version = if op == OpCode::Handshake.as_u16() {
             HANDSHAKE_VERSION
         } else {
-            PROTOCOL_VERSION
+            version
         };
         Header {
             version,
@@ -98,29 +98,39 @@ impl Message {
 
     /// Appends the whole frame, length prefix included, to `dst`. On error nothing is
     /// appended.
-    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    pub fn encode(&self, version: u16, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let start = dst.len();
-        let result = self.encode_unchecked(dst, start);
+        let result = self.encode_unchecked(version, dst, start);
         if result.is_err() {
             dst.truncate(start);
         }
         result
     }
 
-    fn encode_unchecked(&self, dst: &mut BytesMut, start: usize) -> Result<(), EncodeError> {
+    fn encode_unchecked(
+        &self,
+        version: u16,
+        dst: &mut BytesMut,
+        start: usize,
+    ) -> Result<(), EncodeError> {
         dst.put_u32_le(0); // patched below, once the body's length is known
-        self.header().encode(dst);
+        let header = self.header(version);
+        header.encode(dst);
+        // The body follows the header's version (the handshake's is fixed).
+        let version = header.version;
         match self {
-            Message::Request { request, .. } => request.encode_body(dst)?,
+            Message::Request { request, .. } => request.encode_body(dst, version)?,
             Message::Response { response, .. } => {
                 dst.put_u16_le(STATUS_OK);
-                response.encode_body(dst)?;
+                response.encode_body(dst, version)?;
             }
             Message::Error { error, .. } => {
-                dst.put_u16_le(error.code.as_u16());
+                // A code the peer's version does not define reaches it as the older
+                // code it stands in for.
+                dst.put_u16_le(error.code.for_version(version).as_u16());
                 wire::put_string(dst, "error message", &error.message)?;
             }
-            Message::Push(delivery) => delivery.encode(dst)?,
+            Message::Push(delivery) => delivery.encode(dst, version)?,
         }
         let len = dst.len() - start - LENGTH_PREFIX_BYTES;
         debug_assert!(len >= HEADER_BYTES);
@@ -158,17 +168,17 @@ impl Message {
         if !SUPPORTED_VERSIONS.contains(&version) {
             return Err(DecodeError::UnsupportedVersion { version });
         }
-        let known_op = OpCode::from_u16(op);
+        let known_op = OpCode::from_u16_in(op, version);
         match kind {
             FrameKind::Request => {
                 let op = known_op.ok_or(DecodeError::UnknownOperation { op })?;
                 Ok(Message::Request {
                     correlation_id,
-                    request: Request::decode_body(op, frame.body)?,
+                    request: Request::decode_body(op, version, frame.body)?,
                 })
             }
             FrameKind::Response => {
-                let mut r = Reader::new(frame.body);
+                let mut r = Reader::new(frame.body, version);
                 let status = r.u16("status")?;
                 let message = if status == STATUS_OK {
                     let op = known_op.ok_or(DecodeError::UnknownOperation { op })?;
@@ -204,7 +214,7 @@ impl Message {
                         value: u64::from(correlation_id),
                     });
                 }
-                let mut r = Reader::new(frame.body);
+                let mut r = Reader::new(frame.body, version);
                 let delivery = Delivery::decode(&mut r)?;
                 r.finish()?;
                 Ok(Message::Push(delivery))

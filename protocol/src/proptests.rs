@@ -5,7 +5,9 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use crate::batch::{split_batches, BatchBuilder, BatchView};
-use crate::{FrameDecoder, Message, OpCode, Request, Response};
+use crate::{
+    FrameDecoder, Message, OpCode, Request, Response, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
+};
 
 /// Arbitrary byte fields, short so that cases stay fast.
 pub(crate) fn bytes() -> impl Strategy<Value = Bytes> {
@@ -46,9 +48,28 @@ pub(crate) fn batches() -> impl Strategy<Value = Bytes> {
 }
 
 fn encode(msg: &Message) -> BytesMut {
+    encode_in(msg, PROTOCOL_VERSION)
+}
+
+fn encode_in(msg: &Message, version: u16) -> BytesMut {
     let mut buf = BytesMut::new();
-    msg.encode(&mut buf).expect("generated messages fit");
+    msg.encode(version, &mut buf)
+        .expect("generated messages fit");
     buf
+}
+
+/// Whether protocol `version` defines everything `msg` carries, so that it must
+/// round-trip unchanged at that version.
+fn defined_in(msg: &Message, version: u16) -> bool {
+    match msg {
+        Message::Request { request, .. } => request.op_code().since() <= version,
+        Message::Response { response, .. } => response.op_code().since() <= version,
+        Message::Error { op, error, .. } => {
+            OpCode::from_u16(*op).is_some_and(|op| op.since() <= version)
+                && error.code.since() <= version
+        }
+        Message::Push(_) => true,
+    }
 }
 
 /// Runs every decoder on `bytes`; the result does not matter, only that it returns.
@@ -60,8 +81,10 @@ fn decode_everything(bytes: &[u8]) {
     }
     let body = Bytes::copy_from_slice(bytes);
     for &op in OpCode::ALL {
-        let _ = Request::decode_body(op, body.clone());
-        let _ = Response::decode_body(op, body.clone());
+        for &version in SUPPORTED_VERSIONS {
+            let _ = Request::decode_body(op, version, body.clone());
+            let _ = Response::decode_body(op, version, body.clone());
+        }
     }
     if let Ok(view) = BatchView::new(bytes) {
         let _ = view.validate();
@@ -76,21 +99,26 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn every_message_round_trips(msg in any::<Message>()) {
-        let mut buf = encode(&msg);
-        let wire = buf.clone().freeze();
-        let decoded = FrameDecoder::new().decode_message(&mut buf);
-        prop_assert_eq!(decoded, Ok(Some(msg.clone())));
-        prop_assert!(buf.is_empty());
-        // Re-encoding the decoded value gives the same bytes.
-        prop_assert_eq!(encode(&msg).freeze(), wire);
+    fn every_message_round_trips_in_every_version_that_defines_it(msg in any::<Message>()) {
+        for &version in SUPPORTED_VERSIONS {
+            if !defined_in(&msg, version) {
+                continue;
+            }
+            let mut buf = encode_in(&msg, version);
+            let wire = buf.clone().freeze();
+            let decoded = FrameDecoder::new().decode_message(&mut buf);
+            prop_assert_eq!(decoded, Ok(Some(msg.clone())), "version {}", version);
+            prop_assert!(buf.is_empty());
+            // Re-encoding the decoded value gives the same bytes.
+            prop_assert_eq!(encode_in(&msg, version).freeze(), wire);
+        }
     }
 
     #[test]
     fn pipelined_messages_decode_in_order(msgs in proptest::collection::vec(any::<Message>(), 1..6)) {
         let mut buf = BytesMut::new();
         for msg in &msgs {
-            msg.encode(&mut buf).expect("generated messages fit");
+            msg.encode(PROTOCOL_VERSION, &mut buf).expect("generated messages fit");
         }
         let decoder = FrameDecoder::new();
         for msg in &msgs {

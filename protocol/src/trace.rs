@@ -143,7 +143,7 @@ impl Span {
 
     /// Decodes a record value.
     pub fn decode(bytes: Bytes) -> Result<Span, DecodeError> {
-        let mut r = Reader::new(bytes);
+        let mut r = Reader::internal(bytes);
         let mut id = |n: usize| -> Result<Vec<u8>, DecodeError> {
             (0..n).map(|_| r.u8("span id")).collect()
         };

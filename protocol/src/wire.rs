@@ -35,12 +35,25 @@ pub(crate) const MIN_OPTION_BYTES: usize = 1;
 #[derive(Debug)]
 pub(crate) struct Reader {
     buf: Bytes,
+    version: u16,
 }
 
 impl Reader {
-    /// A reader over `buf`.
-    pub(crate) fn new(buf: Bytes) -> Reader {
-        Reader { buf }
+    /// A reader over `buf`, holding a body in the layout of protocol `version`.
+    pub(crate) fn new(buf: Bytes, version: u16) -> Reader {
+        Reader { buf, version }
+    }
+
+    /// A reader over an internal-topic record value. Those records are on disk, so
+    /// they never follow the wire protocol's versions: any shared piece they contain
+    /// keeps its version-1 layout, and they version themselves by their own tags.
+    pub(crate) fn internal(buf: Bytes) -> Reader {
+        Reader { buf, version: 1 }
+    }
+
+    /// The protocol version whose layout the body is in.
+    pub(crate) fn version(&self) -> u16 {
+        self.version
     }
 
     fn need(&self, what: &'static str, needed: usize) -> Result<(), DecodeError> {
@@ -255,7 +268,7 @@ mod tests {
 
     #[test]
     fn absurd_count_is_rejected_before_allocating() {
-        let mut r = Reader::new(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+        let mut r = Reader::internal(Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
         let err = r.array("items", 8, |r| r.u64("item")).unwrap_err();
         assert!(matches!(
             err,
@@ -268,12 +281,12 @@ mod tests {
 
     #[test]
     fn strings_reject_bad_utf8_and_truncation() {
-        let mut r = Reader::new(Bytes::from_static(&[2, 0, 0xc3, 0x28]));
+        let mut r = Reader::internal(Bytes::from_static(&[2, 0, 0xc3, 0x28]));
         assert!(matches!(
             r.string("name"),
             Err(DecodeError::InvalidUtf8 { what: "name" })
         ));
-        let mut r = Reader::new(Bytes::from_static(&[5, 0, b'a']));
+        let mut r = Reader::internal(Bytes::from_static(&[5, 0, b'a']));
         assert!(matches!(
             r.string("name"),
             Err(DecodeError::Truncated { .. })
@@ -283,7 +296,7 @@ mod tests {
     #[test]
     fn byte_fields_are_zero_copy() {
         let body = Bytes::from_static(&[3, 0, 0, 0, 7, 8, 9]);
-        let mut r = Reader::new(body.clone());
+        let mut r = Reader::internal(body.clone());
         let field = r.bytes("value").unwrap();
         assert_eq!(field.as_ptr(), body[4..].as_ptr());
         r.finish().unwrap();
@@ -291,7 +304,7 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_an_error() {
-        let mut r = Reader::new(Bytes::from_static(&[1, 0, 9]));
+        let mut r = Reader::internal(Bytes::from_static(&[1, 0, 9]));
         r.u16("x").unwrap();
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes { count: 1 }));
     }

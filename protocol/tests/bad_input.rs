@@ -7,6 +7,7 @@ use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
 use protocol::ops::topic::CreateTopicRequest;
 use protocol::{
     negotiate_version, DecodeError, ErrorCode, FrameDecoder, FrameError, Message, Request,
+    PROTOCOL_VERSION,
 };
 
 const CORRELATION_ID: u32 = 77;
@@ -60,7 +61,7 @@ fn produce(batch: Bytes) -> BytesMut {
         }),
     };
     let mut buf = BytesMut::new();
-    msg.encode(&mut buf).unwrap();
+    msg.encode(PROTOCOL_VERSION, &mut buf).unwrap();
     buf
 }
 
@@ -222,13 +223,18 @@ fn encoding_a_too_long_string_fails_and_writes_nothing() {
         }),
     };
     let mut buf = BytesMut::from(&b"keep"[..]);
-    assert!(msg.encode(&mut buf).is_err());
+    assert!(msg.encode(PROTOCOL_VERSION, &mut buf).is_err());
     assert_eq!(&buf[..], b"keep");
 }
 
 #[test]
 fn version_negotiation() {
-    assert_eq!(negotiate_version(&[3, 1, 2]), Some(1));
-    assert_eq!(negotiate_version(&[2, 3]), None);
+    assert_eq!(negotiate_version(&[3, 1, 2]), Some(2), "the highest shared");
+    assert_eq!(
+        negotiate_version(&[1]),
+        Some(1),
+        "an old client keeps version 1"
+    );
+    assert_eq!(negotiate_version(&[3, 4]), None);
     assert_eq!(negotiate_version(&[]), None);
 }

@@ -19,6 +19,9 @@ pub struct Raw {
     stream: TcpStream,
     buf: BytesMut,
     next_id: u32,
+    /// The version requests are encoded in, and every answer after the handshake's
+    /// must carry: 1 until a handshake picks another.
+    version: u16,
 }
 
 impl Raw {
@@ -32,22 +35,38 @@ impl Raw {
             stream,
             buf: BytesMut::new(),
             next_id: 1,
+            version: 1,
         }
     }
 
-    /// Connects and handshakes.
+    /// Connects and handshakes at protocol version 1, as the oldest client would:
+    /// every version-1 layout must keep working against every later broker.
     pub fn handshaken(addr: &str) -> Raw {
+        Raw::handshaken_at(addr, &[1])
+    }
+
+    /// Connects and handshakes offering `versions`; later requests use the one the
+    /// broker picks.
+    pub fn handshaken_at(addr: &str, versions: &[u16]) -> Raw {
         let mut raw = Raw::connect(addr);
         let hello = HandshakeRequest {
-            versions: vec![1],
+            versions: versions.to_vec(),
             client_name: "wire-test".into(),
             auth: None,
         };
-        assert!(matches!(
-            raw.call(Request::Handshake(hello)),
-            Message::Response { .. }
-        ));
+        match raw.call(Request::Handshake(hello)) {
+            Message::Response {
+                response: protocol::Response::Handshake(answer),
+                ..
+            } => raw.version = answer.version,
+            other => panic!("handshake refused: {other:?}"),
+        }
         raw
+    }
+
+    /// The protocol version this connection speaks.
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// Writes raw bytes.
@@ -64,7 +83,7 @@ impl Raw {
             correlation_id: id,
             request,
         }
-        .encode(&mut out)
+        .encode(self.version, &mut out)
         .unwrap();
         self.send_bytes(&out);
         id
@@ -73,7 +92,21 @@ impl Raw {
     /// The next message, or None once the server closed the connection.
     pub fn receive(&mut self) -> Option<Message> {
         loop {
-            if let Some(message) = FrameDecoder::new().decode_message(&mut self.buf).unwrap() {
+            if let Some(frame) = FrameDecoder::new().decode(&mut self.buf).unwrap() {
+                let header = frame.header;
+                let message = Message::decode(frame).unwrap();
+                if !matches!(
+                    &message,
+                    Message::Response {
+                        response: protocol::Response::Handshake(_),
+                        ..
+                    }
+                ) {
+                    assert_eq!(
+                        header.version, self.version,
+                        "every frame after the handshake carries the negotiated version"
+                    );
+                }
                 return Some(message);
             }
             let mut chunk = [0u8; 65536];

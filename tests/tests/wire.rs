@@ -64,6 +64,22 @@ fn the_first_request_must_be_a_handshake() {
 }
 
 #[test]
+fn clients_of_version_1_and_2_are_served_side_by_side() {
+    let broker = Brokerd::start();
+    let mut old = Raw::handshaken_at(broker.addr(), &[1]);
+    let mut new = Raw::handshaken_at(broker.addr(), &[1, 2]);
+    assert_eq!((old.version(), new.version()), (1, 2));
+    create_topic(&mut old, "t", 1);
+    for (raw, value) in [(&mut old, &b"from v1"[..]), (&mut new, b"from v2")] {
+        let answer = produce(raw, "t", value);
+        assert!(matches!(answer, Message::Response { .. }), "{answer:?}");
+        // Errors too go out in the connection's version (Raw checks each header).
+        let answer = produce(raw, "nope", value);
+        assert_eq!(error_code(&answer), Some(ErrorCode::UnknownTopic));
+    }
+}
+
+#[test]
 fn produce_fetch_and_errors_over_raw_frames() {
     let broker = Brokerd::start();
     let mut raw = Raw::handshaken(broker.addr());
@@ -175,7 +191,7 @@ fn a_malformed_frame_gets_an_error_and_a_closed_connection_while_others_carry_on
             include_internal: false,
         }),
     }
-    .encode(&mut frame)
+    .encode(bad.version(), &mut frame)
     .unwrap();
     let len = u32::from_le_bytes(frame[0..4].try_into().unwrap()) + 1;
     frame[0..4].copy_from_slice(&len.to_le_bytes());

@@ -33,6 +33,8 @@ pub(super) struct Conn {
     pub(super) shared: Arc<Shared>,
     pub(super) outbound: mpsc::Sender<Bytes>,
     pub(super) max_frame_bytes: usize,
+    /// The negotiated protocol version requests are encoded in.
+    pub(super) version: u16,
     pub(super) _reader: AbortOnDrop,
     pub(super) _writer: AbortOnDrop,
 }

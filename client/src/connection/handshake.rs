@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use protocol::codec::ProtocolCodec;
 use protocol::ops::handshake::HandshakeRequest;
-use protocol::{ErrorCode, Message, Request, Response};
+use protocol::{ErrorCode, Message, Request, Response, HANDSHAKE_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -24,10 +24,19 @@ use super::open::OpenError;
 use super::ClientConfig;
 use crate::error::ClientError;
 
+/// What the handshake settled for the connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Negotiated {
+    /// The largest frame the broker accepts.
+    pub(super) max_frame_bytes: usize,
+    /// The protocol version every later frame is encoded in.
+    pub(super) version: u16,
+}
+
 pub(super) async fn handshake(
     addr: &str,
     config: &ClientConfig,
-) -> Result<(Frames, OwnedWriteHalf, usize), OpenError> {
+) -> Result<(Frames, OwnedWriteHalf, Negotiated), OpenError> {
     let stream = TcpStream::connect(addr).await.map_err(OpenError::Retry)?;
     // Requests are small and latency-bound; the writer batches them itself.
     stream.set_nodelay(true).map_err(OpenError::Retry)?;
@@ -42,7 +51,7 @@ pub(super) async fn handshake(
         }),
     };
     let mut buf = BytesMut::new();
-    hello.encode(&mut buf).map_err(|e| {
+    hello.encode(HANDSHAKE_VERSION, &mut buf).map_err(|e| {
         OpenError::Fatal(ClientError::InvalidArgument(format!(
             "cannot encode the handshake (is the client name over 65535 bytes?): {e}"
         )))
@@ -69,8 +78,11 @@ pub(super) async fn handshake(
                     answer.version
                 ))));
             }
-            let max_frame_bytes = usize::try_from(answer.max_frame_bytes).unwrap_or(usize::MAX);
-            Ok((frames, write, max_frame_bytes))
+            let negotiated = Negotiated {
+                max_frame_bytes: usize::try_from(answer.max_frame_bytes).unwrap_or(usize::MAX),
+                version: answer.version,
+            };
+            Ok((frames, write, negotiated))
         }
         Ok(Message::Error { error, .. }) if error.code == ErrorCode::TooManyConnections => {
             Err(OpenError::Retry(std::io::Error::other(format!(

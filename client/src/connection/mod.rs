@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use protocol::ops::subscribe::Delivery;
-use protocol::{Message, Request, Response};
+use protocol::{EncodeError, Message, Request, Response};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::ClientError;
@@ -162,8 +162,14 @@ impl Client {
             request,
         };
         message
-            .encode(&mut buf)
-            .map_err(|e| ClientError::InvalidArgument(format!("cannot encode {op}: {e}")))?;
+            .encode(conn.version, &mut buf)
+            .map_err(|e| match e {
+                EncodeError::NotInVersion { .. } => ClientError::Unsupported(format!(
+                    "{e}: the broker at {} is older than this client",
+                    conn.shared.addr
+                )),
+                e => ClientError::InvalidArgument(format!("cannot encode {op}: {e}")),
+            })?;
         if buf.len() > conn.max_frame_bytes {
             return Err(ClientError::InvalidArgument(format!(
                 "the {op} request is {} bytes; the broker accepts frames of at most {} bytes",

@@ -69,7 +69,7 @@ async fn open(addr: &str, config: &ClientConfig) -> Result<Conn, OpenError> {
         ))
     };
     let handshake = tokio::time::timeout(config.connect_timeout, handshake(addr, config));
-    let (reader, writer, max_frame_bytes) = handshake.await.map_err(|_| timed_out())??;
+    let (reader, writer, negotiated) = handshake.await.map_err(|_| timed_out())??;
     let shared = Arc::new(Shared {
         addr: addr.to_string(),
         state: Mutex::new(ConnState {
@@ -86,7 +86,8 @@ async fn open(addr: &str, config: &ClientConfig) -> Result<Conn, OpenError> {
     Ok(Conn {
         shared,
         outbound,
-        max_frame_bytes,
+        max_frame_bytes: negotiated.max_frame_bytes,
+        version: negotiated.version,
         _reader: AbortOnDrop(reader),
         _writer: AbortOnDrop(writer),
     })

@@ -18,9 +18,10 @@ fuzz_target!(|data: &[u8]| {
         match decoder.decode(&mut buf) {
             Ok(Some(frame)) => {
                 let consumed = before.len() - buf.len();
+                let version = frame.header.version;
                 if let Ok(msg) = Message::decode(frame) {
                     let mut again = BytesMut::new();
-                    msg.encode(&mut again)
+                    msg.encode(version, &mut again)
                         .expect("a decoded message re-encodes");
                     assert_eq!(&again[..], &before[..consumed], "re-encoding differs");
                 }

@@ -205,7 +205,7 @@ impl QueueEvent {
 
     /// Decodes a record value; the whole value must be one event.
     pub fn decode(value: Bytes) -> Result<QueueEvent, DecodeError> {
-        let mut r = Reader::new(value);
+        let mut r = Reader::internal(value);
         let kind = r.u8("queue event kind")?;
         let partition = r.u32("partition")?;
         let i64 = |r: &mut Reader, what| r.u64(what).map(|v| v as i64);

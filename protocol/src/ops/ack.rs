@@ -60,7 +60,7 @@ pub struct ExtendDeadlineRequest {
 }
 
 impl Body for AckRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "topic", &self.topic)?;
         buf.put_u32_le(self.partition);
@@ -81,7 +81,7 @@ impl Body for AckRequest {
 }
 
 impl Body for NackRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "topic", &self.topic)?;
         buf.put_u32_le(self.partition);
@@ -107,7 +107,7 @@ impl Body for NackRequest {
 }
 
 impl Body for ExtendDeadlineRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "topic", &self.topic)?;
         buf.put_u32_le(self.partition);

@@ -44,7 +44,7 @@ pub struct FetchResponse {
 }
 
 impl Body for FetchRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         buf.put_u32_le(self.partition);
         buf.put_u64_le(self.offset);
@@ -65,7 +65,7 @@ impl Body for FetchRequest {
 }
 
 impl Body for FetchResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.high_watermark);
         buf.put_u64_le(self.log_start_offset);
         wire::put_bytes(buf, "batches", &self.batches)

@@ -196,7 +196,7 @@ const MIN_MEMBER_INFO_BYTES: usize = 2 * MIN_STRING_BYTES + 4 + MIN_ARRAY_BYTES;
 const MIN_GROUP_PARTITION_BYTES: usize = 4 + MIN_OPTION_BYTES + 8 + 8 + MIN_OPTION_BYTES;
 
 impl Body for JoinGroupRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "topic", &self.topic)?;
         wire::put_string(buf, "member_id", &self.member_id)?;
@@ -220,7 +220,7 @@ impl Body for JoinGroupRequest {
 }
 
 impl Body for JoinGroupResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "member_id", &self.member_id)?;
         buf.put_u32_le(self.generation);
         put_partitions(buf, &self.partitions)
@@ -236,7 +236,7 @@ impl Body for JoinGroupResponse {
 }
 
 impl Body for HeartbeatRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "member_id", &self.member_id)?;
         buf.put_u32_le(self.generation);
@@ -253,7 +253,7 @@ impl Body for HeartbeatRequest {
 }
 
 impl Body for HeartbeatResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u32_le(self.generation);
         put_partitions(buf, &self.partitions)
     }
@@ -267,7 +267,7 @@ impl Body for HeartbeatResponse {
 }
 
 impl Body for LeaveGroupRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "member_id", &self.member_id)
     }
@@ -281,7 +281,7 @@ impl Body for LeaveGroupRequest {
 }
 
 impl Body for ListGroupsResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "groups", &self.groups, |b, g| {
             wire::put_string(b, "group", &g.group)?;
             wire::put_string(b, "topic", &g.topic)?;
@@ -307,7 +307,7 @@ impl Body for ListGroupsResponse {
 }
 
 impl Body for DescribeGroupRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)
     }
 
@@ -319,7 +319,7 @@ impl Body for DescribeGroupRequest {
 }
 
 impl Body for DescribeGroupResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "topic", &self.topic)?;
         self.mode.encode(buf);

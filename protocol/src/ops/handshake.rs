@@ -48,7 +48,7 @@ pub struct HandshakeResponse {
 }
 
 impl Body for HandshakeRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "versions", &self.versions, |b, v| {
             b.put_u16_le(*v);
             Ok(())
@@ -75,7 +75,7 @@ impl Body for HandshakeRequest {
 }
 
 impl Body for HandshakeResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u16_le(self.version);
         wire::put_string(buf, "server_name", &self.server_name)?;
         buf.put_u32_le(self.max_frame_bytes);

@@ -25,9 +25,13 @@ pub mod subscribe;
 pub mod topic;
 
 /// A message body: encodes after the frame header, decodes from a frame body.
+///
+/// A body whose layout changed in a later protocol version writes the layout of the
+/// `version` it is given and reads the one of [`Reader::version`]; every other body
+/// ignores both.
 pub(crate) trait Body: Sized {
-    /// Appends the body to `buf`.
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError>;
+    /// Appends the body, in the layout of protocol `version`, to `buf`.
+    fn encode(&self, buf: &mut BytesMut, version: u16) -> Result<(), EncodeError>;
     /// Reads the body; the caller checks that nothing is left over.
     fn decode(r: &mut Reader) -> Result<Self, DecodeError>;
 }
@@ -71,7 +75,7 @@ pub(crate) use wire_enum;
 pub struct Empty;
 
 impl Body for Empty {
-    fn encode(&self, _buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, _buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         Ok(())
     }
 
@@ -81,7 +85,7 @@ impl Body for Empty {
 }
 
 macro_rules! operations {
-    ($($(#[$doc:meta])* $variant:ident = $code:literal, $name:literal;)*) => {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $name:literal, since $since:literal;)*) => {
         /// The operation a frame carries, from the header's `op` field.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[repr(u16)]
@@ -107,77 +111,90 @@ macro_rules! operations {
                     $(OpCode::$variant => $name,)*
                 }
             }
+
+            /// The protocol version that introduced the operation.
+            pub fn since(self) -> u16 {
+                match self {
+                    $(OpCode::$variant => $since,)*
+                }
+            }
+
+            /// The operation for a wire value if the protocol `version` defines it:
+            /// an operation of a later version is as unknown as an undefined code.
+            pub fn from_u16_in(value: u16, version: u16) -> Option<OpCode> {
+                OpCode::from_u16(value).filter(|op| op.since() <= version)
+            }
         }
     };
 }
 
 operations! {
     /// Negotiates the version and names the client; always the first request.
-    Handshake = 1, "Handshake";
+    Handshake = 1, "Handshake", since 1;
     /// Creates a topic.
-    CreateTopic = 10, "CreateTopic";
+    CreateTopic = 10, "CreateTopic", since 1;
     /// Deletes a topic and its data.
-    DeleteTopic = 11, "DeleteTopic";
+    DeleteTopic = 11, "DeleteTopic", since 1;
     /// Lists topics with summary counters.
-    ListTopics = 12, "ListTopics";
+    ListTopics = 12, "ListTopics", since 1;
     /// A topic's config and per-partition offsets.
-    DescribeTopic = 13, "DescribeTopic";
+    DescribeTopic = 13, "DescribeTopic", since 1;
     /// Deletes a partition's records below an offset.
-    DeleteRecords = 14, "DeleteRecords";
+    DeleteRecords = 14, "DeleteRecords", since 1;
     /// Appends one record batch.
-    Produce = 20, "Produce";
+    Produce = 20, "Produce", since 1;
     /// Reads batches from one partition, with long polling.
-    Fetch = 21, "Fetch";
+    Fetch = 21, "Fetch", since 1;
     /// Opens a push subscription.
-    Subscribe = 30, "Subscribe";
+    Subscribe = 30, "Subscribe", since 1;
     /// Grants a subscription more credit.
-    Credit = 31, "Credit";
+    Credit = 31, "Credit", since 1;
     /// Closes a subscription.
-    Unsubscribe = 32, "Unsubscribe";
+    Unsubscribe = 32, "Unsubscribe", since 1;
     /// A pushed delivery of records for a subscription (server to client only).
-    Delivery = 33, "Delivery";
+    Delivery = 33, "Delivery", since 1;
     /// Joins (or rejoins) a consumer group.
-    JoinGroup = 40, "JoinGroup";
+    JoinGroup = 40, "JoinGroup", since 1;
     /// Keeps a membership alive and reports the current assignment.
-    Heartbeat = 41, "Heartbeat";
+    Heartbeat = 41, "Heartbeat", since 1;
     /// Leaves a consumer group.
-    LeaveGroup = 42, "LeaveGroup";
+    LeaveGroup = 42, "LeaveGroup", since 1;
     /// Commits stream-mode consumer offsets.
-    CommitOffsets = 43, "CommitOffsets";
+    CommitOffsets = 43, "CommitOffsets", since 1;
     /// Reads committed offsets.
-    FetchOffsets = 44, "FetchOffsets";
+    FetchOffsets = 44, "FetchOffsets", since 1;
     /// Lists consumer groups.
-    ListGroups = 45, "ListGroups";
+    ListGroups = 45, "ListGroups", since 1;
     /// Members, assignments, offsets and lag of a group.
-    DescribeGroup = 46, "DescribeGroup";
+    DescribeGroup = 46, "DescribeGroup", since 1;
     /// Acknowledges queue-mode messages.
-    Ack = 50, "Ack";
+    Ack = 50, "Ack", since 1;
     /// Rejects a queue-mode message for redelivery or dead-lettering.
-    Nack = 51, "Nack";
+    Nack = 51, "Nack", since 1;
     /// Extends a queue-mode message's processing deadline.
-    ExtendDeadline = 52, "ExtendDeadline";
+    ExtendDeadline = 52, "ExtendDeadline", since 1;
     /// Server-wide counters.
-    ServerStats = 60, "ServerStats";
+    ServerStats = 60, "ServerStats", since 1;
     /// One topic's counters.
-    TopicStats = 61, "TopicStats";
+    TopicStats = 61, "TopicStats", since 1;
     /// Registers a service instance with a TTL.
-    RegisterInstance = 70, "RegisterInstance";
+    RegisterInstance = 70, "RegisterInstance", since 1;
     /// Keeps a service instance alive.
-    InstanceHeartbeat = 71, "InstanceHeartbeat";
+    InstanceHeartbeat = 71, "InstanceHeartbeat", since 1;
     /// Removes a service instance.
-    DeregisterInstance = 72, "DeregisterInstance";
+    DeregisterInstance = 72, "DeregisterInstance", since 1;
     /// Services with healthy instances.
-    ListServices = 73, "ListServices";
+    ListServices = 73, "ListServices", since 1;
     /// A service's healthy instances.
-    DescribeService = 74, "DescribeService";
+    DescribeService = 74, "DescribeService", since 1;
     /// Adds a routing rule.
-    AddRoute = 80, "AddRoute";
+    AddRoute = 80, "AddRoute", since 1;
     /// Deletes a routing rule.
-    DeleteRoute = 81, "DeleteRoute";
+    DeleteRoute = 81, "DeleteRoute", since 1;
     /// Lists routing rules.
-    ListRoutes = 82, "ListRoutes";
+    ListRoutes = 82, "ListRoutes", since 1;
     /// Publishes a batch by routing key.
-    Publish = 83, "Publish";
+    Publish = 83, "Publish", since 1;
 }
 
 impl OpCode {
@@ -217,16 +234,26 @@ macro_rules! messages {
                 }
             }
 
-            /// Appends the body (not the frame header) to `buf`.
-            pub fn encode_body(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+            /// Appends the body (not the frame header), in the layout of protocol
+            /// `version`, to `buf`. An operation that `version` does not define is
+            /// refused: sending it would only earn `unknown_operation`.
+            pub fn encode_body(&self, buf: &mut BytesMut, version: u16) -> Result<(), EncodeError> {
+                let op = self.op_code();
+                if op.since() > version {
+                    return Err(EncodeError::NotInVersion { what: op.name(), since: op.since(), version });
+                }
                 match self {
-                    $(Request::$variant(body) => body.encode(buf),)*
+                    $(Request::$variant(body) => body.encode(buf, version),)*
                 }
             }
 
-            /// Decodes a request body for `op`. The whole body must be consumed.
-            pub fn decode_body(op: OpCode, body: bytes::Bytes) -> Result<Request, DecodeError> {
-                let mut r = Reader::new(body);
+            /// Decodes a request body for `op` in the layout of protocol `version`.
+            /// The whole body must be consumed.
+            pub fn decode_body(op: OpCode, version: u16, body: bytes::Bytes) -> Result<Request, DecodeError> {
+                if op.since() > version {
+                    return Err(DecodeError::UnknownOperation { op: op.as_u16() });
+                }
+                let mut r = Reader::new(body, version);
                 let request = match op {
                     $(OpCode::$variant => Request::$variant(<$req>::decode(&mut r)?),)*
                     OpCode::Delivery => {
@@ -249,23 +276,32 @@ macro_rules! messages {
                 }
             }
 
-            /// Appends the success body (after the status) to `buf`.
-            pub fn encode_body(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+            /// Appends the success body (after the status), in the layout of protocol
+            /// `version`, to `buf`.
+            pub fn encode_body(&self, buf: &mut BytesMut, version: u16) -> Result<(), EncodeError> {
+                let op = self.op_code();
+                if op.since() > version {
+                    return Err(EncodeError::NotInVersion { what: op.name(), since: op.since(), version });
+                }
                 match self {
-                    $(Response::$variant(body) => body.encode(buf),)*
+                    $(Response::$variant(body) => body.encode(buf, version),)*
                 }
             }
 
-            /// Decodes a success body (after the status) for `op`. The whole body
-            /// must be consumed.
-            pub fn decode_body(op: OpCode, body: bytes::Bytes) -> Result<Response, DecodeError> {
-                let mut r = Reader::new(body);
+            /// Decodes a success body (after the status) for `op` in the layout of
+            /// protocol `version`. The whole body must be consumed.
+            pub fn decode_body(op: OpCode, version: u16, body: bytes::Bytes) -> Result<Response, DecodeError> {
+                let mut r = Reader::new(body, version);
                 let response = Response::decode_from(op, &mut r)?;
                 r.finish()?;
                 Ok(response)
             }
 
+            /// Decodes a success body for `op` in the layout of the reader's version.
             pub(crate) fn decode_from(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
+                if op.since() > r.version() {
+                    return Err(DecodeError::UnknownOperation { op: op.as_u16() });
+                }
                 Ok(match op {
                     $(OpCode::$variant => Response::$variant(<$resp>::decode(r)?),)*
                     OpCode::Delivery => {

@@ -68,7 +68,7 @@ const PARTITION_OFFSET_BYTES: usize = 4 + 8;
 const MIN_COMMITTED_OFFSET_BYTES: usize = 4 + MIN_OPTION_BYTES;
 
 impl Body for CommitOffsetsRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "member_id", &self.member_id)?;
         buf.put_u32_le(self.generation);
@@ -97,7 +97,7 @@ impl Body for CommitOffsetsRequest {
 }
 
 impl Body for FetchOffsetsRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "group", &self.group)?;
         wire::put_string(buf, "topic", &self.topic)
     }
@@ -111,7 +111,7 @@ impl Body for FetchOffsetsRequest {
 }
 
 impl Body for FetchOffsetsResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "offsets", &self.offsets, |b, o| {
             b.put_u32_le(o.partition);
             wire::put_option(b, o.offset.as_ref(), |b, v| {

@@ -65,7 +65,7 @@ pub struct ProduceResponse {
 }
 
 impl Body for ProduceRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         match &self.partition {
             PartitionSelector::Partition(p) => {
@@ -111,7 +111,7 @@ impl Body for ProduceRequest {
 }
 
 impl Body for ProduceResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u32_le(self.partition);
         wire::put_option(buf, self.base_offset.as_ref(), |b, o| {
             b.put_u64_le(*o);

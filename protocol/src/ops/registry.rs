@@ -201,7 +201,7 @@ impl RegistryEvent {
 
     /// Decodes a record value.
     pub fn decode(bytes: Bytes) -> Result<RegistryEvent, DecodeError> {
-        let mut r = Reader::new(bytes);
+        let mut r = Reader::internal(bytes);
         let tag = r.u8("registry event")?;
         let service = r.string("service")?;
         let instance_id = r.string("instance_id")?;
@@ -243,7 +243,7 @@ impl RegistryEvent {
 }
 
 impl Body for RegisterRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "service", &self.service)?;
         wire::put_string(buf, "instance_id", &self.instance_id)?;
         wire::put_string(buf, "address", &self.address)?;
@@ -264,7 +264,7 @@ impl Body for RegisterRequest {
 }
 
 impl Body for InstanceRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "service", &self.service)?;
         wire::put_string(buf, "instance_id", &self.instance_id)
     }
@@ -278,7 +278,7 @@ impl Body for InstanceRequest {
 }
 
 impl Body for ListServicesResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "services", &self.services, |b, s| {
             wire::put_string(b, "service", &s.service)?;
             b.put_u32_le(s.instances);
@@ -298,7 +298,7 @@ impl Body for ListServicesResponse {
 }
 
 impl Body for DescribeServiceRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "service", &self.service)?;
         put_config(buf, &self.tags)
     }
@@ -312,7 +312,7 @@ impl Body for DescribeServiceRequest {
 }
 
 impl Body for DescribeServiceResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "instances", &self.instances, |b, i| {
             wire::put_string(b, "instance_id", &i.instance_id)?;
             wire::put_string(b, "address", &i.address)?;

@@ -153,7 +153,7 @@ impl RouteEvent {
 
     /// Decodes a record value.
     pub fn decode(bytes: Bytes) -> Result<RouteEvent, DecodeError> {
-        let mut r = Reader::new(bytes);
+        let mut r = Reader::internal(bytes);
         let event = match r.u8("route event")? {
             1 => RouteEvent::Added(read_route(&mut r)?),
             2 => RouteEvent::Deleted {
@@ -172,7 +172,7 @@ impl RouteEvent {
 }
 
 impl Body for AddRouteRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "pattern", &self.pattern)?;
         wire::put_string(buf, "topic", &self.topic)?;
         put_config(buf, &self.headers)
@@ -188,7 +188,7 @@ impl Body for AddRouteRequest {
 }
 
 impl Body for AddRouteResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.route_id);
         Ok(())
     }
@@ -201,7 +201,7 @@ impl Body for AddRouteResponse {
 }
 
 impl Body for DeleteRouteRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.route_id);
         Ok(())
     }
@@ -214,7 +214,7 @@ impl Body for DeleteRouteRequest {
 }
 
 impl Body for ListRoutesResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "routes", &self.routes, put_route)
     }
 
@@ -230,7 +230,7 @@ impl Body for ListRoutesResponse {
 }
 
 impl Body for PublishRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "routing_key", &self.routing_key)?;
         put_config(buf, &self.headers)?;
         self.ack.encode(buf);
@@ -256,7 +256,7 @@ impl Body for PublishRequest {
 }
 
 impl Body for PublishResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "routed", &self.routed, |b, routed| {
             wire::put_string(b, "topic", &routed.topic)?;
             b.put_u32_le(routed.partition);

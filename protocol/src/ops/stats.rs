@@ -95,7 +95,7 @@ fn read_counters(r: &mut Reader) -> Result<Counters, DecodeError> {
 }
 
 impl Body for ServerStatsResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.uptime_ms);
         buf.put_u32_le(self.connections);
         wire::put_array(buf, "topics", &self.topics, |b, t| {
@@ -120,7 +120,7 @@ impl Body for ServerStatsResponse {
 }
 
 impl Body for TopicStatsRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)
     }
 
@@ -132,7 +132,7 @@ impl Body for TopicStatsRequest {
 }
 
 impl Body for TopicStatsResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         put_counters(buf, &self.total);
         wire::put_array(buf, "partitions", &self.partitions, |b, p| {

@@ -111,7 +111,7 @@ pub struct Delivery {
 }
 
 impl Body for SubscribeRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         match &self.target {
             SubscribeTarget::Partition(p) => {
@@ -174,7 +174,7 @@ impl Body for SubscribeRequest {
 }
 
 impl Body for SubscribeResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.subscription_id);
         Ok(())
     }
@@ -187,7 +187,7 @@ impl Body for SubscribeResponse {
 }
 
 impl Body for CreditRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.subscription_id);
         buf.put_u32_le(self.messages);
         buf.put_u64_le(self.bytes);
@@ -204,7 +204,7 @@ impl Body for CreditRequest {
 }
 
 impl Body for UnsubscribeRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.subscription_id);
         Ok(())
     }
@@ -217,7 +217,7 @@ impl Body for UnsubscribeRequest {
 }
 
 impl Body for Delivery {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.subscription_id);
         buf.put_u32_le(self.partition);
         buf.put_u64_le(self.from_offset);

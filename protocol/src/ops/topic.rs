@@ -128,7 +128,7 @@ pub(crate) fn read_config(r: &mut Reader) -> Result<Vec<ConfigEntry>, DecodeErro
 }
 
 impl Body for CreateTopicRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "name", &self.name)?;
         buf.put_u32_le(self.partitions);
         put_config(buf, &self.config)
@@ -144,7 +144,7 @@ impl Body for CreateTopicRequest {
 }
 
 impl Body for DeleteTopicRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "name", &self.name)
     }
 
@@ -156,7 +156,7 @@ impl Body for DeleteTopicRequest {
 }
 
 impl Body for ListTopicsRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_bool(buf, self.include_internal);
         Ok(())
     }
@@ -169,7 +169,7 @@ impl Body for ListTopicsRequest {
 }
 
 impl Body for ListTopicsResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_array(buf, "topics", &self.topics, |b, t| {
             wire::put_string(b, "name", &t.name)?;
             b.put_u32_le(t.partitions);
@@ -195,7 +195,7 @@ impl Body for ListTopicsResponse {
 }
 
 impl Body for DescribeTopicRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "name", &self.name)
     }
 
@@ -207,7 +207,7 @@ impl Body for DescribeTopicRequest {
 }
 
 impl Body for DescribeTopicResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "name", &self.name)?;
         wire::put_bool(buf, self.internal);
         put_config(buf, &self.config)?;
@@ -259,7 +259,7 @@ pub struct DeleteRecordsResponse {
 }
 
 impl Body for DeleteRecordsRequest {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         buf.put_u32_le(self.partition);
         buf.put_u64_le(self.before_offset);
@@ -276,7 +276,7 @@ impl Body for DeleteRecordsRequest {
 }
 
 impl Body for DeleteRecordsResponse {
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
         buf.put_u64_le(self.log_start_offset);
         Ok(())
     }

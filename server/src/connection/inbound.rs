@@ -54,7 +54,7 @@ pub fn classify(read: Result<Frame, CodecError>) -> Inbound {
             request,
         },
         Ok(other) => {
-            let header = other.header();
+            let header = other.header(version);
             let error = FrameError::Invalid {
                 correlation_id: other.correlation_id(),
                 op: header.op,
@@ -105,7 +105,9 @@ mod tests {
 
     fn frame_of(message: &Message) -> Frame {
         let mut buf = BytesMut::new();
-        message.encode(&mut buf).unwrap();
+        message
+            .encode(protocol::PROTOCOL_VERSION, &mut buf)
+            .unwrap();
         protocol::FrameDecoder::new()
             .decode(&mut buf)
             .unwrap()
@@ -131,7 +133,7 @@ mod tests {
                 correlation_id,
                 request,
             } => {
-                assert_eq!((version, correlation_id), (1, 7));
+                assert_eq!((version, correlation_id), (protocol::PROTOCOL_VERSION, 7));
                 assert_eq!(request, Request::ListGroups(Empty));
             }
             other => panic!("{other:?}"),

@@ -24,7 +24,7 @@ pub mod refuse;
 pub mod session;
 mod writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
@@ -99,6 +99,8 @@ struct Connection {
     session: Session,
     /// The handlers' context, from the handshake on.
     context: Option<Context>,
+    /// The protocol version the handshake chose, shared with the writer.
+    negotiated: Arc<OnceLock<u16>>,
     run: ProduceRun<Reply>,
     shutdown: Shutdown,
     /// Counts the connection in the stats while it lives.
@@ -116,12 +118,19 @@ impl Connection {
         let reply = Reply::new(outbound.clone());
         let last_read = LastRead::new();
         let read_half = Progressed::new(read_half, last_read.clone());
+        let negotiated = Arc::new(OnceLock::new());
         Connection {
             frames: FramedRead::with_capacity(read_half, codec, first_frame_bytes),
             last_read,
             opened_at: Instant::now(),
             active_at: Instant::now(),
-            writer: writer::spawn(write_half, queued, limits.max_frame_bytes),
+            writer: writer::spawn(
+                write_half,
+                queued,
+                limits.max_frame_bytes,
+                negotiated.clone(),
+            ),
+            negotiated,
             run: ProduceRun::new(reply.clone()),
             reply,
             outbound,
@@ -226,7 +235,10 @@ impl Connection {
         };
         if let Some((response, client)) = client {
             let pushes = Pushes::new(self.outbound.clone());
-            self.context = Some(Context::new(&self.broker, client, pushes));
+            // Every later frame goes out in the negotiated version (the handshake's
+            // own answer is always version 1, whatever the writer is told).
+            let _ = self.negotiated.set(response.version);
+            self.context = Some(Context::new(&self.broker, client, response.version, pushes));
             // Who it is is known now: the full frame size and read buffer.
             let max_frame_bytes = self.broker.config.limits.max_frame_bytes;
             self.frames

@@ -80,6 +80,9 @@ pub trait Answers: Clone + Send + Sync + 'static {
 pub struct Context {
     /// The client's name from its handshake (shown in DescribeGroup and audit lines).
     pub client: Arc<str>,
+    /// The protocol version the session negotiated: what a handler may answer with
+    /// (a field or value of a later version must not reach this client).
+    pub version: u16,
     /// The session's push subscriptions; closed when the context is dropped.
     pub subscriptions: Subscriptions,
     /// Where the session's pushed deliveries go.
@@ -88,10 +91,11 @@ pub struct Context {
 
 impl Context {
     /// A new session's context.
-    pub fn new(broker: &Broker, client: Arc<str>, pushes: Pushes) -> Context {
+    pub fn new(broker: &Broker, client: Arc<str>, version: u16, pushes: Pushes) -> Context {
         let limit = broker.config.limits.max_subscriptions_per_connection;
         Context {
             client,
+            version,
             subscriptions: Subscriptions::new(limit),
             pushes,
         }

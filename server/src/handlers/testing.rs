@@ -35,7 +35,12 @@ impl TestBroker {
         let clock = Arc::new(ManualClock::new(1_800_000_000_000));
         let broker = Arc::new(Broker::open_with_clock(config, clock.clone()).expect("broker"));
         let (tx, pushes) = mpsc::channel(64);
-        let cx = Context::new(&broker, Arc::from("test/1"), Pushes::new(tx));
+        let cx = Context::new(
+            &broker,
+            Arc::from("test/1"),
+            protocol::PROTOCOL_VERSION,
+            Pushes::new(tx),
+        );
         TestBroker {
             broker,
             clock,
@@ -54,7 +59,12 @@ impl TestBroker {
     /// Another session on the same broker, and its deliveries.
     pub(crate) fn session(&self, client_name: &str) -> (Context, mpsc::Receiver<Message>) {
         let (tx, pushes) = mpsc::channel(64);
-        let cx = Context::new(&self.broker, Arc::from(client_name), Pushes::new(tx));
+        let cx = Context::new(
+            &self.broker,
+            Arc::from(client_name),
+            protocol::PROTOCOL_VERSION,
+            Pushes::new(tx),
+        );
         (cx, pushes)
     }
 
