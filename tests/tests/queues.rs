@@ -154,12 +154,18 @@ async fn a_poison_message_is_dead_lettered_after_its_attempts_without_blocking_t
         "two backoffs (100 + 200 ms) between first and last delivery"
     );
 
-    let group = client.describe_group("workers").await.unwrap();
-    let counts = group.partitions[0].queue.unwrap();
-    assert_eq!(
-        (counts.in_flight, counts.waiting_retry, counts.dead_lettered),
-        (0, 0, 1)
-    );
+    // The copy is readable before the group's state records it: wait for that.
+    let deadline = Instant::now() + DEADLINE;
+    let group = loop {
+        let group = client.describe_group("workers").await.unwrap();
+        let counts = group.partitions[0].queue.unwrap();
+        let counts = (counts.in_flight, counts.waiting_retry, counts.dead_lettered);
+        if counts == (0, 0, 1) {
+            break group;
+        }
+        assert!(Instant::now() < deadline, "counts stuck at {counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         group.partitions[0].committed_offset,
         Some(20),

@@ -105,9 +105,9 @@ pub enum Refusal {
 pub struct Counts {
     /// Delivered and not yet acked, nacked or expired.
     pub in_flight: u64,
-    /// Waiting for a retry (or being dead-lettered).
+    /// Waiting for a retry (or being dead-lettered, its copy not yet made).
     pub waiting_retry: u64,
-    /// Dead-lettered so far.
+    /// Dead-lettered so far: copied to the dead-letter topic.
     pub dead_lettered: u64,
 }
 
@@ -508,9 +508,12 @@ impl QueueState {
         for entry in part.entries.values() {
             match entry.state {
                 EntryState::InFlight { .. } => counts.in_flight += 1,
-                EntryState::Waiting { .. }
-                | EntryState::DeadLettering { .. }
-                | EntryState::Copied { .. } => counts.waiting_retry += 1,
+                EntryState::Waiting { .. } | EntryState::DeadLettering { .. } => {
+                    counts.waiting_retry += 1
+                }
+                // The copy is in the dead-letter topic (readable there); only its
+                // settle is pending.
+                EntryState::Copied { .. } => counts.dead_lettered += 1,
                 EntryState::Settled => {}
             }
         }

@@ -318,7 +318,22 @@ fn recovery_settles_a_copy_it_finds_and_redoes_one_the_crash_took() {
     assert_eq!(q.dead_lettering(), [(0, 0, 3), (0, 1, 3)]);
     log.push(q.dead_lettered(0, 0, 3).unwrap());
     log.push(q.dead_lettered(0, 1, 5).unwrap());
-    assert_eq!(q.counts(0).waiting_retry, 2, "settled only once durable");
+    let counts = q.counts(0);
+    assert_eq!(
+        (counts.waiting_retry, counts.dead_lettered),
+        (0, 2),
+        "copied counts as dead-lettered"
+    );
+    let copied = |offset| {
+        q.partition(0)
+            .and_then(|p| p.entry(offset))
+            .map(|e| matches!(e.state, EntryState::Copied { .. }))
+    };
+    assert_eq!(
+        (copied(0), copied(1)),
+        (Some(true), Some(true)),
+        "settled only once durable"
+    );
 
     // The crash kept the dead-letter topic up to offset 4: copy 3 is there, 5 is not.
     let replay = |log: &[QueueEvent]| {
