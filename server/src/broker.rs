@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
+use crate::data_lock::DataDirLock;
 use crate::error::BrokerError;
 use crate::group::offsets::Offsets;
 use crate::group::Groups;
@@ -40,6 +41,9 @@ pub struct Broker {
     /// Every background task the broker started (dispatchers, the span writer, the
     /// periodic jobs of `serve`).
     pub tasks: Arc<Tasks>,
+    /// The data directory's lock, held for as long as the broker lives (`bind` takes
+    /// it before the broker opens; in-process tests open without one).
+    data_lock: Option<DataDirLock>,
 }
 
 impl Broker {
@@ -48,9 +52,16 @@ impl Broker {
         Self::open_with_clock(config, Arc::new(SystemClock::new()))
     }
 
+    /// Keeps the data directory's lock until the broker is dropped.
+    pub fn hold_lock(&mut self, lock: DataDirLock) {
+        self.data_lock = Some(lock);
+    }
+
     /// Opens the data directory: every topic's logs are recovered and the internal
     /// topics replayed (blocking I/O, but inside the runtime: queue dispatchers and the
-    /// span writer start among [`tasks`](Self::tasks)).
+    /// span writer start among [`tasks`](Self::tasks)). The caller makes sure no other
+    /// process has the directory open: [`crate::bind`] takes its
+    /// [`DataDirLock`] first.
     pub fn open_with_clock(
         config: ServerConfig,
         clock: Arc<dyn Clock>,
@@ -97,6 +108,7 @@ impl Broker {
             routes,
             traces,
             tasks,
+            data_lock: None,
         })
     }
 
@@ -119,3 +131,4 @@ impl Broker {
         stopped
     }
 }
+

@@ -29,6 +29,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod data_lock;
 pub mod delivery;
 pub mod error;
 pub mod group;
@@ -70,6 +71,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// Another brokerd has the data directory, or it cannot be locked.
+    #[error(transparent)]
+    Locked(#[from] data_lock::LockError),
     /// The data directory could not be opened.
     #[error("cannot open the data directory: {0}")]
     Open(#[from] error::BrokerError),
@@ -83,20 +87,24 @@ pub enum StartError {
     },
 }
 
-/// Opens the data directory and binds the listener. Separate from [`serve`] so that
-/// the caller can print the bound address before serving.
+/// Locks the data directory, binds the listener, then opens (recovers) the data
+/// directory: in that order, so that neither a second broker on a live directory nor
+/// one whose port is taken touches a file. Separate from [`serve`] so that the
+/// caller can print the bound address before serving.
 pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, TcpListener), StartError> {
     config.validate()?;
+    let lock = data_lock::DataDirLock::acquire(&config.data_dir)?;
     let listen = config.listen;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
-        .await
-        .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Listen {
             address: listen,
             source,
         })?;
+    let mut broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
+    broker.hold_lock(lock);
     Ok((Arc::new(broker), listener))
 }
 

@@ -257,6 +257,11 @@ impl Brokerd {
         &self.addr
     }
 
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Its data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
