@@ -91,6 +91,9 @@ impl Broker {
             clock.clone(),
         ));
         let services = Arc::new(Services::open(&topics, clock.clone())?);
+        if let Some(name) = &config.routing.unroutable_topic {
+            ensure_unroutable_topic(&topics, &config, name)?;
+        }
         let routes = Arc::new(Routes::open(
             topics.clone(),
             config.routing.unroutable_topic.clone(),
@@ -132,3 +135,24 @@ impl Broker {
     }
 }
 
+/// Creates the configured unroutable topic if it does not exist yet, with the topic
+/// defaults, so that `routing.unroutable_topic` never names a missing topic (every
+/// unmatched publish would be refused as `unknown_topic` instead).
+fn ensure_unroutable_topic(
+    topics: &Topics,
+    config: &ServerConfig,
+    name: &str,
+) -> Result<(), BrokerError> {
+    if topics.get(name).is_ok() {
+        return Ok(());
+    }
+    let defaults = config
+        .default_topic_config()
+        .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
+    topics.create(name, defaults, false)?;
+    tracing::info!(
+        topic = name,
+        "created the unroutable topic named by routing.unroutable_topic"
+    );
+    Ok(())
+}

@@ -75,7 +75,9 @@ pub struct TracingConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
-    /// Topic that receives publishes no rule matches; absent: they are refused.
+    /// Topic that receives publishes no rule matches; absent: they are refused. A
+    /// topic of this name is created at startup (with the topic defaults) if it does
+    /// not exist, so that the setting never points nowhere.
     pub unroutable_topic: Option<String>,
 }
 
@@ -124,9 +126,13 @@ pub struct LimitsConfig {
 pub struct TopicDefaultsConfig {
     /// Segment size in bytes.
     pub segment_bytes: u64,
-    /// Retention by size per partition, bytes; absent = unlimited.
+    /// Retention by size per partition, bytes; `None` (`"none"` in the file, or
+    /// omitted) = unlimited.
+    #[serde(deserialize_with = "limit_or_none")]
     pub retention_bytes: Option<u64>,
-    /// Retention by age, ms; absent = unlimited.
+    /// Retention by age, ms; `None` (`"none"` in the file) = unlimited. Omitted: 7
+    /// days.
+    #[serde(deserialize_with = "limit_or_none")]
     pub retention_ms: Option<u64>,
     /// `always`, `interval:<ms>` or `os`.
     pub durability: String,
@@ -176,6 +182,27 @@ impl Default for LimitsConfig {
             idle_timeout_ms: 600_000,
             frame_read_timeout_ms: 30_000,
         }
+    }
+}
+
+/// Reads a limit that is a number or the string `"none"` (TOML has no null, so
+/// "unlimited" must be spelled out to override a default that is not).
+fn limit_or_none<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Limit {
+        Value(u64),
+        Word(String),
+    }
+    match Limit::deserialize(deserializer)? {
+        Limit::Value(value) => Ok(Some(value)),
+        Limit::Word(word) if word == "none" => Ok(None),
+        Limit::Word(word) => Err(serde::de::Error::custom(format!(
+            "expected a number or \"none\", got {word:?}"
+        ))),
     }
 }
 
@@ -261,6 +288,22 @@ impl ServerConfig {
                 return Err(ConfigError(format!("{name} must be at least 1")));
             }
         }
+        let sample = self.tracing.sample_unsampled;
+        if !(0.0..=1.0).contains(&sample) {
+            return Err(ConfigError(format!(
+                "tracing.sample_unsampled is {sample}; it is a fraction from 0 to 1"
+            )));
+        }
+        if let Some(topic) = &self.routing.unroutable_topic {
+            crate::topics::validate_topic_name(topic)
+                .map_err(|e| ConfigError(format!("routing.unroutable_topic: {e}")))?;
+            if topic.starts_with(crate::topics::INTERNAL_PREFIX) {
+                return Err(ConfigError(format!(
+                    "routing.unroutable_topic: {topic:?} is an internal topic name (they start with {:?})",
+                    crate::topics::INTERNAL_PREFIX
+                )));
+            }
+        }
         if self.groups.min_session_timeout_ms > self.groups.max_session_timeout_ms {
             return Err(ConfigError(
                 "groups.min_session_timeout_ms exceeds max_session_timeout_ms".into(),
@@ -315,5 +358,47 @@ mod tests {
         let bad: ServerConfig =
             toml::from_str("[topic_defaults]\ndurability = \"sometimes\"\n").unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn retention_defaults_can_be_set_to_none_in_the_file() {
+        let default: ServerConfig = toml::from_str("").unwrap();
+        assert_eq!(default.topic_defaults.retention_ms, Some(604_800_000));
+        let none: ServerConfig = toml::from_str(
+            "[topic_defaults]\nretention_ms = \"none\"\nretention_bytes = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(none.topic_defaults.retention_ms, None);
+        assert_eq!(none.topic_defaults.retention_bytes, None);
+        let set: ServerConfig =
+            toml::from_str("[topic_defaults]\nretention_bytes = 1000\n").unwrap();
+        assert_eq!(set.topic_defaults.retention_bytes, Some(1000));
+        assert!(
+            toml::from_str::<ServerConfig>("[topic_defaults]\nretention_ms = \"forever\"\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn out_of_range_sampling_and_bad_unroutable_topics_are_refused() {
+        for bad in [
+            "[tracing]\nsample_unsampled = 2.0\n",
+            "[tracing]\nsample_unsampled = -0.5\n",
+            "[tracing]\nsample_unsampled = nan\n",
+            "[routing]\nunroutable_topic = \"no spaces\"\n",
+            "[routing]\nunroutable_topic = \"__internal\"\n",
+        ] {
+            let config: ServerConfig = toml::from_str(bad).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.contains("sample_unsampled") || error.contains("unroutable_topic"),
+                "{bad}: {error}"
+            );
+        }
+        let fine: ServerConfig = toml::from_str(
+            "[tracing]\nsample_unsampled = 0.25\n[routing]\nunroutable_topic = \"lost\"\n",
+        )
+        .unwrap();
+        fine.validate().unwrap();
     }
 }
