@@ -55,6 +55,10 @@ struct Instance {
     /// When it was last heard from, on the monotonic clock: what expiry measures, so a
     /// step of the wall clock neither expires a healthy instance nor keeps a dead one.
     heard_mono_ms: u64,
+    /// For an instance replayed at startup and not heard from since: how long before
+    /// the startup its last heartbeat was, by the wall clock. Added to the age shown
+    /// (which otherwise would restart at every broker restart), never to expiry's.
+    age_at_open_ms: u64,
 }
 
 /// The live view and the log behind it.
@@ -110,8 +114,9 @@ impl Services {
                     at_ms: now,
                 });
             } else {
-                // Its heartbeats could not reach a broker that was down: one TTL of grace.
-                instance.last_heartbeat_ms = now;
+                // Its heartbeats could not reach a broker that was down: one TTL of
+                // grace, while the age shown still counts from its last heartbeat.
+                instance.age_at_open_ms = now.saturating_sub(instance.last_heartbeat_ms);
                 instance.heard_mono_ms = service_registry.clock.monotonic_ms();
                 service_registry
                     .lock()
@@ -274,7 +279,9 @@ impl Services {
                 address: i.address.clone(),
                 tags: i.tags.clone(),
                 ttl_ms: i.ttl_ms,
-                since_heartbeat_ms: now_mono.saturating_sub(i.heard_mono_ms),
+                since_heartbeat_ms: i
+                    .age_at_open_ms
+                    .saturating_add(now_mono.saturating_sub(i.heard_mono_ms)),
             })
             .collect();
         DescribeServiceResponse { instances }
@@ -353,6 +360,7 @@ fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent,
                     registered_ms: *at_ms,
                     last_heartbeat_ms: *at_ms,
                     heard_mono_ms: now_mono,
+                    age_at_open_ms: 0,
                 },
             );
         }
@@ -360,6 +368,7 @@ fn apply(live: &mut BTreeMap<(String, String), Instance>, event: &RegistryEvent,
             if let Some(instance) = live.get_mut(&key) {
                 instance.last_heartbeat_ms = instance.last_heartbeat_ms.max(*at_ms);
                 instance.heard_mono_ms = instance.heard_mono_ms.max(now_mono);
+                instance.age_at_open_ms = 0;
             }
         }
         RegistryEvent::Expired { .. } | RegistryEvent::Deregistered { .. } => {

@@ -65,15 +65,28 @@ async fn instances_expire_after_their_ttl_and_the_view_survives_a_restart() {
         );
         topics.close_all();
     }
-    // Restart within a's TTL: a survives (with a fresh grace period).
+    // Restart within a's TTL: a survives (with a fresh grace period), and the age
+    // shown still counts from its last heartbeat, 2.5 s before the restart.
     clock.advance(1_000);
     let topics = Topics::open(dir.path()).unwrap();
     let services = Services::open(&topics, clock.clone()).unwrap();
+    let age =
+        |services: &Services| services.describe("billing", &[]).instances[0].since_heartbeat_ms;
     assert_eq!(services.describe("billing", &[]).instances.len(), 1);
+    assert_eq!(age(&services), 2_500);
+    clock.advance(4_000);
     assert_eq!(
-        services.describe("billing", &[]).instances[0].since_heartbeat_ms,
-        0
+        age(&services),
+        6_500,
+        "older than its TTL, yet within its grace"
     );
+    assert_eq!(
+        services.expire().unwrap(),
+        0,
+        "the grace is one TTL from the restart"
+    );
+    services.heartbeat("billing", "a").unwrap();
+    assert_eq!(age(&services), 0);
     topics.close_all();
     drop(services);
     // Restart long after: a is expired, and the expiry is recorded.
