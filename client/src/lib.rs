@@ -89,5 +89,6 @@ pub use protocol;
 pub use protocol::ops::group::{DescribeGroupResponse, GroupSummary};
 pub use protocol::ops::produce::AckLevel;
 pub use protocol::ops::stats::{ServerStatsResponse, TopicStatsResponse};
+pub use protocol::ops::subscribe::{StartPosition, SubscribeTarget};
 pub use protocol::ops::topic::{DescribeTopicResponse, TopicSummary};
 pub use protocol::ErrorCode;
