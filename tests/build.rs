@@ -28,7 +28,10 @@ fn main() {
         let text = std::fs::read_to_string(&path).expect("the documents are in the checkout");
         for (line, block) in rust_blocks(&text) {
             count += 1;
-            let name = format!("{}_line_{line}", doc.replace(['/', '.'], "_").to_lowercase());
+            let name = format!(
+                "{}_line_{line}",
+                doc.replace(['/', '.'], "_").to_lowercase()
+            );
             write!(out, "\n/// {doc}, the block at line {line}.\n").unwrap();
             out += &module(&name, &block);
         }
