@@ -1,11 +1,11 @@
 //! `brokerctl consume TOPIC`: print messages, as a group member or reading directly.
 //!
 //! With `--group`, the messages printed are exactly the ones committed: the consumer
-//! hands out one record at a time, a record counts only once it has been written to
-//! standard output, and the commit covers those records and nothing fetched beyond
-//! them (a fetch usually brings more than `--count`).
+//! hands out one record at a time, a record counts only once its reader took it from
+//! standard output ([`Lines`]), and the commit covers those records and nothing
+//! fetched beyond them (a fetch usually brings more than `--count`), nor the record
+//! whose write failed.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ use client::{
     QueueConsumerConfig, StartFrom,
 };
 use serde_json::{json, Value};
+
+use crate::output::Lines;
 
 /// Session timeout of brokerctl's group membership: short, so that a killed
 /// brokerctl gives its partitions back quickly.
@@ -108,24 +110,69 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
         }
     };
 
-    let printed = print_records(&mut source, &args, json).await;
+    let confirm = args.group.is_some();
+    let printed = print_records(&mut source, &args, json, confirm).await;
 
-    // Commit exactly what was printed, even if printing stopped on an error.
+    // Commit exactly what the reader got, even if printing stopped on an error.
     if let Source::Group(consumer) = source {
         let mut consumer = *consumer;
-        let committed = consumer.commit().await;
+        let committed = match &printed {
+            Ok(Stop::Unwritten(unprinted, _)) => {
+                let offsets = positions_before(consumer.positions(), unprinted);
+                consumer.commit_offsets(&offsets).await
+            }
+            _ => consumer.commit().await,
+        };
         let left = consumer.close().await;
         committed?;
         left?;
     }
-    printed?;
-    Ok(ExitCode::SUCCESS)
+    match printed? {
+        Stop::Unwritten(_, e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        // A reader that went away (`| head`) is how a pipe ends, not a failure.
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
-/// Prints records until `--count`, `--timeout-ms`, Ctrl-C or an error.
-async fn print_records(source: &mut Source, args: &ConsumeArgs, json: bool) -> anyhow::Result<u64> {
+/// Why printing stopped.
+#[derive(Debug)]
+enum Stop {
+    /// `--count` reached, `--timeout-ms` passed without a message, or Ctrl-C.
+    Done,
+    /// Writing this record, taken from the source, failed: the reader of standard
+    /// output went away (`BrokenPipe`), or the write itself failed. It never reached
+    /// the reader.
+    Unwritten(ConsumerRecord, std::io::Error),
+}
+
+/// Pure: the positions to commit when `unprinted`, the last record the consumer
+/// returned, did not reach the reader: its partition only up to it, the others as
+/// they are.
+fn positions_before(mut positions: Vec<(u32, u64)>, unprinted: &ConsumerRecord) -> Vec<(u32, u64)> {
+    for (partition, offset) in &mut positions {
+        if *partition == unprinted.partition {
+            debug_assert_eq!(
+                *offset,
+                unprinted.offset + 1,
+                "it was the last one returned"
+            );
+            *offset = unprinted.offset;
+        }
+    }
+    positions
+}
+
+/// Prints records until `--count`, `--timeout-ms`, Ctrl-C, a reader that went away,
+/// or an error. With `confirm`, a line counts only once the reader took it
+/// ([`Lines`]).
+async fn print_records(
+    source: &mut Source,
+    args: &ConsumeArgs,
+    json: bool,
+    confirm: bool,
+) -> anyhow::Result<Stop> {
     let timeout = args.timeout_ms.map(Duration::from_millis);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = Lines::new(confirm);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut printed = 0u64;
@@ -144,17 +191,17 @@ async fn print_records(source: &mut Source, args: &ConsumeArgs, json: bool) -> a
             _ = &mut ctrl_c => break,
         };
         let line = if json {
-            record_json(&record).to_string()
+            record_json(&record).to_string().into_bytes()
         } else {
-            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned()
+            record.value.as_deref().unwrap_or_default().to_vec()
         };
-        // Flushed per message: a message counts as printed (and is committed) only
-        // once it reached stdout. A closed pipe (`| head`) stops here.
-        writeln!(stdout, "{line}")?;
-        stdout.flush()?;
+        // The first failed write ends it: that record and all after it are unread.
+        if let Err(e) = stdout.write_line(&line).await {
+            return Ok(Stop::Unwritten(record, e));
+        }
         printed += 1;
     }
-    Ok(printed)
+    Ok(Stop::Done)
 }
 
 /// `consume --queue`: print each message, then ack it (or nack it with `--nack`).
@@ -169,7 +216,7 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
     };
     let mut consumer = client.queue_consumer(&args.topic, group, config).await?;
     let timeout = args.timeout_ms.map(Duration::from_millis);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = Lines::new(true);
     let mut handled = 0u64;
     let outcome: anyhow::Result<()> = async {
         while args.count.is_none_or(|n| handled < n) {
@@ -189,8 +236,13 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
                 String::from_utf8_lossy(message.record.value.as_deref().unwrap_or_default())
                     .into_owned()
             };
-            writeln!(stdout, "{line}")?;
-            stdout.flush()?;
+            // Acked only once the reader took it; otherwise it stays unsettled and is
+            // redelivered after we leave.
+            match stdout.write_line(line.as_bytes()).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(e.into()),
+            }
             handled += 1;
             if args.count == Some(handled) {
                 // The last one: settling it must not fetch another we would not print.
@@ -250,6 +302,23 @@ mod tests {
         assert_eq!(parse_from("42"), Ok(StartFrom::Offset(42)));
         assert!(parse_from("-1").is_err());
         assert!(parse_from("soon").is_err());
+    }
+
+    #[test]
+    fn an_unprinted_record_is_not_committed() {
+        let unprinted = ConsumerRecord {
+            partition: 1,
+            offset: 41,
+            timestamp_ms: 0,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        };
+        let positions = vec![(0, 7), (1, 42), (2, 3)];
+        assert_eq!(
+            positions_before(positions, &unprinted),
+            vec![(0, 7), (1, 41), (2, 3)]
+        );
     }
 
     #[test]

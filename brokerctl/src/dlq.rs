@@ -143,7 +143,7 @@ async fn list(client: &Client, topic: &str, json: bool) -> anyhow::Result<ExitCo
                 "first_delivery_ms": letter.header("dlq.first_delivery_ms").and_then(|v| v.parse::<i64>().ok()),
                 "last_delivery_ms": letter.header("dlq.last_delivery_ms").and_then(|v| v.parse::<i64>().ok()),
             });
-            println!("{value}");
+            outln!("{value}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -163,8 +163,8 @@ async fn list(client: &Client, topic: &str, json: bool) -> anyhow::Result<ExitCo
             letter.header("dlq.reason").unwrap_or_default(),
         ]);
     }
-    print!("{}", table.render());
-    println!("{} dead letter(s) in {dlq}", letters.len());
+    out!("{}", table.render())?;
+    outln!("{} dead letter(s) in {dlq}", letters.len())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,16 +176,16 @@ async fn peek(client: &Client, topic: &str, count: u64, json: bool) -> anyhow::R
         .unwrap_or_default();
     for letter in &letters {
         if json {
-            println!("{}", record_json(&letter.record));
+            outln!("{}", record_json(&letter.record))?;
         } else {
-            println!("--- {dlq} offset {}", letter.record.offset);
+            outln!("--- {dlq} offset {}", letter.record.offset)?;
             for (name, value) in &letter.record.headers {
-                println!("{name}: {}", String::from_utf8_lossy(value));
+                outln!("{name}: {}", String::from_utf8_lossy(value))?;
             }
-            println!(
+            outln!(
                 "{}",
                 String::from_utf8_lossy(letter.record.value.as_deref().unwrap_or_default())
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -199,7 +199,7 @@ async fn replay(
 ) -> anyhow::Result<ExitCode> {
     let dlq = dlq_topic(client, topic).await?;
     let Some((letters, _)) = read(client, &dlq, count).await? else {
-        println!("no dead letters for {topic}");
+        outln!("no dead letters for {topic}")?;
         return Ok(ExitCode::SUCCESS);
     };
     let mut replayed = 0u64;
@@ -241,12 +241,12 @@ async fn replay(
         replayed += 1;
     }
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "replayed": replayed, "dead_letter_topic": dlq })
-        );
+        )?;
     } else {
-        println!("replayed {replayed} dead letter(s) from {dlq} to their original topic");
+        outln!("replayed {replayed} dead letter(s) from {dlq} to their original topic")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -256,7 +256,7 @@ async fn purge(client: &Client, topic: &str, json: bool) -> anyhow::Result<ExitC
     let described = match client.describe_topic(&dlq).await {
         Ok(d) => d,
         Err(e) if e.code() == Some(client::ErrorCode::UnknownTopic) => {
-            println!("no dead letters for {topic}");
+            outln!("no dead letters for {topic}")?;
             return Ok(ExitCode::SUCCESS);
         }
         Err(e) => return Err(e.into()),
@@ -269,9 +269,9 @@ async fn purge(client: &Client, topic: &str, json: bool) -> anyhow::Result<ExitC
             .await?;
     }
     if json {
-        println!("{}", json!({ "purged": purged, "dead_letter_topic": dlq }));
+        outln!("{}", json!({ "purged": purged, "dead_letter_topic": dlq }))?;
     } else {
-        println!("purged {purged} dead letter(s) from {dlq}");
+        outln!("purged {purged} dead letter(s) from {dlq}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -34,17 +34,17 @@ pub async fn run(client: &Client, args: GroupsArgs, json: bool) -> anyhow::Resul
         GroupsCommand::List => {
             let groups = client.list_groups().await?;
             if json {
-                print_json(&list_json(&groups));
+                print_json(&list_json(&groups))?;
             } else {
-                print!("{}", list_table(&groups));
+                out!("{}", list_table(&groups))?;
             }
         }
         GroupsCommand::Describe { group } => {
             let group = client.describe_group(&group).await?;
             if json {
-                print_json(&describe_json(&group));
+                print_json(&describe_json(&group))?;
             } else {
-                print!("{}", describe_text(&group));
+                out!("{}", describe_text(&group))?;
             }
         }
     }

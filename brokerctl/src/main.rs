@@ -16,6 +16,12 @@
 //! acknowledged; or commit, with `consume --group`, a message it did not print.
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// `println!` panics on a closed stdout (`brokerctl topics | true`); write with
+// `outln!`/`out!` (module `output`), which return the error.
+#![deny(clippy::print_stdout)]
+
+#[macro_use]
+mod output;
 
 mod consume;
 mod dlq;
@@ -122,6 +128,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of our output is gone (`| head`): nobody is left to tell.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("brokerctl: error: {e:#}");
             ExitCode::FAILURE
@@ -163,8 +171,8 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// Prints a JSON value on one line.
-pub fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+pub fn print_json(value: &serde_json::Value) -> std::io::Result<()> {
+    outln!("{value}")
 }
 
 #[cfg(test)]

@@ -101,14 +101,20 @@ pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Resu
     for error in &errors {
         eprintln!("brokerctl: produce failed: {error}");
     }
-    if json {
+    let summary = if json {
         print_json(&json!({
             "sent": sent,
             "acknowledged": acknowledged,
             "failed": sent - acknowledged,
-        }));
+        }))
     } else {
-        println!("acknowledged {acknowledged} of {sent} message(s)");
+        outln!("acknowledged {acknowledged} of {sent} message(s)")
+    };
+    // A closed stdout loses the summary, not the exit status, which still says
+    // whether every line was acknowledged.
+    match summary {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     Ok(if acknowledged == sent {
         ExitCode::SUCCESS

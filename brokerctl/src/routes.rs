@@ -63,18 +63,18 @@ pub async fn run(client: &Client, args: RoutesArgs, json: bool) -> anyhow::Resul
                 .collect();
             let id = client.add_route(&pattern, &topic, &pairs).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({ "route_id": id, "pattern": pattern, "topic": topic })
-                );
+                )?;
             } else {
-                println!("added route {id}: {pattern} -> {topic}");
+                outln!("added route {id}: {pattern} -> {topic}")?;
             }
         }
         RoutesAction::Delete { id } => {
             client.delete_route(id).await?;
             if !json {
-                println!("deleted route {id}");
+                outln!("deleted route {id}")?;
             }
         }
         RoutesAction::List => {
@@ -91,7 +91,7 @@ pub async fn run(client: &Client, args: RoutesArgs, json: bool) -> anyhow::Resul
                         })
                     })
                     .collect();
-                println!("{}", serde_json::Value::Array(value));
+                outln!("{}", serde_json::Value::Array(value))?;
             } else {
                 let mut table = Table::new(&["ID", "PATTERN", "TOPIC", "HEADERS"]);
                 for r in &routes {
@@ -112,7 +112,7 @@ pub async fn run(client: &Client, args: RoutesArgs, json: bool) -> anyhow::Resul
                         headers,
                     ]);
                 }
-                print!("{}", table.render());
+                out!("{}", table.render())?;
             }
         }
     }
@@ -145,16 +145,16 @@ pub async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::
     }
     let topics: Vec<String> = destinations.into_iter().collect();
     if json {
-        println!("{}", json!({ "published": published, "topics": topics }));
+        outln!("{}", json!({ "published": published, "topics": topics }))?;
     } else {
-        println!(
+        outln!(
             "published {published} message(s) to {}",
             if topics.is_empty() {
                 "-".to_string()
             } else {
                 topics.join(", ")
             }
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -88,13 +88,13 @@ async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|s| json!({ "service": s.service, "instances": s.instances }))
             .collect();
-        println!("{}", serde_json::Value::Array(value));
+        outln!("{}", serde_json::Value::Array(value))?;
     } else {
         let mut table = Table::new(&["SERVICE", "INSTANCES"]);
         for s in &services {
             table.row(vec![s.service.clone(), s.instances.to_string()]);
         }
-        print!("{}", table.render());
+        out!("{}", table.render())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -127,7 +127,7 @@ async fn describe(client: &Client, name: &str, json: bool) -> anyhow::Result<Exi
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(value));
+        outln!("{}", serde_json::Value::Array(value))?;
     } else {
         let mut table = Table::new(&["INSTANCE", "ADDRESS", "TAGS", "STATUS", "LAST_HEARTBEAT"]);
         for i in &instances {
@@ -139,7 +139,7 @@ async fn describe(client: &Client, name: &str, json: bool) -> anyhow::Result<Exi
                 format!("{:.1}s ago", i.since_heartbeat_ms as f64 / 1000.0),
             ]);
         }
-        print!("{}", table.render());
+        out!("{}", table.render())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -202,7 +202,7 @@ async fn watch(
             event = next => match event { Some(event) => event?, None => break },
             _ = &mut ctrl_c => break,
         };
-        println!("{}", event_line(&event, json));
+        outln!("{}", event_line(&event, json))?;
         seen += 1;
     }
     Ok(ExitCode::SUCCESS)
@@ -226,13 +226,13 @@ async fn register(
             ttl: Duration::from_millis(ttl_ms),
         })
         .await?;
-    println!("registered {name}/{instance_id}; heartbeating until stopped");
+    outln!("registered {name}/{instance_id}; heartbeating until stopped")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
     handle.close().await?;
-    println!("deregistered {name}/{instance_id}");
+    outln!("deregistered {name}/{instance_id}")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,9 +12,9 @@ use crate::table::{self, Table};
 pub async fn run(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
     let stats = client.server_stats().await?;
     if json {
-        print_json(&stats_json(&stats));
+        print_json(&stats_json(&stats))?;
     } else {
-        print!("{}", stats_text(&stats));
+        out!("{}", stats_text(&stats))?;
     }
     Ok(ExitCode::SUCCESS)
 }

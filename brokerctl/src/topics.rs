@@ -62,9 +62,9 @@ pub async fn run(client: &Client, args: TopicsArgs, json: bool) -> anyhow::Resul
         TopicsCommand::List { internal } => {
             let topics = client.list_topics(internal).await?;
             if json {
-                print_json(&list_json(&topics));
+                print_json(&list_json(&topics))?;
             } else {
-                print!("{}", list_table(&topics));
+                out!("{}", list_table(&topics))?;
             }
         }
         TopicsCommand::Create {
@@ -78,25 +78,25 @@ pub async fn run(client: &Client, args: TopicsArgs, json: bool) -> anyhow::Resul
                 .collect();
             client.create_topic(&name, partitions, &pairs).await?;
             if json {
-                print_json(&json!({ "created": name, "partitions": partitions }));
+                print_json(&json!({ "created": name, "partitions": partitions }))?;
             } else {
-                println!("created topic {name} with {partitions} partition(s)");
+                outln!("created topic {name} with {partitions} partition(s)")?;
             }
         }
         TopicsCommand::Delete { name } => {
             client.delete_topic(&name).await?;
             if json {
-                print_json(&json!({ "deleted": name }));
+                print_json(&json!({ "deleted": name }))?;
             } else {
-                println!("deleted topic {name}");
+                outln!("deleted topic {name}")?;
             }
         }
         TopicsCommand::Describe { name } => {
             let topic = client.describe_topic(&name).await?;
             if json {
-                print_json(&describe_json(&topic));
+                print_json(&describe_json(&topic))?;
             } else {
-                print!("{}", describe_text(&topic));
+                out!("{}", describe_text(&topic))?;
             }
         }
     }

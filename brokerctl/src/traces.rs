@@ -85,14 +85,14 @@ pub async fn trace(client: &Client, args: TraceArgs, json: bool) -> anyhow::Resu
     spans.sort_by_key(|s| (s.start_us, s.start_us + s.duration_us));
     if json {
         for s in &spans {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "trace_id": hex(&s.trace_id), "span_id": hex(&s.span_id), "parent_id": hex(&s.parent_id),
                     "name": s.name, "start_us": s.start_us, "duration_us": s.duration_us,
                     "attributes": s.attributes.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
                 })
-            );
+            )?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -107,32 +107,33 @@ pub async fn trace(client: &Client, args: TraceArgs, json: bool) -> anyhow::Resu
         }
     }
     let origin = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
-    println!("trace {wanted}");
+    outln!("trace {wanted}")?;
     fn print(
         spans: &[Span],
         children: &BTreeMap<[u8; 8], Vec<usize>>,
         i: usize,
         depth: usize,
         origin: u64,
-    ) {
+    ) -> std::io::Result<()> {
         let s = &spans[i];
         let name = match s.attribute("attempt") {
             Some(attempt) if s.name == "deliver" => format!("deliver #{attempt}"),
             _ => s.name.clone(),
         };
-        println!(
+        outln!(
             "{}{name:<14} +{:.3} ms  {:.3} ms  {}",
             "  ".repeat(depth + 1),
             (s.start_us - origin) as f64 / 1000.0,
             s.duration_us as f64 / 1000.0,
             attributes(s)
-        );
+        )?;
         for &child in children.get(&s.span_id).map(Vec::as_slice).unwrap_or(&[]) {
-            print(spans, children, child, depth + 1, origin);
+            print(spans, children, child, depth + 1, origin)?;
         }
+        Ok(())
     }
     for root in roots {
-        print(&spans, &children, root, 0, origin);
+        print(&spans, &children, root, 0, origin)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -168,17 +169,17 @@ pub async fn traces(client: &Client, args: TracesArgs, json: bool) -> anyhow::Re
     rows.truncate(args.limit);
     if json {
         for (start, id, topic, count, last) in &rows {
-            println!(
+            outln!(
                 "{}",
                 json!({ "trace_id": id, "start_us": start, "topic": topic, "spans": count, "last": last })
-            );
+            )?;
         }
     } else {
         let mut table = Table::new(&["TRACE", "TOPIC", "SPANS", "LAST"]);
         for (_, id, topic, count, last) in rows {
             table.row(vec![id, topic, count.to_string(), last]);
         }
-        print!("{}", table.render());
+        out!("{}", table.render())?;
     }
     Ok(ExitCode::SUCCESS)
 }

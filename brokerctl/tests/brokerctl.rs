@@ -341,3 +341,132 @@ fn unreachable_broker_is_a_clear_error() {
     let output = ctl_at(&addr, &["--addr", broker.addr(), "topics"], "");
     ok(output);
 }
+
+/// Runs brokerctl against `addr` with its standard output a pipe whose reader is
+/// already gone (`brokerctl ... | true`); returns its status and stderr.
+fn ctl_into_closed_pipe(addr: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
+        .args(args)
+        .env("BROKER_ADDR", addr)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn brokerctl");
+    // Close the read end before brokerctl has even connected: every write fails.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("brokerctl output");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_listing_exits_quietly_on_a_closed_stdout() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "t", "--partitions", "2"],
+    ));
+    ok(ctl_at(broker.addr(), &["produce", "t"], "a\nb\n"));
+    ok(ctl(
+        &broker,
+        &["consume", "t", "--group", "g", "--count", "1"],
+    ));
+    let commands: &[&[&str]] = &[
+        &["topics"],
+        &["topics", "--json"],
+        &["topics", "describe", "t"],
+        &["groups"],
+        &["groups", "describe", "g"],
+        &["groups", "--json"],
+        &["services"],
+        &["routes", "list"],
+        &["traces"],
+        &["stats"],
+        &["stats", "--json"],
+        &["dlq", "list", "t"],
+        &["consume", "t", "--timeout-ms", "500"],
+    ];
+    for args in commands {
+        let (status, stderr) = ctl_into_closed_pipe(broker.addr(), args);
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+    // produce keeps its exit status (it says whether every line was acknowledged),
+    // whatever became of the summary.
+    let (status, stderr) = ctl_into_closed_pipe(broker.addr(), &["produce", "missing"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+}
+
+/// `brokerctl ARGS | head -N`: returns what head printed and brokerctl's output.
+fn ctl_into_head(addr: &str, args: &[&str], lines: usize) -> (String, Output) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
+        .args(args)
+        .env("BROKER_ADDR", addr)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn brokerctl");
+    let pipe = child.stdout.take().expect("piped stdout");
+    let head = Command::new("head")
+        .arg(format!("-{lines}"))
+        .stdin(pipe)
+        .stdout(Stdio::piped())
+        .output()
+        .expect("run head");
+    let output = child.wait_with_output().expect("brokerctl output");
+    (String::from_utf8_lossy(&head.stdout).into_owned(), output)
+}
+
+#[test]
+fn group_consume_into_head_commits_what_head_read() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "lines", "--partitions", "1"],
+    ));
+    let input: String = (1..=1000).map(|i| format!("m{i}\n")).collect();
+    ok(ctl_at(broker.addr(), &["produce", "lines"], &input));
+
+    let (read, output) = ctl_into_head(broker.addr(), &["consume", "lines", "--group", "g"], 2);
+    assert_eq!(read, "m1\nm2\n");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    assert_eq!(committed(&broker, "g"), [Some(2)], "head read 2");
+
+    // The next reader starts right after them.
+    let args = ["consume", "lines", "--group", "g", "--count", "1"];
+    assert_eq!(ok(ctl(&broker, &args)), "m3\n");
+}
+
+#[test]
+fn queue_consume_into_head_acks_what_head_read() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "jobs", "--partitions", "1"],
+    ));
+    let input: String = (1..=100).map(|i| format!("j{i}\n")).collect();
+    ok(ctl_at(broker.addr(), &["produce", "jobs"], &input));
+
+    let args = ["consume", "jobs", "--group", "w", "--queue"];
+    let (read, output) = ctl_into_head(broker.addr(), &args, 2);
+    assert_eq!(read, "j1\nj2\n");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+
+    // The third was taken but never read: it is delivered again (after the 1 s retry
+    // backoff), the first two never.
+    let args = [
+        "consume", "jobs", "--group", "w", "--queue", "--count", "98", "--json",
+    ];
+    let rest: Vec<Value> = ok(ctl(&broker, &args)).lines().map(json).collect();
+    let mut values: Vec<&str> = rest.iter().filter_map(|r| r["value"].as_str()).collect();
+    values.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
+    let expected: Vec<String> = (3..=100).map(|i| format!("j{i}")).collect();
+    assert_eq!(values, expected);
+    let third = rest.iter().find(|r| r["value"] == "j3").unwrap();
+    assert_eq!(third["attempt"], 2);
+}
