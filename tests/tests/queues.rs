@@ -483,3 +483,54 @@ async fn a_member_that_stops_reading_slows_only_itself() {
     }
     drop(stalled);
 }
+
+/// Issue 12, item 4: `next()` returned `None` when the broker restarted, so the
+/// documented `while let Some(message) = jobs.next().await?` loop ended silently, and
+/// `close()` then failed with unknown_group. The consumer rejoins instead, as a stream
+/// `Consumer` does, and carries on with what is still unsettled and what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_consumer_rejoins_after_a_broker_restart() {
+    let mut broker = Brokerd::start();
+    let client = Client::connect(broker.addr()).await.unwrap();
+    client.create_topic("jobs", 2, QUEUE_CONFIG).await.unwrap();
+    produce(&client, "jobs", &["a".to_string(), "b".to_string()]).await;
+    let config = QueueConsumerConfig {
+        session_timeout: Duration::from_secs(3),
+        heartbeat_interval: Duration::from_millis(200),
+        ..QueueConsumerConfig::default()
+    };
+    let mut consumer = client
+        .queue_consumer("jobs", "workers", config)
+        .await
+        .unwrap();
+    let first = next(&mut consumer).await;
+    let acked = text(&first);
+    first.ack().await.unwrap();
+    let before = consumer.member_id().to_string();
+
+    broker.restart();
+    // The same client, reconnecting by itself: the one not acked yet, then new ones.
+    produce(&client, "jobs", &["c".to_string()]).await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let message = next(&mut consumer).await;
+        seen.push(text(&message));
+        message.ack().await.unwrap();
+    }
+    seen.sort();
+    let mut expected: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|v| *v != acked)
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "acked before the restart: {acked}");
+    assert_ne!(
+        consumer.member_id(),
+        before,
+        "a new member after the restart"
+    );
+    consumer.close().await.unwrap();
+    let described = client.describe_group("workers").await.unwrap();
+    assert!(described.members.is_empty(), "{described:?}");
+}
