@@ -13,10 +13,22 @@ use thiserror::Error;
 /// Anything a client call can fail with.
 #[derive(Debug, Clone, Error)]
 pub enum ClientError {
-    /// No connection could be opened, even after retrying with backoff.
+    /// The broker address is not `host:port`; nothing was tried.
     #[error(
-        "cannot connect to the broker at {addr} after {attempts} attempt(s): {cause}; \
-         check that brokerd is running there (set the address with --addr or BROKER_ADDR)"
+        "{addr:?} is not a broker address: {reason}; give it as HOST:PORT, \
+         e.g. 127.0.0.1:7171 (set it with --addr or BROKER_ADDR)"
+    )]
+    InvalidAddress {
+        /// The address given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No connection could be opened, even after retrying with backoff. The message's
+    /// advice depends on how the last attempt failed ([`connect_hint`]).
+    #[error(
+        "cannot connect to the broker at {addr} after {attempts} attempt(s): {cause}; {}",
+        connect_hint(.addr, .cause)
     )]
     Connect {
         /// The address tried.
@@ -55,6 +67,19 @@ pub enum ClientError {
         /// How long the client waited.
         timeout_ms: u64,
     },
+    /// Something listens at the address, but what it answered the handshake with is
+    /// not the broker protocol: another service's port. Not retried.
+    #[error(
+        "{addr} is not a brokerd: it answered the handshake with bytes that are not the \
+         broker protocol ({detail}); check the host and port (set the address with \
+         --addr or BROKER_ADDR)"
+    )]
+    NotABroker {
+        /// The address connected to.
+        addr: String,
+        /// What was wrong with the answer.
+        detail: String,
+    },
     /// The broker sent something this client cannot make sense of: a frame that does
     /// not decode, or a response of the wrong kind. Usually a version mismatch.
     #[error("protocol error: {0}; the broker and this client may be different versions")]
@@ -90,6 +115,31 @@ pub enum ClientError {
     /// ended.
     #[error("{0} is closed; create a new one")]
     Closed(&'static str),
+}
+
+/// The advice of a [`ClientError::Connect`], from how its last attempt failed.
+fn connect_hint(addr: &str, cause: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match cause.kind() {
+        ErrorKind::ConnectionRefused => {
+            format!("is brokerd running at {addr}? (set the address with --addr or BROKER_ADDR)")
+        }
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::UnexpectedEof
+        | ErrorKind::BrokenPipe => format!(
+            "something at {addr} accepts connections but closed them during the handshake: \
+             a brokerd that is shutting down or overloaded (see its log), or a proxy or \
+             service that is not a brokerd"
+        ),
+        ErrorKind::TimedOut => format!(
+            "nothing at {addr} completed the handshake in time: check that the address is \
+             reachable and that brokerd runs there"
+        ),
+        _ => format!(
+            "check that brokerd is running at {addr} (set the address with --addr or BROKER_ADDR)"
+        ),
+    }
 }
 
 impl ClientError {
@@ -133,6 +183,10 @@ mod tests {
         };
         let text = e.to_string();
         assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(
+            text.contains("is brokerd running at 127.0.0.1:1?"),
+            "{text}"
+        );
         assert!(text.contains("BROKER_ADDR"), "{text}");
         assert!(e.is_connection_error());
         let e = ClientError::Server {

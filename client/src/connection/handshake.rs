@@ -6,12 +6,16 @@
 //! bare socket, before the reader and writer tasks exist, because nothing else can be
 //! on the connection yet; it uses correlation id 1, so the connection's requests start
 //! at 2. Its failures are sorted for the retry loop as an [`OpenError`]: a busy broker
-//! (`too_many_connections`) or a connection closed mid-way is retried like a refused
-//! connect; a refusal, or an answer this client cannot speak, is not.
+//! (`too_many_connections`) or a connection reset or closed mid-way (a broker shutting
+//! down or restarting) is retried like a refused connect; a refusal, or an answer this
+//! client cannot speak, is not. An answer that is not even the broker's framing (an
+//! HTTP server's `HTTP/1.1 400`, an SSH banner: bytes whose length prefix is absurd,
+//! or bytes left over that make no frame when the peer closes) is another service on
+//! that port, [`ClientError::NotABroker`], and not retried either.
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use protocol::codec::ProtocolCodec;
+use protocol::codec::{CodecError, ProtocolCodec};
 use protocol::ops::handshake::HandshakeRequest;
 use protocol::{ErrorCode, Message, Request, Response, HANDSHAKE_VERSION};
 use tokio::io::AsyncWriteExt;
@@ -57,13 +61,36 @@ pub(super) async fn handshake(
         )))
     })?;
     write.write_all(&buf).await.map_err(OpenError::Retry)?;
+    let not_a_broker = |detail: String| {
+        OpenError::Fatal(ClientError::NotABroker {
+            addr: addr.to_string(),
+            detail,
+        })
+    };
     let frame = match frames.next().await {
         Some(Ok(frame)) => frame,
-        Some(Err(e)) => return Err(OpenError::Fatal(ClientError::Protocol(e.to_string()))),
+        Some(Err(CodecError::Io(e))) if frames.read_buffer().is_empty() => {
+            return Err(OpenError::Retry(e))
+        }
+        // Bytes that did not make a frame before the peer closed (`FramedRead` reports
+        // them as an I/O error at the end of the stream).
+        Some(Err(CodecError::Io(_))) => {
+            return Err(not_a_broker(format!(
+                "{} byte(s) that are no frame, starting {}",
+                frames.read_buffer().len(),
+                printable_prefix(frames.read_buffer())
+            )))
+        }
+        Some(Err(e)) => {
+            return Err(not_a_broker(format!(
+                "{e}; the answer starts {}",
+                printable_prefix(frames.read_buffer())
+            )))
+        }
         None => {
             return Err(OpenError::Retry(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                "the broker closed the connection during the handshake",
+                "the connection was closed during the handshake",
             )))
         }
     };
@@ -97,6 +124,15 @@ pub(super) async fn handshake(
         Ok(other) => Err(OpenError::Fatal(ClientError::Protocol(format!(
             "expected a Handshake answer, got {other:?}"
         )))),
-        Err(e) => Err(OpenError::Fatal(ClientError::Protocol(e.to_string()))),
+        Err(e) => Err(not_a_broker(format!("a frame that does not decode: {e}"))),
     }
+}
+
+/// Bytes the handshake found in place of an answer, for the error message: the first
+/// few, quoted, with anything unprintable escaped.
+fn printable_prefix(bytes: &[u8]) -> String {
+    /// Enough to recognise `HTTP/1.1 400` or `SSH-2.0-OpenSSH`.
+    const SHOWN_BYTES: usize = 16;
+    let shown = &bytes[..bytes.len().min(SHOWN_BYTES)];
+    format!("\"{}\"", shown.escape_ascii())
 }

@@ -24,8 +24,10 @@
 //!   callers, the state shared by callers and the reader task;
 //! - [`conn`]: one open connection and the two tasks owning its socket's halves;
 //! - [`open`]: opening a connection, attempt after attempt with backoff;
+//! - [`address`]: the check of a `host:port` address before the first attempt;
 //! - [`handshake`]: the first exchange on every new connection.
 
+mod address;
 mod config;
 mod conn;
 mod handshake;

@@ -7,13 +7,15 @@
 //! those worth retrying (refused, reset, timed out, broker at its connection limit)
 //! and those that are not (the broker refused the handshake), so that a client the
 //! broker will never accept fails at once instead of after every attempt. The delays
-//! between attempts come from the pure [`Backoff`](crate::Backoff) schedule.
+//! between attempts come from the pure [`Backoff`](crate::Backoff) schedule. An
+//! address that is not `host:port` is refused before the first attempt.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use super::address;
 use super::conn::{read_loop, write_loop, AbortOnDrop, Conn};
 use super::handshake::handshake;
 use super::multiplex::{ConnState, Shared};
@@ -32,6 +34,8 @@ pub(super) async fn open_with_backoff(
     addr: &str,
     config: &ClientConfig,
 ) -> Result<Conn, ClientError> {
+    // A malformed address fails the same way every time: not worth an attempt.
+    address::check(addr)?;
     let backoff = config.backoff();
     let mut attempt = 0;
     let mut last_error = std::io::Error::other("no connection attempt was made");
@@ -91,4 +95,154 @@ async fn open(addr: &str, config: &ClientConfig) -> Result<Conn, OpenError> {
         _reader: AbortOnDrop(reader),
         _writer: AbortOnDrop(writer),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Opening against fake servers: a port nobody listens on, a listener that closes
+    //! or resets every connection, and one that answers with another protocol.
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const ATTEMPTS: u32 = 3;
+
+    fn config() -> ClientConfig {
+        ClientConfig::default()
+            .reconnect_max_attempts(ATTEMPTS)
+            .reconnect_backoff(Duration::from_millis(1), Duration::from_millis(2))
+    }
+
+    /// What a fake server does with each connection it accepts.
+    #[derive(Clone, Copy)]
+    enum Peer {
+        /// Closes it at once (FIN).
+        Close,
+        /// Resets it once the client's hello has arrived (RST).
+        Reset,
+        /// Writes these bytes once the hello has arrived, then closes.
+        Answer(&'static [u8]),
+    }
+
+    /// A listener doing `peer` to every connection; returns its address and how many
+    /// connections it accepted.
+    async fn fake_server(peer: Peer) -> (String, Arc<AtomicU32>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut hello = [0u8; 8];
+                match peer {
+                    Peer::Close => drop(socket),
+                    Peer::Reset => {
+                        let _ = socket.read(&mut hello).await;
+                        socket.set_zero_linger().unwrap();
+                        drop(socket);
+                    }
+                    Peer::Answer(bytes) => {
+                        let _ = socket.read(&mut hello).await;
+                        let _ = socket.write_all(bytes).await;
+                        let _ = socket.shutdown().await;
+                    }
+                }
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn open_error(addr: &str) -> ClientError {
+        match open_with_backoff(addr, &config()).await {
+            Ok(_) => panic!("{addr}: connected to a fake server"),
+            Err(error) => error,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_address_fails_at_once() {
+        for addr in ["localhost", "127.0.0.1:notaport", ":7171"] {
+            let error = open_error(addr).await;
+            assert!(
+                matches!(error, ClientError::InvalidAddress { .. }),
+                "{addr}: {error}"
+            );
+            assert!(!error.to_string().contains("running"), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_asks_whether_brokerd_runs_there() {
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap().to_string()
+        };
+        let error = open_error(&addr).await;
+        assert!(
+            matches!(
+                error,
+                ClientError::Connect {
+                    attempts: ATTEMPTS,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("is brokerd running at {addr}?")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_and_reset_handshakes_are_retried_then_explained() {
+        for peer in [Peer::Close, Peer::Reset] {
+            let (addr, accepted) = fake_server(peer).await;
+            let error = open_error(&addr).await;
+            assert!(
+                matches!(
+                    error,
+                    ClientError::Connect {
+                        attempts: ATTEMPTS,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            assert_eq!(accepted.load(Ordering::SeqCst), ATTEMPTS, "retried");
+            let text = error.to_string();
+            assert!(text.contains("closed them during the handshake"), "{text}");
+            assert!(!text.contains("different versions"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_speaking_another_protocol_is_not_a_brokerd() {
+        for answer in [
+            &b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"[..],
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            b"hi\n",
+            // A length prefix too small to hold a frame header.
+            &[1, 0, 0, 0, 0xff],
+        ] {
+            let (addr, accepted) = fake_server(Peer::Answer(answer)).await;
+            let error = open_error(&addr).await;
+            assert!(
+                matches!(error, ClientError::NotABroker { .. }),
+                "{:?}: {error}",
+                answer.escape_ascii().to_string()
+            );
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "not retried");
+            let text = error.to_string();
+            assert!(text.contains(&format!("{addr} is not a brokerd")), "{text}");
+            assert!(!text.contains("different versions"), "{text}");
+        }
+    }
 }
