@@ -116,6 +116,11 @@ pub fn rewrite_register_addr(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsS
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(rewrite_register_addr(std::env::args_os().collect()));
+    if let Err(message) = check(&cli) {
+        eprintln!("brokerctl: error: {message}");
+        // clap's status for a usage error.
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -134,6 +139,14 @@ fn main() -> ExitCode {
             eprintln!("brokerctl: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Usage errors clap cannot express, found before connecting.
+fn check(cli: &Cli) -> Result<(), String> {
+    match &cli.command {
+        Command::Services(args) => services::check(args),
+        _ => Ok(()),
     }
 }
 

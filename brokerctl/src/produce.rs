@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
+use client::tracing_context::TRACEPARENT_HEADER;
 use client::{AckLevel, Client, ClientError, ProducerConfig, Record};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::traces::{hex, start_trace};
 use crate::{parse_key_value, print_json};
 
 /// Distinct failure messages printed before the summary; the rest are only counted.
@@ -30,12 +32,17 @@ pub struct ProduceArgs {
     /// When a message counts as acknowledged.
     #[arg(long, value_enum, default_value_t = Ack::Durable)]
     ack: Ack,
+    /// Start a new trace: every message carries its W3C traceparent header, and the
+    /// trace id is printed after the summary (`brokerctl trace ID` shows it).
+    #[arg(long)]
+    trace: bool,
 }
 
 /// `--ack` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Ack {
-    /// The broker accepted the message (before appending it).
+    /// Fire and forget: sent, and never confirmed by the broker (failures after
+    /// sending go unseen).
     None,
     /// Appended to the log (in the page cache).
     Appended,
@@ -65,10 +72,12 @@ fn message_bytes(mut line: Vec<u8>) -> Vec<u8> {
 pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Result<ExitCode> {
     let config = ProducerConfig::default().ack(args.ack.into());
     let producer = client.producer(&args.topic, config).await?;
+    let trace = args.trace.then(start_trace);
     let headers: Vec<(String, Bytes)> = args
         .headers
         .into_iter()
         .map(|(k, v)| (k, Bytes::from(v)))
+        .chain(trace.map(|t| (TRACEPARENT_HEADER.to_string(), Bytes::from(t.to_header()))))
         .collect();
     let key = args.key.map(Bytes::from);
 
@@ -101,14 +110,16 @@ pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Resu
     for error in &errors {
         eprintln!("brokerctl: produce failed: {error}");
     }
+    let summary = Summary {
+        ack: args.ack,
+        sent,
+        confirmed: acknowledged,
+        trace_id: trace.map(|t| hex(&t.trace_id)),
+    };
     let summary = if json {
-        print_json(&json!({
-            "sent": sent,
-            "acknowledged": acknowledged,
-            "failed": sent - acknowledged,
-        }))
+        print_json(&summary.json())
     } else {
-        outln!("acknowledged {acknowledged} of {sent} message(s)")
+        outln!("{}", summary.text())
     };
     // A closed stdout loses the summary, not the exit status, which still says
     // whether every line was acknowledged.
@@ -121,6 +132,61 @@ pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Resu
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What `produce` reports when it is done.
+#[derive(Debug)]
+struct Summary {
+    ack: Ack,
+    /// Lines read (each one a message handed to the producer).
+    sent: usize,
+    /// Messages acknowledged at the `--ack` level; with `--ack none`, those that were
+    /// sent without a local error (the broker confirms nothing).
+    confirmed: usize,
+    /// With `--trace`: the trace every message carries.
+    trace_id: Option<String>,
+}
+
+impl Summary {
+    /// Says what happened: with `--ack none` nothing was acknowledged, so it does not
+    /// claim so.
+    fn text(&self) -> String {
+        let Summary {
+            sent, confirmed, ..
+        } = self;
+        let mut text = match self.ack {
+            Ack::None => format!(
+                "sent {confirmed} of {sent} message(s) without waiting for the broker \
+                 (--ack none: none is confirmed stored)"
+            ),
+            Ack::Appended | Ack::Durable => {
+                format!("acknowledged {confirmed} of {sent} message(s)")
+            }
+        };
+        if let Some(id) = &self.trace_id {
+            text.push_str(&format!("\ntrace {id}"));
+        }
+        text
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut value = match self.ack {
+            Ack::None => json!({
+                "sent": self.sent,
+                "unconfirmed": self.confirmed,
+                "failed": self.sent - self.confirmed,
+            }),
+            Ack::Appended | Ack::Durable => json!({
+                "sent": self.sent,
+                "acknowledged": self.confirmed,
+                "failed": self.sent - self.confirmed,
+            }),
+        };
+        if let Some(id) = &self.trace_id {
+            value["trace_id"] = json!(id);
+        }
+        value
+    }
 }
 
 fn note_error(errors: &mut Vec<String>, error: &ClientError) {
@@ -139,6 +205,35 @@ mod tests {
         assert_eq!(message_bytes(b"hello\r".to_vec()), b"hello");
         assert_eq!(message_bytes(b"hello".to_vec()), b"hello");
         assert_eq!(message_bytes(Vec::new()), b"");
+    }
+
+    #[test]
+    fn ack_none_does_not_claim_acknowledgements() {
+        let summary = Summary {
+            ack: Ack::None,
+            sent: 3,
+            confirmed: 3,
+            trace_id: None,
+        };
+        assert!(
+            !summary.text().contains("acknowledged"),
+            "{}",
+            summary.text()
+        );
+        assert!(summary.text().starts_with("sent 3 of 3 message(s)"));
+        assert!(summary.json().get("acknowledged").is_none());
+        assert_eq!(summary.json()["unconfirmed"], 3);
+        let traced = Summary {
+            ack: Ack::Durable,
+            trace_id: Some("ab".repeat(16)),
+            ..summary
+        };
+        assert_eq!(
+            traced.text(),
+            format!("acknowledged 3 of 3 message(s)\ntrace {}", "ab".repeat(16))
+        );
+        assert_eq!(traced.json()["acknowledged"], 3);
+        assert_eq!(traced.json()["trace_id"], "ab".repeat(16));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use client::tracing_context::TRACEPARENT_HEADER;
 use client::{AckLevel, Client};
 use serde_json::json;
 
@@ -47,6 +48,10 @@ pub struct PublishArgs {
     /// Header (`k=v`) on every message, also matched against rules; repeatable.
     #[arg(long = "header", value_parser = crate::parse_key_value)]
     headers: Vec<(String, String)>,
+    /// Start a new trace: every message carries its W3C traceparent header, and the
+    /// trace id is printed after the summary (`brokerctl trace ID` shows it).
+    #[arg(long)]
+    trace: bool,
 }
 
 /// Runs `routes`.
@@ -122,11 +127,15 @@ pub async fn run(client: &Client, args: RoutesArgs, json: bool) -> anyhow::Resul
 /// Runs `publish`: each line of standard input is one message, published with the
 /// routing key and acknowledged durably on every destination.
 pub async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let trace = args.trace.then(crate::traces::start_trace);
+    let traceparent = trace.map(|t| t.to_header());
     let pairs: Vec<(&str, &str)> = args
         .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(traceparent.as_deref().map(|v| (TRACEPARENT_HEADER, v)))
         .collect();
+    let trace_id = trace.map(|t| crate::traces::hex(&t.trace_id));
     let mut published = 0u64;
     let mut destinations = std::collections::BTreeSet::new();
     let stdin = std::io::stdin();
@@ -145,7 +154,11 @@ pub async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::
     }
     let topics: Vec<String> = destinations.into_iter().collect();
     if json {
-        outln!("{}", json!({ "published": published, "topics": topics }))?;
+        let mut value = json!({ "published": published, "topics": topics });
+        if let Some(id) = &trace_id {
+            value["trace_id"] = json!(id);
+        }
+        outln!("{value}")?;
     } else {
         outln!(
             "published {published} message(s) to {}",
@@ -155,6 +168,9 @@ pub async fn publish(client: &Client, args: PublishArgs, json: bool) -> anyhow::
                 topics.join(", ")
             }
         )?;
+        if let Some(id) = &trace_id {
+            outln!("trace {id}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,10 +39,12 @@ enum ServicesAction {
     Register {
         /// Service name.
         name: String,
-        /// The instance's address (given as `--addr` after `register`; see
-        /// [`crate::rewrite_register_addr`]).
-        #[arg(long = "instance-addr", value_name = "ADDR")]
-        instance_addr: String,
+        /// Required: the instance's address, HOST:PORT, that the service's clients
+        /// connect to. Give it as --addr after `register` (the broker's address then
+        /// goes before `services`, or in BROKER_ADDR); --instance-addr is the same
+        /// option under its own name.
+        #[arg(long = "instance-addr", value_name = "HOST:PORT")]
+        instance_addr: Option<String>,
         /// Expire the instance this long after its last heartbeat.
         #[arg(long = "ttl-ms", default_value_t = 10_000)]
         ttl_ms: u64,
@@ -53,6 +55,24 @@ enum ServicesAction {
         #[arg(long)]
         id: Option<String>,
     },
+}
+
+/// Refuses, before connecting, arguments `services` cannot run with: `register`
+/// without the instance's address (clap would name it `--instance-addr`, which the
+/// user never typed).
+pub fn check(args: &ServicesArgs) -> Result<(), String> {
+    match &args.action {
+        Some(ServicesAction::Register {
+            name,
+            instance_addr: None,
+            ..
+        }) => Err(format!(
+            "services register needs the instance's address: --addr HOST:PORT after \
+             `register`, e.g. `brokerctl services register {name} --addr 10.0.0.7:8080` \
+             (the broker's address goes before `services`, or in BROKER_ADDR)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `services`.
@@ -75,7 +95,11 @@ pub async fn run(client: &Client, args: ServicesArgs, json: bool) -> anyhow::Res
                 id,
             }),
             _,
-        ) => register(client, name, instance_addr, ttl_ms, tags, id).await,
+        ) => {
+            let addr = instance_addr.unwrap_or_default();
+            debug_assert!(!addr.is_empty(), "refused by `check` before connecting");
+            register(client, name, addr, ttl_ms, tags, id).await
+        }
         (None, Some(name)) => describe(client, &name, json).await,
         (None, None) => list(client, json).await,
     }

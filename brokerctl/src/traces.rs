@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use client::tracing_context::{Span, TRACES_TOPIC};
+use client::tracing_context::{Span, TraceParent, TRACES_TOPIC};
 use client::Client;
 use serde_json::json;
 
@@ -18,8 +18,36 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Arguments of `trace`.
 #[derive(Debug, Args)]
 pub struct TraceArgs {
-    /// Trace id: 32 hex digits (the middle of a `traceparent`).
+    /// Trace id: 32 hex digits, the second field of a `traceparent`
+    /// (00-TRACE_ID-SPAN_ID-01); a whole traceparent is accepted too.
+    #[arg(value_name = "TRACE_ID", value_parser = parse_trace_id)]
     trace_id: String,
+}
+
+/// Parses a trace id (32 hex digits, not all zero, as W3C Trace Context requires),
+/// or takes it out of a whole `traceparent`; returns it in lower case.
+pub fn parse_trace_id(s: &str) -> Result<String, String> {
+    if let Some(parent) = TraceParent::parse(s.as_bytes()) {
+        return Ok(hex(&parent.trace_id));
+    }
+    let valid =
+        s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
+    if valid {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "expected a trace id: 32 hex digits, not all zero, like \
+             4bf92f3577b34da6a3ce929d0e0e4736 (the second field of a traceparent \
+             00-TRACE_ID-SPAN_ID-01, or the TRACE column of `brokerctl traces`); got {s:?}"
+        ))
+    }
+}
+
+/// `--trace` of `produce` and `publish`: a new sampled trace whose `traceparent`
+/// header every message of the command carries, so that `brokerctl trace ID` shows
+/// what the broker did to them.
+pub fn start_trace() -> TraceParent {
+    client::tracing_context::new_trace()
 }
 
 /// Arguments of `traces`.
@@ -33,7 +61,8 @@ pub struct TracesArgs {
     limit: usize,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex, the way trace and span ids are written.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -73,7 +102,7 @@ fn attributes(span: &Span) -> String {
 
 /// Runs `trace`: the spans of one trace as a tree, with timings relative to the first.
 pub async fn trace(client: &Client, args: TraceArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let wanted = args.trace_id.to_ascii_lowercase();
+    let wanted = args.trace_id;
     let mut spans: Vec<Span> = read_spans(client)
         .await?
         .into_iter()
@@ -182,4 +211,40 @@ pub async fn traces(client: &Client, args: TracesArgs, json: bool) -> anyhow::Re
         out!("{}", table.render())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_32_hex_digits_or_a_traceparent() {
+        assert_eq!(
+            parse_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736").unwrap(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            parse_trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        for bad in [
+            "nothex",
+            "",
+            "4bf92f3577b34da6a3ce929d0e0e473",
+            "4bf92f3577b34da6a3ce929d0e0e47360",
+            "zzf92f3577b34da6a3ce929d0e0e4736",
+            "00000000000000000000000000000000",
+        ] {
+            let error = parse_trace_id(bad).unwrap_err();
+            assert!(error.contains("32 hex digits"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn started_traces_are_sampled_and_parse_back() {
+        let trace = start_trace();
+        assert!(trace.sampled);
+        let header = trace.to_header();
+        assert_eq!(parse_trace_id(&header).unwrap(), hex(&trace.trace_id));
+    }
 }

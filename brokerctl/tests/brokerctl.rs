@@ -470,3 +470,119 @@ fn queue_consume_into_head_acks_what_head_read() {
     let third = rest.iter().find(|r| r["value"] == "j3").unwrap();
     assert_eq!(third["attempt"], 2);
 }
+
+#[test]
+fn ack_none_says_nothing_was_acknowledged() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "f", "--partitions", "1"],
+    ));
+    let out = ok(ctl_at(
+        broker.addr(),
+        &["produce", "f", "--ack", "none"],
+        "a\nb\n",
+    ));
+    assert!(
+        out.starts_with("sent 2 of 2 message(s) without waiting"),
+        "{out}"
+    );
+    assert!(!out.contains("acknowledged"), "{out}");
+    let args = ["produce", "f", "--ack", "none", "--json"];
+    let summary = json(&ok(ctl_at(broker.addr(), &args, "c\n")));
+    assert_eq!(summary["sent"], 1);
+    assert!(summary.get("acknowledged").is_none(), "{summary}");
+}
+
+#[test]
+fn trace_ids_are_checked_before_connecting() {
+    // No broker at all: the argument is refused first, as a usage error.
+    let output = ctl_at("127.0.0.1:1", &["trace", "nothex"], "");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("32 hex digits"), "{err}");
+    assert!(err.contains("\"nothex\""), "{err}");
+}
+
+/// Polls `brokerctl trace ID` until its output contains every one of `spans`.
+fn trace_eventually(broker: &Brokerd, id: &str, spans: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // Spans are written in the background: `trace` fails until the first is there.
+        let out = String::from_utf8_lossy(&ctl(broker, &["trace", id]).stdout).into_owned();
+        if spans.iter().all(|s| out.contains(s)) {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spans {spans:?} never came: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn produce_and_publish_start_traces_with_trace() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "orders", "--partitions", "1"],
+    ));
+    let out = ok(ctl_at(
+        broker.addr(),
+        &["produce", "orders", "--trace"],
+        "x\ny\n",
+    ));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("acknowledged 2 of 2 message(s)"));
+    let id = lines
+        .next()
+        .and_then(|l| l.strip_prefix("trace "))
+        .expect(&out);
+    assert_eq!(id.len(), 32, "{out}");
+    let tree = trace_eventually(&broker, id, &["produce", "durable"]);
+    assert!(tree.starts_with(&format!("trace {id}\n")), "{tree}");
+    let consumed = ok(ctl(
+        &broker,
+        &["consume", "orders", "--count", "1", "--json"],
+    ));
+    let header = &json(&consumed)["headers"][0];
+    assert_eq!(header["key"], "traceparent");
+    assert!(header["value"].as_str().unwrap().contains(id), "{consumed}");
+
+    ok(ctl(&broker, &["routes", "add", "orders.#", "orders"]));
+    let args = ["publish", "orders.created", "--trace", "--json"];
+    let summary = json(&ok(ctl_at(broker.addr(), &args, "z\n")));
+    let id = summary["trace_id"].as_str().expect("trace_id").to_string();
+    trace_eventually(&broker, &id, &["route"]);
+
+    // A traceparent of one's own, as a header: the documented way to continue a trace.
+    let own = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let args = [
+        "produce",
+        "orders",
+        "--header",
+        &format!("traceparent={own}"),
+    ];
+    ok(ctl_at(broker.addr(), &args, "w\n"));
+    trace_eventually(&broker, "4bf92f3577b34da6a3ce929d0e0e4736", &["produce"]);
+}
+
+#[test]
+fn services_register_asks_for_the_instance_address_by_the_name_users_type() {
+    let output = ctl_at("127.0.0.1:1", &["services", "register", "search"], "");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--addr HOST:PORT after `register`"), "{err}");
+    let help = ok(ctl_at(
+        "127.0.0.1:1",
+        &["services", "register", "--help"],
+        "",
+    ));
+    assert!(!help.contains("crate::") && !help.contains("[`"), "{help}");
+    assert!(help.contains("--instance-addr <HOST:PORT>"), "{help}");
+    assert!(
+        help.contains("Give it as --addr after `register`"),
+        "{help}"
+    );
+}
