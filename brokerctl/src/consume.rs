@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use clap::Args;
 use client::{
-    Client, ClientError, Consumer, ConsumerConfig, ConsumerRecord, PartitionReader,
-    QueueConsumerConfig, StartFrom,
+    Client, ClientError, Consumer, ConsumerConfig, ConsumerRecord, PartitionReader, QueueConsumer,
+    QueueConsumerConfig, QueueMessage, StartFrom,
 };
 use serde_json::{json, Value};
 
+use crate::follow::{self, Outage};
 use crate::output::Lines;
 
 /// Session timeout of brokerctl's group membership: short, so that a killed
@@ -23,6 +24,9 @@ use crate::output::Lines;
 const SESSION_TIMEOUT_MS: u64 = 3_000;
 /// Heartbeat interval, well inside the session timeout.
 const HEARTBEAT_INTERVAL_MS: u64 = 500;
+/// How often a group member commits what it printed while it runs (and once more at
+/// exit): what a broker restart or a crash may print again.
+const COMMIT_INTERVAL_MS: u64 = 1_000;
 
 /// Arguments of `consume`.
 #[derive(Debug, Args)]
@@ -76,6 +80,47 @@ impl Source {
             Source::Direct(reader) => reader.next().await,
         }
     }
+
+    /// The next record, riding out a broker restart: a connection error is reported
+    /// and retried (the consumer rejoins its group by itself, a direct reader keeps
+    /// its positions). Cancel-safe.
+    async fn next_following(&mut self, outage: &mut Outage) -> Result<ConsumerRecord, ClientError> {
+        loop {
+            match self.next().await {
+                Ok(record) => {
+                    outage.over();
+                    return Ok(record);
+                }
+                Err(e) if e.is_connection_error() => outage.wait(&e).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn is_group(&self) -> bool {
+        matches!(self, Source::Group(_))
+    }
+
+    /// A group member commits what it printed every [`COMMIT_INTERVAL_MS`] while it
+    /// runs, so that a broker restart (the member rejoins and starts again from the
+    /// group's commits) or a crash prints again at most that much. Called only
+    /// between records, when every record returned was printed. A failed commit is
+    /// left to the next one, or to the one at exit.
+    async fn commit_printed(&mut self) {
+        if let Source::Group(consumer) = self {
+            let _ = consumer.commit().await;
+        }
+    }
+}
+
+/// What waiting for the next record ended with.
+enum Wait {
+    /// A record or an error; `None` when `--timeout-ms` passed first.
+    Next(Option<Result<ConsumerRecord, ClientError>>),
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// Time to commit what was printed.
+    CommitDue,
 }
 
 /// Runs `consume`.
@@ -111,7 +156,7 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
     };
 
     let confirm = args.group.is_some();
-    let printed = print_records(&mut source, &args, json, confirm).await;
+    let printed = print_records(client.addr(), &mut source, &args, json, confirm).await;
 
     // Commit exactly what the reader got, even if printing stopped on an error.
     if let Source::Group(consumer) = source {
@@ -137,7 +182,8 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
 /// Why printing stopped.
 #[derive(Debug)]
 enum Stop {
-    /// `--count` reached, `--timeout-ms` passed without a message, or Ctrl-C.
+    /// `--count` reached, `--timeout-ms` passed without a message, or SIGINT or
+    /// SIGTERM.
     Done,
     /// Writing this record, taken from the source, failed: the reader of standard
     /// output went away (`BrokenPipe`), or the write itself failed. It never reached
@@ -162,10 +208,11 @@ fn positions_before(mut positions: Vec<(u32, u64)>, unprinted: &ConsumerRecord) 
     positions
 }
 
-/// Prints records until `--count`, `--timeout-ms`, Ctrl-C, a reader that went away,
-/// or an error. With `confirm`, a line counts only once the reader took it
+/// Prints records until `--count`, `--timeout-ms`, SIGINT or SIGTERM, a reader that
+/// went away, or an error other than a lost connection (waited out: [`Outage`]). With `confirm`, a line counts only once the reader took it
 /// ([`Lines`]).
 async fn print_records(
+    addr: &str,
     source: &mut Source,
     args: &ConsumeArgs,
     json: bool,
@@ -173,22 +220,38 @@ async fn print_records(
 ) -> anyhow::Result<Stop> {
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let mut stdout = Lines::new(confirm);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = follow::stop_requested();
+    tokio::pin!(stop);
+    let mut outage = Outage::new(addr);
+    let mut commit_due = tokio::time::interval(Duration::from_millis(COMMIT_INTERVAL_MS));
+    commit_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    commit_due.tick().await; // the first tick is immediate; nothing is printed yet
+    let is_group = source.is_group();
     let mut printed = 0u64;
     while args.count.is_none_or(|n| printed < n) {
-        let next = async {
-            match timeout {
-                Some(t) => tokio::time::timeout(t, source.next()).await.ok(),
-                None => Some(source.next().await),
+        // --timeout-ms counts from when this record is first waited for, across the
+        // commits that interrupt the wait.
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let record = loop {
+            let next = async {
+                let next = source.next_following(&mut outage);
+                match deadline {
+                    Some(at) => tokio::time::timeout_at(at, next).await.ok(),
+                    None => Some(next.await),
+                }
+            };
+            let event = tokio::select! {
+                next = next => Wait::Next(next),
+                () = &mut stop => Wait::Stop,
+                // Waiting is cancel-safe: stop it, commit, wait again.
+                _ = commit_due.tick(), if is_group => Wait::CommitDue,
+            };
+            match event {
+                Wait::Next(Some(record)) => break record?,
+                // --timeout-ms without a message, or a signal.
+                Wait::Next(None) | Wait::Stop => return Ok(Stop::Done),
+                Wait::CommitDue => source.commit_printed().await,
             }
-        };
-        let record = tokio::select! {
-            next = next => match next {
-                Some(record) => record?,
-                None => break, // --timeout-ms without a message
-            },
-            _ = &mut ctrl_c => break,
         };
         let line = if json {
             record_json(&record).to_string().into_bytes()
@@ -217,17 +280,26 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
     let mut consumer = client.queue_consumer(&args.topic, group, config).await?;
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let mut stdout = Lines::new(true);
+    let stop = follow::stop_requested();
+    tokio::pin!(stop);
+    let mut outage = Outage::new(client.addr());
     let mut handled = 0u64;
     let outcome: anyhow::Result<()> = async {
         while args.count.is_none_or(|n| handled < n) {
-            let next = match timeout {
-                Some(t) => match tokio::time::timeout(t, consumer.next()).await {
-                    Ok(next) => next?,
-                    Err(_) => break,
-                },
-                None => consumer.next().await?,
+            let next = async {
+                let next = next_message(&mut consumer, &mut outage);
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, next).await.ok(),
+                    None => Some(next.await),
+                }
             };
-            let Some(message) = next else { break };
+            let message = tokio::select! {
+                next = next => match next {
+                    Some(message) => message?,
+                    None => break, // --timeout-ms without a message
+                },
+                () = &mut stop => break,
+            };
             let line = if json {
                 let mut value = record_json(&message.record);
                 value["attempt"] = json!(message.attempt);
@@ -248,9 +320,18 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
                 // The last one: settling it must not fetch another we would not print.
                 consumer.stop_taking();
             }
-            match &args.nack {
-                Some(reason) => message.nack(reason).await?,
-                None => message.ack().await?,
+            let settled = match &args.nack {
+                Some(reason) => message.nack(reason).await,
+                None => message.ack().await,
+            };
+            match settled {
+                Ok(()) => {}
+                // The broker went away between delivering and settling: it redelivers
+                // the message (printed again: at least once), to us once we rejoin.
+                Err(e) if e.is_connection_error() => eprintln!(
+                    "brokerctl: could not settle a message, it will be delivered again: {e}"
+                ),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -260,6 +341,25 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
     outcome?;
     left?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The next queue message, riding out a broker restart (the consumer rejoins its
+/// group by itself once the broker is back). Cancel-safe.
+async fn next_message(
+    consumer: &mut QueueConsumer,
+    outage: &mut Outage,
+) -> anyhow::Result<QueueMessage> {
+    loop {
+        match consumer.next().await {
+            Ok(Some(message)) => {
+                outage.over();
+                return Ok(message);
+            }
+            Ok(None) => anyhow::bail!("the queue consumer ended"),
+            Err(e) if e.is_connection_error() => outage.wait(&e).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Bytes as JSON: a string if they are UTF-8, else an array of byte values (0-255).

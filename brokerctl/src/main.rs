@@ -25,6 +25,7 @@ mod output;
 
 mod consume;
 mod dlq;
+mod follow;
 mod groups;
 mod produce;
 mod routes;

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use client::{Client, Registration, RegistryEvent};
+use client::{Client, ClientError, Registration, RegistryEvent, ServiceWatch};
 use serde_json::json;
 
+use crate::follow::{self, Outage};
 use crate::table::Table;
 
 /// Arguments of `services`.
@@ -211,25 +212,46 @@ async fn watch(
 ) -> anyhow::Result<ExitCode> {
     let mut watch = client.watch_services(name.as_deref()).await?;
     let mut seen = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let stop = follow::stop_requested();
+    tokio::pin!(stop);
+    let mut outage = Outage::new(client.addr());
     while count.is_none_or(|n| seen < n) {
         let next = async {
+            let next = next_event(&mut watch, &mut outage);
             match timeout_ms {
-                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), watch.next())
+                Some(ms) => tokio::time::timeout(Duration::from_millis(ms), next)
                     .await
                     .ok(),
-                None => Some(watch.next().await),
+                None => Some(next.await),
             }
         };
         let event = tokio::select! {
             event = next => match event { Some(event) => event?, None => break },
-            _ = &mut ctrl_c => break,
+            () = &mut stop => break,
         };
         outln!("{}", event_line(&event, json))?;
         seen += 1;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The next registry event, riding out a broker restart: the watch keeps its
+/// position in `__registry` across failed reads, so no event is missed or repeated.
+/// Cancel-safe.
+async fn next_event(
+    watch: &mut ServiceWatch,
+    outage: &mut Outage,
+) -> Result<RegistryEvent, ClientError> {
+    loop {
+        match watch.next().await {
+            Ok(event) => {
+                outage.over();
+                return Ok(event);
+            }
+            Err(e) if e.is_connection_error() => outage.wait(&e).await,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn register(
@@ -251,11 +273,7 @@ async fn register(
         })
         .await?;
     outln!("registered {name}/{instance_id}; heartbeating until stopped")?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    follow::stop_requested().await;
     handle.close().await?;
     outln!("deregistered {name}/{instance_id}")?;
     Ok(ExitCode::SUCCESS)

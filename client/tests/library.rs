@@ -500,3 +500,85 @@ async fn consumer_rejoins_and_resumes_after_the_broker_restarts() {
     assert!(committed[0].offset >= Some(6), "{committed:?}");
     consumer.close().await.unwrap();
 }
+
+/// A consumer that rejoins after a broker restart (the broker forgot its member)
+/// resumes from the records it returned, not from the older commit: a restart repeats
+/// nothing this consumer already handed out, and its commit then records them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_rejoined_after_a_restart_resumes_where_it_got_to() {
+    let mut broker = Brokerd::start();
+    let client = connect(&broker).await;
+    client.create_topic("r", 1, &[]).await.unwrap();
+    let producer = client
+        .producer("r", ProducerConfig::default())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        producer
+            .send(Record::new(format!("a{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let config = ConsumerConfig::default()
+        .auto_commit(None)
+        .session_timeout(Duration::from_secs(3))
+        .heartbeat_interval(Duration::from_millis(100));
+    let mut consumer = client.consumer("r", "g", config).await.unwrap();
+    for expected in 0..3u64 {
+        let record = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.offset, expected);
+    }
+    consumer.commit_offsets(&[(0, 1)]).await.unwrap(); // the commit lags behind
+    let member = consumer.member_id();
+
+    broker.restart();
+    // Read on until the rejoin was applied, then two more: offsets 3, 4, 5, 6 once
+    // each, never 1 or 2 again.
+    producer
+        .send(Record::new("b5"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    producer
+        .send(Record::new("b6"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut offsets = Vec::new();
+    while offsets.len() < 4 {
+        match tokio::time::timeout(WAIT, consumer.next()).await.unwrap() {
+            Ok(record) => offsets.push(record.offset),
+            Err(e) if e.is_connection_error() => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(offsets, [3, 4, 5, 6]);
+    eventually(WAIT, || {
+        let changed = consumer.member_id() != member;
+        async move { changed.then_some(()) }
+    })
+    .await;
+    // The next call applies the rejoin; nothing more to read, so it just waits.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), consumer.next())
+            .await
+            .is_err()
+    );
+    consumer.commit().await.unwrap();
+    let committed = client.fetch_offsets("g", "r").await.unwrap();
+    assert_eq!(
+        committed[0].offset,
+        Some(7),
+        "the new member commits how far it got"
+    );
+    consumer.close().await.unwrap();
+}

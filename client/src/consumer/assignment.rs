@@ -87,6 +87,17 @@ fn revoked_positions(
         .collect()
 }
 
+/// Pure: where a partition that (re)starts begins. From `start` (the group's
+/// committed offset, or the configured start position without one), unless this
+/// consumer rejoined as a new member (the broker forgot the old one: a restart, or a
+/// session timeout) and had already returned records of the partition up to `before`,
+/// past `start`: then from `before`. Every record below it was returned by this
+/// consumer, so nothing is skipped, and nothing this consumer returned is returned
+/// again. A commit past `before` (another member read further meanwhile) wins.
+fn resume_offset(start: u64, before: Option<u64>) -> u64 {
+    before.map_or(start, |before| before.max(start))
+}
+
 impl Consumer {
     /// Brings the fetcher in line with the latest assignment: commits the positions of
     /// the partitions it drops, starts the ones it gains, and reports the applied
@@ -142,17 +153,38 @@ impl Consumer {
             )
             .await?
         };
+        let rejoined = self
+            .applied
+            .as_ref()
+            .is_some_and(|old| old.member_id != current.member_id);
+        // How far this consumer got under its previous member id, read before the
+        // dropped partitions forget it.
+        let returned_before = self.returned.clone();
         for p in &change.drop {
             self.fetcher.revoke(*p);
             self.returned.remove(p);
             self.committed.remove(p);
         }
-        for (p, offset, committed) in starts {
+        let mut resumed = Vec::new();
+        for (p, start, committed) in starts {
+            let before = if rejoined {
+                returned_before.get(&p).copied()
+            } else {
+                None
+            };
+            let offset = resume_offset(start, before);
+            if offset != start {
+                resumed.push((p, offset));
+            }
             self.fetcher.assign(p, offset);
             self.returned.insert(p, offset);
             // An untouched partition is not committed again; with no committed offset
-            // the start position stands in for one.
-            self.committed.insert(p, committed.unwrap_or(offset));
+            // the start position stands in for one. A resumed partition differs from
+            // its commit, so the next commit records how far this consumer got.
+            self.committed.insert(p, committed.unwrap_or(start));
+        }
+        if !resumed.is_empty() {
+            tracing::debug!(group = %self.group, ?resumed, "rejoined; resuming past the commits");
         }
         tracing::debug!(group = %self.group, ?current, ?change, "assignment applied");
         self.heartbeater.applied(&current, !change.drop.is_empty());
@@ -248,6 +280,17 @@ mod tests {
         let change = plan_change(Some(&m("a", 1, &[0])), &m("b", 2, &[0]));
         assert_eq!(change.start, [0]);
         assert_eq!(change.drop, [0]);
+    }
+
+    #[test]
+    fn a_rejoined_consumer_resumes_where_it_got_to_unless_the_group_got_further() {
+        assert_eq!(resume_offset(10, None), 10, "never read it: the commit");
+        assert_eq!(resume_offset(10, Some(25)), 25, "read past the commit");
+        assert_eq!(
+            resume_offset(30, Some(25)),
+            30,
+            "another member committed further"
+        );
     }
 
     #[test]

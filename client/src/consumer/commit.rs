@@ -11,7 +11,9 @@
 //! refusal with `stale_generation` means a partition was handed over without this
 //! member (its release was forced after a whole session timeout without applying the
 //! change): the consumer heartbeats to learn the new assignment, applies it, and
-//! commits once more the partitions still owned, whose positions stay valid. Auto
+//! commits once more the partitions still owned, whose positions stay valid; a
+//! refusal because the broker forgot the member (it restarted) is handled the same
+//! way, the heartbeat joining again first. Auto
 //! commit runs from `next` at the configured interval; its failures are logged, not
 //! returned, since the positions stay and the next commit covers them.
 
@@ -33,10 +35,25 @@ impl Consumer {
     /// commits once more the partitions it still owns, whose positions stay valid;
     /// positions of partitions it lost are dropped (their new owner resumes from the
     /// last commit). A second refusal is returned as the error.
+    ///
+    /// If the broker no longer knows the member (`unknown_member` or `unknown_group`:
+    /// it restarted, and the heartbeat task has not rejoined yet), the consumer
+    /// heartbeats, which joins again, applies the new membership (keeping the
+    /// positions of the partitions it gets back, see [`super::assignment`]) and
+    /// commits once more as the new member.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         match self.commit_returned().await {
-            Err(e) if e.code() == Some(ErrorCode::StaleGeneration) => {
-                tracing::debug!(group = %self.group, error = %e, "commit raced a rebalance");
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(
+                        ErrorCode::StaleGeneration
+                            | ErrorCode::UnknownMember
+                            | ErrorCode::UnknownGroup
+                    )
+                ) =>
+            {
+                tracing::debug!(group = %self.group, error = %e, "commit raced a rebalance or a rejoin");
                 self.heartbeater.beat().await;
                 self.commit_returned().await
             }

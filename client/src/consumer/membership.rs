@@ -7,7 +7,8 @@
 //! the latest assignment matters and publishing it never waits for the consumer. When
 //! the broker has forgotten the member (session expired, broker restarted), the
 //! heartbeater joins again as a new member, and the consumer restarts its partitions
-//! from the committed offsets.
+//! from the committed offsets, or from where it got to if that is further
+//! (`assignment::resume_offset`).
 //!
 //! A heartbeat reports the generation the consumer has *applied*, not the last one
 //! learned: the broker hands a partition revoked from this member to its next owner
