@@ -17,6 +17,7 @@ use client::{
 use serde_json::{json, Value};
 
 use crate::follow::{self, Outage};
+use crate::format::{parse_format, Format};
 use crate::output::Lines;
 
 /// Session timeout of brokerctl's group membership: short, so that a killed
@@ -38,8 +39,17 @@ pub struct ConsumeArgs {
     group: Option<String>,
     /// Where to start: earliest, latest or an offset (every partition). With --group,
     /// only for partitions where the group has no committed offset.
-    #[arg(long, value_name = "earliest|latest|OFFSET", default_value = "earliest", value_parser = parse_from)]
+    #[arg(long, visible_alias = "offset", value_name = "earliest|latest|OFFSET", default_value = "earliest", value_parser = parse_from)]
     from: StartFrom,
+    /// Read only this partition (with --offset N: from offset N). Not with --group.
+    #[arg(long, value_name = "P", conflicts_with = "group")]
+    partition: Option<u32>,
+    /// Print each message through this format instead of its value: %t topic,
+    /// %p partition, %o offset, %T timestamp (ms), %k key, %K key length, %s value,
+    /// %S value length, %h headers (NAME=VALUE,...), %% a %; escapes \n \r \t \\.
+    /// Nothing is added: end it with \n. Like kcat -f. Not with --json.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<Format>,
     /// Stop after this many messages.
     #[arg(long)]
     count: Option<u64>,
@@ -139,9 +149,18 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
         }
         None => {
             let topic = client.describe_topic(&args.topic).await?;
+            if let Some(wanted) = args.partition {
+                anyhow::ensure!(
+                    topic.partitions.iter().any(|p| p.partition == wanted),
+                    "topic {} has no partition {wanted} (it has {}, numbered from 0)",
+                    args.topic,
+                    topic.partitions.len()
+                );
+            }
             let positions: Vec<(u32, u64)> = topic
                 .partitions
                 .iter()
+                .filter(|p| args.partition.is_none_or(|wanted| p.partition == wanted))
                 .map(|p| {
                     let offset = match args.from {
                         StartFrom::Earliest => p.start_offset,
@@ -253,13 +272,9 @@ async fn print_records(
                 Wait::CommitDue => source.commit_printed().await,
             }
         };
-        let line = if json {
-            record_json(&record).to_string().into_bytes()
-        } else {
-            record.value.as_deref().unwrap_or_default().to_vec()
-        };
+        let output = render(&args.topic, &record, args.format.as_ref(), json);
         // The first failed write ends it: that record and all after it are unread.
-        if let Err(e) = stdout.write_line(&line).await {
+        if let Err(e) = stdout.write_message(&output).await {
             return Ok(Stop::Unwritten(record, e));
         }
         printed += 1;
@@ -300,17 +315,16 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
                 },
                 () = &mut stop => break,
             };
-            let line = if json {
+            let output = if json {
                 let mut value = record_json(&message.record);
                 value["attempt"] = json!(message.attempt);
-                value.to_string()
+                format!("{value}\n").into_bytes()
             } else {
-                String::from_utf8_lossy(message.record.value.as_deref().unwrap_or_default())
-                    .into_owned()
+                render(&args.topic, &message.record, args.format.as_ref(), false)
             };
             // Acked only once the reader took it; otherwise it stays unsettled and is
             // redelivered after we leave.
-            match stdout.write_line(line.as_bytes()).await {
+            match stdout.write_message(&output).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
                 Err(e) => return Err(e.into()),
@@ -360,6 +374,28 @@ async fn next_message(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// What one message prints as: through `--format`, as `--json`, or its value (as
+/// UTF-8, lossily) and a newline.
+fn render(topic: &str, record: &ConsumerRecord, format: Option<&Format>, json: bool) -> Vec<u8> {
+    match format {
+        Some(format) => format.render(topic, record),
+        None if json => format!("{}\n", record_json(record)).into_bytes(),
+        // Lossy, as documented: invalid UTF-8 becomes U+FFFD (--format writes raw bytes).
+        None => {
+            let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
+            format!("{value}\n").into_bytes()
+        }
+    }
+}
+
+/// Refuses, before connecting, options that do not go together.
+pub fn check(args: &ConsumeArgs, json: bool) -> Result<(), String> {
+    if args.format.is_some() && json {
+        return Err("--format and --json both say how to print; give one".to_string());
+    }
+    Ok(())
 }
 
 /// Bytes as JSON: a string if they are UTF-8, else an array of byte values (0-255).

@@ -26,7 +26,9 @@ mod output;
 mod consume;
 mod dlq;
 mod follow;
+mod format;
 mod groups;
+mod input;
 mod produce;
 mod routes;
 mod services;
@@ -147,6 +149,7 @@ fn main() -> ExitCode {
 fn check(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Services(args) => services::check(args),
+        Command::Consume(args) => consume::check(args, cli.json),
         _ => Ok(()),
     }
 }

@@ -89,8 +89,8 @@ pub struct Lines {
 }
 
 impl Lines {
-    /// Standard output; with `confirm`, [`write_line`](Self::write_line) returns only
-    /// once a pipe's reader took the line.
+    /// Standard output; with `confirm`, [`write_message`](Self::write_message)
+    /// returns only once a pipe's reader took what it wrote.
     pub fn new(confirm: bool) -> Lines {
         let stdout = io::stdout().lock();
         let is_pipe = rustix::fs::fstat(stdout.as_fd())
@@ -101,12 +101,12 @@ impl Lines {
         }
     }
 
-    /// Writes `line` and a newline, flushes, and (if confirming) waits for the reader
-    /// to take it. `Ok` means the line reached the reader; a line whose reader went
-    /// away first is a `BrokenPipe` error, like a write to a closed pipe.
-    pub async fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.stdout.write_all(line)?;
-        self.stdout.write_all(b"\n")?;
+    /// Writes one message's output (usually a line, its newline included), flushes,
+    /// and (if confirming) waits for the reader to take it. `Ok` means it reached the
+    /// reader; output whose reader went away first is a `BrokenPipe` error, like a
+    /// write to a closed pipe.
+    pub async fn write_message(&mut self, output: &[u8]) -> io::Result<()> {
+        self.stdout.write_all(output)?;
         self.stdout.flush()?;
         if self.confirm_pipe {
             self.wait_until_read().await?;

@@ -1,4 +1,6 @@
-//! `brokerctl produce TOPIC`: each line of standard input becomes one message.
+//! `brokerctl produce TOPIC`: each line of standard input becomes one message (its
+//! value, or with `--key-separator` its key and value, or with `--input json` all of
+//! it: see [`crate::input`]).
 
 use std::process::ExitCode;
 
@@ -9,6 +11,7 @@ use client::{AckLevel, Client, ClientError, ProducerConfig, Record};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::input;
 use crate::traces::{hex, start_trace};
 use crate::{parse_key_value, print_json};
 
@@ -21,8 +24,16 @@ pub struct ProduceArgs {
     /// Topic to write to.
     topic: String,
     /// Key for every message (same key, same partition).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "key_separator")]
     key: Option<String>,
+    /// Each line is KEY<SEP>VALUE, split at the first SEP (like kcat -K); a line
+    /// without SEP is refused.
+    #[arg(long = "key-separator", value_name = "SEP", value_parser = parse_separator)]
+    key_separator: Option<String>,
+    /// How to read each line: `text`, the line is the value; `json`, an object like
+    /// those `consume --json` prints, with its own key, headers and partition.
+    #[arg(long, value_enum, default_value_t = Input::Text, conflicts_with = "key_separator")]
+    input: Input,
     /// Header for every message, as NAME=VALUE; repeatable.
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_key_value)]
     headers: Vec<(String, String)>,
@@ -36,6 +47,24 @@ pub struct ProduceArgs {
     /// trace id is printed after the summary (`brokerctl trace ID` shows it).
     #[arg(long)]
     trace: bool,
+}
+
+/// `--input` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Input {
+    /// The line is the message's value.
+    Text,
+    /// The line is a JSON object: {"key", "value", "headers", "partition"}.
+    Json,
+}
+
+/// Parses `--key-separator`: any non-empty string.
+fn parse_separator(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("the key separator is empty; give one or more characters, e.g. ':'".to_string())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 /// `--ack` values.
@@ -83,13 +112,30 @@ pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Resu
 
     let mut pending = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).split(b'\n');
+    let mut number = 0u64;
     while let Some(line) = lines.next_segment().await? {
+        number += 1;
+        let line = message_bytes(line);
+        let parsed = match (args.input, &args.key_separator) {
+            (Input::Json, _) => input::json(&line),
+            (Input::Text, Some(separator)) => input::keyed(&line, separator.as_bytes()),
+            (Input::Text, None) => Ok(input::plain(line)),
+        };
+        let message = match parsed {
+            Ok(message) => message,
+            Err(e) => {
+                // Counted as failed, so the exit status says a line was not sent.
+                let e = ClientError::InvalidArgument(format!("line {number}: {e}"));
+                pending.push(Err(e));
+                continue;
+            }
+        };
         let record = Record {
-            key: key.clone(),
-            value: Some(Bytes::from(message_bytes(line))),
-            headers: headers.clone(),
+            key: message.key.or_else(|| key.clone()),
+            value: message.value,
+            headers: headers.iter().cloned().chain(message.headers).collect(),
             timestamp_ms: None,
-            partition: args.partition,
+            partition: message.partition.or(args.partition),
         };
         pending.push(producer.send(record).await);
     }

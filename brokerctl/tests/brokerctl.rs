@@ -842,3 +842,187 @@ fn services_watch_survives_a_broker_restart() {
         assert_eq!(status.code(), Some(0), "{stderr}");
     }
 }
+
+#[test]
+fn consume_one_partition_from_an_offset_through_a_format() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "t", "--partitions", "2"],
+    ));
+    let args = [
+        "produce",
+        "t",
+        "--partition",
+        "1",
+        "--key",
+        "k1",
+        "--header",
+        "src=web",
+    ];
+    ok(ctl_at(broker.addr(), &args, "a\nb\nc\n"));
+    ok(ctl_at(
+        broker.addr(),
+        &["produce", "t", "--partition", "0"],
+        "x\n",
+    ));
+
+    let args = [
+        "consume",
+        "t",
+        "--partition",
+        "1",
+        "--offset",
+        "1",
+        "--timeout-ms",
+        "300",
+    ];
+    assert_eq!(ok(ctl(&broker, &args)), "b\nc\n");
+    let args = [
+        "consume",
+        "t",
+        "--partition",
+        "1",
+        "--timeout-ms",
+        "300",
+        "--format",
+        "%t/%p@%o key=%k(%K) [%h] %s(%S)\\n",
+    ];
+    assert_eq!(
+        ok(ctl(&broker, &args)),
+        "t/1@0 key=k1(2) [src=web] a(1)\nt/1@1 key=k1(2) [src=web] b(1)\nt/1@2 key=k1(2) [src=web] c(1)\n"
+    );
+    let args = [
+        "consume",
+        "t",
+        "--partition",
+        "0",
+        "--count",
+        "1",
+        "--format",
+        "%k|%K|%s",
+    ];
+    assert_eq!(
+        ok(ctl(&broker, &args)),
+        "|-1|x",
+        "no key; nothing added after"
+    );
+
+    let err = fails(ctl(
+        &broker,
+        &["consume", "t", "--partition", "9", "--count", "1"],
+    ));
+    assert!(
+        err.contains("topic t has no partition 9 (it has 2"),
+        "{err}"
+    );
+    let output = ctl(
+        &broker,
+        &["consume", "t", "--partition", "0", "--group", "g"],
+    );
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    let output = ctl(&broker, &["consume", "t", "--format", "%s", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = ctl(&broker, &["consume", "t", "--format", "%x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown directive %x"));
+}
+
+#[test]
+fn produce_keys_per_line_and_json_lines_with_headers() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "t", "--partitions", "1"],
+    ));
+    let input = "user-1:paid\nuser-2:shipped:fast\nno separator\n";
+    let output = ctl_at(
+        broker.addr(),
+        &["produce", "t", "--key-separator", ":"],
+        input,
+    );
+    assert_eq!(output.status.code(), Some(1), "one line was refused");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(out, "acknowledged 2 of 3 message(s)\n");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("line 3: no key separator \":\""), "{err}");
+    let format = [
+        "consume",
+        "t",
+        "--timeout-ms",
+        "300",
+        "--format",
+        "%k|%s|%h\\n",
+    ];
+    assert_eq!(
+        ok(ctl(&broker, &format)),
+        "user-1|paid|\nuser-2|shipped:fast|\n"
+    );
+
+    let input = concat!(
+        r#"{"key":"user-3","value":"refunded","headers":[{"key":"src","value":"api"},{"key":"n","value":"1"}]}"#,
+        "\n",
+        r#"{"value":"no key","headers":{"src":"cron"}}"#,
+        "\n",
+        r#"{"value":null,"key":"user-1"}"#,
+        "\n",
+    );
+    let args = ["produce", "t", "--input", "json", "--header", "batch=7"];
+    assert_eq!(
+        ok(ctl_at(broker.addr(), &args, input)),
+        "acknowledged 3 of 3 message(s)\n"
+    );
+    let args = [
+        "consume",
+        "t",
+        "--offset",
+        "2",
+        "--timeout-ms",
+        "300",
+        "--format",
+        "%k(%K)|%s(%S)|%h\\n",
+    ];
+    assert_eq!(
+        ok(ctl(&broker, &args)),
+        "user-3(6)|refunded(8)|batch=7,src=api,n=1\n(-1)|no key(6)|batch=7,src=cron\nuser-1(6)|(-1)|batch=7\n"
+    );
+
+    // What consume --json prints, produce --input json takes back: a copy.
+    ok(ctl(
+        &broker,
+        &["topics", "create", "copy", "--partitions", "1"],
+    ));
+    let exported = ok(ctl(
+        &broker,
+        &["consume", "t", "--json", "--timeout-ms", "300"],
+    ));
+    ok(ctl_at(
+        broker.addr(),
+        &["produce", "copy", "--input", "json"],
+        &exported,
+    ));
+    let copied = ok(ctl(
+        &broker,
+        &["consume", "copy", "--json", "--timeout-ms", "300"],
+    ));
+    let strip = |text: &str| -> Vec<Value> {
+        text.lines()
+            .map(|l| {
+                let mut v = json(l);
+                v.as_object_mut().unwrap().remove("timestamp");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&copied), strip(&exported));
+
+    let output = ctl_at(
+        broker.addr(),
+        &["produce", "t", "--input", "json"],
+        "not json\n",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: the line is not JSON"));
+    let args = ["produce", "t", "--input", "json", "--key-separator", ":"];
+    assert_eq!(ctl_at(broker.addr(), &args, "").status.code(), Some(2));
+}
