@@ -12,8 +12,9 @@
 //! Must never: talk to the broker except through `client::Client` (no sockets or
 //! frames of its own, so the tool exercises exactly what library users get); put
 //! anything but a command's output on stdout (errors and progress go to stderr, so
-//! the output pipes); exit 0 when a request failed or a produced line was not
-//! acknowledged; or commit, with `consume --group`, a message it did not print.
+//! the output pipes); panic or fail when the reader of its output goes away (it
+//! exits 0); exit 0 when a request failed or a produced line was not acknowledged;
+//! or commit (or ack), with `consume --group`, a message its reader did not take.
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // `println!` panics on a closed stdout (`brokerctl topics | true`); write with
