@@ -534,3 +534,38 @@ async fn a_queue_consumer_rejoins_after_a_broker_restart() {
     let described = client.describe_group("workers").await.unwrap();
     assert!(described.members.is_empty(), "{described:?}");
 }
+
+/// The other way a queue member is lost: the broker forgets it while the connection
+/// stays up (here another client makes it leave, as a session expiry would). Its
+/// heartbeat is refused, and the consumer rejoins instead of waiting forever on a
+/// subscription nobody delivers to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_consumer_the_broker_forgot_rejoins_on_the_same_connection() {
+    let broker = Brokerd::start();
+    let client = Client::connect(broker.addr()).await.unwrap();
+    client.create_topic("jobs", 1, QUEUE_CONFIG).await.unwrap();
+    let config = QueueConsumerConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        ..QueueConsumerConfig::default()
+    };
+    let mut consumer = client
+        .queue_consumer("jobs", "workers", config)
+        .await
+        .unwrap();
+    produce(&client, "jobs", &["a".to_string()]).await;
+    next(&mut consumer).await.ack().await.unwrap();
+    let forgotten = consumer.member_id().to_string();
+
+    let other = Client::connect(broker.addr()).await.unwrap();
+    other.leave_group("workers", &forgotten).await.unwrap();
+    produce(&client, "jobs", &["b".to_string()]).await;
+    let message = next(&mut consumer).await;
+    assert_eq!(text(&message), "b");
+    message.ack().await.unwrap();
+    assert_ne!(
+        consumer.member_id(),
+        forgotten,
+        "joined again as a new member"
+    );
+    consumer.close().await.unwrap();
+}
