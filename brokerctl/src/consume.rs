@@ -192,10 +192,26 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
         left?;
     }
     match printed? {
-        Stop::Unwritten(_, e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        // A reader that went away (`| head`) is how a pipe ends, not a failure.
+        Stop::Unwritten(_, e) if !is_clean_end(&e) => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The error a write ends with when a signal stopped the wait for the reader.
+fn interrupted() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "stopped by a signal before the reader took the message",
+    )
+}
+
+/// True for the ways printing ends that are not failures: a reader that went away
+/// (`| head`) is how a pipe ends, and a signal is how a follower is stopped.
+fn is_clean_end(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::Interrupted
+    )
 }
 
 /// Why printing stopped.
@@ -274,7 +290,13 @@ async fn print_records(
         };
         let output = render(&args.topic, &record, args.format.as_ref(), json);
         // The first failed write ends it: that record and all after it are unread.
-        if let Err(e) = stdout.write_message(&output).await {
+        // A signal while the reader has yet to take the line stops here too; the line
+        // is then not counted.
+        let written = tokio::select! {
+            written = stdout.write_message(&output) => written,
+            () = &mut stop => Err(interrupted()),
+        };
+        if let Err(e) = written {
             return Ok(Stop::Unwritten(record, e));
         }
         printed += 1;
@@ -324,9 +346,13 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
             };
             // Acked only once the reader took it; otherwise it stays unsettled and is
             // redelivered after we leave.
-            match stdout.write_message(&output).await {
+            let written = tokio::select! {
+                written = stdout.write_message(&output) => written,
+                () = &mut stop => Err(interrupted()),
+            };
+            match written {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                Err(e) if is_clean_end(&e) => break,
                 Err(e) => return Err(e.into()),
             }
             handled += 1;

@@ -1026,3 +1026,50 @@ fn produce_keys_per_line_and_json_lines_with_headers() {
     let args = ["produce", "t", "--input", "json", "--key-separator", ":"];
     assert_eq!(ctl_at(broker.addr(), &args, "").status.code(), Some(2));
 }
+
+#[test]
+fn sigterm_while_the_reader_has_not_read_the_line_commits_nothing_and_exits_0() {
+    let broker = Brokerd::start();
+    ok(ctl(
+        &broker,
+        &["topics", "create", "t", "--partitions", "1"],
+    ));
+    ok(ctl_at(
+        broker.addr(),
+        &["produce", "t"],
+        &lines_of("a", 1..=3),
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brokerctl"))
+        .args(["consume", "t", "--group", "g"])
+        .env("BROKER_ADDR", broker.addr())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn brokerctl");
+    // Nobody reads: brokerctl writes a1 and waits for it to be taken.
+    let stdout = child.stdout.take().expect("piped stdout");
+    until("a line waits in the pipe", || {
+        rustix::io::ioctl_fionread(&stdout).unwrap() > 0
+    });
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut status = None;
+    until("brokerctl exits", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let committed = committed(&broker, "g");
+    assert!(
+        matches!(committed[..], [None] | [Some(0)]),
+        "a1 was never read: {committed:?}"
+    );
+    let mut unread = String::new();
+    std::io::Read::read_to_string(&mut { stdout }, &mut unread).unwrap();
+    assert_eq!(unread, "a1\n");
+}
