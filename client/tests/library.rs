@@ -582,3 +582,26 @@ async fn a_consumer_rejoined_after_a_restart_resumes_where_it_got_to() {
     );
     consumer.close().await.unwrap();
 }
+
+/// Closing a consumer whose member the broker forgot (it restarted, and the
+/// heartbeat has not noticed yet) leaves nothing behind and is no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_consumers_the_restarted_broker_forgot_succeeds() {
+    let mut broker = Brokerd::start();
+    let client = connect(&broker).await;
+    client.create_topic("c", 1, &[]).await.unwrap();
+    let slow = Duration::from_secs(20);
+    let config = ConsumerConfig::default()
+        .session_timeout(Duration::from_secs(60))
+        .heartbeat_interval(slow);
+    let consumer = client.consumer("c", "g", config).await.unwrap();
+    let queue_config = client::QueueConsumerConfig {
+        session_timeout: Duration::from_secs(60),
+        heartbeat_interval: slow,
+        ..client::QueueConsumerConfig::default()
+    };
+    let queue = client.queue_consumer("c", "q", queue_config).await.unwrap();
+    broker.restart();
+    consumer.close().await.unwrap();
+    queue.close().await.unwrap();
+}

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::Stream;
+use protocol::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -208,7 +209,9 @@ impl Consumer {
     }
 
     /// Commits (if auto commit is on), leaves the group and stops heartbeating. The
-    /// group rebalances at once instead of waiting for the session to time out.
+    /// group rebalances at once instead of waiting for the session to time out. A
+    /// member the broker has already forgotten (it restarted) has nothing to leave:
+    /// that is not an error.
     pub async fn close(mut self) -> Result<(), ClientError> {
         let committed = if self.config.auto_commit.is_some() {
             self.commit().await
@@ -218,7 +221,18 @@ impl Consumer {
         self.stop_heartbeat();
         self.closed = true;
         let member_id = self.member_id();
-        let left = self.client.leave_group(&self.group, &member_id).await;
+        let left = match self.client.leave_group(&self.group, &member_id).await {
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::UnknownMember | ErrorCode::UnknownGroup)
+                ) =>
+            {
+                tracing::debug!(group = %self.group, member = %member_id, "already forgotten by the broker");
+                Ok(())
+            }
+            other => other,
+        };
         committed.and(left)
     }
 
