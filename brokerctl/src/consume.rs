@@ -180,13 +180,11 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
     // Commit exactly what the reader got, even if printing stopped on an error.
     if let Source::Group(consumer) = source {
         let mut consumer = *consumer;
-        let committed = match &printed {
-            Ok(Stop::Unwritten(unprinted, _)) => {
-                let offsets = positions_before(consumer.positions(), unprinted);
-                consumer.commit_offsets(&offsets).await
-            }
-            _ => consumer.commit().await,
-        };
+        if let Ok(Stop::Unwritten(unprinted, _)) = &printed {
+            // It was the last one returned: this cannot be refused.
+            consumer.give_back(unprinted)?;
+        }
+        let committed = consumer.commit().await;
         let left = consumer.close().await;
         committed?;
         left?;
@@ -224,23 +222,6 @@ enum Stop {
     /// output went away (`BrokenPipe`), or the write itself failed. It never reached
     /// the reader.
     Unwritten(ConsumerRecord, std::io::Error),
-}
-
-/// Pure: the positions to commit when `unprinted`, the last record the consumer
-/// returned, did not reach the reader: its partition only up to it, the others as
-/// they are.
-fn positions_before(mut positions: Vec<(u32, u64)>, unprinted: &ConsumerRecord) -> Vec<(u32, u64)> {
-    for (partition, offset) in &mut positions {
-        if *partition == unprinted.partition {
-            debug_assert_eq!(
-                *offset,
-                unprinted.offset + 1,
-                "it was the last one returned"
-            );
-            *offset = unprinted.offset;
-        }
-    }
-    positions
 }
 
 /// Prints records until `--count`, `--timeout-ms`, SIGINT or SIGTERM, a reader that
@@ -464,23 +445,6 @@ mod tests {
         assert_eq!(parse_from("42"), Ok(StartFrom::Offset(42)));
         assert!(parse_from("-1").is_err());
         assert!(parse_from("soon").is_err());
-    }
-
-    #[test]
-    fn an_unprinted_record_is_not_committed() {
-        let unprinted = ConsumerRecord {
-            partition: 1,
-            offset: 41,
-            timestamp_ms: 0,
-            key: None,
-            value: None,
-            headers: Vec::new(),
-        };
-        let positions = vec![(0, 7), (1, 42), (2, 3)];
-        assert_eq!(
-            positions_before(positions, &unprinted),
-            vec![(0, 7), (1, 41), (2, 3)]
-        );
     }
 
     #[test]

@@ -605,3 +605,48 @@ async fn closing_consumers_the_restarted_broker_forgot_succeeds() {
     consumer.close().await.unwrap();
     queue.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_given_back_is_not_committed_and_comes_again() {
+    let broker = Brokerd::start();
+    let client = connect(&broker).await;
+    client.create_topic("gb", 1, &[]).await.unwrap();
+    let producer = client
+        .producer("gb", ProducerConfig::default())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        producer
+            .send(Record::new(format!("m{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let config = ConsumerConfig::default().auto_commit(None);
+    let mut consumer = client.consumer("gb", "g", config).await.unwrap();
+    let mut records = Vec::new();
+    for _ in 0..3 {
+        records.push(
+            tokio::time::timeout(WAIT, consumer.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let err = consumer.give_back(&records[1]).unwrap_err();
+    assert!(matches!(err, ClientError::InvalidArgument(_)), "{err}");
+    consumer.give_back(&records[2]).unwrap();
+    assert_eq!(consumer.positions(), [(0, 2)]);
+    consumer.commit().await.unwrap();
+    assert_eq!(
+        client.fetch_offsets("g", "gb").await.unwrap()[0].offset,
+        Some(2)
+    );
+    let again = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.offset, again.value), (2, records[2].value.clone()));
+    consumer.close().await.unwrap();
+}

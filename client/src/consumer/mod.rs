@@ -170,6 +170,28 @@ impl Consumer {
         self.returned.iter().map(|(&p, &o)| (p, o)).collect()
     }
 
+    /// Takes back `record`, the last one [`next`](Self::next) returned for its
+    /// partition, as if it had not been returned: [`commit`](Self::commit) stops short
+    /// of it, and the partition is read again from it. For a caller that could not
+    /// hand the record on (brokerctl, when the reader of its output went away), so
+    /// that it is neither committed nor lost. Refused with
+    /// [`ClientError::InvalidArgument`] for any other record.
+    pub fn give_back(&mut self, record: &ConsumerRecord) -> Result<(), ClientError> {
+        let position = self.returned.get_mut(&record.partition);
+        match position {
+            Some(position) if *position == record.offset + 1 => {
+                *position = record.offset;
+                self.fetcher.assign(record.partition, record.offset);
+                Ok(())
+            }
+            _ => Err(ClientError::InvalidArgument(format!(
+                "give_back takes the last record returned for a partition; offset {} of \
+                 partition {} is not",
+                record.offset, record.partition
+            ))),
+        }
+    }
+
     /// The next record from any assigned partition, waiting as long as it takes.
     ///
     /// Cancel-safe: wrapping it in `tokio::time::timeout` loses no records. Records of
