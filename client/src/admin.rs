@@ -76,7 +76,8 @@ impl Client {
         Ok(())
     }
 
-    /// Deletes a topic and all its data.
+    /// Deletes a topic and all its data, and the routing rules whose destination it
+    /// was.
     pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
         let request = Request::DeleteTopic(DeleteTopicRequest {
             name: name.to_string(),

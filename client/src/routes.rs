@@ -17,7 +17,8 @@ use crate::error::ClientError;
 
 impl Client {
     /// Adds a rule sending keys that match `pattern` (words separated by `.`, `*` one
-    /// word, `#` zero or more) and carry all `headers` to `topic`. Returns its id.
+    /// word, `#` zero or more) and carry all `headers` to `topic`. Returns its id. A
+    /// rule identical to an existing one is refused (`invalid_request`).
     ///
     /// ```no_run
     /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {

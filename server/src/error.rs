@@ -114,6 +114,25 @@ pub enum BrokerError {
     /// No such rule.
     #[error("routing rule {0} does not exist")]
     UnknownRoute(u64),
+    /// A rule matching a publish sends it to a topic that does not exist (it did not
+    /// open at startup); the publish is refused as a whole.
+    #[error("routing rule {route_id} ({pattern} -> {topic}) targets topic {topic:?}, which does not exist; nothing was published. Delete the rule ('brokerctl routes delete {route_id}') or repair the topic")]
+    DanglingRoute {
+        /// The rule.
+        route_id: u64,
+        /// Its pattern.
+        pattern: String,
+        /// The missing topic.
+        topic: String,
+    },
+    /// A topic was deleted but its routing rules could not be (durably) removed.
+    #[error("topic {topic:?} was deleted, but deleting its routing rules failed ({reason}); they are deleted at the next start, or delete them with 'brokerctl routes delete'")]
+    RoutesNotDeleted {
+        /// The deleted topic.
+        topic: String,
+        /// What failed.
+        reason: String,
+    },
     /// No such subscription on this connection.
     #[error("subscription {0} is not open on this connection")]
     UnknownSubscription(u64),
@@ -168,7 +187,9 @@ impl BrokerError {
                 ErrorCode::UnsupportedVersion
             }
             BrokerError::TooManyConnections => ErrorCode::TooManyConnections,
-            BrokerError::UnknownTopic(_) => ErrorCode::UnknownTopic,
+            BrokerError::UnknownTopic(_) | BrokerError::DanglingRoute { .. } => {
+                ErrorCode::UnknownTopic
+            }
             BrokerError::TopicExists(_) => ErrorCode::TopicExists,
             BrokerError::InvalidPartition { .. } | BrokerError::NotAssigned { .. } => {
                 ErrorCode::InvalidPartition
@@ -188,7 +209,9 @@ impl BrokerError {
             }
             BrokerError::Timeout { .. } => ErrorCode::Timeout,
             BrokerError::NotDurable { .. } => ErrorCode::NotDurable,
-            BrokerError::PartitionUnavailable { .. } => ErrorCode::StorageError,
+            BrokerError::PartitionUnavailable { .. } | BrokerError::RoutesNotDeleted { .. } => {
+                ErrorCode::StorageError
+            }
             BrokerError::Storage(e) => match e {
                 storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
                 storage::Error::InvalidBatch(protocol::batch::BatchError::CrcMismatch {

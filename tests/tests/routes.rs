@@ -147,3 +147,51 @@ fn brokerctl_adds_lists_deletes_routes_and_publishes() {
     let (ok, _, err) = brokerctl(addr, &["publish", "orders.created.eu"], "c\n");
     assert!(!ok && err.contains("no routing rule matches"), "{err}");
 }
+
+/// Deleting a topic deletes the rules that sent messages to it (as deleting a RabbitMQ
+/// queue removes its bindings), so publishes its other rules match go on; an exact
+/// duplicate rule is refused naming the rule it duplicates.
+#[test]
+fn deleting_a_topic_deletes_its_rules_and_duplicates_are_refused() {
+    let mut broker = Brokerd::start();
+    let addr = broker.addr().to_string();
+    let addr = addr.as_str();
+    for topic in ["kept", "doomed"] {
+        assert!(brokerctl(addr, &["topics", "create", topic, "--partitions", "1"], "").0);
+    }
+    for (pattern, topic) in [
+        ("orders.#", "kept"),
+        ("orders.#", "doomed"),
+        ("x", "doomed"),
+    ] {
+        let (ok, out, err) = brokerctl(addr, &["routes", "add", pattern, topic], "");
+        assert!(ok, "{out}{err}");
+    }
+    let (ok, out, err) = brokerctl(addr, &["routes", "add", "orders.#", "kept"], "");
+    assert!(!ok, "a duplicate was accepted: {out}");
+    assert!(
+        err.contains("invalid_request") && err.contains("routing rule 1 already routes"),
+        "{err}"
+    );
+
+    let (ok, out, err) = brokerctl(addr, &["topics", "delete", "doomed"], "");
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = brokerctl(addr, &["--json", "routes"], "");
+    assert!(ok);
+    let routes: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let topics: Vec<&str> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(topics, ["kept"], "{out}");
+    let (ok, out, err) = brokerctl(addr, &["publish", "orders.created"], "o1\n");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "published 1 message(s) to kept");
+
+    broker.restart();
+    let addr = broker.addr();
+    let (ok, out, _) = brokerctl(addr, &["routes"], "");
+    assert!(ok && !out.contains("doomed"), "{out}");
+}

@@ -23,7 +23,7 @@ pub async fn add(
 
 /// Deletes a rule; answered once it is durable.
 pub async fn delete(broker: Arc<Broker>, request: DeleteRouteRequest) -> Result<(), BrokerError> {
-    broker.routes.delete(request.route_id).await
+    broker.routes.delete(request.route_id).await.map(|_| ())
 }
 
 /// Every rule.

@@ -24,9 +24,27 @@ pub async fn create(broker: Arc<Broker>, request: CreateTopicRequest) -> Result<
     blocking(move || broker.topics.create(&name, config, false).map(|_| ())).await
 }
 
-/// Deletes a topic and its data.
+/// Deletes a topic and its data, then the routing rules that sent messages to it
+/// (as deleting a RabbitMQ queue removes its bindings). The topic goes first: a rule
+/// added meanwhile is then refused, and a crash in between leaves rules that the
+/// next start deletes.
 pub async fn delete(broker: Arc<Broker>, request: DeleteTopicRequest) -> Result<(), BrokerError> {
-    blocking(move || broker.topics.delete(&request.name)).await
+    let name = request.name;
+    let topics = broker.clone();
+    let topic = name.clone();
+    blocking(move || topics.topics.delete(&topic)).await?;
+    let routes = broker
+        .routes
+        .delete_for_topic(&name)
+        .await
+        .map_err(|error| BrokerError::RoutesNotDeleted {
+            topic: name.clone(),
+            reason: error.to_string(),
+        })?;
+    for route in &routes {
+        tracing::info!(topic = %name, route = route.route_id, pattern = %route.pattern, "deleted the routing rule of a deleted topic");
+    }
+    Ok(())
 }
 
 /// Lists topics, internal ones only when asked.

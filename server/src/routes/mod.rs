@@ -78,20 +78,24 @@ impl Routes {
         let config = TopicConfig::internal_default();
         let log = InternalLog::open(&topics, config, clock, |event, _| table.apply(&event))?;
         tracing::info!(routes = table.routes.len(), "restored routing rules");
-        Ok(Routes {
+        let routes = Routes {
             log,
             table: RwLock::new(table),
             topics,
             unroutable_topic,
             traces,
-        })
+        };
+        routes.finish_interrupted_deletes()?;
+        Ok(routes)
     }
 
     fn append(&self, event: &RouteEvent) -> Result<u64, BrokerError> {
         self.log.append(std::slice::from_ref(event))
     }
 
-    /// Adds a rule; durable on return.
+    /// Adds a rule; durable on return. A rule equal to an existing one (same pattern,
+    /// topic and header matches, in any order) is refused: it would never change what
+    /// a publish does, and deleting "the" rule later would leave its twin behind.
     pub async fn add(
         &self,
         pattern: String,
@@ -99,13 +103,26 @@ impl Routes {
         headers: Vec<ConfigEntry>,
     ) -> Result<u64, BrokerError> {
         matcher::validate_pattern(&pattern).map_err(BrokerError::InvalidRequest)?;
-        if self.topics.get(&topic)?.internal {
-            return Err(BrokerError::InvalidRequest(format!(
-                "{topic:?} is an internal topic; routes cannot target it"
-            )));
-        }
         let (id, wait) = {
             let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+            // Checked under the table lock: a topic delete removes the topic first and
+            // then its rules under this lock, so a rule added meanwhile is either
+            // refused here or removed there, never left dangling.
+            if self.topics.get(&topic)?.internal {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "{topic:?} is an internal topic; routes cannot target it"
+                )));
+            }
+            if let Some(twin) = table
+                .routes
+                .values()
+                .find(|r| same_rule(r, &pattern, &topic, &headers))
+            {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "routing rule {} already routes {pattern:?} to {topic:?} with the same header matches",
+                    twin.route_id
+                )));
+            }
             if table.routes.len() >= MAX_ROUTES {
                 return Err(BrokerError::ResourceLimit {
                     what: "routing rules",
@@ -127,19 +144,79 @@ impl Routes {
         Ok(id)
     }
 
-    /// Deletes a rule; durable on return.
-    pub async fn delete(&self, route_id: u64) -> Result<(), BrokerError> {
-        let wait = {
+    /// Deletes a rule; durable on return. Returns the rule deleted.
+    pub async fn delete(&self, route_id: u64) -> Result<RouteInfo, BrokerError> {
+        let (route, wait) = {
             let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
-            if !table.routes.contains_key(&route_id) {
+            let Some(route) = table.routes.get(&route_id).cloned() else {
                 return Err(BrokerError::UnknownRoute(route_id));
-            }
+            };
             let event = RouteEvent::Deleted { route_id };
             let wait = self.append(&event)?;
             table.apply(&event);
-            wait
+            (route, wait)
         };
-        self.log.wait_durable(wait).await
+        self.log.wait_durable(wait).await?;
+        Ok(route)
+    }
+
+    /// Deletes every rule whose destination is `topic` (called once the topic is
+    /// gone, as deleting a RabbitMQ queue removes its bindings); durable on return.
+    /// Returns the rules deleted.
+    pub async fn delete_for_topic(&self, topic: &str) -> Result<Vec<RouteInfo>, BrokerError> {
+        let (removed, wait) = self.remove_where(|route| route.topic == topic)?;
+        if let Some(wait) = wait {
+            self.log.wait_durable(wait).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Appends a Deleted record for every rule `doomed` selects and applies them.
+    /// Returns the rules and the offset to wait on (none if nothing matched).
+    fn remove_where(
+        &self,
+        doomed: impl Fn(&RouteInfo) -> bool,
+    ) -> Result<(Vec<RouteInfo>, Option<u64>), BrokerError> {
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        let removed: Vec<RouteInfo> = table
+            .routes
+            .values()
+            .filter(|r| doomed(r))
+            .cloned()
+            .collect();
+        if removed.is_empty() {
+            return Ok((removed, None));
+        }
+        let events: Vec<RouteEvent> = removed
+            .iter()
+            .map(|r| RouteEvent::Deleted {
+                route_id: r.route_id,
+            })
+            .collect();
+        let wait = self.log.append(&events)?;
+        for event in &events {
+            table.apply(event);
+        }
+        Ok((removed, Some(wait)))
+    }
+
+    /// Finishes topic deletions a crash interrupted (blocking I/O, at startup): a rule
+    /// whose topic is gone, directory and all, is deleted. A rule whose topic has a
+    /// directory that did not open as a topic is kept (the operator may repair the
+    /// topic) and logged; publishes it matches are refused naming it.
+    fn finish_interrupted_deletes(&self) -> Result<(), BrokerError> {
+        let (removed, _) = self.remove_where(|route| {
+            self.topics.get(&route.topic).is_err() && !self.topics.has_directory(&route.topic)
+        })?;
+        for route in &removed {
+            tracing::warn!(route = route.route_id, pattern = %route.pattern, topic = %route.topic, "deleted a routing rule whose topic was deleted (the broker stopped before removing the rule)");
+        }
+        for route in self.list() {
+            if self.topics.get(&route.topic).is_err() {
+                tracing::warn!(route = route.route_id, pattern = %route.pattern, topic = %route.topic, "routing rule targets a topic that did not open; publishes it matches are refused until the topic is repaired or the rule deleted");
+            }
+        }
+        Ok(())
     }
 
     /// Compacts `__routes` if the policy says so (blocking I/O): the live rules are
@@ -181,17 +258,29 @@ impl Routes {
             .collect()
     }
 
-    /// Topics whose rules match the key and headers.
-    pub fn destinations(&self, routing_key: &str, headers: &[ConfigEntry]) -> BTreeSet<String> {
+    /// Topics whose rules match the key and headers, each with the first (lowest-id)
+    /// rule that sends it there, so that an error can name the rule.
+    pub fn destinations(
+        &self,
+        routing_key: &str,
+        headers: &[ConfigEntry],
+    ) -> BTreeMap<String, RouteInfo> {
         let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-        table
+        let mut matched: Vec<&RouteInfo> = table
             .matcher
             .matches(routing_key)
             .into_iter()
             .filter_map(|id| table.routes.get(&id))
             .filter(|route| route.headers.iter().all(|h| headers.contains(h)))
-            .map(|route| route.topic.clone())
-            .collect()
+            .collect();
+        matched.sort_by_key(|route| route.route_id);
+        let mut destinations = BTreeMap::new();
+        for route in matched {
+            destinations
+                .entry(route.topic.clone())
+                .or_insert_with(|| route.clone());
+        }
+        destinations
     }
 
     /// Appends the batch to every matching topic (synchronously, so that publishes on
@@ -201,22 +290,34 @@ impl Routes {
         request: &PublishRequest,
     ) -> Result<Vec<RoutedAppend>, BrokerError> {
         matcher::validate_key(&request.routing_key).map_err(BrokerError::InvalidRequest)?;
-        let mut names = self.destinations(&request.routing_key, &request.headers);
+        let mut names: Vec<(String, Option<RouteInfo>)> = self
+            .destinations(&request.routing_key, &request.headers)
+            .into_iter()
+            .map(|(topic, route)| (topic, Some(route)))
+            .collect();
         if names.is_empty() {
             match &self.unroutable_topic {
-                Some(topic) => {
-                    names.insert(topic.clone());
-                }
+                Some(topic) => names.push((topic.clone(), None)),
                 None => return Err(BrokerError::Unroutable(request.routing_key.clone())),
             }
         }
         let received_us = traces::now_us();
         // Every destination is looked up before the first append: a rule whose topic
-        // was deleted fails the publish as a whole, instead of after some topics
+        // is missing fails the publish as a whole, instead of after some topics
         // already have the batch (a retry would then duplicate it there).
         let mut destinations = Vec::with_capacity(names.len());
-        for name in names {
-            let topic = self.topics.get(&name)?;
+        for (name, route) in names {
+            let topic = match (self.topics.get(&name), route) {
+                (Ok(topic), _) => topic,
+                (Err(_), Some(route)) => {
+                    return Err(BrokerError::DanglingRoute {
+                        route_id: route.route_id,
+                        pattern: route.pattern,
+                        topic: route.topic,
+                    })
+                }
+                (Err(error), None) => return Err(error),
+            };
             if !topic.internal {
                 destinations.push((name, topic));
             }
@@ -266,6 +367,17 @@ pub struct RoutedAppend {
     partition: Arc<Partition>,
     base_offset: u64,
     next_offset: u64,
+}
+
+/// Whether `route` is the rule `pattern` to `topic` matching `headers` (in any order).
+fn same_rule(route: &RouteInfo, pattern: &str, topic: &str, headers: &[ConfigEntry]) -> bool {
+    let set = |headers: &[ConfigEntry]| -> BTreeSet<(String, String)> {
+        headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect()
+    };
+    route.pattern == pattern && route.topic == topic && set(&route.headers) == set(headers)
 }
 
 /// Waits until every destination reached the ack level.
@@ -369,21 +481,32 @@ mod tests {
         assert!(next > last_id, "id {next} reused (last given {last_id})");
     }
 
+    fn one_partition() -> TopicConfig {
+        TopicConfig {
+            partitions: 1,
+            ..TopicConfig::internal_default()
+        }
+    }
+
+    fn entry(key: &str, value: &str) -> ConfigEntry {
+        ConfigEntry {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
     #[tokio::test]
-    async fn a_rule_to_a_deleted_topic_fails_the_publish_before_any_append() {
+    async fn a_rule_to_a_missing_topic_fails_the_publish_before_any_append_and_names_the_rule() {
         let dir = tempfile::tempdir().unwrap();
         let topics = Arc::new(Topics::open(dir.path()).unwrap());
         for name in ["a", "b"] {
-            let config = TopicConfig {
-                partitions: 1,
-                ..TopicConfig::internal_default()
-            };
-            topics.create(name, config, false).unwrap();
+            topics.create(name, one_partition(), false).unwrap();
         }
         let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
         for topic in ["a", "b"] {
             routes.add("k".into(), topic.into(), vec![]).await.unwrap();
         }
+        // The topic alone goes (what a DeleteTopic does before it deletes the rules).
         topics.delete("b").unwrap();
         let request = PublishRequest {
             routing_key: "k".into(),
@@ -392,16 +515,100 @@ mod tests {
             timeout_ms: 5000,
             batch: batch(b"x"),
         };
-        assert!(matches!(
-            publish(&routes, request).await,
-            Err(BrokerError::UnknownTopic(_))
-        ));
+        let refused = publish(&routes, request).await.unwrap_err();
+        assert!(
+            matches!(refused, BrokerError::DanglingRoute { route_id: 2, .. }),
+            "{refused:?}"
+        );
+        assert_eq!(refused.code(), protocol::ErrorCode::UnknownTopic);
+        let message = refused.to_string();
+        assert!(message.contains("routing rule 2 (k -> b)"), "{message}");
         let a = topics.get("a").unwrap();
         assert_eq!(
             a.partition(0).unwrap().end_offset(),
             0,
             "nothing half-published"
         );
+    }
+
+    #[tokio::test]
+    async fn exact_duplicates_are_refused_and_near_ones_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
+        for name in ["a", "b"] {
+            topics.create(name, one_partition(), false).unwrap();
+        }
+        let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
+        let two = vec![entry("x", "1"), entry("y", "2")];
+        let first = routes.add("k.*".into(), "a".into(), two).await.unwrap();
+        let swapped = vec![entry("y", "2"), entry("x", "1")];
+        let refused = routes
+            .add("k.*".into(), "a".into(), swapped)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), protocol::ErrorCode::InvalidRequest);
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("routing rule {first} already routes")),
+            "{refused}"
+        );
+        // Another topic, pattern or header set is another rule.
+        routes.add("k.*".into(), "b".into(), vec![]).await.unwrap();
+        routes.add("k.#".into(), "a".into(), vec![]).await.unwrap();
+        routes
+            .add("k.*".into(), "a".into(), vec![entry("x", "1")])
+            .await
+            .unwrap();
+        routes.add("k.*".into(), "a".into(), vec![]).await.unwrap();
+        assert_eq!(routes.list().len(), 5);
+        // Once deleted, the rule may be added again.
+        routes.delete(first).await.unwrap();
+        routes
+            .add(
+                "k.*".into(),
+                "a".into(),
+                vec![entry("x", "1"), entry("y", "2")],
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_topics_rules_go_with_it_and_a_start_finishes_an_interrupted_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let topics = Arc::new(Topics::open(dir.path()).unwrap());
+            for name in ["a", "b", "c"] {
+                topics.create(name, one_partition(), false).unwrap();
+            }
+            let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
+            for (pattern, topic) in [("x", "a"), ("y", "a"), ("x", "b"), ("z", "c")] {
+                routes
+                    .add(pattern.into(), topic.into(), vec![])
+                    .await
+                    .unwrap();
+            }
+            topics.delete("a").unwrap();
+            let removed = routes.delete_for_topic("a").await.unwrap();
+            assert_eq!(
+                removed.iter().map(|r| r.route_id).collect::<Vec<_>>(),
+                [1, 2]
+            );
+            // "b" is deleted and the broker stops before its rules are.
+            topics.delete("b").unwrap();
+            // "c" loses its topic.toml: a directory that did not open as a topic.
+            topics.close_all();
+            std::fs::remove_file(dir.path().join("topics/c/topic.toml")).unwrap();
+        }
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
+        let routes = Routes::open(topics.clone(), None, test_traces(&topics), clock()).unwrap();
+        let left: Vec<(u64, String)> = routes
+            .list()
+            .into_iter()
+            .map(|r| (r.route_id, r.topic))
+            .collect();
+        assert_eq!(left, [(4, "c".to_string())], "b's rule finished, c's kept");
     }
 
     #[tokio::test]
@@ -491,8 +698,11 @@ mod tests {
         let routes = Routes::open(topics, Some("all".into()), traces, clock()).unwrap();
         assert_eq!(routes.list().len(), 3);
         assert_eq!(
-            routes.destinations("orders.x.eu", &[]),
-            BTreeSet::from(["all".to_string(), "eu".to_string()])
+            routes
+                .destinations("orders.x.eu", &[])
+                .into_keys()
+                .collect::<Vec<_>>(),
+            ["all", "eu"]
         );
         let next = routes.add("x".into(), "eu".into(), vec![]).await.unwrap();
         assert_eq!(next, 5, "ids are never reused");

@@ -194,6 +194,11 @@ impl Topics {
             .ok_or_else(|| BrokerError::UnknownTopic(name.to_string()))
     }
 
+    /// Whether `<data_dir>/topics/<name>` exists, topic or not.
+    pub fn has_directory(&self, name: &str) -> bool {
+        validate_topic_name(name).is_ok() && self.dir.join(name).exists()
+    }
+
     /// All topics, sorted by name.
     pub fn list(&self) -> Vec<Arc<Topic>> {
         let mut topics: Vec<_> = self.read_map().values().cloned().collect();
