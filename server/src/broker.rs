@@ -14,7 +14,7 @@ use crate::routes::Routes;
 use crate::services::Services;
 use crate::stats::Stats;
 use crate::tasks::{Stopped, Tasks};
-use crate::topics::Topics;
+use crate::topics::{TopicConfig, Topics};
 use crate::traces::Traces;
 
 /// Everything a request handler may touch.
@@ -22,6 +22,10 @@ use crate::traces::Traces;
 pub struct Broker {
     /// The configuration the broker runs with.
     pub config: ServerConfig,
+    /// What a new topic starts from before its request's settings: `[topic_defaults]`,
+    /// checked once when the broker opens, so a CreateTopic can only fail on what it
+    /// asked for.
+    pub topic_defaults: TopicConfig,
     /// The clock every timer of the broker reads.
     pub clock: Arc<dyn Clock>,
     /// All topics.
@@ -66,6 +70,9 @@ impl Broker {
         config: ServerConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Broker, BrokerError> {
+        let topic_defaults = config
+            .default_topic_config()
+            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
         let tasks = Arc::new(Tasks::new());
@@ -102,6 +109,7 @@ impl Broker {
         )?);
         Ok(Broker {
             config,
+            topic_defaults,
             clock,
             topics,
             groups,

@@ -14,10 +14,7 @@ use crate::error::BrokerError;
 
 /// Creates a topic with the server's defaults overridden by the request's config.
 pub async fn create(broker: Arc<Broker>, request: CreateTopicRequest) -> Result<(), BrokerError> {
-    let mut config = broker
-        .config
-        .default_topic_config()
-        .map_err(|e| BrokerError::Internal(e.to_string()))?;
+    let mut config = broker.topic_defaults.clone();
     config.partitions = request.partitions;
     config.apply(&request.config)?;
     let name = request.name;
