@@ -45,6 +45,14 @@ pub enum BrokerError {
     /// The topic already exists.
     #[error("topic {0:?} already exists")]
     TopicExists(String),
+    /// A directory without `topic.toml`, holding files, has the new topic's name.
+    #[error("cannot create topic {topic:?}: the data directory holds a directory topics/{topic} without a topic.toml ({contents}; perhaps an earlier topic of that name). The broker does not delete it: restore its topic.toml and restart the broker to get that topic back, or move the directory out of the data directory and create the topic again")]
+    TopicDirectoryInTheWay {
+        /// The topic.
+        topic: String,
+        /// What the directory holds.
+        contents: String,
+    },
     /// No such partition.
     #[error("topic {topic:?} has {count} partitions; partition {partition} does not exist")]
     InvalidPartition {
@@ -209,9 +217,9 @@ impl BrokerError {
             }
             BrokerError::Timeout { .. } => ErrorCode::Timeout,
             BrokerError::NotDurable { .. } => ErrorCode::NotDurable,
-            BrokerError::PartitionUnavailable { .. } | BrokerError::RoutesNotDeleted { .. } => {
-                ErrorCode::StorageError
-            }
+            BrokerError::PartitionUnavailable { .. }
+            | BrokerError::RoutesNotDeleted { .. }
+            | BrokerError::TopicDirectoryInTheWay { .. } => ErrorCode::StorageError,
             BrokerError::Storage(e) => match e {
                 storage::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
                 storage::Error::InvalidBatch(protocol::batch::BatchError::CrcMismatch {

@@ -28,15 +28,33 @@ use crate::vfs::{Vfs, VfsFile};
 pub struct RecoveryReport {
     /// A clean-shutdown marker was found and trusted: nothing was scanned.
     pub clean: bool,
-    /// Bytes of the active segment walked after a crash.
+    /// Bytes of batches in the active segment walked after a crash (its header not
+    /// counted: a segment with no batch has nothing to scan).
     pub scanned_bytes: u64,
-    /// Bytes of torn tail cut off the active segment.
+    /// Bytes cut off the active segment past its last whole batch: a torn tail, and
+    /// the space reserved ahead of appends.
     pub truncated_bytes: u64,
+    /// The walk of the active segment stopped at a damaged batch (a torn write), not at
+    /// the end of what was written.
+    pub torn_tail: bool,
     /// Segments whose indexes were missing or damaged and were rebuilt.
     pub rebuilt_indexes: Vec<u64>,
     /// Segments removed because they lay wholly below the log start or were created
     /// but never written.
     pub removed_segments: Vec<u64>,
+}
+
+impl RecoveryReport {
+    /// Whether recovery found anything to do: a segment walked, a tail cut, an index
+    /// rebuilt or a segment removed. A new log, and one whose unclean shutdown left
+    /// only empty segments, have nothing to recover.
+    pub fn recovered_anything(&self) -> bool {
+        // Cutting only the reserved space of a log with no batch is not recovery.
+        self.scanned_bytes > 0
+            || self.torn_tail
+            || !self.rebuilt_indexes.is_empty()
+            || !self.removed_segments.is_empty()
+    }
 }
 
 /// The recovered shape of a log.
@@ -381,9 +399,13 @@ fn open_active_after_crash(
     // Every batch is CRC-checked, the acknowledged ones too: a damaged batch below the
     // watermark must fail the open here, not surface later as a read error.
     let walk = segment::walk(&map, &path, base, len, base, config.index_interval_bytes);
+    let reserved_only = walk
+        .stopped
+        .as_ref()
+        .is_some_and(|(position, _)| unwritten_at(&map, *position));
     drop(map);
-    report.scanned_bytes += walk.end_position;
-    if let Some((position, reason)) = &walk.stopped {
+    report.scanned_bytes += walk.end_position.saturating_sub(SEGMENT_HEADER_BYTES);
+    if let Some((position, reason)) = walk.stopped.as_ref().filter(|_| !reserved_only) {
         if walk.next_offset < durable_offset {
             return Err(Error::Corrupt {
                 path,
@@ -397,6 +419,7 @@ fn open_active_after_crash(
             });
         }
         tracing::warn!(segment = %path.display(), position, offset = walk.next_offset, %reason, "cutting torn tail after a crash");
+        report.torn_tail = true;
     }
     if walk.end_position < len {
         report.truncated_bytes += cut_torn_tail(file.as_ref(), &path, &walk, len, durable_offset)?;
@@ -433,6 +456,21 @@ fn open_active_after_crash(
         walk.max_timestamp_ms,
     );
     Ok(Some((segment, cursor)))
+}
+
+/// Bytes at the start of where a walk stopped that tell written data from the zeros of
+/// reserved space: a batch header's base offset and length, never all zero once written.
+const UNWRITTEN_PROBE_BYTES: usize = 16;
+
+/// Whether the walk stopped at never-written space (zeros where the next batch header
+/// would begin), the usual end of the active segment, rather than at a torn batch.
+/// Only what is reported depends on it; the cut is the same.
+fn unwritten_at(map: &[u8], position: u64) -> bool {
+    let start = usize::try_from(position)
+        .unwrap_or(usize::MAX)
+        .min(map.len());
+    let end = start.saturating_add(UNWRITTEN_PROBE_BYTES).min(map.len());
+    map[start..end].iter().all(|b| *b == 0)
 }
 
 /// Cuts the active segment's file at the end of the walk: physically, so that stale

@@ -253,3 +253,35 @@ fn rot_in_the_middle_of_a_sealed_segment_is_reported_with_file_and_position() {
         placed.len() - placed.iter().position(|p| p == next).unwrap()
     );
 }
+
+/// A new log has nothing to recover, so opening one must not be reported as a
+/// recovery; a crashed one with data does, and a cleanly closed one does not.
+#[test]
+fn only_a_log_with_something_to_recover_reports_recovering() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = Log::open(dir.path(), config()).unwrap();
+    let report = fresh.recovery_report().clone();
+    assert!(!report.clean, "a new log has no marker");
+    assert!(!report.recovered_anything(), "{report:?}");
+    drop(fresh);
+    let reopened = Log::open(dir.path(), config()).unwrap();
+    assert!(
+        !reopened.recovery_report().recovered_anything(),
+        "a crash with nothing written leaves nothing to recover: {:?}",
+        reopened.recovery_report()
+    );
+    drop(reopened);
+
+    let crashed = tempfile::tempdir().unwrap();
+    crashed_log(crashed.path());
+    let log = Log::open(crashed.path(), config()).unwrap();
+    assert!(
+        log.recovery_report().recovered_anything(),
+        "{:?}",
+        log.recovery_report()
+    );
+    log.close().unwrap();
+    let log = Log::open(crashed.path(), config()).unwrap();
+    assert!(log.recovery_report().clean);
+    assert!(!log.recovery_report().recovered_anything());
+}

@@ -81,6 +81,14 @@ pub enum LaunchError {
         /// Why.
         source: io::Error,
     },
+    /// The file brokerd's log was to go to could not be opened.
+    #[error("cannot open {path} for brokerd's log: {source}")]
+    LogFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The process would not start.
     #[error("cannot start {path}: {source}")]
     Spawn {
@@ -172,6 +180,7 @@ pub struct Launch {
     data_parent: Option<PathBuf>,
     data_prefix: String,
     startup_timeout: Duration,
+    log_file: Option<PathBuf>,
 }
 
 impl Launch {
@@ -185,6 +194,7 @@ impl Launch {
             data_parent: None,
             data_prefix: "brokerd-".to_string(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            log_file: None,
         }
     }
 
@@ -214,6 +224,13 @@ impl Launch {
     /// How the data directory's name starts (`brokerd-` unless set).
     pub fn data_prefix(mut self, prefix: impl Into<String>) -> Launch {
         self.data_prefix = prefix.into();
+        self
+    }
+
+    /// Appends brokerd's log (its stderr) to `path`, across restarts, instead of
+    /// discarding it: for tests that check what it logs.
+    pub fn log_to(mut self, path: impl Into<PathBuf>) -> Launch {
+        self.log_file = Some(path.into());
         self
     }
 
@@ -341,6 +358,18 @@ impl Drop for Brokerd {
 /// line of its stdout, within the launch's startup timeout.
 fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, String), LaunchError> {
     let path = &launch.binary;
+    let stderr = match &launch.log_file {
+        Some(log) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map(Stdio::from)
+            .map_err(|source| LaunchError::LogFile {
+                path: log.clone(),
+                source,
+            })?,
+        None => Stdio::null(),
+    };
     let mut child = Command::new(path)
         .args(["--listen", listen, "--data-dir"])
         .arg(data_dir)
@@ -348,7 +377,7 @@ fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, Strin
         .envs(launch.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|source| LaunchError::Spawn {
             path: path.clone(),

@@ -7,11 +7,12 @@
 //! hold the lock across I/O or `.await`.
 
 pub mod config;
+pub mod dirs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use storage::{Log, LogOptions};
 
@@ -21,13 +22,12 @@ use crate::error::BrokerError;
 use crate::partition::Partition;
 use config::TopicFile;
 pub use config::{TopicConfig, MAX_PARTITIONS};
+use dirs::{Entry, TOPIC_FILE};
 
 /// Longest topic name.
 pub const MAX_TOPIC_NAME_BYTES: usize = 200;
 /// Names starting with this are internal topics, created by the broker only.
 pub const INTERNAL_PREFIX: &str = "__";
-/// File holding a topic's configuration.
-const TOPIC_FILE: &str = "topic.toml";
 
 /// Checks a topic name: 1..=200 bytes of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
@@ -141,6 +141,9 @@ pub struct Topics {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// How every log is opened: the broker's clock.
     options: LogOptions,
+    /// Held by creates and deletes around their directory work, so two of them never
+    /// race on one directory. Never taken by requests that only read.
+    changing: Mutex<()>,
 }
 
 impl Topics {
@@ -164,26 +167,61 @@ impl Topics {
         for entry in entries {
             let entry = entry.map_err(|e| storage::Error::io("listing", &dir, e))?;
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                tracing::warn!(entry = %entry.path().display(), "not a topic (a name that is not UTF-8); left alone");
                 continue;
             };
-            let file = entry.path().join(TOPIC_FILE);
-            let Ok(text) = std::fs::read_to_string(&file) else {
-                tracing::warn!(dir = %entry.path().display(), "no topic.toml; not a topic, skipping");
-                continue;
-            };
-            let parsed: TopicFile = toml::from_str(&text)
-                .map_err(|e| BrokerError::InvalidConfig(format!("{}: {e}", file.display())))?;
-            let config = TopicConfig::from_file(parsed)?;
-            let internal = name.starts_with(INTERNAL_PREFIX);
-            let topic = Topic::open(&entry.path(), &name, config, internal, &options)?;
-            tracing::info!(topic = %name, partitions = topic.partitions.len(), "opened topic");
-            topics.insert(name, Arc::new(topic));
+            if let Some(topic) = Self::open_entry(&entry.path(), &name, &options)? {
+                topics.insert(name, Arc::new(topic));
+            }
         }
         Ok(Topics {
             dir,
             topics: RwLock::new(topics),
             options,
+            changing: Mutex::new(()),
         })
+    }
+
+    /// Opens the entry `name` of the topics directory if it is a topic; finishes or
+    /// reports what is not (see [`dirs`]).
+    fn open_entry(
+        path: &Path,
+        name: &str,
+        options: &LogOptions,
+    ) -> Result<Option<Topic>, BrokerError> {
+        let kind =
+            dirs::classify(path, name).map_err(|e| storage::Error::io("reading", path, e))?;
+        match kind {
+            Entry::Topic => {}
+            Entry::Deleting => {
+                tracing::info!(dir = %path.display(), "finishing the deletion of a topic");
+                dirs::finish_deleting(path)?;
+                return Ok(None);
+            }
+            Entry::Unfinished => {
+                tracing::info!(dir = %path.display(), "removing the directory of a topic create that did not finish (it held no data)");
+                dirs::remove_unfinished(path)?;
+                return Ok(None);
+            }
+            Entry::Orphan(contents) => {
+                tracing::error!(dir = %path.display(), files = contents.files, bytes = contents.bytes, "topic directory without topic.toml: not opened, and not deleted; creating a topic of this name is refused. Restore its topic.toml and restart to serve it, or move the directory out of the data directory");
+                return Ok(None);
+            }
+            Entry::Other => {
+                tracing::warn!(entry = %path.display(), "not a topic; left alone");
+                return Ok(None);
+            }
+        }
+        let file = path.join(TOPIC_FILE);
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| storage::Error::io("reading", &file, e))?;
+        let parsed: TopicFile = toml::from_str(&text)
+            .map_err(|e| BrokerError::InvalidConfig(format!("{}: {e}", file.display())))?;
+        let config = TopicConfig::from_file(parsed)?;
+        let internal = name.starts_with(INTERNAL_PREFIX);
+        let topic = Topic::open(path, name, config, internal, options)?;
+        tracing::info!(topic = %name, partitions = topic.partitions.len(), "opened topic");
+        Ok(Some(topic))
     }
 
     /// The topic named `name`.
@@ -220,17 +258,27 @@ impl Topics {
             )));
         }
         config.validate()?;
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         if self.read_map().contains_key(name) {
             return Err(BrokerError::TopicExists(name.to_string()));
         }
         let dir = self.dir.join(name);
-        if dir.exists() {
-            // Left over from a crash during create or delete: start clean.
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| storage::Error::io("removing stale topic dir", &dir, e))?;
+        match dirs::classify(&dir, name).map_err(|e| storage::Error::io("reading", &dir, e))? {
+            // Nothing there (a valid name never ends in the deleting suffix).
+            Entry::Other | Entry::Deleting => {}
+            Entry::Unfinished => dirs::remove_unfinished(&dir)?,
+            Entry::Orphan(contents) => return Err(dirs::obstructed(name, contents)),
+            // Not in the map, yet a topic's: put there behind the broker's back.
+            Entry::Topic => return Err(BrokerError::TopicExists(name.to_string())),
         }
         std::fs::create_dir_all(&dir)
             .map_err(|e| storage::Error::io("creating topic dir", &dir, e))?;
+        // The config file goes first and atomically: from then on the directory is
+        // the topic, whose partitions' logs the next open creates if a crash comes
+        // before this one does.
+        let text =
+            toml::to_string(&config.to_file()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        dirs::write_atomically(&dir.join(TOPIC_FILE), text.as_bytes())?;
         let topic = Arc::new(Topic::open(
             &dir,
             name,
@@ -238,19 +286,7 @@ impl Topics {
             internal,
             &self.options,
         )?);
-        // The config file is written last and atomically: a topic directory without
-        // it is an unfinished create and is ignored at startup.
-        let text =
-            toml::to_string(&config.to_file()).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        write_atomically(&dir.join(TOPIC_FILE), text.as_bytes())?;
-        let mut map = self.write_map();
-        if map.contains_key(name) {
-            drop(map);
-            let _ = topic.close();
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(BrokerError::TopicExists(name.to_string()));
-        }
-        map.insert(name.to_string(), topic.clone());
+        self.write_map().insert(name.to_string(), topic.clone());
         Ok(topic)
     }
 
@@ -275,17 +311,13 @@ impl Topics {
                 "internal topic {name:?} cannot be deleted"
             )));
         }
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self
             .write_map()
             .remove(name)
             .ok_or_else(|| BrokerError::UnknownTopic(name.to_string()))?;
         let _ = topic.close();
-        let dir = self.dir.join(name);
-        // Remove the config first, so a crash midway leaves an ignored directory.
-        let _ = std::fs::remove_file(dir.join(TOPIC_FILE));
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| storage::Error::io("removing topic dir", &dir, e))?;
-        Ok(())
+        dirs::delete_topic_dir(&self.dir.join(name))
     }
 
     /// Deletes segments beyond every topic's retention limits (blocking I/O). A
@@ -321,22 +353,6 @@ impl Topics {
     fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Topic>>> {
         self.topics.write().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BrokerError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let io = |op, e| BrokerError::Storage(storage::Error::io(op, path, e));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
-    file.write_all(bytes).map_err(|e| io("writing", e))?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming", e))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("syncing directory of", e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -383,6 +399,45 @@ pub(crate) mod tests {
             topics.get("orders"),
             Err(BrokerError::UnknownTopic(_))
         ));
+    }
+
+    #[test]
+    fn a_directory_without_topic_toml_is_never_opened_deleted_or_created_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        let topic = topics.create("orders", defaults(), false).unwrap();
+        let mut builder = protocol::batch::BatchBuilder::new();
+        builder.push(1, None, Some(b"x"), &[]).unwrap();
+        topic.partitions[0].append(&builder.finish()).unwrap();
+        drop(topic);
+        topics.close_all();
+        drop(topics);
+        let orders = dir.path().join("topics/orders");
+        std::fs::remove_file(orders.join(TOPIC_FILE)).unwrap();
+        // An interrupted create and an interrupted delete, both to be finished.
+        std::fs::create_dir(dir.path().join("topics/half")).unwrap();
+        std::fs::write(dir.path().join("topics/half/topic.tmp"), "x").unwrap();
+        std::fs::create_dir_all(dir.path().join("topics/gone~deleting/0")).unwrap();
+        let segment = storage::format::segment_path(&orders.join("0"), 0);
+        let size = std::fs::metadata(&segment).unwrap().len();
+
+        let topics = Topics::open(dir.path()).unwrap();
+        assert!(topics.get("orders").is_err());
+        assert!(!dir.path().join("topics/half").exists());
+        assert!(!dir.path().join("topics/gone~deleting").exists());
+        let refused = topics.create("orders", defaults(), false).unwrap_err();
+        assert_eq!(refused.code(), protocol::ErrorCode::StorageError);
+        let message = refused.to_string();
+        assert!(
+            message.contains("topics/orders without a topic.toml") && message.contains("file(s)"),
+            "{message}"
+        );
+        assert_eq!(
+            std::fs::metadata(&segment).unwrap().len(),
+            size,
+            "untouched"
+        );
+        topics.create("half", defaults(), false).unwrap();
     }
 
     #[test]

@@ -115,7 +115,9 @@ impl Log {
         });
         let syncer = start_syncer(config.durability, &shared, &zero)?;
         let report = recovered.report;
-        if !report.clean {
+        // Only when there was something to recover: every new log opens without a
+        // marker, and saying "recovered" for each would teach operators to ignore it.
+        if !report.clean && report.recovered_anything() {
             tracing::info!(dir = %shared.dir.display(), report = ?report, "log recovered after unclean shutdown");
         }
         let ages = super::Ages::new(options.clock.as_ref());
