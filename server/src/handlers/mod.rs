@@ -9,6 +9,11 @@
 //! serve every operation by calling [`handle`]; only the transport differs. The
 //! native connection additionally gathers back-to-back produces into runs
 //! ([`produce::ProduceRun`]), which append through the same code as [`handle`] does.
+//!
+//! Every administrative change a handler makes (topics, routes, deleted records)
+//! ends, once it succeeded, with one `audit` line: `tracing` target `audit`, fields
+//! `op` (the operation's name), `client` (the session's handshake name; a principal
+//! once there is authentication) and what changed (`docs/operations.md`, "Audit").
 
 pub mod fetch;
 pub mod groups;
@@ -102,6 +107,18 @@ impl Context {
     }
 }
 
+/// `KEY=VALUE` pairs as one field of an audit line: `k=v,k=v` (`-` for none).
+fn entries_text(entries: &[protocol::ops::topic::ConfigEntry]) -> String {
+    if entries.is_empty() {
+        return "-".into();
+    }
+    entries
+        .iter()
+        .map(|e| format!("{}={}", e.key, e.value))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn now<T>(result: Result<T, BrokerError>, wrap: fn(T) -> Response) -> Outcome {
     Outcome::Now(result.map(wrap))
 }
@@ -124,11 +141,18 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         Q::Handshake(_) => Outcome::Now(Err(BrokerError::HandshakeRequired(
             "the handshake was already done on this session",
         ))),
-        Q::CreateTopic(r) => later(topics::create(b.clone(), r), |()| A::CreateTopic(Empty)),
-        Q::DeleteTopic(r) => later(topics::delete(b.clone(), r), |()| A::DeleteTopic(Empty)),
+        Q::CreateTopic(r) => later(topics::create(b.clone(), r, cx.client.clone()), |()| {
+            A::CreateTopic(Empty)
+        }),
+        Q::DeleteTopic(r) => later(topics::delete(b.clone(), r, cx.client.clone()), |()| {
+            A::DeleteTopic(Empty)
+        }),
         Q::ListTopics(r) => now(Ok(topics::list(b, r)), A::ListTopics),
         Q::DescribeTopic(r) => now(topics::describe(b, r), A::DescribeTopic),
-        Q::DeleteRecords(r) => later(topics::delete_records(b.clone(), r), A::DeleteRecords),
+        Q::DeleteRecords(r) => later(
+            topics::delete_records(b.clone(), r, cx.client.clone()),
+            A::DeleteRecords,
+        ),
         Q::Produce(r) => produce::produce(b, r),
         Q::Publish(r) => publish::publish(b, r),
         Q::Fetch(r) => later(fetch::fetch(b.clone(), r), A::Fetch),
@@ -156,8 +180,10 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         }),
         Q::ListServices(Empty) => now(Ok(services::list(b)), A::ListServices),
         Q::DescribeService(r) => now(Ok(services::describe(b, r)), A::DescribeService),
-        Q::AddRoute(r) => later(routes::add(b.clone(), r), A::AddRoute),
-        Q::DeleteRoute(r) => later(routes::delete(b.clone(), r), |()| A::DeleteRoute(Empty)),
+        Q::AddRoute(r) => later(routes::add(b.clone(), r, cx.client.clone()), A::AddRoute),
+        Q::DeleteRoute(r) => later(routes::delete(b.clone(), r, cx.client.clone()), |()| {
+            A::DeleteRoute(Empty)
+        }),
         Q::ListRoutes(Empty) => now(Ok(routes::list(b)), A::ListRoutes),
     }
 }

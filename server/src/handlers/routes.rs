@@ -13,17 +13,27 @@ use crate::error::BrokerError;
 pub async fn add(
     broker: Arc<Broker>,
     request: AddRouteRequest,
+    client: Arc<str>,
 ) -> Result<AddRouteResponse, BrokerError> {
+    let headers = super::entries_text(&request.headers);
+    let (pattern, topic) = (request.pattern.clone(), request.topic.clone());
     let route_id = broker
         .routes
         .add(request.pattern, request.topic, request.headers)
         .await?;
+    tracing::info!(target: "audit", op = "AddRoute", client = %client, route = route_id, pattern = %pattern, topic = %topic, headers = %headers, "routing rule added");
     Ok(AddRouteResponse { route_id })
 }
 
 /// Deletes a rule; answered once it is durable.
-pub async fn delete(broker: Arc<Broker>, request: DeleteRouteRequest) -> Result<(), BrokerError> {
-    broker.routes.delete(request.route_id).await.map(|_| ())
+pub async fn delete(
+    broker: Arc<Broker>,
+    request: DeleteRouteRequest,
+    client: Arc<str>,
+) -> Result<(), BrokerError> {
+    let route = broker.routes.delete(request.route_id).await?;
+    tracing::info!(target: "audit", op = "DeleteRoute", client = %client, route = route.route_id, pattern = %route.pattern, topic = %route.topic, "routing rule deleted");
+    Ok(())
 }
 
 /// Every rule.

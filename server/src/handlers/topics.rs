@@ -13,24 +13,34 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 
 /// Creates a topic with the server's defaults overridden by the request's config.
-pub async fn create(broker: Arc<Broker>, request: CreateTopicRequest) -> Result<(), BrokerError> {
+pub async fn create(
+    broker: Arc<Broker>,
+    request: CreateTopicRequest,
+    client: Arc<str>,
+) -> Result<(), BrokerError> {
     let mut config = broker.topic_defaults.clone();
     config.partitions = request.partitions;
     config.apply(&request.config)?;
-    let name = request.name;
-    blocking(move || broker.topics.create(&name, config, false).map(|_| ())).await
+    let name = request.name.clone();
+    blocking(move || broker.topics.create(&name, config, false).map(|_| ())).await?;
+    tracing::info!(target: "audit", op = "CreateTopic", client = %client, topic = %request.name, partitions = request.partitions, config = %super::entries_text(&request.config), "topic created");
+    Ok(())
 }
 
 /// Deletes a topic and its data, then the routing rules that sent messages to it
 /// (as deleting a RabbitMQ queue removes its bindings). The topic goes first: a rule
 /// added meanwhile is then refused, and a crash in between leaves rules that the
 /// next start deletes.
-pub async fn delete(broker: Arc<Broker>, request: DeleteTopicRequest) -> Result<(), BrokerError> {
+pub async fn delete(
+    broker: Arc<Broker>,
+    request: DeleteTopicRequest,
+    client: Arc<str>,
+) -> Result<(), BrokerError> {
     let name = request.name;
     let topics = broker.clone();
     let topic = name.clone();
     blocking(move || topics.topics.delete(&topic)).await?;
-    let routes = broker
+    let deleted = broker
         .routes
         .delete_for_topic(&name)
         .await
@@ -38,9 +48,8 @@ pub async fn delete(broker: Arc<Broker>, request: DeleteTopicRequest) -> Result<
             topic: name.clone(),
             reason: error.to_string(),
         })?;
-    for route in &routes {
-        tracing::info!(topic = %name, route = route.route_id, pattern = %route.pattern, "deleted the routing rule of a deleted topic");
-    }
+    let routes: Vec<u64> = deleted.iter().map(|r| r.route_id).collect();
+    tracing::info!(target: "audit", op = "DeleteTopic", client = %client, topic = %name, routes_deleted = ?routes, "topic deleted, with the routing rules to it");
     Ok(())
 }
 
@@ -90,6 +99,7 @@ pub fn describe(
 pub async fn delete_records(
     broker: Arc<Broker>,
     request: DeleteRecordsRequest,
+    client: Arc<str>,
 ) -> Result<DeleteRecordsResponse, BrokerError> {
     let topic = broker.topics.get(&request.topic)?;
     if topic.internal {
@@ -105,6 +115,7 @@ pub async fn delete_records(
         Ok(partition.start_offset())
     })
     .await?;
+    tracing::info!(target: "audit", op = "DeleteRecords", client = %client, topic = %request.topic, partition = request.partition, before_offset = before, log_start_offset, "records deleted");
     Ok(DeleteRecordsResponse { log_start_offset })
 }
 
