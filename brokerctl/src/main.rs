@@ -69,7 +69,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List topics, or create, describe or delete one.
+    /// List topics, or create, describe, alter, grow or delete one.
     Topics(topics::TopicsArgs),
     /// Send each line of standard input as one message.
     Produce(produce::ProduceArgs),

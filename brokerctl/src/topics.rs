@@ -1,4 +1,4 @@
-//! `brokerctl topics [list|create|describe|delete]`.
+//! `brokerctl topics [list|create|describe|delete|alter|add-partitions]`.
 
 use std::process::ExitCode;
 
@@ -42,6 +42,24 @@ enum TopicsCommand {
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         config: Vec<(String, String)>,
     },
+    /// Change settings of a topic while it serves: retention_ms, retention_bytes and
+    /// the queue settings (durability and segment_bytes are fixed at creation).
+    Alter {
+        /// Topic name.
+        name: String,
+        /// A setting to change, as KEY=VALUE; repeatable, at least one.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        config: Vec<(String, String)>,
+    },
+    /// Grow a topic to more partitions. Keyed messages then mostly go to other
+    /// partitions than before; consumer groups read the new ones from their start.
+    AddPartitions {
+        /// Topic name.
+        name: String,
+        /// The topic's new partition count (more than it has).
+        #[arg(long)]
+        count: u32,
+    },
     /// Delete a topic and all its data.
     Delete {
         /// Topic name.
@@ -81,6 +99,30 @@ pub async fn run(client: &Client, args: TopicsArgs, json: bool) -> anyhow::Resul
                 print_json(&json!({ "created": name, "partitions": partitions }))?;
             } else {
                 outln!("created topic {name} with {partitions} partition(s)")?;
+            }
+        }
+        TopicsCommand::Alter { name, config } => {
+            let pairs: Vec<(&str, &str)> = config
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            client.alter_topic(&name, &pairs).await?;
+            let changed: Vec<String> = config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if json {
+                let settings: serde_json::Map<String, serde_json::Value> =
+                    config.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                print_json(&json!({ "altered": name, "config": settings }));
+            } else {
+                println!("altered topic {name}: {}", changed.join(", "));
+            }
+        }
+        TopicsCommand::AddPartitions { name, count } => {
+            let before = client.describe_topic(&name).await?.partitions.len();
+            client.create_partitions(&name, count).await?;
+            if json {
+                print_json(&json!({ "topic": name, "partitions": count, "was": before }));
+            } else {
+                println!("topic {name} now has {count} partition(s) (was {before})");
             }
         }
         TopicsCommand::Delete { name } => {

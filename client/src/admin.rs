@@ -19,8 +19,9 @@ use protocol::ops::offsets::{
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest, ProduceResponse};
 use protocol::ops::stats::{ServerStatsResponse, TopicStatsRequest, TopicStatsResponse};
 use protocol::ops::topic::{
-    ConfigEntry, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest,
-    DescribeTopicResponse, ListTopicsRequest, TopicSummary,
+    AlterTopicRequest, ConfigEntry, CreatePartitionsRequest, CreateTopicRequest,
+    DeleteTopicRequest, DescribeTopicRequest, DescribeTopicResponse, ListTopicsRequest,
+    TopicSummary,
 };
 use protocol::ops::Empty;
 use protocol::{Request, Response};
@@ -73,6 +74,47 @@ impl Client {
             config: entries(config),
         });
         let _: Empty = expect_response!(self.request(request).await?, CreateTopic)?;
+        Ok(())
+    }
+
+    /// Changes settings of an existing topic while it serves (protocol version 2):
+    /// `retention_ms`, `retention_bytes` and the queue settings; `durability` and
+    /// `segment_bytes` are fixed at creation (`invalid_config`), partitions grow with
+    /// [`create_partitions`](Self::create_partitions).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {
+    /// client.alter_topic("events", &[("retention_ms", "3600000")]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn alter_topic(
+        &self,
+        name: &str,
+        config: &[(&str, &str)],
+    ) -> Result<(), ClientError> {
+        let request = Request::AlterTopic(AlterTopicRequest {
+            name: name.to_string(),
+            config: entries(config),
+        });
+        let _: Empty = expect_response!(self.request(request).await?, AlterTopic)?;
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions, more than it has (protocol version 2).
+    /// Keyed records then mostly go to other partitions than before; stream groups
+    /// read the new partitions from their start.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {
+    /// client.create_partitions("events", 16).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_partitions(&self, name: &str, count: u32) -> Result<(), ClientError> {
+        let request = Request::CreatePartitions(CreatePartitionsRequest {
+            name: name.to_string(),
+            count,
+        });
+        let _: Empty = expect_response!(self.request(request).await?, CreatePartitions)?;
         Ok(())
     }
 

@@ -215,6 +215,34 @@ fn examples() -> Vec<(&'static str, Message)> {
             ),
         ),
         (
+            "AlterTopic request",
+            req(
+                40,
+                Q::AlterTopic(AlterTopicRequest {
+                    name: "orders".into(),
+                    config: vec![ConfigEntry {
+                        key: "retention_ms".into(),
+                        value: "3600000".into(),
+                    }],
+                }),
+            ),
+        ),
+        ("AlterTopic response", resp(40, R::AlterTopic(Empty))),
+        (
+            "CreatePartitions request",
+            req(
+                41,
+                Q::CreatePartitions(CreatePartitionsRequest {
+                    name: "orders".into(),
+                    count: 6,
+                }),
+            ),
+        ),
+        (
+            "CreatePartitions response",
+            resp(41, R::CreatePartitions(Empty)),
+        ),
+        (
             "Produce request",
             req(
                 6,

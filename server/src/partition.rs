@@ -287,7 +287,15 @@ impl Partition {
         )
     }
 
-    /// Deletes segments beyond the retention limits (blocking I/O).
+    /// Changes the log's retention limits (a topic altered while it serves). A
+    /// partition without a log has nothing to retain.
+    pub fn set_retention(&self, retention_bytes: Option<u64>, retention_ms: Option<u64>) {
+        if let Some(log) = lock(&self.log).as_mut() {
+            log.set_retention(retention_bytes, retention_ms);
+        }
+    }
+
+    /// Deletes segments beyond the log's retention limits (blocking I/O).
     pub fn enforce_retention(&self) -> Result<RetentionOutcome, BrokerError> {
         let mut guard = lock(&self.log);
         let log = guard.as_mut().ok_or_else(|| self.unavailable())?;

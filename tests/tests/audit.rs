@@ -82,6 +82,14 @@ fn each_topic_route_and_dead_letter_change_is_one_audit_line_naming_the_client()
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     run(&["dlq", "purge", "jobs"], "");
+    run(
+        &["topics", "alter", "jobs", "--config", "retention_ms=60000"],
+        "",
+    );
+    run(
+        &["topics", "add-partitions", dead_letters, "--count", "2"],
+        "",
+    );
 
     let lines = audit_lines(&log);
     let ops: Vec<&str> = lines.iter().map(|l| l["op"].as_str().unwrap()).collect();
@@ -96,6 +104,8 @@ fn each_topic_route_and_dead_letter_change_is_one_audit_line_naming_the_client()
             "DeleteRoute",
             "DeleteTopic",
             "DeleteRecords",
+            "AlterTopic",
+            "CreatePartitions",
         ],
         "{lines:#?}"
     );
@@ -119,4 +129,9 @@ fn each_topic_route_and_dead_letter_change_is_one_audit_line_naming_the_client()
     assert_eq!(lines[7]["topic"], dead_letters);
     assert_eq!(lines[7]["partition"], 0);
     assert_eq!(lines[7]["before_offset"], 1);
+    assert_eq!(lines[8]["topic"], "jobs");
+    assert_eq!(lines[8]["config"], "retention_ms=60000");
+    assert_eq!(lines[9]["topic"], dead_letters);
+    assert_eq!(lines[9]["from"], 1);
+    assert_eq!(lines[9]["to"], 2);
 }

@@ -155,3 +155,220 @@ fn a_new_topic_does_not_log_a_recovery() {
         .collect();
     assert!(recovered.is_empty(), "{recovered:?}");
 }
+
+/// The lines of `topics describe NAME` that show settings, as `key = value`.
+fn settings(addr: &str, topic: &str) -> String {
+    let (ok, out, err) = brokerctl(addr, &["topics", "describe", topic], "");
+    assert!(ok, "{err}");
+    out
+}
+
+/// `topics alter` changes the settings that may change live, applies them without a
+/// restart (a smaller retention deletes old segments at the next pass), keeps them
+/// across a restart, and refuses the ones fixed at creation.
+#[test]
+fn alter_changes_live_settings_at_once_and_they_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(&config, "[retention]\ncheck_interval_ms = 100\n").unwrap();
+    let mut broker = Brokerd::start_with(&["--config", config.to_str().unwrap()]);
+    let addr = broker.addr().to_string();
+    let (ok, _, err) = brokerctl(
+        &addr,
+        &[
+            "topics",
+            "create",
+            "t",
+            "--partitions",
+            "1",
+            "--config",
+            "segment_bytes=4096",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    // Five produces of about 2 KiB each: a batch apiece, so a few 4 KiB segments.
+    for run in 0..5 {
+        let lines: String = (0..40)
+            .map(|i| format!("message {run}/{i:02} with some padding\n"))
+            .collect();
+        let (ok, _, err) = brokerctl(&addr, &["produce", "t"], &lines);
+        assert!(ok, "{err}");
+    }
+
+    let (ok, out, err) = brokerctl(
+        &addr,
+        &[
+            "topics",
+            "alter",
+            "t",
+            "--config",
+            "retention_bytes=8192",
+            "--config",
+            "max_delivery_attempts=2",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "altered topic t: retention_bytes=8192, max_delivery_attempts=2"
+    );
+    let shown = settings(&addr, "t");
+    assert!(
+        shown.contains("retention_bytes = 8192") && shown.contains("max_delivery_attempts = 2"),
+        "{shown}"
+    );
+    // Applied live: the next retention pass (every 100 ms here) cuts the old segments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, out, _) = brokerctl(&addr, &["--json", "topics", "describe", "t"], "");
+        let topic: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if topic["partitions"][0]["start_offset"].as_u64().unwrap() > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention never applied: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    for (setting, says) in [
+        ("durability=os", "durability cannot change on a live topic"),
+        (
+            "segment_bytes=8192",
+            "segment_bytes cannot change on a live topic",
+        ),
+        ("partitions=3", "unknown topic config key"),
+        ("retention_ms=soon", "retention_ms"),
+    ] {
+        let (ok, out, err) = brokerctl(&addr, &["topics", "alter", "t", "--config", setting], "");
+        assert!(!ok, "{setting} was accepted: {out}");
+        assert!(
+            err.contains("(invalid_config)") && err.contains(says),
+            "{setting}: {err}"
+        );
+    }
+    let (ok, _, err) = brokerctl(
+        &addr,
+        &["topics", "alter", "nope", "--config", "retention_ms=1"],
+        "",
+    );
+    assert!(!ok && err.contains("(unknown_topic)"), "{err}");
+
+    broker.restart();
+    let shown = settings(broker.addr(), "t");
+    assert!(
+        shown.contains("retention_bytes = 8192")
+            && shown.contains("max_delivery_attempts = 2")
+            && shown.contains("segment_bytes = 4096")
+            && shown.contains("durability = always"),
+        "{shown}"
+    );
+}
+
+/// `topics add-partitions` grows a topic at once and for good, refuses to shrink
+/// it, and a stream group reads the new partitions from their start even when it
+/// joined at "latest".
+#[test]
+fn add_partitions_grows_a_topic_and_groups_read_the_new_partitions_from_the_start() {
+    let mut broker = Brokerd::start();
+    let addr = broker.addr().to_string();
+    assert!(brokerctl(&addr, &["topics", "create", "t", "--partitions", "1"], "").0);
+    assert!(brokerctl(&addr, &["produce", "t"], "old\n").0);
+    // The group starts at the end of partition 0 and reads one message from there.
+    let consume = |count: &str| {
+        let (ok, out, err) = brokerctl(
+            &addr,
+            &[
+                "consume",
+                "t",
+                "--group",
+                "g",
+                "--from",
+                "latest",
+                "--count",
+                count,
+                "--timeout-ms",
+                "5000",
+            ],
+            "",
+        );
+        assert!(ok, "{err}");
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let (ok, _, _) = brokerctl(
+        &addr,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from",
+            "latest",
+            "--timeout-ms",
+            "300",
+        ],
+        "",
+    );
+    assert!(ok);
+
+    let (ok, out, err) = brokerctl(
+        &addr,
+        &["topics", "add-partitions", "t", "--count", "3"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "topic t now has 3 partition(s) (was 1)");
+    for partition in ["1", "2"] {
+        let (ok, _, err) = brokerctl(
+            &addr,
+            &["produce", "t", "--partition", partition],
+            &format!("new-{partition}\n"),
+        );
+        assert!(ok, "{err}");
+    }
+    assert!(brokerctl(&addr, &["produce", "t", "--partition", "0"], "new-0\n").0);
+    assert_eq!(
+        consume("3"),
+        ["new-0", "new-1", "new-2"],
+        "nothing on the new partitions skipped"
+    );
+
+    for count in ["3", "2"] {
+        let (ok, _, err) = brokerctl(
+            &addr,
+            &["topics", "add-partitions", "t", "--count", count],
+            "",
+        );
+        assert!(
+            !ok && err.contains("(invalid_request)") && err.contains("must be more"),
+            "{err}"
+        );
+    }
+    let (ok, _, err) = brokerctl(
+        &addr,
+        &["topics", "add-partitions", "t", "--count", "2000"],
+        "",
+    );
+    assert!(
+        !ok && err.contains("(invalid_config)") && err.contains("1..=1024"),
+        "{err}"
+    );
+
+    broker.restart();
+    let addr = broker.addr();
+    let (ok, out, _) = brokerctl(addr, &["--json", "topics", "describe", "t"], "");
+    assert!(ok);
+    let topic: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ends: Vec<u64> = topic["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["end_offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ends, [2, 1, 1]);
+}

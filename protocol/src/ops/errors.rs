@@ -30,6 +30,10 @@ impl OpCode {
             ],
             OpCode::CreateTopic => &[TopicExists, InvalidConfig, InvalidRequest, StorageError],
             OpCode::DeleteTopic => &[UnknownTopic, InvalidRequest, StorageError],
+            OpCode::AlterTopic => &[UnknownTopic, InvalidConfig, InvalidRequest, StorageError],
+            OpCode::CreatePartitions => {
+                &[UnknownTopic, InvalidConfig, InvalidRequest, StorageError]
+            }
             OpCode::ListTopics => &[],
             OpCode::DescribeTopic => &[UnknownTopic],
             OpCode::DeleteRecords => {

@@ -141,6 +141,10 @@ operations! {
     DescribeTopic = 13, "DescribeTopic", since 1;
     /// Deletes a partition's records below an offset.
     DeleteRecords = 14, "DeleteRecords", since 1;
+    /// Changes settings of an existing topic.
+    AlterTopic = 15, "AlterTopic", since 2;
+    /// Grows a topic to more partitions.
+    CreatePartitions = 16, "CreatePartitions", since 2;
     /// Appends one record batch.
     Produce = 20, "Produce", since 1;
     /// Reads batches from one partition, with long polling.
@@ -323,6 +327,8 @@ messages! {
     ListTopics(topic::ListTopicsRequest, topic::ListTopicsResponse);
     DescribeTopic(topic::DescribeTopicRequest, topic::DescribeTopicResponse);
     DeleteRecords(topic::DeleteRecordsRequest, topic::DeleteRecordsResponse);
+    AlterTopic(topic::AlterTopicRequest, Empty);
+    CreatePartitions(topic::CreatePartitionsRequest, Empty);
     Produce(produce::ProduceRequest, produce::ProduceResponse);
     Fetch(fetch::FetchRequest, fetch::FetchResponse);
     Subscribe(subscribe::SubscribeRequest, subscribe::SubscribeResponse);

@@ -1,4 +1,5 @@
-//! Topic administration: CreateTopic, DeleteTopic, ListTopics, DescribeTopic.
+//! Topic administration: CreateTopic, DeleteTopic, ListTopics, DescribeTopic,
+//! DeleteRecords, and (version 2) AlterTopic and CreatePartitions.
 //!
 //! Per-topic config travels as string key/value pairs so that adding a setting needs
 //! no protocol change; the server validates keys and values (`invalid_config`).
@@ -37,6 +38,26 @@ pub struct CreateTopicRequest {
 pub struct DeleteTopicRequest {
     /// Topic name.
     pub name: String,
+}
+
+/// Changes settings of an existing topic (version 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct AlterTopicRequest {
+    /// Topic name.
+    pub name: String,
+    /// The settings to change, each to its new value; the others keep theirs.
+    pub config: Vec<ConfigEntry>,
+}
+
+/// Grows a topic to more partitions (version 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct CreatePartitionsRequest {
+    /// Topic name.
+    pub name: String,
+    /// The topic's new partition count, more than it has.
+    pub count: u32,
 }
 
 /// Lists topics.
@@ -139,6 +160,35 @@ impl Body for CreateTopicRequest {
             name: r.string("name")?,
             partitions: r.u32("partitions")?,
             config: read_config(r)?,
+        })
+    }
+}
+
+impl Body for AlterTopicRequest {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
+        wire::put_string(buf, "name", &self.name)?;
+        put_config(buf, &self.config)
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(AlterTopicRequest {
+            name: r.string("name")?,
+            config: read_config(r)?,
+        })
+    }
+}
+
+impl Body for CreatePartitionsRequest {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
+        wire::put_string(buf, "name", &self.name)?;
+        buf.put_u32_le(self.count);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(CreatePartitionsRequest {
+            name: r.string("name")?,
+            count: r.u32("count")?,
         })
     }
 }

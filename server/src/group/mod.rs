@@ -405,6 +405,46 @@ impl Groups {
         removed
     }
 
+    /// `topic` grew from `old` to `new` partitions: every stream group that consumes
+    /// it (with members, or with commits) gets offset 0 committed on each new
+    /// partition, so that no record produced there is skipped whatever the group's
+    /// start policy, and groups with members rebalance onto them. Returns the groups.
+    pub async fn partitions_added(
+        &self,
+        topic: &str,
+        old: u32,
+        new: u32,
+    ) -> Result<Vec<String>, BrokerError> {
+        debug_assert!(new > old);
+        let mut names: Vec<String> = self
+            .offsets
+            .groups()
+            .into_iter()
+            .filter(|(_, t)| t == topic)
+            .map(|(g, _)| g)
+            .collect();
+        names.extend(
+            self.lock()
+                .iter()
+                .filter(|(_, g)| g.topic == topic && g.mode == GroupMode::Stream)
+                .map(|(name, _)| name.clone()),
+        );
+        names.sort();
+        names.dedup();
+        let starts: Vec<(u32, u64)> = (old..new).map(|p| (p, 0)).collect();
+        for group in &names {
+            self.offsets.commit(group, topic, &starts).await?;
+        }
+        let now_ms = self.clock.monotonic_ms();
+        for (name, group) in self.lock().iter_mut() {
+            if group.topic == topic && group.mode == GroupMode::Stream {
+                group.resize(new, now_ms);
+                tracing::info!(group = %name, topic, partitions = new, generation = group.generation(), "topic grew; group rebalanced");
+            }
+        }
+        Ok(names)
+    }
+
     /// The topic's partition count (0 if it is gone).
     fn partitions_of(&self, topic: &str) -> u32 {
         self.topics.get(topic).map_or(0, |t| t.config.partitions)

@@ -191,6 +191,14 @@ impl Group {
         self.rebalance(partitions, now_ms);
     }
 
+    /// The topic now has `partitions` partitions: if that is a change and anyone is a
+    /// member, a new generation assigns them.
+    pub(super) fn resize(&mut self, partitions: u32, now_ms: u64) {
+        if partitions != self.partitions && !self.members.is_empty() {
+            self.rebalance(partitions, now_ms);
+        }
+    }
+
     /// The members whose session expired at `now_ms`.
     pub(super) fn expired(&self, now_ms: u64) -> Vec<String> {
         self.members

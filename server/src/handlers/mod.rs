@@ -147,6 +147,13 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         Q::DeleteTopic(r) => later(topics::delete(b.clone(), r, cx.client.clone()), |()| {
             A::DeleteTopic(Empty)
         }),
+        Q::AlterTopic(r) => later(topics::alter(b.clone(), r, cx.client.clone()), |()| {
+            A::AlterTopic(Empty)
+        }),
+        Q::CreatePartitions(r) => later(
+            topics::create_partitions(b.clone(), r, cx.client.clone()),
+            |()| A::CreatePartitions(Empty),
+        ),
         Q::ListTopics(r) => now(Ok(topics::list(b, r)), A::ListTopics),
         Q::DescribeTopic(r) => now(topics::describe(b, r), A::DescribeTopic),
         Q::DeleteRecords(r) => later(

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use protocol::ops::topic::{
-    CreateTopicRequest, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicRequest,
-    DescribeTopicRequest, DescribeTopicResponse, ListTopicsRequest, ListTopicsResponse,
-    PartitionInfo, TopicSummary,
+    AlterTopicRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteRecordsRequest,
+    DeleteRecordsResponse, DeleteTopicRequest, DescribeTopicRequest, DescribeTopicResponse,
+    ListTopicsRequest, ListTopicsResponse, PartitionInfo, TopicSummary,
 };
 
 use crate::broker::Broker;
@@ -50,6 +50,56 @@ pub async fn delete(
         })?;
     let routes: Vec<u64> = deleted.iter().map(|r| r.route_id).collect();
     tracing::info!(target: "audit", op = "DeleteTopic", client = %client, topic = %name, routes_deleted = ?routes, "topic deleted, with the routing rules to it");
+    Ok(())
+}
+
+/// Changes settings of a live topic; answered once `topic.toml` has them and they
+/// apply (queue groups of the topic take each new default they did not override).
+pub async fn alter(
+    broker: Arc<Broker>,
+    request: AlterTopicRequest,
+    client: Arc<str>,
+) -> Result<(), BrokerError> {
+    let b = broker.clone();
+    let (name, entries) = (request.name.clone(), request.config.clone());
+    let (old, new) = blocking(move || b.topics.alter(&name, &entries)).await?;
+    broker
+        .queues
+        .topic_altered(&new.name, &old.config.queue, &new.config.queue);
+    tracing::info!(target: "audit", op = "AlterTopic", client = %client, topic = %request.name, config = %super::entries_text(&request.config), "topic altered");
+    Ok(())
+}
+
+/// Grows a topic; answered once its new partitions serve and its stream groups have
+/// offset 0 committed on them and were rebalanced.
+pub async fn create_partitions(
+    broker: Arc<Broker>,
+    request: CreatePartitionsRequest,
+    client: Arc<str>,
+) -> Result<(), BrokerError> {
+    let queue_groups = broker.queues.groups_of(&request.name);
+    if !queue_groups.is_empty() {
+        return Err(BrokerError::InvalidRequest(format!(
+            "topic {:?} is consumed by queue group(s) {}; a topic with queue groups cannot grow yet (a queue group's per-partition state is fixed when it is created)",
+            request.name,
+            queue_groups.join(", ")
+        )));
+    }
+    let b = broker.clone();
+    let (name, count) = (request.name.clone(), request.count);
+    let (old, new) = blocking(move || b.topics.add_partitions(&name, count)).await?;
+    let (from, to) = (old.config.partitions, new.config.partitions);
+    let groups = broker
+        .groups
+        .partitions_added(&new.name, from, to)
+        .await
+        .map_err(|error| {
+            BrokerError::Internal(format!(
+                "topic {:?} now has {to} partitions, but committing offset 0 on the new ones for its groups failed ({error}); a group without that commit starts them by its own start policy",
+                new.name
+            ))
+        })?;
+    tracing::info!(target: "audit", op = "CreatePartitions", client = %client, topic = %request.name, from, to, groups = ?groups, "partitions added");
     Ok(())
 }
 

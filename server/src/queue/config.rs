@@ -71,6 +71,56 @@ impl QueueConfig {
             .unwrap_or_else(|| format!("{topic}.dlq"))
     }
 
+    /// This group's settings after its topic's defaults changed from `old` to `new`:
+    /// each setting that had the old default (the group's join did not override it)
+    /// takes the new one; an overridden one stays.
+    pub fn rebased(&self, old: &QueueConfig, new: &QueueConfig) -> QueueConfig {
+        fn pick<T: PartialEq + Clone>(mine: &T, old: &T, new: &T) -> T {
+            if mine == old {
+                new.clone()
+            } else {
+                mine.clone()
+            }
+        }
+        QueueConfig {
+            ack_deadline_ms: pick(
+                &self.ack_deadline_ms,
+                &old.ack_deadline_ms,
+                &new.ack_deadline_ms,
+            ),
+            max_delivery_attempts: pick(
+                &self.max_delivery_attempts,
+                &old.max_delivery_attempts,
+                &new.max_delivery_attempts,
+            ),
+            retry_backoff_ms: pick(
+                &self.retry_backoff_ms,
+                &old.retry_backoff_ms,
+                &new.retry_backoff_ms,
+            ),
+            retry_backoff_max_ms: pick(
+                &self.retry_backoff_max_ms,
+                &old.retry_backoff_max_ms,
+                &new.retry_backoff_max_ms,
+            ),
+            retry_backoff_multiplier_milli: pick(
+                &self.retry_backoff_multiplier_milli,
+                &old.retry_backoff_multiplier_milli,
+                &new.retry_backoff_multiplier_milli,
+            ),
+            retry_jitter_milli: pick(
+                &self.retry_jitter_milli,
+                &old.retry_jitter_milli,
+                &new.retry_jitter_milli,
+            ),
+            dead_letter_topic: pick(
+                &self.dead_letter_topic,
+                &old.dead_letter_topic,
+                &new.dead_letter_topic,
+            ),
+        }
+    }
+
     /// The delivery policy these settings make.
     pub fn policy(&self) -> QueuePolicy {
         QueuePolicy {

@@ -171,6 +171,41 @@ impl Queues {
         self.create_group(name, topic, overrides, latest)
     }
 
+    /// The names of the queue groups consuming `topic`, sorted.
+    pub fn groups_of(&self, topic: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, group)| group.topic.name == topic)
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `topic`'s queue defaults changed from `old` to `new`: every group consuming it
+    /// takes each new default it did not override at its join.
+    pub fn topic_altered(&self, topic: &str, old: &QueueConfig, new: &QueueConfig) {
+        let groups: Vec<Arc<QueueGroup>> = self
+            .lock()
+            .values()
+            .filter(|group| group.topic.name == topic)
+            .cloned()
+            .collect();
+        for group in groups {
+            let current = group
+                .config
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let rebased = current.rebased(old, new);
+            if rebased != current {
+                tracing::info!(group = %group.name, topic, "queue group takes the topic's new settings");
+                group.reconfigure(rebased);
+            }
+        }
+    }
+
     /// The group, if it exists.
     pub fn get(&self, name: &str) -> Option<Arc<QueueGroup>> {
         self.lock().get(name).cloned()

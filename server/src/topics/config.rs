@@ -36,6 +36,8 @@ pub struct ConfigKey {
     pub name: &'static str,
     /// A queue setting: a queue group's join may override it for that group.
     pub queue: bool,
+    /// May change on a live topic (AlterTopic); the others are fixed at creation.
+    pub live: bool,
     /// Sets the value; a value that does not parse or is out of range is an error.
     pub set: fn(&mut TopicConfig, &str) -> Result<(), BrokerError>,
     /// The current value, as DescribeTopic shows it (the topic's name completes
@@ -48,6 +50,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "ack_deadline_ms",
         queue: true,
+        live: true,
         set: |c, v| {
             c.queue.ack_deadline_ms = parse_number("ack_deadline_ms", v)?;
             Ok(())
@@ -57,6 +60,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "dead_letter_topic",
         queue: true,
+        live: true,
         set: |c, v| {
             let name = v.trim();
             c.queue.dead_letter_topic = (!name.is_empty() && name != "none").then(|| name.into());
@@ -67,6 +71,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "durability",
         queue: false,
+        live: false,
         set: |c, v| {
             c.durability =
                 Durability::parse(v).map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
@@ -77,6 +82,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "max_delivery_attempts",
         queue: true,
+        live: true,
         set: |c, v| {
             c.queue.max_delivery_attempts = parse_number("max_delivery_attempts", v)?;
             Ok(())
@@ -86,6 +92,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "retention_bytes",
         queue: false,
+        live: true,
         set: |c, v| {
             c.retention_bytes = parse_optional_u64("retention_bytes", v)?;
             Ok(())
@@ -95,6 +102,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "retention_ms",
         queue: false,
+        live: true,
         set: |c, v| {
             c.retention_ms = parse_optional_u64("retention_ms", v)?;
             Ok(())
@@ -104,6 +112,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "retry_backoff_max_ms",
         queue: true,
+        live: true,
         set: |c, v| {
             c.queue.retry_backoff_max_ms = parse_number("retry_backoff_max_ms", v)?;
             Ok(())
@@ -113,6 +122,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "retry_backoff_ms",
         queue: true,
+        live: true,
         set: |c, v| {
             c.queue.retry_backoff_ms = parse_number("retry_backoff_ms", v)?;
             Ok(())
@@ -122,6 +132,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "retry_backoff_multiplier",
         queue: true,
+        live: true,
         set: |c, v| {
             c.queue.retry_backoff_multiplier_milli =
                 parse_milli("retry_backoff_multiplier", v, 100.0)?;
@@ -132,6 +143,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "retry_jitter",
         queue: true,
+        live: true,
         set: |c, v| {
             c.queue.retry_jitter_milli = parse_milli("retry_jitter", v, 1.0)?;
             Ok(())
@@ -141,6 +153,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
         name: "segment_bytes",
         queue: false,
+        live: false,
         set: |c, v| {
             c.segment_bytes = v.trim().parse().map_err(|_| {
                 BrokerError::InvalidConfig(format!("segment_bytes: {v:?} is not a number of bytes"))
@@ -222,6 +235,42 @@ impl TopicConfig {
             (config_key(key)?.set)(self, value)?;
         }
         self.validate()
+    }
+
+    /// This configuration with `entries` changed, for a live topic (AlterTopic): every
+    /// key must be one that may change live ([`ConfigKey::live`]), and given once.
+    /// Nothing is changed unless all of them apply.
+    pub fn altered(&self, entries: &[ConfigEntry]) -> Result<TopicConfig, BrokerError> {
+        if entries.is_empty() {
+            return Err(BrokerError::InvalidRequest(
+                "no settings to change: give at least one KEY=VALUE".into(),
+            ));
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            if entries[..i].iter().any(|e| e.key == entry.key) {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "{} is given twice",
+                    entry.key
+                )));
+            }
+            let key = config_key(&entry.key)?;
+            if !key.live {
+                let live: Vec<&str> = CONFIG_KEYS
+                    .iter()
+                    .filter(|k| k.live)
+                    .map(|k| k.name)
+                    .collect();
+                return Err(BrokerError::InvalidConfig(format!(
+                    "{} cannot change on a live topic: it is fixed when the topic is created. Keys that can: {}",
+                    key.name,
+                    live.join(", ")
+                )));
+            }
+        }
+        let mut altered = self.clone();
+        altered.apply(entries)?;
+        debug_assert_eq!(altered.partitions, self.partitions, "not a config key");
+        Ok(altered)
     }
 
     /// Checks the values against the limits.
@@ -343,6 +392,60 @@ mod tests {
             config.apply(&[entry("segment_bytes", "12")]),
             Err(BrokerError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn a_live_topic_changes_only_live_keys_and_all_or_nothing() {
+        let config = defaults();
+        let altered = config
+            .altered(&[entry("retention_ms", "1000"), entry("retry_jitter", "0.5")])
+            .unwrap();
+        assert_eq!(altered.retention_ms, Some(1000));
+        assert_eq!(altered.queue.retry_jitter_milli, 500);
+        assert_eq!(altered.segment_bytes, config.segment_bytes);
+        for (refused, code) in [
+            (
+                vec![entry("durability", "os")],
+                protocol::ErrorCode::InvalidConfig,
+            ),
+            (
+                vec![entry("segment_bytes", "8192")],
+                protocol::ErrorCode::InvalidConfig,
+            ),
+            (
+                vec![entry("partitions", "3")],
+                protocol::ErrorCode::InvalidConfig,
+            ),
+            (vec![], protocol::ErrorCode::InvalidRequest),
+            (
+                vec![entry("retention_ms", "1"), entry("retention_ms", "2")],
+                protocol::ErrorCode::InvalidRequest,
+            ),
+            (
+                vec![entry("retention_ms", "1"), entry("retry_jitter", "9")],
+                protocol::ErrorCode::InvalidConfig,
+            ),
+        ] {
+            let error = config.altered(&refused).unwrap_err();
+            assert_eq!(error.code(), code, "{refused:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_group_takes_the_new_defaults_it_did_not_override() {
+        let old = QueueConfig::default();
+        let new = QueueConfig {
+            ack_deadline_ms: 5_000,
+            max_delivery_attempts: 9,
+            ..QueueConfig::default()
+        };
+        let group = QueueConfig {
+            max_delivery_attempts: 2, // its join's override
+            ..QueueConfig::default()
+        };
+        let rebased = group.rebased(&old, &new);
+        assert_eq!(rebased.ack_deadline_ms, 5_000);
+        assert_eq!(rebased.max_delivery_attempts, 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use protocol::ops::topic::ConfigEntry;
 use storage::{Log, LogOptions};
 
 use crate::clock::Clock;
@@ -119,6 +120,18 @@ impl Topic {
             partitions,
             round_robin: AtomicU32::new(0),
         })
+    }
+
+    /// The same topic with `config` and `partitions` (the old ones and any new).
+    fn with(&self, config: TopicConfig, partitions: Vec<Arc<Partition>>) -> Topic {
+        debug_assert_eq!(partitions.len(), config.partitions as usize);
+        Topic {
+            name: self.name.clone(),
+            config,
+            internal: self.internal,
+            partitions,
+            round_robin: AtomicU32::new(self.round_robin.load(Ordering::Relaxed)),
+        }
     }
 
     /// Closes every partition's log cleanly (blocking I/O).
@@ -276,9 +289,7 @@ impl Topics {
         // The config file goes first and atomically: from then on the directory is
         // the topic, whose partitions' logs the next open creates if a crash comes
         // before this one does.
-        let text =
-            toml::to_string(&config.to_file()).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        dirs::write_atomically(&dir.join(TOPIC_FILE), text.as_bytes())?;
+        self.write_config(name, &config)?;
         let topic = Arc::new(Topic::open(
             &dir,
             name,
@@ -288,6 +299,81 @@ impl Topics {
         )?);
         self.write_map().insert(name.to_string(), topic.clone());
         Ok(topic)
+    }
+
+    /// Changes settings of a live topic (blocking I/O): checked, written to its
+    /// `topic.toml` atomically, then applied: the map holds a new [`Topic`] with the
+    /// same partitions, whose logs get the new retention. Requests that already hold
+    /// the old `Arc<Topic>` finish with the old settings. Returns the old topic and
+    /// the new one.
+    pub fn alter(
+        &self,
+        name: &str,
+        entries: &[ConfigEntry],
+    ) -> Result<(Arc<Topic>, Arc<Topic>), BrokerError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.get_external(name)?;
+        let config = old.config.altered(entries)?;
+        self.write_config(name, &config)?;
+        for partition in &old.partitions {
+            partition.set_retention(config.retention_bytes, config.retention_ms);
+        }
+        let new = Arc::new(old.with(config, old.partitions.clone()));
+        self.write_map().insert(name.to_string(), new.clone());
+        Ok((old, new))
+    }
+
+    /// Grows a live topic to `count` partitions (blocking I/O): the new partitions'
+    /// logs are created, then the count is written to `topic.toml` (a crash before
+    /// that leaves empty log directories the next grow reuses), then the map holds a
+    /// new [`Topic`] with them. Returns the old topic and the new one.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: u32,
+    ) -> Result<(Arc<Topic>, Arc<Topic>), BrokerError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.get_external(name)?;
+        let current = old.config.partitions;
+        if count <= current {
+            return Err(BrokerError::InvalidRequest(format!(
+                "topic {name:?} has {current} partitions; the new count must be more (partitions are never removed)"
+            )));
+        }
+        let mut config = old.config.clone();
+        config.partitions = count;
+        config.validate()?;
+        let dir = self.dir.join(name);
+        let mut partitions = old.partitions.clone();
+        for id in current..count {
+            let log = Log::open_with(
+                dir.join(id.to_string()),
+                config.log_config(),
+                self.options.clone(),
+            )?;
+            partitions.push(Arc::new(Partition::new(id, log)));
+        }
+        self.write_config(name, &config)?;
+        let new = Arc::new(old.with(config, partitions));
+        self.write_map().insert(name.to_string(), new.clone());
+        Ok((old, new))
+    }
+
+    /// A topic clients may change: not an internal one.
+    fn get_external(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        let topic = self.get(name)?;
+        if topic.internal {
+            return Err(BrokerError::InvalidRequest(format!(
+                "{name:?} is an internal topic; the broker manages its settings"
+            )));
+        }
+        Ok(topic)
+    }
+
+    fn write_config(&self, name: &str, config: &TopicConfig) -> Result<(), BrokerError> {
+        let text =
+            toml::to_string(&config.to_file()).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        dirs::write_atomically(&self.dir.join(name).join(TOPIC_FILE), text.as_bytes())
     }
 
     /// Partition 0 of internal topic `name`, created with `config` if missing (blocking
@@ -438,6 +524,39 @@ pub(crate) mod tests {
             "untouched"
         );
         topics.create("half", defaults(), false).unwrap();
+    }
+
+    #[test]
+    fn altered_settings_and_added_partitions_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Topics::open(dir.path()).unwrap();
+        topics.create("orders", defaults(), false).unwrap();
+        let retention = [ConfigEntry {
+            key: "retention_ms".into(),
+            value: "1000".into(),
+        }];
+        let (old, new) = topics.alter("orders", &retention).unwrap();
+        assert_eq!(
+            (old.config.retention_ms, new.config.retention_ms),
+            (None, Some(1000))
+        );
+        assert!(
+            Arc::ptr_eq(&old.partitions[0], &new.partitions[0]),
+            "same logs"
+        );
+        let (_, grown) = topics.add_partitions("orders", 5).unwrap();
+        assert_eq!(grown.partitions.len(), 5);
+        assert_eq!(grown.partition(4).unwrap().id, 4);
+        assert_eq!(grown.config.retention_ms, Some(1000));
+        assert!(topics.add_partitions("orders", 5).is_err());
+        assert!(topics.alter("__x", &retention).is_err());
+        topics.close_all();
+        drop((old, new, grown, topics));
+        let topics = Topics::open(dir.path()).unwrap();
+        let orders = topics.get("orders").unwrap();
+        assert_eq!(orders.partitions.len(), 5);
+        assert_eq!(orders.config.retention_ms, Some(1000));
+        topics.close_all();
     }
 
     #[test]

@@ -23,6 +23,14 @@ pub struct RetentionOutcome {
 }
 
 impl Log {
+    /// Changes the retention limits of a live log; the next
+    /// [`enforce_retention`](Self::enforce_retention) applies them. Nothing else of the
+    /// configuration can change while the log is open.
+    pub fn set_retention(&mut self, retention_bytes: Option<u64>, retention_ms: Option<u64>) {
+        self.config.retention_bytes = retention_bytes;
+        self.config.retention_ms = retention_ms;
+    }
+
     /// Deletes whole sealed segments beyond the configured size and age retention,
     /// oldest first. The active segment is never deleted.
     pub fn enforce_retention(&mut self) -> Result<RetentionOutcome> {
