@@ -111,18 +111,18 @@ pub async fn run(client: &Client, args: TopicsArgs, json: bool) -> anyhow::Resul
             if json {
                 let settings: serde_json::Map<String, serde_json::Value> =
                     config.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-                print_json(&json!({ "altered": name, "config": settings }));
+                print_json(&json!({ "altered": name, "config": settings }))?;
             } else {
-                println!("altered topic {name}: {}", changed.join(", "));
+                outln!("altered topic {name}: {}", changed.join(", "))?;
             }
         }
         TopicsCommand::AddPartitions { name, count } => {
             let before = client.describe_topic(&name).await?.partitions.len();
             client.create_partitions(&name, count).await?;
             if json {
-                print_json(&json!({ "topic": name, "partitions": count, "was": before }));
+                print_json(&json!({ "topic": name, "partitions": count, "was": before }))?;
             } else {
-                println!("topic {name} now has {count} partition(s) (was {before})");
+                outln!("topic {name} now has {count} partition(s) (was {before})")?;
             }
         }
         TopicsCommand::Delete { name } => {
