@@ -24,6 +24,7 @@ mod error;
 pub mod format;
 mod index;
 mod log;
+pub mod producers;
 mod recovery;
 mod segment;
 pub mod sim;
@@ -37,6 +38,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome, MAX_BATCHES_PER_WRITE};
+pub use producers::{ProducerEntry, ProducerTag};
 pub use recovery::RecoveryReport;
 pub use segment::ReadChunk;
 pub use sync::DurableMark;

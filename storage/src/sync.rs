@@ -126,6 +126,16 @@ impl Durable {
         }
     }
 
+    /// Records a write to a file other than the segment (the producer journal), made
+    /// before the append it belongs to is noted: the round that covers that append
+    /// syncs this file too.
+    pub(crate) fn note_dirty(&self, file: &Arc<dyn VfsFile>) {
+        let mut state = lock(&self.state);
+        if !state.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
+            state.dirty.push(file.clone());
+        }
+    }
+
     /// Records a created or removed file: the directory needs a sync before anything
     /// written to a new file counts as durable.
     pub(crate) fn note_dir_change(&self, new_file: Option<&Arc<dyn VfsFile>>) {

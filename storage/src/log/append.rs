@@ -17,6 +17,7 @@ use protocol::batch::{BatchHeader, BatchView};
 
 use crate::config::Durability;
 use crate::error::{Error, Result};
+use crate::producers::{ProducerEntry, ProducerTag};
 use crate::segment::Segment;
 
 use super::Log;
@@ -51,7 +52,7 @@ impl Log {
     /// fails the log.
     pub fn append(&mut self, batch: &[u8]) -> Result<AppendInfo> {
         let mut appended = None;
-        self.append_chunk(&[batch], &mut |info| appended = Some(info))?;
+        self.append_chunk(&[batch], &[], &mut |info| appended = Some(info))?;
         // append_chunk stores at least its first batch or returns an error.
         debug_assert!(appended.is_some(), "a stored batch is reported");
         appended.ok_or(Error::Closed)
@@ -68,8 +69,26 @@ impl Log {
     pub fn append_all<B: AsRef<[u8]>>(
         &mut self,
         batches: &[B],
+        on_appended: impl FnMut(AppendInfo),
+    ) -> Result<()> {
+        self.append_all_tagged(batches, &[], on_appended)
+    }
+
+    /// [`append_all`](Self::append_all), recording who sent each batch that has a
+    /// tag: `tags` is empty (no batch is tagged) or holds one entry per batch. Each
+    /// tagged batch gets an entry in the producer journal, written before the batch
+    /// and synced with it (see `producers.rs`), so the owner's producer table can be
+    /// rebuilt after a restart ([`take_recovered_producers`](Self::take_recovered_producers)).
+    pub fn append_all_tagged<B: AsRef<[u8]>>(
+        &mut self,
+        batches: &[B],
+        tags: &[Option<ProducerTag>],
         mut on_appended: impl FnMut(AppendInfo),
     ) -> Result<()> {
+        debug_assert!(
+            tags.is_empty() || tags.len() == batches.len(),
+            "one tag per batch, or none at all"
+        );
         // Invariant: exactly one result per stored batch, in order, with contiguous
         // offsets, and the log grows by exactly the batches reported.
         let mut reported = 0usize;
@@ -84,14 +103,16 @@ impl Log {
             on_appended(info);
         };
         let mut rest = batches;
+        let mut rest_tags = tags;
         let result = loop {
             if rest.is_empty() {
                 break Ok(());
             }
-            match self.append_chunk(rest, &mut report) {
+            match self.append_chunk(rest, rest_tags, &mut report) {
                 Ok(stored) => {
                     debug_assert!(stored > 0, "append_all: every chunk stores a batch");
                     rest = &rest[stored..];
+                    rest_tags = rest_tags.get(stored..).unwrap_or_default();
                 }
                 Err(error) => break Err(error),
             }
@@ -132,6 +153,7 @@ impl Log {
     fn append_chunk<B: AsRef<[u8]>>(
         &mut self,
         batches: &[B],
+        tags: &[Option<ProducerTag>],
         on_appended: &mut dyn FnMut(AppendInfo),
     ) -> Result<usize> {
         self.shared.durable.check_failed()?;
@@ -145,7 +167,16 @@ impl Log {
         if !self.zero.is_ready(chunk.end_position) {
             self.zero.claim(chunk.end_position, self.allocated_bytes);
         }
-        self.write_chunk(&chunk)?;
+        // The journal first: a crash between the two writes leaves an entry for a
+        // batch that is not there, which opening drops, rather than a batch without
+        // its entry, which a retry would duplicate.
+        let journal_before = self.producers.len_bytes();
+        self.journal_chunk(&chunk, tags)?;
+        if let Err(error) = self.write_chunk(&chunk) {
+            let rewound = self.producers.rewind(journal_before);
+            self.shared.durable.fail_on_error(rewound)?;
+            return Err(error);
+        }
         self.publish_chunk(&chunk)?;
         // Only now, with all of them stored and published, report them.
         for (info, _) in chunk.placements() {
@@ -196,6 +227,29 @@ impl Log {
             end_position: end,
             batches,
         }
+    }
+
+    /// Writes the producer journal's entries for the tagged batches of a chunk, and
+    /// hands the journal to the syncer before the chunk's offsets reach it.
+    fn journal_chunk(&mut self, chunk: &Chunk<'_>, tags: &[Option<ProducerTag>]) -> Result<()> {
+        let entries: Vec<ProducerEntry> = chunk
+            .placements()
+            .zip(tags)
+            .filter_map(|((info, _), tag)| {
+                tag.map(|tag| ProducerEntry {
+                    tag,
+                    base_offset: info.base_offset,
+                    next_offset: info.next_offset,
+                })
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let appended = self.producers.append(&entries);
+        let file = self.shared.durable.fail_on_error(appended)?;
+        self.shared.durable.note_dirty(&file);
+        Ok(())
     }
 
     /// Writes a chunk at the end of the active segment with one vectored write. Each

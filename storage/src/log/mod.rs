@@ -40,6 +40,7 @@ use std::time::Duration;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_BYTES;
+use crate::producers::{ProducerEntry, ProducerJournal};
 use crate::recovery::RecoveryReport;
 use crate::segment::{IndexCursor, Segment};
 use crate::sync::Durable;
@@ -117,12 +118,36 @@ pub struct Log {
     report: RecoveryReport,
     /// Segment ages on the monotonic clock (`age.rs`).
     ages: Ages,
+    /// Which idempotent producer wrote which batch (`producers.rs`).
+    producers: ProducerJournal,
+    /// The journal's entries as opened, until the owner takes them.
+    recovered_producers: Vec<ProducerEntry>,
 }
 
 impl Log {
     /// What opening the log found.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
+    }
+
+    /// The producer journal's entries as the log opened, in offset order, every one
+    /// for a batch the log holds (see `producers.rs`); empty after the first call.
+    pub fn take_recovered_producers(&mut self) -> Vec<ProducerEntry> {
+        std::mem::take(&mut self.recovered_producers)
+    }
+
+    /// Bytes in the producer journal; past [`producers::COMPACT_BYTES`](crate::producers::COMPACT_BYTES)
+    /// the owner should [`compact_producers`](Self::compact_producers).
+    pub fn producer_journal_bytes(&self) -> u64 {
+        self.producers.len_bytes()
+    }
+
+    /// Rewrites the producer journal as `live`, the entries still needed, in offset
+    /// order (blocking I/O: one write and two syncs).
+    pub fn compact_producers(&mut self, live: &[ProducerEntry]) -> Result<()> {
+        self.shared.durable.check_failed()?;
+        let compacted = self.producers.compact(live);
+        self.shared.durable.fail_on_error(compacted)
     }
 
     /// A handle for reading from other threads.

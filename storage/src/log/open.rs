@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use crate::config::{Clock, Durability, LogConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, CleanMarker};
+use crate::producers::ProducerJournal;
 use crate::recovery::{self, Recovered};
 use crate::segment::IndexCursor;
 use crate::sync::Durable;
@@ -113,6 +114,8 @@ impl Log {
             next_offset: AtomicU64::new(next_offset),
             durable,
         });
+        let (producers, recovered_producers) =
+            ProducerJournal::open(vfs.clone(), &shared.dir, next_offset)?;
         let syncer = start_syncer(config.durability, &shared, &zero)?;
         let report = recovered.report;
         // Only when there was something to recover: every new log opens without a
@@ -132,6 +135,8 @@ impl Log {
             syncer,
             report,
             ages,
+            producers,
+            recovered_producers,
         })
     }
 
