@@ -16,7 +16,9 @@ use protocol::ops::group::{
 use protocol::ops::offsets::{
     CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, PartitionOffset,
 };
-use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest, ProduceResponse};
+use protocol::ops::produce::{
+    AckLevel, PartitionSelector, ProduceRequest, ProduceResponse, ProducerSequence,
+};
 use protocol::ops::stats::{ServerStatsResponse, TopicStatsRequest, TopicStatsResponse};
 use protocol::ops::topic::{
     AlterTopicRequest, ConfigEntry, CreatePartitionsRequest, CreateTopicRequest,
@@ -53,6 +55,14 @@ pub(crate) fn entries<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<Con
 }
 
 impl Client {
+    /// Asks the broker for a new idempotent producer id (protocol version 2). The
+    /// [`Producer`](crate::Producer) does this itself; use it to tag `Produce`
+    /// requests sent with [`request`](Self::request).
+    pub async fn init_producer(&self) -> Result<u64, ClientError> {
+        let response = self.request(Request::InitProducer(Empty)).await?;
+        Ok(expect_response!(response, InitProducer)?.producer_id)
+    }
+
     /// Creates a topic with `partitions` partitions and settings that differ from the
     /// broker's defaults: `retention_bytes`, `retention_ms`, `segment_bytes`,
     /// `durability` (`always`, `os` or `interval:<ms>`).
@@ -184,7 +194,7 @@ impl Client {
         timeout: Duration,
         batch: Bytes,
     ) -> Result<ProduceResponse, ClientError> {
-        let (request, wait) = produce_request(topic, partition, ack, timeout, batch);
+        let (request, wait) = produce_request(topic, partition, ack, timeout, None, batch);
         let total = self.config().request_timeout.saturating_add(wait);
         expect_response!(self.call(request, total).await?, Produce)
     }
@@ -343,6 +353,7 @@ pub(crate) fn produce_request(
     partition: PartitionSelector,
     ack: AckLevel,
     timeout: Duration,
+    producer: Option<ProducerSequence>,
     batch: Bytes,
 ) -> (Request, Duration) {
     let request = Request::Produce(ProduceRequest {
@@ -350,6 +361,7 @@ pub(crate) fn produce_request(
         partition,
         ack,
         timeout_ms: millis_u32(timeout),
+        producer,
         batch,
     });
     (request, timeout)

@@ -74,8 +74,9 @@ pub use fetcher::{
 };
 pub use producer::{
     Producer, ProducerConfig, Record, RecordMetadata, SendFuture, DEFAULT_ACK_TIMEOUT_MS,
-    DEFAULT_BATCH_MAX_BYTES, DEFAULT_LINGER_MS, DEFAULT_MAX_IN_FLIGHT_BATCHES,
-    DEFAULT_MAX_QUEUED_RECORDS,
+    DEFAULT_BATCH_MAX_BYTES, DEFAULT_DELIVERY_TIMEOUT_MS, DEFAULT_LINGER_MS,
+    DEFAULT_MAX_IN_FLIGHT_BATCHES, DEFAULT_MAX_QUEUED_RECORDS, DEFAULT_RETRY_BACKOFF_MS,
+    IDEMPOTENT_MAX_IN_FLIGHT_BATCHES,
 };
 pub use protocol::ops::registry::{InstanceInfo, RegistryEvent, ServiceSummary};
 pub use protocol::ops::routes::{RouteInfo, Routed};

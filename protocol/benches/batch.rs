@@ -81,6 +81,7 @@ fn bench(c: &mut Criterion) {
             partition: PartitionSelector::Any,
             ack: AckLevel::Appended,
             timeout_ms: 5000,
+            producer: None,
             batch: batch.clone(),
         }),
     };

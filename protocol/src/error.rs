@@ -117,6 +117,10 @@ error_codes! {
     NotDurable = 30, "not_durable", since 1;
     /// The storage layer failed (I/O error, full disk).
     StorageError = 31, "storage_error", since 1;
+    /// An idempotent producer's batch out of sequence for its partition: it skips a
+    /// sequence (a batch in between is missing), or it is older than the batches the
+    /// broker remembers for the producer. Never stored.
+    OutOfOrderSequence = 36, "out_of_order_sequence", since 2 else InvalidRequest;
     /// The request's timeout passed before it could complete.
     Timeout = 32, "timeout", since 1;
     /// The server refuses the connection: too many open.

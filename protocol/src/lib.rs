@@ -28,7 +28,7 @@
 //!
 //! let reply = Message::Response {
 //!     correlation_id: 42,
-//!     response: Response::Produce(ProduceResponse { partition: 3, base_offset: Some(1000) }),
+//!     response: Response::Produce(ProduceResponse { partition: 3, base_offset: Some(1000), duplicate: false }),
 //! };
 //! let mut buf = BytesMut::new();
 //! reply.encode(protocol::PROTOCOL_VERSION, &mut buf)?;

@@ -57,6 +57,7 @@ fn produce(batch: Bytes) -> BytesMut {
             partition: PartitionSelector::Any,
             ack: AckLevel::Durable,
             timeout_ms: 1000,
+            producer: None,
             batch,
         }),
     };

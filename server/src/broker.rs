@@ -1,6 +1,7 @@
 //! The broker's shared state: what every request handler gets a handle to, and the
 //! background tasks it owns.
 
+use crate::producers::ProducerIds;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
@@ -42,6 +43,8 @@ pub struct Broker {
     pub routes: Arc<Routes>,
     /// Trace spans of traced messages.
     pub traces: Arc<Traces>,
+    /// Idempotent producers' ids.
+    pub producer_ids: Arc<ProducerIds>,
     /// Every background task the broker started (dispatchers, the span writer, the
     /// periodic jobs of `serve`).
     pub tasks: Arc<Tasks>,
@@ -76,6 +79,7 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
         let tasks = Arc::new(Tasks::new());
+        let producer_ids = Arc::new(ProducerIds::open(&config.data_dir)?);
         let topics = Arc::new(Topics::open_with_clock(&config.data_dir, clock.clone())?);
         let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
         let traces = Traces::open(
@@ -118,6 +122,7 @@ impl Broker {
             services,
             routes,
             traces,
+            producer_ids,
             tasks,
             data_lock: None,
         })

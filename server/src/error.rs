@@ -160,6 +160,18 @@ pub enum BrokerError {
         /// How long.
         timeout_ms: u64,
     },
+    /// An idempotent producer's batch out of sequence: not stored.
+    #[error("producer {producer_id} sent sequence {sequence} to partition {partition}, {}", describe_out_of_order(*why))]
+    OutOfOrderSequence {
+        /// The partition.
+        partition: u32,
+        /// The producer.
+        producer_id: u64,
+        /// The batch's sequence.
+        sequence: u64,
+        /// What the broker expected instead.
+        why: crate::partition::OutOfOrder,
+    },
     /// Appended, but durability could not be confirmed.
     #[error("appended but not durable: {reason}")]
     NotDurable {
@@ -183,6 +195,22 @@ pub enum BrokerError {
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn describe_out_of_order(why: crate::partition::OutOfOrder) -> String {
+    use crate::partition::OutOfOrder;
+    match why {
+        OutOfOrder::Gap { expected } => format!(
+            "but expected {expected}: a batch in between is missing, so this one was not \
+             stored; the producer must start over with a new producer id"
+        ),
+        OutOfOrder::TooOld { oldest } => format!(
+            "older than the oldest batch the broker remembers for it ({oldest}; it keeps the \
+             last {} per partition), so whether it was stored cannot be told: refused, \
+             nothing was stored",
+            crate::producers::table::WINDOW_BATCHES
+        ),
+    }
 }
 
 impl BrokerError {
@@ -217,6 +245,7 @@ impl BrokerError {
             }
             BrokerError::Timeout { .. } => ErrorCode::Timeout,
             BrokerError::NotDurable { .. } => ErrorCode::NotDurable,
+            BrokerError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
             BrokerError::PartitionUnavailable { .. }
             | BrokerError::RoutesNotDeleted { .. }
             | BrokerError::TopicDirectoryInTheWay { .. } => ErrorCode::StorageError,

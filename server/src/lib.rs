@@ -37,6 +37,7 @@ pub mod handlers;
 pub mod internal;
 pub mod partition;
 pub mod partitioner;
+pub mod producers;
 pub mod queue;
 pub mod reply;
 pub mod routes;

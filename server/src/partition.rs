@@ -10,10 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use storage::{AppendInfo, Durability, Log, LogReader, ReadChunk, RetentionOutcome};
+use storage::{
+    AppendInfo, Durability, Log, LogReader, ProducerEntry, ProducerTag, ReadChunk, RetentionOutcome,
+};
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
+use crate::producers::table::{ProducerTable, Verdict, MAX_PRODUCERS_PER_PARTITION};
 
 /// Why an append was not confirmed durable. Cheap to clone, so one failed wait can
 /// answer every request that waited on it.
@@ -43,12 +46,57 @@ impl From<NotDurable> for BrokerError {
     }
 }
 
+/// Where a produced batch is: stored now, or stored by an earlier attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Appended by this request.
+    Stored(AppendInfo),
+    /// A retry of a batch the producer table remembers: not stored again.
+    Duplicate(ProducerEntry),
+}
+
+impl Placed {
+    /// Offset of the batch's first record.
+    pub fn base_offset(&self) -> u64 {
+        match self {
+            Placed::Stored(info) => info.base_offset,
+            Placed::Duplicate(entry) => entry.base_offset,
+        }
+    }
+
+    /// Offset after its last record: what must be durable before a `durable` answer.
+    pub fn next_offset(&self) -> u64 {
+        match self {
+            Placed::Stored(info) => info.next_offset,
+            Placed::Duplicate(entry) => entry.next_offset,
+        }
+    }
+}
+
+/// Why a sequenced batch was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfOrder {
+    /// Older than the oldest batch the table remembers for the producer.
+    TooOld {
+        /// The oldest sequence remembered.
+        oldest: u64,
+    },
+    /// Skips ahead of the sequence expected.
+    Gap {
+        /// The sequence expected next.
+        expected: u64,
+    },
+}
+
 /// A partition of a topic.
 #[derive(Debug)]
 pub struct Partition {
     /// Partition number within its topic.
     pub id: u32,
     log: Mutex<Option<Log>>,
+    /// Idempotent producers' last batches. Locked only inside `log`'s lock, so a
+    /// check and the append it allows are one step.
+    producers: Mutex<ProducerTable>,
     /// `None` for a partition whose log refused to open (see [`Partition::refused`]).
     reader: Option<LogReader>,
     /// Why the log refused to open: every request to the partition gets this.
@@ -65,14 +113,17 @@ fn lock(log: &Mutex<Option<Log>>) -> MutexGuard<'_, Option<Log>> {
 }
 
 impl Partition {
-    /// Wraps an opened log.
-    pub fn new(id: u32, log: Log) -> Partition {
+    /// Wraps an opened log, rebuilding its producer table from the log's journal.
+    pub fn new(id: u32, mut log: Log) -> Partition {
+        let producers =
+            ProducerTable::rebuild(MAX_PRODUCERS_PER_PARTITION, &log.take_recovered_producers());
         let reader = log.reader();
         let durability = log.config().durability;
         let (end, _) = watch::channel(reader.end_offset());
         Partition {
             id,
             log: Mutex::new(Some(log)),
+            producers: Mutex::new(producers),
             reader: Some(reader),
             refusal: None,
             end,
@@ -90,6 +141,7 @@ impl Partition {
         Partition {
             id,
             log: Mutex::new(None),
+            producers: Mutex::new(ProducerTable::new(1)),
             reader: None,
             refusal: Some(reason),
             end: watch::channel(0).0,
@@ -175,6 +227,171 @@ impl Partition {
         }
         if let Some(end) = end {
             self.count_appended(messages, bytes, end);
+        }
+    }
+
+    /// Appends produce requests' batches like [`append_all`](Self::append_all), except
+    /// that a batch with a producer tag is first checked against the producer table
+    /// (in the same critical section): a retry of a remembered batch is not stored
+    /// again but answered [`Placed::Duplicate`] with its original offsets, and a batch
+    /// out of sequence is refused. `tags` holds one entry per batch.
+    pub fn append_sequenced<B: AsRef<[u8]>>(
+        &self,
+        batches: &[B],
+        tags: &[Option<ProducerTag>],
+        results: &mut Vec<Result<Placed, BrokerError>>,
+    ) {
+        debug_assert_eq!(batches.len(), tags.len(), "one tag per batch");
+        let first = results.len();
+        let mut placed: Vec<Option<Result<Placed, BrokerError>>> =
+            (0..batches.len()).map(|_| None).collect();
+        {
+            let mut guard = lock(&self.log);
+            let Some(log) = guard.as_mut() else {
+                results.extend(batches.iter().map(|_| Err(self.unavailable())));
+                return;
+            };
+            let mut table = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+            let all: Vec<usize> = (0..batches.len()).collect();
+            self.place(log, &mut table, batches, tags, &all, &mut placed);
+            if log.producer_journal_bytes() > storage::producers::COMPACT_BYTES {
+                if let Err(error) = log.compact_producers(&table.live_entries()) {
+                    tracing::error!(partition = self.id, %error, "compacting the producer journal failed");
+                }
+            }
+        }
+        results.extend(placed.into_iter().map(|p| {
+            p.unwrap_or_else(|| Err(BrokerError::Internal("a batch got no result".into())))
+        }));
+        let (mut messages, mut bytes, mut end) = (0, 0, None);
+        for (batch, result) in batches.iter().zip(&results[first..]) {
+            if let Ok(Placed::Stored(info)) = result {
+                messages += info.next_offset - info.base_offset;
+                bytes += batch.as_ref().len() as u64;
+                end = Some(info.next_offset);
+            }
+        }
+        if let Some(end) = end {
+            self.count_appended(messages, bytes, end);
+        }
+    }
+
+    /// Decides and appends the batches at `indices`, in order: runs of batches the
+    /// table accepts go out in one write; a batch whose verdict depends on one not
+    /// yet written (the same producer, out of step) waits for that write and is then
+    /// checked again.
+    fn place<B: AsRef<[u8]>>(
+        &self,
+        log: &mut Log,
+        table: &mut ProducerTable,
+        batches: &[B],
+        tags: &[Option<ProducerTag>],
+        indices: &[usize],
+        placed: &mut [Option<Result<Placed, BrokerError>>],
+    ) {
+        // The batches of the write being gathered, and for each producer in it the
+        // last sequence it will hold.
+        let mut group: Vec<usize> = Vec::new();
+        let mut pending: Vec<(u64, u64)> = Vec::new();
+        let mut at = 0;
+        while at < indices.len() {
+            let i = indices[at];
+            if let Some(tag) = tags[i] {
+                let waiting = pending.iter().position(|(p, _)| *p == tag.producer_id);
+                match waiting {
+                    Some(w) if pending[w].1.checked_add(1) == Some(tag.sequence) => {
+                        pending[w].1 = tag.sequence;
+                        group.push(i);
+                        at += 1;
+                        continue;
+                    }
+                    Some(_) => {
+                        // Decided once the batches before it are in the table.
+                        let retry = self.write(log, table, batches, tags, &group, placed);
+                        group.clear();
+                        pending.clear();
+                        if !retry.is_empty() {
+                            let rest: Vec<usize> = retry
+                                .into_iter()
+                                .chain(indices[at..].iter().copied())
+                                .collect();
+                            return self.place(log, table, batches, tags, &rest, placed);
+                        }
+                        continue;
+                    }
+                    None => {}
+                }
+                match table.check(tag) {
+                    Verdict::Append => {
+                        pending.push((tag.producer_id, tag.sequence));
+                        group.push(i);
+                    }
+                    Verdict::Duplicate(entry) => placed[i] = Some(Ok(Placed::Duplicate(entry))),
+                    Verdict::TooOld { oldest } => {
+                        placed[i] = Some(Err(self.out_of_order(tag, OutOfOrder::TooOld { oldest })))
+                    }
+                    Verdict::Gap { expected } => {
+                        placed[i] = Some(Err(self.out_of_order(tag, OutOfOrder::Gap { expected })))
+                    }
+                }
+            } else {
+                group.push(i);
+            }
+            at += 1;
+        }
+        let retry = self.write(log, table, batches, tags, &group, placed);
+        if !retry.is_empty() {
+            self.place(log, table, batches, tags, &retry, placed);
+        }
+    }
+
+    /// Writes the batches at `group` with one vectored write and records the tagged
+    /// ones. After a batch the log refused, the rest must be decided again (a later
+    /// batch of the same producer now has a gap): they are returned.
+    fn write<B: AsRef<[u8]>>(
+        &self,
+        log: &mut Log,
+        table: &mut ProducerTable,
+        batches: &[B],
+        tags: &[Option<ProducerTag>],
+        group: &[usize],
+        placed: &mut [Option<Result<Placed, BrokerError>>],
+    ) -> Vec<usize> {
+        if group.is_empty() {
+            return Vec::new();
+        }
+        let bytes: Vec<&[u8]> = group.iter().map(|&i| batches[i].as_ref()).collect();
+        let group_tags: Vec<Option<ProducerTag>> = group.iter().map(|&i| tags[i]).collect();
+        let mut stored = 0;
+        let outcome = log.append_all_tagged(&bytes, &group_tags, |info| {
+            let i = group[stored];
+            if let Some(tag) = tags[i] {
+                table.record(ProducerEntry {
+                    tag,
+                    base_offset: info.base_offset,
+                    next_offset: info.next_offset,
+                });
+            }
+            placed[i] = Some(Ok(Placed::Stored(info)));
+            stored += 1;
+        });
+        match outcome {
+            Ok(()) => Vec::new(),
+            Err(error) => {
+                if let Some(&failed) = group.get(stored) {
+                    placed[failed] = Some(Err(error.into()));
+                }
+                group.get(stored + 1..).unwrap_or_default().to_vec()
+            }
+        }
+    }
+
+    fn out_of_order(&self, tag: ProducerTag, why: OutOfOrder) -> BrokerError {
+        BrokerError::OutOfOrderSequence {
+            partition: self.id,
+            producer_id: tag.producer_id,
+            sequence: tag.sequence,
+            why,
         }
     }
 
@@ -354,5 +571,84 @@ mod tests {
         partition.truncate_before(1).unwrap();
         assert_eq!(partition.start_offset(), 1);
         assert_eq!(reader.durable_offset(), 3);
+    }
+}
+
+#[cfg(test)]
+mod sequenced_tests {
+    use super::*;
+    use protocol::batch::BatchBuilder;
+    use storage::LogConfig;
+
+    fn batch() -> bytes::Bytes {
+        let mut builder = BatchBuilder::new();
+        builder.push(1, None, Some(b"v"), &[]).unwrap();
+        builder.finish()
+    }
+
+    fn tag(producer_id: u64, sequence: u64) -> Option<ProducerTag> {
+        Some(ProducerTag {
+            producer_id,
+            sequence,
+        })
+    }
+
+    fn outcome(result: &Result<Placed, BrokerError>) -> String {
+        match result {
+            Ok(Placed::Stored(info)) => format!("stored {}", info.base_offset),
+            Ok(Placed::Duplicate(entry)) => format!("duplicate {}", entry.base_offset),
+            Err(error) => error.code().name().to_string(),
+        }
+    }
+
+    #[test]
+    fn one_run_mixes_appends_duplicates_and_refusals_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Partition::new(0, Log::open(dir.path(), LogConfig::default()).unwrap());
+        let batches = vec![batch(); 7];
+        let tags = [
+            tag(1, 0),
+            tag(1, 1),
+            None,
+            tag(2, 5),
+            tag(1, 1),
+            tag(1, 3),
+            tag(1, 2),
+        ];
+        let mut results = Vec::new();
+        partition.append_sequenced(&batches, &tags, &mut results);
+        let got: Vec<String> = results.iter().map(outcome).collect();
+        assert_eq!(
+            got,
+            [
+                "stored 0",
+                "stored 1",
+                "stored 2",
+                "stored 3",
+                "duplicate 1",
+                "out_of_order_sequence",
+                "stored 4"
+            ]
+        );
+        assert_eq!(partition.end_offset(), 5);
+    }
+
+    #[test]
+    fn duplicates_are_caught_after_a_crash_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            durability: Durability::Always,
+            ..LogConfig::default()
+        };
+        let partition = Partition::new(0, Log::open(dir.path(), config.clone()).unwrap());
+        let mut results = Vec::new();
+        partition.append_sequenced(&[batch(), batch()], &[tag(7, 0), tag(7, 1)], &mut results);
+        // No close: the log is dropped as a crash would leave it.
+        drop(partition);
+        let partition = Partition::new(0, Log::open(dir.path(), config).unwrap());
+        let mut results = Vec::new();
+        partition.append_sequenced(&[batch(), batch()], &[tag(7, 1), tag(7, 2)], &mut results);
+        let got: Vec<String> = results.iter().map(outcome).collect();
+        assert_eq!(got, ["duplicate 1", "stored 2"]);
     }
 }

@@ -36,6 +36,7 @@ fn produce(raw: &mut Raw, topic: &str, value: &[u8]) -> Message {
         partition: PartitionSelector::Partition(0),
         ack: AckLevel::Durable,
         timeout_ms: 10_000,
+        producer: None,
         batch: builder.finish(),
     };
     raw.call(Request::Produce(request))

@@ -13,8 +13,9 @@
 //! When the connection fails, every pending request fails with
 //! [`ClientError::ConnectionLost`] and the connection is marked closed; the next
 //! request opens a new one (with exponential backoff, redoing the handshake). Requests
-//! are never resent automatically: the client cannot know whether the broker applied
-//! them.
+//! are never resent at this layer: the client cannot know whether the broker applied
+//! them. (The idempotent [`Producer`](crate::Producer) resends its batches itself,
+//! tagged so that the broker recognises a retry.)
 //!
 //! The files, one job each:
 //! - this one: [`Client`], the handle the rest of the crate calls (`request`, and

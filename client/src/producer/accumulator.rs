@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use protocol::batch::{BatchBuilder, BATCH_HEADER_BYTES, MAX_BATCH_BYTES};
-use protocol::ops::produce::partition_for_key;
+use protocol::ops::produce::{partition_for_key, ProducerSequence};
 use tokio::time::Instant;
 
 use super::ack::Waiter;
@@ -33,6 +33,10 @@ pub(super) struct ReadyBatch {
     pub(super) partition: u32,
     pub(super) bytes: Bytes,
     pub(super) waiters: Vec<Waiter>,
+    /// An idempotent producer's tag, given when the batch is first sent.
+    pub(super) producer: Option<ProducerSequence>,
+    /// When it was first sent: retries stop `delivery_timeout` later.
+    pub(super) first_sent: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -172,6 +176,8 @@ impl Accumulator {
             partition,
             bytes: batch.builder.finish(),
             waiters: batch.waiters,
+            producer: None,
+            first_sent: None,
         });
     }
 

@@ -53,7 +53,6 @@ impl Future for SendFuture {
 /// A batch whose Produce has finished: its records' waiters, in batch order, and
 /// the answer (or the error) they are to get.
 pub(super) struct Completed {
-    pub(super) id: u64,
     pub(super) partition: u32,
     pub(super) waiters: Vec<Waiter>,
     pub(super) result: Result<ProduceResponse, ClientError>,
@@ -98,7 +97,6 @@ mod tests {
         let (a, ra) = waiter();
         let (b, rb) = waiter();
         complete(Completed {
-            id: 0,
             partition: 1,
             waiters: vec![a, b],
             result: Err(ClientError::Timeout {
@@ -117,12 +115,12 @@ mod tests {
         let (a, ra) = waiter();
         let (b, rb) = waiter();
         complete(Completed {
-            id: 1,
             partition: 1,
             waiters: vec![a, b],
             result: Ok(ProduceResponse {
                 partition: 1,
                 base_offset: Some(40),
+                duplicate: false,
             }),
         });
         assert_eq!(ra.await.unwrap().unwrap().offset, Some(40));

@@ -13,9 +13,13 @@
 //!   broker appends a connection's produces in arrival order and the task queues
 //!   them in order, so one partition's batches are appended in the order sent.
 //!
-//! A failed batch fails each of its records' futures with the same error. Nothing is
-//! retried: a Produce that timed out or lost its connection may have been appended,
-//! and retrying could duplicate it. The caller decides.
+//! A failed batch fails each of its records' futures with the same error. An
+//! idempotent producer (the default) first retries a batch whose answer was lost, for
+//! up to `delivery_timeout`: each batch carries the producer's id and its sequence
+//! number for the partition, so the broker recognises a retry of a batch it already
+//! stored and answers with the original offset (see [`idempotence`]). A producer
+//! with `idempotent(false)` retries nothing, since a Produce that timed out or lost
+//! its connection may have been appended, and the caller decides.
 //!
 //! Four files, one job each, so that the batching rules can be read and tested apart
 //! from the task that drives them:
@@ -25,10 +29,13 @@
 //! - [`sender`]: the background task, the one owner of the batches and of the
 //!   Produce requests in flight;
 //! - [`ack`]: the per-record [`SendFuture`] and how a batch's answer becomes each of
-//!   its records' answers.
+//!   its records' answers;
+//! - [`idempotence`]: the producer id, the sequence numbers and which failures are
+//!   retried, pure logic.
 
 mod accumulator;
 mod ack;
+mod idempotence;
 mod sender;
 
 use std::time::Duration;
@@ -48,12 +55,24 @@ use sender::{run, Command};
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 256 * 1024;
 /// Default for [`ProducerConfig::linger`].
 pub const DEFAULT_LINGER_MS: u64 = 5;
-/// Default for [`ProducerConfig::max_in_flight_batches`].
+/// Default for [`ProducerConfig::max_in_flight_batches`] (an idempotent producer
+/// keeps at most [`IDEMPOTENT_MAX_IN_FLIGHT_BATCHES`]).
 pub const DEFAULT_MAX_IN_FLIGHT_BATCHES: usize = 8;
 /// Default for [`ProducerConfig::ack_timeout`].
 pub const DEFAULT_ACK_TIMEOUT_MS: u64 = 10_000;
 /// Default for [`ProducerConfig::max_queued_records`].
 pub const DEFAULT_MAX_QUEUED_RECORDS: usize = 8192;
+/// Default for [`ProducerConfig::delivery_timeout`]: how long an idempotent producer
+/// keeps retrying a batch (two minutes, Kafka's `delivery.timeout.ms`), long enough to
+/// ride out a broker restart.
+pub const DEFAULT_DELIVERY_TIMEOUT_MS: u64 = 120_000;
+/// Default for [`ProducerConfig::retry_backoff`].
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 100;
+/// Produce requests an idempotent producer keeps in flight, at most, whatever
+/// [`ProducerConfig::max_in_flight_batches`] says: the broker remembers the last 5
+/// batches of each producer per partition, and a retry must fall inside that window
+/// to be recognised.
+pub const IDEMPOTENT_MAX_IN_FLIGHT_BATCHES: usize = 5;
 
 /// Settings of a [`Producer`].
 ///
@@ -82,6 +101,17 @@ pub struct ProducerConfig {
     pub ack_timeout: Duration,
     /// Records handed to `send` and not yet in a batch, at most; `send` waits beyond.
     pub max_queued_records: usize,
+    /// Tag every batch with a producer id and a per-partition sequence number, and
+    /// retry a batch whose answer was lost (connection lost, no answer in time): the
+    /// broker recognises a retry of a batch it stored and answers with the original
+    /// offset instead of storing it twice. On by default; needs a broker speaking
+    /// protocol version 2 (against an older one the producer works as with `false`).
+    /// Keeps at most [`IDEMPOTENT_MAX_IN_FLIGHT_BATCHES`] batches in flight.
+    pub idempotent: bool,
+    /// How long an idempotent producer retries a batch before failing its records.
+    pub delivery_timeout: Duration,
+    /// How long an idempotent producer waits before retrying.
+    pub retry_backoff: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -93,6 +123,9 @@ impl Default for ProducerConfig {
             ack: AckLevel::Durable,
             ack_timeout: Duration::from_millis(DEFAULT_ACK_TIMEOUT_MS),
             max_queued_records: DEFAULT_MAX_QUEUED_RECORDS,
+            idempotent: true,
+            delivery_timeout: Duration::from_millis(DEFAULT_DELIVERY_TIMEOUT_MS),
+            retry_backoff: Duration::from_millis(DEFAULT_RETRY_BACKOFF_MS),
         }
     }
 }
@@ -125,6 +158,24 @@ impl ProducerConfig {
     /// Sets [`ack_timeout`](Self::ack_timeout).
     pub fn ack_timeout(mut self, timeout: Duration) -> ProducerConfig {
         self.ack_timeout = timeout;
+        self
+    }
+
+    /// Sets [`idempotent`](Self::idempotent).
+    pub fn idempotent(mut self, idempotent: bool) -> ProducerConfig {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// Sets [`delivery_timeout`](Self::delivery_timeout).
+    pub fn delivery_timeout(mut self, timeout: Duration) -> ProducerConfig {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Sets [`retry_backoff`](Self::retry_backoff).
+    pub fn retry_backoff(mut self, backoff: Duration) -> ProducerConfig {
+        self.retry_backoff = backoff;
         self
     }
 

@@ -48,7 +48,9 @@ impl OpCode {
                 Timeout,
                 NotDurable,
                 StorageError,
+                OutOfOrderSequence,
             ],
+            OpCode::InitProducer => &[StorageError],
             OpCode::Fetch => &[
                 UnknownTopic,
                 InvalidPartition,

@@ -149,6 +149,8 @@ operations! {
     Produce = 20, "Produce", since 1;
     /// Reads batches from one partition, with long polling.
     Fetch = 21, "Fetch", since 1;
+    /// Allocates an idempotent producer's id.
+    InitProducer = 22, "InitProducer", since 2;
     /// Opens a push subscription.
     Subscribe = 30, "Subscribe", since 1;
     /// Grants a subscription more credit.
@@ -331,6 +333,7 @@ messages! {
     CreatePartitions(topic::CreatePartitionsRequest, Empty);
     Produce(produce::ProduceRequest, produce::ProduceResponse);
     Fetch(fetch::FetchRequest, fetch::FetchResponse);
+    InitProducer(Empty, produce::InitProducerResponse);
     Subscribe(subscribe::SubscribeRequest, subscribe::SubscribeResponse);
     Credit(subscribe::CreditRequest, Empty);
     Unsubscribe(subscribe::UnsubscribeRequest, Empty);

@@ -37,6 +37,22 @@ wire_enum! {
     }
 }
 
+/// The protocol version whose Produce carries [`ProducerSequence`] and whose answer
+/// carries [`ProduceResponse::duplicate`].
+pub const PRODUCER_SINCE: u16 = 2;
+
+/// An idempotent producer's tag on a batch (version 2): who sends it, and which of
+/// its batches to this partition it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ProducerSequence {
+    /// The id `InitProducer` gave the producer.
+    pub producer_id: u64,
+    /// 0 for the producer's first batch to the partition, one more for each next one;
+    /// a retry carries the sequence of the batch it repeats.
+    pub sequence: u64,
+}
+
 /// Appends one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
@@ -49,6 +65,8 @@ pub struct ProduceRequest {
     pub ack: AckLevel,
     /// How long the server may take before answering `timeout`.
     pub timeout_ms: u32,
+    /// Set by an idempotent producer (version 2; always `None` in version 1).
+    pub producer: Option<ProducerSequence>,
     /// One record batch (see [`crate::batch`]), validated on decode.
     #[cfg_attr(test, proptest(strategy = "crate::proptests::batch()"))]
     pub batch: Bytes,
@@ -62,10 +80,34 @@ pub struct ProduceResponse {
     pub partition: u32,
     /// Offset of the batch's first record; absent for [`AckLevel::None`].
     pub base_offset: Option<u64>,
+    /// The batch was a retry of one already stored, which `base_offset` is the offset
+    /// of; it was not stored again (version 2; always `false` in version 1).
+    pub duplicate: bool,
+}
+
+/// The answer to `InitProducer` (version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct InitProducerResponse {
+    /// A producer id never handed out before, on this broker, across restarts.
+    pub producer_id: u64,
+}
+
+impl Body for InitProducerResponse {
+    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
+        buf.put_u64_le(self.producer_id);
+        Ok(())
+    }
+
+    fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(InitProducerResponse {
+            producer_id: r.u64("producer_id")?,
+        })
+    }
 }
 
 impl Body for ProduceRequest {
-    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         match &self.partition {
             PartitionSelector::Partition(p) => {
@@ -80,6 +122,19 @@ impl Body for ProduceRequest {
         }
         self.ack.encode(buf);
         buf.put_u32_le(self.timeout_ms);
+        if version >= PRODUCER_SINCE {
+            wire::put_option(buf, self.producer.as_ref(), |b, p| {
+                b.put_u64_le(p.producer_id);
+                b.put_u64_le(p.sequence);
+                Ok(())
+            })?;
+        } else if self.producer.is_some() {
+            return Err(EncodeError::NotInVersion {
+                what: "Produce's producer sequence",
+                since: PRODUCER_SINCE,
+                version,
+            });
+        }
         wire::put_bytes(buf, "batch", &self.batch)
     }
 
@@ -98,6 +153,16 @@ impl Body for ProduceRequest {
         };
         let ack = AckLevel::decode(r)?;
         let timeout_ms = r.u32("timeout_ms")?;
+        let producer = if r.version() >= PRODUCER_SINCE {
+            r.option("producer", |r| {
+                Ok(ProducerSequence {
+                    producer_id: r.u64("producer_id")?,
+                    sequence: r.u64("sequence")?,
+                })
+            })?
+        } else {
+            None
+        };
         let batch = r.bytes("batch")?;
         BatchView::new(&batch)?.validate()?;
         Ok(ProduceRequest {
@@ -105,24 +170,43 @@ impl Body for ProduceRequest {
             partition,
             ack,
             timeout_ms,
+            producer,
             batch,
         })
     }
 }
 
 impl Body for ProduceResponse {
-    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, version: u16) -> Result<(), EncodeError> {
         buf.put_u32_le(self.partition);
         wire::put_option(buf, self.base_offset.as_ref(), |b, o| {
             b.put_u64_le(*o);
             Ok(())
-        })
+        })?;
+        if version >= PRODUCER_SINCE {
+            wire::put_bool(buf, self.duplicate);
+        } else if self.duplicate {
+            return Err(EncodeError::NotInVersion {
+                what: "Produce's duplicate flag",
+                since: PRODUCER_SINCE,
+                version,
+            });
+        }
+        Ok(())
     }
 
     fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
+        let partition = r.u32("partition")?;
+        let base_offset = r.option("base_offset", |r| r.u64("base_offset"))?;
+        let duplicate = if r.version() >= PRODUCER_SINCE {
+            r.bool("duplicate")?
+        } else {
+            false
+        };
         Ok(ProduceResponse {
-            partition: r.u32("partition")?,
-            base_offset: r.option("base_offset", |r| r.u64("base_offset"))?,
+            partition,
+            base_offset,
+            duplicate,
         })
     }
 }
@@ -137,6 +221,52 @@ pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
         (h ^ u32::from(*b)).wrapping_mul(FNV_PRIME)
     });
     hash.checked_rem(partitions).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    fn request(producer: Option<ProducerSequence>) -> ProduceRequest {
+        let mut builder = crate::batch::BatchBuilder::new();
+        builder.push(1, None, Some(b"v"), &[]).unwrap();
+        ProduceRequest {
+            topic: "t".into(),
+            partition: PartitionSelector::Any,
+            ack: AckLevel::Durable,
+            timeout_ms: 1,
+            producer,
+            batch: builder.finish(),
+        }
+    }
+
+    #[test]
+    fn version_1_cannot_carry_a_producer_and_version_2_round_trips_it() {
+        let tagged = request(Some(ProducerSequence {
+            producer_id: 3,
+            sequence: 9,
+        }));
+        let mut buf = BytesMut::new();
+        assert!(matches!(
+            tagged.encode(&mut buf, 1),
+            Err(EncodeError::NotInVersion { since: 2, .. })
+        ));
+        // Untagged, the two versions differ by the absent producer's presence byte.
+        let (mut v1, mut v2) = (BytesMut::new(), BytesMut::new());
+        request(None).encode(&mut v1, 1).unwrap();
+        request(None).encode(&mut v2, 2).unwrap();
+        assert_eq!(v2.len(), v1.len() + 1);
+        let mut buf = BytesMut::new();
+        tagged.encode(&mut buf, 2).unwrap();
+        let decoded = ProduceRequest::decode(&mut Reader::new(buf.freeze(), 2)).unwrap();
+        assert_eq!(decoded, tagged);
+        let duplicate = ProduceResponse {
+            partition: 0,
+            base_offset: Some(5),
+            duplicate: true,
+        };
+        assert!(duplicate.encode(&mut BytesMut::new(), 1).is_err());
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,7 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             A::DeleteRecords,
         ),
         Q::Produce(r) => produce::produce(b, r),
+        Q::InitProducer(Empty) => later(produce::init_producer(b.clone()), A::InitProducer),
         Q::Publish(r) => publish::publish(b, r),
         Q::Fetch(r) => later(fetch::fetch(b.clone(), r), A::Fetch),
         Q::Subscribe(r) => now(subscribe::subscribe(b, cx, r), A::Subscribe),

@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use protocol::ops::produce::{AckLevel, ProduceRequest, ProduceResponse};
+use protocol::ops::produce::{AckLevel, InitProducerResponse, ProduceRequest, ProduceResponse};
 use protocol::ops::Response;
-use storage::{AppendInfo, MAX_BATCHES_PER_WRITE};
+use storage::{AppendInfo, ProducerTag, MAX_BATCHES_PER_WRITE};
 use tokio::sync::oneshot;
 
 use super::{Answer, Answers, Outcome};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::partition::{NotDurable, Partition};
+use crate::partition::{NotDurable, Partition, Placed};
 use crate::partitioner;
 use crate::topics::Topic;
 use crate::traces::{self, TracedAppend, Traces};
@@ -81,6 +81,16 @@ pub fn produce(broker: &Broker, request: ProduceRequest) -> Outcome {
     }))
 }
 
+/// Serves `InitProducer`: a new producer id (its allocation may sync a file, so it
+/// runs on the blocking pool).
+pub async fn init_producer(broker: Arc<Broker>) -> Result<InitProducerResponse, BrokerError> {
+    let ids = broker.producer_ids.clone();
+    let producer_id = tokio::task::spawn_blocking(move || ids.allocate())
+        .await
+        .map_err(|e| BrokerError::Internal(format!("allocating a producer id: {e}")))??;
+    Ok(InitProducerResponse { producer_id })
+}
+
 /// Answers through a one-shot channel per request.
 #[derive(Debug, Clone, Copy)]
 struct OneShot;
@@ -97,6 +107,8 @@ impl Answers for OneShot {
 struct Pending<T> {
     ticket: T,
     batch: Bytes,
+    /// The idempotent producer's tag, if any.
+    producer: Option<ProducerTag>,
     timeout_ms: u32,
     received_us: u64,
 }
@@ -111,6 +123,7 @@ impl<T> AsRef<[u8]> for Pending<T> {
 struct Stored<T> {
     ticket: T,
     base_offset: u64,
+    duplicate: bool,
     traced: Option<TracedAppend>,
 }
 
@@ -122,7 +135,11 @@ pub struct ProduceRun<A: Answers> {
     pending: Vec<Pending<A::Ticket>>,
     bytes: usize,
     /// The log's answer for each pending batch; kept to reuse its allocation.
-    results: Vec<Result<AppendInfo, BrokerError>>,
+    results: Vec<Result<Placed, BrokerError>>,
+    /// The same, from a run without idempotent producers.
+    appended: Vec<Result<AppendInfo, BrokerError>>,
+    /// Each pending batch's producer tag, for a run with idempotent producers.
+    tags: Vec<Option<ProducerTag>>,
 }
 
 impl<A: Answers> ProduceRun<A> {
@@ -134,6 +151,8 @@ impl<A: Answers> ProduceRun<A> {
             pending: Vec::new(),
             bytes: 0,
             results: Vec::new(),
+            appended: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -185,6 +204,10 @@ impl<A: Answers> ProduceRun<A> {
         self.pending.push(Pending {
             ticket,
             batch: request.batch.clone(),
+            producer: request.producer.map(|p| ProducerTag {
+                producer_id: p.producer_id,
+                sequence: p.sequence,
+            }),
             timeout_ms: request.timeout_ms,
             received_us: traces::now_us(),
         });
@@ -219,7 +242,19 @@ impl<A: Answers> ProduceRun<A> {
         now: &mut Vec<(A::Ticket, Answer)>,
     ) {
         self.bytes = 0;
-        route.partition.append_all(&self.pending, &mut self.results);
+        if self.pending.iter().any(|p| p.producer.is_some()) {
+            self.tags.clear();
+            self.tags.extend(self.pending.iter().map(|p| p.producer));
+            route
+                .partition
+                .append_sequenced(&self.pending, &self.tags, &mut self.results);
+        } else {
+            route
+                .partition
+                .append_all(&self.pending, &mut self.appended);
+            let stored = self.appended.drain(..).map(|r| r.map(Placed::Stored));
+            self.results.extend(stored);
+        }
         assert_eq!(
             self.results.len(),
             self.pending.len(),
@@ -229,34 +264,42 @@ impl<A: Answers> ProduceRun<A> {
         let mut stored = Vec::new();
         let mut durable_target = 0;
         for (request, result) in self.pending.drain(..).zip(self.results.drain(..)) {
-            let info = match result {
-                Ok(info) => info,
+            let placed = match result {
+                Ok(placed) => placed,
                 Err(error) => {
                     now.push((request.ticket, Err(error)));
                     continue;
                 }
             };
-            let (topic, partition) = (&route.topic.name, route.partition_id);
-            let traced = broker.traces.on_produce(
-                topic,
-                partition,
-                &request.batch,
-                info.base_offset,
-                request.received_us,
-            );
+            let duplicate = matches!(placed, Placed::Duplicate(_));
+            // A retry stored nothing: no produce span, the first attempt had it.
+            let traced = match placed {
+                Placed::Stored(info) => broker.traces.on_produce(
+                    &route.topic.name,
+                    route.partition_id,
+                    &request.batch,
+                    info.base_offset,
+                    request.received_us,
+                ),
+                Placed::Duplicate(_) => None,
+            };
             if ack == AckLevel::Durable {
+                // A duplicate's original lies below anything this run stored, so
+                // waiting for the run's end covers it too.
                 debug_assert!(
-                    info.next_offset > durable_target,
+                    duplicate || placed.next_offset() > durable_target,
                     "offsets grow within a run"
                 );
-                durable_target = info.next_offset;
+                durable_target = durable_target.max(placed.next_offset());
                 stored.push(Stored {
                     ticket: request.ticket,
-                    base_offset: info.base_offset,
+                    base_offset: placed.base_offset(),
+                    duplicate,
                     traced,
                 });
             } else {
-                now.push((request.ticket, Ok(response(&route, ack, info.base_offset))));
+                let answer = response(&route, ack, placed.base_offset(), duplicate);
+                now.push((request.ticket, Ok(answer)));
             }
         }
         if stored.is_empty() {
@@ -286,7 +329,12 @@ async fn answer_durable<A: Answers>(
                 if let Some(traced) = &done.traced {
                     traces.on_durable(traced);
                 }
-                Ok(response(route, AckLevel::Durable, done.base_offset))
+                Ok(response(
+                    route,
+                    AckLevel::Durable,
+                    done.base_offset,
+                    done.duplicate,
+                ))
             }
             Err(error) => Err(BrokerError::from(error.clone())),
         };
@@ -294,10 +342,12 @@ async fn answer_durable<A: Answers>(
     }
 }
 
-/// The answer to an appended request: its offset, or (`none`) only its partition.
-fn response(route: &Route, ack: AckLevel, base_offset: u64) -> Response {
+/// The answer to an appended request: its offset, or (`none`) only its partition;
+/// for a retry of a stored batch, the original's offset.
+fn response(route: &Route, ack: AckLevel, base_offset: u64, duplicate: bool) -> Response {
     Response::Produce(ProduceResponse {
         partition: route.partition_id,
         base_offset: (ack != AckLevel::None).then_some(base_offset),
+        duplicate,
     })
 }

@@ -1,9 +1,11 @@
 //! The request layer, driven without any socket: every family of operations through
 //! [`handle`] ([`errors`]: the error codes each can answer with; [`handover`]: stream
-//! group subscriptions following a partition from one member to another).
+//! group subscriptions following a partition from one member to another; [`idempotence`]:
+//! idempotent producers' duplicates and sequences).
 
 mod errors;
 mod handover;
+mod idempotence;
 
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
 use protocol::ops::fetch::FetchRequest;
@@ -49,6 +51,7 @@ fn produce(topic: &str, partition: PartitionSelector, values: &[&str]) -> Reques
         partition,
         ack: AckLevel::Durable,
         timeout_ms: 10_000,
+        producer: None,
         batch: batch(values),
     })
 }
@@ -145,6 +148,7 @@ async fn a_produced_batch_is_fetched_back_byte_for_byte() {
         partition: PartitionSelector::Any,
         ack: AckLevel::Durable,
         timeout_ms: 10_000,
+        producer: None,
         batch: sent.clone(),
     });
     let Response::Produce(stored) = t.ok(request).await else {
