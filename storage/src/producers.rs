@@ -308,10 +308,15 @@ impl ProducerJournal {
             buf.extend_from_slice(&entry.encode());
         }
         let path = self.dir.join(PRODUCER_JOURNAL_FILES[current.index]);
-        current
-            .file
-            .write_all_at(&buf, current.end)
-            .map_err(|e| Error::io("appending to producer journal", &path, e))?;
+        if let Err(e) = current.file.write_all_at(&buf, current.end) {
+            // A partial write must not leave whole entries past the end: opening
+            // would read them as batches that were never stored.
+            current
+                .file
+                .set_len(current.end)
+                .map_err(|e| Error::io("cutting producer journal", &path, e))?;
+            return Err(Error::io("appending to producer journal", &path, e));
+        }
         current.end += buf.len() as u64;
         Ok(current.file.clone())
     }

@@ -420,3 +420,58 @@ fn acknowledged_batches_damaged_after_a_crash_are_refused_never_cut() {
         );
     }
 }
+
+/// A tagged append whose segment write hits a full disk: its journal entry is cut
+/// back, so after an untagged batch takes that offset and a crash, the reopened
+/// journal names no batch that was never stored. And a journal write hitting a full
+/// disk leaves the log usable, like a segment write does.
+#[test]
+fn a_tagged_append_that_failed_leaves_no_journal_entry_behind() {
+    use storage::ProducerTag;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimVfs::new(11);
+    let options = LogOptions {
+        vfs: Arc::new(sim.clone()),
+        ..LogOptions::default()
+    };
+    let config = LogConfig {
+        durability: Durability::Os,
+        ..LogConfig::default()
+    };
+    let tag = |sequence| {
+        Some(ProducerTag {
+            producer_id: 5,
+            sequence,
+        })
+    };
+    let mut log = Log::open_with(dir.path(), config.clone(), options.clone()).unwrap();
+    // The first tagged append creates the journal (and writes its header).
+    log.append_all_tagged(&[batch(1, 1, 10, 0)], &[tag(0)], |_| {})
+        .unwrap();
+    // The journal entry is write 0, the batch write 1: the batch finds the disk full.
+    sim.arm(FaultPlan {
+        enospc_at_write: Some(1),
+        ..FaultPlan::default()
+    });
+    let failed = log.append_all_tagged(&[batch(1, 1, 10, 1)], &[tag(1)], |_| {});
+    assert!(matches!(failed, Err(Error::NoSpace { .. })), "{failed:?}");
+    // The journal's own write finds the disk full: refused, the log goes on.
+    sim.arm(FaultPlan {
+        enospc_at_write: Some(0),
+        ..FaultPlan::default()
+    });
+    let failed = log.append_all_tagged(&[batch(1, 1, 10, 2)], &[tag(1)], |_| {});
+    assert!(matches!(failed, Err(Error::NoSpace { .. })), "{failed:?}");
+    sim.disarm();
+    assert_eq!(log.append(&batch(1, 1, 10, 3)).unwrap().base_offset, 1);
+    drop(log);
+    sim.crash(CrashMode::TearLastWrite).unwrap();
+    let mut log = Log::open_with(dir.path(), config, options).unwrap();
+    let entries = log.take_recovered_producers();
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the stored tagged batch: {entries:?}"
+    );
+    assert_eq!((entries[0].tag.sequence, entries[0].base_offset), (0, 0));
+}

@@ -246,10 +246,20 @@ impl Log {
         if entries.is_empty() {
             return Ok(());
         }
-        let appended = self.producers.append(&entries);
-        let file = self.shared.durable.fail_on_error(appended)?;
-        self.shared.durable.note_dirty(&file);
-        Ok(())
+        match self.producers.append(&entries) {
+            Ok(file) => {
+                self.shared.durable.note_dirty(&file);
+                Ok(())
+            }
+            // Like a segment write: a full disk leaves the log usable (the journal
+            // was cut back), anything else fails it.
+            Err(error) => {
+                if !matches!(error, Error::NoSpace { .. }) {
+                    self.shared.durable.fail(&error);
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Writes a chunk at the end of the active segment with one vectored write. Each
