@@ -6,6 +6,8 @@
 //! when the batch may still be stored or storable in order:
 //! - the connection failed or the answer did not come in time: the broker may or may
 //!   not have stored it, and a retry is answered either way;
+//! - the broker answered `timeout` (stored, but not durable within `ack_timeout`): a
+//!   retry is a duplicate, answered once the original is durable;
 //! - `out_of_order_sequence` while an earlier batch of the same producer and
 //!   partition is unanswered: that one is being retried, and this one follows it.
 //!
@@ -74,7 +76,9 @@ impl Idempotence {
         tag: ProducerSequence,
         error: &ClientError,
     ) -> bool {
-        if error.is_connection_error() {
+        // The broker's own `timeout`: stored, not yet durable when the wait ended; a
+        // retry is answered once it is.
+        if error.is_connection_error() || error.code() == Some(ErrorCode::Timeout) {
             return true;
         }
         error.code() == Some(ErrorCode::OutOfOrderSequence)
@@ -142,6 +146,7 @@ mod tests {
         let second = idem.tag(0).unwrap();
         let lost = ClientError::ConnectionLost { addr: "x".into() };
         assert!(idem.should_retry(0, first, &lost));
+        assert!(idem.should_retry(0, first, &server(ErrorCode::Timeout)));
         let refused = server(ErrorCode::OutOfOrderSequence);
         assert!(idem.should_retry(0, second, &refused), "behind the first");
         assert!(!idem.should_retry(0, first, &refused), "nothing before it");
