@@ -44,8 +44,11 @@ pub const MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION: usize = 2048;
 pub enum Api {
     /// Raw record batches and fetches.
     Raw,
-    /// The client library's `Producer` and group `Consumer`.
+    /// The client library's `Producer` (idempotent, its default) and group `Consumer`.
     Client,
+    /// The same with `ProducerConfig::idempotent(false)`: the A/B of what idempotence
+    /// costs (a tag per batch, the producer journal, at most 5 batches in flight).
+    ClientPlain,
 }
 
 /// Drives a running `brokerd` at `addr`.
@@ -97,6 +100,7 @@ impl Driver for BrokerdDriver {
             match self.api {
                 Api::Raw => "raw batches",
                 Api::Client => "client Producer/Consumer",
+                Api::ClientPlain => "client Producer (not idempotent)/Consumer",
             }
         )
         .to_lowercase()
@@ -133,7 +137,7 @@ impl Driver for BrokerdDriver {
         let payload = template(workload.message_size_bytes);
         let inner = match self.api {
             Api::Raw => ProducerKind::Raw { client },
-            Api::Client => {
+            Api::Client | Api::ClientPlain => {
                 let record_bytes = MIN_RECORD_BYTES + workload.message_size_bytes;
                 let config = ProducerConfig::default()
                     .ack(ack)
@@ -142,7 +146,8 @@ impl Driver for BrokerdDriver {
                     .linger(Duration::from_millis(1))
                     .max_in_flight_batches(workload.in_flight_batches)
                     .max_queued_records(workload.batch_records * workload.in_flight_batches)
-                    .ack_timeout(Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS));
+                    .ack_timeout(Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS))
+                    .idempotent(self.api == Api::Client);
                 ProducerKind::Library(client.producer(topic, config).await?)
             }
         };
@@ -213,7 +218,7 @@ impl Driver for BrokerdDriver {
                 }
                 Ok(BrokerdConsumer::Raw(consumer))
             }
-            Api::Client => {
+            Api::Client | Api::ClientPlain => {
                 if spec.topics.len() != 1 {
                     return Err(DriverError::Unsupported(
                         "--api client reads one topic per consumer: use --topics 1".into(),
@@ -233,7 +238,9 @@ impl Driver for BrokerdDriver {
 
     fn settle_delay(&self, members: u32) -> Duration {
         match self.api {
-            Api::Client if members > 1 => Duration::from_millis(3 * LIBRARY_HEARTBEAT_INTERVAL_MS),
+            Api::Client | Api::ClientPlain if members > 1 => {
+                Duration::from_millis(3 * LIBRARY_HEARTBEAT_INTERVAL_MS)
+            }
             _ => Duration::ZERO,
         }
     }
