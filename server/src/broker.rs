@@ -88,11 +88,19 @@ impl Broker {
             config.tracing.sample_unsampled,
             clock.clone(),
         )?;
+        let recorded = |group: &str, topic: &str| {
+            offsets
+                .group(group)
+                .filter(|g| g.topic == topic)
+                .map(|g| g.settings.config)
+                .unwrap_or_default()
+        };
         let queues = Arc::new(Queues::open(
             topics.clone(),
             tasks.clone(),
             traces.clone(),
             clock.clone(),
+            recorded,
         )?);
         let groups = Arc::new(Groups::new(
             config.groups.clone(),
@@ -101,6 +109,7 @@ impl Broker {
             queues.clone(),
             clock.clone(),
         ));
+        groups.adopt_unrecorded()?;
         let services = Arc::new(Services::open(&topics, clock.clone())?);
         if let Some(name) = &config.routing.unroutable_topic {
             ensure_unroutable_topic(&topics, &config, name)?;

@@ -1,13 +1,25 @@
-//! Committed offsets on `__consumer_offsets`.
+//! Committed offsets and group records on `__consumer_offsets`.
 //!
-//! One record per committed partition: key `group 0x00 topic 0x00 partition` (the
-//! partition in decimal), value the next offset to consume as a `u64` little-endian.
-//! A record without a value deletes the commit. The last record for a key wins.
+//! Two kinds of record share the topic, told apart by their key (like Kafka's offset
+//! and group-metadata keys on its `__consumer_offsets`):
+//!
+//! * a committed offset ([`OffsetRecord`]): key `group 0x00 topic 0x00 partition`
+//!   (the partition in decimal), value the next offset to consume as a `u64`
+//!   little-endian;
+//! * a group ([`GroupRecord`]): key `group 0x00 topic` (one separator, not two),
+//!   value the group's mode (`u8`: 0 stream, 1 queue) and the settings its join
+//!   overrode (a `u32` count of `key`, `value` strings).
+//!
+//! A record without a value deletes the commit or the group. The last record for a
+//! key wins.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::InternalRecord;
 use crate::error::{DecodeError, EncodeError};
+use crate::ops::group::GroupMode;
+use crate::ops::topic::{put_config, read_config, ConfigEntry};
+use crate::wire::Reader;
 
 /// Name of the internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -25,26 +37,70 @@ pub struct OffsetRecord {
     pub offset: Option<u64>,
 }
 
-impl InternalRecord for OffsetRecord {
+/// What a group is, as its last join made it: persisted so that a restart keeps the
+/// group's mode and the settings its join overrode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// Stream or queue.
+    pub mode: GroupMode,
+    /// The queue settings the join overrode (empty for stream groups), as given.
+    pub config: Vec<ConfigEntry>,
+}
+
+/// A group of a topic, created or changed (`settings`) or deleted (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// The group.
+    pub group: String,
+    /// The topic it consumes.
+    pub topic: String,
+    /// What the group is; `None` deletes it.
+    pub settings: Option<GroupSettings>,
+}
+
+/// One record of `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetsRecord {
+    /// A committed offset.
+    Offset(OffsetRecord),
+    /// A group's mode and settings.
+    Group(GroupRecord),
+}
+
+impl InternalRecord for OffsetsRecord {
     const TOPIC: &'static str = OFFSETS_TOPIC;
 
     fn encode_key(&self, buf: &mut BytesMut) -> bool {
-        buf.put_slice(self.group.as_bytes());
+        let (group, topic) = match self {
+            OffsetsRecord::Offset(r) => (&r.group, &r.topic),
+            OffsetsRecord::Group(r) => (&r.group, &r.topic),
+        };
+        buf.put_slice(group.as_bytes());
         buf.put_u8(0);
-        buf.put_slice(self.topic.as_bytes());
-        buf.put_u8(0);
-        buf.put_slice(self.partition.to_string().as_bytes());
+        buf.put_slice(topic.as_bytes());
+        if let OffsetsRecord::Offset(r) = self {
+            buf.put_u8(0);
+            buf.put_slice(r.partition.to_string().as_bytes());
+        }
         true
     }
 
     fn encode_value(&self, buf: &mut BytesMut) -> Result<bool, EncodeError> {
-        match self.offset {
-            Some(offset) => {
-                buf.put_u64_le(offset);
-                Ok(true)
+        match self {
+            OffsetsRecord::Offset(OffsetRecord {
+                offset: Some(offset),
+                ..
+            }) => buf.put_u64_le(*offset),
+            OffsetsRecord::Group(GroupRecord {
+                settings: Some(settings),
+                ..
+            }) => {
+                settings.mode.encode(buf);
+                put_config(buf, &settings.config)?;
             }
-            None => Ok(false),
+            _ => return Ok(false),
         }
+        Ok(true)
     }
 
     fn decode(key: Option<Bytes>, value: Option<Bytes>) -> Result<Self, DecodeError> {
@@ -52,33 +108,58 @@ impl InternalRecord for OffsetRecord {
         let key = key.ok_or(invalid("offset record key"))?;
         let text = std::str::from_utf8(&key).map_err(|_| invalid("offset record key"))?;
         let mut parts = text.split('\0');
-        let (Some(group), Some(topic), Some(partition), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid("offset record key"));
-        };
-        let partition = partition
-            .parse()
-            .map_err(|_| invalid("offset record partition"))?;
-        let offset = match value {
-            None => None,
-            Some(value) => {
-                let bytes =
-                    <[u8; 8]>::try_from(&value[..]).map_err(|_| DecodeError::Truncated {
-                        what: "committed offset",
-                        needed: 8,
-                        remaining: value.len(),
-                    })?;
-                Some(u64::from_le_bytes(bytes))
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(group), Some(topic), None, None) => {
+                let settings = value.map(decode_settings).transpose()?;
+                Ok(OffsetsRecord::Group(GroupRecord {
+                    group: group.into(),
+                    topic: topic.into(),
+                    settings,
+                }))
             }
-        };
-        Ok(OffsetRecord {
-            group: group.into(),
-            topic: topic.into(),
-            partition,
-            offset,
-        })
+            (Some(group), Some(topic), Some(partition), None) => {
+                decode_offset(group, topic, partition, value).map(OffsetsRecord::Offset)
+            }
+            _ => Err(invalid("offset record key")),
+        }
     }
+}
+
+fn decode_settings(value: Bytes) -> Result<GroupSettings, DecodeError> {
+    let mut r = Reader::internal(value);
+    let mode = GroupMode::decode(&mut r)?;
+    let config = read_config(&mut r)?;
+    r.finish()?;
+    Ok(GroupSettings { mode, config })
+}
+
+fn decode_offset(
+    group: &str,
+    topic: &str,
+    partition: &str,
+    value: Option<Bytes>,
+) -> Result<OffsetRecord, DecodeError> {
+    let invalid = |what| DecodeError::InvalidValue { what, value: 0 };
+    let partition = partition
+        .parse()
+        .map_err(|_| invalid("offset record partition"))?;
+    let offset = match value {
+        None => None,
+        Some(value) => {
+            let bytes = <[u8; 8]>::try_from(&value[..]).map_err(|_| DecodeError::Truncated {
+                what: "committed offset",
+                needed: 8,
+                remaining: value.len(),
+            })?;
+            Some(u64::from_le_bytes(bytes))
+        }
+    };
+    Ok(OffsetRecord {
+        group: group.into(),
+        topic: topic.into(),
+        partition,
+        offset,
+    })
 }
 
 #[cfg(test)]
@@ -86,34 +167,70 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetRecord, DecodeError> {
-        OffsetRecord::decode(
+    fn decode(key: &[u8], value: Option<&[u8]>) -> Result<OffsetsRecord, DecodeError> {
+        OffsetsRecord::decode(
             Some(Bytes::copy_from_slice(key)),
             value.map(Bytes::copy_from_slice),
         )
     }
 
+    fn encoded(record: &OffsetsRecord) -> (Vec<u8>, Option<Vec<u8>>) {
+        let (mut key, mut value) = (BytesMut::new(), BytesMut::new());
+        assert!(record.encode_key(&mut key));
+        let has_value = record.encode_value(&mut value).unwrap();
+        (key.to_vec(), has_value.then(|| value.to_vec()))
+    }
+
     #[test]
-    fn records_round_trip_and_bad_keys_are_refused() {
+    fn offset_records_round_trip_and_bad_keys_are_refused() {
         for offset in [Some(12), None] {
-            let record = OffsetRecord {
+            let record = OffsetsRecord::Offset(OffsetRecord {
                 group: "g".into(),
                 topic: "t.x".into(),
                 partition: 12,
                 offset,
-            };
-            let (mut key, mut value) = (BytesMut::new(), BytesMut::new());
-            assert!(record.encode_key(&mut key));
-            let has_value = record.encode_value(&mut value).unwrap();
+            });
+            let (key, value) = encoded(&record);
             assert_eq!(&key[..], b"g\x00t.x\x0012");
-            let value = has_value.then(|| &value[..]);
-            assert_eq!(decode(&key, value).unwrap(), record);
+            assert_eq!(decode(&key, value.as_deref()).unwrap(), record);
         }
-        assert!(decode(b"a\0b", Some(&[0; 8])).is_err());
         assert!(decode(b"a\0b\0x", Some(&[0; 8])).is_err());
         assert!(decode(b"a\x00b\x001\x00", Some(&[0; 8])).is_err());
         assert!(decode(b"a\x00b\x001", Some(&[0; 7])).is_err());
-        assert!(OffsetRecord::decode(None, Some(Bytes::from_static(&[0; 8]))).is_err());
+        assert!(decode(b"ab", Some(&[0; 8])).is_err(), "no separator");
+        assert!(OffsetsRecord::decode(None, Some(Bytes::from_static(&[0; 8]))).is_err());
+    }
+
+    #[test]
+    fn group_records_round_trip_with_the_layout_of_storage_md() {
+        let record = OffsetsRecord::Group(GroupRecord {
+            group: "g".into(),
+            topic: "jobs".into(),
+            settings: Some(GroupSettings {
+                mode: GroupMode::Queue,
+                config: vec![ConfigEntry {
+                    key: "k".into(),
+                    value: "3".into(),
+                }],
+            }),
+        });
+        let (key, value) = encoded(&record);
+        assert_eq!(&key[..], b"g\x00jobs");
+        let expected: &[u8] = &[1, 1, 0, 0, 0, 1, 0, b'k', 1, 0, b'3'];
+        assert_eq!(value.as_deref(), Some(expected));
+        assert_eq!(decode(&key, value.as_deref()).unwrap(), record);
+        let deleted = OffsetsRecord::Group(GroupRecord {
+            group: "g".into(),
+            topic: "jobs".into(),
+            settings: None,
+        });
+        assert_eq!(encoded(&deleted).1, None, "a deletion is a tombstone");
+        assert_eq!(decode(&key, None).unwrap(), deleted);
+        assert!(
+            decode(&key, Some(&[2, 0, 0, 0, 0])).is_err(),
+            "unknown mode"
+        );
+        assert!(decode(&key, Some(&[0, 0, 0, 0, 0, 9])).is_err(), "trailing");
     }
 
     proptest! {

@@ -10,7 +10,7 @@ use super::Groups;
 use crate::error::BrokerError;
 
 impl Groups {
-    /// Summaries of live groups and of groups that only have committed offsets.
+    /// Summaries of live groups and of the recorded groups without members.
     pub fn list(&self) -> Vec<GroupSummary> {
         let groups = self.lock();
         let mut out: Vec<GroupSummary> = groups
@@ -23,23 +23,12 @@ impl Groups {
                 generation: g.generation(),
             })
             .collect();
-        for (group, topic) in self.queues.groups() {
+        for (group, stored) in self.offsets.stored_groups() {
             if !groups.contains_key(&group) {
                 out.push(GroupSummary {
                     group,
-                    topic,
-                    mode: GroupMode::Queue,
-                    members: 0,
-                    generation: 0,
-                });
-            }
-        }
-        for (group, topic) in self.offsets.groups() {
-            if !groups.contains_key(&group) && !out.iter().any(|s| s.group == group) {
-                out.push(GroupSummary {
-                    group,
-                    topic,
-                    mode: GroupMode::Stream,
+                    topic: stored.topic,
+                    mode: stored.settings.mode,
                     members: 0,
                     generation: 0,
                 });
@@ -67,24 +56,13 @@ impl Groups {
                         })
                         .collect(),
                 ),
-                None => match self.queues.get(group) {
-                    Some(queue) => (
-                        queue.topic_name().to_string(),
-                        GroupMode::Queue,
-                        0,
-                        Vec::new(),
-                    ),
-                    None => {
-                        let topic = self
-                            .offsets
-                            .groups()
-                            .into_iter()
-                            .find(|(g, _)| g == group)
-                            .map(|(_, t)| t)
-                            .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
-                        (topic, GroupMode::Stream, 0, Vec::new())
-                    }
-                },
+                None => {
+                    let stored = self
+                        .offsets
+                        .group(group)
+                        .ok_or_else(|| BrokerError::UnknownGroup(group.into()))?;
+                    (stored.topic, stored.settings.mode, 0, Vec::new())
+                }
             }
         };
         let topic_handle = self.topics.get(&topic)?;

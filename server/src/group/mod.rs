@@ -19,11 +19,14 @@
 //! The files: this one, [`Groups`] (the coordinator: requests, the lock, the clock,
 //! logging); `state.rs`, one group's pure state and the handover rules; [`assign`],
 //! the pure assignment; `describe.rs`, the read-only views; [`offsets`], the committed
-//! offsets on `__consumer_offsets`.
+//! offsets and the group registry on `__consumer_offsets` (what each group is, so a
+//! restart keeps its mode and overrides); `registry.rs`, recording at startup the
+//! groups written before the registry existed.
 
 pub mod assign;
 mod describe;
 pub mod offsets;
+mod registry;
 mod state;
 
 use std::collections::HashMap;
@@ -37,9 +40,11 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::config::GroupConfig;
 use crate::error::BrokerError;
+use crate::queue::QueueConfig;
 use crate::queue::Queues;
 use crate::topics::{Topic, Topics};
-use offsets::Offsets;
+use offsets::{Offsets, StoredGroup};
+use protocol::internal::offsets::GroupSettings;
 use state::{Group, Member};
 
 /// Longest group name, bytes.
@@ -127,19 +132,31 @@ impl Groups {
         &self.offsets
     }
 
-    /// Adds a member (or refreshes an existing one) and rebalances.
+    /// Adds a member (or refreshes an existing one) and rebalances. A group's mode,
+    /// topic and overrides are recorded durably (`__consumer_offsets`) before its
+    /// first member is admitted, so a join in the wrong mode is refused the same way
+    /// before and after a restart.
     pub async fn join(&self, request: JoinRequest<'_>) -> Result<JoinGroupResponse, BrokerError> {
         self.validate_join(&request)?;
         let topic = self.topics.get(request.topic)?;
         self.check_join(&request)?;
+        match request.mode {
+            GroupMode::Queue if !request.config.is_empty() => {
+                QueueConfig::for_group(&topic.config, request.config)?;
+            }
+            GroupMode::Queue => {}
+            GroupMode::Stream if request.config.is_empty() => {}
+            GroupMode::Stream => {
+                return Err(BrokerError::InvalidRequest(
+                    "per-group config overrides apply to queue groups only".into(),
+                ))
+            }
+        }
+        self.record(&request).await?;
         if request.mode == GroupMode::Queue {
             let latest = request.start == GroupStart::Latest;
             self.queues
                 .ensure_group(request.group, request.topic, request.config, latest)?;
-        } else if !request.config.is_empty() {
-            return Err(BrokerError::InvalidRequest(
-                "per-group config overrides apply to queue groups only".into(),
-            ));
         }
         if request.start == GroupStart::Latest && request.mode == GroupMode::Stream {
             self.pin_latest(&request, &topic).await?;
@@ -147,13 +164,34 @@ impl Groups {
         self.admit(&request, topic.config.partitions)
     }
 
+    /// Records the group in the registry if it is new or the join changes its
+    /// overrides (a queue join without overrides keeps the recorded ones), refusing a
+    /// join that does not match what is recorded.
+    async fn record(&self, request: &JoinRequest<'_>) -> Result<(), BrokerError> {
+        self.offsets
+            .update_group(request.group, |stored| {
+                if let Some(stored) = stored {
+                    if let Some(refusal) = mismatch(request, &stored.topic, stored.settings.mode) {
+                        return Err(refusal);
+                    }
+                    if request.config.is_empty() || request.config == stored.settings.config {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(StoredGroup {
+                    topic: request.topic.to_string(),
+                    settings: GroupSettings {
+                        mode: request.mode,
+                        config: request.config.to_vec(),
+                    },
+                }))
+            })
+            .await
+    }
+
     /// Checks the names and numbers of a join.
     fn validate_join(&self, request: &JoinRequest<'_>) -> Result<(), BrokerError> {
-        if request.group.is_empty() || request.group.len() > MAX_GROUP_NAME_BYTES {
-            return Err(BrokerError::InvalidRequest(format!(
-                "group names have 1 to {MAX_GROUP_NAME_BYTES} bytes"
-            )));
-        }
+        validate_group_name(request.group)?;
         let (min, max) = (
             self.config.min_session_timeout_ms,
             self.config.max_session_timeout_ms,
@@ -200,11 +238,9 @@ impl Groups {
         let group = groups
             .entry(request.group.to_string())
             .or_insert_with(|| Group::new(request.topic, request.mode));
-        if group.topic != request.topic {
-            return Err(BrokerError::InvalidRequest(format!(
-                "group {:?} consumes topic {:?}, not {:?}",
-                request.group, group.topic, request.topic
-            )));
+        // Checked again under the lock: a concurrent join may have created the group.
+        if let Some(refusal) = mismatch(request, &group.topic, group.mode) {
+            return Err(refusal);
         }
         let member_id = self.member_id(group, request)?;
         let now_ms = self.clock.monotonic_ms();
@@ -262,22 +298,8 @@ impl Groups {
         let Some(group) = groups.get(request.group) else {
             return Ok(());
         };
-        if group.topic != request.topic {
-            return Err(BrokerError::InvalidRequest(format!(
-                "group {:?} consumes topic {:?}, not {:?}",
-                request.group, group.topic, request.topic
-            )));
-        }
-        if group.mode != request.mode {
-            return Err(BrokerError::InvalidRequest(format!(
-                "group {:?} is a {} group; join it in that mode",
-                request.group,
-                if group.mode == GroupMode::Queue {
-                    "queue"
-                } else {
-                    "stream"
-                }
-            )));
+        if let Some(refusal) = mismatch(request, &group.topic, group.mode) {
+            return Err(refusal);
         }
         if request.member_id.is_empty() && group.len() >= self.config.max_members_per_group {
             return Err(BrokerError::ResourceLimit {
@@ -499,6 +521,48 @@ impl Groups {
             member.last_seen_ms = self.clock.monotonic_ms();
         }
         self.offsets.commit(group, topic, offsets).await
+    }
+}
+
+/// Checks a group name: 1 to [`MAX_GROUP_NAME_BYTES`] bytes, no control characters
+/// (a NUL would split the group's keys on the internal topics).
+pub fn validate_group_name(group: &str) -> Result<(), BrokerError> {
+    if group.is_empty() || group.len() > MAX_GROUP_NAME_BYTES {
+        return Err(BrokerError::InvalidRequest(format!(
+            "group names have 1 to {MAX_GROUP_NAME_BYTES} bytes"
+        )));
+    }
+    if group.chars().any(char::is_control) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "group name {group:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Why a join cannot join the group of `topic` and `mode`, if it cannot: the one
+/// refusal of a wrong topic or mode, for live and recorded groups alike.
+fn mismatch(request: &JoinRequest<'_>, topic: &str, mode: GroupMode) -> Option<BrokerError> {
+    if topic != request.topic {
+        return Some(BrokerError::InvalidRequest(format!(
+            "group {:?} consumes topic {topic:?}, not {:?}",
+            request.group, request.topic
+        )));
+    }
+    (mode != request.mode).then(|| {
+        BrokerError::InvalidRequest(format!(
+            "group {:?} is a {} group; join it in that mode",
+            request.group,
+            mode_name(mode)
+        ))
+    })
+}
+
+/// `stream` or `queue`, as the refusals and logs say it.
+pub fn mode_name(mode: GroupMode) -> &'static str {
+    match mode {
+        GroupMode::Queue => "queue",
+        GroupMode::Stream => "stream",
     }
 }
 

@@ -1,14 +1,18 @@
-//! Committed offsets, kept on the internal topic `__consumer_offsets`.
+//! Committed offsets and the group registry, kept on the internal topic
+//! `__consumer_offsets`.
 //!
-//! Each commit appends one record per partition ([`OffsetRecord`]: key
+//! Each commit appends one record per partition (an [`OffsetRecord`]: key
 //! `group 0x00 topic 0x00 partition`, value the offset) and is acknowledged once they
-//! are durable. At startup the log is replayed into a map; compaction restates the map
-//! and drops the history (see [`crate::internal`]).
+//! are durable. Each group also has one [`GroupRecord`] (key `group 0x00 topic`): its
+//! mode and the settings its join overrode, written when a join creates or changes
+//! them, so that a restart knows what the group is before anyone joins it again. At
+//! startup the log is replayed into two maps; compaction restates them and drops the
+//! history (see [`crate::internal`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use protocol::internal::offsets::OffsetRecord;
+use protocol::internal::offsets::{GroupRecord, GroupSettings, OffsetRecord, OffsetsRecord};
 
 use crate::clock::Clock;
 use crate::error::BrokerError;
@@ -28,46 +32,115 @@ pub struct OffsetKey {
     pub partition: u32,
 }
 
-/// The committed offsets of every group.
-#[derive(Debug)]
-pub struct Offsets {
-    log: InternalLog<OffsetRecord>,
-    /// The lock also orders appends, so the log's order is the map's.
-    committed: Mutex<HashMap<OffsetKey, u64>>,
+/// A group as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGroup {
+    /// The topic it consumes.
+    pub topic: String,
+    /// Its mode and overrides.
+    pub settings: GroupSettings,
 }
 
-/// Applies a record to the map (replay and live commits share this).
-fn apply(committed: &mut HashMap<OffsetKey, u64>, record: OffsetRecord) {
-    let key = OffsetKey {
-        group: record.group,
-        topic: record.topic,
-        partition: record.partition,
-    };
-    match record.offset {
-        Some(offset) => committed.insert(key, offset),
-        None => committed.remove(&key),
-    };
+/// What `__consumer_offsets` restates: the committed offsets and the groups.
+#[derive(Debug, Default)]
+struct State {
+    committed: HashMap<OffsetKey, u64>,
+    groups: HashMap<String, StoredGroup>,
+}
+
+impl State {
+    /// Applies a record (replay and live changes share this).
+    fn apply(&mut self, record: OffsetsRecord) {
+        match record {
+            OffsetsRecord::Offset(record) => {
+                let key = OffsetKey {
+                    group: record.group,
+                    topic: record.topic,
+                    partition: record.partition,
+                };
+                match record.offset {
+                    Some(offset) => self.committed.insert(key, offset),
+                    None => self.committed.remove(&key),
+                };
+            }
+            OffsetsRecord::Group(record) => match record.settings {
+                Some(settings) => {
+                    let topic = record.topic;
+                    self.groups
+                        .insert(record.group, StoredGroup { topic, settings });
+                }
+                // A deletion names the topic it was for: it removes only that group.
+                None => {
+                    if self.groups.get(&record.group).map(|g| &g.topic) == Some(&record.topic) {
+                        self.groups.remove(&record.group);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Records restating everything.
+    fn snapshot(&self) -> Vec<OffsetsRecord> {
+        let groups = self.groups.iter().map(|(group, stored)| {
+            OffsetsRecord::Group(GroupRecord {
+                group: group.clone(),
+                topic: stored.topic.clone(),
+                settings: Some(stored.settings.clone()),
+            })
+        });
+        let offsets = self.committed.iter().map(|(key, offset)| {
+            OffsetsRecord::Offset(OffsetRecord {
+                group: key.group.clone(),
+                topic: key.topic.clone(),
+                partition: key.partition,
+                offset: Some(*offset),
+            })
+        });
+        groups.chain(offsets).collect()
+    }
+}
+
+/// The committed offsets and the registry of every group.
+#[derive(Debug)]
+pub struct Offsets {
+    log: InternalLog<OffsetsRecord>,
+    /// The lock also orders appends, so the log's order is the maps'.
+    state: Mutex<State>,
 }
 
 impl Offsets {
     /// Opens (creating if needed) the internal topic and replays it (blocking I/O).
     pub fn open(topics: &Topics, clock: Arc<dyn Clock>) -> Result<Offsets, BrokerError> {
-        let mut committed = HashMap::new();
+        let mut state = State::default();
         let log = InternalLog::open(
             topics,
             TopicConfig::internal_default(),
             clock,
-            |record, _| apply(&mut committed, record),
+            |record, _| state.apply(record),
         )?;
-        tracing::info!(entries = committed.len(), "restored committed offsets");
+        tracing::info!(
+            entries = state.committed.len(),
+            groups = state.groups.len(),
+            "restored committed offsets and groups"
+        );
         Ok(Offsets {
             log,
-            committed: Mutex::new(committed),
+            state: Mutex::new(state),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<OffsetKey, u64>> {
-        self.committed.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends `records` and applies them under the lock; returns the offset to wait
+    /// for to see them durable.
+    fn write(&self, state: &mut State, records: Vec<OffsetsRecord>) -> Result<u64, BrokerError> {
+        let wait = self.log.append(&records)?;
+        for record in records {
+            state.apply(record);
+        }
+        Ok(wait)
     }
 
     /// Stores offsets durably; returns once they are on stable storage.
@@ -80,46 +153,91 @@ impl Offsets {
         if offsets.is_empty() {
             return Ok(());
         }
-        let records: Vec<OffsetRecord> = offsets
+        let records = offsets
             .iter()
-            .map(|&(partition, offset)| OffsetRecord {
-                group: group.into(),
-                topic: topic.into(),
-                partition,
-                offset: Some(offset),
+            .map(|&(partition, offset)| {
+                OffsetsRecord::Offset(OffsetRecord {
+                    group: group.into(),
+                    topic: topic.into(),
+                    partition,
+                    offset: Some(offset),
+                })
             })
             .collect();
+        let wait = self.write(&mut self.lock(), records)?;
+        self.log.wait_durable(wait).await
+    }
+
+    /// Changes the registry's record of `group` atomically: `decide` sees what is
+    /// stored and returns what to store instead (`None`: leave it), or an error that
+    /// refuses the change. Returns once a change is durable.
+    pub async fn update_group(
+        &self,
+        group: &str,
+        decide: impl FnOnce(Option<&StoredGroup>) -> Result<Option<StoredGroup>, BrokerError>,
+    ) -> Result<(), BrokerError> {
         let wait = {
-            let mut committed = self.lock();
-            let wait = self.log.append(&records)?;
-            for record in records {
-                apply(&mut committed, record);
-            }
-            wait
+            let mut state = self.lock();
+            let Some(new) = decide(state.groups.get(group))? else {
+                return Ok(());
+            };
+            let record = OffsetsRecord::Group(GroupRecord {
+                group: group.into(),
+                topic: new.topic,
+                settings: Some(new.settings),
+            });
+            self.write(&mut state, vec![record])?
+        };
+        self.log.wait_durable(wait).await
+    }
+
+    /// Records `group` as it is now, without waiting for durability: for groups of
+    /// state written before the registry existed, which a restart would infer the
+    /// same way again if the record were lost (blocking I/O).
+    pub fn adopt_group(&self, group: &str, stored: StoredGroup) -> Result<(), BrokerError> {
+        let record = OffsetsRecord::Group(GroupRecord {
+            group: group.into(),
+            topic: stored.topic,
+            settings: Some(stored.settings),
+        });
+        self.write(&mut self.lock(), vec![record]).map(|_| ())
+    }
+
+    /// Deletes `group` of `topic`: its record and every offset it committed on
+    /// `topic`. Returns once the deletion is durable.
+    pub async fn delete_group(&self, group: &str, topic: &str) -> Result<(), BrokerError> {
+        let wait = {
+            let mut state = self.lock();
+            let mut records: Vec<OffsetsRecord> = state
+                .committed
+                .keys()
+                .filter(|k| k.group == group && k.topic == topic)
+                .map(|k| {
+                    OffsetsRecord::Offset(OffsetRecord {
+                        group: k.group.clone(),
+                        topic: k.topic.clone(),
+                        partition: k.partition,
+                        offset: None,
+                    })
+                })
+                .collect();
+            records.push(OffsetsRecord::Group(GroupRecord {
+                group: group.into(),
+                topic: topic.into(),
+                settings: None,
+            }));
+            self.write(&mut state, records)?
         };
         self.log.wait_durable(wait).await
     }
 
     /// Compacts the topic if the policy says so (blocking I/O).
     pub fn compact(&self) -> Result<(), BrokerError> {
-        let committed = self.lock();
+        let state = self.lock();
+        let live = (state.committed.len() + state.groups.len()) as u64;
         self.log
-            .compact(committed.len() as u64, || self.snapshot(&committed))
+            .compact(live, || self.log.append(&state.snapshot()).map(|_| ()))
             .map(|_| ())
-    }
-
-    /// Appends the whole map.
-    fn snapshot(&self, committed: &HashMap<OffsetKey, u64>) -> Result<(), BrokerError> {
-        let records: Vec<OffsetRecord> = committed
-            .iter()
-            .map(|(key, offset)| OffsetRecord {
-                group: key.group.clone(),
-                topic: key.topic.clone(),
-                partition: key.partition,
-                offset: Some(*offset),
-            })
-            .collect();
-        self.log.append(&records).map(|_| ())
     }
 
     /// Committed offsets of `group` on `topic`, by partition.
@@ -129,13 +247,14 @@ impl Offsets {
             topic: topic.into(),
             partition,
         };
-        self.lock().get(&key).copied()
+        self.lock().committed.get(&key).copied()
     }
 
     /// `(group, topic)` pairs that have committed offsets.
     pub fn groups(&self) -> Vec<(String, String)> {
         let mut pairs: Vec<_> = self
             .lock()
+            .committed
             .keys()
             .map(|k| (k.group.clone(), k.topic.clone()))
             .collect();
@@ -143,12 +262,30 @@ impl Offsets {
         pairs.dedup();
         pairs
     }
+
+    /// The registry's record of `group`.
+    pub fn group(&self, group: &str) -> Option<StoredGroup> {
+        self.lock().groups.get(group).cloned()
+    }
+
+    /// Every group of the registry, sorted by name.
+    pub fn stored_groups(&self) -> Vec<(String, StoredGroup)> {
+        let mut out: Vec<_> = self
+            .lock()
+            .groups
+            .iter()
+            .map(|(name, stored)| (name.clone(), stored.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
+    use protocol::ops::group::GroupMode;
 
     #[tokio::test]
     async fn commits_survive_reopen_and_snapshots_bound_the_log() {
@@ -163,14 +300,26 @@ mod tests {
                     .await
                     .unwrap();
             }
+            for (group, mode) in [
+                ("g", GroupMode::Stream),
+                ("q", GroupMode::Queue),
+                ("x", GroupMode::Stream),
+            ] {
+                offsets
+                    .update_group(group, |_| Ok(Some(stored(mode))))
+                    .await
+                    .unwrap();
+            }
+            offsets.commit("x", "t", &[(0, 1)]).await.unwrap();
+            offsets.delete_group("x", "t").await.unwrap();
             offsets.compact().unwrap();
-            assert_eq!(offsets.log.records(), 420, "below the policy's minimum");
-            let committed = offsets.lock();
+            assert_eq!(offsets.log.records(), 426, "below the policy's minimum");
+            let state = offsets.lock();
             offsets
                 .log
-                .compact_now(|| offsets.snapshot(&committed))
+                .compact_now(|| offsets.log.append(&state.snapshot()).map(|_| ()))
                 .unwrap();
-            drop(committed);
+            drop(state);
             let partition = offsets.log.partition();
             assert!(partition.start_offset() > 0, "snapshots truncated the log");
             assert!(partition.end_offset() - partition.start_offset() <= 52);
@@ -184,5 +333,28 @@ mod tests {
         assert_eq!(offsets.get("g", "t", 1), Some(last * 2));
         assert_eq!(offsets.get("g", "t", 2), None);
         assert_eq!(offsets.groups(), vec![("g".to_string(), "t".to_string())]);
+        let groups: Vec<_> = offsets.stored_groups();
+        assert_eq!(
+            groups,
+            [
+                ("g".to_string(), stored(GroupMode::Stream)),
+                ("q".to_string(), stored(GroupMode::Queue))
+            ],
+            "the registry survives the snapshot; the deleted group and its offsets are gone"
+        );
+    }
+
+    fn stored(mode: GroupMode) -> StoredGroup {
+        let config = match mode {
+            GroupMode::Queue => vec![protocol::ops::topic::ConfigEntry {
+                key: "max_delivery_attempts".into(),
+                value: "2".into(),
+            }],
+            GroupMode::Stream => Vec::new(),
+        };
+        StoredGroup {
+            topic: "t".into(),
+            settings: GroupSettings { mode, config },
+        }
     }
 }

@@ -28,7 +28,12 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let offsets = Arc::new(Offsets::open(&topics, clock.clone()).unwrap());
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
-        let queues = Arc::new(Queues::open(topics.clone(), tasks, traces, clock.clone()).unwrap());
+        let queues = Arc::new(
+            Queues::open(topics.clone(), tasks, traces, clock.clone(), |_, _| {
+                Vec::new()
+            })
+            .unwrap(),
+        );
         let groups = Groups::new(
             GroupConfig::default(),
             topics,
@@ -256,4 +261,60 @@ async fn a_member_joining_or_leaving_moves_only_the_partitions_it_takes_or_leave
         assert!(had.iter().all(|p| has.contains(p)), "{had:?} -> {has:?}");
         assert_eq!(has.len(), 3);
     }
+}
+
+#[tokio::test]
+async fn groups_written_before_the_registry_are_recorded_by_their_state() {
+    let f = Fixture::new(1).await;
+    // State as an older broker wrote it: commits, or queue state, and no record.
+    f.groups
+        .offsets
+        .commit("old-stream", "t", &[(0, 4)])
+        .await
+        .unwrap();
+    f.groups
+        .queues
+        .ensure_group("old-queue", "t", &[], false)
+        .unwrap();
+    f.groups
+        .offsets
+        .commit("both", "t", &[(0, 1)])
+        .await
+        .unwrap();
+    f.groups
+        .queues
+        .ensure_group("both", "t", &[], false)
+        .unwrap();
+    assert!(f.groups.offsets.stored_groups().is_empty());
+
+    f.groups.adopt_unrecorded().unwrap();
+    let modes: Vec<(String, GroupMode)> = f
+        .groups
+        .offsets
+        .stored_groups()
+        .into_iter()
+        .map(|(name, stored)| (name, stored.settings.mode))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("both".to_string(), GroupMode::Queue),
+            ("old-queue".to_string(), GroupMode::Queue),
+            ("old-stream".to_string(), GroupMode::Stream),
+        ],
+        "queue state makes a queue group; commits alone a stream group"
+    );
+    let as_queue = JoinRequest {
+        mode: GroupMode::Queue,
+        ..join("old-stream", "", 1_000)
+    };
+    let refused = f.groups.join(as_queue).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        BrokerError::InvalidRequest(
+            "group \"old-stream\" is a stream group; join it in that mode".into()
+        )
+        .to_string()
+    );
+    f.groups.join(join("old-stream", "", 1_000)).await.unwrap();
 }

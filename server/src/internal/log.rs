@@ -228,18 +228,18 @@ fn replay(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use protocol::internal::offsets::OffsetRecord;
+    use protocol::internal::offsets::{OffsetRecord, OffsetsRecord};
 
-    fn record(partition: u32, offset: u64) -> OffsetRecord {
-        OffsetRecord {
+    fn record(partition: u32, offset: u64) -> OffsetsRecord {
+        OffsetsRecord::Offset(OffsetRecord {
             group: "g".repeat(100),
             topic: "t".into(),
             partition,
             offset: Some(offset),
-        }
+        })
     }
 
-    fn open(topics: &Topics, seen: &mut Vec<OffsetRecord>) -> InternalLog<OffsetRecord> {
+    fn open(topics: &Topics, seen: &mut Vec<OffsetsRecord>) -> InternalLog<OffsetsRecord> {
         let clock = Arc::new(ManualClock::new(5));
         InternalLog::open(topics, TopicConfig::internal_default(), clock, |r, _| {
             seen.push(r)

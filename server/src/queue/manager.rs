@@ -35,12 +35,14 @@ pub struct Queues {
 
 impl Queues {
     /// Opens the queue-state topic, replays it, and starts a dispatcher for every
-    /// group found among `tasks` (blocking I/O; call inside the runtime).
+    /// group found among `tasks` (blocking I/O; call inside the runtime). `overrides`
+    /// gives the settings a group's join overrode, as recorded for `(group, topic)`.
     pub fn open(
         topics: Arc<Topics>,
         tasks: Arc<Tasks>,
         traces: Arc<Traces>,
         clock: Arc<dyn Clock>,
+        overrides: impl Fn(&str, &str) -> Vec<ConfigEntry>,
     ) -> Result<Queues, BrokerError> {
         // Events by group, in log order; the topic each group consumes.
         let mut replayed: Vec<ReplayedGroup> = Vec::new();
@@ -84,7 +86,16 @@ impl Queues {
             let Ok(topic) = queues.parts.topics.get(&topic) else {
                 continue;
             };
-            let queue_group = queues.create_group(&group, topic, &[], false)?;
+            let recorded = overrides(&group, &topic.name);
+            let queue_group = match queues.create_group(&group, topic.clone(), &recorded, false) {
+                Ok(queue_group) => queue_group,
+                // The topic's settings changed since so that the overrides no longer
+                // make a valid policy: the topic's own settings still do.
+                Err(error) => {
+                    tracing::warn!(group = %group, %error, "recorded overrides are no longer valid; using the topic's settings");
+                    queues.create_group(&group, topic, &[], false)?
+                }
+            };
             let dlq = queue_group.dead_letter_topic_name();
             let dlq_end = ends.get(&dlq).copied();
             let mut inner = queue_group.lock();
@@ -344,7 +355,7 @@ mod tests {
         tasks.stop(Duration::ZERO).await;
         let clock = Arc::new(ManualClock::new(1_000_000));
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
-        let queues = Queues::open(topics, tasks, traces, clock.clone()).unwrap();
+        let queues = Queues::open(topics, tasks, traces, clock.clone(), |_, _| Vec::new()).unwrap();
         (queues, clock)
     }
 
@@ -534,7 +545,7 @@ mod tests {
         let tasks = Arc::new(Tasks::new());
         tasks.stop(Duration::ZERO).await;
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
-        Queues::open(topics, tasks, traces, clock).unwrap()
+        Queues::open(topics, tasks, traces, clock, |_, _| Vec::new()).unwrap()
     }
 
     /// Runs one message out of its single attempt; returns the group with the
