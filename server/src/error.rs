@@ -72,6 +72,16 @@ pub enum BrokerError {
     /// No such group.
     #[error("consumer group {0:?} does not exist")]
     UnknownGroup(String),
+    /// A change that needs a group without members, asked of one that has some.
+    #[error("group {group:?} has {members} active member(s) and cannot be {change}; stop its consumers (or wait for their sessions to expire) and try again")]
+    GroupNotEmpty {
+        /// Group name.
+        group: String,
+        /// Its live members.
+        members: usize,
+        /// What was asked: "deleted", "reset", "purged".
+        change: String,
+    },
     /// Not a member (any more).
     #[error("member {member:?} is not in group {group:?}; join again")]
     UnknownMember {
@@ -231,7 +241,9 @@ impl BrokerError {
                 ErrorCode::InvalidPartition
             }
             BrokerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
-            BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            BrokerError::InvalidRequest(_) | BrokerError::GroupNotEmpty { .. } => {
+                ErrorCode::InvalidRequest
+            }
             BrokerError::UnknownGroup(_) => ErrorCode::UnknownGroup,
             BrokerError::UnknownMember { .. } => ErrorCode::UnknownMember,
             BrokerError::StaleGeneration { .. } => ErrorCode::StaleGeneration,

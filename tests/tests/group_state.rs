@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use client::protocol::ops::group::{GroupMode, GroupStart};
 use client::{Client, ClientError, ProducerConfig, QueueConsumerConfig, Record};
-use integration_tests::Brokerd;
+use integration_tests::{brokerctl, Brokerd};
 use tokio::time::{timeout, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -167,5 +167,157 @@ async fn stream_and_queue_groups_keep_their_modes_offsets_and_overrides_across_a
         assert!(Instant::now() < deadline, "settled: {counts:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    workers.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_topic_must_be_a_topic_the_broker_can_append_to() {
+    let broker = Brokerd::start();
+    let addr = broker.addr();
+    for (value, says) in [
+        ("__x", "reserved for the broker's internal topics"),
+        ("no spaces", "invalid topic name"),
+        ("jobs", "is the topic itself"),
+    ] {
+        let config = format!("dead_letter_topic={value}");
+        let (ok, _, err) = brokerctl(
+            addr,
+            &[
+                "topics",
+                "create",
+                "jobs",
+                "--partitions",
+                "1",
+                "--config",
+                &config,
+            ],
+            "",
+        );
+        assert!(!ok, "{config} accepted");
+        assert!(
+            err.contains("dead_letter_topic") && err.contains(says),
+            "{config}: {err}"
+        );
+    }
+    let client = Client::connect(addr).await.unwrap();
+    client.create_topic("jobs", 1, &[]).await.unwrap();
+    for value in ["__consumer_offsets", "jobs"] {
+        let overrides = [("dead_letter_topic", value)];
+        let joined = client
+            .join_queue_group("workers", "jobs", "", SESSION, &overrides)
+            .await;
+        assert!(refusal(joined).contains("dead_letter_topic"), "{value}");
+    }
+    let (ok, out, _) = brokerctl(addr, &["groups"], "");
+    assert!(ok);
+    assert!(
+        !out.contains("workers"),
+        "a refused join creates no group: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_deletes_its_groups_so_a_new_topic_of_that_name_starts_clean() {
+    let mut broker = Brokerd::start();
+    let client = Client::connect(broker.addr()).await.unwrap();
+    client.create_topic("jobs", 1, &[]).await.unwrap();
+    produce(&client, "jobs", &["a", "b", "c"]).await;
+    let joined = client
+        .join_group("readers", "jobs", "", SESSION, GroupStart::Earliest)
+        .await
+        .unwrap();
+    client
+        .commit_offsets(
+            "readers",
+            &joined.member_id,
+            joined.generation,
+            "jobs",
+            &[(0, 2)],
+        )
+        .await
+        .unwrap();
+    let overrides = vec![("max_delivery_attempts".to_string(), "9".to_string())];
+    let config = QueueConsumerConfig {
+        max_in_flight: 1,
+        overrides,
+        ..QueueConsumerConfig::default()
+    };
+    let mut workers = client
+        .queue_consumer("jobs", "workers", config)
+        .await
+        .unwrap();
+    let taken = timeout(DEADLINE, workers.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    taken.ack().await.unwrap();
+    // The workers hold "b" in flight while the topic goes.
+    let _held = timeout(DEADLINE, workers.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    let (ok, _, err) = brokerctl(broker.addr(), &["topics", "delete", "jobs"], "");
+    assert!(ok, "{err}");
+    let (ok, out, _) = brokerctl(broker.addr(), &["groups"], "");
+    assert!(ok);
+    assert!(
+        !out.contains("readers") && !out.contains("workers"),
+        "{out}"
+    );
+    assert!(matches!(
+        client
+            .heartbeat("readers", &joined.member_id, joined.generation)
+            .await,
+        Err(ClientError::Server {
+            code: client::ErrorCode::UnknownGroup,
+            ..
+        })
+    ));
+    drop(workers);
+
+    // Created again, and across a restart: no group reattaches to the new topic.
+    client.create_topic("jobs", 1, &[]).await.unwrap();
+    produce(&client, "jobs", &["new"]).await;
+    broker.restart();
+    let client = Client::connect(broker.addr()).await.unwrap();
+    let (ok, out, _) = brokerctl(broker.addr(), &["groups"], "");
+    assert!(ok);
+    assert!(
+        !out.contains("readers") && !out.contains("workers"),
+        "{out}"
+    );
+    let offsets = client.fetch_offsets("readers", "jobs").await.unwrap();
+    assert_eq!(offsets[0].offset, None, "the old commit is gone");
+    let as_queue = client
+        .join_queue_group("readers", "jobs", "", SESSION, &[])
+        .await;
+    assert!(
+        as_queue.is_ok(),
+        "the name is free for any mode: {as_queue:?}"
+    );
+    let config = QueueConsumerConfig {
+        max_in_flight: 1,
+        ..QueueConsumerConfig::default()
+    };
+    let mut workers = client
+        .queue_consumer("jobs", "workers", config)
+        .await
+        .unwrap();
+    let first = timeout(DEADLINE, workers.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.record.offset, first.attempt),
+        (0, 1),
+        "a fresh queue"
+    );
+    first.ack().await.unwrap();
+    let described = client.describe_group("workers").await.unwrap();
+    assert_eq!(described.partitions[0].committed_offset, Some(1));
     workers.close().await.unwrap();
 }

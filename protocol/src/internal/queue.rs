@@ -3,7 +3,9 @@
 //! Every change of a queue group's state is one [`QueueEvent`], stored as one record:
 //! key `group 0x00 topic`, value the event (a `u8` kind, the partition as `u32`, then
 //! the kind's fields; integers little-endian, a `reason` as a `u16` length and at most
-//! [`MAX_REASON_BYTES`] of UTF-8). The table of kinds is in `docs/storage.md`
+//! [`MAX_REASON_BYTES`] of UTF-8). A record without a value (a tombstone) says the
+//! group's state up to it is gone (the group was deleted, or purged): replay forgets
+//! every earlier event of that key. The table of kinds is in `docs/storage.md`
 //! ("Queue state").
 
 use std::sync::Arc;
@@ -295,8 +297,8 @@ pub struct QueueRecord {
     pub group: Arc<str>,
     /// The topic it consumes.
     pub topic: Arc<str>,
-    /// What changed.
-    pub event: QueueEvent,
+    /// What changed; `None` (a tombstone): everything before is forgotten.
+    pub event: Option<QueueEvent>,
 }
 
 impl InternalRecord for QueueRecord {
@@ -310,7 +312,10 @@ impl InternalRecord for QueueRecord {
     }
 
     fn encode_value(&self, buf: &mut BytesMut) -> Result<bool, EncodeError> {
-        self.event.encode(buf)?;
+        match &self.event {
+            Some(event) => event.encode(buf)?,
+            None => return Ok(false),
+        }
         Ok(true)
     }
 
@@ -322,11 +327,10 @@ impl InternalRecord for QueueRecord {
         let key = key.ok_or(invalid.clone())?;
         let text = std::str::from_utf8(&key).map_err(|_| invalid.clone())?;
         let (group, topic) = text.split_once('\0').ok_or(invalid)?;
-        let value = super::required(value, "queue event")?;
         Ok(QueueRecord {
             group: Arc::from(group),
             topic: Arc::from(topic),
-            event: QueueEvent::decode(value)?,
+            event: value.map(QueueEvent::decode).transpose()?,
         })
     }
 }
@@ -415,7 +419,7 @@ mod tests {
             let record = QueueRecord {
                 group: Arc::from("workers"),
                 topic: Arc::from("jobs"),
-                event,
+                event: Some(event),
             };
             let (mut key, mut value) = (BytesMut::new(), BytesMut::new());
             assert!(record.encode_key(&mut key));
@@ -444,5 +448,17 @@ mod tests {
             "trailing bytes"
         );
         assert!(QueueRecord::decode(Some(Bytes::from_static(b"no-nul")), Some(long)).is_err());
+        let forgotten = QueueRecord {
+            group: Arc::from("workers"),
+            topic: Arc::from("jobs"),
+            event: None,
+        };
+        let (mut key, mut value) = (BytesMut::new(), BytesMut::new());
+        assert!(forgotten.encode_key(&mut key));
+        assert!(!forgotten.encode_value(&mut value).unwrap(), "a tombstone");
+        assert_eq!(
+            QueueRecord::decode(Some(key.freeze()), None).unwrap(),
+            forgotten
+        );
     }
 }

@@ -23,6 +23,7 @@
 //! restart keeps its mode and overrides); `registry.rs`, recording at startup the
 //! groups written before the registry existed.
 
+mod admin;
 pub mod assign;
 mod describe;
 pub mod offsets;
@@ -142,7 +143,7 @@ impl Groups {
         self.check_join(&request)?;
         match request.mode {
             GroupMode::Queue if !request.config.is_empty() => {
-                QueueConfig::for_group(&topic.config, request.config)?;
+                QueueConfig::for_group(&topic.name, &topic.config, request.config)?;
             }
             GroupMode::Queue => {}
             GroupMode::Stream if request.config.is_empty() => {}

@@ -64,6 +64,17 @@ impl QueueConfig {
         Ok(())
     }
 
+    /// Checks the settings for topic `topic`: its dead letters cannot go to itself
+    /// (a group would consume its own dead letters as new messages).
+    pub fn validate_for(&self, topic: &str) -> Result<(), BrokerError> {
+        if self.dead_letter_topic.as_deref() == Some(topic) {
+            return Err(BrokerError::InvalidRequest(format!(
+                "dead_letter_topic: {topic:?} is the topic itself; dead letters need a topic of their own"
+            )));
+        }
+        Ok(())
+    }
+
     /// The dead-letter topic of `topic`.
     pub fn dead_letter_topic(&self, topic: &str) -> String {
         self.dead_letter_topic
@@ -136,9 +147,11 @@ impl QueueConfig {
         }
     }
 
-    /// The topic's queue settings with a group's `overrides` (from a join) applied and
-    /// checked: only queue settings may be overridden.
+    /// The queue settings of topic `name` (configured `topic`) with a group's
+    /// `overrides` (from a join) applied and checked: only queue settings may be
+    /// overridden.
     pub fn for_group(
+        name: &str,
         topic: &TopicConfig,
         overrides: &[ConfigEntry],
     ) -> Result<QueueConfig, BrokerError> {
@@ -157,6 +170,7 @@ impl QueueConfig {
             (key.set)(&mut config, &entry.value)?;
         }
         config.queue.validate()?;
+        config.queue.validate_for(name)?;
         Ok(config.queue)
     }
 }

@@ -359,7 +359,7 @@ impl QueueGroup {
 /// Runs a group's dispatcher until shutdown.
 pub(super) async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdown) {
     loop {
-        if shutdown.is_shutdown() {
+        if shutdown.is_shutdown() || group.is_closed() {
             return;
         }
         let notified = group.wake.notified();

@@ -2,6 +2,7 @@
 //! operations members call (ack, nack, extend) and that the dispatcher runs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use protocol::internal::queue::{QueueEvent, QueueRecord};
@@ -59,6 +60,10 @@ pub struct QueueGroup {
     pub(super) inner: Mutex<Inner>,
     /// Wakes the dispatcher: credit, acks, members coming and going.
     pub(super) wake: Notify,
+    /// Set (under the state lock) when the group is deleted or purged away: nothing
+    /// more is recorded for it, so no event can follow the tombstone that forgets it,
+    /// and its dispatcher stops.
+    closed: AtomicBool,
     pub(super) log: Arc<InternalLog<QueueRecord>>,
     pub(super) topics: Arc<Topics>,
     pub(super) traces: Arc<Traces>,
@@ -88,6 +93,7 @@ impl QueueGroup {
             }),
             config: Mutex::new(config),
             wake: Notify::new(),
+            closed: AtomicBool::new(false),
             log: parts.log,
             topics: parts.topics,
             traces: parts.traces,
@@ -116,15 +122,45 @@ impl QueueGroup {
     /// Appends events while the state lock is held, so the log order is the order of
     /// the changes. Returns the offset to wait on for durability.
     pub(super) fn persist(&self, events: Vec<QueueEvent>) -> Result<u64, BrokerError> {
+        if self.is_closed() {
+            return Err(BrokerError::UnknownGroup(self.name.to_string()));
+        }
         let records: Vec<QueueRecord> = events
             .into_iter()
             .map(|event| QueueRecord {
                 group: self.name.clone(),
                 topic: self.topic_name.clone(),
-                event,
+                event: Some(event),
             })
             .collect();
         self.log.append(&records)
+    }
+
+    /// Whether the group was closed ([`close`](Self::close)).
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the group for good: appends the tombstone that makes a replay forget
+    /// its state, followed by `then` (a purge's fresh start; recorded as the group's
+    /// whole state after the tombstone), refuses every later change, and stops the
+    /// dispatcher. Returns the offset to wait on for durability.
+    pub(super) fn close(&self, then: Vec<QueueEvent>) -> Result<u64, BrokerError> {
+        let _inner = self.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Err(BrokerError::UnknownGroup(self.name.to_string()));
+        }
+        let key = |event| QueueRecord {
+            group: self.name.clone(),
+            topic: self.topic_name.clone(),
+            event,
+        };
+        let records: Vec<QueueRecord> = std::iter::once(key(None))
+            .chain(then.into_iter().map(|e| key(Some(e))))
+            .collect();
+        let wait = self.log.append(&records);
+        self.wake.notify_one();
+        wait
     }
 
     /// The group's name.
@@ -150,6 +186,14 @@ impl QueueGroup {
     /// Everything below this offset of `partition` is settled.
     pub fn floor(&self, partition: u32) -> Option<u64> {
         self.lock().state.partition(partition).map(|p| p.floor())
+    }
+
+    /// The group's settings.
+    pub fn config(&self) -> QueueConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the group's settings (a join's overrides).

@@ -58,7 +58,12 @@ impl Queues {
                     replayed.push((record.group.clone(), record.topic.clone(), Vec::new()));
                     replayed.len() - 1
                 });
-                replayed[slot].2.push((record.event, written_ms));
+                match record.event {
+                    Some(event) => replayed[slot].2.push((event, written_ms)),
+                    // A tombstone: the group was deleted or purged; what came before
+                    // is gone.
+                    None => replayed[slot].2.clear(),
+                }
             },
         )?;
         let queues = Queues {
@@ -86,6 +91,9 @@ impl Queues {
             let Ok(topic) = queues.parts.topics.get(&topic) else {
                 continue;
             };
+            if events.is_empty() {
+                continue;
+            }
             let recorded = overrides(&group, &topic.name);
             let queue_group = match queues.create_group(&group, topic.clone(), &recorded, false) {
                 Ok(queue_group) => queue_group,
@@ -130,7 +138,7 @@ impl Queues {
         overrides: &[ConfigEntry],
         latest: bool,
     ) -> Result<Arc<QueueGroup>, BrokerError> {
-        let config = QueueConfig::for_group(&topic.config, overrides)?;
+        let config = QueueConfig::for_group(&topic.name, &topic.config, overrides)?;
         let starts: Vec<u64> = topic
             .partitions
             .iter()
@@ -175,7 +183,11 @@ impl Queues {
                 )));
             }
             if !overrides.is_empty() {
-                group.reconfigure(QueueConfig::for_group(&topic.config, overrides)?);
+                group.reconfigure(QueueConfig::for_group(
+                    &topic.name,
+                    &topic.config,
+                    overrides,
+                )?);
             }
             return Ok(group);
         }
@@ -215,6 +227,69 @@ impl Queues {
                 group.reconfigure(rebased);
             }
         }
+    }
+
+    /// Deletes the group: no more deliveries or settlements, its dispatcher stops, its
+    /// subscriptions end, and its state is forgotten (a tombstone on `__queue_state`).
+    /// Returns once that is durable; `false` if there was no such group.
+    pub async fn delete(&self, name: &str) -> Result<bool, BrokerError> {
+        let Some(group) = self.lock().remove(name) else {
+            return Ok(false);
+        };
+        self.subscriptions()
+            .retain(|_, (g, _)| !Arc::ptr_eq(g, &group));
+        let wait = group.close(Vec::new())?;
+        self.parts.log.wait_durable(wait).await?;
+        Ok(true)
+    }
+
+    /// Purges the group: everything pending, in flight or waiting for a retry is
+    /// dropped and the group starts again at every partition's end, keeping its
+    /// settings. Returns how many messages were dropped (between each partition's
+    /// ack floor and its end), once the purge is durable.
+    pub async fn purge(&self, name: &str) -> Result<u64, BrokerError> {
+        let old = self.group(name)?;
+        let config = old.config();
+        let ends: Vec<u64> = old
+            .topic
+            .partitions
+            .iter()
+            .map(|p| p.visible_end())
+            .collect();
+        let dropped: u64 = old
+            .topic
+            .partitions
+            .iter()
+            .zip(&ends)
+            .map(|(p, end)| end.saturating_sub(old.floor(p.id).unwrap_or(p.start_offset())))
+            .sum();
+        let fresh = ends
+            .iter()
+            .zip(0u32..)
+            .map(|(&end, partition)| QueueEvent::Position {
+                partition,
+                floor: end,
+                read: end,
+                dead_lettered: 0,
+            })
+            .collect();
+        self.subscriptions()
+            .retain(|_, (g, _)| !Arc::ptr_eq(g, &old));
+        let wait = old.close(fresh)?;
+        let group = Arc::new(QueueGroup::new(
+            name,
+            old.topic.clone(),
+            config,
+            &ends,
+            self.parts.clone(),
+        ));
+        self.lock().insert(name.to_string(), group.clone());
+        self.tasks.spawn(
+            "queue dispatcher",
+            run_dispatcher(group, self.tasks.shutdown()),
+        );
+        self.parts.log.wait_durable(wait).await?;
+        Ok(dropped)
     }
 
     /// The group, if it exists.
@@ -546,6 +621,72 @@ mod tests {
         tasks.stop(Duration::ZERO).await;
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
         Queues::open(topics, tasks, traces, clock, |_, _| Vec::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_group_stops_its_dispatcher_and_a_purged_one_starts_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queues, clock) = queues(dir.path(), &[]).await;
+        let partition = queues
+            .parts
+            .topics
+            .get("jobs")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let mut builder = BatchBuilder::new();
+        for value in [&b"a"[..], b"b", b"c"] {
+            builder.push(5, None, Some(value), &[]).unwrap();
+        }
+        let end = partition.append(&builder.finish()).unwrap().next_offset;
+        partition
+            .wait_durable(end, Duration::from_secs(10))
+            .await
+            .unwrap();
+        for name in ["gone", "purged"] {
+            let group = queues.ensure_group(name, "jobs", &[], false).unwrap();
+            let (tx, _rx) = tokio::sync::mpsc::channel(16);
+            let credit = Credit::new(1, 1 << 20);
+            queues
+                .subscribe(name, "m", 1, Pushes::new(tx), credit)
+                .unwrap();
+            let round = group.dispatch_round().unwrap();
+            group.log.wait_durable(round.durable_at).await.unwrap();
+            assert_eq!(group.counts(0).in_flight, 1);
+        }
+        let gone = queues.get("gone").unwrap();
+        let signal = crate::shutdown::ShutdownSignal::new();
+        let dispatcher = tokio::spawn(super::super::dispatch::run_dispatcher(
+            gone.clone(),
+            signal.subscribe(),
+        ));
+        assert!(queues.delete("gone").await.unwrap());
+        tokio::time::timeout(Duration::from_secs(10), dispatcher)
+            .await
+            .expect("the dispatcher of a deleted group stops")
+            .unwrap();
+        assert!(
+            gone.ack(0, &[0]).await.is_err(),
+            "nothing is recorded after the tombstone"
+        );
+        assert!(!queues.delete("gone").await.unwrap());
+        assert_eq!(
+            queues.purge("purged").await.unwrap(),
+            3,
+            "a, b and c dropped"
+        );
+        assert_eq!(queues.get("purged").unwrap().floor(0), Some(end));
+        drop(queues);
+
+        let queues = reopen(dir.path(), clock).await;
+        assert!(
+            queues.get("gone").is_none(),
+            "the tombstone forgets the group"
+        );
+        let purged = queues.get("purged").unwrap();
+        assert_eq!(purged.floor(0), Some(end), "the purge survives the restart");
+        assert_eq!(purged.counts(0).in_flight, 0);
     }
 
     /// Runs one message out of its single attempt; returns the group with the

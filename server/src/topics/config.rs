@@ -6,6 +6,7 @@ use protocol::ops::topic::ConfigEntry;
 use serde::{Deserialize, Serialize};
 use storage::{Durability, LogConfig};
 
+use super::{validate_topic_name, INTERNAL_PREFIX};
 use crate::error::BrokerError;
 use crate::queue::QueueConfig;
 
@@ -63,7 +64,9 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         live: true,
         set: |c, v| {
             let name = v.trim();
-            c.queue.dead_letter_topic = (!name.is_empty() && name != "none").then(|| name.into());
+            c.queue.dead_letter_topic = (!name.is_empty() && name != "none")
+                .then(|| check_dead_letter_name(name).map(|()| name.into()))
+                .transpose()?;
             Ok(())
         },
         show: |c, topic| c.queue.dead_letter_topic(topic),
@@ -214,6 +217,22 @@ fn parse_optional_u64(key: &str, value: &str) -> Result<Option<u64>, BrokerError
             ))
         }),
     }
+}
+
+/// A dead-letter topic the broker can create and append to: a valid name, not one
+/// of the broker's internal topics (which refuse appends from outside, so every
+/// dead letter would fail and be retried forever).
+fn check_dead_letter_name(name: &str) -> Result<(), BrokerError> {
+    // `invalid_request`, like the same names given to CreateTopic.
+    validate_topic_name(name)
+        .map_err(|e| BrokerError::InvalidRequest(format!("dead_letter_topic: {e}")))?;
+    if name.starts_with(INTERNAL_PREFIX) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "dead_letter_topic: {name:?} is reserved for the broker's internal topics \
+             (names starting with {INTERNAL_PREFIX:?}); choose another name"
+        )));
+    }
+    Ok(())
 }
 
 fn show_optional(value: Option<u64>) -> String {
@@ -485,5 +504,31 @@ mod tests {
             CONFIG_KEYS.iter().map(|k| k.name).collect::<Vec<_>>(),
             "sorted"
         );
+    }
+
+    #[test]
+    fn a_dead_letter_topic_is_a_valid_name_outside_the_internal_topics() {
+        for bad in ["__x", "__consumer_offsets", "no spaces", "a/b"] {
+            let mut config = TopicConfig::internal_default();
+            let refused = config
+                .apply(&[entry("dead_letter_topic", bad)])
+                .unwrap_err();
+            assert!(matches!(refused, BrokerError::InvalidRequest(_)), "{bad}");
+            assert!(
+                refused.to_string().starts_with("dead_letter_topic: "),
+                "{refused}"
+            );
+        }
+        let mut config = TopicConfig::internal_default();
+        config
+            .apply(&[entry("dead_letter_topic", "jobs.failed")])
+            .unwrap();
+        assert!(config.queue.validate_for("jobs").is_ok());
+        assert!(
+            config.queue.validate_for("jobs.failed").is_err(),
+            "not itself"
+        );
+        config.apply(&[entry("dead_letter_topic", "none")]).unwrap();
+        assert_eq!(config.queue.dead_letter_topic, None);
     }
 }

@@ -271,6 +271,7 @@ impl Topics {
             )));
         }
         config.validate()?;
+        config.queue.validate_for(name)?;
         let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         if self.read_map().contains_key(name) {
             return Err(BrokerError::TopicExists(name.to_string()));

@@ -81,6 +81,14 @@ fn failures() -> Vec<(Request, &'static str)> {
             "invalid_request",
         ),
         (
+            create("x", 1, &[("dead_letter_topic", "__x")]),
+            "invalid_request",
+        ),
+        (
+            create("x", 1, &[("dead_letter_topic", "x")]),
+            "invalid_request",
+        ),
+        (
             Request::DeleteTopic(DeleteTopicRequest {
                 name: "nope".into(),
             }),
