@@ -1,12 +1,15 @@
-//! `brokerctl groups [list|describe G]`.
+//! `brokerctl groups [list|describe G|delete G|reset-offsets G --to ..|purge G]`.
 
 use std::process::ExitCode;
 
+use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use client::protocol::ops::group::GroupMode;
+use client::protocol::ops::group_admin::{ResetOffsetsResponse, ResetTarget};
 use client::{Client, DescribeGroupResponse, GroupSummary};
 use serde_json::json;
 
+use crate::datetime::parse_rfc3339_ms;
 use crate::print_json;
 use crate::table::Table;
 
@@ -26,6 +29,54 @@ enum GroupsCommand {
         /// Group name.
         group: String,
     },
+    /// Delete a group with its committed offsets or queue state (refused while it
+    /// has active members).
+    Delete {
+        /// Group name.
+        group: String,
+    },
+    /// Move a stream group's committed offsets (refused while it has active members).
+    ResetOffsets {
+        /// Group name.
+        group: String,
+        /// Where to: earliest, latest, an offset (clamped to what each partition
+        /// holds), or an RFC 3339 time such as 2026-12-01T10:00:00Z (the first record
+        /// at or after it).
+        #[arg(long, value_name = "earliest|latest|OFFSET|DATETIME")]
+        to: String,
+        /// Only this partition (default: every partition).
+        #[arg(long)]
+        partition: Option<u32>,
+        /// The group's topic; needed only to create the offsets of a group that does
+        /// not exist yet.
+        #[arg(long)]
+        topic: Option<String>,
+    },
+    /// Drop everything a queue group has pending, in flight or waiting for a retry,
+    /// so it starts at the end of every partition (refused while it has active
+    /// members).
+    Purge {
+        /// Group name.
+        group: String,
+    },
+}
+
+/// The `--to` of `reset-offsets`.
+fn reset_target(to: &str) -> anyhow::Result<ResetTarget> {
+    match to {
+        "earliest" => Ok(ResetTarget::Earliest),
+        "latest" => Ok(ResetTarget::Latest),
+        _ => {
+            if let Ok(offset) = to.parse::<u64>() {
+                return Ok(ResetTarget::Offset(offset));
+            }
+            parse_rfc3339_ms(to).map(ResetTarget::Timestamp).ok_or_else(|| {
+                anyhow!(
+                    "--to {to:?}: expected earliest, latest, an offset, or an RFC 3339 time such as 2026-12-01T10:00:00Z"
+                )
+            })
+        }
+    }
 }
 
 /// Runs `groups`.
@@ -33,10 +84,48 @@ pub async fn run(client: &Client, args: GroupsArgs, json: bool) -> anyhow::Resul
     match args.command.unwrap_or(GroupsCommand::List) {
         GroupsCommand::List => {
             let groups = client.list_groups().await?;
+            let mut lags = Vec::with_capacity(groups.len());
+            for g in &groups {
+                lags.push(total_lag(client, &g.group).await);
+            }
             if json {
-                print_json(&list_json(&groups))?;
+                print_json(&list_json(&groups, &lags))?;
             } else {
-                out!("{}", list_table(&groups))?;
+                out!("{}", list_table(&groups, &lags))?;
+            }
+        }
+        GroupsCommand::Delete { group } => {
+            client.delete_group(&group).await?;
+            if json {
+                print_json(&json!({ "group": group, "deleted": true }))?;
+            } else {
+                outln!("deleted group {group}")?;
+            }
+        }
+        GroupsCommand::ResetOffsets {
+            group,
+            to,
+            partition,
+            topic,
+        } => {
+            let target = reset_target(&to)?;
+            let topic = topic.unwrap_or_default();
+            let reset = client
+                .reset_offsets(&group, &topic, partition, target)
+                .await
+                .with_context(|| format!("resetting the offsets of group {group}"))?;
+            if json {
+                print_json(&reset_json(&group, &reset))?;
+            } else {
+                out!("{}", reset_text(&group, &reset))?;
+            }
+        }
+        GroupsCommand::Purge { group } => {
+            let dropped = client.purge_group(&group).await?;
+            if json {
+                print_json(&json!({ "group": group, "dropped": dropped }))?;
+            } else {
+                outln!("purged group {group}: {dropped} message(s) dropped; it starts at the end")?;
             }
         }
         GroupsCommand::Describe { group } => {
@@ -58,33 +147,63 @@ fn mode(mode: GroupMode) -> &'static str {
     }
 }
 
-fn list_table(groups: &[GroupSummary]) -> String {
-    let mut table = Table::new(&["GROUP", "TOPIC", "MODE", "MEMBERS", "GENERATION"]);
-    for g in groups {
+/// A group's lag summed over its partitions (end minus committed offset, or minus
+/// the ack floor for queue groups), from DescribeGroup; `None` if that fails (say,
+/// the group went away between the listing and the question).
+async fn total_lag(client: &Client, group: &str) -> Option<u64> {
+    let described = client.describe_group(group).await.ok()?;
+    Some(described.partitions.iter().map(|p| p.lag).sum())
+}
+
+fn list_table(groups: &[GroupSummary], lags: &[Option<u64>]) -> String {
+    let mut table = Table::new(&["GROUP", "TOPIC", "MODE", "MEMBERS", "GENERATION", "LAG"]);
+    for (g, lag) in groups.iter().zip(lags) {
         table.row(vec![
             g.group.clone(),
             g.topic.clone(),
             mode(g.mode).into(),
             g.members.to_string(),
             g.generation.to_string(),
+            lag.map_or_else(|| "-".into(), |l| l.to_string()),
         ]);
     }
     table.render()
 }
 
-fn list_json(groups: &[GroupSummary]) -> serde_json::Value {
+fn list_json(groups: &[GroupSummary], lags: &[Option<u64>]) -> serde_json::Value {
     groups
         .iter()
-        .map(|g| {
+        .zip(lags)
+        .map(|(g, lag)| {
             json!({
                 "group": g.group,
                 "topic": g.topic,
                 "mode": mode(g.mode),
                 "members": g.members,
                 "generation": g.generation,
+                "lag": lag,
             })
         })
         .collect()
+}
+
+fn reset_text(group: &str, reset: &ResetOffsetsResponse) -> String {
+    let mut out = format!("reset group {group} on topic {}\n\n", reset.topic);
+    let mut table = Table::new(&["PARTITION", "OFFSET"]);
+    for o in &reset.offsets {
+        table.row(vec![o.partition.to_string(), o.offset.to_string()]);
+    }
+    out.push_str(&table.render());
+    out
+}
+
+fn reset_json(group: &str, reset: &ResetOffsetsResponse) -> serde_json::Value {
+    let offsets: Vec<serde_json::Value> = reset
+        .offsets
+        .iter()
+        .map(|o| json!({ "partition": o.partition, "offset": o.offset }))
+        .collect();
+    json!({ "group": group, "topic": reset.topic, "offsets": offsets })
 }
 
 fn partition_list(partitions: &[u32]) -> String {

@@ -25,6 +25,7 @@
 mod output;
 
 mod consume;
+mod datetime;
 mod dlq;
 mod follow;
 mod format;

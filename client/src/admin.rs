@@ -13,6 +13,9 @@ use protocol::ops::group::{
     DescribeGroupRequest, DescribeGroupResponse, GroupMode, GroupStart, GroupSummary,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
 };
+use protocol::ops::group_admin::{
+    DeleteGroupRequest, PurgeGroupRequest, ResetOffsetsRequest, ResetOffsetsResponse, ResetTarget,
+};
 use protocol::ops::offsets::{
     CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, PartitionOffset,
 };
@@ -280,6 +283,48 @@ impl Client {
             config: entries(config),
         });
         expect_response!(self.request(request).await?, JoinGroup)
+    }
+
+    /// Deletes group `group` with its committed offsets or queue state. Refused
+    /// (`invalid_request`) while the group has active members; needs a version-2
+    /// broker.
+    pub async fn delete_group(&self, group: &str) -> Result<(), ClientError> {
+        let request = Request::DeleteGroup(DeleteGroupRequest {
+            group: group.to_string(),
+        });
+        let _: Empty = expect_response!(self.request(request).await?, DeleteGroup)?;
+        Ok(())
+    }
+
+    /// Moves stream group `group`'s committed offsets to `to`, on `partition` or on
+    /// every partition; `topic` is the group's (or `""`), or the topic of a group that
+    /// does not exist yet. Returns the topic and the offsets now committed. Refused
+    /// while the group has active members; needs a version-2 broker.
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<u32>,
+        to: ResetTarget,
+    ) -> Result<ResetOffsetsResponse, ClientError> {
+        let request = Request::ResetOffsets(ResetOffsetsRequest {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+            to,
+        });
+        expect_response!(self.request(request).await?, ResetOffsets)
+    }
+
+    /// Drops everything queue group `group` has pending, in flight or waiting for a
+    /// retry, so that it starts at every partition's end; returns how many messages
+    /// it dropped. Refused while the group has active members; needs a version-2
+    /// broker.
+    pub async fn purge_group(&self, group: &str) -> Result<u64, ClientError> {
+        let request = Request::PurgeGroup(PurgeGroupRequest {
+            group: group.to_string(),
+        });
+        Ok(expect_response!(self.request(request).await?, PurgeGroup)?.dropped)
     }
 
     /// Deletes a partition's records below `before_offset`; returns the new log start.

@@ -20,6 +20,7 @@ use protocol::batch::{set_base_offset, BatchBuilder};
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
 use protocol::ops::fetch::{FetchRequest, FetchResponse};
 use protocol::ops::group::*;
+use protocol::ops::group_admin::*;
 use protocol::ops::handshake::{Credentials, HandshakeRequest, HandshakeResponse};
 use protocol::ops::offsets::*;
 use protocol::ops::produce::{
@@ -548,6 +549,54 @@ fn examples() -> Vec<(&'static str, Message)> {
                     }],
                 }),
             ),
+        ),
+        (
+            "DeleteGroup request",
+            req(
+                40,
+                Q::DeleteGroup(DeleteGroupRequest {
+                    group: "billing".into(),
+                }),
+            ),
+        ),
+        ("DeleteGroup response", resp(40, R::DeleteGroup(Empty))),
+        (
+            "ResetOffsets request",
+            req(
+                41,
+                Q::ResetOffsets(ResetOffsetsRequest {
+                    group: "billing".into(),
+                    topic: String::new(),
+                    partition: Some(1),
+                    to: ResetTarget::Timestamp(1_796_119_200_000),
+                }),
+            ),
+        ),
+        (
+            "ResetOffsets response",
+            resp(
+                41,
+                R::ResetOffsets(ResetOffsetsResponse {
+                    topic: "orders".into(),
+                    offsets: vec![ResetOffset {
+                        partition: 1,
+                        offset: 42,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "PurgeGroup request",
+            req(
+                42,
+                Q::PurgeGroup(PurgeGroupRequest {
+                    group: "jobs".into(),
+                }),
+            ),
+        ),
+        (
+            "PurgeGroup response",
+            resp(42, R::PurgeGroup(PurgeGroupResponse { dropped: 7 })),
         ),
         (
             "Ack request",

@@ -76,6 +76,22 @@ impl OpCode {
                 Timeout,
                 NotDurable,
             ],
+            OpCode::DeleteGroup | OpCode::PurgeGroup => &[
+                UnknownGroup,
+                InvalidRequest,
+                StorageError,
+                Timeout,
+                NotDurable,
+            ],
+            OpCode::ResetOffsets => &[
+                UnknownGroup,
+                UnknownTopic,
+                InvalidPartition,
+                InvalidRequest,
+                StorageError,
+                Timeout,
+                NotDurable,
+            ],
             OpCode::Heartbeat => &[UnknownGroup, UnknownMember],
             OpCode::LeaveGroup => &[UnknownGroup, UnknownMember],
             OpCode::CommitOffsets => &[

@@ -15,6 +15,7 @@ pub mod ack;
 pub mod errors;
 pub mod fetch;
 pub mod group;
+pub mod group_admin;
 pub mod handshake;
 pub mod offsets;
 pub mod produce;
@@ -173,6 +174,12 @@ operations! {
     ListGroups = 45, "ListGroups", since 1;
     /// Members, assignments, offsets and lag of a group.
     DescribeGroup = 46, "DescribeGroup", since 1;
+    /// Deletes a group without active members, with its commits or queue state.
+    DeleteGroup = 47, "DeleteGroup", since 2;
+    /// Moves a stream group's committed offsets (no active members).
+    ResetOffsets = 48, "ResetOffsets", since 2;
+    /// Drops a queue group's pending state so it starts at the end (no active members).
+    PurgeGroup = 49, "PurgeGroup", since 2;
     /// Acknowledges queue-mode messages.
     Ack = 50, "Ack", since 1;
     /// Rejects a queue-mode message for redelivery or dead-lettering.
@@ -344,6 +351,9 @@ messages! {
     FetchOffsets(offsets::FetchOffsetsRequest, offsets::FetchOffsetsResponse);
     ListGroups(Empty, group::ListGroupsResponse);
     DescribeGroup(group::DescribeGroupRequest, group::DescribeGroupResponse);
+    DeleteGroup(group_admin::DeleteGroupRequest, Empty);
+    ResetOffsets(group_admin::ResetOffsetsRequest, group_admin::ResetOffsetsResponse);
+    PurgeGroup(group_admin::PurgeGroupRequest, group_admin::PurgeGroupResponse);
     Ack(ack::AckRequest, Empty);
     Nack(ack::NackRequest, Empty);
     ExtendDeadline(ack::ExtendDeadlineRequest, Empty);

@@ -1,4 +1,6 @@
-//! Consumer group requests.
+//! Consumer group requests, and their administration (version 2: DeleteGroup,
+//! ResetOffsets, PurgeGroup), each of which writes one audit line (`target: "audit"`)
+//! naming the client and what changed.
 
 use protocol::ops::group::{
     DescribeGroupRequest, DescribeGroupResponse, HeartbeatRequest, HeartbeatResponse,
@@ -9,6 +11,11 @@ use protocol::ops::offsets::{
 };
 
 use std::sync::Arc;
+
+use protocol::ops::group_admin::{
+    DeleteGroupRequest, PurgeGroupRequest, PurgeGroupResponse, ResetOffset, ResetOffsetsRequest,
+    ResetOffsetsResponse, ResetTarget,
+};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -110,4 +117,57 @@ pub fn describe(
     request: DescribeGroupRequest,
 ) -> Result<DescribeGroupResponse, BrokerError> {
     broker.groups.describe(&request.group)
+}
+
+/// Deletes a group without active members, with its commits or queue state.
+pub async fn delete(
+    broker: Arc<Broker>,
+    request: DeleteGroupRequest,
+    client: Arc<str>,
+) -> Result<(), BrokerError> {
+    let topic = broker.groups.delete(&request.group).await?;
+    tracing::info!(target: "audit", op = "DeleteGroup", client = %client, group = %request.group, topic = %topic, "group deleted");
+    Ok(())
+}
+
+/// Moves a stream group's committed offsets.
+pub async fn reset_offsets(
+    broker: Arc<Broker>,
+    request: ResetOffsetsRequest,
+    client: Arc<str>,
+) -> Result<ResetOffsetsResponse, BrokerError> {
+    let (topic, offsets) = broker
+        .groups
+        .reset_offsets(
+            &request.group,
+            &request.topic,
+            request.partition,
+            request.to,
+        )
+        .await?;
+    let to = match request.to {
+        ResetTarget::Earliest => "earliest".to_string(),
+        ResetTarget::Latest => "latest".to_string(),
+        ResetTarget::Offset(offset) => format!("offset {offset}"),
+        ResetTarget::Timestamp(ms) => format!("time {ms} ms"),
+    };
+    tracing::info!(target: "audit", op = "ResetOffsets", client = %client, group = %request.group, topic = %topic, to = %to, offsets = ?offsets, "group offsets reset");
+    Ok(ResetOffsetsResponse {
+        topic,
+        offsets: offsets
+            .into_iter()
+            .map(|(partition, offset)| ResetOffset { partition, offset })
+            .collect(),
+    })
+}
+
+/// Drops a queue group's pending, in-flight and retry state: it starts at the end.
+pub async fn purge(
+    broker: Arc<Broker>,
+    request: PurgeGroupRequest,
+    client: Arc<str>,
+) -> Result<PurgeGroupResponse, BrokerError> {
+    let (topic, dropped) = broker.groups.purge(&request.group).await?;
+    tracing::info!(target: "audit", op = "PurgeGroup", client = %client, group = %request.group, topic = %topic, dropped, "queue group purged");
+    Ok(PurgeGroupResponse { dropped })
 }

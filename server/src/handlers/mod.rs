@@ -174,6 +174,17 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         Q::FetchOffsets(r) => now(groups::fetch_offsets(b, r), A::FetchOffsets),
         Q::ListGroups(Empty) => now(Ok(groups::list(b)), A::ListGroups),
         Q::DescribeGroup(r) => now(groups::describe(b, r), A::DescribeGroup),
+        Q::DeleteGroup(r) => later(groups::delete(b.clone(), r, cx.client.clone()), |()| {
+            A::DeleteGroup(Empty)
+        }),
+        Q::ResetOffsets(r) => later(
+            groups::reset_offsets(b.clone(), r, cx.client.clone()),
+            A::ResetOffsets,
+        ),
+        Q::PurgeGroup(r) => later(
+            groups::purge(b.clone(), r, cx.client.clone()),
+            A::PurgeGroup,
+        ),
         Q::Ack(r) => later(queue::ack(b.clone(), r), |()| A::Ack(Empty)),
         Q::Nack(r) => later(queue::nack(b.clone(), r), |()| A::Nack(Empty)),
         Q::ExtendDeadline(r) => now(queue::extend(b, r), |()| A::ExtendDeadline(Empty)),

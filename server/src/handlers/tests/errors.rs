@@ -128,6 +128,36 @@ fn failures() -> Vec<(Request, &'static str)> {
             produce("__traces", PartitionSelector::Any, &["x"]),
             "invalid_request",
         ),
+        (
+            Request::DeleteGroup(protocol::ops::group_admin::DeleteGroupRequest {
+                group: "nobody".into(),
+            }),
+            "unknown_group",
+        ),
+        (
+            Request::PurgeGroup(protocol::ops::group_admin::PurgeGroupRequest {
+                group: "nobody".into(),
+            }),
+            "unknown_group",
+        ),
+        (
+            Request::ResetOffsets(protocol::ops::group_admin::ResetOffsetsRequest {
+                group: "new".into(),
+                topic: "t".into(),
+                partition: Some(9),
+                to: protocol::ops::group_admin::ResetTarget::Earliest,
+            }),
+            "invalid_partition",
+        ),
+        (
+            Request::ResetOffsets(protocol::ops::group_admin::ResetOffsetsRequest {
+                group: "new".into(),
+                topic: "nope".into(),
+                partition: None,
+                to: protocol::ops::group_admin::ResetTarget::Latest,
+            }),
+            "unknown_topic",
+        ),
         (fetch("t", 5, 0), "invalid_partition"),
         (fetch("t", 0, 99), "offset_out_of_range"),
         (

@@ -1,9 +1,11 @@
 //! The request layer, driven without any socket: every family of operations through
-//! [`handle`] ([`errors`]: the error codes each can answer with; [`handover`]: stream
-//! group subscriptions following a partition from one member to another; [`idempotence`]:
-//! idempotent producers' duplicates and sequences).
+//! [`handle`] ([`errors`]: the error codes each can answer with; [`group_admin`]: the
+//! audit lines of group administration; [`handover`]: stream group subscriptions
+//! following a partition from one member to another; [`idempotence`]: idempotent
+//! producers' duplicates and sequences).
 
 mod errors;
+mod group_admin;
 mod handover;
 mod idempotence;
 
