@@ -354,6 +354,9 @@ impl QueueGroup {
     /// Records a whole-group snapshot, for compaction.
     pub(super) fn snapshot(&self) -> Result<(), BrokerError> {
         let inner = self.lock();
+        if self.is_closed() {
+            return Ok(());
+        }
         let now = Now::read(self.clock.as_ref());
         self.persist(inner.state.snapshot(now)).map(|_| ())
     }

@@ -275,7 +275,6 @@ impl Queues {
             .collect();
         self.subscriptions()
             .retain(|_, (g, _)| !Arc::ptr_eq(g, &old));
-        let wait = old.close(fresh)?;
         let group = Arc::new(QueueGroup::new(
             name,
             old.topic.clone(),
@@ -283,7 +282,10 @@ impl Queues {
             &ends,
             self.parts.clone(),
         ));
+        // The new group is listed before the old one's records are written, so a
+        // compaction that keeps only what follows those records snapshots the new one.
         self.lock().insert(name.to_string(), group.clone());
+        let wait = old.close(fresh)?;
         self.tasks.spawn(
             "queue dispatcher",
             run_dispatcher(group, self.tasks.shutdown()),
@@ -382,9 +384,12 @@ impl Queues {
 
     /// Compacts `__queue_state` if the policy says so: every group appends a snapshot
     /// and the log is truncated before the first (blocking I/O). The list of groups is
-    /// taken after the truncation point is read, so every group with events below it
-    /// is in the list (groups are never removed) and keeps its state; a group created
-    /// meanwhile has all its events above it.
+    /// taken after the truncation point is read, so every live group with events below
+    /// it is in the list and keeps its state; a group created meanwhile has all its
+    /// events above it. A group deleted or purged is out of the map before its
+    /// tombstone is written (a purge's new group in it before), so its old state either
+    /// vanishes with the truncation or is forgotten by a tombstone above it; a closed
+    /// group in the list snapshots nothing.
     pub fn compact(&self) -> Result<(), BrokerError> {
         let live = self.all();
         let snapshot_records = live.iter().map(|g| g.snapshot_records()).sum();
