@@ -158,6 +158,10 @@ impl Groups {
             let latest = request.start == GroupStart::Latest;
             self.queues
                 .ensure_group(request.group, request.topic, request.config, latest)?;
+            if latest {
+                // A new group's start is recorded; the join is answered once it is durable.
+                self.queues.wait_durable().await?;
+            }
         }
         if request.start == GroupStart::Latest && request.mode == GroupMode::Stream {
             self.pin_latest(&request, &topic).await?;

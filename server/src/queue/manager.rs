@@ -157,6 +157,23 @@ impl Queues {
             &starts,
             self.parts.clone(),
         ));
+        if latest {
+            // Where "latest" was is recorded before anything is delivered: a group
+            // without events is recreated by its next join, which would otherwise
+            // start it wherever that join says.
+            let positions = starts
+                .iter()
+                .zip(0u32..)
+                .map(|(&at, partition)| QueueEvent::Position {
+                    partition,
+                    floor: at,
+                    read: at,
+                    dead_lettered: 0,
+                })
+                .collect();
+            let _inner = group.lock();
+            group.persist(positions)?;
+        }
         self.lock().insert(name.to_string(), group.clone());
         self.tasks.spawn(
             "queue dispatcher",
@@ -292,6 +309,12 @@ impl Queues {
         );
         self.parts.log.wait_durable(wait).await?;
         Ok(dropped)
+    }
+
+    /// Returns once everything appended to `__queue_state` so far is durable.
+    pub async fn wait_durable(&self) -> Result<(), BrokerError> {
+        let end = self.parts.log.end_offset();
+        self.parts.log.wait_durable(end).await
     }
 
     /// The group, if it exists.
@@ -692,6 +715,39 @@ mod tests {
         let purged = queues.get("purged").unwrap();
         assert_eq!(purged.floor(0), Some(end), "the purge survives the restart");
         assert_eq!(purged.counts(0).in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn a_group_created_at_latest_stays_there_across_a_restart_without_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (queues, clock) = queues(dir.path(), &[]).await;
+        let partition = queues
+            .parts
+            .topics
+            .get("jobs")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        let mut builder = BatchBuilder::new();
+        builder.push(5, None, Some(b"old"), &[]).unwrap();
+        let end = partition.append(&builder.finish()).unwrap().next_offset;
+        partition
+            .wait_durable(end, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let group = queues.ensure_group("late", "jobs", &[], true).unwrap();
+        group
+            .log
+            .wait_durable(group.log.end_offset())
+            .await
+            .unwrap();
+        drop((group, queues));
+        let queues = reopen(dir.path(), clock).await;
+        let late = queues
+            .get("late")
+            .expect("restored from its recorded start");
+        assert_eq!(late.floor(0), Some(end), "the old message is not for it");
     }
 
     /// Runs one message out of its single attempt; returns the group with the
