@@ -319,3 +319,77 @@ async fn the_ack_of_a_retried_message_belongs_to_its_last_delivery() {
     );
     consumer.close().await.unwrap();
 }
+
+/// The value of attribute `key` of a span as `brokerctl trace --json` prints it.
+fn attribute<'a>(span: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .and_then(|a| a["value"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_group_fetching_and_committing_a_traced_message_leaves_deliver_and_commit_spans() {
+    let broker = Brokerd::start();
+    let addr = broker.addr().to_string();
+    let client = Client::connect(addr.clone()).await.unwrap();
+    client.create_topic("orders", 1, &[]).await.unwrap();
+    let context = new_trace();
+    let producer = client
+        .producer("orders", ProducerConfig::default())
+        .await
+        .unwrap();
+    let traced = producer
+        .send(Record::new("traced").with_trace(&context))
+        .await
+        .unwrap();
+    let plain = producer.send(Record::new("plain")).await.unwrap();
+    traced.await.unwrap();
+    plain.await.unwrap();
+    producer.close().await.unwrap();
+
+    // A reader outside any group (its own connection) is not a delivery to anyone.
+    let other = Client::connect(addr.clone()).await.unwrap();
+    let mut reader = other.partition_reader("orders", &[(0, 0)]);
+    for _ in 0..2 {
+        timeout(DEADLINE, reader.next()).await.unwrap().unwrap();
+    }
+
+    let config = client::ConsumerConfig::default().auto_commit(None);
+    let mut consumer = client.consumer("orders", "billing", config).await.unwrap();
+    for expected in ["traced", "plain"] {
+        let record = timeout(DEADLINE, consumer.next()).await.unwrap().unwrap();
+        assert_eq!(record.value.as_deref(), Some(expected.as_bytes()));
+    }
+    let trace_id = context.to_header()[3..35].to_string();
+    let spans = spans_once(&addr, &trace_id, "deliver").await;
+    assert!(
+        spans.iter().all(|s| s["name"] != "commit"),
+        "nothing committed yet: {spans:?}"
+    );
+
+    consumer.commit().await.unwrap();
+    let spans = spans_once(&addr, &trace_id, "commit").await;
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["produce", "append", "durable", "deliver", "commit"],
+        "one delivery (the group's, not the plain reader's), then its commit: {spans:?}"
+    );
+    let (produce, deliver, commit) = (&spans[0], &spans[3], &spans[4]);
+    assert_eq!(deliver["parent_id"], produce["span_id"]);
+    assert_eq!(commit["parent_id"], deliver["span_id"]);
+    assert_eq!(attribute(deliver, "group"), Some("billing"));
+    assert_eq!(
+        attribute(deliver, "member"),
+        Some(consumer.member_id().as_str())
+    );
+    assert_eq!(attribute(commit, "group"), Some("billing"));
+    assert_eq!(attribute(commit, "committed_offset"), Some("2"));
+
+    // The untraced message left no spans at all.
+    let (_, all, _) = brokerctl(&addr, &["traces", "--json"], "");
+    assert_eq!(all.lines().count(), 1, "{all}");
+    consumer.close().await.unwrap();
+}

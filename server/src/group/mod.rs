@@ -363,6 +363,23 @@ impl Groups {
         Ok(assignment(g, member_id))
     }
 
+    /// The topic a stream group reads (`None` for a queue group or no group).
+    pub fn stream_topic(&self, group: &str) -> Option<String> {
+        let groups = self.lock();
+        let g = groups.get(group)?;
+        (g.mode == GroupMode::Stream).then(|| g.topic.clone())
+    }
+
+    /// Whether `member_id` of `group` owns `partition` now (revoked from it or not:
+    /// whoever may commit it).
+    pub fn owns(&self, group: &str, member_id: &str, partition: u32) -> bool {
+        let groups = self.lock();
+        groups
+            .get(group)
+            .and_then(|g| g.member(member_id))
+            .is_some_and(|m| m.owns(partition))
+    }
+
     /// A receiver whose value moves whenever what any member of the group is told
     /// may have changed: on every rebalance, and when a released partition reaches
     /// its new owner.

@@ -1,18 +1,23 @@
-//! Fetch with long polling.
+//! Fetch with long polling, and the delivery spans of what a group member fetched.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::ops::fetch::{FetchRequest, FetchResponse};
+use storage::ReadChunk;
 
+use super::members::Membership;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
 /// Reads from `offset`; if nothing is there yet, waits up to `max_wait_ms` (at most
-/// the server's limit) for data.
+/// the server's limit) for data. `members` are the session's stream-group memberships
+/// reading the topic (usually none): the traced messages of the answer are spanned as
+/// delivered to those that own the partition.
 pub async fn fetch(
     broker: Arc<Broker>,
     request: FetchRequest,
+    members: Vec<Membership>,
 ) -> Result<FetchResponse, BrokerError> {
     let limits = &broker.config.limits;
     let topic = broker.topics.get(&request.topic)?;
@@ -24,6 +29,9 @@ pub async fn fetch(
         let chunk = partition.read(request.offset, max_bytes)?;
         let now = tokio::time::Instant::now();
         if !chunk.is_empty() || now >= deadline {
+            if !members.is_empty() && !chunk.is_empty() {
+                span_deliveries(&broker, &request, &chunk, &members);
+            }
             return Ok(FetchResponse {
                 high_watermark: partition.visible_end(),
                 log_start_offset: partition.start_offset(),
@@ -33,5 +41,38 @@ pub async fn fetch(
         partition
             .wait_for_data(request.offset, deadline - now)
             .await;
+    }
+}
+
+/// Spans the traced messages of `chunk` as delivered to each of `members` that owns
+/// the partition. The ownership check (the coordinator's lock) is made only once a
+/// traced message was found.
+fn span_deliveries(
+    broker: &Broker,
+    request: &FetchRequest,
+    chunk: &ReadChunk,
+    members: &[Membership],
+) {
+    // A fetch answers whole batches; the records below its offset are not delivered.
+    let from = request.offset.max(chunk.first_offset);
+    let traced = broker
+        .traces
+        .traced_fetch(&chunk.bytes, from, chunk.next_offset);
+    if traced.is_empty() {
+        return;
+    }
+    for m in members {
+        if broker
+            .groups
+            .owns(&m.group, &m.member_id, request.partition)
+        {
+            broker.traces.on_fetch(
+                &request.topic,
+                request.partition,
+                &traced,
+                &m.group,
+                &m.member_id,
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! naming the client and what changed.
 
 use protocol::ops::group::{
-    DescribeGroupRequest, DescribeGroupResponse, HeartbeatRequest, HeartbeatResponse,
+    DescribeGroupRequest, DescribeGroupResponse, GroupMode, HeartbeatRequest, HeartbeatResponse,
     JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse,
 };
 use protocol::ops::offsets::{
@@ -20,14 +20,18 @@ use protocol::ops::group_admin::{
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::JoinRequest;
+use crate::traces;
 
-/// Joins (or rejoins) a group.
+use super::members::SessionMembers;
+
+/// Joins (or rejoins) a group; the session remembers a stream membership.
 pub async fn join(
     broker: Arc<Broker>,
     request: JoinGroupRequest,
     client_name: Arc<str>,
+    members: SessionMembers,
 ) -> Result<JoinGroupResponse, BrokerError> {
-    broker
+    let joined = broker
         .groups
         .join(JoinRequest {
             group: &request.group,
@@ -39,19 +43,39 @@ pub async fn join(
             client_name: &client_name,
             config: &request.config,
         })
-        .await
+        .await?;
+    if request.mode == GroupMode::Stream {
+        members.record(&request.group, &joined.member_id, &request.topic);
+    }
+    Ok(joined)
 }
 
 /// Keeps a membership alive, releases what the member's applied generation revoked
 /// from it, and reports what it is told now.
+///
+/// The session learns (or forgets) the membership here too, so a client that
+/// reconnected with the member id it had is known again by its next heartbeat.
 pub fn heartbeat(
     broker: &Broker,
+    members: &SessionMembers,
     request: HeartbeatRequest,
 ) -> Result<HeartbeatResponse, BrokerError> {
-    let assignment =
-        broker
-            .groups
-            .heartbeat(&request.group, &request.member_id, request.generation)?;
+    let (group, member_id) = (&request.group, &request.member_id);
+    let assignment = match broker
+        .groups
+        .heartbeat(group, member_id, request.generation)
+    {
+        Ok(assignment) => assignment,
+        Err(error) => {
+            members.forget(group, member_id);
+            return Err(error);
+        }
+    };
+    if !members.knows(group, member_id) {
+        if let Some(topic) = broker.groups.stream_topic(group) {
+            members.record(group, member_id, &topic);
+        }
+    }
     Ok(HeartbeatResponse {
         generation: assignment.generation,
         partitions: assignment.partitions,
@@ -59,12 +83,23 @@ pub fn heartbeat(
 }
 
 /// Leaves a group.
-pub fn leave(broker: &Broker, request: LeaveGroupRequest) -> Result<(), BrokerError> {
+pub fn leave(
+    broker: &Broker,
+    members: &SessionMembers,
+    request: LeaveGroupRequest,
+) -> Result<(), BrokerError> {
+    members.forget(&request.group, &request.member_id);
     broker.groups.leave(&request.group, &request.member_id)
 }
 
-/// Commits offsets durably.
-pub async fn commit(broker: Arc<Broker>, request: CommitOffsetsRequest) -> Result<(), BrokerError> {
+/// Commits offsets durably, and records the commit spans of the traced messages it
+/// passed.
+pub async fn commit(
+    broker: Arc<Broker>,
+    request: CommitOffsetsRequest,
+    members: SessionMembers,
+) -> Result<(), BrokerError> {
+    let received_us = traces::now_us();
     let offsets: Vec<(u32, u64)> = request
         .offsets
         .iter()
@@ -83,7 +118,14 @@ pub async fn commit(broker: Arc<Broker>, request: CommitOffsetsRequest) -> Resul
             &request.topic,
             &offsets,
         )
-        .await
+        .await?;
+    if !members.knows(&request.group, &request.member_id) {
+        members.record(&request.group, &request.member_id, &request.topic);
+    }
+    broker
+        .traces
+        .on_commit(&request.group, &request.topic, &offsets, received_us);
+    Ok(())
 }
 
 /// Committed offsets of every partition of the topic.

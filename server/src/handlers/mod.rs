@@ -17,6 +17,7 @@
 
 pub mod fetch;
 pub mod groups;
+pub mod members;
 pub mod produce;
 pub mod publish;
 pub mod queue;
@@ -36,6 +37,7 @@ use crate::broker::Broker;
 use crate::delivery::Pushes;
 use crate::error::BrokerError;
 use crate::subscription::Subscriptions;
+use members::SessionMembers;
 
 /// A request's answer.
 pub type Answer = Result<Response, BrokerError>;
@@ -92,6 +94,9 @@ pub struct Context {
     pub subscriptions: Subscriptions,
     /// Where the session's pushed deliveries go.
     pub pushes: Pushes,
+    /// The stream-group memberships the session holds, so its fetches can be spanned
+    /// as deliveries to them.
+    pub members: SessionMembers,
 }
 
 impl Context {
@@ -103,6 +108,7 @@ impl Context {
             version,
             subscriptions: Subscriptions::new(limit),
             pushes,
+            members: SessionMembers::default(),
         }
     }
 }
@@ -163,14 +169,22 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         Q::Produce(r) => produce::produce(b, r),
         Q::InitProducer(Empty) => later(produce::init_producer(b.clone()), A::InitProducer),
         Q::Publish(r) => publish::publish(b, r),
-        Q::Fetch(r) => later(fetch::fetch(b.clone(), r), A::Fetch),
+        Q::Fetch(r) => {
+            let members = cx.members.reading(&r.topic);
+            later(fetch::fetch(b.clone(), r, members), A::Fetch)
+        }
         Q::Subscribe(r) => now(subscribe::subscribe(b, cx, r), A::Subscribe),
         Q::Credit(r) => now(subscribe::credit(cx, r), |()| A::Credit(Empty)),
         Q::Unsubscribe(r) => now(subscribe::unsubscribe(cx, r), |()| A::Unsubscribe(Empty)),
-        Q::JoinGroup(r) => later(groups::join(b.clone(), r, cx.client.clone()), A::JoinGroup),
-        Q::Heartbeat(r) => now(groups::heartbeat(b, r), A::Heartbeat),
-        Q::LeaveGroup(r) => now(groups::leave(b, r), |()| A::LeaveGroup(Empty)),
-        Q::CommitOffsets(r) => later(groups::commit(b.clone(), r), |()| A::CommitOffsets(Empty)),
+        Q::JoinGroup(r) => later(
+            groups::join(b.clone(), r, cx.client.clone(), cx.members.clone()),
+            A::JoinGroup,
+        ),
+        Q::Heartbeat(r) => now(groups::heartbeat(b, &cx.members, r), A::Heartbeat),
+        Q::LeaveGroup(r) => now(groups::leave(b, &cx.members, r), |()| A::LeaveGroup(Empty)),
+        Q::CommitOffsets(r) => later(groups::commit(b.clone(), r, cx.members.clone()), |()| {
+            A::CommitOffsets(Empty)
+        }),
         Q::FetchOffsets(r) => now(groups::fetch_offsets(b, r), A::FetchOffsets),
         Q::ListGroups(Empty) => now(Ok(groups::list(b)), A::ListGroups),
         Q::DescribeGroup(r) => now(groups::describe(b, r), A::DescribeGroup),

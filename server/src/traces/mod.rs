@@ -5,21 +5,30 @@
 //! [`on_durable`](Traces::on_durable), [`on_route`](Traces::on_route),
 //! [`on_deliver`](Traces::on_deliver), [`on_ack`](Traces::on_ack),
 //! [`on_nack`](Traces::on_nack), [`on_retry`](Traces::on_retry),
-//! [`on_dead_letter`](Traces::on_dead_letter)), so every call site is one line and the
-//! span names, ids ([`ids`]) and attributes are decided here only.
+//! [`on_dead_letter`](Traces::on_dead_letter), [`on_fetch`](Traces::on_fetch),
+//! [`on_commit`](Traces::on_commit)), so every call site is one line and the span
+//! names, ids ([`ids`]) and attributes are decided here only.
 //!
 //! Recording never waits: spans go into a bounded queue with `try_send` (when it is
 //! full they are dropped and counted), and a writer task ([`writer`]) appends them to
 //! `__traces` in batches. Messages without a `traceparent` cost a header scan
-//! ([`scan`]) and nothing else.
+//! ([`scan`]) and nothing else; a batch that does not contain the header's name at all
+//! is passed over by one `memmem`.
+//!
+//! Stream groups reading by Fetch get a `deliver` span when a member's fetch returns a
+//! traced message, and a `commit` span when the group commits past it: the messages
+//! between the two are remembered in [`uncommitted`], bounded.
 
 pub mod ids;
 pub mod scan;
 mod span;
+pub mod uncommitted;
 mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::ops::subscribe::Delivery;
@@ -33,6 +42,7 @@ use crate::tasks::Tasks;
 use crate::topics::{TopicConfig, Topics};
 pub use scan::Traced;
 pub use span::{At, Recipient, RoutedTo, SpanName, TracedAppend};
+use uncommitted::{Delivered, Uncommitted};
 
 /// Spans waiting to be written, at most; more are dropped (and counted).
 pub const SPAN_QUEUE: usize = 16_384;
@@ -66,6 +76,11 @@ pub struct Traces {
     /// Of the messages whose `traceparent` is not flagged sampled, how many per
     /// million are traced anyway (decided by trace id, so a whole trace is in or out).
     sample_per_million: u64,
+    /// Traced messages fetched by stream groups, waiting for their commit.
+    uncommitted: Mutex<Uncommitted>,
+    /// `uncommitted`'s length, read without the lock: a commit while nothing traced
+    /// waits costs one atomic load.
+    uncommitted_len: AtomicUsize,
 }
 
 impl Traces {
@@ -94,7 +109,13 @@ impl Traces {
             spans,
             dropped: AtomicU64::new(0),
             sample_per_million,
+            uncommitted: Mutex::new(Uncommitted::default()),
+            uncommitted_len: AtomicUsize::new(0),
         }))
+    }
+
+    fn uncommitted(&self) -> MutexGuard<'_, Uncommitted> {
+        self.uncommitted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the broker records spans for a message with this context: always when
@@ -321,6 +342,117 @@ impl Traces {
             );
         }
         found
+    }
+
+    /// The wanted traced messages of a fetch's answer whose offsets are in
+    /// `[from, to)` (a fetch answers whole batches; those below its offset are not
+    /// delivered).
+    pub fn traced_fetch(&self, batches: &Bytes, from: u64, to: u64) -> Vec<Traced> {
+        let mut found = scan::traced_in(batches, from, to);
+        found.retain(|t| self.wants(&t.context));
+        found
+    }
+
+    /// Member `member` of stream group `group` fetched these traced messages of
+    /// `topic`'s `partition` (from [`traced_fetch`](Self::traced_fetch)): a `deliver`
+    /// span below each one's `produce`, unless the group was delivered it before and
+    /// has not committed past it since. Remembered for [`on_commit`](Self::on_commit).
+    pub fn on_fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        traced: &[Traced],
+        group: &str,
+        member: &str,
+    ) {
+        if traced.is_empty() {
+            return;
+        }
+        let now = now_us();
+        for t in traced {
+            let delivered = {
+                let mut uncommitted = self.uncommitted();
+                let d = uncommitted.delivered(group, topic, partition, t.offset, t.context);
+                self.uncommitted_len
+                    .store(uncommitted.len(), Ordering::Relaxed);
+                d
+            };
+            if delivered == Delivered::Again {
+                continue;
+            }
+            let at = At {
+                topic,
+                partition,
+                offset: t.offset,
+            };
+            let parent = ids::produce(&t.context, at);
+            let mut attributes = at.attributes();
+            attributes.extend([
+                ("group".into(), group.into()),
+                ("member".into(), member.into()),
+                ("attempt".into(), "1".into()),
+            ]);
+            let id = ids::deliver(&t.context, group, at, 1);
+            self.record(
+                &t.context,
+                id,
+                parent,
+                SpanName::Deliver,
+                now,
+                now,
+                attributes,
+            );
+        }
+    }
+
+    /// Stream group `group` committed `offsets` (partition, next offset to read) of
+    /// `topic`, received at `received_us` and durable now: a `commit` span below the
+    /// `deliver` of each traced message the commit passed.
+    pub fn on_commit(&self, group: &str, topic: &str, offsets: &[(u32, u64)], received_us: u64) {
+        if self.uncommitted_len.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let passed: Vec<(u32, Vec<(u64, TraceParent)>)> = {
+            let mut uncommitted = self.uncommitted();
+            let passed = offsets
+                .iter()
+                .map(|&(p, offset)| (p, uncommitted.committed(group, topic, p, offset)))
+                .filter(|(_, messages)| !messages.is_empty())
+                .collect();
+            self.uncommitted_len
+                .store(uncommitted.len(), Ordering::Relaxed);
+            passed
+        };
+        let now = now_us();
+        for (partition, messages) in passed {
+            let committed = offsets
+                .iter()
+                .find(|(p, _)| *p == partition)
+                .map_or(0, |(_, o)| *o);
+            for (offset, context) in messages {
+                let at = At {
+                    topic,
+                    partition,
+                    offset,
+                };
+                let parent = ids::deliver(&context, group, at, 1);
+                let id = ids::child(&context, b"commit", &parent);
+                let mut attributes = at.attributes();
+                attributes.extend([
+                    ("group".into(), group.into()),
+                    ("committed_offset".into(), committed.to_string()),
+                ]);
+                self.record(
+                    &context,
+                    id,
+                    parent,
+                    SpanName::Commit,
+                    received_us.min(now),
+                    now,
+                    attributes,
+                );
+            }
+        }
     }
 
     /// Delivery number `attempt` of a message to `group` was acked.

@@ -1,7 +1,12 @@
 //! Finding the traced records of a batch: a scan of record headers for a valid
-//! `traceparent`. A message without one costs this scan and nothing else.
+//! `traceparent`. A message without one costs this scan and nothing else, and a batch
+//! in which the header's name does not occur at all (the common case) costs one
+//! `memmem` over its bytes, which is several times cheaper than walking its records.
+
+use std::sync::OnceLock;
 
 use bytes::Bytes;
+use memchr::memmem;
 use protocol::batch::{split_batches, BatchHeader, BatchView};
 use protocol::trace::{TraceParent, TRACEPARENT_HEADER};
 
@@ -18,6 +23,9 @@ pub struct Traced {
 /// are in `[from, to)`.
 pub fn traced_records(batch: &[u8], base_offset: u64, from: u64, to: u64) -> Vec<Traced> {
     let mut out = Vec::new();
+    if header_name().find(batch).is_none() {
+        return out; // no record can have the header: skip the walk
+    }
     let Ok(view) = BatchView::new(batch) else {
         return out;
     };
@@ -39,9 +47,19 @@ pub fn traced_records(batch: &[u8], base_offset: u64, from: u64, to: u64) -> Vec
     out
 }
 
+/// The searcher for the header's name, built once: building one per batch would cost
+/// more than searching a small batch.
+fn header_name() -> &'static memmem::Finder<'static> {
+    static FINDER: OnceLock<memmem::Finder<'static>> = OnceLock::new();
+    FINDER.get_or_init(|| memmem::Finder::new(TRACEPARENT_HEADER.as_bytes()))
+}
+
 /// The traced records of a run of concatenated stored batches.
 pub fn traced_in(batches: &Bytes, from: u64, to: u64) -> Vec<Traced> {
     let mut out = Vec::new();
+    if header_name().find(batches).is_none() {
+        return out; // one search over the whole run instead of one per batch
+    }
     for batch in split_batches(batches.clone()).flatten() {
         let base = BatchHeader::parse(&batch)
             .map(|h| h.base_offset)

@@ -25,6 +25,8 @@ pub enum SpanName {
     Retry,
     /// The copy to the dead-letter topic.
     DeadLetter,
+    /// A stream group's commit of an offset past a message it fetched.
+    Commit,
 }
 
 impl SpanName {
@@ -40,6 +42,7 @@ impl SpanName {
             SpanName::Nack => "nack",
             SpanName::Retry => "retry",
             SpanName::DeadLetter => "dead-letter",
+            SpanName::Commit => "commit",
         }
     }
 }

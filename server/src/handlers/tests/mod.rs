@@ -288,6 +288,69 @@ async fn a_stream_group_joins_commits_and_reads_its_offsets() {
 }
 
 #[tokio::test]
+async fn a_session_learns_its_stream_memberships_from_join_heartbeat_and_commit() {
+    let mut t = TestBroker::new();
+    t.ok(create("orders", 1, &[])).await;
+    t.ok(create("jobs", 1, &[])).await;
+    let (member_id, generation, _) =
+        member(t.ok(join("billing", "orders", GroupMode::Stream)).await);
+    member(t.ok(join("workers", "jobs", GroupMode::Queue)).await);
+    assert!(t.cx.members.knows("billing", &member_id));
+    assert!(
+        t.cx.members.reading("jobs").is_empty(),
+        "queue groups do not fetch"
+    );
+
+    // A reconnected client goes on with its member id on a new session: its next
+    // heartbeat (or commit) teaches the session the membership.
+    let beat = Request::Heartbeat(HeartbeatRequest {
+        group: "billing".into(),
+        member_id: member_id.clone(),
+        generation,
+    });
+    let (mut second, _pushes) = t.session("test/2");
+    assert!(second.members.reading("orders").is_empty());
+    t.ok_in(&mut second, beat.clone()).await;
+    let reading = second.members.reading("orders");
+    assert_eq!(reading.len(), 1);
+    assert_eq!(&*reading[0].member_id, member_id);
+    let (mut third, _pushes) = t.session("test/3");
+    t.ok_in(
+        &mut third,
+        Request::CommitOffsets(CommitOffsetsRequest {
+            group: "billing".into(),
+            member_id: member_id.clone(),
+            generation,
+            topic: "orders".into(),
+            offsets: vec![PartitionOffset {
+                partition: 0,
+                offset: 0,
+            }],
+        }),
+    )
+    .await;
+    assert!(third.members.knows("billing", &member_id));
+
+    // Leaving forgets it; so does the coordinator saying the member is gone.
+    t.ok(Request::LeaveGroup(LeaveGroupRequest {
+        group: "billing".into(),
+        member_id: member_id.clone(),
+    }))
+    .await;
+    assert!(!t.cx.members.knows("billing", &member_id));
+    assert!(call_in_session(&t, &mut second, beat).await.is_err());
+    assert!(!second.members.knows("billing", &member_id));
+}
+
+async fn call_in_session(
+    t: &TestBroker,
+    cx: &mut super::Context,
+    request: Request,
+) -> super::Answer {
+    super::handle(&t.broker, cx, request).answer().await
+}
+
+#[tokio::test]
 async fn a_queue_member_gets_deliveries_and_settles_them() {
     let mut t = TestBroker::new();
     t.ok(create("jobs", 1, &[])).await;
