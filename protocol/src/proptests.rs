@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use crate::batch::{split_batches, BatchBuilder, BatchView};
 use crate::ops::produce::PRODUCER_SINCE;
+use crate::ops::subscribe::StartPosition;
 use crate::{
     FrameDecoder, Message, OpCode, Request, Response, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
 };
@@ -63,6 +64,12 @@ fn encode_in(msg: &Message, version: u16) -> BytesMut {
 /// round-trip unchanged at that version.
 fn defined_in(msg: &Message, version: u16) -> bool {
     match msg {
+        Message::Request {
+            request: Request::Subscribe(subscribe),
+            ..
+        } if matches!(subscribe.start, StartPosition::Timestamp(_)) => {
+            version >= crate::ops::subscribe::TIMESTAMP_SINCE
+        }
         Message::Request { request, .. } => {
             request.op_code().since() <= version
                 && match request {

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 use protocol::batch::{set_base_offset, BatchBuilder};
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
-use protocol::ops::fetch::{FetchRequest, FetchResponse};
+use protocol::ops::fetch::{
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, PartitionTime,
+};
 use protocol::ops::group::*;
 use protocol::ops::group_admin::*;
 use protocol::ops::handshake::{Credentials, HandshakeRequest, HandshakeResponse};
@@ -332,6 +334,31 @@ fn examples() -> Vec<(&'static str, Message)> {
             ),
         ),
         (
+            "ListOffsets request",
+            req(
+                15,
+                Q::ListOffsets(ListOffsetsRequest {
+                    topic: "orders".into(),
+                    partitions: vec![PartitionTime {
+                        partition: 1,
+                        timestamp_ms: 1_796_119_200_000,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "ListOffsets response",
+            resp(
+                15,
+                R::ListOffsets(ListOffsetsResponse {
+                    offsets: vec![PartitionOffset {
+                        partition: 1,
+                        offset: 42,
+                    }],
+                }),
+            ),
+        ),
+        (
             "Subscribe request",
             req(
                 8,
@@ -339,6 +366,19 @@ fn examples() -> Vec<(&'static str, Message)> {
                     topic: "orders".into(),
                     target: SubscribeTarget::Partition(1),
                     start: StartPosition::Offset(42),
+                    credit_messages: 100,
+                    credit_bytes: 1 << 20,
+                }),
+            ),
+        ),
+        (
+            "Subscribe by time request (version 2)",
+            req(
+                8,
+                Q::Subscribe(SubscribeRequest {
+                    topic: "orders".into(),
+                    target: SubscribeTarget::Partition(1),
+                    start: StartPosition::Timestamp(1_796_119_200_000),
                     credit_messages: 100,
                     credit_bytes: 1 << 20,
                 }),

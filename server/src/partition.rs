@@ -454,6 +454,21 @@ impl Partition {
         }
     }
 
+    /// Where a reader seeking to `timestamp_ms` starts: the first offset
+    /// [`read`](Self::read) can return whose record timestamp is at or after it, or
+    /// the visible end if every readable record is older (so a seek past the end waits
+    /// for new records, like `latest`). Record timestamps are the producers' (the time
+    /// index holds them; the broker never rewrites a batch), so with timestamps out of
+    /// order some records after the answer may be older than `timestamp_ms`.
+    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<u64, BrokerError> {
+        let reader = self.reader()?;
+        let end = self.visible_end();
+        let found = reader.offset_for_time(timestamp_ms)?;
+        let offset = found.map_or(end, |o| o.min(end));
+        debug_assert!(offset >= reader.start_offset().min(end));
+        Ok(offset)
+    }
+
     /// End of what [`read`](Self::read) can return.
     pub fn visible_end(&self) -> u64 {
         let Some(reader) = &self.reader else { return 0 };

@@ -209,6 +209,7 @@ fn start_position(partition: &Partition, start: StartPosition) -> Result<u64, Br
             }
             offset
         }
+        StartPosition::Timestamp(timestamp_ms) => partition.offset_for_time(timestamp_ms)?,
     })
 }
 

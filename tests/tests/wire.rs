@@ -81,6 +81,78 @@ fn clients_of_version_1_and_2_are_served_side_by_side() {
 }
 
 #[test]
+fn seek_by_time_is_version_2_only() {
+    use protocol::ops::fetch::{ListOffsetsRequest, PartitionTime};
+    use protocol::ops::subscribe::{StartPosition, SubscribeRequest, SubscribeTarget};
+    let broker = Brokerd::start();
+    let mut old = Raw::handshaken_at(broker.addr(), &[1]);
+    let mut new = Raw::handshaken_at(broker.addr(), &[1, 2]);
+    create_topic(&mut new, "t", 1);
+    produce(&mut new, "t", b"stamped at 1 ms");
+    let list = Request::ListOffsets(ListOffsetsRequest {
+        topic: "t".into(),
+        partitions: vec![PartitionTime {
+            partition: 0,
+            timestamp_ms: 1,
+        }],
+    });
+    match new.call(list.clone()) {
+        Message::Response {
+            response: Response::ListOffsets(answer),
+            ..
+        } => assert_eq!(answer.offsets[0].offset, 0),
+        other => panic!("{other:?}"),
+    }
+    let subscribe = Request::Subscribe(SubscribeRequest {
+        topic: "t".into(),
+        target: SubscribeTarget::Partition(0),
+        start: StartPosition::Timestamp(2),
+        credit_messages: 10,
+        credit_bytes: 1 << 20,
+    });
+    assert!(matches!(
+        new.call(subscribe.clone()),
+        Message::Response {
+            response: Response::Subscribe(_),
+            ..
+        }
+    ));
+
+    // Version 1 has neither: the operation is unknown, and tag 3 does not decode.
+    let mut frame = BytesMut::new();
+    Message::Request {
+        correlation_id: 5,
+        request: list,
+    }
+    .encode(2, &mut frame)
+    .unwrap();
+    frame[4..6].copy_from_slice(&1u16.to_le_bytes());
+    old.send_bytes(&frame);
+    let answer = old.receive().unwrap();
+    assert_eq!(
+        error_code(&answer),
+        Some(ErrorCode::UnknownOperation),
+        "{answer:?}"
+    );
+    let mut frame = BytesMut::new();
+    Message::Request {
+        correlation_id: 6,
+        request: subscribe,
+    }
+    .encode(2, &mut frame)
+    .unwrap();
+    frame[4..6].copy_from_slice(&1u16.to_le_bytes());
+    old.send_bytes(&frame);
+    let answer = old.receive().unwrap();
+    assert_eq!(answer.correlation_id(), 6);
+    assert_eq!(
+        error_code(&answer),
+        Some(ErrorCode::MalformedFrame),
+        "{answer:?}"
+    );
+}
+
+#[test]
 fn produce_fetch_and_errors_over_raw_frames() {
     let broker = Brokerd::start();
     let mut raw = Raw::handshaken(broker.addr());

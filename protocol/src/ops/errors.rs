@@ -57,6 +57,7 @@ impl OpCode {
                 OffsetOutOfRange,
                 StorageError,
             ],
+            OpCode::ListOffsets => &[UnknownTopic, InvalidPartition, StorageError],
             OpCode::Subscribe => &[
                 UnknownTopic,
                 InvalidPartition,

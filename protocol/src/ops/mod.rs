@@ -152,6 +152,8 @@ operations! {
     Fetch = 21, "Fetch", since 1;
     /// Allocates an idempotent producer's id.
     InitProducer = 22, "InitProducer", since 2;
+    /// Per partition, the first offset at or after a time.
+    ListOffsets = 25, "ListOffsets", since 2;
     /// Opens a push subscription.
     Subscribe = 30, "Subscribe", since 1;
     /// Grants a subscription more credit.
@@ -341,6 +343,7 @@ messages! {
     Produce(produce::ProduceRequest, produce::ProduceResponse);
     Fetch(fetch::FetchRequest, fetch::FetchResponse);
     InitProducer(Empty, produce::InitProducerResponse);
+    ListOffsets(fetch::ListOffsetsRequest, fetch::ListOffsetsResponse);
     Subscribe(subscribe::SubscribeRequest, subscribe::SubscribeResponse);
     Credit(subscribe::CreditRequest, Empty);
     Unsubscribe(subscribe::UnsubscribeRequest, Empty);

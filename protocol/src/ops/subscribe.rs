@@ -29,6 +29,9 @@ pub enum SubscribeTarget {
     },
 }
 
+/// The protocol version that introduced [`StartPosition::Timestamp`].
+pub const TIMESTAMP_SINCE: u16 = 2;
+
 /// Where a partition subscription starts. Group subscriptions start at the group's
 /// committed offsets and ignore this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,10 @@ pub enum StartPosition {
     Latest,
     /// This offset (tag 2, then `u64`).
     Offset(u64),
+    /// The first record whose timestamp is at or after this time, in milliseconds
+    /// since the epoch; the end if every record is older (tag 3, then `i64`; version 2).
+    /// Timestamps are the records' own, as their producers set them.
+    Timestamp(i64),
 }
 
 /// Opens a subscription.
@@ -111,7 +118,7 @@ pub struct Delivery {
 }
 
 impl Body for SubscribeRequest {
-    fn encode(&self, buf: &mut BytesMut, _version: u16) -> Result<(), EncodeError> {
+    fn encode(&self, buf: &mut BytesMut, version: u16) -> Result<(), EncodeError> {
         wire::put_string(buf, "topic", &self.topic)?;
         match &self.target {
             SubscribeTarget::Partition(p) => {
@@ -130,6 +137,17 @@ impl Body for SubscribeRequest {
             StartPosition::Offset(o) => {
                 buf.put_u8(2);
                 buf.put_u64_le(o);
+            }
+            StartPosition::Timestamp(ms) => {
+                if version < TIMESTAMP_SINCE {
+                    return Err(EncodeError::NotInVersion {
+                        what: "a start position by timestamp",
+                        since: TIMESTAMP_SINCE,
+                        version,
+                    });
+                }
+                buf.put_u8(3);
+                buf.put_i64_le(ms);
             }
         }
         buf.put_u32_le(self.credit_messages);
@@ -156,6 +174,10 @@ impl Body for SubscribeRequest {
             0 => StartPosition::Earliest,
             1 => StartPosition::Latest,
             2 => StartPosition::Offset(r.u64("start offset")?),
+            // A version-1 connection has no tag 3: as undefined as any other.
+            3 if r.version() >= TIMESTAMP_SINCE => {
+                StartPosition::Timestamp(r.u64("start timestamp_ms")? as i64)
+            }
             other => {
                 return Err(DecodeError::InvalidValue {
                     what: "start position",
@@ -235,5 +257,59 @@ impl Body for Delivery {
             attempt: r.u32("attempt")?,
             batches: r.bytes("batches")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_time(timestamp_ms: i64) -> SubscribeRequest {
+        SubscribeRequest {
+            topic: "events".into(),
+            target: SubscribeTarget::Partition(0),
+            start: StartPosition::Timestamp(timestamp_ms),
+            credit_messages: 10,
+            credit_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn a_start_by_timestamp_is_version_2_only() {
+        let request = at_time(1_796_119_200_000);
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            request.encode(&mut buf, 1),
+            Err(EncodeError::NotInVersion {
+                what: "a start position by timestamp",
+                since: 2,
+                version: 1
+            }),
+            "never sent to a version-1 broker"
+        );
+        let mut buf = BytesMut::new();
+        request.encode(&mut buf, 2).unwrap();
+        let body = buf.freeze();
+        let mut r = Reader::new(body.clone(), 2);
+        assert_eq!(SubscribeRequest::decode(&mut r).unwrap(), request);
+        r.finish().unwrap();
+        // The same bytes on a version-1 connection: tag 3 is undefined there.
+        let mut r = Reader::new(body, 1);
+        assert_eq!(
+            SubscribeRequest::decode(&mut r),
+            Err(DecodeError::InvalidValue {
+                what: "start position",
+                value: 3
+            })
+        );
+    }
+
+    #[test]
+    fn negative_timestamps_round_trip() {
+        let request = at_time(-1);
+        let mut buf = BytesMut::new();
+        request.encode(&mut buf, 2).unwrap();
+        let mut r = Reader::new(buf.freeze(), 2);
+        assert_eq!(SubscribeRequest::decode(&mut r).unwrap(), request);
     }
 }

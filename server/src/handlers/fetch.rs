@@ -1,9 +1,11 @@
-//! Fetch with long polling, and the delivery spans of what a group member fetched.
+//! Fetch with long polling, and the delivery spans of what a group member fetched;
+//! ListOffsets, where to fetch from to read from a point in time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::ops::fetch::{FetchRequest, FetchResponse};
+use protocol::ops::fetch::{FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse};
+use protocol::ops::offsets::PartitionOffset;
 use storage::ReadChunk;
 
 use super::members::Membership;
@@ -75,4 +77,25 @@ fn span_deliveries(
             );
         }
     }
+}
+
+/// Per partition asked about, where to fetch from to read from its time on
+/// ([`Partition::offset_for_time`](crate::partition::Partition::offset_for_time)).
+pub fn list_offsets(
+    broker: &Broker,
+    request: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, BrokerError> {
+    let topic = broker.topics.get(&request.topic)?;
+    let offsets = request
+        .partitions
+        .iter()
+        .map(|asked| {
+            let partition = topic.partition(asked.partition)?;
+            Ok(PartitionOffset {
+                partition: asked.partition,
+                offset: partition.offset_for_time(asked.timestamp_ms)?,
+            })
+        })
+        .collect::<Result<Vec<_>, BrokerError>>()?;
+    Ok(ListOffsetsResponse { offsets })
 }

@@ -173,6 +173,7 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             let members = cx.members.reading(&r.topic);
             later(fetch::fetch(b.clone(), r, members), A::Fetch)
         }
+        Q::ListOffsets(r) => now(fetch::list_offsets(b, r), A::ListOffsets),
         Q::Subscribe(r) => now(subscribe::subscribe(b, cx, r), A::Subscribe),
         Q::Credit(r) => now(subscribe::credit(cx, r), |()| A::Credit(Empty)),
         Q::Unsubscribe(r) => now(subscribe::unsubscribe(cx, r), |()| A::Unsubscribe(Empty)),
