@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use crate::follow::{self, Outage};
 use crate::format::{parse_format, Format};
 use crate::output::Lines;
+use crate::when;
 
 /// Session timeout of brokerctl's group membership: short, so that a killed
 /// brokerctl gives its partitions back quickly.
@@ -37,9 +38,11 @@ pub struct ConsumeArgs {
     /// Read as a member of this consumer group, committing what was printed.
     #[arg(long)]
     group: Option<String>,
-    /// Where to start: earliest, latest or an offset (every partition). With --group,
-    /// only for partitions where the group has no committed offset.
-    #[arg(long, visible_alias = "offset", value_name = "earliest|latest|OFFSET", default_value = "earliest", value_parser = parse_from)]
+    /// Where to start: earliest, latest, an offset (every partition), or a time: the
+    /// first record stamped at or after an RFC 3339 time (2026-12-01T10:00:00Z) or a
+    /// time ago (-10m; units s, m, h, d). With --group, only for partitions where the
+    /// group has no committed offset.
+    #[arg(long, visible_alias = "offset", value_name = "earliest|latest|OFFSET|TIME|-AGE", default_value = "earliest", value_parser = parse_from, allow_hyphen_values = true)]
     from: StartFrom,
     /// Read only this partition (with --offset N: from offset N). Not with --group.
     #[arg(long, value_name = "P", conflicts_with = "group")]
@@ -70,10 +73,20 @@ fn parse_from(s: &str) -> Result<StartFrom, String> {
     match s {
         "earliest" => Ok(StartFrom::Earliest),
         "latest" => Ok(StartFrom::Latest),
-        offset => offset
+        other => other
             .parse()
             .map(StartFrom::Offset)
-            .map_err(|_| format!("expected earliest, latest or an offset, got {s:?}")),
+            .or_else(|_| {
+                when::parse(other)
+                    .map(|when| StartFrom::Timestamp(when.to_ms(when::now_ms())))
+                    .ok_or(())
+            })
+            .map_err(|()| {
+                format!(
+                    "expected earliest, latest, an offset, an RFC 3339 time \
+                     (2026-12-01T10:00:00Z) or a time ago (-10m; s, m, h, d), got {s:?}"
+                )
+            }),
     }
 }
 
@@ -166,11 +179,16 @@ pub async fn run(client: &Client, args: ConsumeArgs, json: bool) -> anyhow::Resu
                         StartFrom::Earliest => p.start_offset,
                         StartFrom::Latest => p.end_offset,
                         StartFrom::Offset(o) => o,
+                        StartFrom::Timestamp(_) => p.start_offset, // sought below
                     };
                     (p.partition, offset)
                 })
                 .collect();
-            Source::Direct(client.partition_reader(&args.topic, &positions))
+            let mut reader = client.partition_reader(&args.topic, &positions);
+            if let StartFrom::Timestamp(timestamp_ms) = args.from {
+                reader.seek_to_time(timestamp_ms).await?;
+            }
+            Source::Direct(reader)
         }
     };
 

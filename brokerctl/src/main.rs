@@ -38,6 +38,7 @@ mod stats;
 mod table;
 mod topics;
 mod traces;
+mod when;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -17,9 +17,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use protocol::ops::fetch::FetchResponse;
+use protocol::ops::fetch::{FetchResponse, ListOffsetsRequest, PartitionTime};
+use protocol::ops::{Request, Response};
 use protocol::ErrorCode;
 
+use crate::admin::expect_response;
 use crate::connection::Client;
 use crate::error::ClientError;
 use crate::records::{decode_records, ConsumerRecord};
@@ -104,6 +106,23 @@ impl Fetcher {
                 buffered_chunks: 0,
             },
         );
+    }
+
+    /// The partitions being read, sorted.
+    pub(crate) fn partitions(&self) -> Vec<u32> {
+        let mut partitions: Vec<u32> = self.partitions.keys().copied().collect();
+        partitions.sort_unstable();
+        partitions
+    }
+
+    /// The topic read.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The client fetches go through.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Stops reading `partition` and drops what was fetched from it and not read.
@@ -273,7 +292,67 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Per partition of `topic` asked about, the first offset whose record timestamp
+    /// is at or after `timestamp_ms` (milliseconds since the epoch), or the
+    /// partition's end if every record is older: where to read from to see what was
+    /// produced from then on. The timestamps are the records' own, as their producers
+    /// set them (the [`Producer`](crate::Producer) stamps each record when it is sent,
+    /// unless it carries one). Needs protocol version 2 (a broker speaking only 1
+    /// answers `unknown_operation`).
+    pub async fn offsets_for_time(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        timestamp_ms: i64,
+    ) -> Result<Vec<(u32, u64)>, ClientError> {
+        let request = Request::ListOffsets(ListOffsetsRequest {
+            topic: topic.to_string(),
+            partitions: partitions
+                .iter()
+                .map(|&partition| PartitionTime {
+                    partition,
+                    timestamp_ms,
+                })
+                .collect(),
+        });
+        let answer = expect_response!(self.request(request).await?, ListOffsets)?;
+        Ok(answer
+            .offsets
+            .iter()
+            .map(|o| (o.partition, o.offset))
+            .collect())
+    }
+}
+
 impl PartitionReader {
+    /// Moves every partition the reader reads to the first record at or after
+    /// `timestamp_ms` (see [`Client::offsets_for_time`]), dropping what was fetched
+    /// and not read yet.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {
+    /// let mut reader = client.partition_reader("orders", &[(0, 0), (1, 0)]);
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    /// let ten_minutes_ago = now.as_millis() as i64 - 10 * 60 * 1000;
+    /// reader.seek_to_time(ten_minutes_ago).await?;
+    /// let record = reader.next().await?; // the first of partition 0 or 1 since then
+    /// # Ok(()) }
+    /// ```
+    pub async fn seek_to_time(&mut self, timestamp_ms: i64) -> Result<(), ClientError> {
+        let partitions = self.fetcher.partitions();
+        let offsets = self
+            .fetcher
+            .client()
+            .offsets_for_time(self.fetcher.topic(), &partitions, timestamp_ms)
+            .await?;
+        // Only after the last `.await`: a cancelled seek changes nothing.
+        for (partition, offset) in offsets {
+            self.fetcher.assign(partition, offset);
+        }
+        Ok(())
+    }
+
     /// The next record of any of the partitions, waiting for one as long as it takes
     /// (wrap it in `tokio::time::timeout` to bound the wait; that loses nothing).
     pub async fn next(&mut self) -> Result<ConsumerRecord, ClientError> {

@@ -210,9 +210,20 @@ impl Consumer {
             .into_iter()
             .map(|c| (c.partition, c.offset))
             .collect();
-        let needs_bounds = partitions
+        let uncommitted: Vec<u32> = partitions
             .iter()
-            .any(|p| committed.get(p).copied().flatten().is_none());
+            .copied()
+            .filter(|p| committed.get(p).copied().flatten().is_none())
+            .collect();
+        let needs_bounds = !uncommitted.is_empty();
+        let by_time: HashMap<u32, u64> = match start_from {
+            StartFrom::Timestamp(ms) if !uncommitted.is_empty() => client
+                .offsets_for_time(topic, &uncommitted, ms)
+                .await?
+                .into_iter()
+                .collect(),
+            _ => HashMap::new(),
+        };
         let bounds: HashMap<u32, (u64, u64)> = if needs_bounds {
             client
                 .describe_topic(topic)
@@ -235,6 +246,7 @@ impl Consumer {
                         StartFrom::Earliest => start,
                         StartFrom::Latest => end,
                         StartFrom::Offset(o) => o.clamp(start, end),
+                        StartFrom::Timestamp(_) => by_time.get(&p).copied().unwrap_or(start),
                     }
                 }
             };

@@ -29,6 +29,11 @@ pub enum StartFrom {
     Latest,
     /// This offset (clamped to the records the partition still has).
     Offset(u64),
+    /// The first record whose timestamp is at or after this time (milliseconds since
+    /// the epoch), or the end if every record is older: looked up per partition with
+    /// [`Client::offsets_for_time`](crate::Client::offsets_for_time) when the
+    /// partition is assigned (protocol version 2).
+    Timestamp(i64),
 }
 
 /// Settings of a [`Consumer`](crate::Consumer).
@@ -134,7 +139,9 @@ impl ConsumerConfig {
     pub(super) fn group_start(&self) -> GroupStart {
         match self.start {
             StartFrom::Latest => GroupStart::Latest,
-            StartFrom::Earliest | StartFrom::Offset(_) => GroupStart::Earliest,
+            StartFrom::Earliest | StartFrom::Offset(_) | StartFrom::Timestamp(_) => {
+                GroupStart::Earliest
+            }
         }
     }
 }
