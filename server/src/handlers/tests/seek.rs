@@ -102,6 +102,11 @@ async fn list_offsets_finds_the_first_record_at_or_after_each_time() {
         [(1, 0), (0, 2)],
         "each partition asked, in the order asked; an empty one answers its end"
     );
+    // The broker's clock plays no part: a step of its wall clock, or time passing,
+    // changes nothing (records are found by their own timestamps).
+    t.clock.step_wall(-10 * 3_600_000);
+    t.clock.advance(3_600_000);
+    assert_eq!(offsets_for(&mut t, &[(0, 2500)]).await, [(0, 2)]);
     let bad = Request::ListOffsets(ListOffsetsRequest {
         topic: "events".into(),
         partitions: vec![PartitionTime {
