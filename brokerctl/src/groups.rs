@@ -9,7 +9,6 @@ use client::protocol::ops::group_admin::{ResetOffsetsResponse, ResetTarget};
 use client::{Client, DescribeGroupResponse, GroupSummary};
 use serde_json::json;
 
-use crate::datetime::parse_rfc3339_ms;
 use crate::print_json;
 use crate::table::Table;
 
@@ -70,11 +69,13 @@ fn reset_target(to: &str) -> anyhow::Result<ResetTarget> {
             if let Ok(offset) = to.parse::<u64>() {
                 return Ok(ResetTarget::Offset(offset));
             }
-            parse_rfc3339_ms(to).map(ResetTarget::Timestamp).ok_or_else(|| {
-                anyhow!(
-                    "--to {to:?}: expected earliest, latest, an offset, or an RFC 3339 time such as 2026-12-01T10:00:00Z"
-                )
-            })
+            crate::when::parse(to)
+                .map(|when| ResetTarget::Timestamp(when.to_ms(crate::when::now_ms())))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--to {to:?}: expected earliest, latest, an offset, an RFC 3339 time such as 2026-12-01T10:00:00Z, or a time ago such as -10m"
+                    )
+                })
         }
     }
 }

@@ -25,7 +25,6 @@
 mod output;
 
 mod consume;
-mod datetime;
 mod dlq;
 mod follow;
 mod format;

@@ -212,4 +212,38 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
+
+    /// The absolute time `s` names, if it names one.
+    fn at(s: &str) -> Option<i64> {
+        match parse(s) {
+            Some(When::At(ms)) => Some(ms),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn rfc3339_date_times_from_reset_offsets_become_epoch_milliseconds() {
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(at("2026-12-01T10:00:00Z"), Some(1_796_119_200_000));
+        assert_eq!(at("2026-12-01T11:00:00.25+01:00"), Some(1_796_119_200_250));
+        assert_eq!(
+            at("2000-02-29 23:59:59.999999-00:30"),
+            Some(951_870_599_999)
+        );
+        assert_eq!(at("1969-12-31T23:59:59Z"), Some(-1_000));
+        for bad in [
+            "2026-12-01",
+            "2026-12-01T10:00:00",
+            "2026-13-01T10:00:00Z",
+            "2025-02-29T10:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "2026-12-01T10:00:00.Z",
+            "2026-12-01T10:00:00+0100",
+            "2026-12-01T10:00:00+01:00x",
+            "20x6-12-01T10:00:00Z",
+            "1234",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
 }

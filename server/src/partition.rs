@@ -496,12 +496,6 @@ impl Partition {
         }
     }
 
-    /// The first offset whose record timestamp is at or after `timestamp_ms` (through
-    /// the time index), or `None` if every record is older.
-    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<u64>, BrokerError> {
-        Ok(self.reader()?.offset_for_time(timestamp_ms)?)
-    }
-
     /// First offset held.
     pub fn start_offset(&self) -> u64 {
         self.reader.as_ref().map_or(0, LogReader::start_offset)

@@ -195,7 +195,7 @@ fn reset_position(partition: &Partition, to: ResetTarget) -> Result<u64, BrokerE
         ResetTarget::Earliest => start,
         ResetTarget::Latest => end,
         ResetTarget::Offset(offset) => offset,
-        ResetTarget::Timestamp(ms) => partition.offset_for_time(ms)?.unwrap_or(end),
+        ResetTarget::Timestamp(ms) => partition.offset_for_time(ms)?,
     };
     Ok(offset.clamp(start, end))
 }
