@@ -136,7 +136,7 @@ pub fn brokerctl(addr: &str, args: &[&str], stdin: &str) -> (bool, String, Strin
 }
 
 /// Panics with what was being done and the error with all its causes.
-fn fail(doing: &str, error: &dyn Error) -> ! {
+pub(crate) fn fail(doing: &str, error: &dyn Error) -> ! {
     let mut message = format!("{doing}: {error}");
     let mut source = error.source();
     while let Some(cause) = source {

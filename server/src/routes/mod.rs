@@ -405,17 +405,16 @@ pub async fn acknowledge(
     Ok(PublishResponse { routed })
 }
 
-/// A batch as bytes, for tests.
-#[cfg(test)]
-fn batch(value: &[u8]) -> bytes::Bytes {
-    let mut builder = protocol::batch::BatchBuilder::new();
-    builder.push(1, None, Some(value), &[]).unwrap();
-    builder.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch as bytes.
+    fn batch(value: &[u8]) -> bytes::Bytes {
+        let mut builder = protocol::batch::BatchBuilder::new();
+        builder.push(1, None, Some(value), &[]).unwrap();
+        builder.finish()
+    }
 
     fn test_traces(topics: &Topics) -> Arc<Traces> {
         let tasks = crate::tasks::Tasks::new();
