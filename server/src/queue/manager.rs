@@ -433,6 +433,7 @@ impl Queues {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::partition::Partition;
     use crate::tasks::Tasks;
     use protocol::batch::{split_batches, BatchBuilder, BatchView};
     use std::time::Duration;
@@ -462,6 +463,33 @@ mod tests {
         (queues, clock)
     }
 
+    /// Partition 0 of the topic `jobs` that [`queues`] creates.
+    fn jobs_partition(queues: &Queues) -> Arc<Partition> {
+        queues
+            .parts
+            .topics
+            .get("jobs")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone()
+    }
+
+    /// Appends `records` (key, value) to `partition` as one batch and waits until it
+    /// is durable; the end offset after it.
+    async fn append_durable(partition: &Partition, records: &[(Option<&[u8]>, &[u8])]) -> u64 {
+        let mut builder = BatchBuilder::new();
+        for (key, value) in records {
+            builder.push(5, *key, Some(value), &[]).unwrap();
+        }
+        let end = partition.append(&builder.finish()).unwrap().next_offset;
+        partition
+            .wait_durable(end, Duration::from_secs(10))
+            .await
+            .unwrap();
+        end
+    }
+
     #[tokio::test]
     async fn overrides_are_checked_the_same_on_a_new_and_an_existing_group() {
         let dir = tempfile::tempdir().unwrap();
@@ -489,15 +517,7 @@ mod tests {
             entry("retry_jitter", "0"),
         ];
         let (queues, clock) = queues(dir.path(), &config).await;
-        let jobs = queues.parts.topics.get("jobs").unwrap();
-        let mut builder = BatchBuilder::new();
-        builder.push(5, Some(b"k"), Some(b"job-1"), &[]).unwrap();
-        let partition = jobs.partition(0).unwrap();
-        let appended = partition.append(&builder.finish()).unwrap();
-        partition
-            .wait_durable(appended.next_offset, Duration::from_secs(10))
-            .await
-            .unwrap();
+        append_durable(&jobs_partition(&queues), &[(Some(b"k"), b"job-1")]).await;
         let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         queues
@@ -584,17 +604,7 @@ mod tests {
             entry("retry_jitter", "0"),
         ];
         let (queues, clock) = queues(dir.path(), &config).await;
-        let jobs = queues.parts.topics.get("jobs").unwrap();
-        let partition = jobs.partition(0).unwrap();
-        let mut builder = BatchBuilder::new();
-        for value in [&b"a"[..], b"b"] {
-            builder.push(5, None, Some(value), &[]).unwrap();
-        }
-        let appended = partition.append(&builder.finish()).unwrap();
-        partition
-            .wait_durable(appended.next_offset, Duration::from_secs(10))
-            .await
-            .unwrap();
+        append_durable(&jobs_partition(&queues), &[(None, b"a"), (None, b"b")]).await;
         let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         queues
@@ -655,23 +665,8 @@ mod tests {
     async fn a_deleted_group_stops_its_dispatcher_and_a_purged_one_starts_at_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let (queues, clock) = queues(dir.path(), &[]).await;
-        let partition = queues
-            .parts
-            .topics
-            .get("jobs")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .clone();
-        let mut builder = BatchBuilder::new();
-        for value in [&b"a"[..], b"b", b"c"] {
-            builder.push(5, None, Some(value), &[]).unwrap();
-        }
-        let end = partition.append(&builder.finish()).unwrap().next_offset;
-        partition
-            .wait_durable(end, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let partition = jobs_partition(&queues);
+        let end = append_durable(&partition, &[(None, b"a"), (None, b"b"), (None, b"c")]).await;
         for name in ["gone", "purged"] {
             let group = queues.ensure_group(name, "jobs", &[], false).unwrap();
             let (tx, _rx) = tokio::sync::mpsc::channel(16);
@@ -721,21 +716,8 @@ mod tests {
     async fn a_group_created_at_latest_stays_there_across_a_restart_without_deliveries() {
         let dir = tempfile::tempdir().unwrap();
         let (queues, clock) = queues(dir.path(), &[]).await;
-        let partition = queues
-            .parts
-            .topics
-            .get("jobs")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .clone();
-        let mut builder = BatchBuilder::new();
-        builder.push(5, None, Some(b"old"), &[]).unwrap();
-        let end = partition.append(&builder.finish()).unwrap().next_offset;
-        partition
-            .wait_durable(end, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let partition = jobs_partition(&queues);
+        let end = append_durable(&partition, &[(None, b"old")]).await;
         let group = queues.ensure_group("late", "jobs", &[], true).unwrap();
         group
             .log
@@ -762,21 +744,8 @@ mod tests {
     ) {
         let config = [entry("max_delivery_attempts", "1")];
         let (queues, clock) = queues(dir, &config).await;
-        let partition = queues
-            .parts
-            .topics
-            .get("jobs")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .clone();
-        let mut builder = BatchBuilder::new();
-        builder.push(5, Some(b"k"), Some(b"poison"), &[]).unwrap();
-        let end = partition.append(&builder.finish()).unwrap().next_offset;
-        partition
-            .wait_durable(end, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let partition = jobs_partition(&queues);
+        append_durable(&partition, &[(Some(b"k"), b"poison")]).await;
         let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         queues
@@ -892,23 +861,8 @@ mod tests {
                 entry("retry_jitter", "0"),
             ];
             let (queues, clock) = queues(dir.path(), &config).await;
-            let partition = queues
-                .parts
-                .topics
-                .get("jobs")
-                .unwrap()
-                .partition(0)
-                .unwrap()
-                .clone();
-            let mut builder = BatchBuilder::new();
-            for value in [&b"a"[..], b"b"] {
-                builder.push(5, None, Some(value), &[]).unwrap();
-            }
-            let appended = partition.append(&builder.finish()).unwrap();
-            partition
-                .wait_durable(appended.next_offset, Duration::from_secs(10))
-                .await
-                .unwrap();
+            let partition = jobs_partition(&queues);
+            append_durable(&partition, &[(None, b"a"), (None, b"b")]).await;
             let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
             let (tx, _rx) = tokio::sync::mpsc::channel(16);
             queues
@@ -984,14 +938,7 @@ mod tests {
             entry("retry_jitter", "0"),
         ];
         let (queues, clock) = queues(dir.path(), &config).await;
-        let partition = queues
-            .parts
-            .topics
-            .get("jobs")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .clone();
+        let partition = jobs_partition(&queues);
         let mut end = 0;
         for job in [&b"job-1"[..], b"job-2"] {
             let mut builder = BatchBuilder::new();
@@ -1056,14 +1003,7 @@ mod tests {
             entry("retry_jitter", "0"),
         ];
         let (queues, clock) = queues(dir.path(), &config).await;
-        let partition = queues
-            .parts
-            .topics
-            .get("jobs")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .clone();
+        let partition = jobs_partition(&queues);
         let group = queues.ensure_group("workers", "jobs", &[], false).unwrap();
         // The stalled member (first in round-robin order): a queue of one delivery,
         // never read, and credit to spare.
