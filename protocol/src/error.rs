@@ -94,6 +94,15 @@ error_codes! {
     InvalidConfig = 13, "invalid_config", since 1;
     /// The offset is outside `[log start offset, high watermark]`.
     OffsetOutOfRange = 14, "offset_out_of_range", since 1;
+    /// The principal may not do this operation on this resource (the message names
+    /// both). Nothing changed.
+    NotAuthorized = 15, "not_authorized", since 3 else AuthenticationFailed;
+    /// The broker needs the connection to authenticate (Authenticate) before this.
+    AuthenticationRequired = 16, "authentication_required", since 3 else HandshakeRequired;
+    /// CreateUser for a name that already exists.
+    UserExists = 17, "user_exists", since 3 else InvalidRequest;
+    /// AlterUser or DeleteUser for a user that does not exist.
+    UnknownUser = 18, "unknown_user", since 3 else InvalidRequest;
     /// The named consumer group does not exist.
     UnknownGroup = 20, "unknown_group", since 1;
     /// The member id is not (or no longer) a member of the group.

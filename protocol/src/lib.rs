@@ -62,9 +62,9 @@ pub use ops::{OpCode, Request, Response};
 pub use wire::MAX_STRING_BYTES;
 
 /// The protocol version this build writes after the handshake.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Every version this build can read and write.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2];
+pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2, 3];
 /// The header version of Handshake frames, fixed forever so any peer can read them.
 pub const HANDSHAKE_VERSION: u16 = 1;
 

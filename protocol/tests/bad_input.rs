@@ -230,12 +230,13 @@ fn encoding_a_too_long_string_fails_and_writes_nothing() {
 
 #[test]
 fn version_negotiation() {
-    assert_eq!(negotiate_version(&[3, 1, 2]), Some(2), "the highest shared");
+    assert_eq!(negotiate_version(&[4, 1, 2]), Some(2), "the highest shared");
+    assert_eq!(negotiate_version(&[3, 1, 2]), Some(3));
     assert_eq!(
         negotiate_version(&[1]),
         Some(1),
         "an old client keeps version 1"
     );
-    assert_eq!(negotiate_version(&[3, 4]), None);
+    assert_eq!(negotiate_version(&[4, 5]), None);
     assert_eq!(negotiate_version(&[]), None);
 }

@@ -31,6 +31,7 @@ use protocol::ops::produce::{
 };
 use protocol::ops::registry::*;
 use protocol::ops::routes::*;
+use protocol::ops::security::*;
 use protocol::ops::stats::*;
 use protocol::ops::subscribe::*;
 use protocol::ops::topic::*;
@@ -886,7 +887,171 @@ fn examples() -> Vec<(&'static str, Message)> {
                 }),
             ),
         ),
+        (
+            "Authenticate request",
+            req(
+                2,
+                Q::Authenticate(AuthenticateRequest {
+                    mechanism: "SCRAM-SHA-256".into(),
+                    payload: Bytes::from_static(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"),
+                }),
+            ),
+        ),
+        (
+            "Authenticate response",
+            resp(
+                2,
+                R::Authenticate(AuthenticateResponse {
+                    payload: Bytes::from_static(
+                        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                          s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+                    ),
+                    complete: false,
+                    principal: String::new(),
+                }),
+            ),
+        ),
+        ("WhoAmI request", req(3, Q::WhoAmI(Empty))),
+        (
+            "WhoAmI response",
+            resp(
+                3,
+                R::WhoAmI(WhoAmIResponse {
+                    principal: "alice".into(),
+                    authenticated_by: "SCRAM-SHA-256".into(),
+                }),
+            ),
+        ),
+        (
+            "CreateAcls request",
+            req(
+                40,
+                Q::CreateAcls(CreateAclsRequest {
+                    bindings: vec![AclBinding {
+                        principal: "alice".into(),
+                        resource: ResourceType::Topic,
+                        pattern: PatternType::Prefix,
+                        name: "orders.".into(),
+                        operation: Operation::Write,
+                        permission: Permission::Allow,
+                    }],
+                }),
+            ),
+        ),
+        ("CreateAcls response", resp(40, R::CreateAcls(Empty))),
+        (
+            "DeleteAcls request",
+            req(
+                41,
+                Q::DeleteAcls(AclFilterRequest {
+                    filter: AclFilter {
+                        principal: Some("alice".into()),
+                        ..AclFilter::default()
+                    },
+                }),
+            ),
+        ),
+        (
+            "DeleteAcls response",
+            resp(
+                41,
+                R::DeleteAcls(AclsResponse {
+                    bindings: vec![AclBinding {
+                        principal: "alice".into(),
+                        resource: ResourceType::Topic,
+                        pattern: PatternType::Prefix,
+                        name: "orders.".into(),
+                        operation: Operation::Write,
+                        permission: Permission::Allow,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "ListAcls request",
+            req(
+                42,
+                Q::ListAcls(AclFilterRequest {
+                    filter: AclFilter {
+                        resource: Some(ResourceType::Group),
+                        ..AclFilter::default()
+                    },
+                }),
+            ),
+        ),
+        (
+            "ListAcls response",
+            resp(
+                42,
+                R::ListAcls(AclsResponse {
+                    bindings: vec![AclBinding {
+                        principal: "*".into(),
+                        resource: ResourceType::Group,
+                        pattern: PatternType::Literal,
+                        name: "billing".into(),
+                        operation: Operation::Read,
+                        permission: Permission::Deny,
+                    }],
+                }),
+            ),
+        ),
+        (
+            "CreateUser request",
+            req(
+                43,
+                Q::CreateUser(PutUserRequest {
+                    credential: example_credential(),
+                }),
+            ),
+        ),
+        ("CreateUser response", resp(43, R::CreateUser(Empty))),
+        (
+            "AlterUser request",
+            req(
+                44,
+                Q::AlterUser(PutUserRequest {
+                    credential: example_credential(),
+                }),
+            ),
+        ),
+        ("AlterUser response", resp(44, R::AlterUser(Empty))),
+        (
+            "DeleteUser request",
+            req(
+                45,
+                Q::DeleteUser(DeleteUserRequest {
+                    name: "user".into(),
+                }),
+            ),
+        ),
+        ("DeleteUser response", resp(45, R::DeleteUser(Empty))),
+        ("ListUsers request", req(46, Q::ListUsers(Empty))),
+        (
+            "ListUsers response",
+            resp(
+                46,
+                R::ListUsers(ListUsersResponse {
+                    users: vec![UserInfo {
+                        name: "user".into(),
+                        mechanism: "SCRAM-SHA-256".into(),
+                        iterations: 4096,
+                    }],
+                }),
+            ),
+        ),
     ]
+}
+
+/// A user as CreateUser carries it. The bytes are illustrative, shorter than a real
+/// verifier's (16-byte salt, 32-byte keys) to keep the example small.
+fn example_credential() -> UserCredential {
+    UserCredential {
+        name: "user".into(),
+        iterations: 4096,
+        salt: Bytes::from_static(&[0x5b, 0x6d, 0x99, 0x68]),
+        stored_key: Bytes::from_static(&[0x11, 0x22, 0x33, 0x44]),
+        server_key: Bytes::from_static(&[0x55, 0x66, 0x77, 0x88]),
+    }
 }
 
 /// An example's bytes in protocol `version`.

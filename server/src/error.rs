@@ -36,6 +36,29 @@ pub enum BrokerError {
         /// The connection's.
         negotiated: u16,
     },
+    /// An Authenticate exchange failed. Deliberately says nothing else: which part
+    /// failed (the user, the password, the message) would help an attacker.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// The broker needs the connection to authenticate first.
+    #[error("authenticate first: this broker does not serve unauthenticated clients")]
+    AuthenticationRequired,
+    /// An ACL refuses the request; nothing changed.
+    #[error("not authorized to {operation} {resource} {name:?}")]
+    NotAuthorized {
+        /// The operation refused (`read`, `write`, ...).
+        operation: &'static str,
+        /// The resource type (`topic`, `group`, ...).
+        resource: &'static str,
+        /// The resource's name.
+        name: String,
+    },
+    /// CreateUser for a name that exists.
+    #[error("user {0:?} already exists; change its password with 'brokerctl users passwd'")]
+    UserExists(String),
+    /// AlterUser or DeleteUser for a name that does not exist.
+    #[error("user {0:?} does not exist")]
+    UnknownUser(String),
     /// The broker is at its connection limit.
     #[error("the broker has too many connections; retry later")]
     TooManyConnections,
@@ -233,6 +256,11 @@ impl BrokerError {
                 ErrorCode::UnsupportedVersion
             }
             BrokerError::TooManyConnections => ErrorCode::TooManyConnections,
+            BrokerError::AuthenticationFailed => ErrorCode::AuthenticationFailed,
+            BrokerError::AuthenticationRequired => ErrorCode::AuthenticationRequired,
+            BrokerError::NotAuthorized { .. } => ErrorCode::NotAuthorized,
+            BrokerError::UserExists(_) => ErrorCode::UserExists,
+            BrokerError::UnknownUser(_) => ErrorCode::UnknownUser,
             BrokerError::UnknownTopic(_) | BrokerError::DanglingRoute { .. } => {
                 ErrorCode::UnknownTopic
             }

@@ -6,13 +6,16 @@ use super::OpCode;
 use crate::ErrorCode;
 
 /// Codes any request may be answered with, whatever its operation: a frame that does
-/// not decode, a version or handshake problem, a server limit (including the broker
+/// not decode, a version or handshake problem, an authentication or authorization
+/// refusal, a server limit (including the broker
 /// shutting down), or a bug.
 pub const ANY_REQUEST: &[ErrorCode] = &[
     ErrorCode::MalformedFrame,
     ErrorCode::FrameTooLarge,
     ErrorCode::UnsupportedVersion,
     ErrorCode::HandshakeRequired,
+    ErrorCode::AuthenticationRequired,
+    ErrorCode::NotAuthorized,
     ErrorCode::ResourceLimit,
     ErrorCode::Internal,
 ];
@@ -27,6 +30,25 @@ impl OpCode {
                 HandshakeRequired,
                 AuthenticationFailed,
                 TooManyConnections,
+            ],
+            OpCode::Authenticate => &[AuthenticationFailed, InvalidRequest],
+            OpCode::WhoAmI | OpCode::ListAcls | OpCode::ListUsers => &[],
+            OpCode::CreateAcls | OpCode::DeleteAcls => {
+                &[InvalidRequest, StorageError, Timeout, NotDurable]
+            }
+            OpCode::CreateUser => &[
+                UserExists,
+                InvalidRequest,
+                StorageError,
+                Timeout,
+                NotDurable,
+            ],
+            OpCode::AlterUser | OpCode::DeleteUser => &[
+                UnknownUser,
+                InvalidRequest,
+                StorageError,
+                Timeout,
+                NotDurable,
             ],
             OpCode::CreateTopic => &[TopicExists, InvalidConfig, InvalidRequest, StorageError],
             OpCode::DeleteTopic => &[UnknownTopic, InvalidRequest, StorageError],

@@ -21,6 +21,7 @@ pub mod offsets;
 pub mod produce;
 pub mod registry;
 pub mod routes;
+pub mod security;
 pub mod stats;
 pub mod subscribe;
 pub mod topic;
@@ -43,7 +44,7 @@ macro_rules! wire_enum {
         $($(#[$vdoc:meta])* $variant:ident = $value:literal,)*
     }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
         pub enum $name {
             $($(#[$vdoc])* $variant = $value,)*
@@ -132,6 +133,10 @@ macro_rules! operations {
 operations! {
     /// Negotiates the version and names the client; always the first request.
     Handshake = 1, "Handshake", since 1;
+    /// One step of a SASL exchange: authenticates the connection.
+    Authenticate = 2, "Authenticate", since 3;
+    /// Names the principal the connection acts as.
+    WhoAmI = 3, "WhoAmI", since 3;
     /// Creates a topic.
     CreateTopic = 10, "CreateTopic", since 1;
     /// Deletes a topic and its data.
@@ -210,6 +215,20 @@ operations! {
     ListRoutes = 82, "ListRoutes", since 1;
     /// Publishes a batch by routing key.
     Publish = 83, "Publish", since 1;
+    /// Adds ACL bindings.
+    CreateAcls = 90, "CreateAcls", since 3;
+    /// Deletes the ACL bindings a filter selects.
+    DeleteAcls = 91, "DeleteAcls", since 3;
+    /// Lists the ACL bindings a filter selects.
+    ListAcls = 92, "ListAcls", since 3;
+    /// Creates a user from its SCRAM verifier.
+    CreateUser = 93, "CreateUser", since 3;
+    /// Replaces a user's SCRAM verifier (a password change).
+    AlterUser = 94, "AlterUser", since 3;
+    /// Deletes a user.
+    DeleteUser = 95, "DeleteUser", since 3;
+    /// Lists users, without their verifiers.
+    ListUsers = 96, "ListUsers", since 3;
 }
 
 impl OpCode {
@@ -333,6 +352,8 @@ macro_rules! messages {
 
 messages! {
     Handshake(handshake::HandshakeRequest, handshake::HandshakeResponse);
+    Authenticate(security::AuthenticateRequest, security::AuthenticateResponse);
+    WhoAmI(Empty, security::WhoAmIResponse);
     CreateTopic(topic::CreateTopicRequest, Empty);
     DeleteTopic(topic::DeleteTopicRequest, Empty);
     ListTopics(topic::ListTopicsRequest, topic::ListTopicsResponse);
@@ -371,6 +392,13 @@ messages! {
     DeleteRoute(routes::DeleteRouteRequest, Empty);
     ListRoutes(Empty, routes::ListRoutesResponse);
     Publish(routes::PublishRequest, routes::PublishResponse);
+    CreateAcls(security::CreateAclsRequest, Empty);
+    DeleteAcls(security::AclFilterRequest, security::AclsResponse);
+    ListAcls(security::AclFilterRequest, security::AclsResponse);
+    CreateUser(security::PutUserRequest, Empty);
+    AlterUser(security::PutUserRequest, Empty);
+    DeleteUser(security::DeleteUserRequest, Empty);
+    ListUsers(Empty, security::ListUsersResponse);
 }
 
 /// Writes a `u32` partition id; shared by several bodies.

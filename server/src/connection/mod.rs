@@ -54,7 +54,7 @@ use session::{Admission, Session};
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Largest frame, and the read buffer, before the handshake: a Handshake is small, and
 /// a connection that has not said who it is may not make the broker reserve more.
-pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 8 * 1024;
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 4 * 1024;
 
 /// Serves one connection until the client leaves, a fatal protocol error, or shutdown.
 pub async fn serve(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) {

@@ -159,7 +159,7 @@ mod tests {
     fn an_unsupported_version_is_refused_and_closes() {
         let mut session = Session::new(4096);
         assert_eq!(
-            refused(session.admit(1, &hello(&[0, 3, 99]))),
+            refused(session.admit(1, &hello(&[0, 4, 99]))),
             (ErrorCode::UnsupportedVersion, true)
         );
         let mut session = Session::new(4096);

@@ -219,6 +219,22 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             A::DeleteRoute(Empty)
         }),
         Q::ListRoutes(Empty) => now(Ok(routes::list(b)), A::ListRoutes),
+        // Served from the security layer's next commit on; until then this broker
+        // does not authenticate, and has no users or ACLs to administer.
+        Q::Authenticate(_) => Outcome::Now(Err(BrokerError::AuthenticationFailed)),
+        Q::WhoAmI(Empty) => Outcome::Now(Ok(A::WhoAmI(protocol::ops::security::WhoAmIResponse {
+            principal: protocol::ops::security::ANONYMOUS.into(),
+            authenticated_by: "NONE".into(),
+        }))),
+        Q::CreateAcls(_)
+        | Q::DeleteAcls(_)
+        | Q::ListAcls(_)
+        | Q::CreateUser(_)
+        | Q::AlterUser(_)
+        | Q::DeleteUser(_)
+        | Q::ListUsers(_) => Outcome::Now(Err(BrokerError::Internal(
+            "users and ACLs are not served by this build yet".into(),
+        ))),
     }
 }
 
