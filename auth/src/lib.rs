@@ -6,6 +6,7 @@
 //!   client's side, as state machines over the bytes of each message, and
 //!   [`StoredCredential`], the salted, iterated verifier that is all a broker keeps of a
 //!   password.
+//! - [`plain`]: SASL PLAIN (RFC 4616) messages, checked against the same verifiers.
 //! - [`acl`]: Kafka-style ACL evaluation (principal, resource, pattern, operation, allow
 //!   or deny), indexed so that a check on every request costs a few hash lookups.
 //!
@@ -44,6 +45,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod crypto;
+pub mod plain;
 pub mod scram;
 
 pub use scram::StoredCredential;
