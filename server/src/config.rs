@@ -38,6 +38,66 @@ pub struct ServerConfig {
     pub tracing: TracingConfig,
     /// Retention settings.
     pub retention: RetentionConfig,
+    /// TLS on the native listener; absent: plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS on the native listener (`[tls]`): with it, the listener speaks TLS only.
+/// Relative paths are relative to brokerd's working directory, like `data_dir`. The
+/// files are read again on SIGHUP ([`crate::tls::Tls::reload`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM: the server's certificate first, then the
+    /// intermediates.
+    pub cert: PathBuf,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA certificates, PEM, that client certificates must chain to; set: mutual TLS.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: whether a client must present a certificate (`true`, the
+    /// default) or may connect without one (`false`; one it does present must still
+    /// verify). Only allowed together with `client_ca`.
+    #[serde(default)]
+    pub require_client_certificate: Option<bool>,
+    /// The oldest TLS version accepted: `"1.3"` (the default) or `"1.2"`.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Which name of a verified client certificate is its principal.
+    #[serde(default)]
+    pub principal_from: PrincipalFrom,
+}
+
+impl TlsConfig {
+    /// Whether a client must present a certificate: only with a `client_ca`, and then
+    /// unless `require_client_certificate = false`.
+    pub fn requires_client_certificate(&self) -> bool {
+        self.client_ca.is_some() && self.require_client_certificate.unwrap_or(true)
+    }
+}
+
+/// The oldest TLS protocol version a listener accepts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[default]
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// Which name of a client certificate is its principal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalFrom {
+    /// The subject's common name (CN).
+    #[default]
+    Cn,
+    /// The first DNS name or email address among the subject alternative names.
+    San,
 }
 
 /// How retention runs.
@@ -164,6 +224,7 @@ impl Default for ServerConfig {
             routing: RoutingConfig::default(),
             tracing: TracingConfig::default(),
             retention: RetentionConfig::default(),
+            tls: None,
         }
     }
 }
@@ -309,6 +370,13 @@ impl ServerConfig {
                 "groups.min_session_timeout_ms exceeds max_session_timeout_ms".into(),
             ));
         }
+        if let Some(tls) = &self.tls {
+            if tls.require_client_certificate.is_some() && tls.client_ca.is_none() {
+                return Err(ConfigError(
+                    "tls.require_client_certificate needs tls.client_ca (the CA client certificates are checked against)".into(),
+                ));
+            }
+        }
         self.default_topic_config().map(|_| ())
     }
 
@@ -400,5 +468,48 @@ mod tests {
         )
         .unwrap();
         fine.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_its_section_is_checked() {
+        assert!(ServerConfig::default().tls.is_none());
+        let config: ServerConfig =
+            toml::from_str("[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\n").unwrap();
+        let tls = config.tls.clone().unwrap();
+        assert_eq!(tls.min_version, TlsVersion::Tls13);
+        assert_eq!(tls.principal_from, PrincipalFrom::Cn);
+        assert!(!tls.requires_client_certificate());
+        config.validate().unwrap();
+
+        let mutual: ServerConfig = toml::from_str(
+            "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\nmin_version = \"1.2\"\nprincipal_from = \"san\"\n",
+        )
+        .unwrap();
+        let tls = mutual.tls.unwrap();
+        assert!(tls.requires_client_certificate());
+        assert_eq!(tls.min_version, TlsVersion::Tls12);
+        assert_eq!(tls.principal_from, PrincipalFrom::San);
+
+        let optional: ServerConfig = toml::from_str(
+            "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\nrequire_client_certificate = false\n",
+        )
+        .unwrap();
+        assert!(!optional.tls.unwrap().requires_client_certificate());
+
+        let without_ca: ServerConfig = toml::from_str(
+            "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\nrequire_client_certificate = true\n",
+        )
+        .unwrap();
+        let error = without_ca.validate().unwrap_err().to_string();
+        assert!(error.contains("tls.client_ca"), "{error}");
+
+        for bad in [
+            "[tls]\ncert = \"s.pem\"\n",
+            "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\nmin_version = \"1.1\"\n",
+            "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\nprincipal_from = \"ou\"\n",
+            "[tls]\ncert = \"s.pem\"\nkey = \"k.pem\"\nbogus = 1\n",
+        ] {
+            assert!(toml::from_str::<ServerConfig>(bad).is_err(), "{bad}");
+        }
     }
 }

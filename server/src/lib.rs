@@ -2,7 +2,7 @@
 //!
 //! This crate is where the network meets the disk. Its layers, outside in:
 //! - listeners: the native protocol's ([`connection`]: one task per socket that reads
-//!   frames, admits them and answers);
+//!   frames, admits them and answers; over TLS when configured, [`tls`]);
 //! - the request layer every listener calls ([`handlers`]: one dispatch table from a
 //!   typed request to its handler, with a per-session [`handlers::Context`]);
 //! - the owners of the broker's state, reached through [`broker::Broker`]: topics and
@@ -46,6 +46,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod subscription;
 pub mod tasks;
+pub mod tls;
 pub mod topics;
 pub mod traces;
 
@@ -61,6 +62,7 @@ use crate::config::ServerConfig;
 use crate::internal::COMPACTION_INTERVAL;
 use crate::shutdown::ShutdownSignal;
 use crate::tasks::{every_blocking, TASK_SHUTDOWN_GRACE};
+use crate::tls::Tls;
 use crate::topics::Topics;
 
 /// How long shutdown waits for connections to finish their in-flight requests.
@@ -75,6 +77,9 @@ pub enum StartError {
     /// Another brokerd has the data directory, or it cannot be locked.
     #[error(transparent)]
     Locked(#[from] data_lock::LockError),
+    /// A file of `[tls]` is missing or wrong.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The data directory could not be opened.
     #[error("cannot open the data directory: {0}")]
     Open(#[from] error::BrokerError),
@@ -88,12 +93,36 @@ pub enum StartError {
     },
 }
 
-/// Locks the data directory, binds the listener, then opens (recovers) the data
-/// directory: in that order, so that neither a second broker on a live directory nor
-/// one whose port is taken touches a file. Separate from [`serve`] so that the
+/// The native listener: its socket, and its TLS configuration when it has one.
+#[derive(Debug)]
+pub struct Listener {
+    tcp: TcpListener,
+    tls: Option<Arc<Tls>>,
+}
+
+impl Listener {
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// Its TLS configuration (to reload on SIGHUP); `None` for plaintext.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.clone()
+    }
+}
+
+/// Checks the configuration and reads the TLS files, locks the data directory, binds
+/// the listener, then opens (recovers) the data directory: in that order, so that
+/// neither a broker with a bad certificate, nor a second broker on a live directory,
+/// nor one whose port is taken touches a file. Separate from [`serve`] so that the
 /// caller can print the bound address before serving.
-pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, TcpListener), StartError> {
+pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), StartError> {
     config.validate()?;
+    let tls = match &config.tls {
+        Some(settings) => Some(Arc::new(Tls::load(settings.clone())?)),
+        None => None,
+    };
     let lock = data_lock::DataDirLock::acquire(&config.data_dir)?;
     let listen = config.listen;
     let listener = TcpListener::bind(listen)
@@ -106,12 +135,14 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, TcpListener), St
         .await
         .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
     broker.hold_lock(lock);
+    let listener = Listener { tcp: listener, tls };
     Ok((Arc::new(broker), listener))
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets connections finish,
 /// and closes every log cleanly.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, signal: Arc<ShutdownSignal>) {
+pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<ShutdownSignal>) {
+    let Listener { tcp: listener, tls } = listener;
     start_periodic_jobs(&broker);
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let refusals = Arc::new(Semaphore::new(connection::refuse::MAX_LINGERING_REFUSALS));
@@ -136,8 +167,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, signal: Arc<Shutd
             Ok(permit) => {
                 let broker = broker.clone();
                 let shutdown = signal.subscribe();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    connection::serve(socket, broker, shutdown).await;
+                    connection::accept::serve_socket(socket, peer, tls, broker, shutdown).await;
                     drop(permit);
                 });
             }
@@ -146,8 +178,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, signal: Arc<Shutd
                 broker.stats.count_closed(stats::Closed::OverLimit);
                 // A bounded number linger to answer; past that, closed at once.
                 if let Ok(lingering) = refusals.clone().try_acquire_owned() {
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        connection::refuse::refuse(socket).await;
+                        connection::accept::refuse_socket(socket, tls).await;
                         drop(lingering);
                     });
                 }

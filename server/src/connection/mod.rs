@@ -1,6 +1,8 @@
 //! One client connection of the native protocol: read frames, admit them, charge the
 //! in-flight budget, dispatch through [`handlers::handle`], answer.
 //!
+//! The connection runs on any [`Transport`] (plain TCP, or TLS: [`accept`] does the
+//! TLS handshake first), and knows who is at the other end ([`Peer`]).
 //! The connection task owns the socket's read half and the session; a writer task
 //! ([`writer`]) owns the write half and drains a bounded queue of outbound messages
 //! (answers and pushed deliveries). Requests whose answer waits (long polls,
@@ -17,11 +19,13 @@
 //! (`frame_read_timeout_ms`, measured by [`progress`]), and a connection with nothing
 //! in flight that sends nothing for `idle_timeout_ms` is closed.
 
+pub mod accept;
 pub mod budget;
 pub mod inbound;
 pub mod progress;
 pub mod refuse;
 pub mod session;
+pub mod transport;
 mod writer;
 
 use std::sync::{Arc, OnceLock};
@@ -30,8 +34,6 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use protocol::codec::{CodecError, ProtocolCodec};
 use protocol::{Frame, Message, Request, Response};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -47,6 +49,7 @@ use budget::Budget;
 use inbound::Inbound;
 use progress::{LastRead, Progressed};
 use session::{Admission, Session};
+pub use transport::{Peer, Transport};
 
 /// Bytes read from the socket at a time once the handshake is done (and allocated
 /// again when the frames cut from the last buffer are still held): a burst of pipelined
@@ -56,9 +59,10 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// a connection that has not said who it is may not make the broker reserve more.
 pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 4 * 1024;
 
-/// Serves one connection until the client leaves, a fatal protocol error, or shutdown.
-pub async fn serve(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) {
-    let mut connection = Connection::open(socket, broker, shutdown);
+/// Serves one connection from `peer` until the client leaves, a fatal protocol error,
+/// or shutdown.
+pub async fn serve<S: Transport>(stream: S, peer: Peer, broker: Arc<Broker>, shutdown: Shutdown) {
+    let mut connection = Connection::open(stream, peer, broker, shutdown);
     while let Some(read) = connection.next_frame().await {
         let go_on = match inbound::classify(read) {
             Inbound::Request {
@@ -84,9 +88,12 @@ pub async fn serve(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) {
     connection.close().await;
 }
 
-struct Connection {
+struct Connection<R> {
     broker: Arc<Broker>,
-    frames: FramedRead<Progressed<OwnedReadHalf>, ProtocolCodec>,
+    /// Who is at the other end (address, TLS, certificate principal).
+    #[allow(dead_code)] // Read by authentication, which builds on it.
+    peer: Peer,
+    frames: FramedRead<Progressed<R>, ProtocolCodec>,
     /// When the socket last delivered a byte.
     last_read: LastRead,
     opened_at: Instant,
@@ -107,11 +114,21 @@ struct Connection {
     _counted: ConnectionGuard,
 }
 
-impl Connection {
-    fn open(socket: TcpStream, broker: Arc<Broker>, shutdown: Shutdown) -> Connection {
-        let _ = socket.set_nodelay(true);
+impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
+    fn open<S: Transport<Read = R>>(
+        stream: S,
+        peer: Peer,
+        broker: Arc<Broker>,
+        shutdown: Shutdown,
+    ) -> Connection<R> {
+        tracing::debug!(
+            remote = %peer.remote,
+            tls = peer.tls,
+            principal = peer.certificate_principal.as_deref(),
+            "connection opened"
+        );
         let limits = broker.config.limits.clone();
-        let (read_half, write_half) = socket.into_split();
+        let (read_half, write_half) = stream.split();
         let first_frame_bytes = MAX_HANDSHAKE_FRAME_BYTES.min(limits.max_frame_bytes);
         let codec = ProtocolCodec::with_max_frame_bytes(first_frame_bytes);
         let (outbound, queued) = mpsc::channel(limits.max_outbound_frames_per_connection);
@@ -122,7 +139,8 @@ impl Connection {
         Connection {
             frames: FramedRead::with_capacity(read_half, codec, first_frame_bytes),
             last_read,
-            opened_at: Instant::now(),
+            opened_at: peer.accepted_at,
+            peer,
             active_at: Instant::now(),
             writer: writer::spawn(
                 write_half,

@@ -15,10 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use protocol::codec::ProtocolCodec;
 use protocol::OpCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::MAX_HANDSHAKE_FRAME_BYTES;
+use super::{Transport, MAX_HANDSHAKE_FRAME_BYTES};
 use crate::error::{error_frame, BrokerError};
 
 /// How long a refused connection is given to send its handshake, and then to close.
@@ -28,9 +27,9 @@ pub const MAX_LINGERING_REFUSALS: usize = 64;
 /// Input read from a refused connection, at most.
 pub const MAX_REFUSAL_READ_BYTES: usize = 64 * 1024;
 
-/// Answers `socket` with `too_many_connections` and closes it.
-pub async fn refuse(socket: TcpStream) {
-    let (read_half, write_half) = socket.into_split();
+/// Answers `stream` with `too_many_connections` and closes it.
+pub async fn refuse<S: Transport>(stream: S) {
+    let (read_half, write_half) = stream.split();
     let codec = ProtocolCodec::with_max_frame_bytes(MAX_HANDSHAKE_FRAME_BYTES);
     let mut frames = FramedRead::with_capacity(read_half, codec, MAX_HANDSHAKE_FRAME_BYTES);
     let correlation_id = match tokio::time::timeout(REFUSAL_LINGER, frames.next()).await {

@@ -6,16 +6,17 @@ use std::sync::{Arc, OnceLock};
 use futures_util::SinkExt;
 use protocol::codec::ProtocolCodec;
 use protocol::Message;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedWrite;
 
 /// Starts the writer: it encodes everything queued back to back and flushes once per
 /// burst, until every sender is gone or the socket fails. Messages go out in the
-/// version in `negotiated` once the handshake sets it (version 1 before).
-pub fn spawn(
-    write_half: OwnedWriteHalf,
+/// version in `negotiated` once the handshake sets it (version 1 before). When the
+/// queue closes it shuts the stream down (for TLS: sends close_notify).
+pub fn spawn<W: AsyncWrite + Unpin + Send + 'static>(
+    write_half: W,
     mut outbound: mpsc::Receiver<Message>,
     max_frame_bytes: usize,
     negotiated: Arc<OnceLock<u16>>,
@@ -39,14 +40,15 @@ pub fn spawn(
                 return;
             }
         }
+        let _ = sink.into_inner().shutdown().await;
     })
 }
 
 /// Switches the encoder to the negotiated version the first time it is known. The
 /// version is set before the handshake's answer is queued, so every message queued
 /// after that answer sees it.
-fn adopt_version(
-    sink: &mut FramedWrite<OwnedWriteHalf, ProtocolCodec>,
+fn adopt_version<W: AsyncWrite>(
+    sink: &mut FramedWrite<W, ProtocolCodec>,
     negotiated: &OnceLock<u16>,
     versioned: &mut bool,
 ) {

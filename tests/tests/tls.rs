@@ -1,0 +1,407 @@
+//! TLS on brokerd's native listener, black-box: certificates are made here with
+//! rcgen, into the test's temporary directory; brokerd reads them from `[tls]`.
+//! A TLS client of the test's own (tokio-rustls) checks what the client library
+//! cannot be made to do: offer only TLS 1.2, read the server's certificate.
+//!
+//! Every wait is a deadline for something to happen; the handshake timeout is set
+//! far above them, so that a connection closed within a deadline was closed by the
+//! check under test, not by the timeout.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use integration_tests::raw::Raw;
+use integration_tests::{brokerd_bin, Brokerd, Launch, LaunchError};
+use protocol::ops::handshake::HandshakeRequest;
+use protocol::{FrameDecoder, Message, Request, Response, HANDSHAKE_VERSION};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+
+/// How long anything the test waits for may take.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// brokerd's handshake timeout in these tests: far above [`DEADLINE`].
+const HANDSHAKE_TIMEOUT_MS: u64 = 120_000;
+
+/// A certificate authority writing its certificate and the ones it issues as PEM
+/// files into a directory.
+struct Pki {
+    dir: PathBuf,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    ca_path: PathBuf,
+}
+
+/// What a leaf certificate looks like.
+struct Leaf<'a> {
+    common_name: &'a str,
+    sans: &'a [&'a str],
+    expired: bool,
+}
+
+impl Pki {
+    /// A new CA named `name`, its certificate in `dir/name.pem`.
+    fn new(dir: &Path, name: &str) -> Pki {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let ca_path = dir.join(format!("{name}.pem"));
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        Pki {
+            dir: dir.to_path_buf(),
+            ca,
+            ca_path,
+        }
+    }
+
+    /// Issues `leaf` into `name.pem` and `name-key.pem`; returns their paths and the
+    /// certificate.
+    fn issue(&self, name: &str, leaf: Leaf<'_>) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+        let sans: Vec<String> = leaf.sans.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, leaf.common_name);
+        if leaf.expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let cert_path = self.dir.join(format!("{name}.pem"));
+        let key_path = self.dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path, cert.der().clone())
+    }
+
+    /// A server certificate for localhost and 127.0.0.1.
+    fn server(&self, name: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
+        self.issue(
+            name,
+            Leaf {
+                common_name: "brokerd",
+                sans: &["localhost", "127.0.0.1"],
+                expired: false,
+            },
+        )
+    }
+
+    /// A client certificate naming `common_name`.
+    fn client(&self, name: &str, common_name: &str, expired: bool) -> (PathBuf, PathBuf) {
+        let (cert, key, _) = self.issue(
+            name,
+            Leaf {
+                common_name,
+                sans: &[],
+                expired,
+            },
+        );
+        (cert, key)
+    }
+}
+
+/// A launch of brokerd with `[tls]` set to `tls` (TOML lines), its log in
+/// `dir/brokerd.log` at debug level for the connection module.
+fn launch(dir: &Path, tls: &str) -> Launch {
+    let config = dir.join("brokerd.toml");
+    let text = format!("[limits]\nhandshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}\n[tls]\n{tls}\n");
+    std::fs::write(&config, text).unwrap();
+    Launch::new(brokerd_bin())
+        .args(["--config".into(), config.into_os_string()])
+        .env("RUST_LOG", "info,server::connection=debug")
+        .log_to(dir.join("brokerd.log"))
+}
+
+/// `[tls]` lines for a server certificate and key.
+fn server_lines(cert: &Path, key: &Path) -> String {
+    format!("cert = {:?}\nkey = {:?}\n", cert, key)
+}
+
+/// A TLS client configuration trusting `ca`, offering `versions`, presenting
+/// `identity` (certificate and key files) if given.
+fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    Arc::new(config)
+}
+
+const BOTH_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Our Handshake frame, encoded.
+fn hello_bytes() -> BytesMut {
+    let mut buf = BytesMut::new();
+    Message::Request {
+        correlation_id: 1,
+        request: Request::Handshake(HandshakeRequest {
+            versions: protocol::SUPPORTED_VERSIONS.to_vec(),
+            client_name: "tls-test".into(),
+            auth: None,
+        }),
+    }
+    .encode(HANDSHAKE_VERSION, &mut buf)
+    .unwrap();
+    buf
+}
+
+/// Connects over TLS with `config`, sends our handshake and reads the answer; returns
+/// the server's certificate chain. `Err` says why TLS or the handshake failed.
+async fn tls_hello(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let chain = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .unwrap_or_default()
+            .to_vec();
+        tls.write_all(&hello_bytes())
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let mut buf = BytesMut::new();
+        loop {
+            if let Some(frame) = FrameDecoder::new().decode(&mut buf).unwrap() {
+                return match Message::decode(frame).unwrap() {
+                    Message::Response {
+                        response: Response::Handshake(_),
+                        ..
+                    } => Ok(chain),
+                    other => Err(format!("answered {other:?}")),
+                };
+            }
+            match tls.read_buf(&mut buf).await {
+                Ok(0) => return Err("closed".to_string()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, exchange)
+        .await
+        .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+}
+
+/// Reads `stream` to its end; `true` if the peer closed it within [`DEADLINE`] after
+/// sending at most `at_most` bytes.
+fn closed_after_at_most(stream: &mut std::net::TcpStream, at_most: usize) -> bool {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < DEADLINE {
+        match stream.read(&mut buf) {
+            Ok(0) => return got.len() <= at_most,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // A reset is a close too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return got.len() <= at_most
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Polls brokerd's log until a line has every one of `words`.
+fn log_has_line(dir: &Path, words: &[&str]) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < DEADLINE {
+        let log = std::fs::read_to_string(dir.join("brokerd.log")).unwrap_or_default();
+        if log
+            .lines()
+            .any(|line| words.iter().all(|w| line.contains(w)))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[tokio::test]
+async fn plaintext_sent_to_the_tls_port_is_closed_and_brokerd_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let broker = launch(dir.path(), &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+
+    for _ in 0..3 {
+        let mut plain = std::net::TcpStream::connect(broker.addr()).unwrap();
+        plain.write_all(&hello_bytes()).unwrap();
+        // At most a TLS alert comes back (7 bytes), then the close.
+        assert!(
+            closed_after_at_most(&mut plain, 7),
+            "a plaintext handshake on the TLS port was not closed promptly"
+        );
+    }
+    // A length prefix as large as it gets, then silence: closed too, at once.
+    let mut bogus = std::net::TcpStream::connect(broker.addr()).unwrap();
+    bogus.write_all(&[0xff; 16]).unwrap();
+    assert!(closed_after_at_most(&mut bogus, 7));
+
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    tls_hello(broker.addr(), config).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tls_client_hello_on_the_plaintext_port_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(
+        &config,
+        format!("[limits]\nhandshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}\n"),
+    )
+    .unwrap();
+    let broker = Brokerd::start_with(&["--config", config.to_str().unwrap()]);
+    // The ClientHello's record header reads as a length prefix of about 350 MB: the
+    // pre-handshake frame cap refuses it before anything is allocated for it.
+    let started = Instant::now();
+    let error = tls_hello(
+        broker.addr(),
+        client_config(&pki.ca_path, None, BOTH_VERSIONS),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < DEADLINE, "{error}");
+    assert!(error.starts_with("TLS handshake"), "{error}");
+    // brokerd still serves plaintext.
+    Raw::handshaken(broker.addr());
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_missing_untrusted_and_expired_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let stranger = Pki::new(dir.path(), "other-ca");
+    let (cert, key, _) = pki.server("server");
+    let (good, good_key) = pki.client("alice", "alice", false);
+    let (expired, expired_key) = pki.client("old", "mallory", true);
+    let (foreign, foreign_key) = stranger.client("foreign", "eve", false);
+    let lines = format!(
+        "{}client_ca = {:?}\n",
+        server_lines(&cert, &key),
+        pki.ca_path
+    );
+    let broker = launch(dir.path(), &lines).start().unwrap();
+    let addr = broker.addr();
+
+    let refused = [
+        ("no certificate", None),
+        ("an untrusted CA's", Some((&foreign, &foreign_key))),
+        ("an expired one", Some((&expired, &expired_key))),
+    ];
+    for (what, identity) in refused {
+        let identity = identity.map(|(c, k)| (c.as_path(), k.as_path()));
+        let config = client_config(&pki.ca_path, identity, BOTH_VERSIONS);
+        let answer = tls_hello(addr, config).await;
+        assert!(answer.is_err(), "{what} was accepted");
+    }
+
+    let config = client_config(&pki.ca_path, Some((&good, &good_key)), BOTH_VERSIONS);
+    tls_hello(addr, config).await.unwrap();
+    assert!(
+        log_has_line(dir.path(), &["connection opened", "tls=true", "alice"]),
+        "the certificate's principal did not reach the connection"
+    );
+    let log = std::fs::read_to_string(dir.path().join("brokerd.log")).unwrap();
+    assert!(!log.contains("mallory") && !log.contains("eve"), "{log}");
+}
+
+#[tokio::test]
+async fn tls_1_2_is_refused_unless_min_version_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let only_12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let strict = launch(dir.path(), &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let error = tls_hello(strict.addr(), client_config(&pki.ca_path, None, only_12))
+        .await
+        .unwrap_err();
+    assert!(error.starts_with("TLS handshake"), "{error}");
+    drop(strict);
+
+    let lines = format!("{}min_version = \"1.2\"\n", server_lines(&cert, &key));
+    let lenient = launch(dir.path(), &lines).start().unwrap();
+    tls_hello(lenient.addr(), client_config(&pki.ca_path, None, only_12))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn bad_tls_files_stop_brokerd_at_startup_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let secret_line = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let missing = dir.path().join("missing-key.pem");
+    let cases = [
+        (server_lines(&cert, &missing), "tls.key", "missing-key.pem"),
+        // The key where the certificate should be.
+        (server_lines(&key, &key), "tls.cert", "holds no certificate"),
+        (
+            format!("{}min_version = \"1.1\"\n", server_lines(&cert, &key)),
+            "min_version",
+            "1.1",
+        ),
+    ];
+    for (lines, setting, says) in cases {
+        let log = dir.path().join("brokerd.log");
+        let _ = std::fs::remove_file(&log);
+        let error = launch(dir.path(), &lines).start().unwrap_err();
+        assert!(matches!(error, LaunchError::Exited { .. }), "{error}");
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.contains(setting) && log.contains(says), "{log}");
+        assert!(!log.contains(&secret_line), "key material in {log}");
+    }
+}
