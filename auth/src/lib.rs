@@ -40,6 +40,16 @@
 //! # Ok::<(), auth::scram::ScramError>(())
 //! ```
 
+//!
+//! Fuzzing (cargo-fuzz; `auth/fuzz` is its own package, outside the workspace, like
+//! `protocol/fuzz`, and CI does not run it): `scram` feeds random bytes to both sides'
+//! state machines, `plain` to the PLAIN parser and check.
+//!
+//! ```text
+//! cd auth && RUSTC_BOOTSTRAP=1 cargo fuzz run scram -- -max_total_time=120
+//! cd auth && RUSTC_BOOTSTRAP=1 cargo fuzz run plain -- -max_total_time=120
+//! ```
+
 #![warn(missing_docs)]
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
