@@ -54,6 +54,7 @@
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod acl;
 mod crypto;
 pub mod plain;
 pub mod scram;
