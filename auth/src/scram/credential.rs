@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use bytes::Bytes;
+use protocol::ops::security::UserCredential;
 use rand::{CryptoRng, RngCore};
 
 use super::error::ScramError;
@@ -83,6 +85,34 @@ impl StoredCredential {
             stored_key,
             server_key,
         })
+    }
+
+    /// Reads a verifier from its wire and `__users` form (`CreateUser`, `AlterUser`,
+    /// [`UserEvent`](protocol::ops::security::UserEvent)), checking the invariants and
+    /// the keys' lengths: a record from the network is as untrusted as any input.
+    pub fn from_user_credential(record: &UserCredential) -> Result<StoredCredential, ScramError> {
+        let key = |bytes: &Bytes, what| {
+            Key::try_from(bytes.as_ref()).map_err(|_| ScramError::InvalidCredential { what })
+        };
+        let stored_key = key(&record.stored_key, "the StoredKey must have 32 bytes")?;
+        let server_key = key(&record.server_key, "the ServerKey must have 32 bytes")?;
+        StoredCredential::from_parts(
+            record.salt.to_vec(),
+            record.iterations,
+            stored_key,
+            server_key,
+        )
+    }
+
+    /// This verifier in its wire and `__users` form, for user `name`.
+    pub fn to_user_credential(&self, name: &str) -> UserCredential {
+        UserCredential {
+            name: name.to_owned(),
+            iterations: self.iterations,
+            salt: Bytes::copy_from_slice(&self.salt),
+            stored_key: Bytes::copy_from_slice(&self.stored_key),
+            server_key: Bytes::copy_from_slice(&self.server_key),
+        }
     }
 
     /// The salt the server announces.
@@ -264,6 +294,42 @@ mod tests {
         for case in cases {
             assert!(case.parse::<StoredCredential>().is_err(), "{case}");
         }
+    }
+
+    #[test]
+    fn the_wire_form_round_trips_and_is_checked() {
+        let credential = StoredCredential::derive("p", b"saltsalt", 4096).unwrap();
+        let record = credential.to_user_credential("alice");
+        assert_eq!(record.name, "alice");
+        assert_eq!(
+            StoredCredential::from_user_credential(&record).unwrap(),
+            credential
+        );
+
+        let mut short_key = record.clone();
+        short_key.stored_key = Bytes::from_static(&[0; 31]);
+        assert!(matches!(
+            StoredCredential::from_user_credential(&short_key),
+            Err(ScramError::InvalidCredential { .. })
+        ));
+        let mut long_key = record.clone();
+        long_key.server_key = Bytes::from_static(&[0; 33]);
+        assert!(matches!(
+            StoredCredential::from_user_credential(&long_key),
+            Err(ScramError::InvalidCredential { .. })
+        ));
+        let mut cheap = record.clone();
+        cheap.iterations = 1;
+        assert!(matches!(
+            StoredCredential::from_user_credential(&cheap),
+            Err(ScramError::TooFewIterations { .. })
+        ));
+        let mut no_salt = record;
+        no_salt.salt = Bytes::new();
+        assert!(matches!(
+            StoredCredential::from_user_credential(&no_salt),
+            Err(ScramError::SaltLength { .. })
+        ));
     }
 
     #[test]
