@@ -55,13 +55,33 @@ use index::{NameIndex, Verdict};
 /// The literal name that matches every resource name of its type.
 pub const ANY_NAME: &str = "*";
 
-/// The most bindings one [`Authorizer`] holds, so that the ACL store (and every
-/// broker's memory for it) stays bounded whatever an administrator or `__acls` holds.
+/// The most bindings one [`Authorizer`] holds, so that its memory (at most this many
+/// times the name limits below) stays bounded whatever an administrator or `__acls`
+/// holds.
 pub const MAX_BINDINGS: usize = 100_000;
+
+/// The longest principal a binding may name, in bytes (user names are shorter; a
+/// certificate's subject may not be).
+pub const MAX_PRINCIPAL_BYTES: usize = 1024;
+
+/// The longest resource name or prefix a binding may hold, in bytes.
+pub const MAX_ACL_NAME_BYTES: usize = 1024;
 
 /// Why a binding could not be added.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AclError {
+    /// The binding's principal is empty or longer than [`MAX_PRINCIPAL_BYTES`].
+    #[error("an ACL principal must have 1 to {max} bytes (or be '*' for every principal)")]
+    InvalidPrincipal {
+        /// The limit.
+        max: usize,
+    },
+    /// The binding's name is longer than [`MAX_ACL_NAME_BYTES`].
+    #[error("an ACL resource name or prefix may have at most {max} bytes")]
+    NameTooLong {
+        /// The limit.
+        max: usize,
+    },
     /// The authorizer already holds [`MAX_BINDINGS`].
     #[error("too many ACL bindings: the limit is {max}; delete unused ones first")]
     TooManyBindings {
@@ -164,6 +184,16 @@ impl Authorizer {
 
     /// Adds a binding; `Ok(false)` if it was there already (adding is idempotent).
     pub fn insert(&mut self, binding: &AclBinding) -> Result<bool, AclError> {
+        if binding.principal.is_empty() || binding.principal.len() > MAX_PRINCIPAL_BYTES {
+            return Err(AclError::InvalidPrincipal {
+                max: MAX_PRINCIPAL_BYTES,
+            });
+        }
+        if binding.name.len() > MAX_ACL_NAME_BYTES {
+            return Err(AclError::NameTooLong {
+                max: MAX_ACL_NAME_BYTES,
+            });
+        }
         if self.len >= MAX_BINDINGS && !self.contains(binding) {
             return Err(AclError::TooManyBindings { max: MAX_BINDINGS });
         }

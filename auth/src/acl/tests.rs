@@ -524,3 +524,41 @@ fn the_number_of_bindings_is_bounded() {
     assert!(acls.remove(&allow("alice", "0", Operation::Read)));
     assert_eq!(acls.insert(&one_more), Ok(true));
 }
+
+#[test]
+fn principals_and_names_are_bounded() {
+    let mut acls = Authorizer::new([]);
+    let invalid = Err(AclError::InvalidPrincipal {
+        max: MAX_PRINCIPAL_BYTES,
+    });
+    assert_eq!(acls.insert(&allow("", "t", Operation::Read)), invalid);
+    assert_eq!(
+        acls.insert(&allow(
+            &"p".repeat(MAX_PRINCIPAL_BYTES + 1),
+            "t",
+            Operation::Read
+        )),
+        invalid
+    );
+    assert_eq!(
+        acls.insert(&allow(
+            &"p".repeat(MAX_PRINCIPAL_BYTES),
+            "t",
+            Operation::Read
+        )),
+        Ok(true)
+    );
+    let long = "n".repeat(MAX_ACL_NAME_BYTES + 1);
+    assert_eq!(
+        acls.insert(&allow("p", &long, Operation::Read)),
+        Err(AclError::NameTooLong {
+            max: MAX_ACL_NAME_BYTES
+        })
+    );
+    assert_eq!(
+        acls.insert(&allow("p", "", Operation::Read)),
+        Ok(true),
+        "the empty literal is a name like any"
+    );
+    assert_eq!(acls.len(), 2);
+}

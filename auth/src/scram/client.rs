@@ -104,7 +104,9 @@ impl ClientFinal {
     /// the server proven that it holds this user's verifier.
     pub fn verify(self, server_final: &[u8]) -> Result<(), ScramError> {
         match parse_server_final(server_final)? {
-            ServerFinal::Error(reason) => Err(ScramError::ServerRejected { reason }),
+            ServerFinal::Error(reason) => Err(ScramError::ServerRejected {
+                reason: printable_reason(&reason),
+            }),
             ServerFinal::Verifier(signature)
                 if crypto::ct_eq(&signature, &self.server_signature) =>
             {
@@ -113,6 +115,20 @@ impl ClientFinal {
             ServerFinal::Verifier(_) => Err(ScramError::ServerSignatureMismatch),
         }
     }
+}
+
+/// The most of a server's `e=` value kept: RFC 5802's values are short tokens.
+const MAX_SERVER_ERROR_BYTES: usize = 64;
+
+/// The server's error value, reduced to printable ASCII within
+/// [`MAX_SERVER_ERROR_BYTES`], so that a hostile server cannot write control characters
+/// or pages of text into the client's logs.
+fn printable_reason(reason: &str) -> String {
+    reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(MAX_SERVER_ERROR_BYTES)
+        .collect()
 }
 
 impl fmt::Debug for ClientFinal {

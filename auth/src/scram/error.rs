@@ -107,8 +107,8 @@ pub enum ScramError {
     /// The server answered `e=` in its final message.
     #[error("the server refused the authentication ({reason})")]
     ServerRejected {
-        /// The server's `server-error-value`, at most
-        /// [`MAX_MESSAGE_BYTES`](super::MAX_MESSAGE_BYTES) long.
+        /// The server's `server-error-value`, reduced to at most 64 printable ASCII
+        /// characters.
         reason: String,
     },
     /// The server's signature is wrong: it does not hold this user's verifier, so the

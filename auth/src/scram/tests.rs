@@ -71,10 +71,21 @@ fn a_client_refuses_a_forged_server_signature_or_an_error() {
 
     let (client, _) = ClientExchange::with_nonce("user", "pencil", rfc7677::CLIENT_NONCE).unwrap();
     let (client, _) = client.respond(rfc7677::SERVER_FIRST.as_bytes()).unwrap();
-    assert!(matches!(
-        client.verify(b"e=invalid-proof"),
-        Err(ScramError::ServerRejected { .. })
-    ));
+    let rejected = ScramError::ServerRejected {
+        reason: "invalid-proof".into(),
+    };
+    assert_eq!(client.verify(b"e=invalid-proof"), Err(rejected));
+
+    let (client, _) = ClientExchange::with_nonce("user", "pencil", rfc7677::CLIENT_NONCE).unwrap();
+    let (client, _) = client.respond(rfc7677::SERVER_FIRST.as_bytes()).unwrap();
+    let hostile = format!("e=a\u{1b}[2Jb\n{}", "x".repeat(500));
+    let Err(ScramError::ServerRejected { reason }) = client.verify(hostile.as_bytes()) else {
+        panic!("accepted")
+    };
+    assert!(
+        reason.starts_with("a[2Jbxx") && reason.len() == 64,
+        "{reason:?}"
+    );
 }
 
 #[test]
