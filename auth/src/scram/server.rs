@@ -23,8 +23,10 @@ pub const MAX_SERVER_NONCE_BYTES: usize = super::MAX_NONCE_BYTES - super::MAX_CL
 /// every attempt for one name, the same shape as any other) and a client cannot tell
 /// "no such user" from "wrong password" until the final message, where both fail alike.
 ///
-/// Make one per process (or keep its secret across restarts, if a salt that changes on
-/// restart is thought to give unknown names away) and share it between connections.
+/// Make one per process and share it between connections. With a fresh secret per
+/// process, an unknown name's salt changes at a restart while a real user's does not,
+/// which tells the two apart to someone watching across restarts; a broker that
+/// minds keeps a secret ([`ScramServer::from_secret`]) in its data directory.
 pub struct ScramServer {
     secret: Key,
     unknown_user_iterations: u32,
@@ -36,6 +38,15 @@ impl ScramServer {
     pub fn new(rng: &mut (impl RngCore + CryptoRng)) -> ScramServer {
         let mut secret = [0u8; KEY_BYTES];
         rng.fill_bytes(&mut secret);
+        ScramServer {
+            secret,
+            unknown_user_iterations: DEFAULT_ITERATIONS,
+        }
+    }
+
+    /// A server with a secret kept from before (32 random bytes, as secret as a key),
+    /// so that unknown users see the same salts after a restart.
+    pub fn from_secret(secret: [u8; KEY_BYTES]) -> ScramServer {
         ScramServer {
             secret,
             unknown_user_iterations: DEFAULT_ITERATIONS,

@@ -141,6 +141,33 @@ fn the_server_checks_binding_and_nonce_of_the_client_final() {
     );
 }
 
+/// A client other than ours: flag `y` and an authzid naming itself, so the GS2 header
+/// that `c=` must repeat is not the usual `n,,`. Computed here from the RFC's formulas.
+#[test]
+fn a_y_flag_client_naming_itself_authenticates() {
+    use crate::crypto;
+    let server = ScramServer::new(&mut rng(0));
+    let client_first = "y,a=user,n=user,r=abc";
+    let (exchange, server_first) = server
+        .start_with_nonce(client_first.as_bytes(), |_| Some(rfc_credential()), "XYZ")
+        .unwrap();
+    let server_first = String::from_utf8(server_first).unwrap();
+    let without_proof = format!("c={},r=abcXYZ", STANDARD.encode("y,a=user,"));
+    let auth_message = format!("n=user,r=abc,{server_first},{without_proof}");
+    let salt = STANDARD.decode(rfc7677::SALT).unwrap();
+    let keys = crypto::derive_keys(b"pencil", &salt, 4096);
+    let signature = crypto::hmac(&keys.stored_key, &[auth_message.as_bytes()]);
+    let proof = crypto::xor(&keys.client_key, &signature);
+    let client_final = format!("{without_proof},p={}", STANDARD.encode(proof));
+    let (who, server_final) = exchange.finish(client_final.as_bytes()).unwrap();
+    assert_eq!(who.user, "user");
+    let expected = crypto::hmac(&keys.server_key, &[auth_message.as_bytes()]);
+    assert_eq!(
+        server_final,
+        format!("v={}", STANDARD.encode(expected)).into_bytes()
+    );
+}
+
 #[test]
 fn users_with_commas_and_equals_round_trip() {
     let mut rng = rng(7);
@@ -161,6 +188,28 @@ fn users_with_commas_and_equals_round_trip() {
     let (who, last) = exchange.finish(&last).unwrap();
     client.verify(&last).unwrap();
     assert_eq!(who.user, "a=b,c");
+}
+
+#[test]
+fn a_kept_secret_keeps_unknown_users_salts_across_restarts() {
+    let salt = |server: &ScramServer, seed| {
+        let (_, first) = server
+            .start(b"n,,n=ghost,r=abc", |_| None, &mut rng(seed))
+            .unwrap();
+        String::from_utf8(first)
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let before = ScramServer::from_secret([5; 32]);
+    let after = ScramServer::from_secret([5; 32]);
+    assert_eq!(salt(&before, 1), salt(&after, 2));
+    assert_ne!(
+        salt(&before, 1),
+        salt(&ScramServer::from_secret([6; 32]), 1)
+    );
 }
 
 #[test]
