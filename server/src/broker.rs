@@ -12,6 +12,7 @@ use crate::group::offsets::Offsets;
 use crate::group::Groups;
 use crate::queue::Queues;
 use crate::routes::Routes;
+use crate::security::Security;
 use crate::services::Services;
 use crate::stats::Stats;
 use crate::tasks::{Stopped, Tasks};
@@ -45,6 +46,8 @@ pub struct Broker {
     pub traces: Arc<Traces>,
     /// Idempotent producers' ids.
     pub producer_ids: Arc<ProducerIds>,
+    /// Users, ACLs, and the authentication policy.
+    pub security: Arc<Security>,
     /// Every background task the broker started (dispatchers, the span writer, the
     /// periodic jobs of `serve`).
     pub tasks: Arc<Tasks>,
@@ -120,7 +123,9 @@ impl Broker {
             traces.clone(),
             clock.clone(),
         )?);
+        let security = Arc::new(Security::open(&config, &topics, clock.clone())?);
         Ok(Broker {
+            security,
             config,
             topic_defaults,
             clock,
@@ -142,6 +147,7 @@ impl Broker {
         self.groups.offsets().compact()?;
         self.queues.compact()?;
         self.services.compact()?;
+        self.security.compact()?;
         self.routes.compact()
     }
 

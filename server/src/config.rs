@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub retention: RetentionConfig,
     /// TLS on the native listener; absent: plaintext.
     pub tls: Option<TlsConfig>,
+    /// Authentication and authorization.
+    pub security: SecurityConfig,
 }
 
 /// TLS on the native listener (`[tls]`): with it, the listener speaks TLS only.
@@ -98,6 +100,47 @@ pub enum PrincipalFrom {
     Cn,
     /// The first DNS name or email address among the subject alternative names.
     San,
+}
+
+/// Authentication and authorization (`[security]`; `docs/operations.md`, "Security").
+///
+/// With no mechanism listed (and no client certificates asked for), authentication
+/// is off: every client may do everything, as on a laptop. With one listed, every
+/// connection must authenticate (or be admitted as anonymous, if allowed) and every
+/// request is checked against the ACLs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// SASL mechanisms clients may authenticate with: `SCRAM-SHA-256`, `PLAIN` (only
+    /// accepted over TLS).
+    pub mechanisms: Vec<String>,
+    /// Principals allowed everything, whatever the ACLs say.
+    pub superusers: Vec<String>,
+    /// With authentication on: admit connections that do not authenticate, as the
+    /// principal `ANONYMOUS` (ACLs still apply). With it off: allow listening on an
+    /// address other than loopback.
+    pub allow_anonymous: bool,
+    /// A connection must have completed its handshake and authentication this long
+    /// after it opened, or it is closed.
+    pub authentication_timeout_ms: u64,
+    /// How long a failed authentication waits before its answer (and the close).
+    pub failure_delay_ms: u64,
+    /// Failed authentications one remote address may make per minute; more are
+    /// refused without being checked.
+    pub max_failures_per_minute: u32,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            mechanisms: Vec::new(),
+            superusers: Vec::new(),
+            allow_anonymous: false,
+            authentication_timeout_ms: 10_000,
+            failure_delay_ms: 1_000,
+            max_failures_per_minute: 10,
+        }
+    }
 }
 
 /// How retention runs.
@@ -225,6 +268,7 @@ impl Default for ServerConfig {
             tracing: TracingConfig::default(),
             retention: RetentionConfig::default(),
             tls: None,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -377,7 +421,52 @@ impl ServerConfig {
                 ));
             }
         }
+        self.validate_security()?;
         self.default_topic_config().map(|_| ())
+    }
+
+    /// Whether connections must authenticate (and requests pass the ACLs).
+    pub fn authentication_enabled(&self) -> bool {
+        !self.security.mechanisms.is_empty()
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let security = &self.security;
+        for mechanism in &security.mechanisms {
+            if !crate::security::MECHANISMS.contains(&mechanism.as_str()) {
+                return Err(ConfigError(format!(
+                    "security.mechanisms: {mechanism:?} is not a mechanism this broker offers; it offers {:?}",
+                    crate::security::MECHANISMS
+                )));
+            }
+        }
+        if security
+            .mechanisms
+            .iter()
+            .any(|m| m == auth::plain::MECHANISM)
+            && self.tls.is_none()
+        {
+            return Err(ConfigError(
+                "security.mechanisms: PLAIN sends the password itself, so it needs [tls]; offer SCRAM-SHA-256 instead, or configure TLS".into(),
+            ));
+        }
+        if security.authentication_timeout_ms == 0 {
+            return Err(ConfigError(
+                "security.authentication_timeout_ms must be at least 1".into(),
+            ));
+        }
+        // Like Redis's protected mode: an open broker on a reachable address is a
+        // mistake until the operator says otherwise.
+        if !self.authentication_enabled()
+            && !security.allow_anonymous
+            && !self.listen.ip().is_loopback()
+        {
+            return Err(ConfigError(format!(
+                "refusing to listen on {} without authentication: set security.mechanisms (see docs/operations.md, \"Security\"), or security.allow_anonymous = true to serve anyone who can reach it",
+                self.listen
+            )));
+        }
+        Ok(())
     }
 
     /// The configuration a new topic gets before its own overrides (one partition

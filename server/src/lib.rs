@@ -41,6 +41,7 @@ pub mod producers;
 pub mod queue;
 pub mod reply;
 pub mod routes;
+pub mod security;
 pub mod services;
 pub mod shutdown;
 pub mod stats;
@@ -137,6 +138,51 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
     broker.hold_lock(lock);
     let listener = Listener { tcp: listener, tls };
     Ok((Arc::new(broker), listener))
+}
+
+/// Creates (or, if it exists, resets the password of) the user `name` and grants it
+/// every operation on every resource, so that a secured broker has a first
+/// administrator: `brokerd --init-admin NAME`. Locks the data directory, so it runs
+/// only while no broker does. The password is turned into a SCRAM verifier here and
+/// never stored.
+pub async fn init_admin(
+    config: ServerConfig,
+    name: &str,
+    password: &str,
+) -> Result<(), StartError> {
+    use protocol::ops::security::{AclBinding, Operation, PatternType, Permission, ResourceType};
+    config.validate()?;
+    security::users::validate_name(name)?;
+    let lock = data_lock::DataDirLock::acquire(&config.data_dir)?;
+    let mut broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
+    broker.hold_lock(lock);
+    let credential = auth::scram::StoredCredential::generate(
+        password,
+        auth::scram::DEFAULT_ITERATIONS,
+        &mut rand::thread_rng(),
+    )
+    .map_err(|e| error::BrokerError::InvalidRequest(e.to_string()))?
+    .to_user_credential(name);
+    let users = &broker.security.users;
+    let exists = users.list().iter().any(|u| u.name == name);
+    users.put(credential, !exists).await?;
+    let everything = ResourceType::ALL
+        .iter()
+        .map(|&resource| AclBinding {
+            principal: name.to_string(),
+            resource,
+            pattern: PatternType::Prefix,
+            name: String::new(),
+            operation: Operation::All,
+            permission: Permission::Allow,
+        })
+        .collect();
+    broker.security.acls.create(everything).await?;
+    tracing::info!(target: "audit", op = "InitAdmin", user = %name, created = !exists, "administrator initialised");
+    broker.close(TASK_SHUTDOWN_GRACE).await;
+    Ok(())
 }
 
 /// Serves until `shutdown` fires, then stops accepting, lets connections finish,

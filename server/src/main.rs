@@ -27,6 +27,11 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Create user NAME (or reset its password) with every permission, reading its
+    /// password from the first line of standard input, then exit. Run it once, with
+    /// no broker running on the data directory, to bootstrap a secured broker.
+    #[arg(long, value_name = "NAME")]
+    init_admin: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,7 +64,29 @@ fn start(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(name) = args.init_admin {
+        let password = read_password()?;
+        runtime.block_on(server::init_admin(config, &name, &password))?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "administrator {name:?} is ready; start brokerd to serve"
+        )?;
+        return Ok(());
+    }
     runtime.block_on(run(config))
+}
+
+/// The first line of standard input, without its line ending; never echoed or
+/// logged.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("--init-admin reads the password from the first line of standard input, and it is empty");
+    }
+    Ok(password)
 }
 
 async fn run(config: ServerConfig) -> anyhow::Result<()> {

@@ -27,6 +27,8 @@ pub enum Closed {
     StalledFrame,
     /// The broker was at its connection limit.
     OverLimit,
+    /// Its authentication failed.
+    AuthenticationFailed,
 }
 
 /// Connections the broker closed or refused, by reason, since it started.
@@ -40,6 +42,8 @@ pub struct ClosedCounts {
     pub stalled_frame: AtomicU64,
     /// [`Closed::OverLimit`].
     pub over_limit: AtomicU64,
+    /// [`Closed::AuthenticationFailed`].
+    pub authentication_failed: AtomicU64,
 }
 
 /// Server-wide statistics.
@@ -82,6 +86,7 @@ impl Stats {
             Closed::Idle => &self.closed.idle,
             Closed::StalledFrame => &self.closed.stalled_frame,
             Closed::OverLimit => &self.closed.over_limit,
+            Closed::AuthenticationFailed => &self.closed.authentication_failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -9,7 +9,7 @@
 //! crate root, on top of these.
 
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -181,6 +181,8 @@ pub struct Launch {
     data_prefix: String,
     startup_timeout: Duration,
     log_file: Option<PathBuf>,
+    /// `brokerd --init-admin NAME` with this password, before the first start.
+    init_admin: Option<(String, String)>,
 }
 
 impl Launch {
@@ -195,6 +197,7 @@ impl Launch {
             data_prefix: "brokerd-".to_string(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             log_file: None,
+            init_admin: None,
         }
     }
 
@@ -234,6 +237,14 @@ impl Launch {
         self
     }
 
+    /// Before the first start, runs `brokerd --init-admin NAME` (with the same
+    /// arguments and data directory) giving it `password`: a secured broker then has
+    /// an administrator to log in as.
+    pub fn init_admin(mut self, name: impl Into<String>, password: impl Into<String>) -> Launch {
+        self.init_admin = Some((name.into(), password.into()));
+        self
+    }
+
     /// How long brokerd may take to print its address.
     pub fn startup_timeout(mut self, timeout: Duration) -> Launch {
         self.startup_timeout = timeout;
@@ -247,6 +258,9 @@ impl Launch {
             .prefix(&self.data_prefix)
             .tempdir_in(&parent)
             .map_err(|source| LaunchError::DataDir { parent, source })?;
+        if let Some((name, password)) = &self.init_admin {
+            init_admin(&self, data_dir.path(), name, password)?;
+        }
         let (child, addr) = spawn(&self, data_dir.path(), LISTEN_ANY_LOOPBACK_PORT)?;
         Ok(Brokerd {
             launch: self,
@@ -356,6 +370,42 @@ impl Drop for Brokerd {
 
 /// Starts brokerd on `listen` over `data_dir` and reads its address from the first
 /// line of its stdout, within the launch's startup timeout.
+/// Runs `brokerd --init-admin NAME` on `data_dir`, the password on its stdin.
+fn init_admin(
+    launch: &Launch,
+    data_dir: &Path,
+    name: &str,
+    password: &str,
+) -> Result<(), LaunchError> {
+    let path = &launch.binary;
+    let mut child = Command::new(path)
+        .args(["--listen", LISTEN_ANY_LOOPBACK_PORT, "--data-dir"])
+        .arg(data_dir)
+        .args(&launch.args)
+        .args(["--init-admin", name])
+        .envs(launch.envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| LaunchError::Spawn {
+            path: path.clone(),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows as the exit status below.
+        let _ = writeln!(stdin, "{password}");
+    }
+    let pid = child.id();
+    let status = child
+        .wait()
+        .map_err(|source| LaunchError::Wait { pid, source })?;
+    if !status.success() {
+        return Err(exited(path, &mut child));
+    }
+    Ok(())
+}
+
 fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, String), LaunchError> {
     let path = &launch.binary;
     let stderr = match &launch.log_file {

@@ -19,6 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::{DecodeError, EncodeError};
 use crate::ops::registry::{RegistryEvent, REGISTRY_TOPIC};
 use crate::ops::routes::{RouteEvent, ROUTES_TOPIC};
+use crate::ops::security::{AclEvent, UserEvent, ACLS_TOPIC, USERS_TOPIC};
 use crate::trace::{Span, TRACES_TOPIC};
 
 /// One kind of record of one internal topic.
@@ -82,6 +83,51 @@ impl InternalRecord for RouteEvent {
 
     fn decode(_key: Option<Bytes>, value: Option<Bytes>) -> Result<Self, DecodeError> {
         RouteEvent::decode(required(value, "route event")?)
+    }
+}
+
+impl InternalRecord for UserEvent {
+    const TOPIC: &'static str = USERS_TOPIC;
+
+    /// The user's name.
+    fn encode_key(&self, buf: &mut BytesMut) -> bool {
+        buf.put_slice(self.name().as_bytes());
+        true
+    }
+
+    fn encode_value(&self, buf: &mut BytesMut) -> Result<bool, EncodeError> {
+        buf.put_slice(&self.encode()?);
+        Ok(true)
+    }
+
+    fn decode(_key: Option<Bytes>, value: Option<Bytes>) -> Result<Self, DecodeError> {
+        UserEvent::decode(required(value, "user event")?)
+    }
+}
+
+impl InternalRecord for AclEvent {
+    const TOPIC: &'static str = ACLS_TOPIC;
+
+    /// The binding's encoding.
+    fn encode_key(&self, buf: &mut BytesMut) -> bool {
+        // Only fails for strings over the wire limit, which a binding that got this
+        // far cannot have; such a record is then written without a key.
+        match self.binding().key() {
+            Ok(key) => {
+                buf.put_slice(&key);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn encode_value(&self, buf: &mut BytesMut) -> Result<bool, EncodeError> {
+        buf.put_slice(&self.encode()?);
+        Ok(true)
+    }
+
+    fn decode(_key: Option<Bytes>, value: Option<Bytes>) -> Result<Self, DecodeError> {
+        AclEvent::decode(required(value, "acl event")?)
     }
 }
 

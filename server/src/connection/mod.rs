@@ -41,8 +41,11 @@ use tokio_util::codec::FramedRead;
 
 use crate::broker::Broker;
 use crate::delivery::Pushes;
+use crate::error::BrokerError;
 use crate::handlers::{self, produce::ProduceRun, Context, Outcome};
 use crate::reply::{Reply, ReplyTo};
+use crate::security::login::{Login, Refusal, Step};
+use crate::security::Principal;
 use crate::shutdown::Shutdown;
 use crate::stats::{Closed, ConnectionGuard};
 use budget::Budget;
@@ -91,7 +94,6 @@ pub async fn serve<S: Transport>(stream: S, peer: Peer, broker: Arc<Broker>, shu
 struct Connection<R> {
     broker: Arc<Broker>,
     /// Who is at the other end (address, TLS, certificate principal).
-    #[allow(dead_code)] // Read by authentication, which builds on it.
     peer: Peer,
     frames: FramedRead<Progressed<R>, ProtocolCodec>,
     /// When the socket last delivered a byte.
@@ -104,8 +106,13 @@ struct Connection<R> {
     reply: Reply,
     budget: Budget,
     session: Session,
-    /// The handlers' context, from the handshake on.
+    /// The handlers' context, from the moment the connection has a principal: at the
+    /// handshake, or once it authenticated where the broker requires that.
     context: Option<Context>,
+    /// The client's handshake name while the connection still has to authenticate.
+    awaiting_login: Option<Arc<str>>,
+    /// The connection's Authenticate exchange.
+    login: Login,
     /// The protocol version the handshake chose, shared with the writer.
     negotiated: Arc<OnceLock<u16>>,
     run: ProduceRun<Reply>,
@@ -155,6 +162,8 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
             budget: Budget::new(limits.max_inflight_bytes_per_connection),
             session: Session::new(limits.max_frame_bytes as u32),
             context: None,
+            awaiting_login: None,
+            login: Login::Idle,
             _counted: broker.stats.connection_opened(),
             broker,
             shutdown,
@@ -197,10 +206,12 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
         let ms = |ms| Duration::from_millis(ms);
         let limits = &self.broker.config.limits;
         if self.context.is_none() {
-            return (
-                self.opened_at + ms(limits.handshake_timeout_ms),
-                Closed::HandshakeTimeout,
-            );
+            let timeout = if self.broker.security.enabled() {
+                self.broker.security.authentication_timeout()
+            } else {
+                ms(limits.handshake_timeout_ms)
+            };
+            return (self.opened_at + timeout, Closed::HandshakeTimeout);
         }
         if !self.frames.read_buffer().is_empty() {
             return (
@@ -252,19 +263,36 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
             }
         };
         if let Some((response, client)) = client {
-            let pushes = Pushes::new(self.outbound.clone());
             // Every later frame goes out in the negotiated version (the handshake's
             // own answer is always version 1, whatever the writer is told).
             let _ = self.negotiated.set(response.version);
-            self.context = Some(Context::new(&self.broker, client, response.version, pushes));
-            // Who it is is known now: the full frame size and read buffer.
-            let max_frame_bytes = self.broker.config.limits.max_frame_bytes;
-            self.frames
-                .decoder_mut()
-                .set_max_frame_bytes(max_frame_bytes);
-            self.frames.read_buffer_mut().reserve(READ_BUFFER_BYTES);
+            let certificate = self.peer.certificate_principal.clone();
+            match self.broker.security.initial_principal(certificate) {
+                Some(principal) => self.admit(client, principal),
+                None => self.awaiting_login = Some(client),
+            }
             self.answer(correlation_id, op, Ok(Response::Handshake(response)))
                 .await;
+            return true;
+        }
+        if let Request::Authenticate(step) = &request {
+            return self.authenticate(correlation_id, op, step).await;
+        }
+        let Some(cx) = self.context.as_ref() else {
+            // Handshaken, not authenticated, and the broker admits nobody anonymous.
+            self.answer(correlation_id, op, Err(BrokerError::AuthenticationRequired))
+                .await;
+            return false;
+        };
+        // The one authorization check: a refused request changes nothing.
+        let routes = &self.broker.routes;
+        if let Err(refused) = self
+            .broker
+            .security
+            .authorize(&cx.principal, &request, |id| routes.pattern(id))
+        {
+            tracing::debug!(principal = %cx.principal.name, op = request.op_code().name(), error = %refused, "refused");
+            self.answer(correlation_id, op, Err(refused)).await;
             return true;
         }
         // Anything but a produce ends the run first, so requests take effect in order.
@@ -295,6 +323,79 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
                 true
             }
             other => self.dispatch(other, to).await,
+        }
+    }
+
+    /// Opens the session for `principal`: the handlers' context, and the full frame
+    /// size and read buffer (who it is is known now).
+    fn admit(&mut self, client: Arc<str>, principal: Principal) {
+        let version = self
+            .negotiated
+            .get()
+            .copied()
+            .unwrap_or(protocol::HANDSHAKE_VERSION);
+        let pushes = Pushes::new(self.outbound.clone());
+        self.context = Some(Context::new(
+            &self.broker,
+            client,
+            version,
+            pushes,
+            principal,
+        ));
+        let max_frame_bytes = self.broker.config.limits.max_frame_bytes;
+        self.frames
+            .decoder_mut()
+            .set_max_frame_bytes(max_frame_bytes);
+        self.frames.read_buffer_mut().reserve(READ_BUFFER_BYTES);
+    }
+
+    /// Serves one Authenticate step; `false` when the connection must close (a
+    /// failure: answered after the failure delay, so guessing is slow).
+    async fn authenticate(
+        &mut self,
+        correlation_id: u32,
+        op: u16,
+        step: &protocol::ops::security::AuthenticateRequest,
+    ) -> bool {
+        let security = self.broker.security.clone();
+        let address = self.peer.remote.ip();
+        let outcome = if security.blocked(address) {
+            Err(Refusal::Failed("too many failures from this address"))
+        } else {
+            self.login.step(&security, self.peer.tls, step)
+        };
+        match outcome {
+            Ok(Step::Continue(response)) => {
+                self.answer(correlation_id, op, Ok(Response::Authenticate(response)))
+                    .await;
+                true
+            }
+            Ok(Step::Done(response, principal)) => {
+                tracing::info!(target: "audit", op = "Authenticate", principal = %principal.name, mechanism = principal.by.name(), remote = %self.peer.remote, "authenticated");
+                match (self.context.as_mut(), self.awaiting_login.take()) {
+                    (Some(cx), _) => cx.principal = principal,
+                    (None, Some(client)) => self.admit(client, principal),
+                    (None, None) => return false,
+                }
+                self.answer(correlation_id, op, Ok(Response::Authenticate(response)))
+                    .await;
+                true
+            }
+            Err(refusal) => {
+                let close = matches!(refusal, Refusal::Failed(_));
+                if let Refusal::Failed(why) = refusal {
+                    // The reason, never the client's input (names, proofs, passwords).
+                    tracing::info!(target: "audit", op = "Authenticate", remote = %self.peer.remote, mechanism = %step.mechanism.escape_debug(), reason = why, "authentication failed");
+                    security.failed(address);
+                    self.broker.stats.count_closed(Closed::AuthenticationFailed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(security.failure_delay()) => {}
+                        _ = self.shutdown.recv() => {}
+                    }
+                }
+                self.answer(correlation_id, op, Err(refusal.error())).await;
+                !close
+            }
         }
     }
 

@@ -22,6 +22,7 @@ pub mod produce;
 pub mod publish;
 pub mod queue;
 pub mod routes;
+pub mod security;
 pub mod services;
 pub mod stats;
 pub mod subscribe;
@@ -36,6 +37,7 @@ use protocol::ops::{Empty, Request, Response};
 use crate::broker::Broker;
 use crate::delivery::Pushes;
 use crate::error::BrokerError;
+use crate::security::Principal;
 use crate::subscription::Subscriptions;
 use members::SessionMembers;
 
@@ -97,11 +99,19 @@ pub struct Context {
     /// The stream-group memberships the session holds, so its fetches can be spanned
     /// as deliveries to them.
     pub members: SessionMembers,
+    /// Who the session acts as: what ACLs are checked for.
+    pub principal: Principal,
 }
 
 impl Context {
     /// A new session's context.
-    pub fn new(broker: &Broker, client: Arc<str>, version: u16, pushes: Pushes) -> Context {
+    pub fn new(
+        broker: &Broker,
+        client: Arc<str>,
+        version: u16,
+        pushes: Pushes,
+        principal: Principal,
+    ) -> Context {
         let limit = broker.config.limits.max_subscriptions_per_connection;
         Context {
             client,
@@ -109,6 +119,7 @@ impl Context {
             subscriptions: Subscriptions::new(limit),
             pushes,
             members: SessionMembers::default(),
+            principal,
         }
     }
 }
@@ -138,6 +149,7 @@ where
 
 /// Serves one request: the dispatch table.
 pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outcome {
+    use protocol::ops::security::ResourceType as R;
     use Request as Q;
     use Response as A;
     let b = broker;
@@ -160,7 +172,11 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             topics::create_partitions(b.clone(), r, cx.client.clone()),
             |()| A::CreatePartitions(Empty),
         ),
-        Q::ListTopics(r) => now(Ok(topics::list(b, r)), A::ListTopics),
+        Q::ListTopics(r) => {
+            let mut list = topics::list(b, r);
+            list.topics = security::visible(b, &cx.principal, R::Topic, list.topics, |t| &t.name);
+            now(Ok(list), A::ListTopics)
+        }
         Q::DescribeTopic(r) => now(topics::describe(b, r), A::DescribeTopic),
         Q::DeleteRecords(r) => later(
             topics::delete_records(b.clone(), r, cx.client.clone()),
@@ -187,7 +203,11 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             A::CommitOffsets(Empty)
         }),
         Q::FetchOffsets(r) => now(groups::fetch_offsets(b, r), A::FetchOffsets),
-        Q::ListGroups(Empty) => now(Ok(groups::list(b)), A::ListGroups),
+        Q::ListGroups(Empty) => {
+            let mut list = groups::list(b);
+            list.groups = security::visible(b, &cx.principal, R::Group, list.groups, |g| &g.group);
+            now(Ok(list), A::ListGroups)
+        }
         Q::DescribeGroup(r) => now(groups::describe(b, r), A::DescribeGroup),
         Q::DeleteGroup(r) => later(groups::delete(b.clone(), r, cx.client.clone()), |()| {
             A::DeleteGroup(Empty)
@@ -212,29 +232,49 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         Q::DeregisterInstance(r) => later(services::deregister(b.clone(), r), |()| {
             A::DeregisterInstance(Empty)
         }),
-        Q::ListServices(Empty) => now(Ok(services::list(b)), A::ListServices),
+        Q::ListServices(Empty) => {
+            let mut list = services::list(b);
+            list.services =
+                security::visible(b, &cx.principal, R::Service, list.services, |s| &s.service);
+            now(Ok(list), A::ListServices)
+        }
         Q::DescribeService(r) => now(Ok(services::describe(b, r)), A::DescribeService),
         Q::AddRoute(r) => later(routes::add(b.clone(), r, cx.client.clone()), A::AddRoute),
         Q::DeleteRoute(r) => later(routes::delete(b.clone(), r, cx.client.clone()), |()| {
             A::DeleteRoute(Empty)
         }),
-        Q::ListRoutes(Empty) => now(Ok(routes::list(b)), A::ListRoutes),
-        // Served from the security layer's next commit on; until then this broker
-        // does not authenticate, and has no users or ACLs to administer.
+        Q::ListRoutes(Empty) => {
+            let mut list = routes::list(b);
+            list.routes =
+                security::visible(b, &cx.principal, R::Route, list.routes, |r| &r.pattern);
+            now(Ok(list), A::ListRoutes)
+        }
+        // The connection serves Authenticate itself (it changes the session); one
+        // that reaches the table comes from a listener without SASL.
         Q::Authenticate(_) => Outcome::Now(Err(BrokerError::AuthenticationFailed)),
-        Q::WhoAmI(Empty) => Outcome::Now(Ok(A::WhoAmI(protocol::ops::security::WhoAmIResponse {
-            principal: protocol::ops::security::ANONYMOUS.into(),
-            authenticated_by: "NONE".into(),
-        }))),
-        Q::CreateAcls(_)
-        | Q::DeleteAcls(_)
-        | Q::ListAcls(_)
-        | Q::CreateUser(_)
-        | Q::AlterUser(_)
-        | Q::DeleteUser(_)
-        | Q::ListUsers(_) => Outcome::Now(Err(BrokerError::Internal(
-            "users and ACLs are not served by this build yet".into(),
-        ))),
+        Q::WhoAmI(Empty) => now(Ok(security::whoami(&cx.principal)), A::WhoAmI),
+        Q::CreateAcls(r) => later(
+            security::create_acls(b.clone(), r, security::Actor::of(cx)),
+            |()| A::CreateAcls(Empty),
+        ),
+        Q::DeleteAcls(r) => later(
+            security::delete_acls(b.clone(), r, security::Actor::of(cx)),
+            A::DeleteAcls,
+        ),
+        Q::ListAcls(r) => now(Ok(security::list_acls(b, &r)), A::ListAcls),
+        Q::CreateUser(r) => later(
+            security::put_user(b.clone(), r, true, security::Actor::of(cx)),
+            |()| A::CreateUser(Empty),
+        ),
+        Q::AlterUser(r) => later(
+            security::put_user(b.clone(), r, false, security::Actor::of(cx)),
+            |()| A::AlterUser(Empty),
+        ),
+        Q::DeleteUser(r) => later(
+            security::delete_user(b.clone(), r, security::Actor::of(cx)),
+            |()| A::DeleteUser(Empty),
+        ),
+        Q::ListUsers(Empty) => now(Ok(security::list_users(b)), A::ListUsers),
     }
 }
 

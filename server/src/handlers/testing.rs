@@ -40,6 +40,7 @@ impl TestBroker {
             Arc::from("test/1"),
             protocol::PROTOCOL_VERSION,
             Pushes::new(tx),
+            crate::security::Principal::anonymous(),
         );
         TestBroker {
             broker,
@@ -64,6 +65,7 @@ impl TestBroker {
             Arc::from(client_name),
             protocol::PROTOCOL_VERSION,
             Pushes::new(tx),
+            crate::security::Principal::anonymous(),
         );
         (cx, pushes)
     }

@@ -247,6 +247,12 @@ impl Routes {
         log.append(&events).map(|_| ())
     }
 
+    /// The routing-key pattern of rule `route_id`, if it exists.
+    pub fn pattern(&self, route_id: u64) -> Option<String> {
+        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        table.routes.get(&route_id).map(|r| r.pattern.clone())
+    }
+
     /// Every rule, by id.
     pub fn list(&self) -> Vec<RouteInfo> {
         self.table
