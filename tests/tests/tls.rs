@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use client::{Client, ClientConfig, ClientError, ProducerConfig, Record, TlsConfig};
 use integration_tests::raw::Raw;
-use integration_tests::{brokerd_bin, Brokerd, Launch, LaunchError};
+use integration_tests::{brokerctl, brokerd_bin, Brokerd, Launch, LaunchError};
 use protocol::ops::handshake::HandshakeRequest;
 use protocol::{FrameDecoder, Message, Request, Response, HANDSHAKE_VERSION};
 use rcgen::{
@@ -404,4 +405,168 @@ fn bad_tls_files_stop_brokerd_at_startup_naming_the_file() {
         assert!(log.contains(setting) && log.contains(says), "{log}");
         assert!(!log.contains(&secret_line), "key material in {log}");
     }
+}
+
+/// A client configuration that tries once: a refused connection is not waited for.
+fn one_attempt() -> ClientConfig {
+    ClientConfig::default()
+        .reconnect_max_attempts(1)
+        .connect_timeout(DEADLINE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokerctl_and_the_client_produce_and_consume_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let (alice, alice_key) = pki.client("alice", "alice", false);
+    // Mutual TLS, optional: brokerctl comes without a certificate, the client with one.
+    let lines = format!(
+        "{}client_ca = {:?}\nrequire_client_certificate = false\n",
+        server_lines(&cert, &key),
+        pki.ca_path
+    );
+    let broker = launch(dir.path(), &lines).start().unwrap();
+    let addr = broker.addr().to_string();
+    let ca = pki.ca_path.to_str().unwrap();
+    let tls = |args: &[&str]| {
+        let mut all = vec!["--tls-ca", ca];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, stdin: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        brokerctl(&addr, &args, stdin)
+    };
+    let (ok, _, err) = run(
+        tls(&["topics", "create", "secure", "--partitions", "1"]),
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(tls(&["produce", "secure"]), "one\ntwo\n");
+    assert!(ok, "{err}");
+
+    let config = one_attempt().tls(
+        TlsConfig::new(&pki.ca_path)
+            .client_certificate(&alice, &alice_key)
+            .server_name("localhost"),
+    );
+    let client = Client::connect_with(addr.clone(), config).await.unwrap();
+    let producer = client
+        .producer("secure", ProducerConfig::default())
+        .await
+        .unwrap();
+    producer
+        .send(Record::new("three").with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    producer.close().await.unwrap();
+    let mut reader = client.partition_reader("secure", &[(0, 0)]);
+    let mut values = Vec::new();
+    for _ in 0..3 {
+        let record = reader.next().await.unwrap();
+        values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+    }
+    assert_eq!(values, ["one", "two", "three"]);
+    assert!(log_has_line(dir.path(), &["connection opened", "alice"]));
+
+    let (ok, out, err) = run(
+        tls(&["consume", "secure", "--from", "earliest", "--count", "3"]),
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two", "three"]);
+
+    // Without --tls-ca brokerctl is told the broker speaks TLS.
+    let (ok, _, err) = run(vec!["topics".to_string()], "");
+    assert!(!ok);
+    assert!(
+        err.contains("speaks TLS") && err.contains("--tls-ca"),
+        "{err}"
+    );
+    // And with TLS against a plaintext broker, that it does not.
+    let plain = Brokerd::start();
+    let (ok, _, err) = brokerctl(plain.addr(), &["--tls-ca", ca, "topics"], "");
+    assert!(!ok);
+    assert!(err.contains("did not answer in TLS"), "{err}");
+}
+
+#[tokio::test]
+async fn the_client_refuses_untrusted_expired_and_misnamed_server_certificates_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let stranger = Pki::new(dir.path(), "other-ca");
+    let (cert, key, _) = pki.server("server");
+    let (old, old_key, _) = pki.issue(
+        "expired-server",
+        Leaf {
+            common_name: "brokerd",
+            sans: &["localhost", "127.0.0.1"],
+            expired: true,
+        },
+    );
+    let good = launch(dir.path(), &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let expired = {
+        let sub = dir.path().join("expired");
+        std::fs::create_dir(&sub).unwrap();
+        launch(&sub, &server_lines(&old, &old_key)).start().unwrap()
+    };
+    let cases = [
+        (
+            good.addr(),
+            TlsConfig::new(&stranger.ca_path),
+            "not trusted",
+        ),
+        (expired.addr(), TlsConfig::new(&pki.ca_path), "expired"),
+        (
+            good.addr(),
+            TlsConfig::new(&pki.ca_path).server_name("elsewhere.example"),
+            "not valid for \"elsewhere.example\"",
+        ),
+    ];
+    for (addr, tls, says) in cases {
+        // Many attempts allowed: a fatal error must not use them.
+        let config = ClientConfig::default()
+            .reconnect_max_attempts(50)
+            .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
+            .tls(tls);
+        let started = Instant::now();
+        let error = Client::connect_with(addr.to_string(), config)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ClientError::Tls { .. }), "{error}");
+        assert!(error.to_string().contains(says), "{says}: {error}");
+        assert!(started.elapsed() < DEADLINE, "retried: {error}");
+    }
+
+    let mutual = {
+        let sub = dir.path().join("mutual");
+        std::fs::create_dir(&sub).unwrap();
+        let lines = format!(
+            "{}client_ca = {:?}\n",
+            server_lines(&cert, &key),
+            pki.ca_path
+        );
+        launch(&sub, &lines).start().unwrap()
+    };
+    let config = one_attempt().tls(TlsConfig::new(&pki.ca_path));
+    let error = Client::connect_with(mutual.addr().to_string(), config)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Tls { .. }), "{error}");
+    assert!(error.to_string().contains("--tls-cert"), "{error}");
+
+    let missing = dir.path().join("nope.pem");
+    let config = one_attempt().tls(TlsConfig::new(&missing));
+    let error = Client::connect_with(good.addr().to_string(), config)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::TlsFile { setting: "ca", .. }),
+        "{error}"
+    );
 }
