@@ -176,51 +176,103 @@ fn hello_bytes() -> BytesMut {
     buf
 }
 
-/// Connects over TLS with `config`, sends our handshake and reads the answer; returns
-/// the server's certificate chain. `Err` says why TLS or the handshake failed.
-async fn tls_hello(
-    addr: &str,
-    config: Arc<rustls::ClientConfig>,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let exchange = async {
-        let tcp = tokio::net::TcpStream::connect(addr)
+/// A raw protocol connection over the test's own TLS client.
+struct TlsRaw {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    buf: BytesMut,
+    /// The version the handshake chose.
+    version: u16,
+    next_id: u32,
+}
+
+impl TlsRaw {
+    /// Connects over TLS with `config` and handshakes. `Err` says why TLS or the
+    /// handshake failed.
+    async fn connect(addr: &str, config: Arc<rustls::ClientConfig>) -> Result<TlsRaw, String> {
+        let open = async {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let name = ServerName::try_from("localhost").unwrap();
+            let stream = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+            let mut raw = TlsRaw {
+                stream,
+                buf: BytesMut::new(),
+                version: HANDSHAKE_VERSION,
+                next_id: 1,
+            };
+            raw.stream
+                .write_all(&hello_bytes())
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+            raw.next_id = 2;
+            match raw.receive().await? {
+                Message::Response {
+                    response: Response::Handshake(answer),
+                    ..
+                } => raw.version = answer.version,
+                other => return Err(format!("answered {other:?}")),
+            }
+            Ok(raw)
+        };
+        tokio::time::timeout(DEADLINE, open)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut tls = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        let chain = tls
+            .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+    }
+
+    /// The server's certificate chain.
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.stream
             .get_ref()
             .1
             .peer_certificates()
             .unwrap_or_default()
-            .to_vec();
-        tls.write_all(&hello_bytes())
+            .to_vec()
+    }
+
+    /// Sends `request` and reads the answer.
+    async fn call(&mut self, request: Request) -> Result<Message, String> {
+        let mut out = BytesMut::new();
+        Message::Request {
+            correlation_id: self.next_id,
+            request,
+        }
+        .encode(self.version, &mut out)
+        .unwrap();
+        self.next_id += 1;
+        self.stream
+            .write_all(&out)
             .await
             .map_err(|e| format!("write: {e}"))?;
-        let mut buf = BytesMut::new();
+        tokio::time::timeout(DEADLINE, self.receive())
+            .await
+            .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+    }
+
+    async fn receive(&mut self) -> Result<Message, String> {
         loop {
-            if let Some(frame) = FrameDecoder::new().decode(&mut buf).unwrap() {
-                return match Message::decode(frame).unwrap() {
-                    Message::Response {
-                        response: Response::Handshake(_),
-                        ..
-                    } => Ok(chain),
-                    other => Err(format!("answered {other:?}")),
-                };
+            if let Some(frame) = FrameDecoder::new().decode(&mut self.buf).unwrap() {
+                return Ok(Message::decode(frame).unwrap());
             }
-            match tls.read_buf(&mut buf).await {
+            match self.stream.read_buf(&mut self.buf).await {
                 Ok(0) => return Err("closed".to_string()),
                 Ok(_) => {}
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
-    };
-    tokio::time::timeout(DEADLINE, exchange)
-        .await
-        .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+    }
+}
+
+/// Connects over TLS with `config` and handshakes; returns the server's certificate
+/// chain.
+async fn tls_hello(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    Ok(TlsRaw::connect(addr, config).await?.chain())
 }
 
 /// Reads `stream` to its end; `true` if the peer closed it within [`DEADLINE`] after
@@ -569,4 +621,54 @@ async fn the_client_refuses_untrusted_expired_and_misnamed_server_certificates_a
         matches!(error, ClientError::TlsFile { setting: "ca", .. }),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_open_connections_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, first) = pki.server("server");
+    let broker = launch(dir.path(), &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    let mut open = TlsRaw::connect(broker.addr(), config.clone())
+        .await
+        .unwrap();
+    assert_eq!(open.chain()[0], first);
+
+    // A key that does not match: the reload fails, the old certificate stays.
+    let other = KeyPair::generate().unwrap();
+    std::fs::write(&key, other.serialize_pem()).unwrap();
+    broker.send_hangup().unwrap();
+    assert!(log_has_line(dir.path(), &["reload", "tls.key"]));
+    let chain = tls_hello(broker.addr(), config.clone()).await.unwrap();
+    assert_eq!(chain[0], first, "a failed reload changed the certificate");
+
+    // A new certificate and key, written the way an operator would: each replaced
+    // whole (renamed into place).
+    let (new_cert, new_key, second) = pki.server("renewed");
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    assert_ne!(first, second);
+    broker.send_hangup().unwrap();
+    let started = Instant::now();
+    loop {
+        let chain = tls_hello(broker.addr(), config.clone()).await.unwrap();
+        if chain[0] == second {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The connection opened before both reloads still works, on its old certificate.
+    let answer = open
+        .call(Request::ServerStats(protocol::ops::Empty))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Message::Response { .. }), "{answer:?}");
+    assert_eq!(open.chain()[0], first);
 }
