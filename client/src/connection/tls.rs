@@ -143,7 +143,11 @@ impl Connector {
                     file_error(
                         "key",
                         key,
-                        format!("{e} (is it the key of {}?)", cert.display()),
+                        format!(
+                            "it cannot be used with the certificate {} ({e}); is it that \
+                             certificate's key, and the certificate X.509 v3?",
+                            cert.display()
+                        ),
                     )
                 })?
             }
