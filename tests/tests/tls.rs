@@ -113,8 +113,17 @@ impl Pki {
 /// A launch of brokerd with `[tls]` set to `tls` (TOML lines), its log in
 /// `dir/brokerd.log` at debug level for the connection module.
 fn launch(dir: &Path, tls: &str) -> Launch {
+    launch_with_limits(
+        dir,
+        &format!("handshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}"),
+        tls,
+    )
+}
+
+/// [`launch`] with `limits` (TOML lines) as the `[limits]` table.
+fn launch_with_limits(dir: &Path, limits: &str, tls: &str) -> Launch {
     let config = dir.join("brokerd.toml");
-    let text = format!("[limits]\nhandshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}\n[tls]\n{tls}\n");
+    let text = format!("[limits]\n{limits}\n[tls]\n{tls}\n");
     std::fs::write(&config, text).unwrap();
     Launch::new(brokerd_bin())
         .args(["--config".into(), config.into_os_string()])
@@ -671,4 +680,44 @@ async fn sighup_reloads_the_certificate_and_open_connections_carry_on() {
         .unwrap();
     assert!(matches!(answer, Message::Response { .. }), "{answer:?}");
     assert_eq!(open.chain()[0], first);
+}
+
+#[tokio::test]
+async fn the_tls_handshake_counts_against_the_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let broker = launch_with_limits(
+        dir.path(),
+        "handshake_timeout_ms = 300",
+        &server_lines(&cert, &key),
+    )
+    .start()
+    .unwrap();
+    // Silent, and a ClientHello's first bytes then nothing: both closed in time.
+    for sent in [&[][..], &[0x16, 0x03, 0x01, 0x01]] {
+        let mut stalled = std::net::TcpStream::connect(broker.addr()).unwrap();
+        stalled.write_all(sent).unwrap();
+        assert!(closed_after_at_most(&mut stalled, 7), "{sent:?}");
+    }
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    tls_hello(broker.addr(), config).await.unwrap();
+}
+
+#[tokio::test]
+async fn over_the_connection_limit_a_tls_client_is_told_so_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let limits = format!("handshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}\nmax_connections = 1");
+    let broker = launch_with_limits(dir.path(), &limits, &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    let _held = TlsRaw::connect(broker.addr(), config.clone())
+        .await
+        .unwrap();
+    let refused = TlsRaw::connect(broker.addr(), config).await;
+    let error = refused.err().expect("a second connection over the limit");
+    assert!(error.contains("TooManyConnections"), "{error}");
 }
