@@ -32,8 +32,13 @@ pub enum StartError {
 }
 
 /// Starts `binary` (or the one [`find_brokerd`] finds) with its data in a new
-/// directory under `data_parent` (the system temporary directory if `None`).
-pub fn start(binary: Option<&Path>, data_parent: Option<&Path>) -> Result<Brokerd, StartError> {
+/// directory under `data_parent` (the system temporary directory if `None`), reading
+/// `config` (a brokerd TOML file, say with `[tls]`) if given.
+pub fn start(
+    binary: Option<&Path>,
+    data_parent: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<Brokerd, StartError> {
     let path = match binary {
         Some(path) => path.to_path_buf(),
         None => find_brokerd().map_err(StartError::Build)?,
@@ -41,6 +46,9 @@ pub fn start(binary: Option<&Path>, data_parent: Option<&Path>) -> Result<Broker
     let mut launch = Launch::new(path).data_prefix(DATA_DIR_PREFIX);
     if let Some(parent) = data_parent {
         launch = launch.data_parent(parent);
+    }
+    if let Some(config) = config {
+        launch = launch.args([std::ffi::OsStr::new("--config"), config.as_os_str()]);
     }
     launch.start().map_err(|e| match e {
         LaunchError::DataDir { .. } => StartError::DataDir(e),

@@ -53,6 +53,27 @@ struct Args {
     /// Parent directory of the started brokerd's data directory (default: the system temp dir).
     #[arg(long)]
     data_parent: Option<PathBuf>,
+    /// A brokerd config file for the started brokerd (say, with a [tls] section).
+    #[arg(long, conflicts_with = "addr")]
+    brokerd_config: Option<PathBuf>,
+    /// brokerd only: connect with TLS, trusting the CA certificates (PEM) in FILE.
+    #[arg(long, env = "BROKER_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// brokerd only: the client certificate (PEM), for a broker that asks for one.
+    #[arg(long, env = "BROKER_TLS_CERT", value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// brokerd only: the private key (PEM) of --tls-cert.
+    #[arg(long, env = "BROKER_TLS_KEY", value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+    /// brokerd only: the name the broker's certificate must be valid for (default: the
+    /// host of the address).
+    #[arg(
+        long,
+        env = "BROKER_TLS_SERVER_NAME",
+        value_name = "NAME",
+        requires = "tls_ca"
+    )]
+    tls_server_name: Option<String>,
     /// brokerd only: raw record batches and fetches, or the client library's Producer/Consumer.
     #[arg(long, value_enum, default_value = "raw")]
     api: Api,
@@ -186,18 +207,33 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
                     let own = bench::launcher::start(
                         args.brokerd.as_deref(),
                         args.data_parent.as_deref(),
+                        args.brokerd_config.as_deref(),
                     )?;
                     let addr = own.addr().to_string();
                     (Some(own), addr)
                 }
             };
-            let driver = Arc::new(BrokerdDriver::new(addr, args.api));
+            let driver = BrokerdDriver::new(addr, args.api);
+            let driver = match tls_config(args) {
+                Some(tls) => driver.with_tls(tls),
+                None => driver,
+            };
+            let driver = Arc::new(driver);
             Ok(run(driver, workload, &options).await?)
         }
         Broker::Nats => run_nats(args, workload, &options).await,
         Broker::Redis => run_redis(args, workload, &options).await,
         Broker::Rabbitmq => run_rabbitmq(args, workload, &options).await,
     }
+}
+
+/// The TLS settings of the `--tls-*` flags; `None` without `--tls-ca` (plaintext).
+fn tls_config(args: &Args) -> Option<client::TlsConfig> {
+    let mut tls = client::TlsConfig::new(args.tls_ca.clone()?);
+    tls.cert_file = args.tls_cert.clone();
+    tls.key_file = args.tls_key.clone();
+    tls.server_name = args.tls_server_name.clone();
+    Some(tls)
 }
 
 /// The `--addr` of a peer broker, which must be given.

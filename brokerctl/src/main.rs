@@ -1,7 +1,7 @@
 //! `brokerctl`: administer and use a brokerd from the shell.
 //!
 //! Every command connects to `--addr` (or `$BROKER_ADDR`, or brokerd's default
-//! address), prints a human-readable table by default and JSON with `--json`, and
+//! address), over TLS when `--tls-ca` (or `$BROKER_TLS_CA`) is given, prints a human-readable table by default and JSON with `--json`, and
 //! exits non-zero with a message on stderr when the broker is unreachable or refuses
 //! the request. See `docs/client.md` for every command with examples.
 //!
@@ -39,11 +39,12 @@ mod topics;
 mod traces;
 mod when;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use client::{Client, ClientConfig};
+use client::{Client, ClientConfig, TlsConfig};
 
 /// Connection attempts before giving up: a CLI should fail fast when the broker is
 /// down, but ride out a broker that is just starting.
@@ -63,6 +64,25 @@ pub struct Cli {
     /// Print JSON instead of tables (consume: one JSON object per message and line).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Connect with TLS, trusting the CA certificates (PEM) in FILE for the broker's
+    /// certificate.
+    #[arg(long, env = "BROKER_TLS_CA", global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// This client's TLS certificate (PEM), for a broker that asks for one.
+    #[arg(long, env = "BROKER_TLS_CERT", global = true, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "BROKER_TLS_KEY", global = true, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+    /// The name the broker's certificate must be valid for (default: the host of --addr).
+    #[arg(
+        long,
+        env = "BROKER_TLS_SERVER_NAME",
+        global = true,
+        value_name = "NAME",
+        requires = "tls_ca"
+    )]
+    pub tls_server_name: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -157,13 +177,16 @@ fn check(cli: &Cli) -> Result<(), String> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = ClientConfig::default()
+    let mut config = ClientConfig::default()
         .client_name(format!("brokerctl/{}", env!("CARGO_PKG_VERSION")))
         .reconnect_max_attempts(CONNECT_ATTEMPTS)
         .reconnect_backoff(
             Duration::from_millis(CONNECT_BACKOFF_INITIAL_MS),
             Duration::from_millis(CONNECT_BACKOFF_MAX_MS),
         );
+    if let Some(tls) = tls_config(&cli) {
+        config = config.tls(tls);
+    }
     let client = Client::connect_with(cli.addr.clone(), config).await?;
     let json = cli.json;
     match cli.command {
@@ -179,6 +202,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Traces(args) => traces::traces(&client, args, json).await,
         Command::Stats => stats::run(&client, json).await,
     }
+}
+
+/// The TLS settings of the `--tls-*` flags; `None` without `--tls-ca` (plaintext).
+fn tls_config(cli: &Cli) -> Option<TlsConfig> {
+    let mut tls = TlsConfig::new(cli.tls_ca.clone()?);
+    tls.cert_file = cli.tls_cert.clone();
+    tls.key_file = cli.tls_key.clone();
+    tls.server_name = cli.tls_server_name.clone();
+    Some(tls)
 }
 
 /// Parses `KEY=VALUE` (the value may contain `=`).
@@ -202,6 +234,54 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tls_flags_are_global_and_a_client_certificate_needs_its_key_and_a_ca() {
+        let cli = Cli::try_parse_from([
+            "brokerctl",
+            "topics",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "me.pem",
+            "--tls-key",
+            "me-key.pem",
+            "--tls-server-name",
+            "broker.internal",
+        ])
+        .unwrap();
+        assert_eq!(
+            tls_config(&cli),
+            Some(
+                TlsConfig::new("ca.pem")
+                    .client_certificate("me.pem", "me-key.pem")
+                    .server_name("broker.internal")
+            )
+        );
+        let plain = Cli::try_parse_from(["brokerctl", "topics"]).unwrap();
+        assert_eq!(tls_config(&plain), None);
+        for incomplete in [
+            &[
+                "brokerctl",
+                "--tls-ca",
+                "ca.pem",
+                "--tls-cert",
+                "me.pem",
+                "topics",
+            ][..],
+            &[
+                "brokerctl",
+                "--tls-key",
+                "k.pem",
+                "--tls-cert",
+                "me.pem",
+                "topics",
+            ],
+            &["brokerctl", "--tls-server-name", "b", "topics"],
+        ] {
+            assert!(Cli::try_parse_from(incomplete).is_err(), "{incomplete:?}");
+        }
     }
 
     #[test]

@@ -24,6 +24,31 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A TLS file of the client's ([`TlsConfig`](crate::TlsConfig)) could not be used;
+    /// nothing was tried.
+    #[error(
+        "cannot use the TLS {setting} file {path}: {reason} (set it with --tls-{setting} \
+         or BROKER_TLS_{})",
+        .setting.to_uppercase()
+    )]
+    TlsFile {
+        /// Which file: `ca`, `cert` or `key`.
+        setting: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong, in words (never the file's content).
+        reason: String,
+    },
+    /// TLS with the broker failed in a way retrying cannot mend: its certificate is
+    /// not trusted, has expired or names another host; it refused this client's
+    /// certificate; or one side does not speak TLS. Not retried.
+    #[error("TLS with the broker at {addr} failed: {reason}")]
+    Tls {
+        /// The address connected to.
+        addr: String,
+        /// What failed, and what to do about it.
+        reason: String,
+    },
     /// No connection could be opened, even after retrying with backoff. The message's
     /// advice depends on how the last attempt failed ([`connect_hint`]).
     #[error(

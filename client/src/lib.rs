@@ -16,6 +16,8 @@
 //!   by push.
 //! - Service discovery: [`Client::register_instance`] (heartbeats in the background),
 //!   [`Client::discover`], [`Client::watch_services`], [`RoundRobin`].
+//! - TLS to the broker, with an optional client certificate: [`TlsConfig`] in
+//!   [`ClientConfig::tls`].
 //!
 //! The wire format lives in the [`protocol`] crate (re-exported); this crate is the
 //! I/O around it. `docs/client.md` is the user guide.
@@ -59,9 +61,10 @@ pub mod tracing_context;
 
 pub use backoff::Backoff;
 pub use connection::{
-    Client, ClientConfig, DEFAULT_ADDR, DEFAULT_BACKOFF_INITIAL_MS, DEFAULT_BACKOFF_MAX_MS,
-    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT_REQUESTS, DEFAULT_RECONNECT_MAX_ATTEMPTS,
-    DEFAULT_REQUEST_TIMEOUT_MS, SUBSCRIPTION_BUFFER_DELIVERIES,
+    Client, ClientConfig, TlsConfig, DEFAULT_ADDR, DEFAULT_BACKOFF_INITIAL_MS,
+    DEFAULT_BACKOFF_MAX_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+    DEFAULT_RECONNECT_MAX_ATTEMPTS, DEFAULT_REQUEST_TIMEOUT_MS, ENV_TLS_CA, ENV_TLS_CERT,
+    ENV_TLS_KEY, ENV_TLS_SERVER_NAME, SUBSCRIPTION_BUFFER_DELIVERIES,
 };
 pub use consumer::{
     Consumer, ConsumerConfig, StartFrom, DEFAULT_AUTO_COMMIT_INTERVAL_MS,

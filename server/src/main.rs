@@ -10,6 +10,8 @@ use std::sync::Arc;
 use clap::Parser;
 use server::config::{LogFormat, ServerConfig};
 use server::shutdown::ShutdownSignal;
+use server::tls::Tls;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// The broker daemon. With no arguments: data in ./data, listening on 127.0.0.1:7171.
 #[derive(Debug, Parser)]
@@ -99,23 +101,58 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     tracing::info!(%address, data_dir = %broker.config.data_dir.display(), "brokerd started");
+    let tls = listener.tls();
     let signal = Arc::new(ShutdownSignal::new());
     let serving = tokio::spawn(server::serve(broker, listener, signal.clone()));
-    wait_for_signal().await?;
+    wait_for_stop(tls).await?;
     tracing::info!("signal received; shutting down gracefully");
     signal.trigger();
     serving.await?;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
+/// Waits for SIGINT or SIGTERM; meanwhile, with TLS, reloads the certificate and key
+/// on every SIGHUP. Without TLS, SIGHUP keeps its default action (it ends brokerd),
+/// as before TLS existed: there is nothing to reload.
+async fn wait_for_stop(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    let mut hangup = match &tls {
+        Some(_) => Some(signal(SignalKind::hangup())?),
+        None => None,
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            Some(()) = next_hangup(&mut hangup) => {
+                if let Some(tls) = &tls {
+                    reload(tls.clone()).await;
+                }
+            }
+        }
     }
-    Ok(())
+}
+
+/// The next SIGHUP; never, without a handler.
+async fn next_hangup(hangup: &mut Option<Signal>) -> Option<()> {
+    match hangup {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Rebuilds the TLS configuration from its files (blocking reads, off the runtime's
+/// threads); new handshakes use it, open connections keep theirs. On failure the
+/// configuration in use stays.
+async fn reload(tls: Arc<Tls>) {
+    match tokio::task::spawn_blocking(move || tls.reload()).await {
+        Ok(Ok(())) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+        Ok(Err(error)) => tracing::error!(
+            %error,
+            "SIGHUP: TLS reload failed; the certificate in use stays"
+        ),
+        Err(error) => tracing::error!(%error, "SIGHUP: the TLS reload task failed"),
+    }
 }
 
 fn init_logging(format: LogFormat) {

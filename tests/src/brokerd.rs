@@ -333,6 +333,18 @@ impl Brokerd {
         }
     }
 
+    /// SIGHUP: brokerd reloads its TLS certificate and key. Fails if it is not
+    /// running.
+    pub fn send_hangup(&self) -> io::Result<()> {
+        match &self.child {
+            Some(child) => send_signal(child.id(), libc::SIGHUP),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "brokerd is not running",
+            )),
+        }
+    }
+
     /// Kills brokerd if it runs, then starts it again with the same arguments, data
     /// directory and address; retries for up to [`RESTART_TIMEOUT`] while the old
     /// port is still taken.
@@ -523,11 +535,15 @@ fn kill_and_reap(child: &mut Child) {
 }
 
 fn send_sigterm(pid: u32) -> io::Result<()> {
+    send_signal(pid, libc::SIGTERM)
+}
+
+fn send_signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
     let pid =
         libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: kill(2) touches no memory of ours. The pid is our own child, not yet
     // reaped (it is reaped only after this), so it cannot name another process.
-    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+    if unsafe { libc::kill(pid, signal) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())

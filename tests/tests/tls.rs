@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use client::{Client, ClientConfig, ClientError, ProducerConfig, Record, TlsConfig};
 use integration_tests::raw::Raw;
-use integration_tests::{brokerd_bin, Brokerd, Launch, LaunchError};
+use integration_tests::{brokerctl, brokerd_bin, Brokerd, Launch, LaunchError};
 use protocol::ops::handshake::HandshakeRequest;
 use protocol::{FrameDecoder, Message, Request, Response, HANDSHAKE_VERSION};
 use rcgen::{
@@ -112,8 +113,17 @@ impl Pki {
 /// A launch of brokerd with `[tls]` set to `tls` (TOML lines), its log in
 /// `dir/brokerd.log` at debug level for the connection module.
 fn launch(dir: &Path, tls: &str) -> Launch {
+    launch_with_limits(
+        dir,
+        &format!("handshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}"),
+        tls,
+    )
+}
+
+/// [`launch`] with `limits` (TOML lines) as the `[limits]` table.
+fn launch_with_limits(dir: &Path, limits: &str, tls: &str) -> Launch {
     let config = dir.join("brokerd.toml");
-    let text = format!("[limits]\nhandshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}\n[tls]\n{tls}\n");
+    let text = format!("[limits]\n{limits}\n[tls]\n{tls}\n");
     std::fs::write(&config, text).unwrap();
     Launch::new(brokerd_bin())
         .args(["--config".into(), config.into_os_string()])
@@ -175,51 +185,103 @@ fn hello_bytes() -> BytesMut {
     buf
 }
 
-/// Connects over TLS with `config`, sends our handshake and reads the answer; returns
-/// the server's certificate chain. `Err` says why TLS or the handshake failed.
-async fn tls_hello(
-    addr: &str,
-    config: Arc<rustls::ClientConfig>,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let exchange = async {
-        let tcp = tokio::net::TcpStream::connect(addr)
+/// A raw protocol connection over the test's own TLS client.
+struct TlsRaw {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    buf: BytesMut,
+    /// The version the handshake chose.
+    version: u16,
+    next_id: u32,
+}
+
+impl TlsRaw {
+    /// Connects over TLS with `config` and handshakes. `Err` says why TLS or the
+    /// handshake failed.
+    async fn connect(addr: &str, config: Arc<rustls::ClientConfig>) -> Result<TlsRaw, String> {
+        let open = async {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let name = ServerName::try_from("localhost").unwrap();
+            let stream = TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+            let mut raw = TlsRaw {
+                stream,
+                buf: BytesMut::new(),
+                version: HANDSHAKE_VERSION,
+                next_id: 1,
+            };
+            raw.stream
+                .write_all(&hello_bytes())
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+            raw.next_id = 2;
+            match raw.receive().await? {
+                Message::Response {
+                    response: Response::Handshake(answer),
+                    ..
+                } => raw.version = answer.version,
+                other => return Err(format!("answered {other:?}")),
+            }
+            Ok(raw)
+        };
+        tokio::time::timeout(DEADLINE, open)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut tls = TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        let chain = tls
+            .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+    }
+
+    /// The server's certificate chain.
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        self.stream
             .get_ref()
             .1
             .peer_certificates()
             .unwrap_or_default()
-            .to_vec();
-        tls.write_all(&hello_bytes())
+            .to_vec()
+    }
+
+    /// Sends `request` and reads the answer.
+    async fn call(&mut self, request: Request) -> Result<Message, String> {
+        let mut out = BytesMut::new();
+        Message::Request {
+            correlation_id: self.next_id,
+            request,
+        }
+        .encode(self.version, &mut out)
+        .unwrap();
+        self.next_id += 1;
+        self.stream
+            .write_all(&out)
             .await
             .map_err(|e| format!("write: {e}"))?;
-        let mut buf = BytesMut::new();
+        tokio::time::timeout(DEADLINE, self.receive())
+            .await
+            .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+    }
+
+    async fn receive(&mut self) -> Result<Message, String> {
         loop {
-            if let Some(frame) = FrameDecoder::new().decode(&mut buf).unwrap() {
-                return match Message::decode(frame).unwrap() {
-                    Message::Response {
-                        response: Response::Handshake(_),
-                        ..
-                    } => Ok(chain),
-                    other => Err(format!("answered {other:?}")),
-                };
+            if let Some(frame) = FrameDecoder::new().decode(&mut self.buf).unwrap() {
+                return Ok(Message::decode(frame).unwrap());
             }
-            match tls.read_buf(&mut buf).await {
+            match self.stream.read_buf(&mut self.buf).await {
                 Ok(0) => return Err("closed".to_string()),
                 Ok(_) => {}
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
-    };
-    tokio::time::timeout(DEADLINE, exchange)
-        .await
-        .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
+    }
+}
+
+/// Connects over TLS with `config` and handshakes; returns the server's certificate
+/// chain.
+async fn tls_hello(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    Ok(TlsRaw::connect(addr, config).await?.chain())
 }
 
 /// Reads `stream` to its end; `true` if the peer closed it within [`DEADLINE`] after
@@ -404,4 +466,258 @@ fn bad_tls_files_stop_brokerd_at_startup_naming_the_file() {
         assert!(log.contains(setting) && log.contains(says), "{log}");
         assert!(!log.contains(&secret_line), "key material in {log}");
     }
+}
+
+/// A client configuration that tries once: a refused connection is not waited for.
+fn one_attempt() -> ClientConfig {
+    ClientConfig::default()
+        .reconnect_max_attempts(1)
+        .connect_timeout(DEADLINE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokerctl_and_the_client_produce_and_consume_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let (alice, alice_key) = pki.client("alice", "alice", false);
+    // Mutual TLS, optional: brokerctl comes without a certificate, the client with one.
+    let lines = format!(
+        "{}client_ca = {:?}\nrequire_client_certificate = false\n",
+        server_lines(&cert, &key),
+        pki.ca_path
+    );
+    let broker = launch(dir.path(), &lines).start().unwrap();
+    let addr = broker.addr().to_string();
+    let ca = pki.ca_path.to_str().unwrap();
+    let tls = |args: &[&str]| {
+        let mut all = vec!["--tls-ca", ca];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, stdin: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        brokerctl(&addr, &args, stdin)
+    };
+    let (ok, _, err) = run(
+        tls(&["topics", "create", "secure", "--partitions", "1"]),
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(tls(&["produce", "secure"]), "one\ntwo\n");
+    assert!(ok, "{err}");
+
+    let config = one_attempt().tls(
+        TlsConfig::new(&pki.ca_path)
+            .client_certificate(&alice, &alice_key)
+            .server_name("localhost"),
+    );
+    let client = Client::connect_with(addr.clone(), config).await.unwrap();
+    let producer = client
+        .producer("secure", ProducerConfig::default())
+        .await
+        .unwrap();
+    producer
+        .send(Record::new("three").with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    producer.close().await.unwrap();
+    let mut reader = client.partition_reader("secure", &[(0, 0)]);
+    let mut values = Vec::new();
+    for _ in 0..3 {
+        let record = reader.next().await.unwrap();
+        values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+    }
+    assert_eq!(values, ["one", "two", "three"]);
+    assert!(log_has_line(dir.path(), &["connection opened", "alice"]));
+
+    let (ok, out, err) = run(
+        tls(&["consume", "secure", "--from", "earliest", "--count", "3"]),
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two", "three"]);
+
+    // Without --tls-ca brokerctl is told the broker speaks TLS.
+    let (ok, _, err) = run(vec!["topics".to_string()], "");
+    assert!(!ok);
+    assert!(
+        err.contains("speaks TLS") && err.contains("--tls-ca"),
+        "{err}"
+    );
+    // And with TLS against a plaintext broker, that it does not.
+    let plain = Brokerd::start();
+    let (ok, _, err) = brokerctl(plain.addr(), &["--tls-ca", ca, "topics"], "");
+    assert!(!ok);
+    assert!(err.contains("did not answer in TLS"), "{err}");
+}
+
+#[tokio::test]
+async fn the_client_refuses_untrusted_expired_and_misnamed_server_certificates_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let stranger = Pki::new(dir.path(), "other-ca");
+    let (cert, key, _) = pki.server("server");
+    let (old, old_key, _) = pki.issue(
+        "expired-server",
+        Leaf {
+            common_name: "brokerd",
+            sans: &["localhost", "127.0.0.1"],
+            expired: true,
+        },
+    );
+    let good = launch(dir.path(), &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let expired = {
+        let sub = dir.path().join("expired");
+        std::fs::create_dir(&sub).unwrap();
+        launch(&sub, &server_lines(&old, &old_key)).start().unwrap()
+    };
+    let cases = [
+        (
+            good.addr(),
+            TlsConfig::new(&stranger.ca_path),
+            "not trusted",
+        ),
+        (expired.addr(), TlsConfig::new(&pki.ca_path), "expired"),
+        (
+            good.addr(),
+            TlsConfig::new(&pki.ca_path).server_name("elsewhere.example"),
+            "not valid for \"elsewhere.example\"",
+        ),
+    ];
+    for (addr, tls, says) in cases {
+        // Many attempts allowed: a fatal error must not use them.
+        let config = ClientConfig::default()
+            .reconnect_max_attempts(50)
+            .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(1))
+            .tls(tls);
+        let started = Instant::now();
+        let error = Client::connect_with(addr.to_string(), config)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ClientError::Tls { .. }), "{error}");
+        assert!(error.to_string().contains(says), "{says}: {error}");
+        assert!(started.elapsed() < DEADLINE, "retried: {error}");
+    }
+
+    let mutual = {
+        let sub = dir.path().join("mutual");
+        std::fs::create_dir(&sub).unwrap();
+        let lines = format!(
+            "{}client_ca = {:?}\n",
+            server_lines(&cert, &key),
+            pki.ca_path
+        );
+        launch(&sub, &lines).start().unwrap()
+    };
+    let config = one_attempt().tls(TlsConfig::new(&pki.ca_path));
+    let error = Client::connect_with(mutual.addr().to_string(), config)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Tls { .. }), "{error}");
+    assert!(error.to_string().contains("--tls-cert"), "{error}");
+
+    let missing = dir.path().join("nope.pem");
+    let config = one_attempt().tls(TlsConfig::new(&missing));
+    let error = Client::connect_with(good.addr().to_string(), config)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::TlsFile { setting: "ca", .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_open_connections_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, first) = pki.server("server");
+    let broker = launch(dir.path(), &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    let mut open = TlsRaw::connect(broker.addr(), config.clone())
+        .await
+        .unwrap();
+    assert_eq!(open.chain()[0], first);
+
+    // A key that does not match: the reload fails, the old certificate stays.
+    let other = KeyPair::generate().unwrap();
+    std::fs::write(&key, other.serialize_pem()).unwrap();
+    broker.send_hangup().unwrap();
+    assert!(log_has_line(dir.path(), &["reload", "tls.key"]));
+    let chain = tls_hello(broker.addr(), config.clone()).await.unwrap();
+    assert_eq!(chain[0], first, "a failed reload changed the certificate");
+
+    // A new certificate and key, written the way an operator would: each replaced
+    // whole (renamed into place).
+    let (new_cert, new_key, second) = pki.server("renewed");
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    assert_ne!(first, second);
+    broker.send_hangup().unwrap();
+    let started = Instant::now();
+    loop {
+        let chain = tls_hello(broker.addr(), config.clone()).await.unwrap();
+        if chain[0] == second {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The connection opened before both reloads still works, on its old certificate.
+    let answer = open
+        .call(Request::ServerStats(protocol::ops::Empty))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Message::Response { .. }), "{answer:?}");
+    assert_eq!(open.chain()[0], first);
+}
+
+#[tokio::test]
+async fn the_tls_handshake_counts_against_the_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let broker = launch_with_limits(
+        dir.path(),
+        "handshake_timeout_ms = 300",
+        &server_lines(&cert, &key),
+    )
+    .start()
+    .unwrap();
+    // Silent, and a ClientHello's first bytes then nothing: both closed in time.
+    for sent in [&[][..], &[0x16, 0x03, 0x01, 0x01]] {
+        let mut stalled = std::net::TcpStream::connect(broker.addr()).unwrap();
+        stalled.write_all(sent).unwrap();
+        assert!(closed_after_at_most(&mut stalled, 7), "{sent:?}");
+    }
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    tls_hello(broker.addr(), config).await.unwrap();
+}
+
+#[tokio::test]
+async fn over_the_connection_limit_a_tls_client_is_told_so_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let limits = format!("handshake_timeout_ms = {HANDSHAKE_TIMEOUT_MS}\nmax_connections = 1");
+    let broker = launch_with_limits(dir.path(), &limits, &server_lines(&cert, &key))
+        .start()
+        .unwrap();
+    let config = client_config(&pki.ca_path, None, BOTH_VERSIONS);
+    let _held = TlsRaw::connect(broker.addr(), config.clone())
+        .await
+        .unwrap();
+    let refused = TlsRaw::connect(broker.addr(), config).await;
+    let error = refused.err().expect("a second connection over the limit");
+    assert!(error.contains("TooManyConnections"), "{error}");
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use client::{
     AckLevel, Client, ClientConfig, ConsumerConfig, Producer, ProducerConfig, QueueConsumer,
-    QueueConsumerConfig, QueueMessage, Record, StartFrom,
+    QueueConsumerConfig, QueueMessage, Record, StartFrom, TlsConfig,
 };
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -56,6 +56,8 @@ pub enum Api {
 pub struct BrokerdDriver {
     addr: String,
     api: Api,
+    /// TLS to the broker; `None`: plaintext.
+    tls: Option<TlsConfig>,
 }
 
 impl BrokerdDriver {
@@ -64,7 +66,14 @@ impl BrokerdDriver {
         BrokerdDriver {
             addr: addr.into(),
             api,
+            tls: None,
         }
+    }
+
+    /// Connects over TLS, as `tls` says (every connection of the run).
+    pub fn with_tls(mut self, tls: TlsConfig) -> BrokerdDriver {
+        self.tls = Some(tls);
+        self
     }
 
     async fn connect(&self, name: &str) -> Result<Client, DriverError> {
@@ -72,6 +81,10 @@ impl BrokerdDriver {
             .client_name(format!("broker-bench/{name}"))
             .request_timeout(Duration::from_millis(PRODUCE_ACK_TIMEOUT_MS))
             .max_in_flight_requests(MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION);
+        let config = match &self.tls {
+            Some(tls) => config.tls(tls.clone()),
+            None => config,
+        };
         Ok(Client::connect_with(self.addr.clone(), config).await?)
     }
 }
@@ -89,7 +102,11 @@ impl Driver for BrokerdDriver {
     type Consumer = BrokerdConsumer;
 
     fn name(&self) -> &'static str {
-        "brokerd"
+        // The report says which transport was measured.
+        match self.tls {
+            Some(_) => "brokerd over TLS",
+            None => "brokerd",
+        }
     }
 
     async fn durability_note(&self, workload: &Workload) -> String {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::tls::TlsConfig;
 use crate::backoff::Backoff;
 
 /// brokerd's default listen address.
@@ -59,6 +60,8 @@ pub struct ClientConfig {
     pub reconnect_max_attempts: u32,
     /// Requests sent and not yet answered, at most; more wait for a slot.
     pub max_in_flight_requests: usize,
+    /// TLS to the broker; `None`: plaintext.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ClientConfig {
@@ -71,6 +74,7 @@ impl Default for ClientConfig {
             reconnect_backoff_max: Duration::from_millis(DEFAULT_BACKOFF_MAX_MS),
             reconnect_max_attempts: DEFAULT_RECONNECT_MAX_ATTEMPTS,
             max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+            tls: None,
         }
     }
 }
@@ -110,6 +114,13 @@ impl ClientConfig {
     /// Sets [`max_in_flight_requests`](Self::max_in_flight_requests).
     pub fn max_in_flight_requests(mut self, requests: usize) -> ClientConfig {
         self.max_in_flight_requests = requests;
+        self
+    }
+
+    /// Speaks TLS to the broker, as `tls` says (see [`TlsConfig::from_env`] for the
+    /// environment's settings).
+    pub fn tls(mut self, tls: TlsConfig) -> ClientConfig {
+        self.tls = Some(tls);
         self
     }
 

@@ -16,8 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use protocol::codec::ProtocolCodec;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
@@ -49,9 +48,10 @@ impl Drop for AbortOnDrop {
     }
 }
 
-pub(super) type Frames = FramedRead<OwnedReadHalf, ProtocolCodec>;
+/// The frames read from a connection's read half (a TCP half, or a TLS one).
+pub(super) type Frames<R> = FramedRead<R, ProtocolCodec>;
 
-pub(super) async fn read_loop(mut frames: Frames, shared: Arc<Shared>) {
+pub(super) async fn read_loop<R: AsyncRead + Unpin>(mut frames: Frames<R>, shared: Arc<Shared>) {
     loop {
         match frames.next().await {
             Some(Ok(frame)) => shared.dispatch(frame),
@@ -68,9 +68,9 @@ pub(super) async fn read_loop(mut frames: Frames, shared: Arc<Shared>) {
     shared.close();
 }
 
-pub(super) async fn write_loop(
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Bytes>,
-    write: OwnedWriteHalf,
+    write: W,
     shared: Arc<Shared>,
 ) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);

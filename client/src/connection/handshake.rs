@@ -18,9 +18,7 @@ use futures_util::StreamExt;
 use protocol::codec::{CodecError, ProtocolCodec};
 use protocol::ops::handshake::HandshakeRequest;
 use protocol::{ErrorCode, Message, Request, Response, HANDSHAKE_VERSION};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 
 use super::conn::Frames;
@@ -37,14 +35,15 @@ pub(super) struct Negotiated {
     pub(super) version: u16,
 }
 
-pub(super) async fn handshake(
+/// The handshake over a connected stream's halves. `sort` tells an I/O error worth
+/// retrying from a fatal one (for TLS: a refused certificate shows on the first read).
+pub(super) async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    read: R,
+    mut write: W,
     addr: &str,
     config: &ClientConfig,
-) -> Result<(Frames, OwnedWriteHalf, Negotiated), OpenError> {
-    let stream = TcpStream::connect(addr).await.map_err(OpenError::Retry)?;
-    // Requests are small and latency-bound; the writer batches them itself.
-    stream.set_nodelay(true).map_err(OpenError::Retry)?;
-    let (read, mut write) = stream.into_split();
+    sort: impl Fn(std::io::Error) -> OpenError,
+) -> Result<(Frames<R>, W, Negotiated), OpenError> {
     let mut frames = FramedRead::new(read, ProtocolCodec::new());
     let hello = Message::Request {
         correlation_id: 1,
@@ -60,7 +59,8 @@ pub(super) async fn handshake(
             "cannot encode the handshake (is the client name over 65535 bytes?): {e}"
         )))
     })?;
-    write.write_all(&buf).await.map_err(OpenError::Retry)?;
+    write.write_all(&buf).await.map_err(&sort)?;
+    write.flush().await.map_err(&sort)?;
     let not_a_broker = |detail: String| {
         OpenError::Fatal(ClientError::NotABroker {
             addr: addr.to_string(),
@@ -69,8 +69,14 @@ pub(super) async fn handshake(
     };
     let frame = match frames.next().await {
         Some(Ok(frame)) => frame,
-        Some(Err(CodecError::Io(e))) if frames.read_buffer().is_empty() => {
-            return Err(OpenError::Retry(e))
+        Some(Err(CodecError::Io(e))) if frames.read_buffer().is_empty() => return Err(sort(e)),
+        Some(Err(_)) if super::tls::looks_like_tls(frames.read_buffer()) => {
+            return Err(OpenError::Fatal(ClientError::Tls {
+                addr: addr.to_string(),
+                reason: "the broker speaks TLS and this client does not; give the CA that \
+                         issued its certificate with --tls-ca or BROKER_TLS_CA"
+                    .to_string(),
+            }))
         }
         // Bytes that did not make a frame before the peer closed (`FramedRead` reports
         // them as an I/O error at the end of the stream).

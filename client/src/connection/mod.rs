@@ -26,7 +26,8 @@
 //! - [`conn`]: one open connection and the two tasks owning its socket's halves;
 //! - [`open`]: opening a connection, attempt after attempt with backoff;
 //! - [`address`]: the check of a `host:port` address before the first attempt;
-//! - [`handshake`]: the first exchange on every new connection.
+//! - [`handshake`]: the first exchange on every new connection;
+//! - [`tls`]: [`TlsConfig`], and the TLS handshake under it when it is set.
 
 mod address;
 mod config;
@@ -34,6 +35,7 @@ mod conn;
 mod handshake;
 mod multiplex;
 mod open;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +55,7 @@ pub use config::{
 use conn::Conn;
 pub(crate) use multiplex::PendingReply;
 use open::open_with_backoff;
+pub use tls::{TlsConfig, ENV_TLS_CA, ENV_TLS_CERT, ENV_TLS_KEY, ENV_TLS_SERVER_NAME};
 
 /// A handle to the broker: cheap to clone (an `Arc` inside), safe to use from many
 /// tasks at once. All clones share one connection, on which requests are pipelined.
@@ -79,6 +82,8 @@ struct Inner {
     /// opening a connection awaits, and concurrent callers should share one attempt.
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     in_flight: Arc<Semaphore>,
+    /// `config.tls` made ready (its files read once, at connect).
+    tls: Option<tls::Connector>,
 }
 
 impl Client {
@@ -89,18 +94,26 @@ impl Client {
 
     /// Connects to `addr` (`host:port`) and performs the handshake, retrying with
     /// the configured backoff. Fails with [`ClientError::Connect`] when every attempt
-    /// failed, or [`ClientError::Server`] when the broker refused the handshake.
+    /// failed, [`ClientError::Server`] when the broker refused the handshake,
+    /// [`ClientError::TlsFile`] when a TLS file cannot be used and
+    /// [`ClientError::Tls`] when TLS with the broker fails (none of those retried).
     pub async fn connect_with(
         addr: impl Into<String>,
         config: ClientConfig,
     ) -> Result<Client, ClientError> {
+        let addr = addr.into();
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight_requests.max(1)));
+        let tls = match &config.tls {
+            Some(settings) => Some(tls::Connector::new(settings, &addr)?),
+            None => None,
+        };
         let client = Client {
             inner: Arc::new(Inner {
-                addr: addr.into(),
+                addr,
                 config,
                 conn: tokio::sync::Mutex::new(None),
                 in_flight,
+                tls,
             }),
         };
         client.connection().await?;
@@ -199,7 +212,14 @@ impl Client {
         }
         // Drop the dead connection (aborting its tasks) before opening another.
         *slot = None;
-        let conn = Arc::new(open_with_backoff(&self.inner.addr, &self.inner.config).await?);
+        let conn = Arc::new(
+            open_with_backoff(
+                &self.inner.addr,
+                &self.inner.config,
+                self.inner.tls.as_ref(),
+            )
+            .await?,
+        );
         *slot = Some(conn.clone());
         Ok(conn)
     }

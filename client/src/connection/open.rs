@@ -1,4 +1,5 @@
-//! Opening a connection: attempts with backoff, each a TCP connect and a handshake.
+//! Opening a connection: attempts with backoff, each a TCP connect, the TLS handshake
+//! when the client has TLS, and the protocol handshake.
 //!
 //! A connection is opened only when a caller needs one and none is open
 //! (`Client::connection`: at connect, and on the first request after the last
@@ -13,12 +14,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::address;
 use super::conn::{read_loop, write_loop, AbortOnDrop, Conn};
 use super::handshake::handshake;
 use super::multiplex::{ConnState, Shared};
+use super::tls::Connector;
 use super::ClientConfig;
 use crate::error::ClientError;
 
@@ -33,6 +37,7 @@ pub(super) enum OpenError {
 pub(super) async fn open_with_backoff(
     addr: &str,
     config: &ClientConfig,
+    tls: Option<&Connector>,
 ) -> Result<Conn, ClientError> {
     // A malformed address fails the same way every time: not worth an attempt.
     address::check(addr)?;
@@ -42,7 +47,7 @@ pub(super) async fn open_with_backoff(
     while let Some(delay) = backoff.delay_before(attempt) {
         tokio::time::sleep(delay).await;
         attempt += 1;
-        match open(addr, config).await {
+        match open(addr, config, tls).await {
             Ok(conn) => {
                 tracing::debug!(addr, attempt, "connected");
                 return Ok(conn);
@@ -61,8 +66,13 @@ pub(super) async fn open_with_backoff(
     })
 }
 
-/// One attempt: TCP connect, handshake, then start the reader and writer tasks.
-async fn open(addr: &str, config: &ClientConfig) -> Result<Conn, OpenError> {
+/// One attempt: TCP connect, TLS if configured, handshake, then start the reader and
+/// writer tasks; all within `connect_timeout`.
+async fn open(
+    addr: &str,
+    config: &ClientConfig,
+    tls: Option<&Connector>,
+) -> Result<Conn, OpenError> {
     let timed_out = || {
         OpenError::Retry(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -72,8 +82,41 @@ async fn open(addr: &str, config: &ClientConfig) -> Result<Conn, OpenError> {
             ),
         ))
     };
-    let handshake = tokio::time::timeout(config.connect_timeout, handshake(addr, config));
-    let (reader, writer, negotiated) = handshake.await.map_err(|_| timed_out())??;
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await.map_err(OpenError::Retry)?;
+        // Requests are small and latency-bound; the writer batches them itself.
+        stream.set_nodelay(true).map_err(OpenError::Retry)?;
+        match tls {
+            // Plain TCP keeps its two owned halves; TLS shares one session state.
+            None => {
+                let (read, write) = stream.into_split();
+                start(read, write, addr, config, OpenError::Retry).await
+            }
+            Some(tls) => {
+                let stream = tls.connect(stream, addr).await?;
+                let (read, write) = tokio::io::split(stream);
+                start(read, write, addr, config, |e| tls.sort(e, addr)).await
+            }
+        }
+    };
+    tokio::time::timeout(config.connect_timeout, attempt)
+        .await
+        .map_err(|_| timed_out())?
+}
+
+/// The handshake on an open stream's halves, then the reader and writer tasks.
+async fn start<R, W>(
+    read: R,
+    write: W,
+    addr: &str,
+    config: &ClientConfig,
+    sort: impl Fn(std::io::Error) -> OpenError,
+) -> Result<Conn, OpenError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, writer, negotiated) = handshake(read, write, addr, config, sort).await?;
     let shared = Arc::new(Shared {
         addr: addr.to_string(),
         state: Mutex::new(ConnState {
@@ -159,7 +202,7 @@ mod tests {
     }
 
     async fn open_error(addr: &str) -> ClientError {
-        match open_with_backoff(addr, &config()).await {
+        match open_with_backoff(addr, &config(), None).await {
             Ok(_) => panic!("{addr}: connected to a fake server"),
             Err(error) => error,
         }

@@ -107,7 +107,8 @@ pub fn server_config(settings: &TlsConfig) -> Result<ServerConfig, TlsError> {
             setting: "key",
             path: settings.key.clone(),
             reason: format!(
-                "{e} (is it the key of tls.cert {}?)",
+                "it cannot be used with tls.cert {} ({e}); is it that certificate's key, \
+                 and the certificate X.509 v3?",
                 settings.cert.display()
             ),
         })
@@ -280,7 +281,7 @@ mod tests {
                     ..files.settings()
                 },
                 "tls.key",
-                "is it the key of tls.cert",
+                "is it that certificate's key",
             ),
             (
                 TlsConfig {
