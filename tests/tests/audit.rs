@@ -114,6 +114,8 @@ fn each_topic_route_and_dead_letter_change_is_one_audit_line_naming_the_client()
             line["client"].as_str().unwrap().starts_with("brokerctl/"),
             "{line}"
         );
+        // No authentication configured: every session is the anonymous principal.
+        assert_eq!(line["principal"], "ANONYMOUS", "{line}");
     }
     assert_eq!(lines[0]["topic"], "jobs");
     assert_eq!(lines[0]["partitions"], 1);

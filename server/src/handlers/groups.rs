@@ -17,6 +17,7 @@ use protocol::ops::group_admin::{
     ResetOffsetsResponse, ResetTarget,
 };
 
+use super::Actor;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::JoinRequest;
@@ -165,10 +166,10 @@ pub fn describe(
 pub async fn delete(
     broker: Arc<Broker>,
     request: DeleteGroupRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<(), BrokerError> {
     let topic = broker.groups.delete(&request.group).await?;
-    tracing::info!(target: "audit", op = "DeleteGroup", client = %client, group = %request.group, topic = %topic, "group deleted");
+    tracing::info!(target: "audit", op = "DeleteGroup", client = %actor.client, principal = %actor.principal, group = %request.group, topic = %topic, "group deleted");
     Ok(())
 }
 
@@ -176,7 +177,7 @@ pub async fn delete(
 pub async fn reset_offsets(
     broker: Arc<Broker>,
     request: ResetOffsetsRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<ResetOffsetsResponse, BrokerError> {
     let (topic, offsets) = broker
         .groups
@@ -193,7 +194,7 @@ pub async fn reset_offsets(
         ResetTarget::Offset(offset) => format!("offset {offset}"),
         ResetTarget::Timestamp(ms) => format!("time {ms} ms"),
     };
-    tracing::info!(target: "audit", op = "ResetOffsets", client = %client, group = %request.group, topic = %topic, to = %to, offsets = ?offsets, "group offsets reset");
+    tracing::info!(target: "audit", op = "ResetOffsets", client = %actor.client, principal = %actor.principal, group = %request.group, topic = %topic, to = %to, offsets = ?offsets, "group offsets reset");
     Ok(ResetOffsetsResponse {
         topic,
         offsets: offsets
@@ -207,9 +208,9 @@ pub async fn reset_offsets(
 pub async fn purge(
     broker: Arc<Broker>,
     request: PurgeGroupRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<PurgeGroupResponse, BrokerError> {
     let (topic, dropped) = broker.groups.purge(&request.group).await?;
-    tracing::info!(target: "audit", op = "PurgeGroup", client = %client, group = %request.group, topic = %topic, dropped, "queue group purged");
+    tracing::info!(target: "audit", op = "PurgeGroup", client = %actor.client, principal = %actor.principal, group = %request.group, topic = %topic, dropped, "queue group purged");
     Ok(PurgeGroupResponse { dropped })
 }

@@ -12,8 +12,8 @@
 //!
 //! Every administrative change a handler makes (topics, routes, deleted records)
 //! ends, once it succeeded, with one `audit` line: `tracing` target `audit`, fields
-//! `op` (the operation's name), `client` (the session's handshake name; a principal
-//! once there is authentication) and what changed (`docs/operations.md`, "Audit").
+//! `op` (the operation's name), `client` (the session's handshake name), `principal`
+//! (who it authenticated as; `ANONYMOUS` without authentication) and what changed (`docs/operations.md`, "Audit").
 
 pub mod fetch;
 pub mod groups;
@@ -124,6 +124,26 @@ impl Context {
     }
 }
 
+/// Who made a change, for its audit line: the handshake's client name and the
+/// principal.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The handshake's client name.
+    pub client: Arc<str>,
+    /// The principal (`ANONYMOUS` when authentication is off).
+    pub principal: Arc<str>,
+}
+
+impl Actor {
+    /// The actor of a session.
+    pub fn of(cx: &Context) -> Actor {
+        Actor {
+            client: cx.client.clone(),
+            principal: cx.principal.name.clone(),
+        }
+    }
+}
+
 /// `KEY=VALUE` pairs as one field of an audit line: `k=v,k=v` (`-` for none).
 fn entries_text(entries: &[protocol::ops::topic::ConfigEntry]) -> String {
     if entries.is_empty() {
@@ -159,17 +179,17 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         Q::Handshake(_) => Outcome::Now(Err(BrokerError::HandshakeRequired(
             "the handshake was already done on this session",
         ))),
-        Q::CreateTopic(r) => later(topics::create(b.clone(), r, cx.client.clone()), |()| {
+        Q::CreateTopic(r) => later(topics::create(b.clone(), r, Actor::of(cx)), |()| {
             A::CreateTopic(Empty)
         }),
-        Q::DeleteTopic(r) => later(topics::delete(b.clone(), r, cx.client.clone()), |()| {
+        Q::DeleteTopic(r) => later(topics::delete(b.clone(), r, Actor::of(cx)), |()| {
             A::DeleteTopic(Empty)
         }),
-        Q::AlterTopic(r) => later(topics::alter(b.clone(), r, cx.client.clone()), |()| {
+        Q::AlterTopic(r) => later(topics::alter(b.clone(), r, Actor::of(cx)), |()| {
             A::AlterTopic(Empty)
         }),
         Q::CreatePartitions(r) => later(
-            topics::create_partitions(b.clone(), r, cx.client.clone()),
+            topics::create_partitions(b.clone(), r, Actor::of(cx)),
             |()| A::CreatePartitions(Empty),
         ),
         Q::ListTopics(r) => {
@@ -179,7 +199,7 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         }
         Q::DescribeTopic(r) => now(topics::describe(b, r), A::DescribeTopic),
         Q::DeleteRecords(r) => later(
-            topics::delete_records(b.clone(), r, cx.client.clone()),
+            topics::delete_records(b.clone(), r, Actor::of(cx)),
             A::DeleteRecords,
         ),
         Q::Produce(r) => produce::produce(b, r),
@@ -209,17 +229,14 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             now(Ok(list), A::ListGroups)
         }
         Q::DescribeGroup(r) => now(groups::describe(b, r), A::DescribeGroup),
-        Q::DeleteGroup(r) => later(groups::delete(b.clone(), r, cx.client.clone()), |()| {
+        Q::DeleteGroup(r) => later(groups::delete(b.clone(), r, Actor::of(cx)), |()| {
             A::DeleteGroup(Empty)
         }),
         Q::ResetOffsets(r) => later(
-            groups::reset_offsets(b.clone(), r, cx.client.clone()),
+            groups::reset_offsets(b.clone(), r, Actor::of(cx)),
             A::ResetOffsets,
         ),
-        Q::PurgeGroup(r) => later(
-            groups::purge(b.clone(), r, cx.client.clone()),
-            A::PurgeGroup,
-        ),
+        Q::PurgeGroup(r) => later(groups::purge(b.clone(), r, Actor::of(cx)), A::PurgeGroup),
         Q::Ack(r) => later(queue::ack(b.clone(), r), |()| A::Ack(Empty)),
         Q::Nack(r) => later(queue::nack(b.clone(), r), |()| A::Nack(Empty)),
         Q::ExtendDeadline(r) => now(queue::extend(b, r), |()| A::ExtendDeadline(Empty)),
@@ -239,8 +256,8 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
             now(Ok(list), A::ListServices)
         }
         Q::DescribeService(r) => now(Ok(services::describe(b, r)), A::DescribeService),
-        Q::AddRoute(r) => later(routes::add(b.clone(), r, cx.client.clone()), A::AddRoute),
-        Q::DeleteRoute(r) => later(routes::delete(b.clone(), r, cx.client.clone()), |()| {
+        Q::AddRoute(r) => later(routes::add(b.clone(), r, Actor::of(cx)), A::AddRoute),
+        Q::DeleteRoute(r) => later(routes::delete(b.clone(), r, Actor::of(cx)), |()| {
             A::DeleteRoute(Empty)
         }),
         Q::ListRoutes(Empty) => {
@@ -253,27 +270,25 @@ pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outco
         // that reaches the table comes from a listener without SASL.
         Q::Authenticate(_) => Outcome::Now(Err(BrokerError::AuthenticationFailed)),
         Q::WhoAmI(Empty) => now(Ok(security::whoami(&cx.principal)), A::WhoAmI),
-        Q::CreateAcls(r) => later(
-            security::create_acls(b.clone(), r, security::Actor::of(cx)),
-            |()| A::CreateAcls(Empty),
-        ),
+        Q::CreateAcls(r) => later(security::create_acls(b.clone(), r, Actor::of(cx)), |()| {
+            A::CreateAcls(Empty)
+        }),
         Q::DeleteAcls(r) => later(
-            security::delete_acls(b.clone(), r, security::Actor::of(cx)),
+            security::delete_acls(b.clone(), r, Actor::of(cx)),
             A::DeleteAcls,
         ),
         Q::ListAcls(r) => now(Ok(security::list_acls(b, &r)), A::ListAcls),
         Q::CreateUser(r) => later(
-            security::put_user(b.clone(), r, true, security::Actor::of(cx)),
+            security::put_user(b.clone(), r, true, Actor::of(cx)),
             |()| A::CreateUser(Empty),
         ),
         Q::AlterUser(r) => later(
-            security::put_user(b.clone(), r, false, security::Actor::of(cx)),
+            security::put_user(b.clone(), r, false, Actor::of(cx)),
             |()| A::AlterUser(Empty),
         ),
-        Q::DeleteUser(r) => later(
-            security::delete_user(b.clone(), r, security::Actor::of(cx)),
-            |()| A::DeleteUser(Empty),
-        ),
+        Q::DeleteUser(r) => later(security::delete_user(b.clone(), r, Actor::of(cx)), |()| {
+            A::DeleteUser(Empty)
+        }),
         Q::ListUsers(Empty) => now(Ok(security::list_users(b)), A::ListUsers),
     }
 }

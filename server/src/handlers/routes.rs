@@ -6,6 +6,7 @@ use protocol::ops::routes::{
     AddRouteRequest, AddRouteResponse, DeleteRouteRequest, ListRoutesResponse,
 };
 
+use super::Actor;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -13,7 +14,7 @@ use crate::error::BrokerError;
 pub async fn add(
     broker: Arc<Broker>,
     request: AddRouteRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<AddRouteResponse, BrokerError> {
     let headers = super::entries_text(&request.headers);
     let (pattern, topic) = (request.pattern.clone(), request.topic.clone());
@@ -21,7 +22,7 @@ pub async fn add(
         .routes
         .add(request.pattern, request.topic, request.headers)
         .await?;
-    tracing::info!(target: "audit", op = "AddRoute", client = %client, route = route_id, pattern = %pattern, topic = %topic, headers = %headers, "routing rule added");
+    tracing::info!(target: "audit", op = "AddRoute", client = %actor.client, principal = %actor.principal, route = route_id, pattern = %pattern, topic = %topic, headers = %headers, "routing rule added");
     Ok(AddRouteResponse { route_id })
 }
 
@@ -29,10 +30,10 @@ pub async fn add(
 pub async fn delete(
     broker: Arc<Broker>,
     request: DeleteRouteRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<(), BrokerError> {
     let route = broker.routes.delete(request.route_id).await?;
-    tracing::info!(target: "audit", op = "DeleteRoute", client = %client, route = route.route_id, pattern = %route.pattern, topic = %route.topic, "routing rule deleted");
+    tracing::info!(target: "audit", op = "DeleteRoute", client = %actor.client, principal = %actor.principal, route = route.route_id, pattern = %route.pattern, topic = %route.topic, "routing rule deleted");
     Ok(())
 }
 

@@ -11,29 +11,10 @@ use protocol::ops::security::{
     ListUsersResponse, PutUserRequest, WhoAmIResponse,
 };
 
-use super::Context;
+use super::Actor;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::security::Principal;
-
-/// Who made a change, for its audit line.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// The handshake's client name.
-    pub client: Arc<str>,
-    /// The principal.
-    pub principal: Arc<str>,
-}
-
-impl Actor {
-    /// The actor of a session.
-    pub fn of(cx: &Context) -> Actor {
-        Actor {
-            client: cx.client.clone(),
-            principal: cx.principal.name.clone(),
-        }
-    }
-}
 
 /// WhoAmI.
 pub fn whoami(principal: &Principal) -> WhoAmIResponse {

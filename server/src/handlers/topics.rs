@@ -9,6 +9,7 @@ use protocol::ops::topic::{
     ListTopicsRequest, ListTopicsResponse, PartitionInfo, TopicSummary,
 };
 
+use super::Actor;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -16,14 +17,14 @@ use crate::error::BrokerError;
 pub async fn create(
     broker: Arc<Broker>,
     request: CreateTopicRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<(), BrokerError> {
     let mut config = broker.topic_defaults.clone();
     config.partitions = request.partitions;
     config.apply(&request.config)?;
     let name = request.name.clone();
     blocking(move || broker.topics.create(&name, config, false).map(|_| ())).await?;
-    tracing::info!(target: "audit", op = "CreateTopic", client = %client, topic = %request.name, partitions = request.partitions, config = %super::entries_text(&request.config), "topic created");
+    tracing::info!(target: "audit", op = "CreateTopic", client = %actor.client, principal = %actor.principal, topic = %request.name, partitions = request.partitions, config = %super::entries_text(&request.config), "topic created");
     Ok(())
 }
 
@@ -35,7 +36,7 @@ pub async fn create(
 pub async fn delete(
     broker: Arc<Broker>,
     request: DeleteTopicRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<(), BrokerError> {
     let name = request.name;
     let topics = broker.clone();
@@ -57,7 +58,7 @@ pub async fn delete(
             "topic {name:?} was deleted, but removing its groups failed: {e}"
         ))
     })?;
-    tracing::info!(target: "audit", op = "DeleteTopic", client = %client, topic = %name, routes_deleted = ?routes, groups_deleted = ?groups, "topic deleted, with the routing rules to it and its groups");
+    tracing::info!(target: "audit", op = "DeleteTopic", client = %actor.client, principal = %actor.principal, topic = %name, routes_deleted = ?routes, groups_deleted = ?groups, "topic deleted, with the routing rules to it and its groups");
     Ok(())
 }
 
@@ -66,7 +67,7 @@ pub async fn delete(
 pub async fn alter(
     broker: Arc<Broker>,
     request: AlterTopicRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<(), BrokerError> {
     let b = broker.clone();
     let (name, entries) = (request.name.clone(), request.config.clone());
@@ -74,7 +75,7 @@ pub async fn alter(
     broker
         .queues
         .topic_altered(&new.name, &old.config.queue, &new.config.queue);
-    tracing::info!(target: "audit", op = "AlterTopic", client = %client, topic = %request.name, config = %super::entries_text(&request.config), "topic altered");
+    tracing::info!(target: "audit", op = "AlterTopic", client = %actor.client, principal = %actor.principal, topic = %request.name, config = %super::entries_text(&request.config), "topic altered");
     Ok(())
 }
 
@@ -83,7 +84,7 @@ pub async fn alter(
 pub async fn create_partitions(
     broker: Arc<Broker>,
     request: CreatePartitionsRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<(), BrokerError> {
     let queue_groups = broker.queues.groups_of(&request.name);
     if !queue_groups.is_empty() {
@@ -107,7 +108,7 @@ pub async fn create_partitions(
                 new.name
             ))
         })?;
-    tracing::info!(target: "audit", op = "CreatePartitions", client = %client, topic = %request.name, from, to, groups = ?groups, "partitions added");
+    tracing::info!(target: "audit", op = "CreatePartitions", client = %actor.client, principal = %actor.principal, topic = %request.name, from, to, groups = ?groups, "partitions added");
     Ok(())
 }
 
@@ -157,7 +158,7 @@ pub fn describe(
 pub async fn delete_records(
     broker: Arc<Broker>,
     request: DeleteRecordsRequest,
-    client: Arc<str>,
+    actor: Actor,
 ) -> Result<DeleteRecordsResponse, BrokerError> {
     let topic = broker.topics.get(&request.topic)?;
     if topic.internal {
@@ -173,7 +174,7 @@ pub async fn delete_records(
         Ok(partition.start_offset())
     })
     .await?;
-    tracing::info!(target: "audit", op = "DeleteRecords", client = %client, topic = %request.topic, partition = request.partition, before_offset = before, log_start_offset, "records deleted");
+    tracing::info!(target: "audit", op = "DeleteRecords", client = %actor.client, principal = %actor.principal, topic = %request.topic, partition = request.partition, before_offset = before, log_start_offset, "records deleted");
     Ok(DeleteRecordsResponse { log_start_offset })
 }
 
