@@ -589,3 +589,23 @@ fn without_authentication_brokerd_refuses_a_non_loopback_address_unless_told() {
     assert!(stderr.contains("allow_anonymous"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
 }
+
+#[test]
+fn a_superuser_from_the_config_needs_no_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secured(dir.path(), "superusers = [\"root\"]\n");
+    let mut admin = admin(&broker);
+    create_user(&mut admin, "root", "root-pw");
+    create_user(&mut admin, "other", "other-pw");
+    let mut root = login(broker.addr(), "root", "root-pw").unwrap();
+    create_topic(&mut root, "made-by-root");
+    assert!(matches!(
+        ok(root.call(produce_request("made-by-root", b"x"))),
+        Response::Produce(_)
+    ));
+    let mut other = login(broker.addr(), "other", "other-pw").unwrap();
+    assert_eq!(
+        refused(&other.call(fetch_request("made-by-root"))).0,
+        ErrorCode::NotAuthorized
+    );
+}
