@@ -10,6 +10,8 @@ use std::sync::Arc;
 use protocol::ErrorCode;
 use thiserror::Error;
 
+use crate::credentials::Mechanism;
+
 /// Anything a client call can fail with.
 #[derive(Debug, Clone, Error)]
 pub enum ClientError {
@@ -140,6 +142,82 @@ pub enum ClientError {
     /// ended.
     #[error("{0} is closed; create a new one")]
     Closed(&'static str),
+    /// Authenticating as `user` failed. Not retried: another attempt with the same
+    /// credentials would fail the same way. A wrong password and an unknown user give
+    /// the same error, as the broker does not say which it was.
+    #[error("authentication failed for user {user:?} ({mechanism}) at {addr}: {reason}")]
+    Authentication {
+        /// The broker's address.
+        addr: String,
+        /// The user the client tried to authenticate as.
+        user: String,
+        /// The mechanism it used.
+        mechanism: Mechanism,
+        /// What went wrong.
+        reason: AuthFailure,
+    },
+    /// The broker needs clients to authenticate before anything else, and this client
+    /// was given no credentials.
+    #[error(
+        "the broker at {addr} requires authentication and this client has no credentials: \
+         configure them (ClientConfig::credentials or Credentials::from_env; for brokerctl, \
+         --user or BROKER_USER with BROKER_PASSWORD or --password-file)"
+    )]
+    AuthenticationRequired {
+        /// The broker's address.
+        addr: String,
+    },
+}
+
+/// Why an authentication failed ([`ClientError::Authentication`]). No variant's
+/// message shows the password or anything derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthFailure {
+    /// The broker refused (`authentication_failed`). It answers so for a wrong
+    /// password, an unknown user and a mechanism it does not accept alike, on purpose.
+    #[error(
+        "the broker refused the credentials: wrong user name or password, or a mechanism \
+         it does not accept (it does not say which)"
+    )]
+    Refused,
+    /// The broker's SCRAM signature is wrong: it does not hold the user's verifier, so
+    /// it is not the broker the user was created on, or something between is
+    /// impersonating it. The connection is dropped.
+    #[error(
+        "the broker could not prove that it knows the user's credential (wrong SCRAM \
+         server signature): it may not be the broker you meant to reach, so the \
+         connection was dropped"
+    )]
+    ServerNotVerified,
+    /// PLAIN would send the password in the clear on an unencrypted connection; the
+    /// client refuses before sending anything.
+    #[error(
+        "PLAIN would send the password in the clear on this unencrypted connection: use \
+         SCRAM-SHA-256, or connect with TLS"
+    )]
+    PlainWithoutTls,
+    /// The broker speaks a protocol version from before authentication (3).
+    #[error("the broker speaks protocol version {version}; authentication needs version 3 (upgrade brokerd)")]
+    BrokerTooOld {
+        /// The version the broker chose.
+        version: u16,
+    },
+    /// The user name or password cannot be used (empty, or too long).
+    #[error("{0}")]
+    InvalidCredentials(String),
+    /// The broker's messages did not follow the mechanism (malformed, a nonce that does
+    /// not continue ours, too few or too many PBKDF2 iterations).
+    #[error("the exchange broke off: {0}")]
+    Exchange(String),
+    /// The broker answered an Authenticate with another error than
+    /// `authentication_failed`.
+    #[error("the broker answered {code}: {message}")]
+    Server {
+        /// The wire error code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
 }
 
 /// The advice of a [`ClientError::Connect`], from how its last attempt failed.

@@ -18,6 +18,10 @@
 //!   [`Client::discover`], [`Client::watch_services`], [`RoundRobin`].
 //! - TLS to the broker, with an optional client certificate: [`TlsConfig`] in
 //!   [`ClientConfig::tls`].
+//! - Security: [`Credentials`] (SCRAM-SHA-256 or PLAIN, set with
+//!   [`ClientConfig::credentials`]; every connection authenticates after its
+//!   handshake), [`Client::whoami`], and the administration of users
+//!   ([`Client::create_user`], ...) and ACLs ([`Client::create_acls`], ...).
 //!
 //! The wire format lives in the [`protocol`] crate (re-exported); this crate is the
 //! I/O around it. `docs/client.md` is the user guide.
@@ -49,6 +53,7 @@ mod admin;
 mod backoff;
 mod connection;
 mod consumer;
+mod credentials;
 mod error;
 mod fetcher;
 mod producer;
@@ -56,6 +61,7 @@ mod queue;
 mod records;
 mod registry;
 mod routes;
+mod security;
 mod subscription;
 pub mod tracing_context;
 
@@ -70,7 +76,10 @@ pub use consumer::{
     Consumer, ConsumerConfig, StartFrom, DEFAULT_AUTO_COMMIT_INTERVAL_MS,
     DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_SESSION_TIMEOUT_MS,
 };
-pub use error::ClientError;
+pub use credentials::{
+    Credentials, CredentialsError, Mechanism, MECHANISM_ENV, PASSWORD_ENV, USER_ENV,
+};
+pub use error::{AuthFailure, ClientError};
 pub use fetcher::{
     PartitionReader, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_WAIT_MS,
     MAX_BUFFERED_CHUNKS_PER_PARTITION,
@@ -86,12 +95,17 @@ pub use protocol::ops::routes::{RouteInfo, Routed};
 pub use queue::{QueueConsumer, QueueConsumerConfig, QueueMessage, DEFAULT_MAX_IN_FLIGHT};
 pub use records::{decode_records, ConsumerRecord};
 pub use registry::{InstanceHandle, Registration, RoundRobin, ServiceWatch};
+pub use security::USER_ITERATIONS;
 pub use subscription::Subscription;
 
 /// The wire protocol crate, for the request and response types the client returns.
 pub use protocol;
 pub use protocol::ops::group::{DescribeGroupResponse, GroupSummary};
 pub use protocol::ops::produce::AckLevel;
+pub use protocol::ops::security::{
+    AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType, UserInfo,
+    WhoAmIResponse, ANONYMOUS, ANY_PRINCIPAL, CLUSTER_RESOURCE,
+};
 pub use protocol::ops::stats::{ServerStatsResponse, TopicStatsResponse};
 pub use protocol::ops::subscribe::{StartPosition, SubscribeTarget};
 pub use protocol::ops::topic::{DescribeTopicResponse, TopicSummary};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::tls::TlsConfig;
 use crate::backoff::Backoff;
+use crate::credentials::Credentials;
 
 /// brokerd's default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7171";
@@ -49,7 +50,7 @@ pub struct ClientConfig {
     /// How long a request may wait for its answer (long polls and produce acks get
     /// their own wait added on top).
     pub request_timeout: Duration,
-    /// How long one TCP connect plus handshake may take.
+    /// How long one TCP connect plus handshake (and authentication) may take.
     pub connect_timeout: Duration,
     /// Delay before the second connection attempt; it doubles on every later one.
     pub reconnect_backoff_initial: Duration,
@@ -62,6 +63,9 @@ pub struct ClientConfig {
     pub max_in_flight_requests: usize,
     /// TLS to the broker; `None`: plaintext.
     pub tls: Option<TlsConfig>,
+    /// Who to authenticate as after the handshake of every connection; `None` (the
+    /// default) for a broker without authentication.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ClientConfig {
@@ -75,6 +79,7 @@ impl Default for ClientConfig {
             reconnect_max_attempts: DEFAULT_RECONNECT_MAX_ATTEMPTS,
             max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             tls: None,
+            credentials: None,
         }
     }
 }
@@ -121,6 +126,23 @@ impl ClientConfig {
     /// environment's settings).
     pub fn tls(mut self, tls: TlsConfig) -> ClientConfig {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`credentials`](Self::credentials): every connection the client opens
+    /// authenticates with them after its handshake. A broker that refuses them fails
+    /// the connection with [`ClientError::Authentication`](crate::ClientError::Authentication),
+    /// at once (it is not retried).
+    ///
+    /// ```
+    /// use client::{ClientConfig, Credentials};
+    ///
+    /// let config = ClientConfig::default()
+    ///     .credentials(Credentials::scram_sha_256("alice", "correct horse battery staple"));
+    /// assert_eq!(config.credentials.as_ref().map(|c| c.user()), Some("alice"));
+    /// ```
+    pub fn credentials(mut self, credentials: Credentials) -> ClientConfig {
+        self.credentials = Some(credentials);
         self
     }
 

@@ -27,9 +27,11 @@
 //! - [`open`]: opening a connection, attempt after attempt with backoff;
 //! - [`address`]: the check of a `host:port` address before the first attempt;
 //! - [`handshake`]: the first exchange on every new connection;
-//! - [`tls`]: [`TlsConfig`], and the TLS handshake under it when it is set.
+//! - [`tls`]: [`TlsConfig`], and the TLS handshake under it when it is set;
+//! - [`authenticate`]: the SASL exchange after it, for a client with credentials.
 
 mod address;
+mod authenticate;
 mod config;
 mod conn;
 mod handshake;

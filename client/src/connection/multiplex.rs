@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::ops::subscribe::Delivery;
-use protocol::{Message, Response};
+use protocol::{ErrorCode, Message, Response};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::SUBSCRIPTION_BUFFER_DELIVERIES;
@@ -184,10 +184,19 @@ impl Shared {
                 ..
             } => match state.pending.remove(&correlation_id) {
                 Some(pending) => {
-                    let _ = pending.reply.send(Err(ClientError::Server {
-                        code: error.code,
-                        message: error.message,
-                    }));
+                    let refusal = if error.code == ErrorCode::AuthenticationRequired {
+                        // Only a client without credentials gets this (one with them
+                        // authenticated before its first request): say how to fix it.
+                        ClientError::AuthenticationRequired {
+                            addr: self.addr.clone(),
+                        }
+                    } else {
+                        ClientError::Server {
+                            code: error.code,
+                            message: error.message,
+                        }
+                    };
+                    let _ = pending.reply.send(Err(refusal));
                 }
                 None => tracing::warn!(
                     correlation_id,

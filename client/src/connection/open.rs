@@ -6,8 +6,9 @@
 //! connection closed), never in the background, and concurrent callers share one
 //! attempt. Each attempt is bounded by `connect_timeout`. Its failures are sorted into
 //! those worth retrying (refused, reset, timed out, broker at its connection limit)
-//! and those that are not (the broker refused the handshake), so that a client the
-//! broker will never accept fails at once instead of after every attempt. The delays
+//! and those that are not (the broker refused the handshake or the credentials, or
+//! failed to prove itself), so that a client the broker will never accept fails at
+//! once instead of after every attempt. Every new connection authenticates again. The delays
 //! between attempts come from the pure [`Backoff`](crate::Backoff) schedule. An
 //! address that is not `host:port` is refused before the first attempt.
 
@@ -19,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::address;
+use super::authenticate::{authenticate, Link};
 use super::conn::{read_loop, write_loop, AbortOnDrop, Conn};
 use super::handshake::handshake;
 use super::multiplex::{ConnState, Shared};
@@ -30,7 +32,7 @@ use crate::error::ClientError;
 pub(super) enum OpenError {
     /// Worth retrying: refused, reset, timed out, broker at its connection limit.
     Retry(std::io::Error),
-    /// Not worth retrying: the broker refused the handshake.
+    /// Not worth retrying: the broker refused the handshake or the credentials.
     Fatal(ClientError),
 }
 
@@ -90,12 +92,12 @@ async fn open(
             // Plain TCP keeps its two owned halves; TLS shares one session state.
             None => {
                 let (read, write) = stream.into_split();
-                start(read, write, addr, config, OpenError::Retry).await
+                start(read, write, addr, config, false, OpenError::Retry).await
             }
             Some(tls) => {
                 let stream = tls.connect(stream, addr).await?;
                 let (read, write) = tokio::io::split(stream);
-                start(read, write, addr, config, |e| tls.sort(e, addr)).await
+                start(read, write, addr, config, true, |e| tls.sort(e, addr)).await
             }
         }
     };
@@ -104,19 +106,29 @@ async fn open(
         .map_err(|_| timed_out())?
 }
 
-/// The handshake on an open stream's halves, then the reader and writer tasks.
+/// The handshake on an open stream's halves (`encrypted` if TLS), authentication if
+/// the client has credentials, then the reader and writer tasks.
 async fn start<R, W>(
     read: R,
     write: W,
     addr: &str,
     config: &ClientConfig,
+    encrypted: bool,
     sort: impl Fn(std::io::Error) -> OpenError,
 ) -> Result<Conn, OpenError>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (reader, writer, negotiated) = handshake(read, write, addr, config, sort).await?;
+    let (mut reader, mut writer, negotiated) = handshake(read, write, addr, config, &sort).await?;
+    if let Some(credentials) = &config.credentials {
+        let link = Link {
+            addr,
+            version: negotiated.version,
+            encrypted,
+        };
+        authenticate(&mut reader, &mut writer, link, credentials, &sort).await?;
+    }
     let shared = Arc::new(Shared {
         addr: addr.to_string(),
         state: Mutex::new(ConnState {
