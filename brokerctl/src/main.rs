@@ -24,12 +24,14 @@
 #[macro_use]
 mod output;
 
+mod acls;
 mod consume;
 mod dlq;
 mod follow;
 mod format;
 mod groups;
 mod input;
+mod login;
 mod produce;
 mod routes;
 mod services;
@@ -37,6 +39,7 @@ mod stats;
 mod table;
 mod topics;
 mod traces;
+mod users;
 mod when;
 
 use std::path::PathBuf;
@@ -83,6 +86,22 @@ pub struct Cli {
         requires = "tls_ca"
     )]
     pub tls_server_name: Option<String>,
+    /// Authenticate as USER; the password comes from BROKER_PASSWORD or
+    /// --password-file (never from the command line, where `ps` would show it).
+    #[arg(long, env = "BROKER_USER", global = true, value_name = "USER")]
+    pub user: Option<String>,
+    /// Read the password of --user from the first line of PATH.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// SASL mechanism: SCRAM-SHA-256 or PLAIN (PLAIN only over TLS).
+    #[arg(
+        long,
+        env = "BROKER_SASL_MECHANISM",
+        global = true,
+        default_value = "SCRAM-SHA-256",
+        value_name = "MECHANISM"
+    )]
+    pub sasl_mechanism: client::Mechanism,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -112,6 +131,12 @@ pub enum Command {
     Traces(traces::TracesArgs),
     /// Server uptime, connections and per-topic rates.
     Stats,
+    /// Who the broker takes this connection for, and how it authenticated.
+    Whoami,
+    /// Users: list, add, passwd (new password on standard input), delete.
+    Users(users::UsersArgs),
+    /// Access-control lists: list, add, delete.
+    Acls(acls::AclsArgs),
 }
 
 /// `brokerctl services register NAME --addr ADDR` names the *instance's* address
@@ -172,6 +197,7 @@ fn check(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Services(args) => services::check(args),
         Command::Consume(args) => consume::check(args, cli.json),
+        Command::Acls(args) => acls::check(args),
         _ => Ok(()),
     }
 }
@@ -187,6 +213,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(tls) = tls_config(&cli) {
         config = config.tls(tls);
     }
+    let login = login::Login {
+        user: cli.user.clone(),
+        password_file: cli.password_file.clone(),
+        mechanism: cli.sasl_mechanism,
+    };
+    if let Some(credentials) = login.credentials(std::env::var(client::PASSWORD_ENV).ok())? {
+        config = config.credentials(credentials);
+    }
     let client = Client::connect_with(cli.addr.clone(), config).await?;
     let json = cli.json;
     match cli.command {
@@ -201,6 +235,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => traces::trace(&client, args, json).await,
         Command::Traces(args) => traces::traces(&client, args, json).await,
         Command::Stats => stats::run(&client, json).await,
+        Command::Whoami => users::whoami(&client, json).await,
+        Command::Users(args) => users::run(&client, args, json).await,
+        Command::Acls(args) => acls::run(&client, args, json).await,
     }
 }
 
@@ -291,6 +328,33 @@ mod tests {
         assert_eq!(cli.addr, "h:1");
         let cli = Cli::try_parse_from(["brokerctl", "--json", "stats"]).unwrap();
         assert!(cli.json && matches!(cli.command, Command::Stats));
+    }
+
+    #[test]
+    fn login_flags_are_global_and_the_mechanism_is_checked() {
+        let cli = Cli::try_parse_from([
+            "brokerctl",
+            "users",
+            "--user",
+            "admin",
+            "--password-file",
+            "/run/pw",
+            "--sasl-mechanism",
+            "plain",
+        ])
+        .unwrap();
+        assert_eq!(cli.user.as_deref(), Some("admin"));
+        assert_eq!(
+            cli.password_file.as_deref(),
+            Some(std::path::Path::new("/run/pw"))
+        );
+        assert_eq!(cli.sasl_mechanism, client::Mechanism::Plain);
+        let error = Cli::try_parse_from(["brokerctl", "--sasl-mechanism", "GSSAPI", "whoami"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown SASL mechanism"), "{error}");
+        // No flag takes the password itself.
+        assert!(Cli::try_parse_from(["brokerctl", "--password", "pw", "whoami"]).is_err());
     }
 
     #[test]
