@@ -7,10 +7,9 @@
 //! wire and the broker never holds it. ACL bindings and filters are the protocol's own
 //! types, re-exported from the crate root.
 
-use bytes::Bytes;
 use protocol::ops::security::{
     AclBinding, AclFilter, AclFilterRequest, CreateAclsRequest, DeleteUserRequest, PutUserRequest,
-    UserCredential, UserInfo, WhoAmIResponse,
+    UserInfo, WhoAmIResponse,
 };
 use protocol::ops::Empty;
 use protocol::{Request, Response};
@@ -165,13 +164,7 @@ fn put_user(name: &str, password: &str) -> Result<PutUserRequest, ClientError> {
             // The error says what limit the password broke, never the password.
             .map_err(|e| ClientError::InvalidArgument(format!("user {name:?}: {e}")))?;
     Ok(PutUserRequest {
-        credential: UserCredential {
-            name: name.to_string(),
-            iterations: credential.iterations(),
-            salt: Bytes::copy_from_slice(credential.salt()),
-            stored_key: Bytes::copy_from_slice(credential.stored_key()),
-            server_key: Bytes::copy_from_slice(credential.server_key()),
-        },
+        credential: credential.to_user_credential(name),
     })
 }
 
@@ -186,13 +179,7 @@ mod tests {
         assert_eq!(sent.name, "alice");
         assert_eq!(sent.iterations, USER_ITERATIONS);
         assert_eq!(sent.salt.len(), auth::scram::DEFAULT_SALT_BYTES);
-        let stored = auth::StoredCredential::from_parts(
-            sent.salt.to_vec(),
-            sent.iterations,
-            sent.stored_key[..].try_into().unwrap(),
-            sent.server_key[..].try_into().unwrap(),
-        )
-        .unwrap();
+        let stored = auth::StoredCredential::from_user_credential(sent).unwrap();
         assert!(stored.verify_password("pencil"));
         assert!(!stored.verify_password("pencil!"));
         // Nothing sent holds the password's bytes.
