@@ -174,10 +174,11 @@ pub enum ClientError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AuthFailure {
     /// The broker refused (`authentication_failed`). It answers so for a wrong
-    /// password, an unknown user and a mechanism it does not accept alike, on purpose.
+    /// password, an unknown user, a mechanism it does not accept and a broker with
+    /// authentication off alike, on purpose.
     #[error(
-        "the broker refused the credentials: wrong user name or password, or a mechanism \
-         it does not accept (it does not say which)"
+        "the broker refused the credentials: wrong user name or password, a mechanism it \
+         does not accept, or authentication is off there (it does not say which)"
     )]
     Refused,
     /// The broker's SCRAM signature is wrong: it does not hold the user's verifier, so

@@ -94,11 +94,14 @@ impl Client {
         Client::connect_with(addr, ClientConfig::default()).await
     }
 
-    /// Connects to `addr` (`host:port`) and performs the handshake, retrying with
-    /// the configured backoff. Fails with [`ClientError::Connect`] when every attempt
-    /// failed, [`ClientError::Server`] when the broker refused the handshake,
-    /// [`ClientError::TlsFile`] when a TLS file cannot be used and
-    /// [`ClientError::Tls`] when TLS with the broker fails (none of those retried).
+    /// Connects to `addr` (`host:port`) and performs the handshake (and, with
+    /// [`ClientConfig::credentials`], authenticates), retrying with the configured
+    /// backoff. Fails with [`ClientError::Connect`] when every attempt failed,
+    /// [`ClientError::Server`] when the broker refused the handshake,
+    /// [`ClientError::TlsFile`] when a TLS file cannot be used,
+    /// [`ClientError::Tls`] when TLS with the broker fails and
+    /// [`ClientError::Authentication`] when it refused the credentials (none of those
+    /// retried).
     pub async fn connect_with(
         addr: impl Into<String>,
         config: ClientConfig,
