@@ -322,10 +322,20 @@ fn print_bindings(bindings: &[AclBinding], json: bool) -> std::io::Result<()> {
             b.operation.name().into(),
             b.resource.name().into(),
             b.pattern.name().into(),
-            b.name.clone(),
+            shown_name(&b.name),
         ]);
     }
     out!("{}", table.render())
+}
+
+/// A resource name as the table and messages show it: the empty prefix (every name,
+/// as `--init-admin` grants) as `""`, so that it is not a blank cell.
+fn shown_name(name: &str) -> String {
+    if name.is_empty() {
+        "\"\"".to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 /// One binding in words: `allow alice write topic orders`, `... topic prefix orders.`.
@@ -340,7 +350,7 @@ fn describe(b: &AclBinding) -> String {
         b.principal,
         b.operation.name(),
         b.resource.name(),
-        b.name
+        shown_name(&b.name)
     )
 }
 
@@ -593,6 +603,12 @@ mod tests {
             "orders.",
         );
         assert_eq!(describe(&b), "allow alice write topic prefix orders.");
+        let every = AclBinding {
+            name: String::new(),
+            ..b.clone()
+        };
+        assert_eq!(describe(&every), "allow alice write topic prefix \"\"");
+        assert_eq!(shown_name(""), "\"\"");
         assert_eq!(
             bindings_json(std::slice::from_ref(&b)).to_string(),
             r#"[{"principal":"alice","permission":"allow","operation":"write","resource":"topic","pattern":"prefix","name":"orders."}]"#
