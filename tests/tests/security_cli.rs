@@ -2,7 +2,8 @@
 //! SCRAM-SHA-256 on: `users` add/list/passwd/delete, logins with the new password and
 //! not the old, `whoami`, `acls` add/list/delete with `--json`, the one error a wrong
 //! password and an unknown user share, the hint a client without credentials gets,
-//! re-authentication after a restart, and the `console` transcripts of
+//! re-authentication after a restart, PLAIN (and SCRAM) over TLS, and the `console`
+//! transcripts of
 //! docs/client.md (which need a secured broker, so `doc_commands` leaves them out).
 
 use std::path::Path;
@@ -489,4 +490,76 @@ fn the_client_guide_security_transcripts_run_and_print_what_they_show() {
             .collect::<String>();
         assert_eq!(printed.as_ref(), shown, "docs/client.md: `{command}`");
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 under `dir`: (CA, certificate, key).
+fn tls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "test CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = server.signed_by(&key, &ca).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server-key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn plain_goes_over_tls_and_scram_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(dir.path());
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[security]\nmechanisms = [\"PLAIN\", \"SCRAM-SHA-256\"]\nfailure_delay_ms = 10\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\n"
+        ),
+    )
+    .unwrap();
+    let broker = Launch::new(brokerd_bin())
+        .args([std::ffi::OsStr::new("--config"), config.as_os_str()])
+        .init_admin(ADMIN, ADMIN_PASSWORD)
+        .start()
+        .unwrap();
+    let ca = ca.to_str().unwrap();
+    for mechanism in ["PLAIN", "SCRAM-SHA-256"] {
+        let args = [
+            "--tls-ca",
+            ca,
+            "--sasl-mechanism",
+            mechanism,
+            "whoami",
+            "--json",
+        ];
+        let me = json(&admin(&broker, &args, ""));
+        assert_eq!(me["principal"], ADMIN);
+        assert_eq!(me["authenticated_by"], mechanism);
+    }
+    // A wrong PLAIN password is refused like a wrong SCRAM one.
+    let wrong = ctl(
+        &broker,
+        Some((ADMIN, "not-the-password")),
+        &["--tls-ca", ca, "--sasl-mechanism", "PLAIN", "whoami"],
+        "",
+    );
+    assert!(!wrong.ok);
+    assert!(
+        wrong
+            .stderr
+            .contains("authentication failed for user \"admin\" (PLAIN)"),
+        "{}",
+        wrong.stderr
+    );
 }
