@@ -3,8 +3,8 @@
 //! not the old, `whoami`, `acls` add/list/delete with `--json`, the one error a wrong
 //! password and an unknown user share, the hint a client without credentials gets,
 //! re-authentication after a restart, PLAIN (and SCRAM) over TLS, and the `console`
-//! transcripts of
-//! docs/client.md (which need a secured broker, so `doc_commands` leaves them out).
+//! transcripts of docs/client.md (which need a secured broker, so `doc_commands`
+//! leaves them out).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
