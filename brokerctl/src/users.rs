@@ -4,7 +4,7 @@
 //! users add alice`), never from the command line; the client derives its SCRAM
 //! verifier, so the broker is never sent the password.
 
-use std::io::Read;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -61,7 +61,7 @@ pub async fn run(client: &Client, args: UsersArgs, json: bool) -> anyhow::Result
             }
         }
         UsersAction::Add { name } => {
-            let password = read_password(std::io::stdin().lock(), &name)?;
+            let password = password_from_stdin(&name)?;
             client.create_user(&name, &password).await?;
             if json {
                 print_json(&json!({
@@ -74,7 +74,7 @@ pub async fn run(client: &Client, args: UsersArgs, json: bool) -> anyhow::Result
             }
         }
         UsersAction::Passwd { name } => {
-            let password = read_password(std::io::stdin().lock(), &name)?;
+            let password = password_from_stdin(&name)?;
             client.alter_user(&name, &password).await?;
             if json {
                 print_json(&json!({ "name": name }))?;
@@ -103,12 +103,23 @@ pub async fn whoami(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The first line of `input`: the new password of `user`. Empty is refused.
-fn read_password(input: impl Read, user: &str) -> anyhow::Result<String> {
+/// The new password of `user` from standard input. On a terminal, a prompt on stderr
+/// says that the password shows as it is typed (brokerctl does not turn echo off).
+fn password_from_stdin(user: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("new password for user {user} (shown as typed; pipe it in to avoid that): ");
+    }
+    read_password(stdin.lock(), user)
+}
+
+/// The first line of `input`: the new password of `user`. Only that line is read, so
+/// that on a terminal Enter ends it. Empty is refused.
+fn read_password(input: impl BufRead, user: &str) -> anyhow::Result<String> {
     let mut text = String::new();
     input
         .take(MAX_PASSWORD_INPUT_BYTES)
-        .read_to_string(&mut text)
+        .read_line(&mut text)
         .context("cannot read the password from standard input")?;
     let password = first_line(&text);
     if password.is_empty() {
