@@ -38,6 +38,9 @@ const FIRST_CORRELATION_ID: u32 = 2;
 /// The most steps any mechanism takes (SCRAM-SHA-256: two), so that a broker that
 /// keeps answering "not complete" cannot hold a connection attempt forever.
 const MAX_STEPS: u32 = 2;
+/// The first correlation id free for requests once an exchange has run: the
+/// connection's own ids start here, so no id of the exchange is ever reused.
+pub(super) const FIRST_ID_AFTER_AUTHENTICATION: u32 = FIRST_CORRELATION_ID + MAX_STEPS;
 
 /// What the connection is, as far as authentication cares.
 #[derive(Debug, Clone, Copy)]

@@ -121,7 +121,10 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (mut reader, mut writer, negotiated) = handshake(read, write, addr, config, &sort).await?;
+    // 1 was the handshake's; an Authenticate exchange takes the next ones.
+    let mut next_id = 2;
     if let Some(credentials) = &config.credentials {
+        next_id = super::authenticate::FIRST_ID_AFTER_AUTHENTICATION;
         let link = Link {
             addr,
             version: negotiated.version,
@@ -133,8 +136,7 @@ where
         addr: addr.to_string(),
         state: Mutex::new(ConnState {
             open: true,
-            // 1 was the handshake's.
-            next_id: 2,
+            next_id,
             pending: HashMap::new(),
             subscriptions: HashMap::new(),
         }),
