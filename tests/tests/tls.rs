@@ -1,114 +1,30 @@
 //! TLS on brokerd's native listener, black-box: certificates are made here with
 //! rcgen, into the test's temporary directory; brokerd reads them from `[tls]`.
 //! A TLS client of the test's own (tokio-rustls) checks what the client library
-//! cannot be made to do: offer only TLS 1.2, read the server's certificate.
+//! cannot be made to do: offer only TLS 1.2, read the server's certificate. Both
+//! live in [`tls_support`], shared with `security_tls.rs`.
 //!
 //! Every wait is a deadline for something to happen; the handshake timeout is set
 //! far above them, so that a connection closed within a deadline was closed by the
 //! check under test, not by the timeout.
 
+mod tls_support;
+
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use client::{Client, ClientConfig, ClientError, ProducerConfig, Record, TlsConfig};
 use integration_tests::raw::Raw;
 use integration_tests::{brokerctl, brokerd_bin, Brokerd, Launch, LaunchError};
-use protocol::ops::handshake::HandshakeRequest;
-use protocol::{FrameDecoder, Message, Request, Response, HANDSHAKE_VERSION};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls_pki_types::pem::PemObject;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::TlsConnector;
+use protocol::{Message, Request};
+use rcgen::KeyPair;
+use tls_support::client::{client_config, hello_bytes, tls_hello, TlsRaw, BOTH_VERSIONS};
+use tls_support::pki::{Leaf, Pki};
+use tls_support::DEADLINE;
 
-/// How long anything the test waits for may take.
-const DEADLINE: Duration = Duration::from_secs(10);
 /// brokerd's handshake timeout in these tests: far above [`DEADLINE`].
 const HANDSHAKE_TIMEOUT_MS: u64 = 120_000;
-
-/// A certificate authority writing its certificate and the ones it issues as PEM
-/// files into a directory.
-struct Pki {
-    dir: PathBuf,
-    ca: CertifiedIssuer<'static, KeyPair>,
-    ca_path: PathBuf,
-}
-
-/// What a leaf certificate looks like.
-struct Leaf<'a> {
-    common_name: &'a str,
-    sans: &'a [&'a str],
-    expired: bool,
-}
-
-impl Pki {
-    /// A new CA named `name`, its certificate in `dir/name.pem`.
-    fn new(dir: &Path, name: &str) -> Pki {
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let ca_path = dir.join(format!("{name}.pem"));
-        std::fs::write(&ca_path, ca.pem()).unwrap();
-        Pki {
-            dir: dir.to_path_buf(),
-            ca,
-            ca_path,
-        }
-    }
-
-    /// Issues `leaf` into `name.pem` and `name-key.pem`; returns their paths and the
-    /// certificate.
-    fn issue(&self, name: &str, leaf: Leaf<'_>) -> (PathBuf, PathBuf, CertificateDer<'static>) {
-        let sans: Vec<String> = leaf.sans.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(sans).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, leaf.common_name);
-        if leaf.expired {
-            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        let cert_path = self.dir.join(format!("{name}.pem"));
-        let key_path = self.dir.join(format!("{name}-key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path, cert.der().clone())
-    }
-
-    /// A server certificate for localhost and 127.0.0.1.
-    fn server(&self, name: &str) -> (PathBuf, PathBuf, CertificateDer<'static>) {
-        self.issue(
-            name,
-            Leaf {
-                common_name: "brokerd",
-                sans: &["localhost", "127.0.0.1"],
-                expired: false,
-            },
-        )
-    }
-
-    /// A client certificate naming `common_name`.
-    fn client(&self, name: &str, common_name: &str, expired: bool) -> (PathBuf, PathBuf) {
-        let (cert, key, _) = self.issue(
-            name,
-            Leaf {
-                common_name,
-                sans: &[],
-                expired,
-            },
-        );
-        (cert, key)
-    }
-}
 
 /// A launch of brokerd with `[tls]` set to `tls` (TOML lines), its log in
 /// `dir/brokerd.log` at debug level for the connection module.
@@ -134,154 +50,6 @@ fn launch_with_limits(dir: &Path, limits: &str, tls: &str) -> Launch {
 /// `[tls]` lines for a server certificate and key.
 fn server_lines(cert: &Path, key: &Path) -> String {
     format!("cert = {:?}\nkey = {:?}\n", cert, key)
-}
-
-/// A TLS client configuration trusting `ca`, offering `versions`, presenting
-/// `identity` (certificate and key files) if given.
-fn client_config(
-    ca: &Path,
-    identity: Option<(&Path, &Path)>,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-    };
-    Arc::new(config)
-}
-
-const BOTH_VERSIONS: &[&rustls::SupportedProtocolVersion] =
-    &[&rustls::version::TLS13, &rustls::version::TLS12];
-
-/// Our Handshake frame, encoded.
-fn hello_bytes() -> BytesMut {
-    let mut buf = BytesMut::new();
-    Message::Request {
-        correlation_id: 1,
-        request: Request::Handshake(HandshakeRequest {
-            versions: protocol::SUPPORTED_VERSIONS.to_vec(),
-            client_name: "tls-test".into(),
-            auth: None,
-        }),
-    }
-    .encode(HANDSHAKE_VERSION, &mut buf)
-    .unwrap();
-    buf
-}
-
-/// A raw protocol connection over the test's own TLS client.
-struct TlsRaw {
-    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    buf: BytesMut,
-    /// The version the handshake chose.
-    version: u16,
-    next_id: u32,
-}
-
-impl TlsRaw {
-    /// Connects over TLS with `config` and handshakes. `Err` says why TLS or the
-    /// handshake failed.
-    async fn connect(addr: &str, config: Arc<rustls::ClientConfig>) -> Result<TlsRaw, String> {
-        let open = async {
-            let tcp = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-            let name = ServerName::try_from("localhost").unwrap();
-            let stream = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            let mut raw = TlsRaw {
-                stream,
-                buf: BytesMut::new(),
-                version: HANDSHAKE_VERSION,
-                next_id: 1,
-            };
-            raw.stream
-                .write_all(&hello_bytes())
-                .await
-                .map_err(|e| format!("write: {e}"))?;
-            raw.next_id = 2;
-            match raw.receive().await? {
-                Message::Response {
-                    response: Response::Handshake(answer),
-                    ..
-                } => raw.version = answer.version,
-                other => return Err(format!("answered {other:?}")),
-            }
-            Ok(raw)
-        };
-        tokio::time::timeout(DEADLINE, open)
-            .await
-            .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
-    }
-
-    /// The server's certificate chain.
-    fn chain(&self) -> Vec<CertificateDer<'static>> {
-        self.stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .unwrap_or_default()
-            .to_vec()
-    }
-
-    /// Sends `request` and reads the answer.
-    async fn call(&mut self, request: Request) -> Result<Message, String> {
-        let mut out = BytesMut::new();
-        Message::Request {
-            correlation_id: self.next_id,
-            request,
-        }
-        .encode(self.version, &mut out)
-        .unwrap();
-        self.next_id += 1;
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        tokio::time::timeout(DEADLINE, self.receive())
-            .await
-            .unwrap_or_else(|_| Err("no answer within the deadline".to_string()))
-    }
-
-    async fn receive(&mut self) -> Result<Message, String> {
-        loop {
-            if let Some(frame) = FrameDecoder::new().decode(&mut self.buf).unwrap() {
-                return Ok(Message::decode(frame).unwrap());
-            }
-            match self.stream.read_buf(&mut self.buf).await {
-                Ok(0) => return Err("closed".to_string()),
-                Ok(_) => {}
-                Err(e) => return Err(format!("read: {e}")),
-            }
-        }
-    }
-}
-
-/// Connects over TLS with `config` and handshakes; returns the server's certificate
-/// chain.
-async fn tls_hello(
-    addr: &str,
-    config: Arc<rustls::ClientConfig>,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    Ok(TlsRaw::connect(addr, config).await?.chain())
 }
 
 /// Reads `stream` to its end; `true` if the peer closed it within [`DEADLINE`] after
