@@ -33,11 +33,14 @@ pub enum StartError {
 
 /// Starts `binary` (or the one [`find_brokerd`] finds) with its data in a new
 /// directory under `data_parent` (the system temporary directory if `None`), reading
-/// `config` (a brokerd TOML file, say with `[tls]`) if given.
+/// `config` (a brokerd TOML file, say with `[tls]`) if given, with `admin` (name and
+/// password) made by `brokerd --init-admin` first if given (for a config with
+/// `[security]`).
 pub fn start(
     binary: Option<&Path>,
     data_parent: Option<&Path>,
     config: Option<&Path>,
+    admin: Option<(&str, &str)>,
 ) -> Result<Brokerd, StartError> {
     let path = match binary {
         Some(path) => path.to_path_buf(),
@@ -49,6 +52,9 @@ pub fn start(
     }
     if let Some(config) = config {
         launch = launch.args([std::ffi::OsStr::new("--config"), config.as_os_str()]);
+    }
+    if let Some((name, password)) = admin {
+        launch = launch.init_admin(name, password);
     }
     launch.start().map_err(|e| match e {
         LaunchError::DataDir { .. } => StartError::DataDir(e),

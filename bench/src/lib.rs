@@ -6,13 +6,15 @@
 //! its producer, sequence number and send time ([`payload`]), which gives end-to-end
 //! latency and exact loss and duplicate counts. Results come out as a table or one
 //! JSON object ([`report`]). Without `--addr` the binary starts its own brokerd
-//! ([`launcher`]). `docs/benchmarks.md` has the method and the measured figures.
+//! ([`launcher`]). `--connect-only` times connection set-up instead
+//! ([`connect`]). `docs/benchmarks.md` has the method and the measured figures.
 
 #![warn(missing_docs)]
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
+pub mod connect;
 pub mod driver;
 pub mod drivers;
 pub mod launcher;

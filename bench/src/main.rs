@@ -125,6 +125,15 @@ struct Args {
     /// Consumers give up this long after the last message once producers are done.
     #[arg(long, value_parser = duration_arg, default_value = "10s")]
     drain_timeout: Duration,
+    /// Instead of a workload: open N connections one after another and report each
+    /// one's set-up time (connect, TLS, Handshake, and SCRAM with --scram-user).
+    #[arg(long, value_name = "N", conflicts_with_all = ["messages", "duration"])]
+    connect_only: Option<u32>,
+    /// --connect-only: log in as this SCRAM-SHA-256 user, its password in the
+    /// environment variable BROKER_BENCH_SCRAM_PASSWORD. brokerd started here gets
+    /// the user by `brokerd --init-admin` (give --brokerd-config a [security] section).
+    #[arg(long, value_name = "NAME", requires = "connect_only")]
+    scram_user: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -172,14 +181,26 @@ impl Args {
     }
 }
 
+/// Where --connect-only's SCRAM password comes from (not a flag: a flag shows in `ps`).
+const SCRAM_PASSWORD_ENV: &str = "BROKER_BENCH_SCRAM_PASSWORD";
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let workload = args.workload();
-    workload.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    if let Some(connections) = args.connect_only {
+        let report = runtime.block_on(run_connect_only(&args, connections))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.to_table());
+        }
+        return Ok(());
+    }
+    let workload = args.workload();
+    workload.validate()?;
     let report = runtime.block_on(run_broker(&args, &workload))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -204,11 +225,7 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
             let (_own, addr) = match &args.addr {
                 Some(addr) => (None, addr.clone()),
                 None => {
-                    let own = bench::launcher::start(
-                        args.brokerd.as_deref(),
-                        args.data_parent.as_deref(),
-                        args.brokerd_config.as_deref(),
-                    )?;
+                    let own = start_brokerd(args, None)?;
                     let addr = own.addr().to_string();
                     (Some(own), addr)
                 }
@@ -225,6 +242,74 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
         Broker::Redis => run_redis(args, workload, &options).await,
         Broker::Rabbitmq => run_rabbitmq(args, workload, &options).await,
     }
+}
+
+fn start_brokerd(
+    args: &Args,
+    admin: Option<(&str, &str)>,
+) -> anyhow::Result<bench::launcher::Brokerd> {
+    Ok(bench::launcher::start(
+        args.brokerd.as_deref(),
+        args.data_parent.as_deref(),
+        args.brokerd_config.as_deref(),
+        admin,
+    )?)
+}
+
+/// `--connect-only`: against `--addr`, or a brokerd started here (with the SCRAM user
+/// made its admin).
+async fn run_connect_only(
+    args: &Args,
+    connections: u32,
+) -> anyhow::Result<bench::connect::ConnectReport> {
+    use bench::connect::{ConnectOptions, Credentials, TlsFiles};
+    anyhow::ensure!(
+        args.broker == Broker::Brokerd,
+        "--connect-only measures brokerd only"
+    );
+    let scram = match &args.scram_user {
+        None => None,
+        Some(user) => {
+            let password = std::env::var(SCRAM_PASSWORD_ENV).with_context(|| {
+                format!("--scram-user needs the password in {SCRAM_PASSWORD_ENV}")
+            })?;
+            Some(Credentials {
+                user: user.clone(),
+                password,
+            })
+        }
+    };
+    let (_own, addr) = match &args.addr {
+        Some(addr) => (None, addr.clone()),
+        None => {
+            let admin = scram
+                .as_ref()
+                .map(|c| (c.user.as_str(), c.password.as_str()));
+            let own = start_brokerd(args, admin)?;
+            let addr = own.addr().to_string();
+            (Some(own), addr)
+        }
+    };
+    let tls = args.tls_ca.as_ref().map(|ca| {
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr.as_str(), |(host, _)| host);
+        TlsFiles {
+            ca: ca.clone(),
+            identity: args.tls_cert.clone().zip(args.tls_key.clone()),
+            server_name: args
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| host.to_string()),
+        }
+    });
+    let options = ConnectOptions {
+        addr,
+        tls,
+        scram,
+        connections,
+    };
+    Ok(bench::connect::measure(&options).await?)
 }
 
 /// The TLS settings of the `--tls-*` flags; `None` without `--tls-ca` (plaintext).

@@ -127,3 +127,31 @@ fn a_brokerd_that_will_not_start_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn connect_only_times_handshakes_and_scram_logins() {
+    let (code, stdout, stderr) = bench(&["--connect-only", "3"]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["scram"], false);
+    assert_eq!(report["setup_us"]["samples"], 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(&config, "[security]\nmechanisms = [\"SCRAM-SHA-256\"]\n").unwrap();
+    // The broker started here gets the user by `brokerd --init-admin`.
+    let output = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
+        .arg("--brokerd")
+        .arg(integration_tests::brokerd_bin())
+        .args(["--json", "--connect-only", "3", "--scram-user", "bench"])
+        .arg("--brokerd-config")
+        .arg(&config)
+        .env("BROKER_BENCH_SCRAM_PASSWORD", "bench-password")
+        .output()
+        .expect("running broker-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{output:?}");
+    let report = json(&stdout);
+    assert_eq!(report["scram"], true);
+    assert!(report["setup_us"]["p50"].as_f64().is_some_and(|v| v > 0.0));
+}
