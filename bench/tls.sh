@@ -92,7 +92,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'
   row() { # workload label path
     local a b
     a=$(figure "$1" plain "$3"); b=$(figure "$1" tls "$3")
-    if [[ -z $a || -z $b ]]; then return; fi
+    # A figure the workload does not measure (consume's acks) is null or 0.
+    if [[ -z $a || -z $b || $a == 0 ]]; then return; fi
     echo "| $1 | $2 | $a | $b | $(ratio "$a" "$b") |"
   }
   for name in "${ORDER[@]}"; do
