@@ -129,10 +129,11 @@ struct Args {
     /// one's set-up time (connect, TLS, Handshake, and SCRAM with --scram-user).
     #[arg(long, value_name = "N", conflicts_with_all = ["messages", "duration"])]
     connect_only: Option<u32>,
-    /// --connect-only: log in as this SCRAM-SHA-256 user, its password in the
-    /// environment variable BROKER_BENCH_SCRAM_PASSWORD. brokerd started here gets
-    /// the user by `brokerd --init-admin` (give --brokerd-config a [security] section).
-    #[arg(long, value_name = "NAME", requires = "connect_only")]
+    /// brokerd only: every connection logs in as this SCRAM-SHA-256 user, its
+    /// password in the environment variable BROKER_BENCH_SCRAM_PASSWORD. brokerd
+    /// started here gets the user by `brokerd --init-admin` (give --brokerd-config a
+    /// [security] section).
+    #[arg(long, value_name = "NAME")]
     scram_user: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -222,10 +223,16 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
     };
     match args.broker {
         Broker::Brokerd => {
+            let scram = scram_credentials(args)?;
             let (_own, addr) = match &args.addr {
                 Some(addr) => (None, addr.clone()),
                 None => {
-                    let own = start_brokerd(args, None)?;
+                    let own = start_brokerd(
+                        args,
+                        scram
+                            .as_ref()
+                            .map(|(user, password)| (user.as_str(), password.as_str())),
+                    )?;
                     let addr = own.addr().to_string();
                     (Some(own), addr)
                 }
@@ -233,6 +240,12 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
             let driver = BrokerdDriver::new(addr, args.api);
             let driver = match tls_config(args) {
                 Some(tls) => driver.with_tls(tls),
+                None => driver,
+            };
+            let driver = match scram {
+                Some((user, password)) => driver.with_credentials(
+                    bench::drivers::brokerd::Credentials::scram_sha_256(user, password),
+                ),
                 None => driver,
             };
             let driver = Arc::new(driver);
@@ -256,6 +269,16 @@ fn start_brokerd(
     )?)
 }
 
+/// `--scram-user` and its password from [`SCRAM_PASSWORD_ENV`], if given.
+fn scram_credentials(args: &Args) -> anyhow::Result<Option<(String, String)>> {
+    let Some(user) = &args.scram_user else {
+        return Ok(None);
+    };
+    let password = std::env::var(SCRAM_PASSWORD_ENV)
+        .with_context(|| format!("--scram-user needs the password in {SCRAM_PASSWORD_ENV}"))?;
+    Ok(Some((user.clone(), password)))
+}
+
 /// `--connect-only`: against `--addr`, or a brokerd started here (with the SCRAM user
 /// made its admin).
 async fn run_connect_only(
@@ -267,18 +290,7 @@ async fn run_connect_only(
         args.broker == Broker::Brokerd,
         "--connect-only measures brokerd only"
     );
-    let scram = match &args.scram_user {
-        None => None,
-        Some(user) => {
-            let password = std::env::var(SCRAM_PASSWORD_ENV).with_context(|| {
-                format!("--scram-user needs the password in {SCRAM_PASSWORD_ENV}")
-            })?;
-            Some(Credentials {
-                user: user.clone(),
-                password,
-            })
-        }
-    };
+    let scram = scram_credentials(args)?.map(|(user, password)| Credentials { user, password });
     let (_own, addr) = match &args.addr {
         Some(addr) => (None, addr.clone()),
         None => {

@@ -155,3 +155,38 @@ fn connect_only_times_handshakes_and_scram_logins() {
     assert_eq!(report["scram"], true);
     assert!(report["setup_us"]["p50"].as_f64().is_some_and(|v| v > 0.0));
 }
+
+#[test]
+fn a_workload_logs_every_connection_in_with_scram() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(&config, "[security]\nmechanisms = [\"SCRAM-SHA-256\"]\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
+        .arg("--brokerd")
+        .arg(integration_tests::brokerd_bin())
+        .args([
+            "--json",
+            "--quiet",
+            "--workload",
+            "pubsub",
+            "--messages",
+            "2000",
+        ])
+        .args([
+            "--batch",
+            "100",
+            "--scram-user",
+            "bench",
+            "--brokerd-config",
+        ])
+        .arg(&config)
+        .env("BROKER_BENCH_SCRAM_PASSWORD", "bench-password")
+        .output()
+        .expect("running broker-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{output:?}");
+    let report = json(&stdout);
+    assert_eq!(report["broker"], "brokerd, authenticated");
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["received"], 2000);
+}

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+pub use client::Credentials;
 use client::{
     AckLevel, Client, ClientConfig, ConsumerConfig, Producer, ProducerConfig, QueueConsumer,
     QueueConsumerConfig, QueueMessage, Record, StartFrom, TlsConfig,
@@ -58,6 +59,8 @@ pub struct BrokerdDriver {
     api: Api,
     /// TLS to the broker; `None`: plaintext.
     tls: Option<TlsConfig>,
+    /// Every connection logs in with these; `None`: no authentication.
+    credentials: Option<Credentials>,
 }
 
 impl BrokerdDriver {
@@ -67,7 +70,14 @@ impl BrokerdDriver {
             addr: addr.into(),
             api,
             tls: None,
+            credentials: None,
         }
+    }
+
+    /// Logs every connection in with `credentials` (a broker with `[security]`).
+    pub fn with_credentials(mut self, credentials: Credentials) -> BrokerdDriver {
+        self.credentials = Some(credentials);
+        self
     }
 
     /// Connects over TLS, as `tls` says (every connection of the run).
@@ -83,6 +93,10 @@ impl BrokerdDriver {
             .max_in_flight_requests(MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION);
         let config = match &self.tls {
             Some(tls) => config.tls(tls.clone()),
+            None => config,
+        };
+        let config = match &self.credentials {
+            Some(credentials) => config.credentials(credentials.clone()),
             None => config,
         };
         Ok(Client::connect_with(self.addr.clone(), config).await?)
@@ -103,9 +117,11 @@ impl Driver for BrokerdDriver {
 
     fn name(&self) -> &'static str {
         // The report says which transport was measured.
-        match self.tls {
-            Some(_) => "brokerd over TLS",
-            None => "brokerd",
+        match (&self.tls, &self.credentials) {
+            (Some(_), Some(_)) => "brokerd over TLS, authenticated",
+            (Some(_), None) => "brokerd over TLS",
+            (None, Some(_)) => "brokerd, authenticated",
+            (None, None) => "brokerd",
         }
     }
 
