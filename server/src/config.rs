@@ -104,10 +104,10 @@ pub enum PrincipalFrom {
 
 /// Authentication and authorization (`[security]`; `docs/operations.md`, "Security").
 ///
-/// With no mechanism listed (and no client certificates asked for), authentication
-/// is off: every client may do everything, as on a laptop. With one listed, every
-/// connection must authenticate (or be admitted as anonymous, if allowed) and every
-/// request is checked against the ACLs.
+/// With no mechanism listed and no client certificates asked for (`tls.client_ca`),
+/// authentication is off: every client may do everything, as on a laptop. With
+/// either, every connection must authenticate (or be admitted as anonymous, if
+/// allowed) and every request is checked against the ACLs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
@@ -425,9 +425,13 @@ impl ServerConfig {
         self.default_topic_config().map(|_| ())
     }
 
-    /// Whether connections must authenticate (and requests pass the ACLs).
+    /// Whether connections must authenticate (and requests pass the ACLs): a SASL
+    /// mechanism is offered, or the listener asks for client certificates (mutual
+    /// TLS: a certificate's principal is an authentication like any other, so it
+    /// must be checked against the ACLs, not let through as anonymous).
     pub fn authentication_enabled(&self) -> bool {
         !self.security.mechanisms.is_empty()
+            || self.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some())
     }
 
     fn validate_security(&self) -> Result<(), ConfigError> {

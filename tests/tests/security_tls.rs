@@ -378,3 +378,30 @@ async fn principal_from_san_takes_the_subject_alternative_name() {
         ("svc-payments.internal", "TLS")
     );
 }
+
+#[tokio::test]
+async fn mutual_tls_alone_turns_authorization_on() {
+    // No SASL mechanism at all: the client certificate is the only authentication,
+    // and it must be checked against the ACLs like any other, not let through.
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(dir.path());
+    let config = format!(
+        "[security]\nsuperusers = [\"ops\"]\n\n{}",
+        setup.mutual_lines("cn")
+    );
+    let broker = launch(dir.path(), &config).start().unwrap();
+    let ops = setup.pki.client("ops", "ops", false);
+    let orders = setup.pki.client("svc-orders", "svc-orders", false);
+
+    let mut admin = connect(broker.addr(), setup.client(Some(&ops))).await;
+    ok(admin.call(create_topic("orders")).await.unwrap());
+    let mut service = connect(broker.addr(), setup.client(Some(&orders))).await;
+    let me = whoami(&mut service).await;
+    assert_eq!(
+        (me.principal.as_str(), me.authenticated_by.as_str()),
+        ("svc-orders", "TLS")
+    );
+    let (code, _) = refused(&service.call(produce_request("orders", b"1")).await.unwrap());
+    assert_eq!(code, ErrorCode::NotAuthorized);
+    assert_eq!(end_offset(&mut admin, "orders").await, 0);
+}

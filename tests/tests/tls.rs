@@ -250,8 +250,10 @@ async fn brokerctl_and_the_client_produce_and_consume_over_tls() {
     let (cert, key, _) = pki.server("server");
     let (alice, alice_key) = pki.client("alice", "alice", false);
     // Mutual TLS, optional: brokerctl comes without a certificate, the client with one.
+    // Asking for client certificates turns authorization on; this test is about the
+    // transport, so both principals may do everything.
     let lines = format!(
-        "{}client_ca = {:?}\nrequire_client_certificate = false\n",
+        "{}client_ca = {:?}\nrequire_client_certificate = false\n\n[security]\nallow_anonymous = true\nsuperusers = [\"ANONYMOUS\", \"alice\"]\n",
         server_lines(&cert, &key),
         pki.ca_path
     );
