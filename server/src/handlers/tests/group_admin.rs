@@ -98,7 +98,9 @@ async fn group_changes_write_one_audit_line_each_with_the_client_and_what_change
     for (line, (op, fields)) in audit.iter().zip(expected) {
         assert!(line.contains(" audit: "), "{line}");
         assert!(
-            line.contains(&format!("op=\"{op}\" client=test/1 {fields}")),
+            line.contains(&format!(
+                "op=\"{op}\" client=test/1 principal=ANONYMOUS {fields}"
+            )),
             "{line}"
         );
     }
