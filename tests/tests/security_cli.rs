@@ -410,6 +410,56 @@ async fn the_library_authenticates_and_does_so_again_after_a_restart() {
     assert_eq!(me.principal, "erin");
 }
 
+#[tokio::test]
+async fn an_acl_added_with_brokerctl_applies_to_a_live_connection_at_its_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = secured(dir.path());
+    admin(&broker, &["topics", "create", "live", "--partitions", "1"], "");
+    admin(&broker, &["users", "add", "frank"], "franks-pw\n");
+    let frank = Client::connect_with(
+        broker.addr(),
+        ClientConfig::default().credentials(Credentials::scram_sha_256("frank", "franks-pw")),
+    )
+    .await
+    .unwrap();
+    let refused = frank.describe_topic("live").await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(client::protocol::ErrorCode::NotAuthorized),
+        "{refused}"
+    );
+
+    admin(
+        &broker,
+        &[
+            "acls",
+            "add",
+            "--allow",
+            "frank",
+            "--operation",
+            "describe",
+            "--topic",
+            "live",
+        ],
+        "",
+    );
+    // The same connection, its next request: no reconnect, no new login.
+    let described = frank.describe_topic("live").await.unwrap();
+    assert_eq!(described.name, "live");
+
+    admin(
+        &broker,
+        &["acls", "delete", "--allow", "frank", "--topic", "live"],
+        "",
+    );
+    let refused = frank.describe_topic("live").await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(client::protocol::ErrorCode::NotAuthorized),
+        "{refused}"
+    );
+}
+
 /// The fenced `console` blocks of docs/client.md, in order: each `$ ` command with
 /// the lines it shows.
 fn console_transcripts(text: &str) -> Vec<(String, Vec<String>)> {
