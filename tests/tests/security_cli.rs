@@ -414,7 +414,11 @@ async fn the_library_authenticates_and_does_so_again_after_a_restart() {
 async fn an_acl_added_with_brokerctl_applies_to_a_live_connection_at_its_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let broker = secured(dir.path());
-    admin(&broker, &["topics", "create", "live", "--partitions", "1"], "");
+    admin(
+        &broker,
+        &["topics", "create", "live", "--partitions", "1"],
+        "",
+    );
     admin(&broker, &["users", "add", "frank"], "franks-pw\n");
     let frank = Client::connect_with(
         broker.addr(),
