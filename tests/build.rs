@@ -9,6 +9,10 @@
 //! `client`, `std::collections` and `std::time` (globs, so that a block's own `use`
 //! lines win).
 
+// A build script: a failure here fails the build, with the message, and that is the
+// right answer to each `expect` below (cargo sets these variables; the documents and
+// OUT_DIR are the checkout's own). `write!` to a String cannot fail.
+
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -110,7 +110,7 @@ impl Verdict {
 }
 
 /// The bindings of one principal on one resource type.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct NameIndex {
     literal: HashMap<String, Entry>,
     prefix: HashMap<String, Entry>,

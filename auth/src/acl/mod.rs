@@ -110,8 +110,9 @@ impl Decision {
     }
 }
 
-/// The ACL bindings and superusers of a broker, indexed for checks.
-#[derive(Debug, Default)]
+/// The ACL bindings and superusers of a broker, indexed for checks. `Clone` so that
+/// a holder can change a copy and swap it in whole.
+#[derive(Debug, Clone, Default)]
 pub struct Authorizer {
     superusers: HashSet<String>,
     /// Resource type, then principal, then name.

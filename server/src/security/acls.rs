@@ -1,13 +1,13 @@
-//! [`Acls`]: the ACL bindings, on the internal topic `__acls`, and the evaluator built
-//! from them.
+//! [`Acls`]: the ACL bindings, on the internal topic `__acls`, held as the evaluator
+//! that checks them.
 //!
 //! Every change is an [`AclEvent`] record, durable before it is acknowledged, and
-//! replayed at start. The evaluator ([`auth::acl::Authorizer`]) is rebuilt on every
-//! change and swapped in whole, so a request's check reads one consistent set without
-//! holding a lock, and a change applies from every connection's next request on.
+//! replayed at start. The one in-memory state is an [`auth::acl::Authorizer`]; a
+//! change is made to a copy, which is then swapped in whole, so a request's check
+//! reads one consistent set without holding a lock across it, and a change applies
+//! from every connection's next request on.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use auth::acl::Authorizer;
 use protocol::ops::security::{AclBinding, AclEvent, AclFilter};
@@ -24,8 +24,9 @@ pub const MAX_ACLS: usize = 10_000;
 #[derive(Debug)]
 pub struct Acls {
     log: InternalLog<AclEvent>,
-    superusers: Vec<String>,
-    bindings: RwLock<BTreeSet<AclBinding>>,
+    /// Held by every change from its check to its swap, so that the log's order is
+    /// the order of the changes and none is lost to a concurrent one.
+    changing: Mutex<()>,
     /// The evaluator of the current bindings; replaced whole on every change.
     current: RwLock<Arc<Authorizer>>,
 }
@@ -67,20 +68,24 @@ impl Acls {
         superusers: Vec<String>,
         clock: Arc<dyn Clock>,
     ) -> Result<Acls, BrokerError> {
-        let mut bindings = BTreeSet::new();
+        let mut authorizer = Authorizer::new(superusers);
         let log = InternalLog::open(
             topics,
             TopicConfig::internal_default(),
             clock,
-            |event, _| apply(&mut bindings, event),
+            |event, _| {
+                // Only a binding the broker would not have written fails (a hand-edited
+                // log); like an unreadable record, it is skipped, and the others count.
+                if let Err(error) = apply(&mut authorizer, &event) {
+                    tracing::warn!(%error, "skipping an ACL record that does not index");
+                }
+            },
         )?;
-        tracing::info!(acls = bindings.len(), "restored ACLs");
-        let current = Arc::new(index(&superusers, &bindings)?);
+        tracing::info!(acls = authorizer.len(), "restored ACLs");
         Ok(Acls {
             log,
-            superusers,
-            bindings: RwLock::new(bindings),
-            current: RwLock::new(current),
+            changing: Mutex::new(()),
+            current: RwLock::new(Arc::new(authorizer)),
         })
     }
 
@@ -92,32 +97,43 @@ impl Acls {
             .clone()
     }
 
+    fn changing(&self) -> MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends `events` and swaps in `current` with them applied; the offset to wait on.
+    fn change(&self, current: &Authorizer, events: &[AclEvent]) -> Result<u64, BrokerError> {
+        let mut next = current.clone();
+        for event in events {
+            apply(&mut next, event)?;
+        }
+        let wait = self.log.append(events)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        Ok(wait)
+    }
+
     /// Adds bindings (those that exist change nothing); durable on return.
     pub async fn create(&self, new: Vec<AclBinding>) -> Result<(), BrokerError> {
         for binding in &new {
             validate(binding)?;
         }
         let wait = {
-            let mut bindings = self.bindings.write().unwrap_or_else(|p| p.into_inner());
-            let events: Vec<AclEvent> = new
+            let _changing = self.changing();
+            let current = self.authorizer();
+            let mut events: Vec<AclEvent> = new
                 .into_iter()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .filter(|b| !bindings.contains(b))
+                .filter(|b| !current.contains(b))
                 .map(AclEvent::Added)
                 .collect();
-            if bindings.len() + events.len() > MAX_ACLS {
+            events.sort_by(|a, b| a.binding().cmp(b.binding()));
+            events.dedup();
+            if current.len() + events.len() > MAX_ACLS {
                 return Err(BrokerError::ResourceLimit {
                     what: "ACL bindings",
                     limit: MAX_ACLS as u64,
                 });
             }
-            let wait = self.log.append(&events)?;
-            for event in events {
-                apply(&mut bindings, event);
-            }
-            self.rebuild(&bindings)?;
-            wait
+            self.change(&current, &events)?
         };
         self.log.wait_durable(wait).await
     }
@@ -125,19 +141,11 @@ impl Acls {
     /// Deletes the bindings `filter` selects; durable on return. Returns them, sorted.
     pub async fn delete(&self, filter: &AclFilter) -> Result<Vec<AclBinding>, BrokerError> {
         let (deleted, wait) = {
-            let mut bindings = self.bindings.write().unwrap_or_else(|p| p.into_inner());
-            let deleted: Vec<AclBinding> = bindings
-                .iter()
-                .filter(|b| filter.matches(b))
-                .cloned()
-                .collect();
+            let _changing = self.changing();
+            let current = self.authorizer();
+            let deleted = current.list(filter);
             let events: Vec<AclEvent> = deleted.iter().cloned().map(AclEvent::Deleted).collect();
-            let wait = self.log.append(&events)?;
-            for event in events {
-                apply(&mut bindings, event);
-            }
-            self.rebuild(&bindings)?;
-            (deleted, wait)
+            (deleted, self.change(&current, &events)?)
         };
         self.log.wait_durable(wait).await?;
         Ok(deleted)
@@ -145,50 +153,102 @@ impl Acls {
 
     /// The bindings `filter` selects, sorted.
     pub fn list(&self, filter: &AclFilter) -> Vec<AclBinding> {
-        let bindings = self.bindings.read().unwrap_or_else(|p| p.into_inner());
-        bindings
-            .iter()
-            .filter(|b| filter.matches(b))
-            .cloned()
-            .collect()
+        self.authorizer().list(filter)
     }
 
-    /// Swaps in the evaluator of `bindings`. Rebuilt whole (at most [`MAX_ACLS`]
-    /// bindings, on an administrator's request) so that a check never sees a set
-    /// half changed.
-    fn rebuild(&self, bindings: &BTreeSet<AclBinding>) -> Result<(), BrokerError> {
-        let authorizer = Arc::new(index(&self.superusers, bindings)?);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = authorizer;
-        Ok(())
-    }
-
-    /// Compacts `__acls` if the policy says so (blocking I/O).
+    /// Compacts `__acls` if the policy says so (blocking I/O): an `Added` record per
+    /// live binding, then what came before is truncated.
     pub fn compact(&self) -> Result<(), BrokerError> {
-        let bindings = self.bindings.read().unwrap_or_else(|p| p.into_inner());
-        self.log
-            .compact(bindings.len() as u64, || {
-                let events: Vec<AclEvent> = bindings.iter().cloned().map(AclEvent::Added).collect();
-                self.log.append(&events).map(|_| ())
-            })
-            .map(|_| ())
+        self.compact_if(true)
+    }
+
+    fn compact_if(&self, by_policy: bool) -> Result<(), BrokerError> {
+        let _changing = self.changing();
+        let current = self.authorizer();
+        let snapshot = || {
+            let events: Vec<AclEvent> = current
+                .list(&AclFilter::default())
+                .into_iter()
+                .map(AclEvent::Added)
+                .collect();
+            self.log.append(&events).map(|_| ())
+        };
+        if by_policy {
+            self.log.compact(current.len() as u64, snapshot).map(|_| ())
+        } else {
+            self.log.compact_now(snapshot)
+        }
     }
 }
 
-fn apply(bindings: &mut BTreeSet<AclBinding>, event: AclEvent) {
+fn apply(authorizer: &mut Authorizer, event: &AclEvent) -> Result<(), BrokerError> {
     match event {
         AclEvent::Added(binding) => {
-            bindings.insert(binding);
+            authorizer
+                .insert(binding)
+                .map_err(|e| BrokerError::Internal(format!("indexing the ACLs: {e}")))?;
         }
         AclEvent::Deleted(binding) => {
-            bindings.remove(&binding);
+            authorizer.remove(binding);
         }
     }
+    Ok(())
 }
 
-fn index(
-    superusers: &[String],
-    bindings: &BTreeSet<AclBinding>,
-) -> Result<Authorizer, BrokerError> {
-    Authorizer::with_bindings(superusers.iter().cloned(), bindings.iter().cloned())
-        .map_err(|e| BrokerError::Internal(format!("indexing the ACLs: {e}")))
+#[cfg(test)]
+mod tests {
+    use protocol::ops::security::{Operation, PatternType, Permission, ResourceType};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn binding(principal: &str, name: &str) -> AclBinding {
+        AclBinding {
+            principal: principal.into(),
+            resource: ResourceType::Topic,
+            pattern: PatternType::Literal,
+            name: name.into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_compacted_log_replays_to_the_same_bindings_and_deletes_stay_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+        let topics = Arc::new(Topics::open_with_clock(dir.path(), clock.clone()).unwrap());
+        let acls = Acls::open(&topics, vec![], clock.clone()).unwrap();
+        acls.create(vec![
+            binding("a", "t1"),
+            binding("b", "t2"),
+            binding("a", "t1"),
+        ])
+        .await
+        .unwrap();
+        let deleted = acls
+            .delete(&AclFilter {
+                principal: Some("b".into()),
+                ..AclFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(deleted, vec![binding("b", "t2")]);
+        acls.compact_if(false).unwrap();
+        assert_eq!(acls.log.records(), 1, "only the live binding is left");
+        drop(acls);
+
+        let reopened = Acls::open(&topics, vec![], clock).unwrap();
+        assert_eq!(
+            reopened.list(&AclFilter::default()),
+            vec![binding("a", "t1")]
+        );
+        let check = reopened.authorizer();
+        assert!(check
+            .authorize("a", ResourceType::Topic, "t1", Operation::Read)
+            .is_allowed());
+        assert!(!check
+            .authorize("b", ResourceType::Topic, "t2", Operation::Read)
+            .is_allowed());
+    }
 }
