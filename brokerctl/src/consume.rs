@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use crate::follow::{self, Outage};
 use crate::format::{parse_format, Format};
 use crate::output::Lines;
+use crate::progress::{Progress, Unit, Work};
 use crate::when;
 
 /// Session timeout of brokerctl's group membership: short, so that a killed
@@ -262,6 +263,7 @@ async fn print_records(
     commit_due.tick().await; // the first tick is immediate; nothing is printed yet
     let is_group = source.is_group();
     let mut printed = 0u64;
+    let progress = Progress::start(Work::Consume, args.count, Unit::Messages);
     while args.count.is_none_or(|n| printed < n) {
         // --timeout-ms counts from when this record is first waited for, across the
         // commits that interrupt the wait.
@@ -299,6 +301,7 @@ async fn print_records(
             return Ok(Stop::Unwritten(record, e));
         }
         printed += 1;
+        progress.advance(1);
     }
     Ok(Stop::Done)
 }
@@ -320,6 +323,7 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
     tokio::pin!(stop);
     let mut outage = Outage::new(client.addr());
     let mut handled = 0u64;
+    let progress = Progress::start(Work::Consume, args.count, Unit::Messages);
     let outcome: anyhow::Result<()> = async {
         while args.count.is_none_or(|n| handled < n) {
             let next = async {
@@ -355,6 +359,7 @@ async fn run_queue(client: &Client, args: &ConsumeArgs, json: bool) -> anyhow::R
                 Err(e) => return Err(e.into()),
             }
             handled += 1;
+            progress.advance(1);
             if args.count == Some(handled) {
                 // The last one: settling it must not fetch another we would not print.
                 consumer.stop_taking();

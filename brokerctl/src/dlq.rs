@@ -16,6 +16,7 @@ use client::{Client, ConsumerRecord};
 use serde_json::json;
 
 use crate::consume::record_json;
+use crate::progress::{Progress, Unit, Work};
 use crate::table::Table;
 
 /// How long reading the dead-letter topic waits for data it knows is there.
@@ -203,6 +204,7 @@ async fn replay(
         return Ok(ExitCode::SUCCESS);
     };
     let mut replayed = 0u64;
+    let progress = Progress::start(Work::Replay, Some(letters.len() as u64), Unit::Messages);
     for letter in &letters {
         let original_topic = letter
             .header("dlq.original_topic")
@@ -239,7 +241,9 @@ async fn replay(
             .delete_records(&dlq, 0, letter.record.offset + 1)
             .await?;
         replayed += 1;
+        progress.advance(1);
     }
+    drop(progress);
     if json {
         outln!(
             "{}",

@@ -25,6 +25,7 @@
 mod output;
 
 mod acls;
+mod completions;
 mod consume;
 mod dlq;
 mod follow;
@@ -33,6 +34,7 @@ mod groups;
 mod input;
 mod login;
 mod produce;
+mod progress;
 mod routes;
 mod services;
 mod stats;
@@ -137,6 +139,9 @@ pub enum Command {
     Users(users::UsersArgs),
     /// Access-control lists: list, add, delete.
     Acls(acls::AclsArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...); contacts no broker.
+    /// For bash: `brokerctl completions bash > /etc/bash_completion.d/brokerctl`.
+    Completions(completions::CompletionsArgs),
 }
 
 /// `brokerctl services register NAME --addr ADDR` names the *instance's* address
@@ -166,6 +171,9 @@ pub fn rewrite_register_addr(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsS
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(rewrite_register_addr(std::env::args_os().collect()));
+    if let Command::Completions(args) = &cli.command {
+        return completions::print(args);
+    }
     if let Err(message) = check(&cli) {
         eprintln!("brokerctl: error: {message}");
         // clap's status for a usage error.
@@ -238,6 +246,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whoami => users::whoami(&client, json).await,
         Command::Users(args) => users::run(&client, args, json).await,
         Command::Acls(args) => acls::run(&client, args, json).await,
+        // Answered in `main`, before connecting.
+        Command::Completions(args) => Ok(completions::print(&args)),
     }
 }
 

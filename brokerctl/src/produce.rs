@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::input;
+use crate::progress::{self, Progress, Unit, Work};
 use crate::traces::{hex, start_trace};
 use crate::{parse_key_value, print_json};
 
@@ -113,8 +114,21 @@ pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Resu
     let mut pending = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut number = 0u64;
+    // Read from a file: a bar to its end, in bytes; from a pipe: a count of lines.
+    let file_bytes = progress::stdin_file_bytes();
+    let unit = if file_bytes.is_some() {
+        Unit::Bytes
+    } else {
+        Unit::Messages
+    };
+    let read = Progress::start(Work::Produce, file_bytes, unit);
     while let Some(line) = lines.next_segment().await? {
         number += 1;
+        read.advance(match unit {
+            // The newline `split` took off.
+            Unit::Bytes => line.len() as u64 + 1,
+            Unit::Messages => 1,
+        });
         let line = message_bytes(line);
         let parsed = match (args.input, &args.key_separator) {
             (Input::Json, _) => input::json(&line),
@@ -139,6 +153,7 @@ pub async fn run(client: &Client, args: ProduceArgs, json: bool) -> anyhow::Resu
         };
         pending.push(producer.send(record).await);
     }
+    drop(read);
     let sent = pending.len();
     let mut acknowledged = 0usize;
     let mut errors: Vec<String> = Vec::new();
