@@ -164,13 +164,23 @@ impl Users {
     /// appended again and what came before is truncated, deleted users' verifiers
     /// with it.
     pub fn compact(&self) -> Result<(), BrokerError> {
+        self.compact_if(true)
+    }
+
+    /// Compacts by the policy (`by_policy`) or now. The table's read lock is held
+    /// throughout, so no change lands between the snapshot and the truncation
+    /// (changes append under the write lock).
+    fn compact_if(&self, by_policy: bool) -> Result<(), BrokerError> {
         let table = self.table.read().unwrap_or_else(|p| p.into_inner());
-        self.log
-            .compact(table.len() as u64, || {
-                let events: Vec<UserEvent> = table.values().cloned().map(UserEvent::Put).collect();
-                self.log.append(&events).map(|_| ())
-            })
-            .map(|_| ())
+        let snapshot = || {
+            let events: Vec<UserEvent> = table.values().cloned().map(UserEvent::Put).collect();
+            self.log.append(&events).map(|_| ())
+        };
+        if by_policy {
+            self.log.compact(table.len() as u64, snapshot).map(|_| ())
+        } else {
+            self.log.compact_now(snapshot)
+        }
     }
 
     /// The log underneath (tests).
@@ -188,5 +198,53 @@ fn apply(table: &mut BTreeMap<String, UserCredential>, event: UserEvent) {
         UserEvent::Deleted { name } => {
             table.remove(&name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// A verifier of `password` at the fewest iterations SCRAM allows, so the test
+    /// is quick.
+    fn user(name: &str, password: &str) -> UserCredential {
+        StoredCredential::generate(password, MIN_ITERATIONS, &mut rand::thread_rng())
+            .unwrap()
+            .to_user_credential(name)
+    }
+
+    #[tokio::test]
+    async fn a_compacted_log_replays_to_the_same_users_and_deleted_ones_stay_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+        let topics = Arc::new(Topics::open_with_clock(dir.path(), clock.clone()).unwrap());
+        let users = Users::open(&topics, clock.clone()).unwrap();
+        users.put(user("alice", "old"), true).await.unwrap();
+        users.put(user("bob", "bob-pw"), true).await.unwrap();
+        users.put(user("alice", "new"), false).await.unwrap();
+        users.delete("bob").await.unwrap();
+        assert_eq!(users.log().records(), 4);
+        users.compact_if(false).unwrap();
+        assert_eq!(
+            users.log().records(),
+            1,
+            "only alice's latest verifier is left"
+        );
+        drop(users);
+
+        let reopened = Users::open(&topics, clock).unwrap();
+        let names: Vec<String> = reopened.list().into_iter().map(|u| u.name).collect();
+        assert_eq!(names, ["alice"]);
+        let alice = reopened.credential("alice").unwrap();
+        assert!(alice.verify_password("new"));
+        assert!(
+            !alice.verify_password("old"),
+            "the replaced verifier is gone"
+        );
+        assert!(
+            reopened.credential("bob").is_none(),
+            "a deleted user stays deleted"
+        );
     }
 }
