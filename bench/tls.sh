@@ -11,8 +11,9 @@
 # Certificates (a CA, and a server certificate for localhost and 127.0.0.1) are made
 # with openssl in $OUT_DIR/tls-pki the first time. Workloads, all 1 KiB messages in
 # batches of 1024 (1 MiB a produce request), 8 in flight: produce without fsync (`os`,
-# ack `appended`), produce durable (`always`, ack `durable`), and consume of what a
-# produce without fsync left. Installs jq from Debian if missing.
+# ack `appended`), produce durable (`always`, ack `durable`), consume of what a
+# produce without fsync left, and pub/sub at 200,000 msg/s for the consumers'
+# end-to-end latency. Installs jq from Debian if missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -46,8 +47,11 @@ declare -A WORKLOADS=(
   [produce]="--workload produce --messages 1000000 --message-size 1024 --batch 1024 --in-flight 8 --durability os --ack appended"
   [produce-durable]="--workload produce --messages 1000000 --message-size 1024 --batch 1024 --in-flight 8 --durability always --ack durable"
   [consume]="--workload consume --messages 1000000 --message-size 1024 --batch 1024 --in-flight 8 --durability os --ack appended"
+  # Consume latency: consumers at the end of the topic, producers at a fixed rate well
+  # below either side's maximum, so the figure is delivery latency, not a queue.
+  [pubsub]="--workload pubsub --messages 1000000 --message-size 1024 --batch 1024 --in-flight 8 --rate 200000 --warmup 1s --durability os --ack appended"
 )
-read -r -a ORDER <<<"${ONLY:-produce produce-durable consume connect}"
+read -r -a ORDER <<<"${ONLY:-produce produce-durable consume pubsub connect}"
 
 # side -> broker-bench flags
 declare -A SIDES=(
@@ -102,6 +106,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'
     row "$name" "MB/s" '.mb_per_sec | floor'
     row "$name" "ack p50 µs" '.publish_latency_us.p50'
     row "$name" "ack p99 µs" '.publish_latency_us.p99'
+    row "$name" "end-to-end p50 µs" '.e2e_latency_us.p50'
+    row "$name" "end-to-end p99 µs" '.e2e_latency_us.p99'
     echo "| $name | lost / dup (sum) | $(sum "$name" plain .lost) / $(sum "$name" plain .duplicates) | $(sum "$name" tls .lost) / $(sum "$name" tls .duplicates) | |"
   done
   if [[ " ${ORDER[*]} " == *" connect "* ]]; then
