@@ -99,6 +99,11 @@ impl BinDir {
         let status = Command::new(cargo())
             .args(&args)
             .current_dir(&workspace)
+            // `cargo test` gives a test process its package's CARGO_MANIFEST_DIR; ring's
+            // build script reruns when that variable changes, so passing it on would
+            // rebuild ring, rustls and everything above them here, and again on the
+            // next plain `cargo build`.
+            .env_remove("CARGO_MANIFEST_DIR")
             .status()
             .map_err(|e| LaunchError::Build {
                 command: command.clone(),
