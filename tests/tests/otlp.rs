@@ -26,8 +26,9 @@ fn write_config(dir: &Path, tracing: &str) -> String {
 
 /// Produces one traced and one untraced message to `orders` (three attempts, short
 /// backoff) and nacks the traced one until it is dead-lettered; returns the trace
-/// context's header.
-async fn dead_letter_a_traced_message(addr: &str) -> String {
+/// context's header as produced, and as the consumer received it (what its own span
+/// would continue).
+async fn dead_letter_a_traced_message(addr: &str) -> (String, String) {
     let client = Client::connect(addr.to_string()).await.unwrap();
     let config = [
         ("max_delivery_attempts", "3"),
@@ -53,6 +54,7 @@ async fn dead_letter_a_traced_message(addr: &str) -> String {
         .await
         .unwrap();
     let mut nacks = 0;
+    let mut received = String::new();
     while nacks < 3 {
         let message = timeout(DEADLINE, consumer.next())
             .await
@@ -60,6 +62,8 @@ async fn dead_letter_a_traced_message(addr: &str) -> String {
             .unwrap()
             .unwrap();
         if message.value().map(|v| &v[..]) == Some(b"poison") {
+            let header = message.headers().iter().find(|(k, _)| k == "traceparent");
+            received = String::from_utf8(header.unwrap().1.to_vec()).unwrap();
             message.nack("cannot parse").await.unwrap();
             nacks += 1;
         } else {
@@ -67,7 +71,7 @@ async fn dead_letter_a_traced_message(addr: &str) -> String {
         }
     }
     consumer.close().await.unwrap();
-    context.to_header()
+    (context.to_header(), received)
 }
 
 fn name_with_attempt(r: &Received) -> String {
@@ -90,9 +94,15 @@ async fn a_dead_lettered_message_reaches_the_collector_as_one_linked_trace() {
         ),
     );
     let broker = Brokerd::start_with(&["--config", &config]);
-    let header = dead_letter_a_traced_message(broker.addr()).await;
+    let (header, consumed) = dead_letter_a_traced_message(broker.addr()).await;
     let trace_id = header[3..35].to_string();
     let producer_span = header[36..52].to_string();
+    // A consumer's span continues the header it received: the same trace, below the
+    // producer's span, like the broker's first span.
+    assert_eq!(
+        consumed, header,
+        "consumers get the producer's context unchanged"
+    );
 
     let spans = collector
         .wait_for(DEADLINE, |spans| {
