@@ -14,7 +14,7 @@ use protocol::trace::Span;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::client::{Collector, SendError};
+use super::client::Collector;
 use super::retry::{judge_answer, RetryPolicy, Verdict};
 use super::warn::WarnLimit;
 use super::{map, ExportCounters};
@@ -118,9 +118,8 @@ impl Exporter {
             };
             let verdict = match self.collector.post(body.clone(), timeout).await {
                 Ok(answer) => judge_answer(answer.status, &answer.body),
-                Err(error @ (SendError::Timeout { .. } | SendError::Transport(_))) => {
-                    Verdict::Retry(error.to_string())
-                }
+                // No answer (refused, reset, too slow): the collector may be back soon.
+                Err(error) => Verdict::Retry(error.to_string()),
             };
             match verdict {
                 Verdict::Accepted { rejected, message } => {
