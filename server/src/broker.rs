@@ -85,11 +85,15 @@ impl Broker {
         let producer_ids = Arc::new(ProducerIds::open(&config.data_dir)?);
         let topics = Arc::new(Topics::open_with_clock(&config.data_dir, clock.clone())?);
         let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
-        let traces = Traces::open(
+        let export = crate::traces::otlp::ExportConfig::from_config(&config.tracing, config.listen)
+            .map_err(|e| BrokerError::InvalidConfig(format!("tracing.otlp_endpoint: {e}")))?
+            .map(|export| crate::traces::otlp::start(export, &tasks));
+        let traces = Traces::open_exporting(
             &topics,
             &tasks,
             config.tracing.sample_unsampled,
             clock.clone(),
+            export,
         )?;
         let recorded = |group: &str, topic: &str| {
             offsets

@@ -164,14 +164,114 @@ pub const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 30_000;
 /// Smallest [`RetentionConfig::check_interval_ms`].
 pub const MIN_RETENTION_CHECK_INTERVAL_MS: u64 = 100;
 
-/// Which traced messages get broker spans.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Which traced messages get broker spans, and where else spans go.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracingConfig {
     /// Fraction (0 to 1) of messages whose `traceparent` is *not* flagged sampled that
     /// are traced anyway; messages flagged sampled always are, messages without a
     /// `traceparent` never are.
     pub sample_unsampled: f64,
+    /// Base URL of an OTLP/HTTP collector (`http://host:4318`): every span written
+    /// to `__traces` is also exported to `<otlp_endpoint>/v1/traces`. Absent: no
+    /// export.
+    pub otlp_endpoint: Option<String>,
+    /// The exported resource's `service.name`.
+    pub otlp_service_name: String,
+    /// The exported resource's `service.instance.id`; absent: the address the
+    /// native listener is bound to.
+    pub otlp_instance_id: Option<String>,
+    /// Spans waiting for export, at most; more are dropped (and counted).
+    pub otlp_queue_spans: usize,
+    /// Spans per export request, at most.
+    pub otlp_batch_spans: usize,
+    /// How long a span may wait for a batch to fill before it is sent anyway, ms.
+    pub otlp_flush_interval_ms: u64,
+    /// One export request (connect, send, answer) may take this long, ms.
+    pub otlp_timeout_ms: u64,
+    /// Retries of a request that failed in a way worth retrying (no connection, a
+    /// timeout, 429, 502, 503, 504) before its spans are dropped (and counted).
+    pub otlp_max_retries: u32,
+    /// Wait before the first retry, ms; each further retry waits twice as long...
+    pub otlp_retry_backoff_ms: u64,
+    /// ...up to this, ms.
+    pub otlp_retry_backoff_max_ms: u64,
+}
+
+/// Largest [`TracingConfig::otlp_queue_spans`]: spans are at most a few KiB (their
+/// attributes are clipped), so this bounds the export queue to a few hundred MiB
+/// whatever the file says.
+pub const MAX_OTLP_QUEUE_SPANS: usize = 1 << 20;
+/// Most [`TracingConfig::otlp_max_retries`].
+pub const MAX_OTLP_RETRIES: u32 = 10;
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            sample_unsampled: 0.0,
+            otlp_endpoint: None,
+            otlp_service_name: "brokerd".into(),
+            otlp_instance_id: None,
+            otlp_queue_spans: 8192,
+            otlp_batch_spans: 512,
+            otlp_flush_interval_ms: 1000,
+            otlp_timeout_ms: 5000,
+            otlp_max_retries: 2,
+            otlp_retry_backoff_ms: 200,
+            otlp_retry_backoff_max_ms: 5000,
+        }
+    }
+}
+
+impl TracingConfig {
+    /// Checks the export settings (the endpoint is parsed where it is used, by
+    /// [`crate::traces::otlp::Endpoint::parse`]).
+    fn validate_otlp(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            crate::traces::otlp::Endpoint::parse(endpoint)
+                .map_err(|e| ConfigError(format!("tracing.otlp_endpoint: {e}")))?;
+        }
+        if self.otlp_service_name.is_empty() {
+            return Err(ConfigError(
+                "tracing.otlp_service_name must not be empty".into(),
+            ));
+        }
+        if !(1..=MAX_OTLP_QUEUE_SPANS).contains(&self.otlp_queue_spans) {
+            return Err(ConfigError(format!(
+                "tracing.otlp_queue_spans is {}; it must be from 1 to {MAX_OTLP_QUEUE_SPANS}",
+                self.otlp_queue_spans
+            )));
+        }
+        if !(1..=self.otlp_queue_spans).contains(&self.otlp_batch_spans) {
+            return Err(ConfigError(format!(
+                "tracing.otlp_batch_spans is {}; it must be from 1 to tracing.otlp_queue_spans ({})",
+                self.otlp_batch_spans, self.otlp_queue_spans
+            )));
+        }
+        for (name, value) in [
+            (
+                "tracing.otlp_flush_interval_ms",
+                self.otlp_flush_interval_ms,
+            ),
+            ("tracing.otlp_timeout_ms", self.otlp_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
+        }
+        if self.otlp_max_retries > MAX_OTLP_RETRIES {
+            return Err(ConfigError(format!(
+                "tracing.otlp_max_retries is {}; it must be at most {MAX_OTLP_RETRIES}",
+                self.otlp_max_retries
+            )));
+        }
+        if self.otlp_retry_backoff_ms > self.otlp_retry_backoff_max_ms {
+            return Err(ConfigError(
+                "tracing.otlp_retry_backoff_ms exceeds tracing.otlp_retry_backoff_max_ms".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Publishing by routing key.
@@ -399,6 +499,7 @@ impl ServerConfig {
                 "tracing.sample_unsampled is {sample}; it is a fraction from 0 to 1"
             )));
         }
+        self.tracing.validate_otlp()?;
         if let Some(topic) = &self.routing.unroutable_topic {
             crate::topics::validate_topic_name(topic)
                 .map_err(|e| ConfigError(format!("routing.unroutable_topic: {e}")))?;
@@ -561,6 +662,45 @@ mod tests {
         )
         .unwrap();
         fine.validate().unwrap();
+    }
+
+    #[test]
+    fn otlp_export_is_off_by_default_and_its_limits_are_checked() {
+        let default = ServerConfig::default();
+        assert_eq!(default.tracing.otlp_endpoint, None);
+        assert_eq!(default.tracing.otlp_service_name, "brokerd");
+        let on: ServerConfig = toml::from_str(
+            "[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\notlp_batch_spans = 10\n",
+        )
+        .unwrap();
+        on.validate().unwrap();
+        assert_eq!(on.tracing.otlp_batch_spans, 10);
+        for (bad, names) in [
+            ("otlp_endpoint = \"ftp://collector\"", "otlp_endpoint"),
+            (
+                "otlp_endpoint = \"https://collector:4318\"",
+                "otlp_endpoint",
+            ),
+            ("otlp_endpoint = \"not a url\"", "otlp_endpoint"),
+            ("otlp_queue_spans = 0", "otlp_queue_spans"),
+            ("otlp_queue_spans = 100000000", "otlp_queue_spans"),
+            (
+                "otlp_queue_spans = 10\notlp_batch_spans = 11",
+                "otlp_batch_spans",
+            ),
+            ("otlp_flush_interval_ms = 0", "otlp_flush_interval_ms"),
+            ("otlp_timeout_ms = 0", "otlp_timeout_ms"),
+            ("otlp_max_retries = 11", "otlp_max_retries"),
+            (
+                "otlp_retry_backoff_ms = 10\notlp_retry_backoff_max_ms = 5",
+                "otlp_retry_backoff_ms",
+            ),
+            ("otlp_service_name = \"\"", "otlp_service_name"),
+        ] {
+            let config: ServerConfig = toml::from_str(&format!("[tracing]\n{bad}\n")).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(names), "{bad}: {error}");
+        }
     }
 
     #[test]

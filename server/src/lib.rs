@@ -132,6 +132,12 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
             address: listen,
             source,
         })?;
+    // The broker knows the address it is bound to (port 0 resolved): the span export
+    // names its instance by it.
+    let mut config = config;
+    if let Ok(bound) = listener.local_addr() {
+        config.listen = bound;
+    }
     let mut broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await
         .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;

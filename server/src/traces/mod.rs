@@ -15,11 +15,15 @@
 //! ([`scan`]) and nothing else; a batch that does not contain the header's name at all
 //! is passed over by one `memmem`.
 //!
+//! With `[tracing] otlp_endpoint` set, the writer also hands every span it wrote to
+//! the [`otlp`] exporter, through a second bounded queue that never waits either.
+//!
 //! Stream groups reading by Fetch get a `deliver` span when a member's fetch returns a
 //! traced message, and a `commit` span when the group commits past it: the messages
 //! between the two are remembered in [`uncommitted`], bounded.
 
 pub mod ids;
+pub mod otlp;
 pub mod scan;
 mod span;
 pub mod uncommitted;
@@ -81,16 +85,30 @@ pub struct Traces {
     /// `uncommitted`'s length, read without the lock: a commit while nothing traced
     /// waits costs one atomic load.
     uncommitted_len: AtomicUsize,
+    /// The OTLP export's counters, when spans are exported.
+    export: Option<Arc<otlp::ExportCounters>>,
 }
 
 impl Traces {
     /// Opens (creating if needed) `__traces` and starts the writer task among `tasks`
-    /// (blocking I/O; call inside the runtime).
+    /// (blocking I/O; call inside the runtime). Spans are not exported.
     pub fn open(
         topics: &Topics,
         tasks: &Tasks,
         sample_unsampled: f64,
         clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Traces>, BrokerError> {
+        Self::open_exporting(topics, tasks, sample_unsampled, clock, None)
+    }
+
+    /// [`open`](Self::open), and the writer hands every span it wrote to `export`
+    /// (from [`otlp::start`]).
+    pub fn open_exporting(
+        topics: &Topics,
+        tasks: &Tasks,
+        sample_unsampled: f64,
+        clock: Arc<dyn Clock>,
+        export: Option<otlp::ExportQueue>,
     ) -> Result<Arc<Traces>, BrokerError> {
         let config = TopicConfig {
             durability: storage::Durability::IntervalMs(1000),
@@ -100,9 +118,10 @@ impl Traces {
         // Spans are written, never replayed: the broker keeps no state from them.
         let log = InternalLog::<Span>::open(topics, config, clock, |_, _| {})?;
         let (spans, rx) = mpsc::channel(SPAN_QUEUE);
+        let export_counters = export.as_ref().map(|queue| queue.counters().clone());
         tasks.spawn(
             "span writer",
-            writer::write_spans(log, rx, tasks.shutdown()),
+            writer::write_spans(log, rx, export, tasks.shutdown()),
         );
         let sample_per_million = (sample_unsampled.clamp(0.0, 1.0) * 1_000_000.0).round() as u64;
         Ok(Arc::new(Traces {
@@ -111,6 +130,7 @@ impl Traces {
             sample_per_million,
             uncommitted: Mutex::new(Uncommitted::default()),
             uncommitted_len: AtomicUsize::new(0),
+            export: export_counters,
         }))
     }
 
@@ -139,6 +159,12 @@ impl Traces {
     /// Spans dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The OTLP export's counters (exported, dropped for a full queue, failed),
+    /// `None` when spans are not exported.
+    pub fn export_stats(&self) -> Option<otlp::ExportStats> {
+        self.export.as_ref().map(|counters| counters.read())
     }
 
     /// Queues a span for writing; never waits.
