@@ -61,6 +61,19 @@ impl ApiError {
         }
     }
 
+    /// An error of `code` answered with `status` instead of the code's own.
+    pub fn with_status(
+        status: StatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
     /// A request the gateway could not read (bad JSON, bad base64, bad parameters).
     pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::InvalidRequest, message)

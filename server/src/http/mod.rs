@@ -10,7 +10,7 @@
 //! The parts: this file binds and serves the listener (the connection limit, TLS
 //! with ALPN `h2`/`http/1.1` on the native listener's certificate, graceful
 //! shutdown); [`router`] is the one table of routes; [`state`] what every request
-//! reaches; [`auth`] who a request is (HTTP Basic against the users' SCRAM
+//! reaches; [`call`] the calls into the request layer; [`auth`] who a request is (HTTP Basic against the users' SCRAM
 //! verifiers, a client certificate, or anonymous) with [`login_cache`] in front of
 //! PBKDF2; [`error`] the JSON error body and the status of each error code;
 //! [`body`] the extractors that turn every bad input into a JSON 4xx; [`records`]
@@ -27,11 +27,19 @@
 //! Must never: copy a handler's logic, answer a client error with a 5xx or a panic,
 //! or echo client input beyond a bounded, sanitised name.
 
+pub mod auth;
+pub mod body;
+pub mod call;
 pub mod error;
+pub mod fetch;
 pub mod health;
 pub mod login_cache;
+pub mod openapi;
+pub mod produce;
+pub mod records;
 pub mod router;
 pub mod state;
+pub mod topics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
