@@ -593,3 +593,27 @@ fn without_authentication_brokerd_refuses_a_non_loopback_http_address() {
     );
     assert!(!dir.path().join("data").exists(), "nothing was created");
 }
+
+#[tokio::test]
+async fn http_enabled_false_starts_brokerd_without_its_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    // A taken port would stop brokerd if it still bound one: it must not try.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        &config,
+        format!("[http]\nenabled = false\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let broker = Launch::new(brokerd_bin())
+        .args(["--config".into(), config.into_os_string()])
+        .without_http()
+        .start()
+        .unwrap();
+    native(&broker)
+        .await
+        .create_topic("native-only", 1, &[])
+        .await
+        .unwrap();
+}
