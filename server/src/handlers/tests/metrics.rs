@@ -1,11 +1,14 @@
 //! `/metrics` after known actions: the exact series the scrape renders, read back
 //! from the text exposition.
 
+use protocol::ops::ack::{AckRequest, NackRequest};
 use protocol::ops::group::{DescribeGroupRequest, GroupMode};
 use protocol::ops::offsets::{CommitOffsetsRequest, PartitionOffset};
 use protocol::ops::produce::PartitionSelector;
+use protocol::ops::subscribe::{StartPosition, SubscribeRequest, SubscribeTarget};
 use protocol::ops::topic::DeleteTopicRequest;
 use protocol::ops::{Request, Response};
+use protocol::Message;
 
 use super::{create, fetch, join, member, produce, TestBroker};
 use crate::metrics;
@@ -178,4 +181,110 @@ async fn internal_topics_and_broker_wide_series_are_there_from_the_start() {
     ] {
         assert!(sample(&text, series).is_some(), "no {series} in:\n{text}");
     }
+}
+
+/// The queue series of `group` on partition 0 of `topic`: in flight, waiting for a
+/// retry, and the same two from `DescribeGroup`.
+async fn queue_counts(t: &mut TestBroker, group: &str, topic: &str) -> [(f64, f64); 2] {
+    let text = metrics::render(&t.broker);
+    let labels = format!(r#"{{group="{group}",topic="{topic}",partition="0"}}"#);
+    let scraped = (
+        value(&text, &format!("brokerd_queue_in_flight_messages{labels}")),
+        value(
+            &text,
+            &format!("brokerd_queue_retry_scheduled_messages{labels}"),
+        ),
+    );
+    let Response::DescribeGroup(described) = t
+        .ok(Request::DescribeGroup(DescribeGroupRequest {
+            group: group.into(),
+        }))
+        .await
+    else {
+        panic!("not a DescribeGroup answer")
+    };
+    let counts = described.partitions[0].queue.expect("a queue group");
+    [
+        scraped,
+        (counts.in_flight as f64, counts.waiting_retry as f64),
+    ]
+}
+
+#[tokio::test]
+async fn queue_groups_show_in_flight_retries_and_redeliveries() {
+    let mut t = TestBroker::new();
+    t.ok(create("jobs", 1, &[])).await;
+    t.ok(produce("jobs", PartitionSelector::Any, &["j0", "j1", "j2"]))
+        .await;
+    let (member_id, _, _) = member(t.ok(join("workers", "jobs", GroupMode::Queue)).await);
+    t.ok(Request::Subscribe(SubscribeRequest {
+        topic: "jobs".into(),
+        target: SubscribeTarget::Group {
+            group: "workers".into(),
+            member_id,
+        },
+        start: StartPosition::Earliest,
+        credit_messages: 10,
+        credit_bytes: 1 << 20,
+    }))
+    .await;
+    let Some(Message::Push(delivery)) = t.pushes.recv().await else {
+        panic!("no delivery")
+    };
+    assert_eq!((delivery.from_offset, delivery.to_offset), (0, 3));
+    t.ok(Request::Ack(AckRequest {
+        group: "workers".into(),
+        topic: "jobs".into(),
+        partition: 0,
+        offsets: vec![0],
+    }))
+    .await;
+    t.ok(Request::Nack(NackRequest {
+        group: "workers".into(),
+        topic: "jobs".into(),
+        partition: 0,
+        offset: 1,
+        reason: "later".into(),
+        redelivery_delay_ms: Some(1_000),
+    }))
+    .await;
+    let [scraped, described] = queue_counts(&mut t, "workers", "jobs").await;
+    assert_eq!(scraped, (1.0, 1.0), "offset 2 in flight, offset 1 waiting");
+    assert_eq!(scraped, described);
+    let text = metrics::render(&t.broker);
+    let group = r#"{group="workers",topic="jobs"}"#;
+    assert_eq!(
+        value(&text, &format!("brokerd_queue_redeliveries_total{group}")),
+        0.0
+    );
+    t.clock.advance(1_000);
+    let Some(Message::Push(retry)) = t.pushes.recv().await else {
+        panic!("no redelivery")
+    };
+    assert_eq!((retry.from_offset, retry.attempt), (1, 2));
+    let [scraped, described] = queue_counts(&mut t, "workers", "jobs").await;
+    assert_eq!(scraped, (2.0, 0.0));
+    assert_eq!(scraped, described);
+    let text = metrics::render(&t.broker);
+    assert_eq!(
+        value(&text, &format!("brokerd_queue_redeliveries_total{group}")),
+        1.0
+    );
+    let partition = r#"{topic="jobs",partition="0"}"#;
+    assert_eq!(
+        value(
+            &text,
+            &format!("brokerd_partition_messages_out_total{partition}")
+        ),
+        4.0,
+        "three delivered, one of them again"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"brokerd_queue_dead_lettered_messages_total{group="workers",topic="jobs",partition="0"}"#
+        ),
+        0.0
+    );
+    assert!(value(&text, "brokerd_end_to_end_latency_seconds_count") >= 2.0);
 }
