@@ -13,6 +13,8 @@ use crate::topics::TopicConfig;
 
 /// Address brokerd listens on when not told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7171";
+/// Address the HTTP gateway listens on when not told otherwise.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7172";
 /// Data directory when not told otherwise.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 
@@ -42,6 +44,52 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Authentication and authorization.
     pub security: SecurityConfig,
+    /// The HTTP gateway (`[http]`).
+    pub http: HttpConfig,
+}
+
+/// The HTTP gateway (`[http]`; `docs/http.md`): a REST/JSON listener beside the
+/// native one, on by default on loopback. It serves HTTPS with the native listener's
+/// certificate when `[tls]` is set, and its requests pass the same authentication
+/// and ACLs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Whether the gateway listens at all (`false`: no HTTP listener).
+    pub enabled: bool,
+    /// Address to listen on (`host:port`; port 0 lets the OS pick).
+    pub listen: SocketAddr,
+    /// HTTP connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Largest request body accepted; a larger one is answered 413, unread.
+    pub max_body_bytes: usize,
+    /// How long one request may take, long polls included (a long poll's
+    /// `max_wait_ms` is capped below this and by `limits.max_fetch_wait_ms`).
+    pub request_timeout_ms: u64,
+    /// Records one produce request may carry.
+    pub max_records_per_produce: usize,
+    /// Verified HTTP Basic logins remembered, so that a client sending its password
+    /// on every request does not pay PBKDF2 on every request.
+    pub login_cache_entries: usize,
+    /// How long a remembered login is trusted before its password is checked again.
+    pub login_cache_ttl_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: DEFAULT_HTTP_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7172))),
+            max_connections: 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_ms: 60_000,
+            max_records_per_produce: 10_000,
+            login_cache_entries: 1024,
+            login_cache_ttl_ms: 300_000,
+        }
+    }
 }
 
 /// TLS on the native listener (`[tls]`): with it, the listener speaks TLS only.
@@ -269,6 +317,7 @@ impl Default for ServerConfig {
             retention: RetentionConfig::default(),
             tls: None,
             security: SecurityConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -422,6 +471,7 @@ impl ServerConfig {
             }
         }
         self.validate_security()?;
+        self.validate_http()?;
         self.default_topic_config().map(|_| ())
     }
 
@@ -468,6 +518,40 @@ impl ServerConfig {
             return Err(ConfigError(format!(
                 "refusing to listen on {} without authentication: set security.mechanisms (see docs/operations.md, \"Security\"), or security.allow_anonymous = true to serve anyone who can reach it",
                 self.listen
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        if !http.enabled {
+            return Ok(());
+        }
+        for (name, value) in [
+            ("http.max_connections", http.max_connections),
+            ("http.max_body_bytes", http.max_body_bytes),
+            ("http.max_records_per_produce", http.max_records_per_produce),
+            ("http.login_cache_entries", http.login_cache_entries),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be at least 1")));
+            }
+        }
+        if http.request_timeout_ms <= u64::from(self.limits.max_fetch_wait_ms) {
+            return Err(ConfigError(format!(
+                "http.request_timeout_ms ({}) must exceed limits.max_fetch_wait_ms ({}), so that a long poll can finish",
+                http.request_timeout_ms, self.limits.max_fetch_wait_ms
+            )));
+        }
+        // Protected mode covers the gateway too: it serves the same operations.
+        if !self.authentication_enabled()
+            && !self.security.allow_anonymous
+            && !http.listen.ip().is_loopback()
+        {
+            return Err(ConfigError(format!(
+                "refusing to listen for HTTP on {} without authentication: set security.mechanisms (see docs/operations.md, \"Security\"), or security.allow_anonymous = true to serve anyone who can reach it",
+                http.listen
             )));
         }
         Ok(())

@@ -2,7 +2,8 @@
 //!
 //! This crate is where the network meets the disk. Its layers, outside in:
 //! - listeners: the native protocol's ([`connection`]: one task per socket that reads
-//!   frames, admits them and answers; over TLS when configured, [`tls`]);
+//!   frames, admits them and answers; over TLS when configured, [`tls`]) and the HTTP
+//!   gateway's ([`http`]: REST/JSON over HTTP/1.1 and HTTP/2, the same TLS);
 //! - the request layer every listener calls ([`handlers`]: one dispatch table from a
 //!   typed request to its handler, with a per-session [`handlers::Context`]);
 //! - the owners of the broker's state, reached through [`broker::Broker`]: topics and
@@ -34,6 +35,7 @@ pub mod delivery;
 pub mod error;
 pub mod group;
 pub mod handlers;
+pub mod http;
 pub mod internal;
 pub mod metrics;
 pub mod partition;
@@ -93,19 +95,34 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The HTTP gateway's listener could not be bound.
+    #[error("cannot listen for HTTP on {address}: {source} (set http.listen or --http-listen to another address, or http.enabled = false)")]
+    HttpListen {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-/// The native listener: its socket, and its TLS configuration when it has one.
+/// The broker's listeners: the native one (its socket, and its TLS configuration
+/// when it has one) and the HTTP gateway's, unless `http.enabled = false`.
 #[derive(Debug)]
 pub struct Listener {
     tcp: TcpListener,
     tls: Option<Arc<Tls>>,
+    http: Option<http::HttpListener>,
 }
 
 impl Listener {
-    /// The address it is bound to.
+    /// The address the native listener is bound to.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.tcp.local_addr()
+    }
+
+    /// The address the HTTP gateway is bound to; `None` when it is off.
+    pub fn http_addr(&self) -> Option<std::io::Result<std::net::SocketAddr>> {
+        self.http.as_ref().map(http::HttpListener::local_addr)
     }
 
     /// Its TLS configuration (to reload on SIGHUP); `None` for plaintext.
@@ -115,7 +132,7 @@ impl Listener {
 }
 
 /// Checks the configuration and reads the TLS files, locks the data directory, binds
-/// the listener, then opens (recovers) the data directory: in that order, so that
+/// the listeners (native, then HTTP), then opens (recovers) the data directory: in that order, so that
 /// neither a broker with a bad certificate, nor a second broker on a live directory,
 /// nor one whose port is taken touches a file. Separate from [`serve`] so that the
 /// caller can print the bound address before serving.
@@ -133,11 +150,25 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
             address: listen,
             source,
         })?;
+    let http = match config.http.enabled {
+        true => {
+            let address = config.http.listen;
+            let bound = http::HttpListener::bind(address, tls.clone())
+                .await
+                .map_err(|source| StartError::HttpListen { address, source })?;
+            Some(bound)
+        }
+        false => None,
+    };
     let mut broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await
         .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
     broker.hold_lock(lock);
-    let listener = Listener { tcp: listener, tls };
+    let listener = Listener {
+        tcp: listener,
+        tls,
+        http,
+    };
     Ok((Arc::new(broker), listener))
 }
 
@@ -189,8 +220,13 @@ pub async fn init_admin(
 /// Serves until `shutdown` fires, then stops accepting, lets connections finish,
 /// and closes every log cleanly.
 pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<ShutdownSignal>) {
-    let Listener { tcp: listener, tls } = listener;
+    let Listener {
+        tcp: listener,
+        tls,
+        http,
+    } = listener;
     start_periodic_jobs(&broker);
+    let http = http.map(|http| tokio::spawn(http::serve(http, broker.clone(), signal.subscribe())));
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let refusals = Arc::new(Semaphore::new(connection::refuse::MAX_LINGERING_REFUSALS));
     let mut connections = JoinSet::new();
@@ -245,6 +281,10 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<Shutdown
     if drained.is_err() {
         tracing::warn!("connections still busy after {SHUTDOWN_GRACE:?}; closing anyway");
         connections.abort_all();
+    }
+    if let Some(http) = http {
+        // It has its own grace period; this only waits for it to end.
+        let _ = http.await;
     }
     broker.close(TASK_SHUTDOWN_GRACE).await;
     tracing::info!("all logs synced and closed cleanly");

@@ -20,6 +20,10 @@ struct Args {
     /// Address to listen on; port 0 lets the OS pick (the first line printed names it).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address the HTTP gateway listens on (default 127.0.0.1:7172; port 0 lets the OS
+    /// pick: the second line printed names it). `http.enabled = false` turns it off.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
     /// Data directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -55,6 +59,9 @@ fn start(args: Args) -> anyhow::Result<()> {
     };
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(listen) = args.http_listen {
+        config.http.listen = listen;
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
@@ -95,9 +102,15 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let (broker, listener) = server::bind(config).await?;
     let address = listener.local_addr()?;
     {
-        // The first line on stdout, for scripts and tests that start brokerd on port 0.
+        // The first line on stdout, for scripts and tests that start brokerd on port 0;
+        // the second, when the gateway is on, names its address. One write, so a
+        // reader that takes only the first line and closes the pipe breaks nothing.
+        let mut announcement = format!("listening on {address}\n");
+        if let Some(http) = listener.http_addr() {
+            announcement.push_str(&format!("http listening on {}\n", http?));
+        }
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {address}")?;
+        stdout.write_all(announcement.as_bytes())?;
         stdout.flush()?;
     }
     tracing::info!(%address, data_dir = %broker.config.data_dir.display(), "brokerd started");

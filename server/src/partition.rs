@@ -493,6 +493,27 @@ impl Partition {
         }
     }
 
+    /// Why the partition cannot serve as it should: its log refused to open, or it
+    /// failed since (a write or sync failed, a full disk among the causes; the log then
+    /// refuses appends until the broker restarts). `None` for a healthy partition.
+    pub fn failure(&self) -> Option<String> {
+        match &self.reader {
+            Some(reader) => reader.failure(),
+            None => Some(self.unavailable().to_string()),
+        }
+    }
+
+    /// Offset below which everything is synced (the durable watermark); the end
+    /// offset under `os` durability, which never syncs explicitly.
+    pub fn durable_offset(&self) -> u64 {
+        let Some(reader) = &self.reader else { return 0 };
+        if self.durability == Durability::Os {
+            reader.end_offset()
+        } else {
+            reader.durable_offset()
+        }
+    }
+
     /// First offset held.
     pub fn start_offset(&self) -> u64 {
         self.reader.as_ref().map_or(0, LogReader::start_offset)

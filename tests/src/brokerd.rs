@@ -19,6 +19,8 @@ use thiserror::Error;
 
 /// The line brokerd prints first, followed by its address.
 pub const LISTENING_PREFIX: &str = "listening on ";
+/// The line brokerd prints second, followed by its HTTP gateway's address.
+pub const HTTP_LISTENING_PREFIX: &str = "http listening on ";
 /// Where a new brokerd listens: loopback, on a port the OS picks.
 pub const LISTEN_ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
 /// How long brokerd may take to print its address, unless
@@ -183,6 +185,8 @@ pub struct Launch {
     log_file: Option<PathBuf>,
     /// `brokerd --init-admin NAME` with this password, before the first start.
     init_admin: Option<(String, String)>,
+    /// Whether brokerd runs its HTTP gateway (on a port the OS picks).
+    http: bool,
 }
 
 impl Launch {
@@ -198,7 +202,15 @@ impl Launch {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             log_file: None,
             init_admin: None,
+            http: true,
         }
+    }
+
+    /// Neither passes `--http-listen` nor waits for the `http listening on` line: for
+    /// a configuration with `http.enabled = false`.
+    pub fn without_http(mut self) -> Launch {
+        self.http = false;
+        self
     }
 
     /// Arguments after `--listen ADDR --data-dir DIR`.
@@ -251,7 +263,9 @@ impl Launch {
         self
     }
 
-    /// Makes the data directory and starts brokerd on [`LISTEN_ANY_LOOPBACK_PORT`].
+    /// Makes the data directory and starts brokerd on [`LISTEN_ANY_LOOPBACK_PORT`],
+    /// its HTTP gateway on another such port (tests run in parallel: the default
+    /// port would be taken).
     pub fn start(self) -> Result<Brokerd, LaunchError> {
         let parent = self.data_parent.clone().unwrap_or_else(std::env::temp_dir);
         let data_dir = tempfile::Builder::new()
@@ -261,11 +275,15 @@ impl Launch {
         if let Some((name, password)) = &self.init_admin {
             init_admin(&self, data_dir.path(), name, password)?;
         }
-        let (child, addr) = spawn(&self, data_dir.path(), LISTEN_ANY_LOOPBACK_PORT)?;
+        let listen = Addresses {
+            native: LISTEN_ANY_LOOPBACK_PORT.to_string(),
+            http: self.http.then(|| LISTEN_ANY_LOOPBACK_PORT.to_string()),
+        };
+        let (child, addrs) = spawn(&self, data_dir.path(), &listen)?;
         Ok(Brokerd {
             launch: self,
             child: Some(child),
-            addr,
+            addrs,
             data_dir,
         })
     }
@@ -278,14 +296,33 @@ pub struct Brokerd {
     launch: Launch,
     /// `None` once stopped or killed.
     child: Option<Child>,
-    addr: String,
+    addrs: Addresses,
     data_dir: tempfile::TempDir,
+}
+
+/// Where a brokerd listens: the native protocol, and the HTTP gateway if it runs.
+#[derive(Debug, Clone)]
+struct Addresses {
+    native: String,
+    http: Option<String>,
 }
 
 impl Brokerd {
     /// The `host:port` it listens on (the same across restarts).
     pub fn addr(&self) -> &str {
-        &self.addr
+        &self.addrs.native
+    }
+
+    /// The `host:port` its HTTP gateway listens on (the same across restarts).
+    ///
+    /// # Panics
+    ///
+    /// If it was started [`Launch::without_http`].
+    pub fn http_addr(&self) -> &str {
+        match &self.addrs.http {
+            Some(addr) => addr,
+            None => panic!("this brokerd was started without its HTTP gateway"),
+        }
     }
 
     /// Its process id while it runs.
@@ -352,10 +389,10 @@ impl Brokerd {
         self.kill9();
         let deadline = Instant::now() + RESTART_TIMEOUT;
         loop {
-            match spawn(&self.launch, self.data_dir.path(), &self.addr) {
-                Ok((child, addr)) => {
+            match spawn(&self.launch, self.data_dir.path(), &self.addrs) {
+                Ok((child, addrs)) => {
                     self.child = Some(child);
-                    self.addr = addr;
+                    self.addrs = addrs;
                     return Ok(());
                 }
                 // Most likely the address is not free yet.
@@ -364,7 +401,7 @@ impl Brokerd {
                 }
                 Err(last) => {
                     return Err(LaunchError::Restart {
-                        addr: self.addr.clone(),
+                        addr: self.addrs.native.clone(),
                         timeout: RESTART_TIMEOUT,
                         source: Box::new(last),
                     })
@@ -380,8 +417,6 @@ impl Drop for Brokerd {
     }
 }
 
-/// Starts brokerd on `listen` over `data_dir` and reads its address from the first
-/// line of its stdout, within the launch's startup timeout.
 /// Runs `brokerd --init-admin NAME` on `data_dir`, the password on its stdin.
 fn init_admin(
     launch: &Launch,
@@ -418,7 +453,13 @@ fn init_admin(
     Ok(())
 }
 
-fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, String), LaunchError> {
+/// Starts brokerd on `listen` over `data_dir` and reads its addresses from the first
+/// lines of its stdout, within the launch's startup timeout.
+fn spawn(
+    launch: &Launch,
+    data_dir: &Path,
+    listen: &Addresses,
+) -> Result<(Child, Addresses), LaunchError> {
     let path = &launch.binary;
     let stderr = match &launch.log_file {
         Some(log) => std::fs::OpenOptions::new()
@@ -432,8 +473,13 @@ fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, Strin
             })?,
         None => Stdio::null(),
     };
-    let mut child = Command::new(path)
-        .args(["--listen", listen, "--data-dir"])
+    let mut command = Command::new(path);
+    command.args(["--listen", &listen.native]);
+    if let Some(http) = &listen.http {
+        command.args(["--http-listen", http]);
+    }
+    let mut child = command
+        .arg("--data-dir")
         .arg(data_dir)
         .args(&launch.args)
         .envs(launch.envs.iter().map(|(k, v)| (k, v)))
@@ -449,37 +495,61 @@ fn spawn(launch: &Launch, data_dir: &Path, listen: &str) -> Result<(Child, Strin
         // Not reached: stdout was piped above. Reported like a silent exit.
         return Err(exited(path, &mut child));
     };
-    let line = match first_line(stdout).recv_timeout(launch.startup_timeout) {
-        Ok(line) => line,
-        Err(RecvTimeoutError::Disconnected) => return Err(exited(path, &mut child)),
-        Err(RecvTimeoutError::Timeout) => {
-            kill_and_reap(&mut child);
-            return Err(LaunchError::StartupTimeout {
-                path: path.clone(),
-                timeout: launch.startup_timeout,
-            });
-        }
+    // `listening on <addr>`, then (with the gateway) `http listening on <addr>`.
+    let prefixes: &[&str] = match listen.http {
+        Some(_) => &[LISTENING_PREFIX, HTTP_LISTENING_PREFIX],
+        None => &[LISTENING_PREFIX],
     };
-    match line.trim().strip_prefix(LISTENING_PREFIX) {
-        Some(addr) if !addr.is_empty() => Ok((child, addr.to_string())),
-        _ => {
-            kill_and_reap(&mut child);
-            Err(LaunchError::UnexpectedLine {
-                path: path.clone(),
-                line,
-            })
+    let lines = first_lines(stdout, prefixes.len());
+    let deadline = Instant::now() + launch.startup_timeout;
+    let mut announced = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let line = match lines.recv_timeout(wait) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Disconnected) => return Err(exited(path, &mut child)),
+            Err(RecvTimeoutError::Timeout) => {
+                kill_and_reap(&mut child);
+                return Err(LaunchError::StartupTimeout {
+                    path: path.clone(),
+                    timeout: launch.startup_timeout,
+                });
+            }
+        };
+        match line.trim().strip_prefix(prefix) {
+            Some(addr) if !addr.is_empty() => announced.push(addr.to_string()),
+            _ => {
+                kill_and_reap(&mut child);
+                return Err(LaunchError::UnexpectedLine {
+                    path: path.clone(),
+                    line,
+                });
+            }
         }
     }
+    let mut announced = announced.into_iter();
+    let native = announced.next().unwrap_or_default();
+    Ok((
+        child,
+        Addresses {
+            native,
+            http: announced.next(),
+        },
+    ))
 }
 
-/// Sends the first line of `stdout` (none if it ends first), then keeps reading so
-/// that brokerd never blocks on, or fails writing to, a full or closed pipe.
-fn first_line(stdout: ChildStdout) -> mpsc::Receiver<String> {
+/// Sends the first `count` lines of `stdout` (fewer if it ends first), then keeps
+/// reading so that brokerd never blocks on, or fails writing to, a full or closed
+/// pipe.
+fn first_lines(stdout: ChildStdout, count: usize) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        if matches!(reader.read_line(&mut line), Ok(read) if read > 0) {
+        for _ in 0..count {
+            let mut line = String::new();
+            if !matches!(reader.read_line(&mut line), Ok(read) if read > 0) {
+                break;
+            }
             // The receiver may have timed out and gone; the line is then moot.
             let _ = tx.send(line);
         }
@@ -567,7 +637,7 @@ mod tests {
             for (name, body) in [
                 (
                     "announces",
-                    "echo 'listening on 127.0.0.1:7'; exec sleep 30",
+                    "echo 'listening on 127.0.0.1:7'; echo 'http listening on 127.0.0.1:8'; exec sleep 30",
                 ),
                 ("exits", "exit 3"),
                 ("chatters", "echo hello; exec sleep 30"),
@@ -589,6 +659,7 @@ mod tests {
             .start()
             .unwrap();
         assert_eq!(broker.addr(), "127.0.0.1:7");
+        assert_eq!(broker.http_addr(), "127.0.0.1:8");
         let data_dir = broker.data_dir().to_path_buf();
         assert!(data_dir.is_dir());
         let name = data_dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -596,6 +667,7 @@ mod tests {
 
         broker.try_restart().unwrap();
         assert_eq!(broker.addr(), "127.0.0.1:7");
+        assert_eq!(broker.http_addr(), "127.0.0.1:8");
         assert_eq!(broker.data_dir(), data_dir, "restarted over the same data");
 
         let status = broker.terminate().unwrap().expect("it was running");

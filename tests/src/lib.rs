@@ -31,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 pub use binaries::{BinDir, BuildOutput};
-pub use brokerd::{Brokerd, Launch, LaunchError, LISTENING_PREFIX};
+pub use brokerd::{Brokerd, Launch, LaunchError, HTTP_LISTENING_PREFIX, LISTENING_PREFIX};
 
 /// The binaries the tests run, built (quietly) once per test process.
 fn test_bin_dir() -> &'static BinDir {

@@ -57,7 +57,13 @@ fn a_second_brokerd_on_a_live_data_dir_refuses_and_touches_nothing() {
 
     let started = Instant::now();
     let mut second = Command::new(brokerd_bin())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(broker.data_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,7 +123,13 @@ fn a_brokerd_whose_port_is_taken_does_not_recover_its_data_dir() {
     assert!(status.success());
     let before = files(copy.path());
     let output = Command::new(brokerd_bin())
-        .args(["--listen", broker.addr(), "--data-dir"])
+        .args([
+            "--listen",
+            broker.addr(),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(copy.path())
         .output()
         .unwrap();

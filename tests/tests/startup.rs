@@ -12,7 +12,13 @@ fn refused_with(config: &str) -> String {
     let path = dir.path().join("brokerd.toml");
     std::fs::write(&path, config).unwrap();
     let output = Command::new(brokerd_bin())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&path)
@@ -76,7 +82,13 @@ fn logs_that_go_to_a_file_carry_no_colour_codes() {
     let log_path = dir.path().join("brokerd.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(brokerd_bin())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(log)

@@ -7,6 +7,10 @@
 //! the old one stays and the error is reported. Connections already open keep the
 //! configuration they were accepted with (rustls holds its own `Arc`).
 //!
+//! The HTTP gateway uses the same certificate, key and client CA: [`Tls::http_acceptor`]
+//! hands out the same configuration with ALPN offering `h2` and `http/1.1`, built and
+//! swapped together with the native one, so one SIGHUP reloads both listeners.
+//!
 //! The parts: [`load`] reads the files into a `rustls::ServerConfig` (every failure
 //! names its file, and never prints key material); [`principal`] reads the principal
 //! a verified client certificate names (pure).
@@ -29,24 +33,47 @@ pub use load::TlsError;
 #[derive(Debug)]
 pub struct Tls {
     settings: TlsConfig,
-    current: RwLock<Arc<rustls::ServerConfig>>,
+    current: RwLock<Current>,
+}
+
+/// The configurations in use: the native listener's, and the HTTP gateway's (the
+/// same plus ALPN).
+#[derive(Debug)]
+struct Current {
+    native: Arc<rustls::ServerConfig>,
+    http: Arc<rustls::ServerConfig>,
+}
+
+/// What the HTTP gateway offers in ALPN, preferred first.
+pub const HTTP_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+impl Current {
+    fn load(settings: &TlsConfig) -> Result<Current, TlsError> {
+        let native = load::server_config(settings)?;
+        let mut http = native.clone();
+        http.alpn_protocols = HTTP_ALPN.iter().map(|p| p.to_vec()).collect();
+        Ok(Current {
+            native: Arc::new(native),
+            http: Arc::new(http),
+        })
+    }
 }
 
 impl Tls {
     /// Reads the files `settings` names; fails naming the file that is wrong.
     pub fn load(settings: TlsConfig) -> Result<Tls, TlsError> {
-        let config = load::server_config(&settings)?;
+        let current = Current::load(&settings)?;
         Ok(Tls {
             settings,
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(current),
         })
     }
 
     /// Reads the files again and, if they make a valid configuration, makes new
     /// handshakes use it. On failure the configuration in use stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = Arc::new(load::server_config(&self.settings)?);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = config;
+        let current = Current::load(&self.settings)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = current;
         Ok(())
     }
 
@@ -56,6 +83,19 @@ impl Tls {
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .native
+            .clone();
+        TlsAcceptor::from(config)
+    }
+
+    /// An acceptor for one HTTPS handshake: the same certificate, with ALPN `h2` and
+    /// `http/1.1`.
+    pub fn http_acceptor(&self) -> TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .http
             .clone();
         TlsAcceptor::from(config)
     }
