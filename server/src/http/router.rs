@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::state::HttpState;
-use super::{error, health};
+use super::{error, health, metrics};
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
@@ -15,6 +15,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
