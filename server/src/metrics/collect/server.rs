@@ -66,7 +66,7 @@ pub(super) fn encode(
 fn encode_histograms(encoder: &mut DescriptorEncoder, metrics: &Metrics) -> fmt::Result {
     let mut family = encoder.encode_descriptor(
         "brokerd_produce_latency_seconds",
-        "Produce request read to its answer queued, by acknowledgement level.",
+        "A produce request from joining its produce run to its answer, by acknowledgement level (durable: the group commit included); successful answers only.",
         None,
         MetricType::Histogram,
     )?;
