@@ -1,5 +1,6 @@
-//! One client connection of the native protocol: read frames, admit them, charge the
-//! in-flight budget, dispatch through [`handlers::handle`], answer.
+//! One client connection of the native protocol: read frames, admit them, authorize
+//! them ([`handlers::authorize`]), charge the in-flight budget, dispatch through
+//! [`handlers::handle`], answer.
 //!
 //! The connection runs on any [`Transport`] (plain TCP, or TLS: [`accept`] does the
 //! TLS handshake first), and knows who is at the other end ([`Peer`]).
@@ -283,14 +284,9 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
                 .await;
             return false;
         };
-        // The one authorization check: a refused request changes nothing.
-        let routes = &self.broker.routes;
-        if let Err(refused) = self
-            .broker
-            .security
-            .authorize(&cx.principal, &request, |id| routes.pattern(id))
-        {
-            tracing::debug!(principal = %cx.principal.name, op = request.op_code().name(), error = %refused, "refused");
+        // The request layer's one authorization check, before the budget is charged
+        // or the run flushed: a refused request changes nothing.
+        if let Err(refused) = handlers::authorize(&self.broker, cx, &request) {
             self.answer(correlation_id, op, Err(refused)).await;
             return true;
         }

@@ -1,14 +1,19 @@
-//! The request layer every listener shares: one handler per operation, and one
-//! dispatch table, [`handle`], from a typed request to its answer.
+//! The request layer every listener shares: one handler per operation, one
+//! dispatch table, [`handle`], from a typed request to its answer, and in front of
+//! it the one authorization check, [`authorize`]; [`serve`] is the two together,
+//! what a listener calls.
 //!
 //! A handler takes the broker, the session's [`Context`] (who is asking, and what the
 //! session holds: its subscriptions and where their deliveries go) and a typed
 //! request, and returns an [`Outcome`]: the answer now, or a future of it for requests
 //! that wait (durability, long polls, group commits). Handlers know nothing of sockets
-//! or frames, so the native connection ([`crate::connection`]) and any other listener
-//! serve every operation by calling [`handle`]; only the transport differs. The
-//! native connection additionally gathers back-to-back produces into runs
-//! ([`produce::ProduceRun`]), which append through the same code as [`handle`] does.
+//! or frames, so the native connection ([`crate::connection`]) and the HTTP gateway
+//! ([`crate::http`]) serve every operation through this module; only the transport
+//! differs. The gateway calls [`serve`]. The native connection calls [`authorize`]
+//! itself, before it charges the request's bytes to its in-flight budget (so a
+//! refused request costs and changes nothing), then [`handle`], or, for back-to-back
+//! produces, gathers them into runs ([`produce::ProduceRun`]) that append through the
+//! same code as [`handle`] does.
 //!
 //! Every administrative change a handler makes (topics, routes, deleted records)
 //! ends, once it succeeded, with one `audit` line: `tracing` target `audit`, fields
@@ -167,7 +172,28 @@ where
     Outcome::Later(Box::pin(async move { future.await.map(wrap) }))
 }
 
-/// Serves one request: the dispatch table.
+/// The one authorization check, before any handler runs: whether the session's
+/// principal may make `request` (free when authentication is off). A refused request
+/// changes nothing.
+pub fn authorize(broker: &Broker, cx: &Context, request: &Request) -> Result<(), BrokerError> {
+    let routes = &broker.routes;
+    broker
+        .security
+        .authorize(&cx.principal, request, |id| routes.pattern(id))
+        .inspect_err(|refused| {
+            tracing::debug!(principal = %cx.principal.name, op = request.op_code().name(), error = %refused, "refused");
+        })
+}
+
+/// Serves one request as a listener must: [`authorize`], then [`handle`].
+pub fn serve(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outcome {
+    if let Err(refused) = authorize(broker, cx, &request) {
+        return Outcome::Now(Err(refused));
+    }
+    handle(broker, cx, request)
+}
+
+/// Serves one request that passed [`authorize`]: the dispatch table.
 pub fn handle(broker: &Arc<Broker>, cx: &mut Context, request: Request) -> Outcome {
     use protocol::ops::security::ResourceType as R;
     use Request as Q;

@@ -10,7 +10,7 @@
 //! The parts: this file binds and serves the listener (the connection limit, TLS
 //! with ALPN `h2`/`http/1.1` on the native listener's certificate, graceful
 //! shutdown); [`router`] is the one table of routes; [`state`] what every request
-//! reaches; [`auth`] who a request is (HTTP Basic against the users' SCRAM
+//! reaches; [`call`] the calls into the request layer; [`auth`] who a request is (HTTP Basic against the users' SCRAM
 //! verifiers, a client certificate, or anonymous) with [`login_cache`] in front of
 //! PBKDF2; [`error`] the JSON error body and the status of each error code;
 //! [`body`] the extractors that turn every bad input into a JSON 4xx; [`records`]
@@ -27,12 +27,20 @@
 //! Must never: copy a handler's logic, answer a client error with a 5xx or a panic,
 //! or echo client input beyond a bounded, sanitised name.
 
+pub mod auth;
+pub mod body;
+pub mod call;
 pub mod error;
+pub mod fetch;
 pub mod health;
 pub mod login_cache;
 pub mod metrics;
+pub mod openapi;
+pub mod produce;
+pub mod records;
 pub mod router;
 pub mod state;
+pub mod topics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +53,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -106,6 +115,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
@@ -119,6 +129,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
                 continue;
             }
         };
+        while connections.try_join_next().is_some() {}
         let Ok(permit) = connections_allowed.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "refusing an HTTP connection: too many open");
             drop(socket);
@@ -132,18 +143,22 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
             handshake_timeout: Duration::from_millis(broker.config.limits.handshake_timeout_ms),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             connection.serve(socket, remote, tls).await;
             drop(permit);
         });
     }
     drop(tcp);
+    // Connections still in their TLS handshake are not watched yet: they end with
+    // the rest below.
     if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("HTTP connections still busy after {HTTP_SHUTDOWN_GRACE:?}; closing anyway");
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
 /// What serving one accepted connection needs.

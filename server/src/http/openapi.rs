@@ -1,0 +1,112 @@
+//! The OpenAPI 3.1 document of the gateway, generated from the endpoints' own
+//! `#[utoipa::path]` annotations and the request and response types' `ToSchema`
+//! derives, served at `/v1/openapi.json` and checked in as `docs/openapi.json` (the
+//! test below fails when the two differ; `UPDATE_OPENAPI=1 cargo test -p server
+//! openapi` writes it).
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use super::{error, fetch, health, produce, records, topics};
+
+/// The gateway's API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "brokerd HTTP API",
+        description = "Topics, produce and fetch over HTTP/JSON, beside brokerd's native protocol. Errors are `{\"error\": {\"code\", \"message\"}}` with the native protocol's error codes. See docs/http.md.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        topics::list,
+        topics::create,
+        topics::describe,
+        topics::delete,
+        topics::delete_records,
+        produce::produce,
+        fetch::fetch,
+    ),
+    components(schemas(
+        error::ErrorBody,
+        error::ErrorDetail,
+        health::Health,
+        topics::TopicList,
+        topics::TopicSummary,
+        topics::CreateTopic,
+        topics::ConfigValue,
+        topics::Created,
+        topics::TopicDescription,
+        topics::PartitionDescription,
+        topics::RecordsDeleted,
+        produce::ProduceBody,
+        produce::Produced,
+        produce::RecordOffset,
+        produce::Ack,
+        records::ProduceRecord,
+        records::ProduceHeader,
+        records::FetchedRecord,
+        records::FetchedHeader,
+        fetch::Fetched,
+    )),
+    tags(
+        (name = "topics", description = "Topic administration."),
+        (name = "records", description = "Producing and fetching records."),
+        (name = "health", description = "Liveness and readiness probes."),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON, as checked in.
+pub fn document() -> String {
+    match ApiDoc::openapi().to_pretty_json() {
+        Ok(text) => text + "\n",
+        // Serialising a document of our own types cannot fail; if it does, say so.
+        Err(error) => {
+            format!("{{\"error\": \"the OpenAPI document did not serialise: {error}\"}}\n")
+        }
+    }
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn serve() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn openapi_document_matches_docs_openapi_json() {
+        let generated = super::document();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "docs/openapi.json is not what the code generates; regenerate it with\n    UPDATE_OPENAPI=1 cargo test -p server openapi"
+        );
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_names_every_route() {
+        let document: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/v1/topics",
+            "/v1/topics/{topic}",
+            "/v1/topics/{topic}/records",
+            "/v1/topics/{topic}/partitions/{partition}/records",
+        ] {
+            assert!(document["paths"].get(path).is_some(), "{path}");
+        }
+    }
+}
