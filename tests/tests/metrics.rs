@@ -1,16 +1,25 @@
 //! `/metrics` on the real brokerd, over HTTP: after known traffic, the series say
 //! what was produced, delivered, committed and asked, and the lag is the lag
-//! `DescribeGroup` (so `brokerctl groups describe`) reports.
+//! `DescribeGroup` (so `brokerctl groups describe`) reports; with authentication on,
+//! scraping needs what `ServerStats` needs.
 
 mod metrics_support;
+mod tls_support;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use client::Client;
-use integration_tests::Brokerd;
+use client::{Client, ClientConfig, Credentials, TlsConfig};
+use integration_tests::{brokerd_bin, Brokerd, Launch};
 use metrics_support::{
     group_labels, partition_labels, produce_and_commit, sample, BATCHES, PRODUCED,
 };
+use protocol::ops::security::{
+    AclBinding, Operation, PatternType, Permission, ResourceType, CLUSTER_RESOURCE,
+};
+use tls_support::client::{client_config, BOTH_VERSIONS};
+use tls_support::pki::Pki;
 
 async fn scrape(http: &reqwest::Client, broker: &Brokerd) -> String {
     let url = format!("http://{}/metrics", broker.http_addr());
@@ -101,5 +110,80 @@ async fn metrics_over_http_count_the_traffic_and_match_describe_group() {
     assert!(
         !text.contains(r#"topic="orders""#),
         "the deleted topic's series are gone:\n{text}"
+    );
+}
+
+/// brokerd with TLS and SCRAM, `admin` initialised, its files under `dir`; and an
+/// HTTPS client trusting its CA.
+fn secured(dir: &Path) -> (Brokerd, Pki, reqwest::Client) {
+    let pki = Pki::new(dir, "ca");
+    let (cert, key, _) = pki.server("server");
+    let path = dir.join("brokerd.toml");
+    let config = format!(
+        "[security]\nmechanisms = [\"SCRAM-SHA-256\"]\nfailure_delay_ms = 10\n\n\
+         [tls]\ncert = {cert:?}\nkey = {key:?}\n"
+    );
+    std::fs::write(&path, config).unwrap();
+    let broker = Launch::new(brokerd_bin())
+        .args(["--config".into(), path.into_os_string()])
+        .log_to(dir.join("brokerd.log"))
+        .init_admin("admin", "admin-pw")
+        .start()
+        .unwrap();
+    let mut tls = Arc::unwrap_or_clone(client_config(&pki.ca_path, None, BOTH_VERSIONS));
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let https = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    (broker, pki, https)
+}
+
+#[tokio::test]
+async fn with_authentication_on_scraping_needs_cluster_describe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, pki, https) = secured(dir.path());
+    let config = ClientConfig::default()
+        .tls(TlsConfig::new(&pki.ca_path))
+        .credentials(Credentials::scram_sha_256("admin", "admin-pw"));
+    let admin = Client::connect_with(broker.addr(), config).await.unwrap();
+    admin.create_user("prometheus", "scrape-pw").await.unwrap();
+    admin.create_user("nosy", "nosy-pw").await.unwrap();
+    admin
+        .create_acls(vec![AclBinding {
+            principal: "prometheus".into(),
+            resource: ResourceType::Cluster,
+            pattern: PatternType::Literal,
+            name: CLUSTER_RESOURCE.into(),
+            operation: Operation::Describe,
+            permission: Permission::Allow,
+        }])
+        .await
+        .unwrap();
+    let url = format!("https://{}/metrics", broker.http_addr());
+    let status = |user: Option<(&str, &str)>| {
+        let mut request = https.get(&url);
+        if let Some((user, password)) = user {
+            request = request.basic_auth(user, Some(password));
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401, "no credentials");
+    assert_eq!(
+        status(Some(("nosy", "nosy-pw"))).await,
+        403,
+        "no cluster describe"
+    );
+    let answer = https
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.unwrap();
+    assert!(
+        sample(&text, r#"brokerd_internal_topic_messages{topic="__users"}"#) >= Some(3.0),
+        "the admin and two users are on __users:\n{text}"
     );
 }
