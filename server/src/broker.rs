@@ -10,6 +10,7 @@ use crate::data_lock::DataDirLock;
 use crate::error::BrokerError;
 use crate::group::offsets::Offsets;
 use crate::group::Groups;
+use crate::metrics::Metrics;
 use crate::queue::Queues;
 use crate::routes::Routes;
 use crate::security::Security;
@@ -36,6 +37,9 @@ pub struct Broker {
     pub groups: Arc<Groups>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// What the metrics count as it happens (histograms, answers by operation); the
+    /// rest is read from the owners when `/metrics` is scraped ([`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
     /// Queue groups: per-message delivery, retries, dead letters.
     pub queues: Arc<Queues>,
     /// The service registry.
@@ -82,8 +86,13 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage::Error::io("creating data directory", &config.data_dir, e))?;
         let tasks = Arc::new(Tasks::new());
+        let metrics = Arc::new(Metrics::default());
         let producer_ids = Arc::new(ProducerIds::open(&config.data_dir)?);
-        let topics = Arc::new(Topics::open_with_clock(&config.data_dir, clock.clone())?);
+        let topics = Arc::new(Topics::open_with(
+            &config.data_dir,
+            clock.clone(),
+            Some(metrics.sync_observer()),
+        )?);
         let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
         let export = crate::traces::otlp::ExportConfig::from_config(&config.tracing, config.listen)
             .map_err(|e| BrokerError::InvalidConfig(format!("tracing.otlp_endpoint: {e}")))?
@@ -107,6 +116,7 @@ impl Broker {
             tasks.clone(),
             traces.clone(),
             clock.clone(),
+            metrics.clone(),
             recorded,
         )?);
         let groups = Arc::new(Groups::new(
@@ -136,6 +146,7 @@ impl Broker {
             topics,
             groups,
             stats: Arc::new(Stats::default()),
+            metrics,
             queues,
             services,
             routes,

@@ -37,6 +37,7 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod internal;
+pub mod metrics;
 pub mod partition;
 pub mod partitioner;
 pub mod producers;
@@ -250,6 +251,7 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<Shutdown
                 continue;
             }
         };
+        broker.stats.count_accepted();
         while connections.try_join_next().is_some() {}
         match connections_allowed.clone().try_acquire_owned() {
             Ok(permit) => {

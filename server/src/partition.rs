@@ -6,7 +6,6 @@
 //! Everything that waits (for durability, for new data) waits on `watch` channels
 //! outside the lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use storage::{
 use tokio::sync::watch;
 
 use crate::error::BrokerError;
+use crate::metrics::PartitionCounters;
 use crate::producers::table::{ProducerTable, Verdict, MAX_PRODUCERS_PER_PARTITION};
 
 /// Why an append was not confirmed durable. Cheap to clone, so one failed wait can
@@ -103,8 +103,8 @@ pub struct Partition {
     refusal: Option<String>,
     end: watch::Sender<u64>,
     durability: Durability,
-    messages_total: AtomicU64,
-    bytes_total: AtomicU64,
+    /// Records and bytes in and out, for the stats and the metrics.
+    traffic: PartitionCounters,
 }
 
 fn lock(log: &Mutex<Option<Log>>) -> MutexGuard<'_, Option<Log>> {
@@ -128,8 +128,7 @@ impl Partition {
             refusal: None,
             end,
             durability,
-            messages_total: AtomicU64::new(0),
-            bytes_total: AtomicU64::new(0),
+            traffic: PartitionCounters::default(),
         }
     }
 
@@ -146,8 +145,7 @@ impl Partition {
             refusal: Some(reason),
             end: watch::channel(0).0,
             durability,
-            messages_total: AtomicU64::new(0),
-            bytes_total: AtomicU64::new(0),
+            traffic: PartitionCounters::default(),
         }
     }
 
@@ -397,8 +395,7 @@ impl Partition {
 
     /// Counts what was appended and wakes readers waiting for the new `end`.
     fn count_appended(&self, messages: u64, bytes: u64, end: u64) {
-        self.messages_total.fetch_add(messages, Ordering::Relaxed);
-        self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+        self.traffic.appended(messages, bytes);
         // Appends from two connections may report here in either order (this runs
         // after the log's lock is released): the end only ever moves forward.
         self.end.send_if_modified(|current| {
@@ -534,10 +531,13 @@ impl Partition {
 
     /// Records and bytes appended since the broker started.
     pub fn counters(&self) -> (u64, u64) {
-        (
-            self.messages_total.load(Ordering::Relaxed),
-            self.bytes_total.load(Ordering::Relaxed),
-        )
+        let traffic = self.traffic.read();
+        (traffic.messages_in, traffic.bytes_in)
+    }
+
+    /// Records and bytes in and out since the broker started.
+    pub fn traffic(&self) -> &PartitionCounters {
+        &self.traffic
     }
 
     /// Changes the log's retention limits (a topic altered while it serves). A

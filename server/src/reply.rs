@@ -1,11 +1,14 @@
 //! Where the native connection's answers go: its bounded outbound queue. A request's
 //! in-flight budget (its permit) is held until its answer is queued.
 
+use std::sync::Arc;
+
 use protocol::Message;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::error::error_frame;
 use crate::handlers::{Answer, Answers};
+use crate::metrics::Metrics;
 
 /// The request an answer belongs to, and the budget it holds.
 #[derive(Debug)]
@@ -23,16 +26,19 @@ pub struct ReplyTo {
 #[derive(Debug, Clone)]
 pub struct Reply {
     outbound: mpsc::Sender<Message>,
+    /// Where every answer is counted, by operation and error code.
+    metrics: Arc<Metrics>,
 }
 
 impl Reply {
-    /// Answers through `outbound`.
-    pub fn new(outbound: mpsc::Sender<Message>) -> Reply {
-        Reply { outbound }
+    /// Answers through `outbound`, counting each answer in `metrics`.
+    pub fn new(outbound: mpsc::Sender<Message>, metrics: Arc<Metrics>) -> Reply {
+        Reply { outbound, metrics }
     }
 
     /// Queues the answer to one request, then releases its budget.
     pub async fn send(&self, to: ReplyTo, answer: Answer) {
+        self.metrics.requests.count(to.op, &answer);
         let message = match answer {
             Ok(response) => Message::Response {
                 correlation_id: to.correlation_id,

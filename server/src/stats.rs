@@ -51,6 +51,7 @@ pub struct ClosedCounts {
 pub struct Stats {
     started: Instant,
     connections: AtomicU64,
+    accepted: AtomicU64,
     /// Connections closed or refused by the broker.
     pub closed: ClosedCounts,
     /// (topic, partition) -> (messages/s, bytes/s) over the last interval.
@@ -62,9 +63,25 @@ impl Default for Stats {
         Stats {
             started: Instant::now(),
             connections: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
             closed: ClosedCounts::default(),
             rates: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl ClosedCounts {
+    /// Each reason's label value (`docs/operations.md`, "Metrics") and count.
+    pub fn by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        [
+            ("handshake_timeout", &self.handshake_timeout),
+            ("idle", &self.idle),
+            ("stalled_frame", &self.stalled_frame),
+            ("over_limit", &self.over_limit),
+            ("authentication_failed", &self.authentication_failed),
+        ]
+        .into_iter()
+        .map(|(reason, n)| (reason, n.load(Ordering::Relaxed)))
     }
 }
 
@@ -77,6 +94,16 @@ impl Stats {
     /// Open connections.
     pub fn connections(&self) -> u32 {
         self.connections.load(Ordering::Relaxed) as u32
+    }
+
+    /// Counts a connection the listener accepted (served or refused).
+    pub fn count_accepted(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections the listener accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Counts a connection the broker closed or refused.

@@ -351,6 +351,13 @@ impl Stream {
             let group = self.follow.as_ref().map(|f| f.group.as_str());
             let to = Recipient::Subscription { id: self.id, group };
             self.broker.traces.on_deliver(&self.topic, &delivery, to);
+            let now_wall_ms = self.broker.clock.wall_ms();
+            self.broker.metrics.delivered(
+                &cursor.partition,
+                cut.to - from,
+                &delivery.batches,
+                now_wall_ms,
+            );
             if !self.pushes.push(delivery).await {
                 return Step::Stop; // the session is gone
             }

@@ -41,4 +41,4 @@ pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome, MAX_BATC
 pub use producers::{ProducerEntry, ProducerTag};
 pub use recovery::RecoveryReport;
 pub use segment::ReadChunk;
-pub use sync::DurableMark;
+pub use sync::{DurableMark, SyncObserver, SyncRound};

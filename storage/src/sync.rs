@@ -22,6 +22,26 @@ use crate::format::{Checkpoint, CHECKPOINT_SLOT_BYTES};
 use crate::vfs::{Vfs, VfsFile};
 use crate::zero::ZeroAhead;
 
+/// One group commit that made something durable, as told to a [`SyncObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncRound {
+    /// How long the round's `fdatasync` calls (data files, directory, checkpoint) took.
+    pub duration: Duration,
+    /// Records the round made durable (offsets between the old and new watermark).
+    pub records: u64,
+    /// Segment bytes written since the previous round and covered by this one.
+    pub bytes: u64,
+}
+
+/// Told about every successful group commit that covered at least one record: how
+/// long it took and how much it covered. Called on the syncer thread (or the thread
+/// that closed or truncated the log) right after the round, once per `fdatasync`
+/// round, never per append; it must not block.
+pub trait SyncObserver: std::fmt::Debug + Send + Sync {
+    /// One round made `round.records` records durable.
+    fn synced(&self, round: SyncRound);
+}
+
 /// The durable watermark as seen by async waiters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurableMark {
@@ -35,6 +55,8 @@ pub struct DurableMark {
 struct SyncState {
     appended_offset: u64,
     durable_offset: u64,
+    /// Segment bytes appended since the last sync began (for [`SyncRound::bytes`]).
+    appended_bytes: u64,
     dirty: Vec<Arc<dyn VfsFile>>,
     dir_dirty: bool,
     failed: Option<String>,
@@ -64,6 +86,8 @@ pub(crate) struct Durable {
     /// second sync with nothing left to flush could publish a target that the first is
     /// still flushing.
     sync_lock: Mutex<CheckpointState>,
+    /// Told about each round that made records durable.
+    observer: Option<Arc<dyn SyncObserver>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,12 +104,15 @@ impl Durable {
         checkpoint_file: Arc<dyn VfsFile>,
         checkpoint: Checkpoint,
         durable_offset: u64,
+        observer: Option<Arc<dyn SyncObserver>>,
     ) -> Durable {
         Durable {
             vfs,
+            observer,
             state: Mutex::new(SyncState {
                 appended_offset: durable_offset,
                 durable_offset,
+                appended_bytes: 0,
                 dirty: Vec::new(),
                 dir_dirty: false,
                 failed: None,
@@ -108,8 +135,14 @@ impl Durable {
         }
     }
 
-    /// Records an append that ended at `next_offset` and wrote to `file`.
-    pub(crate) fn note_append(&self, next_offset: u64, file: &Arc<dyn VfsFile>, wake: bool) {
+    /// Records an append of `bytes` that ended at `next_offset` and wrote to `file`.
+    pub(crate) fn note_append(
+        &self,
+        next_offset: u64,
+        bytes: u64,
+        file: &Arc<dyn VfsFile>,
+        wake: bool,
+    ) {
         let mut state = lock(&self.state);
         // The sync target only moves forward, from one batch's end to a later one's.
         debug_assert!(
@@ -117,6 +150,7 @@ impl Durable {
             "appends move the sync target forward"
         );
         state.appended_offset = next_offset;
+        state.appended_bytes += bytes;
         if !state.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
             state.dirty.push(file.clone());
         }
@@ -192,7 +226,8 @@ impl Durable {
     /// below it as rot (refused, nothing cut), never as a torn tail.
     pub(crate) fn sync_now(&self) -> Result<u64> {
         let mut checkpoint = lock(&self.sync_lock);
-        let (target, files, dir_dirty) = {
+        let started = Instant::now();
+        let (target, files, dir_dirty, bytes) = {
             let mut state = lock(&self.state);
             if let Some(reason) = &state.failed {
                 return Err(Error::Failed {
@@ -204,6 +239,7 @@ impl Durable {
                 state.appended_offset,
                 files,
                 std::mem::replace(&mut state.dir_dirty, false),
+                std::mem::take(&mut state.appended_bytes),
             )
         };
         for file in &files {
@@ -229,8 +265,9 @@ impl Durable {
             let written = self.write_checkpoint(&mut checkpoint, target, start);
             self.fail_on_error(written)?;
         }
-        let durable = {
+        let (durable, records) = {
             let mut state = lock(&self.state);
+            let before = state.durable_offset;
             // The watermark only moves forward (syncs never interleave, and the
             // target, the end of a batch that was appended, only grows), and never
             // past what was appended.
@@ -243,13 +280,20 @@ impl Durable {
                 state.durable_offset <= state.appended_offset,
                 "the durable watermark never passes the appended end"
             );
-            state.durable_offset
+            (state.durable_offset, state.durable_offset - before)
         };
         self.watch.send_replace(DurableMark {
             offset: durable,
             failed: false,
         });
         self.durable_changed.notify_all();
+        if let (Some(observer), true) = (&self.observer, records > 0) {
+            observer.synced(SyncRound {
+                duration: started.elapsed(),
+                records,
+                bytes,
+            });
+        }
         Ok(durable)
     }
 

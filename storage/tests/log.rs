@@ -468,3 +468,45 @@ fn retention_ages_segments_by_the_broker_clock_not_by_steps_or_record_timestamps
     log.enforce_retention().unwrap();
     assert_eq!(log.segment_count(), 1);
 }
+
+/// Remembers every group commit it is told about.
+#[derive(Debug, Default)]
+struct Rounds(Mutex<Vec<storage::SyncRound>>);
+
+impl storage::SyncObserver for Rounds {
+    fn synced(&self, round: storage::SyncRound) {
+        self.0.lock().unwrap().push(round);
+    }
+}
+
+#[test]
+fn the_sync_observer_hears_each_round_with_what_it_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let rounds = Arc::new(Rounds::default());
+    let options = LogOptions {
+        sync_observer: Some(rounds.clone()),
+        ..LogOptions::default()
+    };
+    let config = LogConfig {
+        durability: Durability::Os,
+        ..small_config()
+    };
+    let mut log = Log::open_with(dir.path(), config, options).unwrap();
+    let (a, b) = (batch(1, 3, 50, 10), batch(2, 2, 50, 10));
+    log.append(&a).unwrap();
+    log.append(&b).unwrap();
+    log.sync().unwrap();
+    // A round with nothing new to make durable is not a group commit.
+    log.sync().unwrap();
+    let c = batch(3, 1, 10, 10);
+    log.append(&c).unwrap();
+    log.sync().unwrap();
+    let seen: Vec<(u64, u64)> = rounds
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.records, r.bytes))
+        .collect();
+    assert_eq!(seen, [(5, (a.len() + b.len()) as u64), (1, c.len() as u64)]);
+}

@@ -139,7 +139,7 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
         let first_frame_bytes = MAX_HANDSHAKE_FRAME_BYTES.min(limits.max_frame_bytes);
         let codec = ProtocolCodec::with_max_frame_bytes(first_frame_bytes);
         let (outbound, queued) = mpsc::channel(limits.max_outbound_frames_per_connection);
-        let reply = Reply::new(outbound.clone());
+        let reply = Reply::new(outbound.clone(), broker.metrics.clone());
         let last_read = LastRead::new();
         let read_half = Progressed::new(read_half, last_read.clone());
         let negotiated = Arc::new(OnceLock::new());

@@ -29,9 +29,14 @@ impl Fixture {
         let offsets = Arc::new(Offsets::open(&topics, clock.clone()).unwrap());
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
         let queues = Arc::new(
-            Queues::open(topics.clone(), tasks, traces, clock.clone(), |_, _| {
-                Vec::new()
-            })
+            Queues::open(
+                topics.clone(),
+                tasks,
+                traces,
+                clock.clone(),
+                Default::default(),
+                |_, _| Vec::new(),
+            )
             .unwrap(),
         );
         let groups = Groups::new(

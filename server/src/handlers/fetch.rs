@@ -11,6 +11,7 @@ use storage::ReadChunk;
 use super::members::Membership;
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::partition::Partition;
 
 /// Reads from `offset`; if nothing is there yet, waits up to `max_wait_ms` (at most
 /// the server's limit) for data. `members` are the session's stream-group memberships
@@ -31,6 +32,9 @@ pub async fn fetch(
         let chunk = partition.read(request.offset, max_bytes)?;
         let now = tokio::time::Instant::now();
         if !chunk.is_empty() || now >= deadline {
+            if !chunk.is_empty() {
+                count_delivery(&broker, &partition, &request, &chunk);
+            }
             if !members.is_empty() && !chunk.is_empty() {
                 span_deliveries(&broker, &request, &chunk, &members);
             }
@@ -44,6 +48,21 @@ pub async fn fetch(
             .wait_for_data(request.offset, deadline - now)
             .await;
     }
+}
+
+/// Counts a fetch answer as a delivery of the records from the offset asked for (a
+/// fetch answers whole batches; the records below its offset are not delivered).
+fn count_delivery(
+    broker: &Broker,
+    partition: &Partition,
+    request: &FetchRequest,
+    chunk: &ReadChunk,
+) {
+    let from = request.offset.max(chunk.first_offset);
+    let messages = chunk.next_offset.saturating_sub(from);
+    broker
+        .metrics
+        .delivered(partition, messages, &chunk.bytes, broker.clock.wall_ms());
 }
 
 /// Spans the traced messages of `chunk` as delivered to each of `members` that owns

@@ -12,7 +12,7 @@
 //! appends through the same code.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use protocol::ops::produce::{AckLevel, InitProducerResponse, ProduceRequest, ProduceResponse};
@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use super::{Answer, Answers, Outcome};
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::metrics::Metrics;
 use crate::partition::{NotDurable, Partition, Placed};
 use crate::partitioner;
 use crate::topics::Topic;
@@ -111,6 +112,8 @@ struct Pending<T> {
     producer: Option<ProducerTag>,
     timeout_ms: u32,
     received_us: u64,
+    /// When the request joined the run, for the produce latency.
+    received: Instant,
 }
 
 impl<T> AsRef<[u8]> for Pending<T> {
@@ -125,6 +128,7 @@ struct Stored<T> {
     base_offset: u64,
     duplicate: bool,
     traced: Option<TracedAppend>,
+    received: Instant,
 }
 
 /// Produce requests for one partition at one acknowledgement level, read back to back
@@ -210,6 +214,7 @@ impl<A: Answers> ProduceRun<A> {
             }),
             timeout_ms: request.timeout_ms,
             received_us: traces::now_us(),
+            received: Instant::now(),
         });
     }
 
@@ -261,6 +266,8 @@ impl<A: Answers> ProduceRun<A> {
             "one result per appended batch"
         );
         let timeout_ms = self.pending.iter().map(|p| p.timeout_ms).max().unwrap_or(0);
+        // One clock read for the whole run: its answers are decided now.
+        let appended_at = Instant::now();
         let mut stored = Vec::new();
         let mut durable_target = 0;
         for (request, result) in self.pending.drain(..).zip(self.results.drain(..)) {
@@ -296,8 +303,12 @@ impl<A: Answers> ProduceRun<A> {
                     base_offset: placed.base_offset(),
                     duplicate,
                     traced,
+                    received: request.received,
                 });
             } else {
+                broker
+                    .metrics
+                    .produce_answered(ack, request.received, appended_at);
                 let answer = response(&route, ack, placed.base_offset(), duplicate);
                 now.push((request.ticket, Ok(answer)));
             }
@@ -307,10 +318,11 @@ impl<A: Answers> ProduceRun<A> {
         }
         let answers = self.answers.clone();
         let traces = broker.traces.clone();
+        let metrics = broker.metrics.clone();
         tokio::spawn(async move {
             let timeout = Duration::from_millis(u64::from(timeout_ms.max(1)));
             let durable = route.partition.wait_durable(durable_target, timeout).await;
-            answer_durable(&answers, &traces, &route, stored, durable).await;
+            answer_durable(&answers, &traces, &metrics, &route, stored, durable).await;
         });
     }
 }
@@ -319,16 +331,19 @@ impl<A: Answers> ProduceRun<A> {
 async fn answer_durable<A: Answers>(
     answers: &A,
     traces: &Traces,
+    metrics: &Metrics,
     route: &Route,
     stored: Vec<Stored<A::Ticket>>,
     durable: Result<(), NotDurable>,
 ) {
+    let durable_at = Instant::now();
     for done in stored {
         let answer = match &durable {
             Ok(()) => {
                 if let Some(traced) = &done.traced {
                     traces.on_durable(traced);
                 }
+                metrics.produce_answered(AckLevel::Durable, done.received, durable_at);
                 Ok(response(
                     route,
                     AckLevel::Durable,

@@ -15,7 +15,7 @@
 //! PBKDF2; [`error`] the JSON error body and the status of each error code;
 //! [`body`] the extractors that turn every bad input into a JSON 4xx; [`records`]
 //! (pure) records as JSON to a batch and back; one module per family of endpoints
-//! ([`topics`], [`produce`], [`fetch`], [`health`]); [`openapi`] the OpenAPI 3.1
+//! ([`topics`], [`produce`], [`fetch`], [`health`], [`metrics`]); [`openapi`] the OpenAPI 3.1
 //! document generated from all of them.
 //!
 //! HTTP/1.1 (keep-alive) and HTTP/2 are served on the same port: HTTP/2 by ALPN over
@@ -34,6 +34,7 @@ pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod login_cache;
+pub mod metrics;
 pub mod openapi;
 pub mod produce;
 pub mod records;

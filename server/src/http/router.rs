@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::state::HttpState;
-use super::{error, fetch, health, openapi, produce, topics};
+use super::{error, fetch, health, metrics, openapi, produce, topics};
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
@@ -15,6 +15,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route(

@@ -309,6 +309,19 @@ impl QueueGroup {
         }
     }
 
+    /// Counts a delivery being pushed: the partition's traffic out, its end-to-end
+    /// latency, and a retry as a redelivery.
+    fn count_delivery(&self, delivery: &Delivery, now_wall_ms: i64) {
+        if let Ok(partition) = self.topic.partition(delivery.partition) {
+            let messages = delivery.to_offset - delivery.from_offset;
+            self.metrics
+                .delivered(partition, messages, &delivery.batches, now_wall_ms);
+        }
+        if delivery.attempt > 1 {
+            self.count_redelivery();
+        }
+    }
+
     /// `deliver` spans for the traced messages of a delivery, remembered until they
     /// settle.
     fn trace_delivery(
@@ -374,7 +387,9 @@ pub(super) async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdow
                     }
                 }
                 // Every place was reserved in the round: nothing here waits on a member.
+                let now_wall_ms = group.clock.wall_ms();
                 for (slot, delivery) in round.deliveries {
+                    group.count_delivery(&delivery, now_wall_ms);
                     slot.push(delivery);
                 }
                 if !dead_letter_all(&group, &round.dead).await {

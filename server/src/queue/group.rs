@@ -2,7 +2,7 @@
 //! operations members call (ack, nack, extend) and that the dispatcher runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use protocol::internal::queue::{QueueEvent, QueueRecord};
@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::delivery::{Credit, Pushes};
 use crate::error::BrokerError;
 use crate::internal::InternalLog;
+use crate::metrics::Metrics;
 use crate::topics::{Topic, Topics};
 use crate::traces::{At, Traces};
 
@@ -68,6 +69,11 @@ pub struct QueueGroup {
     pub(super) topics: Arc<Topics>,
     pub(super) traces: Arc<Traces>,
     pub(super) clock: Arc<dyn Clock>,
+    /// Where deliveries are counted.
+    pub(super) metrics: Arc<Metrics>,
+    /// Messages delivered again (after a nack or an expired lease) since the broker
+    /// started; counted by the dispatcher once per redelivery.
+    redeliveries: AtomicU64,
 }
 
 impl QueueGroup {
@@ -98,6 +104,8 @@ impl QueueGroup {
             topics: parts.topics,
             traces: parts.traces,
             clock: parts.clock,
+            metrics: parts.metrics,
+            redeliveries: AtomicU64::new(0),
         }
     }
 
@@ -181,6 +189,16 @@ impl QueueGroup {
             waiting_retry: counts.waiting_retry,
             dead_lettered: counts.dead_lettered,
         }
+    }
+
+    /// Messages delivered again since the broker started.
+    pub fn redeliveries(&self) -> u64 {
+        self.redeliveries.load(Ordering::Relaxed)
+    }
+
+    /// Counts one redelivered message.
+    pub(super) fn count_redelivery(&self) {
+        self.redeliveries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Everything below this offset of `partition` is settled.
@@ -374,4 +392,5 @@ pub(super) struct GroupParts {
     pub(super) topics: Arc<Topics>,
     pub(super) traces: Arc<Traces>,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) metrics: Arc<Metrics>,
 }

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::delivery::{Credit, Pushes};
 use crate::error::BrokerError;
 use crate::internal::InternalLog;
+use crate::metrics::Metrics;
 use crate::tasks::Tasks;
 use crate::topics::{Topic, TopicConfig, Topics};
 use crate::traces::Traces;
@@ -42,6 +43,7 @@ impl Queues {
         tasks: Arc<Tasks>,
         traces: Arc<Traces>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
         overrides: impl Fn(&str, &str) -> Vec<ConfigEntry>,
     ) -> Result<Queues, BrokerError> {
         // Events by group, in log order; the topic each group consumes.
@@ -72,6 +74,7 @@ impl Queues {
                 topics,
                 traces,
                 clock,
+                metrics,
             },
             groups: Mutex::new(HashMap::new()),
             tasks,
@@ -459,7 +462,15 @@ mod tests {
         tasks.stop(Duration::ZERO).await;
         let clock = Arc::new(ManualClock::new(1_000_000));
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
-        let queues = Queues::open(topics, tasks, traces, clock.clone(), |_, _| Vec::new()).unwrap();
+        let queues = Queues::open(
+            topics,
+            tasks,
+            traces,
+            clock.clone(),
+            Default::default(),
+            |_, _| Vec::new(),
+        )
+        .unwrap();
         (queues, clock)
     }
 
@@ -658,7 +669,10 @@ mod tests {
         let tasks = Arc::new(Tasks::new());
         tasks.stop(Duration::ZERO).await;
         let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
-        Queues::open(topics, tasks, traces, clock, |_, _| Vec::new()).unwrap()
+        Queues::open(topics, tasks, traces, clock, Default::default(), |_, _| {
+            Vec::new()
+        })
+        .unwrap()
     }
 
     #[tokio::test]

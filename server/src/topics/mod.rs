@@ -168,8 +168,19 @@ impl Topics {
     /// [`open`](Self::open), every log reading `clock` (the broker's, so that one
     /// clock times everything).
     pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Topics, BrokerError> {
+        Self::open_with(data_dir, clock, None)
+    }
+
+    /// [`open_with_clock`](Self::open_with_clock), every log also reporting its group
+    /// commits to `sync_observer` (the broker's metrics).
+    pub fn open_with(
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+        sync_observer: Option<Arc<dyn storage::SyncObserver>>,
+    ) -> Result<Topics, BrokerError> {
         let options = LogOptions {
             clock,
+            sync_observer,
             ..LogOptions::default()
         };
         let dir = data_dir.join("topics");

@@ -340,6 +340,7 @@ impl Log {
         self.shared.next_offset.store(next, Ordering::Release);
         self.shared.durable.note_append(
             next,
+            chunk.end_position - chunk.position,
             &segment.file,
             self.config.durability == Durability::Always,
         );

@@ -19,7 +19,7 @@ use crate::format::{self, Checkpoint, CleanMarker};
 use crate::producers::ProducerJournal;
 use crate::recovery::{self, Recovered};
 use crate::segment::IndexCursor;
-use crate::sync::Durable;
+use crate::sync::{Durable, SyncObserver};
 use crate::vfs::{RealVfs, Vfs, VfsFile};
 use crate::zero::ZeroAhead;
 
@@ -33,6 +33,8 @@ pub struct LogOptions {
     pub vfs: Arc<dyn Vfs>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// Told about every group commit (the broker's metrics); none by default.
+    pub sync_observer: Option<Arc<dyn SyncObserver>>,
 }
 
 impl Default for LogOptions {
@@ -40,6 +42,7 @@ impl Default for LogOptions {
         LogOptions {
             vfs: Arc::new(RealVfs),
             clock: Arc::new(SystemClock),
+            sync_observer: None,
         }
     }
 }
@@ -94,6 +97,7 @@ impl Log {
             checkpoint_file,
             checkpoint,
             next_offset,
+            options.sync_observer.clone(),
         ));
         // Everything recovered is now on disk (recovery synced the active segment);
         // say so in the checkpoint, together with the log start.

@@ -8,6 +8,7 @@ mod errors;
 mod group_admin;
 mod handover;
 mod idempotence;
+mod metrics;
 mod seek;
 
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
