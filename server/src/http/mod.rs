@@ -33,13 +33,19 @@ pub mod call;
 pub mod error;
 pub mod fetch;
 pub mod health;
+pub mod internal_read;
 pub mod login_cache;
 pub mod openapi;
 pub mod produce;
 pub mod records;
+pub mod registry_watch;
 pub mod router;
+pub mod routes;
+pub mod services;
 pub mod state;
+pub mod stats;
 pub mod topics;
+pub mod traces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -137,6 +143,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
             watcher: graceful.watcher(),
             request_timeout,
             handshake_timeout: Duration::from_millis(broker.config.limits.handshake_timeout_ms),
+            shutdown: shutdown.clone(),
         };
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -160,6 +167,9 @@ struct Connection {
     watcher: hyper_util::server::graceful::Watcher,
     request_timeout: Duration,
     handshake_timeout: Duration,
+    /// The listener's shutdown, in every request's extensions, so that streams
+    /// (Server-Sent Events) end with it instead of holding graceful shutdown up.
+    shutdown: Shutdown,
 }
 
 impl Connection {
@@ -207,6 +217,7 @@ impl Connection {
             app,
             watcher,
             request_timeout,
+            shutdown,
             ..
         } = self;
         let remote = peer.remote;
@@ -214,6 +225,7 @@ impl Connection {
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(peer.clone());
+                request.extensions_mut().insert(shutdown.clone());
                 let app = app.clone();
                 async move {
                     let answer = tokio::time::timeout(
