@@ -410,6 +410,47 @@ async fn the_watch_streams_registrations_and_deregistrations_in_order() {
     assert_eq!((status, code(&answer)), (400, "invalid_request"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_watcher_misses_nothing_and_a_watch_ends_cleanly_at_shutdown() {
+    let mut broker = Brokerd::start();
+    // More changes than a watch holds decoded (WATCH_BUFFER_EVENTS, 256), made
+    // while its client reads nothing: they wait in __registry, not in the broker.
+    let changes = 300;
+    let mut slow = watch(
+        &broker,
+        &format!("/v1/services/many/watch?count={changes}"),
+        None,
+    )
+    .await;
+    let client = http1();
+    for i in 0..changes {
+        let answer = client
+            .put(url(
+                &broker,
+                &format!("/v1/services/many/instances/m-{i:03}"),
+            ))
+            .json(&json!({"address": format!("10.0.1.{}:80", i % 250)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 204);
+    }
+    let mut seen = Vec::new();
+    while let Some(event) = slow.next().await {
+        assert_eq!(event.event, "registered");
+        seen.push(event.data["instance_id"].as_str().unwrap().to_string());
+    }
+    let expected: Vec<String> = (0..changes).map(|i| format!("m-{i:03}")).collect();
+    assert_eq!(seen, expected, "every change, in order");
+
+    // A watch open at shutdown ends its stream (cleanly: the body is complete, not
+    // cut), so it does not hold the broker's graceful shutdown up.
+    let mut open = watch(&broker, "/v1/registry/watch", None).await;
+    let stopped = tokio::task::spawn_blocking(move || broker.stop());
+    assert_eq!(open.next().await, None);
+    assert!(stopped.await.unwrap(), "brokerd exited cleanly");
+}
+
 /// Every record of `topic` (one partition) natively: (key, value) as text.
 async fn records_of(client: &Client, topic: &str) -> Vec<(Option<String>, String)> {
     let fetched = client

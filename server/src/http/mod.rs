@@ -15,8 +15,10 @@
 //! PBKDF2; [`error`] the JSON error body and the status of each error code;
 //! [`body`] the extractors that turn every bad input into a JSON 4xx; [`records`]
 //! (pure) records as JSON to a batch and back; one module per family of endpoints
-//! ([`topics`], [`produce`], [`fetch`], [`health`]); [`openapi`] the OpenAPI 3.1
-//! document generated from all of them.
+//! ([`topics`], [`produce`], [`fetch`], [`health`]; [`services`] and
+//! [`registry_watch`], [`routes`], [`traces`], [`stats`], the last ones reading
+//! internal topics with [`internal_read`]); [`openapi`] the OpenAPI 3.1 document
+//! generated from all of them.
 //!
 //! HTTP/1.1 (keep-alive) and HTTP/2 are served on the same port: HTTP/2 by ALPN over
 //! TLS, by prior knowledge (h2c) on plaintext. Memory is bounded by
