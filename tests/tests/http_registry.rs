@@ -14,7 +14,9 @@ use std::time::Duration;
 use client::{Client, ClientConfig, Credentials};
 use http_support::{code, http1, json};
 use integration_tests::{brokerctl, brokerd_bin, Brokerd, Launch};
-use protocol::ops::security::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use protocol::ops::security::{
+    AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType,
+};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -864,4 +866,36 @@ async fn without_the_acl_every_family_is_refused_with_403_and_nothing_changes() 
     .await;
     assert_eq!(status, 204, "{answer}");
     assert_eq!(admin.discover("billing", &[]).await.unwrap().len(), 1);
+
+    // A watch is authorized at every read: one whose ACL goes ends with the error.
+    let read_registry = allow_anonymous(ResourceType::Topic, "__registry", Operation::Read);
+    admin
+        .create_acls(vec![read_registry.clone()])
+        .await
+        .unwrap();
+    let mut watching = watch(&broker, "/v1/services/billing/watch", None).await;
+    let removed = admin
+        .delete_acls(AclFilter {
+            principal: Some(read_registry.principal.clone()),
+            resource: Some(read_registry.resource),
+            name: Some(read_registry.name.clone()),
+            ..AclFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(removed, [read_registry]);
+    // A change wakes the read in flight (authorized before the ACL went, or not).
+    let deregistered = http1()
+        .delete(url(&broker, "/v1/services/billing/instances/b-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deregistered.status(), 204);
+    let mut last = None;
+    while let Some(event) = watching.next().await {
+        last = Some(event);
+    }
+    let last = last.expect("the stream ended without saying why");
+    assert_eq!(last.event, "error");
+    assert_eq!(code(&last.data), "not_authorized");
 }
