@@ -4,7 +4,8 @@
 //! `/healthz` says the process answers. `/readyz` says every partition's log opened
 //! and none has failed since: a log that refused to open at startup, or whose sync
 //! failed (which is how a full disk shows: the write or the `fdatasync` fails, and
-//! the log refuses appends until the broker restarts), makes it 503 with the reasons.
+//! the log refuses appends until the broker restarts), makes it 503 with the reasons
+//! (their number only when authentication is on: the probes need no credentials).
 
 use std::sync::Arc;
 
@@ -48,7 +49,15 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "A log refused to open or failed (a failed fsync, a full disk).", body = Health),
     ))]
 pub async fn readyz(State(state): State<Arc<HttpState>>) -> (StatusCode, Json<Health>) {
-    let reasons = unready_reasons(&state.broker);
+    let mut reasons = unready_reasons(&state.broker);
+    // The probe needs no credentials; with authentication on it must not tell who
+    // asks which topics exist: the count only, the names are in the broker's log.
+    if state.broker.security.enabled() && !reasons.is_empty() {
+        let failed = failed_partitions(&state.broker);
+        reasons = vec![format!(
+            "{failed} partition(s) refused to open or failed; the broker's log names them"
+        )];
+    }
     if reasons.is_empty() {
         return (
             StatusCode::OK,
@@ -77,6 +86,17 @@ pub fn unready_reasons(broker: &Broker) -> Vec<String> {
             .map(move |p| (t.name.as_str(), p.as_ref()))
     });
     reasons(partitions)
+}
+
+/// How many partitions refused to open or failed.
+pub fn failed_partitions(broker: &Broker) -> usize {
+    broker
+        .topics
+        .list()
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.failure().is_some())
+        .count()
 }
 
 /// The readiness reasons of `partitions` (topic name, partition).

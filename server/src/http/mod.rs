@@ -60,6 +60,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -74,6 +75,14 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 /// A client must send a request's headers within this long of starting it (and a new
 /// HTTP/1.1 connection its first request's), or the connection is closed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// An HTTP/2 connection is pinged after this long without traffic, and closed if the
+/// ping is not answered within [`HTTP2_PING_TIMEOUT`] (a vanished peer). A live but
+/// idle HTTP/2 connection stays open (and counts against `http.max_connections`)
+/// until the client closes it; an idle HTTP/1.1 one is closed after
+/// [`HEADER_READ_TIMEOUT`].
+pub const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long an HTTP/2 keep-alive ping may go unanswered.
+pub const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long shutdown lets HTTP connections finish their requests.
 pub const HTTP_SHUTDOWN_GRACE: Duration = crate::SHUTDOWN_GRACE;
 
@@ -118,9 +127,12 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .keep_alive_interval(HTTP2_PING_INTERVAL)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
@@ -134,6 +146,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
                 continue;
             }
         };
+        while connections.try_join_next().is_some() {}
         let Ok(permit) = connections_allowed.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "refusing an HTTP connection: too many open");
             drop(socket);
@@ -148,18 +161,22 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
             shutdown: shutdown.clone(),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             connection.serve(socket, remote, tls).await;
             drop(permit);
         });
     }
     drop(tcp);
+    // Connections still in their TLS handshake are not watched yet: they end with
+    // the rest below.
     if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("HTTP connections still busy after {HTTP_SHUTDOWN_GRACE:?}; closing anyway");
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
 /// What serving one accepted connection needs.
