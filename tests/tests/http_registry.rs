@@ -192,6 +192,7 @@ async fn an_instance_registered_over_http_is_seen_by_brokerctl_and_natively() {
 #[tokio::test]
 async fn heartbeats_keep_an_instance_and_its_ttl_expires_it_without_them() {
     let broker = Brokerd::start();
+    let mut watching = watch(&broker, "/v1/services/jobs/watch?count=2", None).await;
     let ttl_ms = 1_000;
     let (status, _) = register(
         &broker,
@@ -242,6 +243,17 @@ async fn heartbeats_keep_an_instance_and_its_ttl_expires_it_without_them() {
         beat.status(),
         404,
         "an expired instance must register again"
+    );
+    let mut changes = Vec::new();
+    while let Some(event) = watching.next().await {
+        changes.push((event.event, event.data["instance_id"].clone()));
+    }
+    assert_eq!(
+        changes,
+        [
+            ("registered".to_string(), json!("j-1")),
+            ("expired".to_string(), json!("j-1"))
+        ]
     );
 }
 
