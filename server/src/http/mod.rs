@@ -15,8 +15,10 @@
 //! PBKDF2; [`error`] the JSON error body and the status of each error code;
 //! [`body`] the extractors that turn every bad input into a JSON 4xx; [`records`]
 //! (pure) records as JSON to a batch and back; one module per family of endpoints
-//! ([`topics`], [`produce`], [`fetch`], [`health`], [`metrics`]); [`openapi`] the OpenAPI 3.1
-//! document generated from all of them.
+//! ([`topics`], [`produce`], [`fetch`], [`health`], [`metrics`]; [`services`] and
+//! [`registry_watch`], [`routes`], [`traces`], [`stats`], the last ones reading
+//! internal topics with [`internal_read`]); [`openapi`] the OpenAPI 3.1 document
+//! generated from all of them.
 //!
 //! HTTP/1.1 (keep-alive) and HTTP/2 are served on the same port: HTTP/2 by ALPN over
 //! TLS, by prior knowledge (h2c) on plaintext. Memory is bounded by
@@ -33,14 +35,20 @@ pub mod call;
 pub mod error;
 pub mod fetch;
 pub mod health;
+pub mod internal_read;
 pub mod login_cache;
 pub mod metrics;
 pub mod openapi;
 pub mod produce;
 pub mod records;
+pub mod registry_watch;
 pub mod router;
+pub mod routes;
+pub mod services;
 pub mod state;
+pub mod stats;
 pub mod topics;
+pub mod traces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -151,6 +159,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
             watcher: graceful.watcher(),
             request_timeout,
             handshake_timeout: Duration::from_millis(broker.config.limits.handshake_timeout_ms),
+            shutdown: shutdown.clone(),
         };
         let tls = tls.clone();
         connections.spawn(async move {
@@ -178,6 +187,9 @@ struct Connection {
     watcher: hyper_util::server::graceful::Watcher,
     request_timeout: Duration,
     handshake_timeout: Duration,
+    /// The listener's shutdown, in every request's extensions, so that streams
+    /// (Server-Sent Events) end with it instead of holding graceful shutdown up.
+    shutdown: Shutdown,
 }
 
 impl Connection {
@@ -225,6 +237,7 @@ impl Connection {
             app,
             watcher,
             request_timeout,
+            shutdown,
             ..
         } = self;
         let remote = peer.remote;
@@ -232,6 +245,7 @@ impl Connection {
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(peer.clone());
+                request.extensions_mut().insert(shutdown.clone());
                 let app = app.clone();
                 async move {
                     let answer = tokio::time::timeout(

@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use super::{error, fetch, health, produce, records, topics};
+use super::{registry_watch, routes, services, stats, traces};
 
 /// The gateway's API.
 #[derive(OpenApi)]
@@ -28,6 +29,22 @@ use super::{error, fetch, health, produce, records, topics};
         topics::delete_records,
         produce::produce,
         fetch::fetch,
+        services::list,
+        services::discover,
+        services::instance,
+        services::register,
+        services::heartbeat,
+        services::deregister,
+        registry_watch::watch_service,
+        registry_watch::watch_all,
+        routes::list,
+        routes::add,
+        routes::delete,
+        routes::publish,
+        traces::list,
+        traces::trace,
+        stats::server,
+        stats::topic,
     ),
     components(schemas(
         error::ErrorBody,
@@ -50,11 +67,38 @@ use super::{error, fetch, health, produce, records, topics};
         records::FetchedRecord,
         records::FetchedHeader,
         fetch::Fetched,
+        services::Tag,
+        services::ServiceList,
+        services::ServiceSummary,
+        services::Instances,
+        services::Instance,
+        services::Registration,
+        registry_watch::RegistryChange,
+        routes::Route,
+        routes::RouteList,
+        routes::NewRoute,
+        routes::RouteAdded,
+        routes::PublishBody,
+        routes::Published,
+        routes::RoutedTo,
+        traces::TraceList,
+        traces::TraceSummary,
+        traces::TraceTree,
+        traces::SpanNode,
+        stats::Counters,
+        stats::ServerStats,
+        stats::TopicCounters,
+        stats::TopicStats,
+        stats::PartitionCounters,
     )),
     tags(
         (name = "topics", description = "Topic administration."),
         (name = "records", description = "Producing and fetching records."),
         (name = "health", description = "Liveness and readiness probes."),
+        (name = "services", description = "The service registry: register, heartbeat, deregister, discover, watch."),
+        (name = "routes", description = "Routing rules and publishing by routing key."),
+        (name = "traces", description = "Recent traces and one trace as a span tree."),
+        (name = "stats", description = "Server and topic statistics."),
     )
 )]
 pub struct ApiDoc;
@@ -105,6 +149,19 @@ mod tests {
             "/v1/topics/{topic}",
             "/v1/topics/{topic}/records",
             "/v1/topics/{topic}/partitions/{partition}/records",
+            "/v1/services",
+            "/v1/services/{service}",
+            "/v1/services/{service}/instances/{instance_id}",
+            "/v1/services/{service}/instances/{instance_id}/heartbeat",
+            "/v1/services/{service}/watch",
+            "/v1/registry/watch",
+            "/v1/routes",
+            "/v1/routes/{route_id}",
+            "/v1/publish/{routing_key}",
+            "/v1/traces",
+            "/v1/traces/{trace_id}",
+            "/v1/stats",
+            "/v1/topics/{topic}/stats",
         ] {
             assert!(document["paths"].get(path).is_some(), "{path}");
         }

@@ -8,6 +8,7 @@ use axum::Router;
 
 use super::state::HttpState;
 use super::{error, fetch, health, metrics, openapi, produce, topics};
+use super::{registry_watch, routes, services, stats, traces};
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
@@ -30,6 +31,36 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(fetch::fetch).delete(topics::delete_records),
         )
+        .route("/v1/services", get(services::list))
+        .route("/v1/services/{service}", get(services::discover))
+        .route(
+            "/v1/services/{service}/instances/{instance_id}",
+            get(services::instance)
+                .put(services::register)
+                .delete(services::deregister),
+        )
+        .route(
+            "/v1/services/{service}/instances/{instance_id}/heartbeat",
+            axum::routing::post(services::heartbeat),
+        )
+        .route(
+            "/v1/services/{service}/watch",
+            get(registry_watch::watch_service),
+        )
+        .route("/v1/registry/watch", get(registry_watch::watch_all))
+        .route("/v1/routes", get(routes::list).post(routes::add))
+        .route(
+            "/v1/routes/{route_id}",
+            axum::routing::delete(routes::delete),
+        )
+        .route(
+            "/v1/publish/{routing_key}",
+            axum::routing::post(routes::publish),
+        )
+        .route("/v1/traces", get(traces::list))
+        .route("/v1/traces/{trace_id}", get(traces::trace))
+        .route("/v1/stats", get(stats::server))
+        .route("/v1/topics/{topic}/stats", get(stats::topic))
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
