@@ -107,6 +107,15 @@ async fn metrics_over_http_count_the_traffic_and_match_describe_group() {
         r#"brokerd_request_errors_total{op="DescribeGroup",code="unknown_group"}"#,
     );
     assert_eq!(errors, 1.0);
+    // A request through the HTTP gateway is counted as the operation it makes.
+    let missing = format!("http://{}/v1/topics/nope", broker.http_addr());
+    assert_eq!(http.get(&missing).send().await.unwrap().status(), 404);
+    let text = scrape(&http, &broker).await;
+    let errors = value(
+        &text,
+        r#"brokerd_request_errors_total{op="DescribeTopic",code="unknown_topic"}"#,
+    );
+    assert_eq!(errors, 1.0);
     assert!(
         !text.contains(r#"topic="orders""#),
         "the deleted topic's series are gone:\n{text}"

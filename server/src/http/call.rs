@@ -27,12 +27,15 @@ pub async fn call(
     request: Request,
 ) -> Result<Response, ApiError> {
     let mut cx = context(broker, caller);
+    let op = request.op_code().as_u16();
     let answer = match handlers::serve(broker, &mut cx, request) {
         Outcome::Now(answer) => answer,
         Outcome::Later(pending) => tokio::spawn(pending)
             .await
             .unwrap_or_else(|e| Err(BrokerError::Internal(format!("a request task failed: {e}")))),
     };
+    // Counted like the native listener's answers: by operation and error code.
+    broker.metrics.requests.count(op, &answer);
     answer.map_err(ApiError::from)
 }
 
