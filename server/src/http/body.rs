@@ -9,7 +9,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::state::HttpState;
@@ -50,16 +51,54 @@ impl<T: DeserializeOwned> FromRequest<Arc<HttpState>> for JsonBody<T> {
     }
 }
 
-/// Parses a JSON body; the error gives the position and, bounded, serde's reason.
+/// A `T` that only a JSON object can give. serde's derived structs also read a JSON
+/// array of their fields in order (`[null, null]` is a record with no key and no
+/// value), which no client means: every body, record and header must be an object.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(OnlyMaps(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// `#[serde(deserialize_with = "objects")]` for a list of structs: each item must be
+/// a JSON object ([`Object`]).
+pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let items = Vec::<Object<T>>::deserialize(deserializer)?;
+    Ok(items.into_iter().map(|Object(item)| item).collect())
+}
+
+/// Parses a JSON body, which must be an object ([`Object`]); the error gives the
+/// position and, bounded, serde's reason.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        use serde_json::error::Category;
-        let what = match error.classify() {
-            Category::Syntax | Category::Eof | Category::Io => "the body is not valid JSON",
-            Category::Data => "the body does not match the schema (see /v1/openapi.json)",
-        };
-        ApiError::invalid(format!("{what}: {}", bounded(&error.to_string())))
-    })
+    serde_json::from_slice::<Object<T>>(bytes)
+        .map(|Object(body)| body)
+        .map_err(|error| {
+            use serde_json::error::Category;
+            let what = match error.classify() {
+                Category::Syntax | Category::Eof | Category::Io => "the body is not valid JSON",
+                Category::Data => "the body does not match the schema (see /v1/openapi.json)",
+            };
+            ApiError::invalid(format!("{what}: {}", bounded(&error.to_string())))
+        })
 }
 
 /// Path parameters of type `T`.
@@ -131,5 +170,28 @@ mod tests {
             .message()
             .starts_with("the body does not match the schema"));
         assert!(error.message().chars().count() < 300, "{}", error.message());
+    }
+
+    #[test]
+    fn only_objects_are_bodies_records_and_headers() {
+        use crate::http::produce::ProduceBody;
+        // serde would read these arrays as the structs' fields in order.
+        for bad in [
+            &br#"[[{"value": "x"}]]"#[..],
+            br#"{"records": [[null, null]]}"#,
+            br#"{"records": [{"value": "x", "headers": [["k", "dg=="]]}]}"#,
+        ] {
+            let error = parse_json::<ProduceBody>(bad).unwrap_err();
+            assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                error.message().contains("a JSON object"),
+                "{}",
+                error.message()
+            );
+        }
+        let good = br#"{"records": [{"value": "x", "headers": [{"key": "k", "value": "v"}]}]}"#;
+        let body = parse_json::<ProduceBody>(good).unwrap();
+        assert_eq!(body.records.len(), 1);
+        assert_eq!(body.records[0].headers.len(), 1);
     }
 }

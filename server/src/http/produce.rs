@@ -62,6 +62,7 @@ pub struct ProduceParams {
 #[serde(deny_unknown_fields)]
 pub struct ProduceBody {
     /// The records, at least one, at most `http.max_records_per_produce`.
+    #[serde(deserialize_with = "super::body::objects")]
     pub records: Vec<ProduceRecord>,
 }
 

@@ -42,13 +42,13 @@ pub struct ProduceRecord {
     /// The value: a string is stored as its text, other JSON as its compact JSON
     /// text; `null` or absent stores no value.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<serde_json::Value>,
     /// The value as base64 bytes, instead of `value`.
     #[serde(default)]
     pub value_base64: Option<String>,
     /// Headers, in order (names may repeat).
     #[serde(default)]
+    #[serde(deserialize_with = "super::body::objects")]
     pub headers: Vec<ProduceHeader>,
     /// The partition; absent: by key, or (without a key) the broker's round-robin.
     #[serde(default)]
@@ -85,7 +85,6 @@ pub struct FetchedRecord {
     pub key_base64: Option<String>,
     /// The value: JSON when its bytes are JSON other than a string, else the text;
     /// `null` without a value or when it is not UTF-8.
-    #[schema(value_type = Option<Object>)]
     pub value: Option<serde_json::Value>,
     /// The value's bytes, base64; `null` without a value.
     pub value_base64: Option<String>,

@@ -89,6 +89,7 @@ pub struct NewRoute {
     #[schema(example = "orders-eu")]
     pub topic: String,
     /// Header matches, all required.
+    #[serde(deserialize_with = "super::body::objects")]
     #[serde(default)]
     pub headers: Vec<Header>,
 }
@@ -174,11 +175,13 @@ pub struct RoutingKeyPath {
 pub struct PublishBody {
     /// Routing headers that rules' header matches are checked against (they are not
     /// stored on the records; give record headers in `records`).
+    #[serde(deserialize_with = "super::body::objects")]
     #[serde(default)]
     pub headers: Vec<Header>,
     /// The records, as for produce but without `partition` (each destination's
     /// partition is chosen round-robin); at least one, at most
     /// `http.max_records_per_produce`.
+    #[serde(deserialize_with = "super::body::objects")]
     pub records: Vec<ProduceRecord>,
 }
 

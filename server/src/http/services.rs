@@ -277,6 +277,7 @@ pub struct Registration {
     #[schema(example = "10.0.0.7:8080")]
     pub address: String,
     /// Tags for discovery filters (at most 64; keys and values at most 256 bytes).
+    #[serde(deserialize_with = "super::body::objects")]
     #[serde(default)]
     pub tags: Vec<Tag>,
     /// The instance expires this long after its last heartbeat, ms (1000 to
