@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use super::{error, fetch, health, produce, records, topics};
+use super::queues;
 
 /// The gateway's API.
 #[derive(OpenApi)]
@@ -28,6 +29,12 @@ use super::{error, fetch, health, produce, records, topics};
         topics::delete_records,
         produce::produce,
         fetch::fetch,
+        queues::receive,
+        queues::ack_many,
+        queues::ack_one,
+        queues::nack,
+        queues::extend,
+        queues::leave,
     ),
     components(schemas(
         error::ErrorBody,
@@ -50,11 +57,21 @@ use super::{error, fetch, health, produce, records, topics};
         records::FetchedRecord,
         records::FetchedHeader,
         fetch::Fetched,
+        queues::QueueMessage,
+        queues::Received,
+        queues::AckBody,
+        queues::Acked,
+        queues::NackBody,
+        queues::Nacked,
+        queues::ExtendBody,
+        queues::Extended,
+        queues::Left,
     )),
     tags(
         (name = "topics", description = "Topic administration."),
         (name = "records", description = "Producing and fetching records."),
         (name = "health", description = "Liveness and readiness probes."),
+        (name = "queues", description = "Queue consumption: receive with a lease, ack, nack, extend."),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ use axum::Router;
 
 use super::state::HttpState;
 use super::{error, fetch, health, openapi, produce, topics};
+use super::queues;
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
@@ -28,6 +29,30 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(fetch::fetch).delete(topics::delete_records),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/receive",
+            axum::routing::post(queues::receive),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/acks",
+            axum::routing::post(queues::ack_many),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}",
+            axum::routing::delete(queues::ack_one),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/nack",
+            axum::routing::post(queues::nack),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/extend",
+            axum::routing::post(queues::extend),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/membership",
+            axum::routing::delete(queues::leave),
         )
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -1,0 +1,261 @@
+//! Queues, streams, consumer groups and dead letters over the HTTP gateway, against
+//! the real brokerd with a real HTTP client: a message nacked three times over HTTP
+//! is dead-lettered with its reasons; a lease that runs out is redelivered; ack and
+//! extend hold; an SSE stream delivers in order and a slow reader does not grow the
+//! broker's memory; a group read commits what the client acknowledges; dead letters
+//! are listed, replayed and purged.
+
+use std::time::Duration;
+
+use client::{Client, ProducerConfig, Record};
+use integration_tests::Brokerd;
+use serde_json::{json, Value};
+use tokio::time::{timeout, Instant};
+
+/// How long one HTTP request of a test may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a test waits for something it knows is coming.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Fast retries, no jitter, three attempts.
+const QUEUE_CONFIG: &[(&str, &str)] = &[
+    ("max_delivery_attempts", "3"),
+    ("retry_backoff_ms", "50"),
+    ("retry_backoff_max_ms", "200"),
+    ("retry_jitter", "0"),
+    ("ack_deadline_ms", "30000"),
+];
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .unwrap()
+}
+
+fn url(broker: &Brokerd, path: &str) -> String {
+    format!("http://{}{path}", broker.http_addr())
+}
+
+/// A response's status and JSON body (`Value::Null` for an empty body).
+async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, body)
+}
+
+async fn post(broker: &Brokerd, path: &str, body: Value) -> (u16, Value) {
+    json(http().post(url(broker, path)).json(&body).send().await.unwrap()).await
+}
+
+async fn get(broker: &Brokerd, path: &str) -> (u16, Value) {
+    json(http().get(url(broker, path)).send().await.unwrap()).await
+}
+
+async fn delete(broker: &Brokerd, path: &str) -> (u16, Value) {
+    json(http().delete(url(broker, path)).send().await.unwrap()).await
+}
+
+/// Receives from `group` of `topic` over HTTP: the messages.
+async fn receive(broker: &Brokerd, topic: &str, group: &str, query: &str) -> Vec<Value> {
+    let path = format!("/v1/topics/{topic}/queues/{group}/receive?{query}");
+    let (status, body) = json(http().post(url(broker, &path)).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    body["messages"].as_array().unwrap().clone()
+}
+
+/// Receives exactly one message, waiting for it.
+async fn receive_one(broker: &Brokerd, topic: &str, group: &str, query: &str) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut messages = receive(broker, topic, group, &format!("max_wait_ms=5000&{query}")).await;
+        if let Some(message) = messages.pop() {
+            assert!(messages.is_empty(), "one message: {messages:?}");
+            return message;
+        }
+        assert!(Instant::now() < deadline, "no message in time");
+    }
+}
+
+async fn produce(client: &Client, topic: &str, records: Vec<Record>) {
+    let producer = client
+        .producer(topic, ProducerConfig::default())
+        .await
+        .unwrap();
+    let mut acks = Vec::new();
+    for record in records {
+        acks.push(producer.send(record).await.unwrap());
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    producer.close().await.unwrap();
+}
+
+/// A record's header value as text, from its HTTP JSON.
+fn header<'a>(record: &'a Value, name: &str) -> Option<&'a str> {
+    record["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h["key"] == name)
+        .and_then(|h| h["value"].as_str())
+}
+
+/// Every record of partition 0 of `topic`, natively, once there are `count`.
+async fn read_all(client: &Client, topic: &str, count: usize) -> Vec<client::ConsumerRecord> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(described) = client.describe_topic(topic).await {
+            let p = &described.partitions[0];
+            if (p.end_offset - p.start_offset) as usize >= count {
+                let mut reader = client.partition_reader(topic, &[(0, p.start_offset)]);
+                let mut out = Vec::new();
+                while out.len() < count {
+                    out.push(timeout(DEADLINE, reader.next()).await.unwrap().unwrap());
+                }
+                return out;
+            }
+        }
+        assert!(Instant::now() < deadline, "{topic} never held {count}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn native_header(record: &client::ConsumerRecord, name: &str) -> Option<String> {
+    record
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+}
+
+#[tokio::test]
+async fn a_message_nacked_three_times_over_http_is_dead_lettered_with_its_reasons() {
+    let broker = Brokerd::start();
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("jobs", 1, QUEUE_CONFIG).await.unwrap();
+    produce(
+        &native,
+        "jobs",
+        vec![Record::new("poison")
+            .with_key("k-1")
+            .with_header("origin", "test")],
+    )
+    .await;
+
+    for attempt in 1..=3u64 {
+        let message = receive_one(&broker, "jobs", "workers", "").await;
+        assert_eq!(message["attempt"], attempt, "{message}");
+        assert_eq!(message["record"]["value"], "poison");
+        assert_eq!(message["record"]["key"], "k-1");
+        assert_eq!(header(&message["record"], "origin"), Some("test"));
+        let id = message["delivery_id"].as_str().unwrap();
+        let path = format!("/v1/topics/jobs/queues/workers/messages/{id}/nack");
+        let (status, body) = post(
+            &broker,
+            &path,
+            json!({"reason": format!("bad input #{attempt}"), "delay_ms": 0}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        // The same delivery cannot be nacked twice.
+        let (status, body) = post(&broker, &path, json!({"reason": "again"})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("not_in_flight")), "{body}");
+    }
+
+    // Natively: one dead letter, with where it came from and the last reason.
+    let letters = read_all(&native, "jobs.dlq", 1).await;
+    let letter = &letters[0];
+    assert_eq!(letter.value.as_deref(), Some(&b"poison"[..]));
+    assert_eq!(native_header(letter, "origin").as_deref(), Some("test"));
+    assert_eq!(native_header(letter, "dlq.reason").as_deref(), Some("bad input #3"));
+    assert_eq!(native_header(letter, "dlq.attempts").as_deref(), Some("3"));
+    assert_eq!(native_header(letter, "dlq.group").as_deref(), Some("workers"));
+    assert_eq!(native_header(letter, "dlq.original_offset").as_deref(), Some("0"));
+
+    // Over HTTP: the same headers, fetched.
+    let (status, fetched) = get(&broker, "/v1/topics/jobs.dlq/partitions/0/records?offset=0").await;
+    assert_eq!(status, 200, "{fetched}");
+    let record = &fetched["records"][0];
+    assert_eq!(header(record, "dlq.reason"), Some("bad input #3"));
+    assert_eq!(header(record, "dlq.attempts"), Some("3"));
+    assert_eq!(header(record, "dlq.original_topic"), Some("jobs"));
+
+    // And nothing is left to receive.
+    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=300").await.is_empty());
+    let described = native.describe_group("workers").await.unwrap();
+    assert_eq!(described.mode, protocol::ops::group::GroupMode::Queue);
+}
+
+#[tokio::test]
+async fn a_lease_that_runs_out_is_redelivered_as_attempt_two_and_an_ack_ends_it() {
+    let broker = Brokerd::start();
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("jobs", 1, QUEUE_CONFIG).await.unwrap();
+    produce(&native, "jobs", vec![Record::new("job-1")]).await;
+
+    let first = receive_one(&broker, "jobs", "workers", "lease_ms=300").await;
+    assert_eq!(first["attempt"], 1);
+    // Not settled: after its lease (and the backoff) it comes again.
+    let again = receive_one(&broker, "jobs", "workers", "").await;
+    assert_eq!(again["attempt"], 2, "{again}");
+    assert_eq!(again["record"]["offset"], first["record"]["offset"]);
+    assert_ne!(again["delivery_id"], first["delivery_id"]);
+
+    let id = again["delivery_id"].as_str().unwrap();
+    let (status, body) = delete(&broker, &format!("/v1/topics/jobs/queues/workers/messages/{id}")).await;
+    assert_eq!((status, &body["acked"]), (200, &json!(1)), "{body}");
+    // Acked: never again, even after what would have been its lease.
+    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=1000").await.is_empty());
+    let described = native.describe_group("workers").await.unwrap();
+    let counts = described.partitions[0].queue.expect("a queue group's counts");
+    assert_eq!((counts.in_flight, counts.waiting_retry), (0, 0), "{described:?}");
+
+    // A batch ack, twice (idempotent), and a bad id.
+    produce(&native, "jobs", vec![Record::new("a"), Record::new("b")]).await;
+    let deadline = Instant::now() + DEADLINE;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        for m in receive(&broker, "jobs", "workers", "max_wait_ms=2000").await {
+            ids.push(m["delivery_id"].clone());
+        }
+        assert!(Instant::now() < deadline);
+    }
+    for _ in 0..2 {
+        let (status, body) = post(&broker, "/v1/topics/jobs/queues/workers/acks", json!({"delivery_ids": ids})).await;
+        assert_eq!((status, &body["acked"]), (200, &json!(2)), "{body}");
+    }
+    let (status, body) = post(&broker, "/v1/topics/jobs/queues/workers/acks", json!({"delivery_ids": ["nope"]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+}
+
+#[tokio::test]
+async fn an_extended_lease_keeps_a_message_from_redelivery() {
+    let broker = Brokerd::start();
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("jobs", 1, QUEUE_CONFIG).await.unwrap();
+    produce(&native, "jobs", vec![Record::new("slow job")]).await;
+
+    let message = receive_one(&broker, "jobs", "workers", "lease_ms=2000").await;
+    let id = message["delivery_id"].as_str().unwrap();
+    let (status, body) = post(
+        &broker,
+        &format!("/v1/topics/jobs/queues/workers/messages/{id}/extend"),
+        json!({"lease_ms": 60000}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Well past the first lease, nothing is redelivered...
+    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=3000").await.is_empty());
+    // ...and the delivery is still in flight, so it acks.
+    let (status, body) = delete(&broker, &format!("/v1/topics/jobs/queues/workers/messages/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    // Leaving with nothing held says so.
+    let (status, body) = delete(&broker, "/v1/topics/jobs/queues/workers/membership").await;
+    assert_eq!((status, &body["left"]), (200, &json!(true)), "{body}");
+}
