@@ -50,7 +50,15 @@ async fn json(response: reqwest::Response) -> (u16, Value) {
 }
 
 async fn post(broker: &Brokerd, path: &str, body: Value) -> (u16, Value) {
-    json(http().post(url(broker, path)).json(&body).send().await.unwrap()).await
+    json(
+        http()
+            .post(url(broker, path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 async fn get(broker: &Brokerd, path: &str) -> (u16, Value) {
@@ -73,7 +81,8 @@ async fn receive(broker: &Brokerd, topic: &str, group: &str, query: &str) -> Vec
 async fn receive_one(broker: &Brokerd, topic: &str, group: &str, query: &str) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let mut messages = receive(broker, topic, group, &format!("max_wait_ms=5000&{query}")).await;
+        let mut messages =
+            receive(broker, topic, group, &format!("max_wait_ms=5000&{query}")).await;
         if let Some(message) = messages.pop() {
             assert!(messages.is_empty(), "one message: {messages:?}");
             return message;
@@ -165,7 +174,11 @@ async fn a_message_nacked_three_times_over_http_is_dead_lettered_with_its_reason
         assert_eq!(status, 200, "{body}");
         // The same delivery cannot be nacked twice.
         let (status, body) = post(&broker, &path, json!({"reason": "again"})).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("not_in_flight")), "{body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("not_in_flight")),
+            "{body}"
+        );
     }
 
     // Natively: one dead letter, with where it came from and the last reason.
@@ -173,10 +186,19 @@ async fn a_message_nacked_three_times_over_http_is_dead_lettered_with_its_reason
     let letter = &letters[0];
     assert_eq!(letter.value.as_deref(), Some(&b"poison"[..]));
     assert_eq!(native_header(letter, "origin").as_deref(), Some("test"));
-    assert_eq!(native_header(letter, "dlq.reason").as_deref(), Some("bad input #3"));
+    assert_eq!(
+        native_header(letter, "dlq.reason").as_deref(),
+        Some("bad input #3")
+    );
     assert_eq!(native_header(letter, "dlq.attempts").as_deref(), Some("3"));
-    assert_eq!(native_header(letter, "dlq.group").as_deref(), Some("workers"));
-    assert_eq!(native_header(letter, "dlq.original_offset").as_deref(), Some("0"));
+    assert_eq!(
+        native_header(letter, "dlq.group").as_deref(),
+        Some("workers")
+    );
+    assert_eq!(
+        native_header(letter, "dlq.original_offset").as_deref(),
+        Some("0")
+    );
 
     // Over HTTP: the same headers, fetched.
     let (status, fetched) = get(&broker, "/v1/topics/jobs.dlq/partitions/0/records?offset=0").await;
@@ -187,7 +209,9 @@ async fn a_message_nacked_three_times_over_http_is_dead_lettered_with_its_reason
     assert_eq!(header(record, "dlq.original_topic"), Some("jobs"));
 
     // And nothing is left to receive.
-    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=300").await.is_empty());
+    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=300")
+        .await
+        .is_empty());
     let described = native.describe_group("workers").await.unwrap();
     assert_eq!(described.mode, protocol::ops::group::GroupMode::Queue);
 }
@@ -208,13 +232,25 @@ async fn a_lease_that_runs_out_is_redelivered_as_attempt_two_and_an_ack_ends_it(
     assert_ne!(again["delivery_id"], first["delivery_id"]);
 
     let id = again["delivery_id"].as_str().unwrap();
-    let (status, body) = delete(&broker, &format!("/v1/topics/jobs/queues/workers/messages/{id}")).await;
+    let (status, body) = delete(
+        &broker,
+        &format!("/v1/topics/jobs/queues/workers/messages/{id}"),
+    )
+    .await;
     assert_eq!((status, &body["acked"]), (200, &json!(1)), "{body}");
     // Acked: never again, even after what would have been its lease.
-    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=1000").await.is_empty());
+    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=1000")
+        .await
+        .is_empty());
     let described = native.describe_group("workers").await.unwrap();
-    let counts = described.partitions[0].queue.expect("a queue group's counts");
-    assert_eq!((counts.in_flight, counts.waiting_retry), (0, 0), "{described:?}");
+    let counts = described.partitions[0]
+        .queue
+        .expect("a queue group's counts");
+    assert_eq!(
+        (counts.in_flight, counts.waiting_retry),
+        (0, 0),
+        "{described:?}"
+    );
 
     // A batch ack, twice (idempotent), and a bad id.
     produce(&native, "jobs", vec![Record::new("a"), Record::new("b")]).await;
@@ -227,11 +263,25 @@ async fn a_lease_that_runs_out_is_redelivered_as_attempt_two_and_an_ack_ends_it(
         assert!(Instant::now() < deadline);
     }
     for _ in 0..2 {
-        let (status, body) = post(&broker, "/v1/topics/jobs/queues/workers/acks", json!({"delivery_ids": ids})).await;
+        let (status, body) = post(
+            &broker,
+            "/v1/topics/jobs/queues/workers/acks",
+            json!({"delivery_ids": ids}),
+        )
+        .await;
         assert_eq!((status, &body["acked"]), (200, &json!(2)), "{body}");
     }
-    let (status, body) = post(&broker, "/v1/topics/jobs/queues/workers/acks", json!({"delivery_ids": ["nope"]})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, body) = post(
+        &broker,
+        "/v1/topics/jobs/queues/workers/acks",
+        json!({"delivery_ids": ["nope"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -251,11 +301,220 @@ async fn an_extended_lease_keeps_a_message_from_redelivery() {
     .await;
     assert_eq!(status, 200, "{body}");
     // Well past the first lease, nothing is redelivered...
-    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=3000").await.is_empty());
+    assert!(receive(&broker, "jobs", "workers", "max_wait_ms=3000")
+        .await
+        .is_empty());
     // ...and the delivery is still in flight, so it acks.
-    let (status, body) = delete(&broker, &format!("/v1/topics/jobs/queues/workers/messages/{id}")).await;
+    let (status, body) = delete(
+        &broker,
+        &format!("/v1/topics/jobs/queues/workers/messages/{id}"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     // Leaving with nothing held says so.
     let (status, body) = delete(&broker, "/v1/topics/jobs/queues/workers/membership").await;
     assert_eq!((status, &body["left"]), (200, &json!(true)), "{body}");
+}
+
+/// A Server-Sent Events reader over a streamed response: whole events, as
+/// (id, event, data).
+struct SseReader {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct SseEvent {
+    id: Option<String>,
+    event: Option<String>,
+    data: String,
+}
+
+impl SseReader {
+    async fn open(broker: &Brokerd, path: &str, last_event_id: Option<&str>) -> SseReader {
+        // No overall timeout: a stream lasts as long as the test reads it.
+        let client = reqwest::Client::builder().build().unwrap();
+        let mut request = client.get(url(broker, path));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseReader {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next event (comments skipped), within the deadline.
+    async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let text = String::from_utf8(frame).unwrap();
+                let mut event = SseEvent {
+                    id: None,
+                    event: None,
+                    data: String::new(),
+                };
+                let mut comment_only = true;
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        event.id = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event.event = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        event.data.push_str(v);
+                    } else if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    comment_only = false;
+                }
+                if comment_only {
+                    continue;
+                }
+                return event;
+            }
+            let chunk = timeout(DEADLINE, self.response.chunk())
+                .await
+                .expect("an event in time")
+                .unwrap()
+                .expect("the stream is open");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next record event's (partition, offset, data).
+    async fn record(&mut self) -> (u64, u64, Value, String) {
+        let event = self.next().await;
+        assert_eq!(event.event.as_deref(), Some("record"), "{event:?}");
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        let partition = data["partition"].as_u64().unwrap();
+        let offset = data["record"]["offset"].as_u64().unwrap();
+        (partition, offset, data, event.id.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_sse_stream_delivers_records_in_order_and_resumes_from_last_event_id() {
+    let broker = Brokerd::start();
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("events", 1, &[]).await.unwrap();
+    let first: Vec<Record> = (0..50).map(|i| Record::new(format!("e-{i}"))).collect();
+    produce(&native, "events", first).await;
+
+    let mut stream =
+        SseReader::open(&broker, "/v1/topics/events/stream?start=earliest", None).await;
+    // Records produced while the stream is open follow the ones before, in order.
+    let more: Vec<Record> = (50..100).map(|i| Record::new(format!("e-{i}"))).collect();
+    produce(&native, "events", more).await;
+    let mut id_after_60 = String::new();
+    for expected in 0..100u64 {
+        let (partition, offset, data, id) = stream.record().await;
+        assert_eq!((partition, offset), (0, expected));
+        assert_eq!(data["record"]["value"], format!("e-{expected}"));
+        assert_eq!(
+            id,
+            (expected + 1).to_string(),
+            "the position after the event"
+        );
+        if expected == 60 {
+            id_after_60 = id;
+        }
+    }
+    drop(stream);
+
+    let mut resumed =
+        SseReader::open(&broker, "/v1/topics/events/stream", Some(&id_after_60)).await;
+    let (_, offset, _, _) = resumed.record().await;
+    assert_eq!(offset, 61, "resumes right after the last event seen");
+
+    // A latest stream sees only what comes after it.
+    let mut latest = SseReader::open(&broker, "/v1/topics/events/stream", None).await;
+    produce(&native, "events", vec![Record::new("new")]).await;
+    let (_, offset, data, _) = latest.record().await;
+    assert_eq!((offset, &data["record"]["value"]), (100, &json!("new")));
+
+    let (status, body) = json(
+        http()
+            .get(url(&broker, "/v1/topics/events/stream"))
+            .header("Last-Event-ID", "1,2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+/// The resident set size of process `pid`, bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Bytes produced while an SSE reader does not read.
+const SLOW_READER_PRODUCED_BYTES: usize = 50 * 1024 * 1024;
+/// How much brokerd's RSS may grow meanwhile: far below what buffering the produced
+/// records as events would take (more than the records themselves, base64 in JSON).
+const SLOW_READER_RSS_GROWTH_BYTES: u64 = 24 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_slow_sse_reader_does_not_grow_the_broker_memory_and_catches_up_in_order() {
+    let broker = Brokerd::start();
+    let pid = broker.pid().expect("brokerd's pid");
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("bulk", 1, &[]).await.unwrap();
+    produce(
+        &native,
+        "bulk",
+        (0..3).map(|i| Record::new(format!("warm-{i}"))).collect(),
+    )
+    .await;
+    let mut stream = SseReader::open(&broker, "/v1/topics/bulk/stream?start=earliest", None).await;
+    for expected in 0..3 {
+        assert_eq!(stream.record().await.1, expected);
+    }
+
+    // The reader stops reading; 50 MB are produced, a megabyte at a time.
+    let value = vec![b'x'; 64 * 1024];
+    let records = SLOW_READER_PRODUCED_BYTES / value.len();
+    let before = rss_bytes(pid);
+    let mut peak = before;
+    for chunk in 0..records / 16 {
+        let batch = (0..16)
+            .map(|i| {
+                let n = chunk * 16 + i;
+                let mut v = value.clone();
+                v[..8].copy_from_slice(&(n as u64).to_be_bytes());
+                Record::new(v)
+            })
+            .collect();
+        produce(&native, "bulk", batch).await;
+        peak = peak.max(rss_bytes(pid));
+    }
+    let growth = peak.saturating_sub(before);
+    eprintln!("brokerd RSS {before} -> peak {peak} bytes while {SLOW_READER_PRODUCED_BYTES} bytes were produced");
+    assert!(
+        growth < SLOW_READER_RSS_GROWTH_BYTES,
+        "brokerd's RSS grew by {growth} bytes (from {before}) while {SLOW_READER_PRODUCED_BYTES} bytes were produced for a reader that did not read"
+    );
+
+    // Reading again, it gets everything, in order.
+    use base64::Engine;
+    for n in 0..records as u64 {
+        let (_, offset, data, _) = stream.record().await;
+        assert_eq!(offset, 3 + n);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data["record"]["value_base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(bytes.len(), value.len());
+        assert_eq!(bytes[..8], n.to_be_bytes());
+    }
 }

@@ -91,7 +91,9 @@ pub async fn receive(
     broker
         .groups
         .assignment(&request.group, &request.member_id)?;
-    let max_wait_ms = request.max_wait_ms.min(broker.config.limits.max_fetch_wait_ms);
+    let max_wait_ms = request
+        .max_wait_ms
+        .min(broker.config.limits.max_fetch_wait_ms);
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(u64::from(max_wait_ms));
     loop {

@@ -162,7 +162,9 @@ impl HttpMembers {
         let groups = &broker.config.groups;
         let session_timeout_ms = HTTP_MEMBER_SESSION_TIMEOUT_MS.clamp(
             groups.min_session_timeout_ms,
-            groups.max_session_timeout_ms.max(groups.min_session_timeout_ms),
+            groups
+                .max_session_timeout_ms
+                .max(groups.min_session_timeout_ms),
         );
         HttpMembers {
             table: Mutex::new(MemberTable::new(
@@ -197,7 +199,9 @@ impl HttpMembers {
         if let Some(held) = known {
             match self.heartbeat(broker, caller, &key, &held).await {
                 Ok(held) => return Ok(held),
-                Err(e) if matches!(e.code(), ErrorCode::UnknownMember | ErrorCode::UnknownGroup) => {
+                Err(e)
+                    if matches!(e.code(), ErrorCode::UnknownMember | ErrorCode::UnknownGroup) =>
+                {
                     self.lock().forget(&key, &held.member_id);
                 }
                 Err(e) => return Err(e),
@@ -276,7 +280,12 @@ impl HttpMembers {
             Response::Heartbeat(told) => told,
             other => return Err(unexpected(&other)),
         };
-        self.remember(key.clone(), &held.member_id, told.generation, told.partitions)
+        self.remember(
+            key.clone(),
+            &held.member_id,
+            told.generation,
+            told.partitions,
+        )
     }
 
     async fn join(
@@ -351,7 +360,10 @@ mod tests {
         let session = Duration::from_secs(30);
         let mut table = MemberTable::new(4, session);
         table.put(key("g"), "m-1".into(), 1, vec![], t0).unwrap();
-        assert_eq!(table.get(&key("g"), t0 + session / 2).unwrap().member_id, "m-1");
+        assert_eq!(
+            table.get(&key("g"), t0 + session / 2).unwrap().member_id,
+            "m-1"
+        );
         assert!(table.get(&key("other"), t0).is_none());
         assert!(table.get(&key("g"), t0 + session).is_none(), "stale");
         assert!(table.is_empty(), "and forgotten");

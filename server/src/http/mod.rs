@@ -41,6 +41,7 @@ pub mod queues;
 pub mod records;
 pub mod router;
 pub mod state;
+pub mod stream;
 pub mod topics;
 
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use super::{error, fetch, health, produce, records, topics};
-use super::queues;
+use super::{queues, stream};
 
 /// The gateway's API.
 #[derive(OpenApi)]
@@ -35,6 +35,7 @@ use super::queues;
         queues::nack,
         queues::extend,
         queues::leave,
+        stream::stream,
     ),
     components(schemas(
         error::ErrorBody,
@@ -66,6 +67,8 @@ use super::queues;
         queues::ExtendBody,
         queues::Extended,
         queues::Left,
+        stream::StreamedRecord,
+        stream::StreamStart,
     )),
     tags(
         (name = "topics", description = "Topic administration."),

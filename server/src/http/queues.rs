@@ -77,7 +77,8 @@ impl DeliveryId {
 
     /// Reads an id; the error never repeats the text.
     pub fn decode(text: &str) -> Result<DeliveryId, ApiError> {
-        let bad = || ApiError::invalid("not a delivery id (give one exactly as a receive answered it)");
+        let bad =
+            || ApiError::invalid("not a delivery id (give one exactly as a receive answered it)");
         if text.len() != DELIVERY_ID_CHARS {
             return Err(bad());
         }
@@ -89,7 +90,8 @@ impl DeliveryId {
         if raw[0] != DELIVERY_ID_VERSION {
             return Err(bad());
         }
-        let u32_at = |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+        let u32_at =
+            |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
         let mut offset = [0u8; 8];
         offset.copy_from_slice(&raw[5..13]);
         let attempt = u32_at(13);
@@ -286,7 +288,10 @@ pub async fn ack_many(
     let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for text in &body.delivery_ids {
         let id = DeliveryId::decode(text)?;
-        by_partition.entry(id.partition).or_default().push(id.offset);
+        by_partition
+            .entry(id.partition)
+            .or_default()
+            .push(id.offset);
     }
     for (partition, offsets) in by_partition {
         let request = Request::Ack(AckRequest {
@@ -493,7 +498,8 @@ mod tests {
             let text = id.encode();
             assert_eq!(text.len(), DELIVERY_ID_CHARS);
             assert!(
-                text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
                 "{text}"
             );
             assert_eq!(DeliveryId::decode(&text).unwrap(), id);
@@ -510,7 +516,8 @@ mod tests {
         .encode();
         let mut wrong_version = good.clone().into_bytes();
         wrong_version[0] = b'B';
-        let no_attempt = URL_SAFE_NO_PAD.encode([1u8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0]);
+        let no_attempt =
+            URL_SAFE_NO_PAD.encode([1u8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0]);
         for text in [
             "",
             "short",
@@ -522,7 +529,10 @@ mod tests {
         ] {
             let error = DeliveryId::decode(text).unwrap_err();
             assert_eq!(error.code(), ErrorCode::InvalidRequest, "{text:?}");
-            assert!(text.is_empty() || !error.message().contains(text), "{text:?}");
+            assert!(
+                text.is_empty() || !error.message().contains(text),
+                "{text:?}"
+            );
         }
     }
 }

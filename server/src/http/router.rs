@@ -8,7 +8,7 @@ use axum::Router;
 
 use super::state::HttpState;
 use super::{error, fetch, health, openapi, produce, topics};
-use super::queues;
+use super::{queues, stream};
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
@@ -54,6 +54,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/v1/topics/{topic}/queues/{group}/membership",
             axum::routing::delete(queues::leave),
         )
+        .route("/v1/topics/{topic}/stream", get(stream::stream))
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
