@@ -518,3 +518,217 @@ async fn a_slow_sse_reader_does_not_grow_the_broker_memory_and_catches_up_in_ord
         assert_eq!(bytes[..8], n.to_be_bytes());
     }
 }
+
+#[tokio::test]
+async fn a_group_read_commits_only_what_the_client_acknowledges_and_refuses_stale_commits() {
+    let broker = Brokerd::start();
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("orders", 2, &[]).await.unwrap();
+    let records = |from: usize, to: usize| -> Vec<Record> {
+        (from..to)
+            .map(|i| Record::new(format!("o-{i}")).with_partition((i % 2) as u32))
+            .collect()
+    };
+    produce(&native, "orders", records(0, 6)).await;
+
+    let read = |query: &'static str| {
+        let broker = &broker;
+        async move {
+            let (status, body) = get(
+                broker,
+                &format!("/v1/topics/orders/groups/billing/records?{query}"),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let first = read("max_wait_ms=2000").await;
+    assert_eq!(first["records"].as_array().unwrap().len(), 6, "{first}");
+    assert_eq!(
+        first["partitions"],
+        json!([0, 1]),
+        "the only member owns both"
+    );
+    // Not committed: the next read gives the same records again.
+    let again = read("").await;
+    assert_eq!(again["records"], first["records"]);
+    let commit_a = first["commit"].clone();
+    let (status, body) = post(
+        &broker,
+        "/v1/topics/orders/groups/billing/commit",
+        commit_a.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Natively: the commits are the group's, and its lag is 0.
+    let described = native.describe_group("billing").await.unwrap();
+    let committed: Vec<Option<u64>> = described
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .collect();
+    assert_eq!(committed, [Some(3), Some(3)], "{described:?}");
+    assert!(described.partitions.iter().all(|p| p.lag == 0));
+    assert_eq!(described.members[0].client_name, "http");
+
+    // The next read starts after the commit.
+    produce(&native, "orders", records(6, 10)).await;
+    let second = read("max_wait_ms=2000").await;
+    let offsets: Vec<u64> = second["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"]["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [3, 4, 3, 4], "{second}");
+    let (status, body) = post(
+        &broker,
+        "/v1/topics/orders/groups/billing/commit",
+        second["commit"].clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The older commit again would go back: refused, and nothing changes.
+    let (status, body) = post(&broker, "/v1/topics/orders/groups/billing/commit", commit_a).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("stale_generation")),
+        "{body}"
+    );
+    // Past what was handed out: refused.
+    let beyond = json!({"generation": second["commit"]["generation"], "offsets": [{"partition": 0, "offset": 100}]});
+    let (status, body) = post(&broker, "/v1/topics/orders/groups/billing/commit", beyond).await;
+    assert_eq!(status, 409, "{body}");
+    let committed: Vec<Option<u64>> = native
+        .fetch_offsets("billing", "orders")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.offset)
+        .collect();
+    assert_eq!(committed, [Some(5), Some(5)]);
+
+    // Over HTTP: listed and described with the same numbers.
+    let (status, list) = get(&broker, "/v1/groups").await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["group"] == "billing" && g["mode"] == "stream"));
+    let (status, described) = get(&broker, "/v1/groups/billing").await;
+    assert_eq!(status, 200, "{described}");
+    assert_eq!(described["partitions"][0]["committed_offset"], 5);
+    assert_eq!(described["partitions"][0]["lag"], 0);
+    let (status, body) = get(&broker, "/v1/groups/nobody").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_group"))
+    );
+}
+
+/// Receives the next message of `workers` on `jobs` and nacks it until it is
+/// dead-lettered (three attempts); its value.
+async fn dead_letter_next(broker: &Brokerd) -> Value {
+    let mut value = Value::Null;
+    for attempt in 1..=3u64 {
+        let message = receive_one(broker, "jobs", "workers", "").await;
+        assert_eq!(message["attempt"], attempt, "{message}");
+        value = message["record"]["value"].clone();
+        let id = message["delivery_id"].as_str().unwrap();
+        let path = format!("/v1/topics/jobs/queues/workers/messages/{id}/nack");
+        let (status, body) = post(broker, &path, json!({"reason": "nope", "delay_ms": 0})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    value
+}
+
+/// The topic's dead letters over HTTP, once there are `count`.
+async fn letters(broker: &Brokerd, count: u64) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (status, body) = get(broker, "/v1/topics/jobs/dlq").await;
+        assert_eq!(status, 200, "{body}");
+        if body["total"] == count {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_replayed_and_purged_over_http() {
+    let broker = Brokerd::start();
+    let native = Client::connect(broker.addr()).await.unwrap();
+    native.create_topic("jobs", 1, QUEUE_CONFIG).await.unwrap();
+    let (status, body) = get(&broker, "/v1/topics/jobs/dlq").await;
+    assert_eq!(
+        (status, &body["total"], &body["dead_letter_topic"]),
+        (200, &json!(0), &json!("jobs.dlq"))
+    );
+    produce(
+        &native,
+        "jobs",
+        vec![Record::new("retry me").with_header("h", "1")],
+    )
+    .await;
+    assert_eq!(dead_letter_next(&broker).await, "retry me");
+
+    let listed = letters(&broker, 1).await;
+    let letter = &listed["letters"][0];
+    assert_eq!(letter["reason"], "nope");
+    assert_eq!(letter["attempts"], 3);
+    assert_eq!(letter["group"], "workers");
+    assert_eq!(
+        (&letter["original_topic"], &letter["original_offset"]),
+        (&json!("jobs"), &json!(0))
+    );
+    assert_eq!(letter["record"]["value"], "retry me");
+
+    // Replayed: back on its topic without the dlq.* headers, attempts from 1 again,
+    // and gone from the dead-letter topic.
+    let (status, body) = post(&broker, "/v1/topics/jobs/dlq/replay", json!(null)).await;
+    assert_eq!((status, &body["count"]), (200, &json!(1)), "{body}");
+    assert_eq!(letters(&broker, 0).await["letters"], json!([]));
+    let back = receive_one(&broker, "jobs", "workers", "").await;
+    assert_eq!(back["attempt"], 1, "{back}");
+    assert_eq!(back["record"]["offset"], 1);
+    assert_eq!(back["record"]["value"], "retry me");
+    assert_eq!(header(&back["record"], "h"), Some("1"));
+    assert_eq!(header(&back["record"], "dlq.reason"), None);
+    let described = native.describe_topic("jobs.dlq").await.unwrap();
+    assert_eq!(
+        described.partitions[0].start_offset, 1,
+        "deleted natively too"
+    );
+
+    // Dead again (its receive above was attempt 1), then purged.
+    let id = back["delivery_id"].as_str().unwrap();
+    let path = format!("/v1/topics/jobs/queues/workers/messages/{id}/nack");
+    assert_eq!(
+        post(&broker, &path, json!({"reason": "x", "delay_ms": 0}))
+            .await
+            .0,
+        200
+    );
+    for _ in 2..=3 {
+        let message = receive_one(&broker, "jobs", "workers", "").await;
+        let id = message["delivery_id"].as_str().unwrap();
+        let path = format!("/v1/topics/jobs/queues/workers/messages/{id}/nack");
+        assert_eq!(
+            post(&broker, &path, json!({"reason": "x", "delay_ms": 0}))
+                .await
+                .0,
+            200
+        );
+    }
+    letters(&broker, 1).await;
+    let (status, body) = delete(&broker, "/v1/topics/jobs/dlq").await;
+    assert_eq!((status, &body["count"]), (200, &json!(1)), "{body}");
+    assert_eq!(letters(&broker, 0).await["total"], 0);
+    let (status, _) = get(&broker, "/v1/topics/nothing/dlq").await;
+    assert_eq!(status, 404);
+}

@@ -14,7 +14,7 @@
 //! entries whose session has run out, and refuses a new key (`resource_limit`) if
 //! none has. The bookkeeping ([`MemberTable`]) is pure, with the time passed in.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,9 @@ pub struct Held {
     pub generation: u32,
     /// The partitions it was last told it owns (stream mode).
     pub partitions: Vec<u32>,
+    /// Per partition, the offset after the last record a group read handed out
+    /// through this member (stream mode): what a commit may reach at most.
+    pub delivered: BTreeMap<u32, u64>,
     last_used: Instant,
 }
 
@@ -117,17 +120,32 @@ impl MemberTable {
                 });
             }
         }
+        // The same member keeps what it was handed; a new one starts with nothing.
+        let delivered = match self.held.remove(&key) {
+            Some(old) if old.member_id == member_id => old.delivered,
+            _ => BTreeMap::new(),
+        };
         self.held.insert(
             key,
             Held {
                 member_id,
                 generation,
                 partitions,
+                delivered,
                 last_used: now,
             },
         );
         debug_assert!(self.held.len() <= self.max_entries);
         Ok(())
+    }
+
+    /// A group read handed out `partition` up to `next` (exclusive) through
+    /// `member_id`; ignored if `key` is held by another member now.
+    pub fn delivered(&mut self, key: &MemberKey, member_id: &str, partition: u32, next: u64) {
+        if let Some(held) = self.held.get_mut(key).filter(|h| h.member_id == member_id) {
+            let reached = held.delivered.entry(partition).or_insert(next);
+            *reached = (*reached).max(next);
+        }
     }
 
     /// Forgets `key`'s membership if it is still `member_id`.
@@ -262,6 +280,26 @@ impl HttpMembers {
         });
         call(broker, caller, request).await?;
         Ok(true)
+    }
+
+    /// A group read handed out `partition` of `caller`'s stream membership `member_id`
+    /// up to `next`.
+    pub fn delivered(
+        &self,
+        caller: &Caller,
+        topic: &str,
+        group: &str,
+        member_id: &str,
+        partition: u32,
+        next: u64,
+    ) {
+        let key = MemberKey {
+            principal: caller.principal.name.clone(),
+            topic: topic.to_string(),
+            group: group.to_string(),
+            queue: false,
+        };
+        self.lock().delivered(&key, member_id, partition, next);
     }
 
     async fn heartbeat(
@@ -410,5 +448,29 @@ mod tests {
         assert!(table.get(&key("g"), t0).is_some(), "a newer join stands");
         table.forget(&key("g"), "m-2");
         assert!(table.get(&key("g"), t0).is_none());
+    }
+
+    #[test]
+    fn what_a_member_was_handed_stays_with_that_member_only() {
+        let t0 = Instant::now();
+        let mut table = MemberTable::new(2, Duration::from_secs(30));
+        table
+            .put(key("g"), "m-1".into(), 1, vec![0, 1], t0)
+            .unwrap();
+        table.delivered(&key("g"), "m-1", 0, 10);
+        table.delivered(&key("g"), "m-1", 0, 5);
+        table.delivered(&key("g"), "m-other", 1, 99);
+        table.put(key("g"), "m-1".into(), 2, vec![0], t0).unwrap();
+        let held = table.get(&key("g"), t0).unwrap();
+        assert_eq!(
+            held.delivered,
+            BTreeMap::from([(0, 10)]),
+            "the highest, kept by a heartbeat"
+        );
+        table.put(key("g"), "m-2".into(), 3, vec![0], t0).unwrap();
+        assert!(
+            table.get(&key("g"), t0).unwrap().delivered.is_empty(),
+            "a new member starts afresh"
+        );
     }
 }

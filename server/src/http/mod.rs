@@ -30,8 +30,10 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod dlq;
 pub mod error;
 pub mod fetch;
+pub mod groups;
 pub mod health;
 pub mod login_cache;
 pub mod members;

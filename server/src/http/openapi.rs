@@ -8,8 +8,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
+use super::{dlq, groups, queues, stream};
 use super::{error, fetch, health, produce, records, topics};
-use super::{queues, stream};
 
 /// The gateway's API.
 #[derive(OpenApi)]
@@ -36,6 +36,15 @@ use super::{queues, stream};
         queues::extend,
         queues::leave,
         stream::stream,
+        groups::read,
+        groups::commit,
+        groups::list,
+        groups::describe,
+        groups::delete,
+        groups::reset,
+        dlq::list,
+        dlq::replay,
+        dlq::purge,
     ),
     components(schemas(
         error::ErrorBody,
@@ -69,11 +78,31 @@ use super::{queues, stream};
         queues::Left,
         stream::StreamedRecord,
         stream::StreamStart,
+        groups::GroupRecord,
+        groups::Commit,
+        groups::CommitOffset,
+        groups::GroupRead,
+        groups::Committed,
+        groups::GroupSummary,
+        groups::GroupList,
+        groups::GroupMember,
+        groups::QueueCounts,
+        groups::GroupPartition,
+        groups::GroupDescription,
+        groups::GroupDeleted,
+        groups::ResetTo,
+        groups::ResetBody,
+        groups::ResetDone,
+        dlq::DeadLetter,
+        dlq::DeadLetters,
+        dlq::DeadLettersHandled,
     )),
     tags(
         (name = "topics", description = "Topic administration."),
         (name = "records", description = "Producing and fetching records."),
         (name = "health", description = "Liveness and readiness probes."),
+        (name = "dead letters", description = "A topic's dead letters: list, replay, purge."),
+        (name = "groups", description = "Consumer groups: read as a group and commit; list, describe, delete, reset."),
         (name = "queues", description = "Queue consumption: receive with a lease, ack, nack, extend."),
     )
 )]

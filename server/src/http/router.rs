@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::Router;
 
 use super::state::HttpState;
+use super::{dlq, groups, queues, stream};
 use super::{error, fetch, health, openapi, produce, topics};
-use super::{queues, stream};
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
@@ -55,6 +55,28 @@ pub fn router(state: Arc<HttpState>) -> Router {
             axum::routing::delete(queues::leave),
         )
         .route("/v1/topics/{topic}/stream", get(stream::stream))
+        .route(
+            "/v1/topics/{topic}/groups/{group}/records",
+            get(groups::read),
+        )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/commit",
+            axum::routing::post(groups::commit),
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route(
+            "/v1/groups/{group}/reset",
+            axum::routing::post(groups::reset),
+        )
+        .route("/v1/topics/{topic}/dlq", get(dlq::list).delete(dlq::purge))
+        .route(
+            "/v1/topics/{topic}/dlq/replay",
+            axum::routing::post(dlq::replay),
+        )
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
