@@ -154,6 +154,20 @@ mod tests {
             "/v1/topics/{topic}",
             "/v1/topics/{topic}/records",
             "/v1/topics/{topic}/partitions/{partition}/records",
+            "/v1/topics/{topic}/queues/{group}/receive",
+            "/v1/topics/{topic}/queues/{group}/acks",
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}",
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/nack",
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/extend",
+            "/v1/topics/{topic}/queues/{group}/membership",
+            "/v1/topics/{topic}/stream",
+            "/v1/topics/{topic}/groups/{group}/records",
+            "/v1/topics/{topic}/groups/{group}/commit",
+            "/v1/groups",
+            "/v1/groups/{group}",
+            "/v1/groups/{group}/reset",
+            "/v1/topics/{topic}/dlq",
+            "/v1/topics/{topic}/dlq/replay",
         ] {
             assert!(document["paths"].get(path).is_some(), "{path}");
         }
