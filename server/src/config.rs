@@ -689,4 +689,46 @@ mod tests {
             assert!(toml::from_str::<ServerConfig>(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn the_http_gateway_is_checked_like_the_native_listener() {
+        let mut config = ServerConfig::default();
+        assert!(config.http.enabled);
+        assert_eq!(config.http.listen.to_string(), DEFAULT_HTTP_LISTEN);
+        config.validate().unwrap();
+
+        config.http.listen = "0.0.0.0:7172".parse().unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("refusing to listen for HTTP on 0.0.0.0:7172"),
+            "{error}"
+        );
+        config.security.allow_anonymous = true;
+        config.validate().unwrap();
+
+        let mut config = ServerConfig::default();
+        config.http.request_timeout_ms = u64::from(config.limits.max_fetch_wait_ms);
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("http.request_timeout_ms"), "{error}");
+
+        let mut config = ServerConfig::default();
+        config.http.max_body_bytes = 0;
+        assert!(config.validate().is_err());
+        config.http.enabled = false;
+        config
+            .validate()
+            .expect("an HTTP listener that is off is not checked");
+    }
+
+    #[test]
+    fn the_http_section_parses() {
+        let config: ServerConfig = toml::from_str(
+            "[http]\nenabled = false\nlisten = \"127.0.0.1:9\"\nmax_body_bytes = 10\n",
+        )
+        .unwrap();
+        assert!(!config.http.enabled);
+        assert_eq!(config.http.listen.port(), 9);
+        assert_eq!(config.http.max_body_bytes, 10);
+        assert!(toml::from_str::<ServerConfig>("[http]\nlisten_port = 1\n").is_err());
+    }
 }

@@ -19,15 +19,7 @@ pub const MAX_DETAIL_CHARS: usize = 160;
 
 /// `detail` bounded and printable.
 fn bounded(detail: &str) -> String {
-    let mut out: String = detail
-        .chars()
-        .take(MAX_DETAIL_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if detail.chars().nth(MAX_DETAIL_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    super::error::bounded(detail, MAX_DETAIL_CHARS)
 }
 
 /// A JSON body of type `T`.

@@ -21,6 +21,10 @@ use crate::error::{redact_data_paths, BrokerError};
 
 /// Characters of a client-supplied name an error message may repeat.
 pub const MAX_ECHOED_NAME_CHARS: usize = 64;
+/// Characters of a broker error's message an answer carries at most (the broker's
+/// messages may quote a name the client sent; the gateway checks names it can
+/// before, and this bounds the rest).
+pub const MAX_MESSAGE_CHARS: usize = 1024;
 /// What a 401 answers in `WWW-Authenticate`.
 pub const WWW_AUTHENTICATE: &str = "Basic realm=\"brokerd\", charset=\"UTF-8\"";
 
@@ -129,10 +133,11 @@ impl From<BrokerError> for ApiError {
             BrokerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => status_of(code),
         };
+        let message = redact_data_paths(&error.to_string());
         ApiError {
             status,
             code,
-            message: redact_data_paths(&error.to_string()),
+            message: bounded(&message, MAX_MESSAGE_CHARS),
         }
     }
 }
@@ -197,12 +202,17 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 /// `name` as an error message may repeat it: at most [`MAX_ECHOED_NAME_CHARS`]
 /// characters, control characters replaced, `…` when cut.
 pub fn sanitize(name: &str) -> String {
-    let mut out: String = name
+    bounded(name, MAX_ECHOED_NAME_CHARS)
+}
+
+/// `text` cut to `max_chars` characters (`…` when cut), control characters replaced.
+pub fn bounded(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
         .chars()
-        .take(MAX_ECHOED_NAME_CHARS)
+        .take(max_chars)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    if name.chars().nth(MAX_ECHOED_NAME_CHARS).is_some() {
+    if text.chars().nth(max_chars).is_some() {
         out.push('…');
     }
     out

@@ -74,6 +74,7 @@ pub async fn fetch(
     ApiPath(path): ApiPath<PartitionPath>,
     ApiQuery(params): ApiQuery<FetchParams>,
 ) -> Result<Json<Fetched>, ApiError> {
+    super::topics::check_topic_name(&path.topic)?;
     let max_records = params.max_records.unwrap_or(DEFAULT_FETCH_RECORDS);
     if max_records == 0 || max_records > MAX_FETCH_RECORDS {
         return Err(ApiError::invalid(format!(

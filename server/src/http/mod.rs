@@ -57,6 +57,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -118,6 +119,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
@@ -131,6 +133,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
                 continue;
             }
         };
+        while connections.try_join_next().is_some() {}
         let Ok(permit) = connections_allowed.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "refusing an HTTP connection: too many open");
             drop(socket);
@@ -144,18 +147,22 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
             handshake_timeout: Duration::from_millis(broker.config.limits.handshake_timeout_ms),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             connection.serve(socket, remote, tls).await;
             drop(permit);
         });
     }
     drop(tcp);
+    // Connections still in their TLS handshake are not watched yet: they end with
+    // the rest below.
     if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("HTTP connections still busy after {HTTP_SHUTDOWN_GRACE:?}; closing anyway");
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
 }
 
 /// What serving one accepted connection needs.

@@ -101,6 +101,7 @@ pub async fn produce(
     ApiQuery(params): ApiQuery<ProduceParams>,
     JsonBody(body): JsonBody<ProduceBody>,
 ) -> Result<(StatusCode, Json<Produced>), ApiError> {
+    super::topics::check_topic_name(&path.topic)?;
     let broker = &state.broker;
     let limits = &broker.config.http;
     let count = body.records.len();

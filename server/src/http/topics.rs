@@ -18,8 +18,20 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::body::{ApiPath, ApiQuery, JsonBody};
 use super::call::{call, unexpected};
-use super::error::{ApiError, ErrorBody};
+use super::error::{sanitize, ApiError, ErrorBody};
 use super::state::HttpState;
+
+/// Checks a topic name the client sent before it reaches the broker, so that a
+/// refusal quotes it only cut ([`sanitize`]).
+pub fn check_topic_name(name: &str) -> Result<(), ApiError> {
+    crate::topics::validate_topic_name(name).map_err(|_| {
+        ApiError::invalid(format!(
+            "invalid topic name {:?}: use 1 to {} characters from A-Z a-z 0-9 . _ -",
+            sanitize(name),
+            crate::topics::MAX_TOPIC_NAME_BYTES
+        ))
+    })
+}
 
 /// `GET /v1/topics` parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -148,6 +160,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
+    check_topic_name(&body.name)?;
     let request = Request::CreateTopic(CreateTopicRequest {
         name: body.name.clone(),
         partitions: body.partitions,
@@ -221,6 +234,7 @@ pub async fn describe(
     caller: Caller,
     ApiPath(path): ApiPath<TopicPath>,
 ) -> Result<Json<TopicDescription>, ApiError> {
+    check_topic_name(&path.topic)?;
     let request = Request::DescribeTopic(DescribeTopicRequest {
         name: path.topic.clone(),
     });
@@ -271,6 +285,7 @@ pub async fn delete(
     caller: Caller,
     ApiPath(path): ApiPath<TopicPath>,
 ) -> Result<StatusCode, ApiError> {
+    check_topic_name(&path.topic)?;
     let request = Request::DeleteTopic(DeleteTopicRequest { name: path.topic });
     match call(&state.broker, &caller, request).await? {
         Response::DeleteTopic(_) => Ok(StatusCode::NO_CONTENT),
@@ -321,6 +336,7 @@ pub async fn delete_records(
     ApiPath(path): ApiPath<PartitionPath>,
     ApiQuery(params): ApiQuery<DeleteRecordsParams>,
 ) -> Result<Json<RecordsDeleted>, ApiError> {
+    check_topic_name(&path.topic)?;
     let request = Request::DeleteRecords(DeleteRecordsRequest {
         topic: path.topic,
         partition: path.partition,
