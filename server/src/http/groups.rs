@@ -358,6 +358,26 @@ pub async fn commit(
     }))
 }
 
+/// Leaves the caller's membership of the stream group now, instead of letting its
+/// session expire: its partitions go to the other members at once.
+#[utoipa::path(delete, path = "/v1/topics/{topic}/groups/{group}/membership", tag = "groups",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "Left (or held none).", body = super::queues::Left),
+        (status = "4XX", description = "Refused.", body = ErrorBody),
+    ))]
+pub async fn leave(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiPath(path): ApiPath<QueuePath>,
+) -> Result<Json<super::queues::Left>, ApiError> {
+    let left = state
+        .members
+        .leave(&state.broker, &caller, &path.topic, &path.group, false)
+        .await?;
+    Ok(Json(super::queues::Left { left }))
+}
+
 /// One group in a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupSummary {

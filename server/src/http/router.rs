@@ -63,6 +63,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
             "/v1/topics/{topic}/groups/{group}/commit",
             axum::routing::post(groups::commit),
         )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/membership",
+            axum::routing::delete(groups::leave),
+        )
         .route("/v1/groups", get(groups::list))
         .route(
             "/v1/groups/{group}",
