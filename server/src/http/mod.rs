@@ -18,6 +18,14 @@
 //! ([`topics`], [`produce`], [`fetch`], [`health`]); [`openapi`] the OpenAPI 3.1
 //! document generated from all of them.
 //!
+//! Consumers without a connection: [`members`] holds the group members the gateway
+//! keeps for stateless clients (per principal, topic and group; bounded, expiring with
+//! their session); [`queues`] (receive with a lease, ack, nack, extend), [`groups`]
+//! (read as a group, commit what was read; group administration), [`stream`]
+//! (Server-Sent Events, read only as fast as the client takes them) and [`dlq`]
+//! (dead letters) build on it and on the request layer's pull
+//! ([`crate::handlers::queue::receive`]).
+//!
 //! HTTP/1.1 (keep-alive) and HTTP/2 are served on the same port: HTTP/2 by ALPN over
 //! TLS, by prior knowledge (h2c) on plaintext. Memory is bounded by
 //! `http.max_connections`, [`MAX_STREAMS_PER_CONNECTION`], `http.max_body_bytes` and
