@@ -191,7 +191,10 @@ pub async fn stream(
         let event = reader.next().await?;
         Some((Ok(event), reader))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)))
+    let keep_alive = KeepAlive::new()
+        .interval(STREAM_KEEP_ALIVE)
+        .text("keep-alive");
+    Ok(Sse::new(events).keep_alive(keep_alive))
 }
 
 /// A stream's reading state: where every partition is, and the events of the
@@ -228,6 +231,12 @@ impl Reader {
     /// has any, a long poll of them all.
     async fn read(&mut self) -> Result<(), ApiError> {
         let count = self.positions.len();
+        if count == 0 {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "a topic without partitions",
+            ));
+        }
         for i in 0..count {
             let partition = (self.next_partition + i) % count;
             if self.read_partition(partition as u32, 0).await? {
