@@ -89,7 +89,8 @@ async fn records_produced_over_http_read_natively_with_the_same_key_headers_and_
     assert_eq!(record.key.as_deref(), Some(&b"user-7"[..]));
     assert_eq!(
         record.value.as_deref(),
-        Some(&br#"{"items":["a"],"total":42}"#[..])
+        Some(&br#"{"total":42,"items":["a"]}"#[..]),
+        "compact, keys in the order sent"
     );
     assert_eq!(
         record.headers,
@@ -591,4 +592,28 @@ fn without_authentication_brokerd_refuses_a_non_loopback_http_address() {
         "{stderr}"
     );
     assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[tokio::test]
+async fn http_enabled_false_starts_brokerd_without_its_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    // A taken port would stop brokerd if it still bound one: it must not try.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        &config,
+        format!("[http]\nenabled = false\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let broker = Launch::new(brokerd_bin())
+        .args(["--config".into(), config.into_os_string()])
+        .without_http()
+        .start()
+        .unwrap();
+    native(&broker)
+        .await
+        .create_topic("native-only", 1, &[])
+        .await
+        .unwrap();
 }

@@ -378,3 +378,74 @@ async fn basic_on_plaintext_is_refused_without_being_checked() {
         "nothing was created"
     );
 }
+
+/// The leaf certificate `addr` serves in a TLS handshake.
+async fn served_certificate(addr: &str, pki: &Pki) -> rustls::pki_types::CertificateDer<'static> {
+    let connector =
+        tokio_rustls::TlsConnector::from(client_config(&pki.ca_path, None, BOTH_VERSIONS));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    stream.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_https_certificate_with_the_native_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, first) = pki.server("server");
+    let path = dir.path().join("brokerd.toml");
+    std::fs::write(&path, format!("[tls]\ncert = {cert:?}\nkey = {key:?}\n")).unwrap();
+    let broker = Launch::new(brokerd_bin())
+        .args(["--config".into(), path.into_os_string()])
+        .start()
+        .unwrap();
+    assert_eq!(served_certificate(broker.http_addr(), &pki).await, first);
+
+    let (new_cert, new_key, second) = pki.server("renewed");
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    broker.send_hangup().unwrap();
+    let deadline = std::time::Instant::now() + tls_support::DEADLINE;
+    while served_certificate(broker.http_addr(), &pki).await != second {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was never served over HTTPS"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        served_certificate(broker.addr(), &pki).await,
+        second,
+        "one reload, both listeners"
+    );
+    let https = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .use_preconfigured_tls(Arc::unwrap_or_clone(client_config(
+            &pki.ca_path,
+            None,
+            BOTH_VERSIONS,
+        )))
+        .build()
+        .unwrap();
+    let (status, body) = json(
+        https
+            .get(https_url(&broker, "/healthz"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body["status"]), (200, &json!("ok")));
+    // Plaintext HTTP on the HTTPS port is not served.
+    let plain = http_support::http1()
+        .get(format!("http://{}/healthz", broker.http_addr()))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "plaintext served on the HTTPS port"
+    );
+}

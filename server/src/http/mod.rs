@@ -80,6 +80,14 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 /// A client must send a request's headers within this long of starting it (and a new
 /// HTTP/1.1 connection its first request's), or the connection is closed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// An HTTP/2 connection is pinged after this long without traffic, and closed if the
+/// ping is not answered within [`HTTP2_PING_TIMEOUT`] (a vanished peer). A live but
+/// idle HTTP/2 connection stays open (and counts against `http.max_connections`)
+/// until the client closes it; an idle HTTP/1.1 one is closed after
+/// [`HEADER_READ_TIMEOUT`].
+pub const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long an HTTP/2 keep-alive ping may go unanswered.
+pub const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long shutdown lets HTTP connections finish their requests.
 pub const HTTP_SHUTDOWN_GRACE: Duration = crate::SHUTDOWN_GRACE;
 
@@ -124,7 +132,9 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .keep_alive_interval(HTTP2_PING_INTERVAL)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();

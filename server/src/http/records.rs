@@ -5,7 +5,7 @@
 //!
 //! - `value`, for text and JSON. Producing: a JSON string is stored as its UTF-8
 //!   text (no quotes); any other JSON value (object, array, number, boolean) as its
-//!   compact JSON text; `null` (or leaving it out) stores a record without a value.
+//!   compact JSON text, object keys in the order sent; `null` (or leaving it out) stores a record without a value.
 //!   Fetching: a value whose bytes are JSON other than a string (an object, an
 //!   array, a number, a boolean) comes back as that JSON; any other UTF-8 text comes
 //!   back as a string; bytes that are not UTF-8 come back as `null` (see
