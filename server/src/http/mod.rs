@@ -20,6 +20,14 @@
 //! internal topics with [`internal_read`]); [`openapi`] the OpenAPI 3.1 document
 //! generated from all of them.
 //!
+//! Consumers without a connection: [`members`] holds the group members the gateway
+//! keeps for stateless clients (per principal, topic and group; bounded, expiring with
+//! their session); [`queues`] (receive with a lease, ack, nack, extend), [`groups`]
+//! (read as a group, commit what was read; group administration), [`stream`]
+//! (Server-Sent Events, read only as fast as the client takes them) and [`dlq`]
+//! (dead letters) build on it and on the request layer's pull
+//! ([`crate::handlers::queue::receive`]).
+//!
 //! HTTP/1.1 (keep-alive) and HTTP/2 are served on the same port: HTTP/2 by ALPN over
 //! TLS, by prior knowledge (h2c) on plaintext. Memory is bounded by
 //! `http.max_connections`, [`MAX_STREAMS_PER_CONNECTION`], `http.max_body_bytes` and
@@ -32,14 +40,18 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod dlq;
 pub mod error;
 pub mod fetch;
+pub mod groups;
 pub mod health;
 pub mod internal_read;
 pub mod login_cache;
+pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod produce;
+pub mod queues;
 pub mod records;
 pub mod registry_watch;
 pub mod router;
@@ -47,6 +59,7 @@ pub mod routes;
 pub mod services;
 pub mod state;
 pub mod stats;
+pub mod stream;
 pub mod topics;
 pub mod traces;
 

@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
+use super::{dlq, groups, queues, stream};
 use super::{error, fetch, health, produce, records, topics};
 use super::{registry_watch, routes, services, stats, traces};
 
@@ -45,6 +46,23 @@ use super::{registry_watch, routes, services, stats, traces};
         traces::trace,
         stats::server,
         stats::topic,
+        queues::receive,
+        queues::ack_many,
+        queues::ack_one,
+        queues::nack,
+        queues::extend,
+        queues::leave,
+        stream::stream,
+        groups::read,
+        groups::commit,
+        groups::leave,
+        groups::list,
+        groups::describe,
+        groups::delete,
+        groups::reset,
+        dlq::list,
+        dlq::replay,
+        dlq::purge,
     ),
     components(schemas(
         error::ErrorBody,
@@ -90,6 +108,35 @@ use super::{registry_watch, routes, services, stats, traces};
         stats::TopicCounters,
         stats::TopicStats,
         stats::PartitionCounters,
+        queues::QueueMessage,
+        queues::Received,
+        queues::AckBody,
+        queues::Acked,
+        queues::NackBody,
+        queues::Nacked,
+        queues::ExtendBody,
+        queues::Extended,
+        queues::Left,
+        stream::StreamedRecord,
+        stream::StreamStart,
+        groups::GroupRecord,
+        groups::Commit,
+        groups::CommitOffset,
+        groups::GroupRead,
+        groups::Committed,
+        groups::GroupSummary,
+        groups::GroupList,
+        groups::GroupMember,
+        groups::QueueCounts,
+        groups::GroupPartition,
+        groups::GroupDescription,
+        groups::GroupDeleted,
+        groups::ResetTo,
+        groups::ResetBody,
+        groups::ResetDone,
+        dlq::DeadLetter,
+        dlq::DeadLetters,
+        dlq::DeadLettersHandled,
     )),
     tags(
         (name = "topics", description = "Topic administration."),
@@ -99,6 +146,9 @@ use super::{registry_watch, routes, services, stats, traces};
         (name = "routes", description = "Routing rules and publishing by routing key."),
         (name = "traces", description = "Recent traces and one trace as a span tree."),
         (name = "stats", description = "Server and topic statistics."),
+        (name = "dead letters", description = "A topic's dead letters: list, replay, purge."),
+        (name = "groups", description = "Consumer groups: read as a group and commit; list, describe, delete, reset."),
+        (name = "queues", description = "Queue consumption: receive with a lease, ack, nack, extend."),
     )
 )]
 pub struct ApiDoc;
@@ -162,6 +212,21 @@ mod tests {
             "/v1/traces/{trace_id}",
             "/v1/stats",
             "/v1/topics/{topic}/stats",
+            "/v1/topics/{topic}/queues/{group}/receive",
+            "/v1/topics/{topic}/queues/{group}/acks",
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}",
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/nack",
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/extend",
+            "/v1/topics/{topic}/queues/{group}/membership",
+            "/v1/topics/{topic}/stream",
+            "/v1/topics/{topic}/groups/{group}/records",
+            "/v1/topics/{topic}/groups/{group}/commit",
+            "/v1/topics/{topic}/groups/{group}/membership",
+            "/v1/groups",
+            "/v1/groups/{group}",
+            "/v1/groups/{group}/reset",
+            "/v1/topics/{topic}/dlq",
+            "/v1/topics/{topic}/dlq/replay",
         ] {
             assert!(document["paths"].get(path).is_some(), "{path}");
         }

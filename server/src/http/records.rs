@@ -305,7 +305,8 @@ pub fn fetched(
     Ok((out, next))
 }
 
-fn to_json(
+/// One stored record as JSON.
+pub fn to_json(
     record: &protocol::batch::RecordView<'_>,
 ) -> Result<FetchedRecord, protocol::batch::BatchError> {
     let mut headers = Vec::with_capacity(record.header_count() as usize);

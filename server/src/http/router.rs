@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::state::HttpState;
+use super::{dlq, groups, queues, stream};
 use super::{error, fetch, health, metrics, openapi, produce, topics};
 use super::{registry_watch, routes, services, stats, traces};
 
@@ -61,6 +62,57 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/traces/{trace_id}", get(traces::trace))
         .route("/v1/stats", get(stats::server))
         .route("/v1/topics/{topic}/stats", get(stats::topic))
+        .route(
+            "/v1/topics/{topic}/queues/{group}/receive",
+            axum::routing::post(queues::receive),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/acks",
+            axum::routing::post(queues::ack_many),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}",
+            axum::routing::delete(queues::ack_one),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/nack",
+            axum::routing::post(queues::nack),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/messages/{delivery_id}/extend",
+            axum::routing::post(queues::extend),
+        )
+        .route(
+            "/v1/topics/{topic}/queues/{group}/membership",
+            axum::routing::delete(queues::leave),
+        )
+        .route("/v1/topics/{topic}/stream", get(stream::stream))
+        .route(
+            "/v1/topics/{topic}/groups/{group}/records",
+            get(groups::read),
+        )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/commit",
+            axum::routing::post(groups::commit),
+        )
+        .route(
+            "/v1/topics/{topic}/groups/{group}/membership",
+            axum::routing::delete(groups::leave),
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route(
+            "/v1/groups/{group}/reset",
+            axum::routing::post(groups::reset),
+        )
+        .route("/v1/topics/{topic}/dlq", get(dlq::list).delete(dlq::purge))
+        .route(
+            "/v1/topics/{topic}/dlq/replay",
+            axum::routing::post(dlq::replay),
+        )
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::login_cache::LoginCache;
+use super::members::HttpMembers;
 use crate::broker::Broker;
 
 /// The gateway's shared state, one per listener.
@@ -14,6 +15,8 @@ pub struct HttpState {
     pub broker: Arc<Broker>,
     /// Verified HTTP Basic logins.
     pub logins: LoginCache,
+    /// The group memberships held for stateless clients (queues, group reads).
+    pub members: HttpMembers,
 }
 
 impl HttpState {
@@ -24,6 +27,11 @@ impl HttpState {
             http.login_cache_entries,
             Duration::from_millis(http.login_cache_ttl_ms),
         );
-        HttpState { broker, logins }
+        let members = HttpMembers::new(&broker);
+        HttpState {
+            broker,
+            logins,
+            members,
+        }
     }
 }

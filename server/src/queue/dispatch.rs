@@ -63,12 +63,12 @@ impl Round {
 }
 
 /// What a round is handing out, while it runs.
-struct Handout {
+pub(super) struct Handout {
     /// Members with a subscription, in round-robin order.
-    members: Vec<Arc<str>>,
-    now: Now,
-    events: Vec<QueueEvent>,
-    deliveries: Vec<(Slot, Delivery)>,
+    pub(super) members: Vec<Arc<str>>,
+    pub(super) now: Now,
+    pub(super) events: Vec<QueueEvent>,
+    pub(super) deliveries: Vec<(Slot, Delivery)>,
 }
 
 /// The next member in round-robin order after `next` that has credit and room in its
@@ -162,6 +162,7 @@ impl QueueGroup {
         let Inner {
             state,
             sinks,
+            pullers,
             members_left,
             ..
         } = inner;
@@ -172,7 +173,7 @@ impl QueueGroup {
                 sink.paused_until_mono_ms = Some(now.mono_ms.saturating_add(pause_ms));
             }
         }
-        let gone = |member: &str| !sinks.contains_key(member);
+        let gone = |member: &str| !sinks.contains_key(member) && !pullers.contains(member);
         let check_gone: Option<&dyn Fn(&str) -> bool> = if std::mem::take(members_left) {
             Some(&gone)
         } else {
@@ -186,7 +187,7 @@ impl QueueGroup {
     }
 
     /// Due retries, one message per delivery, earliest due first.
-    fn hand_out_retries(&self, inner: &mut Inner, out: &mut Handout) {
+    pub(super) fn hand_out_retries(&self, inner: &mut Inner, out: &mut Handout) {
         let Handout {
             members,
             now,
@@ -237,7 +238,7 @@ impl QueueGroup {
 
     /// New messages, round-robin over partitions, each delivery cut to its member's
     /// credit and to the partition's room for unsettled messages.
-    fn hand_out_new(&self, inner: &mut Inner, out: &mut Handout) {
+    pub(super) fn hand_out_new(&self, inner: &mut Inner, out: &mut Handout) {
         let Handout {
             members,
             now,
@@ -347,7 +348,7 @@ impl QueueGroup {
     /// what is already readable (a backlog the round could not hand out, for want of
     /// credit or room, must not wake it at once; credit, acks and new members wake it
     /// through `wake`).
-    fn idle(&self) -> (Duration, Vec<(Arc<Partition>, u64)>) {
+    pub(super) fn idle(&self) -> (Duration, Vec<(Arc<Partition>, u64)>) {
         let inner = self.lock();
         let now_ms = self.clock.monotonic_ms();
         let idle_ms = IDLE_WAIT.as_millis() as u64;

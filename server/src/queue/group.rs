@@ -1,7 +1,7 @@
 //! One queue group: its delivery state, the members that receive from it, and the
 //! operations members call (ack, nack, extend) and that the dispatcher runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -40,6 +40,10 @@ pub(super) struct Inner {
     pub(super) state: QueueState,
     /// Members with an open subscription, by member id.
     pub(super) sinks: BTreeMap<Arc<str>, Sink>,
+    /// Members that take messages by pulling them ([`QueueGroup::pull`]) instead of a
+    /// subscription: present until they leave or expire, so their leases are not
+    /// taken for a gone member's. Bounded by the group's members.
+    pub(super) pullers: BTreeSet<Arc<str>>,
     /// Where the round-robin over members and over partitions goes on.
     pub(super) next_member: usize,
     pub(super) next_partition: usize,
@@ -92,6 +96,7 @@ impl QueueGroup {
             inner: Mutex::new(Inner {
                 state: QueueState::new(config.policy(), starts),
                 sinks: BTreeMap::new(),
+                pullers: BTreeSet::new(),
                 next_member: 0,
                 next_partition: 0,
                 members_left: false,
@@ -363,6 +368,10 @@ impl QueueGroup {
             .is_some_and(|s| subscription_id.is_none_or(|id| s.subscription_id == id))
         {
             inner.sinks.remove(member);
+            inner.members_left = true;
+        }
+        // A puller leaves only with its membership (no subscription id names it).
+        if subscription_id.is_none() && inner.pullers.remove(member) {
             inner.members_left = true;
         }
         drop(inner);

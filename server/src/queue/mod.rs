@@ -13,6 +13,8 @@
 //! - `group`: one group, and what its members call (ack, nack, extend);
 //! - `dispatch`: the dispatcher task, handing out messages in rounds under credit;
 //! - `dead_letter`: the copy of a message out of attempts to the dead-letter topic;
+//! - `pull`: a member taking messages in the answer to its request (the HTTP
+//!   gateway's receive), by the dispatcher's own hand-out;
 //! - `manager`: [`Queues`], every group and their shared log.
 
 pub mod backoff;
@@ -21,12 +23,14 @@ mod dead_letter;
 mod dispatch;
 mod group;
 mod manager;
+mod pull;
 pub mod state;
 
 pub use config::QueueConfig;
 pub use dead_letter::{dead_letter_record, History, DEAD_LETTER_HEADER_PREFIX};
 pub use group::QueueGroup;
 pub use manager::Queues;
+pub use pull::MAX_DELIVERIES_PER_PULL;
 
 /// Unsettled messages tracked per partition of a queue group, at most.
 pub const MAX_UNACKED_PER_PARTITION: usize = 10_000;

@@ -2,13 +2,15 @@
 //! [`handle`] ([`errors`]: the error codes each can answer with; [`group_admin`]: the
 //! audit lines of group administration; [`handover`]: stream group subscriptions
 //! following a partition from one member to another; [`idempotence`]: idempotent
-//! producers' duplicates and sequences; [`seek`]: reading from a point in time).
+//! producers' duplicates and sequences; [`receive`]: pulling queue messages;
+//! [`seek`]: reading from a point in time).
 
 mod errors;
 mod group_admin;
 mod handover;
 mod idempotence;
 mod metrics;
+mod receive;
 mod seek;
 
 use protocol::ops::ack::{AckRequest, ExtendDeadlineRequest, NackRequest};
