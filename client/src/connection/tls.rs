@@ -50,6 +50,26 @@ pub struct TlsConfig {
 
 /// Environment variable naming [`TlsConfig::ca_file`].
 pub const ENV_TLS_CA: &str = "BROKER_TLS_CA";
+
+/// Encrypted bytes a connection may hold for the socket before a write waits. rustls
+/// holds 64 KiB by default, so a 1 MiB produce went out in sixteen `writev` calls of
+/// four TLS records each; with room for a whole batch it goes out in one or two
+/// (rustls writes up to 64 records a call). Measured: TLS produce of 1 MiB batches
+/// 5-10 % faster on 2 cores (`docs/benchmarks.md`, "TLS and SCRAM").
+pub const TLS_SEND_BUFFER_BYTES: usize = 1 << 20;
+
+/// ring's cipher suites, AES-128-GCM first. rustls lists AES-256-GCM first; both are
+/// safe (AES-128-GCM is TLS 1.3's mandatory suite, and what Go's TLS prefers with AES
+/// hardware), and 10 rounds instead of 14 make bulk encryption cheaper: TLS produce 5 %
+/// faster here. ChaCha20-Poly1305 keeps its place, for brokers that prefer it.
+fn provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    // A stable sort: the other suites keep rustls's order.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    provider
+}
 /// Environment variable naming [`TlsConfig::cert_file`].
 pub const ENV_TLS_CERT: &str = "BROKER_TLS_CERT";
 /// Environment variable naming [`TlsConfig::key_file`].
@@ -123,7 +143,7 @@ impl std::fmt::Debug for Connector {
 impl Connector {
     /// Reads `config`'s files; the server name defaults to `addr`'s host.
     pub(crate) fn new(config: &TlsConfig, addr: &str) -> Result<Connector, ClientError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider());
         let mut roots = RootCertStore::empty();
         for certificate in certificates("ca", &config.ca_file)? {
             roots
@@ -186,10 +206,16 @@ impl Connector {
         tcp: TcpStream,
         addr: &str,
     ) -> Result<TlsStream<TcpStream>, OpenError> {
-        self.connector
+        let mut stream = self
+            .connector
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| self.sort(e, addr))
+            .map_err(|e| self.sort(e, addr))?;
+        stream
+            .get_mut()
+            .1
+            .set_buffer_limit(Some(TLS_SEND_BUFFER_BYTES));
+        Ok(stream)
     }
 
     /// Sorts an I/O error of a TLS connection (during the TLS handshake, or when the
@@ -327,6 +353,19 @@ fn describe(error: pem::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn aes_128_gcm_is_offered_first_and_every_ring_suite_still_offered() {
+        let ours: Vec<_> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+        let ring: Vec<_> = rustls::crypto::ring::default_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(ours[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+        assert_eq!(ours.len(), ring.len());
+        assert!(ring.iter().all(|s| ours.contains(s)));
+    }
+
     use super::*;
 
     #[test]
