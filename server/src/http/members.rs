@@ -47,6 +47,18 @@ pub struct MemberKey {
     pub queue: bool,
 }
 
+impl MemberKey {
+    /// The membership `caller` holds, or would hold, in `group` of `topic`.
+    pub fn of(caller: &Caller, topic: &str, group: &str, queue: bool) -> MemberKey {
+        MemberKey {
+            principal: caller.principal.name.clone(),
+            topic: topic.to_string(),
+            group: group.to_string(),
+            queue,
+        }
+    }
+}
+
 /// A membership the gateway holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
@@ -207,12 +219,7 @@ impl HttpMembers {
         group: &str,
         queue: bool,
     ) -> Result<Held, ApiError> {
-        let key = MemberKey {
-            principal: caller.principal.name.clone(),
-            topic: topic.to_string(),
-            group: group.to_string(),
-            queue,
-        };
+        let key = MemberKey::of(caller, topic, group, queue);
         let known = self.lock().get(&key, Instant::now());
         if let Some(held) = known {
             match self.heartbeat(broker, caller, &key, &held).await {
@@ -239,12 +246,7 @@ impl HttpMembers {
         group: &str,
         queue: bool,
     ) {
-        let key = MemberKey {
-            principal: caller.principal.name.clone(),
-            topic: topic.to_string(),
-            group: group.to_string(),
-            queue,
-        };
+        let key = MemberKey::of(caller, topic, group, queue);
         let known = self.lock().get(&key, Instant::now());
         if let Some(held) = known {
             if self.heartbeat(broker, caller, &key, &held).await.is_err() {
@@ -263,12 +265,7 @@ impl HttpMembers {
         group: &str,
         queue: bool,
     ) -> Result<bool, ApiError> {
-        let key = MemberKey {
-            principal: caller.principal.name.clone(),
-            topic: topic.to_string(),
-            group: group.to_string(),
-            queue,
-        };
+        let key = MemberKey::of(caller, topic, group, queue);
         let known = self.lock().get(&key, Instant::now());
         let Some(held) = known else {
             return Ok(false);
@@ -293,12 +290,7 @@ impl HttpMembers {
         partition: u32,
         next: u64,
     ) {
-        let key = MemberKey {
-            principal: caller.principal.name.clone(),
-            topic: topic.to_string(),
-            group: group.to_string(),
-            queue: false,
-        };
+        let key = MemberKey::of(caller, topic, group, false);
         self.lock().delivered(&key, member_id, partition, next);
     }
 

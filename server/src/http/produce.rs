@@ -26,6 +26,7 @@ use super::error::{ApiError, ErrorBody, ErrorDetail};
 use super::records::{self, ProduceRecord, RecordBytes};
 use super::state::HttpState;
 use super::topics::TopicPath;
+use crate::config::HttpConfig;
 
 /// How long a produce waits for its acknowledgement unless told (`timeout_ms`).
 pub const DEFAULT_PRODUCE_TIMEOUT_MS: u32 = 30_000;
@@ -106,35 +107,9 @@ pub async fn produce(
     let broker = &state.broker;
     let limits = &broker.config.http;
     let count = body.records.len();
-    if count == 0 {
-        return Err(ApiError::invalid(
-            "records is empty: send at least one record",
-        ));
-    }
-    if count > limits.max_records_per_produce {
-        return Err(ApiError::with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ResourceLimit,
-            format!(
-                "{count} records; one request may carry at most http.max_records_per_produce ({})",
-                limits.max_records_per_produce
-            ),
-        ));
-    }
-    let timeout_ms = params.timeout_ms.unwrap_or(DEFAULT_PRODUCE_TIMEOUT_MS);
-    if u64::from(timeout_ms) >= limits.request_timeout_ms {
-        return Err(ApiError::invalid(format!(
-            "timeout_ms must be less than http.request_timeout_ms ({})",
-            limits.request_timeout_ms
-        )));
-    }
-    let decoded = body
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| records::decode(i, r))
-        .collect::<Result<Vec<RecordBytes>, _>>()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    check_count(limits, count)?;
+    let timeout_ms = timeout_ms(limits, &params)?;
+    let decoded = decode_all(&body.records)?;
     let request = |partition: PartitionSelector, batch: Bytes| ProduceRequest {
         topic: path.topic.clone(),
         partition,
@@ -239,4 +214,48 @@ fn answer(
             offsets: offsets.into_iter().flatten().collect(),
         }),
     ))
+}
+
+/// Refuses an empty request, and one over `http.max_records_per_produce` (413).
+pub fn check_count(limits: &HttpConfig, count: usize) -> Result<(), ApiError> {
+    if count == 0 {
+        return Err(ApiError::invalid(
+            "records is empty: send at least one record",
+        ));
+    }
+    if count > limits.max_records_per_produce {
+        return Err(ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ResourceLimit,
+            format!(
+                "{count} records; one request may carry at most http.max_records_per_produce ({})",
+                limits.max_records_per_produce
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The durability wait a produce may ask for: below `http.request_timeout_ms`, so the
+/// answer comes before the request's own timeout.
+pub fn timeout_ms(limits: &HttpConfig, params: &ProduceParams) -> Result<u32, ApiError> {
+    let timeout_ms = params.timeout_ms.unwrap_or(DEFAULT_PRODUCE_TIMEOUT_MS);
+    if u64::from(timeout_ms) >= limits.request_timeout_ms {
+        return Err(ApiError::invalid(format!(
+            "timeout_ms must be less than http.request_timeout_ms ({})",
+            limits.request_timeout_ms
+        )));
+    }
+    Ok(timeout_ms)
+}
+
+/// Every record's key, value and headers as bytes; the first bad one (bad base64,
+/// both `value` and `value_base64`) refuses the request.
+pub fn decode_all(records: &[ProduceRecord]) -> Result<Vec<RecordBytes>, ApiError> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| records::decode(i, r))
+        .collect::<Result<Vec<RecordBytes>, _>>()
+        .map_err(|e| ApiError::invalid(e.to_string()))
 }

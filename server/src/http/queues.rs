@@ -302,13 +302,32 @@ pub async fn ack_many(
         });
         call(&state.broker, &caller, request).await?;
     }
-    state
-        .members
-        .touch(&state.broker, &caller, &path.topic, &path.group, true)
-        .await;
+    touch(&state, &caller, &path.topic, &path.group).await;
     Ok(Json(Acked {
         acked: body.delivery_ids.len(),
     }))
+}
+
+/// Settles through the request layer (an Ack, Nack or ExtendDeadline), then counts
+/// it as the caller's member being alive.
+async fn settle(
+    state: &Arc<HttpState>,
+    caller: &Caller,
+    topic: &str,
+    group: &str,
+    request: Request,
+) -> Result<(), ApiError> {
+    call(&state.broker, caller, request).await?;
+    touch(state, caller, topic, group).await;
+    Ok(())
+}
+
+/// Heartbeats the queue member the gateway holds for `caller`, if it holds one.
+async fn touch(state: &Arc<HttpState>, caller: &Caller, topic: &str, group: &str) {
+    state
+        .members
+        .touch(&state.broker, caller, topic, group, true)
+        .await;
 }
 
 /// Acks one message (SQS's DeleteMessage).
@@ -333,11 +352,7 @@ pub async fn ack_one(
         partition: id.partition,
         offsets: vec![id.offset],
     });
-    call(&state.broker, &caller, request).await?;
-    state
-        .members
-        .touch(&state.broker, &caller, &path.topic, &path.group, true)
-        .await;
+    settle(&state, &caller, &path.topic, &path.group, request).await?;
     Ok(Json(Acked { acked: 1 }))
 }
 
@@ -387,11 +402,7 @@ pub async fn nack(
         reason: body.reason,
         redelivery_delay_ms: body.delay_ms,
     });
-    call(&state.broker, &caller, request).await?;
-    state
-        .members
-        .touch(&state.broker, &caller, &path.topic, &path.group, true)
-        .await;
+    settle(&state, &caller, &path.topic, &path.group, request).await?;
     Ok(Json(Nacked { nacked: true }))
 }
 
@@ -435,11 +446,7 @@ pub async fn extend(
         offset: id.offset,
         extend_ms: body.lease_ms,
     });
-    call(&state.broker, &caller, request).await?;
-    state
-        .members
-        .touch(&state.broker, &caller, &path.topic, &path.group, true)
-        .await;
+    settle(&state, &caller, &path.topic, &path.group, request).await?;
     Ok(Json(Extended {
         lease_ms: body.lease_ms,
     }))

@@ -13,7 +13,7 @@ use axum::Json;
 use protocol::ops::produce::AckLevel;
 use protocol::ops::routes::{AddRouteRequest, DeleteRouteRequest, PublishRequest};
 use protocol::ops::Empty;
-use protocol::{ErrorCode, Request, Response};
+use protocol::{Request, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,7 +21,8 @@ use super::auth::Caller;
 use super::body::{ApiPath, ApiQuery, JsonBody};
 use super::call::{call, unexpected};
 use super::error::{ApiError, ErrorBody};
-use super::produce::{Ack, ProduceParams, DEFAULT_PRODUCE_TIMEOUT_MS};
+use super::produce;
+use super::produce::{Ack, ProduceParams};
 use super::records::{self, ProduceRecord, RecordBytes};
 use super::services::Tag;
 use super::state::HttpState;
@@ -222,41 +223,14 @@ pub async fn publish(
 ) -> Result<Json<Published>, ApiError> {
     let broker = &state.broker;
     let limits = &broker.config.http;
-    let count = body.records.len();
-    if count == 0 {
-        return Err(ApiError::invalid(
-            "records is empty: send at least one record",
-        ));
-    }
-    if count > limits.max_records_per_produce {
-        return Err(ApiError::with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ResourceLimit,
-            format!(
-                "{count} records; one request may carry at most http.max_records_per_produce ({})",
-                limits.max_records_per_produce
-            ),
-        ));
-    }
+    produce::check_count(limits, body.records.len())?;
     if let Some(index) = body.records.iter().position(|r| r.partition.is_some()) {
         return Err(ApiError::invalid(format!(
             "record {index}: a published record has no partition (each destination's is chosen round-robin)"
         )));
     }
-    let timeout_ms = params.timeout_ms.unwrap_or(DEFAULT_PRODUCE_TIMEOUT_MS);
-    if u64::from(timeout_ms) >= limits.request_timeout_ms {
-        return Err(ApiError::invalid(format!(
-            "timeout_ms must be less than http.request_timeout_ms ({})",
-            limits.request_timeout_ms
-        )));
-    }
-    let decoded = body
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| records::decode(i, r))
-        .collect::<Result<Vec<RecordBytes>, _>>()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let timeout_ms = produce::timeout_ms(limits, &params)?;
+    let decoded = produce::decode_all(&body.records)?;
     let members: Vec<(usize, &RecordBytes)> = decoded.iter().enumerate().collect();
     let batch = records::build_batch(&members, broker.clock.wall_ms())
         .map_err(|e| ApiError::invalid(e.to_string()))?;
