@@ -101,6 +101,10 @@ fn read_password() -> anyhow::Result<String> {
 async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let (broker, listener) = server::bind(config).await?;
     let address = listener.local_addr()?;
+    // Handlers first, then the announcement: a supervisor (or a test) that reads the
+    // address and at once sends SIGTERM must get a graceful shutdown, not the default
+    // action that kills the process.
+    let stops = Stops::install(listener.tls().is_some())?;
     {
         // The first line on stdout, for scripts and tests that start brokerd on port 0;
         // the second, when the gateway is on, names its address. One write, so a
@@ -117,29 +121,45 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let tls = listener.tls();
     let signal = Arc::new(ShutdownSignal::new());
     let serving = tokio::spawn(server::serve(broker, listener, signal.clone()));
-    wait_for_stop(tls).await?;
+    stops.wait(tls).await;
     tracing::info!("signal received; shutting down gracefully");
     signal.trigger();
     serving.await?;
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM; meanwhile, with TLS, reloads the certificate and key
-/// on every SIGHUP. Without TLS, SIGHUP keeps its default action (it ends brokerd),
-/// as before TLS existed: there is nothing to reload.
-async fn wait_for_stop(tls: Option<Arc<Tls>>) -> anyhow::Result<()> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = match &tls {
-        Some(_) => Some(signal(SignalKind::hangup())?),
-        None => None,
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-            Some(()) = next_hangup(&mut hangup) => {
-                if let Some(tls) = &tls {
-                    reload(tls.clone()).await;
+/// The signals brokerd answers: SIGINT and SIGTERM stop it; with TLS, SIGHUP reloads
+/// the certificate and key. Without TLS, SIGHUP keeps its default action (it ends
+/// brokerd), as before TLS existed: there is nothing to reload.
+struct Stops {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Option<Signal>,
+}
+
+impl Stops {
+    /// Installs the handlers (from now on these signals no longer kill the process).
+    fn install(reloads: bool) -> anyhow::Result<Stops> {
+        Ok(Stops {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: match reloads {
+                true => Some(signal(SignalKind::hangup())?),
+                false => None,
+            },
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM, reloading `tls` on every SIGHUP meanwhile.
+    async fn wait(mut self, tls: Option<Arc<Tls>>) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                Some(()) = next_hangup(&mut self.hangup) => {
+                    if let Some(tls) = &tls {
+                        reload(tls.clone()).await;
+                    }
                 }
             }
         }

@@ -119,3 +119,17 @@ fn logs_that_go_to_a_file_carry_no_colour_codes() {
         "escape codes in the log file: {text:?}"
     );
 }
+
+#[test]
+fn a_sigterm_right_after_the_announcement_is_a_graceful_shutdown() {
+    // The signal handlers are installed before `listening on` is printed: a
+    // supervisor that stops brokerd as soon as it announced itself gets exit 0 and
+    // clean logs, not the default action of SIGTERM.
+    for _ in 0..5 {
+        let mut broker = integration_tests::Brokerd::start();
+        assert!(
+            broker.stop(),
+            "brokerd was killed by a SIGTERM sent right after it announced its address"
+        );
+    }
+}
