@@ -251,7 +251,7 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<Shutdown
                 continue;
             }
         };
-        broker.stats.count_accepted();
+        broker.stats.count_accepted(stats::ListenerKind::Native);
         while connections.try_join_next().is_some() {}
         match connections_allowed.clone().try_acquire_owned() {
             Ok(permit) => {

@@ -46,12 +46,36 @@ pub struct ClosedCounts {
     pub authentication_failed: AtomicU64,
 }
 
+/// A listener whose connections are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// The native protocol's.
+    Native = 0,
+    /// The HTTP gateway's.
+    Http = 1,
+}
+
+impl ListenerKind {
+    /// Every listener, in index order.
+    pub const ALL: [ListenerKind; 2] = [ListenerKind::Native, ListenerKind::Http];
+
+    /// Its label value in the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ListenerKind::Native => "native",
+            ListenerKind::Http => "http",
+        }
+    }
+}
+
 /// Server-wide statistics.
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
-    connections: AtomicU64,
-    accepted: AtomicU64,
+    /// Open connections, by [`ListenerKind`].
+    connections: [AtomicU64; 2],
+    /// Connections accepted since start, by [`ListenerKind`].
+    accepted: [AtomicU64; 2],
     /// Connections closed or refused by the broker.
     pub closed: ClosedCounts,
     /// (topic, partition) -> (messages/s, bytes/s) over the last interval.
@@ -62,8 +86,8 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             started: Instant::now(),
-            connections: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
+            connections: Default::default(),
+            accepted: Default::default(),
             closed: ClosedCounts::default(),
             rates: Mutex::new(HashMap::new()),
         }
@@ -91,19 +115,24 @@ impl Stats {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Open connections.
+    /// Open connections of the native protocol (what ServerStats reports).
     pub fn connections(&self) -> u32 {
-        self.connections.load(Ordering::Relaxed) as u32
+        self.open(ListenerKind::Native) as u32
     }
 
-    /// Counts a connection the listener accepted (served or refused).
-    pub fn count_accepted(&self) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
+    /// Open connections of `listener`.
+    pub fn open(&self, listener: ListenerKind) -> u64 {
+        self.connections[listener as usize].load(Ordering::Relaxed)
     }
 
-    /// Connections the listener accepted since start.
-    pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
+    /// Counts a connection `listener` accepted (served or refused).
+    pub fn count_accepted(&self, listener: ListenerKind) {
+        self.accepted[listener as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections `listener` accepted since start.
+    pub fn accepted(&self, listener: ListenerKind) -> u64 {
+        self.accepted[listener as usize].load(Ordering::Relaxed)
     }
 
     /// Counts a connection the broker closed or refused.
@@ -118,10 +147,10 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a connection until the guard drops.
-    pub fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(self.clone())
+    /// Counts a connection of `listener` as open until the guard drops.
+    pub fn connection_opened(self: &Arc<Self>, listener: ListenerKind) -> ConnectionGuard {
+        self.connections[listener as usize].fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone(), listener)
     }
 
     /// Counters of one partition.
@@ -142,11 +171,11 @@ impl Stats {
 
 /// Decrements the connection count when dropped.
 #[derive(Debug)]
-pub struct ConnectionGuard(Arc<Stats>);
+pub struct ConnectionGuard(Arc<Stats>, ListenerKind);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.connections[self.1 as usize].fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -97,6 +97,14 @@ async fn metrics_over_http_count_the_traffic_and_match_describe_group() {
             r#"brokerd_connections_accepted_total{listener="native"}"#
         ) >= 1.0
     );
+    // The scrape itself came over an HTTP connection.
+    assert!(value(&text, r#"brokerd_connections_open{listener="http"}"#) >= 1.0);
+    assert!(
+        value(
+            &text,
+            r#"brokerd_connections_accepted_total{listener="http"}"#
+        ) >= 1.0
+    );
 
     // An error is counted by operation and code; a deleted topic leaves the output.
     assert!(client.describe_group("nobody").await.is_err());

@@ -164,7 +164,9 @@ impl<R: tokio::io::AsyncRead + Unpin + Send + 'static> Connection<R> {
             context: None,
             awaiting_login: None,
             login: Login::Idle,
-            _counted: broker.stats.connection_opened(),
+            _counted: broker
+                .stats
+                .connection_opened(crate::stats::ListenerKind::Native),
             broker,
             shutdown,
         }

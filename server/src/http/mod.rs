@@ -74,6 +74,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+use crate::stats::ListenerKind;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -160,6 +162,7 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
                 continue;
             }
         };
+        broker.stats.count_accepted(ListenerKind::Http);
         while connections.try_join_next().is_some() {}
         let Ok(permit) = connections_allowed.clone().try_acquire_owned() else {
             tracing::warn!(%remote, "refusing an HTTP connection: too many open");
@@ -175,8 +178,10 @@ pub async fn serve(listener: HttpListener, broker: Arc<Broker>, mut shutdown: Sh
             shutdown: shutdown.clone(),
         };
         let tls = tls.clone();
+        let counted = broker.stats.connection_opened(ListenerKind::Http);
         connections.spawn(async move {
             connection.serve(socket, remote, tls).await;
+            drop(counted);
             drop(permit);
         });
     }

@@ -9,7 +9,7 @@ use prometheus_client::metrics::MetricType;
 use super::{counters, gauges};
 use crate::metrics::histogram::AtomicHistogram;
 use crate::metrics::{Metrics, ACK_NAMES};
-use crate::stats::Stats;
+use crate::stats::{ListenerKind, Stats};
 use crate::traces::Traces;
 
 pub(super) fn encode(
@@ -21,14 +21,14 @@ pub(super) fn encode(
     gauges(
         encoder,
         "brokerd_connections_open",
-        "Native connections open now.",
-        [([("listener", "native")], u64::from(stats.connections()))],
+        "Connections open now, by listener.",
+        ListenerKind::ALL.map(|l| ([("listener", l.label())], stats.open(l))),
     )?;
     counters(
         encoder,
         "brokerd_connections_accepted",
-        "Connections accepted by the native listener since the broker started (including those then refused at the connection limit).",
-        [([("listener", "native")], stats.accepted())],
+        "Connections accepted since the broker started, by listener (including those then refused at the connection limit).",
+        ListenerKind::ALL.map(|l| ([("listener", l.label())], stats.accepted(l))),
     )?;
     counters(
         encoder,
