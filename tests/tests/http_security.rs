@@ -449,3 +449,65 @@ async fn sighup_reloads_the_https_certificate_with_the_native_one() {
         "plaintext served on the HTTPS port"
     );
 }
+
+#[tokio::test]
+async fn without_read_a_principal_can_neither_receive_nor_read_as_a_group_and_no_group_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkix = Pkix::new(dir.path());
+    let broker = secured(dir.path(), &pkix.tls_lines);
+    let admin = pkix.admin(&broker).await;
+    admin.create_topic("jobs", 1, &[]).await.unwrap();
+    admin.create_user("outsider", "outsider-pw").await.unwrap();
+    let https = pkix.https(None);
+    let (status, body) = json(
+        https
+            .post(https_url(&broker, "/v1/topics/jobs/records"))
+            .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+            .json(&json!({"records": [{"value": "job-1"}]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = json(
+        https
+            .post(https_url(&broker, "/v1/topics/jobs/queues/workers/receive"))
+            .basic_auth("outsider", Some("outsider-pw"))
+            .json(&json!({"max_messages": 10}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "not_authorized"), "{body}");
+    let (status, body) = json(
+        https
+            .get(https_url(&broker, "/v1/topics/jobs/groups/readers/records"))
+            .basic_auth("outsider", Some("outsider-pw"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "not_authorized"), "{body}");
+    // Refused requests changed nothing: neither group exists, and the message is still
+    // there for a member that may read it.
+    for group in ["workers", "readers"] {
+        let described = admin.describe_group(group).await;
+        assert!(described.is_err(), "{group} was created: {described:?}");
+    }
+    let (status, body) = json(
+        https
+            .post(https_url(&broker, "/v1/topics/jobs/queues/workers/receive"))
+            .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+            .json(&json!({"max_messages": 10, "max_wait_ms": 2000}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"][0]["record"]["value"], "job-1", "{body}");
+}
