@@ -317,4 +317,22 @@ async fn with_the_collector_down_the_broker_serves_and_counts_the_loss() {
         assert!(Instant::now() < until, "no export warning in {text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // ...and in the metrics.
+    let metrics = format!("http://{}/metrics", broker.http_addr());
+    loop {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        let failed = text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"brokerd_otlp_spans_total{outcome="failed"} "#))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        if failed.is_some_and(|n| n > 0) {
+            assert!(
+                text.contains(r#"brokerd_otlp_spans_total{outcome="exported"} 0"#),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < until, "no failed export counted:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -60,6 +60,18 @@ pub(super) fn encode(
         "Trace spans dropped because the span writer's queue was full.",
         [([("topic", "__traces")], traces.dropped())],
     )?;
+    if let Some(export) = traces.export_stats() {
+        counters(
+            encoder,
+            "brokerd_otlp_spans",
+            "Trace spans handed to the OTLP export, by outcome: exported (accepted by the collector), dropped (the export queue was full), failed (lost to failed or rejected requests).",
+            [
+                ([("outcome", "exported")], export.exported),
+                ([("outcome", "dropped")], export.dropped),
+                ([("outcome", "failed")], export.failed),
+            ],
+        )?;
+    }
     encode_histograms(encoder, metrics)
 }
 
