@@ -73,6 +73,8 @@ pub struct HttpConfig {
     pub login_cache_entries: usize,
     /// How long a remembered login is trusted before its password is checked again.
     pub login_cache_ttl_ms: u64,
+    /// Whether the web console is served at `/` (`false`: only the API).
+    pub console: bool,
 }
 
 impl Default for HttpConfig {
@@ -88,6 +90,7 @@ impl Default for HttpConfig {
             max_records_per_produce: 10_000,
             login_cache_entries: 1024,
             login_cache_ttl_ms: 300_000,
+            console: true,
         }
     }
 }

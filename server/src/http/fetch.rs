@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use protocol::ops::fetch::FetchRequest;
+use protocol::ops::fetch::{FetchRequest, ListOffsetsRequest, PartitionTime};
 use protocol::{ErrorCode, Request, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -104,5 +104,67 @@ pub async fn fetch(
         next_offset: next.unwrap_or(params.offset).max(params.offset),
         high_watermark: fetched.high_watermark,
         log_start_offset: fetched.log_start_offset,
+    }))
+}
+
+/// Offset-for-time parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OffsetForTimeParams {
+    /// Milliseconds since the epoch, compared with the records' own timestamps.
+    pub timestamp_ms: i64,
+}
+
+/// Where a time falls in a partition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OffsetForTime {
+    /// The partition.
+    pub partition: u32,
+    /// The first offset whose record's timestamp is at or after the time, or the
+    /// partition's end if every record is older: where to fetch from to read what
+    /// was written from that time on.
+    pub offset: u64,
+}
+
+/// Finds the first offset at or after a time, through the partition's time index.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/offset", tag = "records",
+    params(PartitionPath, OffsetForTimeParams),
+    responses(
+        (status = 200, description = "The offset.", body = OffsetForTime),
+        (status = 404, description = "No such topic or partition.", body = ErrorBody),
+        (status = "4XX", description = "Refused (needs Read on the topic).", body = ErrorBody),
+    ))]
+pub async fn offset_for_time(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    ApiPath(path): ApiPath<PartitionPath>,
+    ApiQuery(params): ApiQuery<OffsetForTimeParams>,
+) -> Result<Json<OffsetForTime>, ApiError> {
+    super::topics::check_topic_name(&path.topic)?;
+    let request = Request::ListOffsets(ListOffsetsRequest {
+        topic: path.topic,
+        partitions: vec![PartitionTime {
+            partition: path.partition,
+            timestamp_ms: params.timestamp_ms,
+        }],
+    });
+    let listed = match call(&state.broker, &caller, request).await? {
+        Response::ListOffsets(listed) => listed,
+        other => return Err(unexpected(&other)),
+    };
+    let found = listed
+        .offsets
+        .into_iter()
+        .find(|o| o.partition == path.partition)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "the offset lookup did not answer for the partition asked",
+            )
+        })?;
+    Ok(Json(OffsetForTime {
+        partition: found.partition,
+        offset: found.offset,
     }))
 }

@@ -488,6 +488,9 @@ pub struct GroupDescription {
     pub members: Vec<GroupMember>,
     /// Its progress, per partition of the topic.
     pub partitions: Vec<GroupPartition>,
+    /// A queue group's messages delivered again (after a nack or an expired lease)
+    /// since the broker started; absent for a stream group.
+    pub redeliveries: Option<u64>,
 }
 
 /// Describes a group: members, committed offsets, lag, queue counts.
@@ -507,7 +510,11 @@ pub async fn describe(
         Response::DescribeGroup(described) => described,
         other => return Err(unexpected(&other)),
     };
+    let redeliveries = (d.mode == GroupMode::Queue)
+        .then(|| state.broker.queues.get(&d.group).map(|q| q.redeliveries()))
+        .flatten();
     Ok(Json(GroupDescription {
+        redeliveries,
         group: d.group,
         topic: d.topic,
         mode: mode(d.mode),

@@ -40,6 +40,7 @@
 pub mod auth;
 pub mod body;
 pub mod call;
+pub mod console;
 pub mod dlq;
 pub mod error;
 pub mod fetch;
@@ -62,6 +63,7 @@ pub mod stats;
 pub mod stream;
 pub mod topics;
 pub mod traces;
+pub mod whoami;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use utoipa::OpenApi;
 
 use super::{dlq, groups, queues, stream};
 use super::{error, fetch, health, produce, records, topics};
-use super::{registry_watch, routes, services, stats, traces};
+use super::{registry_watch, routes, services, stats, traces, whoami};
 
 /// The gateway's API.
 #[derive(OpenApi)]
@@ -30,6 +30,7 @@ use super::{registry_watch, routes, services, stats, traces};
         topics::delete_records,
         produce::produce,
         fetch::fetch,
+        fetch::offset_for_time,
         services::list,
         services::discover,
         services::instance,
@@ -42,6 +43,7 @@ use super::{registry_watch, routes, services, stats, traces};
         routes::add,
         routes::delete,
         routes::publish,
+        routes::probe,
         traces::list,
         traces::trace,
         stats::server,
@@ -63,6 +65,7 @@ use super::{registry_watch, routes, services, stats, traces};
         dlq::list,
         dlq::replay,
         dlq::purge,
+        whoami::whoami,
     ),
     components(schemas(
         error::ErrorBody,
@@ -85,6 +88,7 @@ use super::{registry_watch, routes, services, stats, traces};
         records::FetchedRecord,
         records::FetchedHeader,
         fetch::Fetched,
+        fetch::OffsetForTime,
         services::Tag,
         services::ServiceList,
         services::ServiceSummary,
@@ -99,6 +103,8 @@ use super::{registry_watch, routes, services, stats, traces};
         routes::PublishBody,
         routes::Published,
         routes::RoutedTo,
+        routes::RouteProbe,
+        routes::RouteMatches,
         traces::TraceList,
         traces::TraceSummary,
         traces::TraceTree,
@@ -106,6 +112,7 @@ use super::{registry_watch, routes, services, stats, traces};
         stats::Counters,
         stats::ServerStats,
         stats::TopicCounters,
+        stats::Delivered,
         stats::TopicStats,
         stats::PartitionCounters,
         queues::QueueMessage,
@@ -137,6 +144,7 @@ use super::{registry_watch, routes, services, stats, traces};
         dlq::DeadLetter,
         dlq::DeadLetters,
         dlq::DeadLettersHandled,
+        whoami::WhoAmI,
     )),
     tags(
         (name = "topics", description = "Topic administration."),
@@ -149,6 +157,7 @@ use super::{registry_watch, routes, services, stats, traces};
         (name = "dead letters", description = "A topic's dead letters: list, replay, purge."),
         (name = "groups", description = "Consumer groups: read as a group and commit; list, describe, delete, reset."),
         (name = "queues", description = "Queue consumption: receive with a lease, ack, nack, extend."),
+        (name = "security", description = "Who the caller is."),
     )
 )]
 pub struct ApiDoc;

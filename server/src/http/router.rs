@@ -7,14 +7,21 @@ use axum::routing::get;
 use axum::Router;
 
 use super::state::HttpState;
+use super::{console, registry_watch, routes, services, stats, traces, whoami};
 use super::{dlq, groups, queues, stream};
 use super::{error, fetch, health, metrics, openapi, produce, topics};
-use super::{registry_watch, routes, services, stats, traces};
 
 /// Every route of the gateway, with its state. Unknown paths and methods get a JSON
 /// 404 / 405 ([`error::unknown_route`]).
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
+    let router = if state.broker.config.http.console {
+        Router::new()
+            .route("/", get(console::index))
+            .route("/console/{*asset}", get(console::asset))
+    } else {
+        Router::new()
+    };
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -31,6 +38,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(fetch::fetch).delete(topics::delete_records),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/offset",
+            get(fetch::offset_for_time),
         )
         .route("/v1/services", get(services::list))
         .route("/v1/services/{service}", get(services::discover))
@@ -50,6 +61,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/v1/registry/watch", get(registry_watch::watch_all))
         .route("/v1/routes", get(routes::list).post(routes::add))
+        .route("/v1/routes/match", axum::routing::post(routes::probe))
         .route(
             "/v1/routes/{route_id}",
             axum::routing::delete(routes::delete),
@@ -61,6 +73,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/v1/traces", get(traces::list))
         .route("/v1/traces/{trace_id}", get(traces::trace))
         .route("/v1/stats", get(stats::server))
+        .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/topics/{topic}/stats", get(stats::topic))
         .route(
             "/v1/topics/{topic}/queues/{group}/receive",

@@ -259,3 +259,63 @@ pub async fn publish(
         other => Err(unexpected(&other)),
     }
 }
+
+/// `POST /v1/routes/match` body: a routing key and headers to try.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteProbe {
+    /// The routing key, as a publish would carry it.
+    #[schema(example = "orders.created.eu")]
+    pub routing_key: String,
+    /// The publish's routing headers.
+    #[serde(deserialize_with = "super::body::objects")]
+    #[serde(default)]
+    pub headers: Vec<Header>,
+}
+
+/// Where a publish with the probe's key and headers would go.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteMatches {
+    /// One per destination topic, with the lowest-id rule that sends it there (the
+    /// rule a publish's error would name), by topic name. Only rules the caller may
+    /// describe are considered.
+    pub destinations: Vec<Route>,
+}
+
+/// Tries a routing key against the rules without publishing anything: the same
+/// matcher a publish uses.
+#[utoipa::path(post, path = "/v1/routes/match", tag = "routes", request_body = RouteProbe,
+    responses(
+        (status = 200, description = "The destinations (perhaps none).", body = RouteMatches),
+        (status = 400, description = "A malformed routing key.", body = ErrorBody),
+        (status = "4XX", description = "Refused.", body = ErrorBody),
+    ))]
+pub async fn probe(
+    State(state): State<Arc<HttpState>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RouteProbe>,
+) -> Result<Json<RouteMatches>, ApiError> {
+    crate::routes::matcher::validate_key(&body.routing_key).map_err(ApiError::invalid)?;
+    // The caller's own view of the rules (and its authorization), so a probe never
+    // reveals a rule the listing would hide.
+    let visible: std::collections::BTreeSet<u64> =
+        match call(&state.broker, &caller, Request::ListRoutes(Empty)).await? {
+            Response::ListRoutes(list) => list.routes.iter().map(|r| r.route_id).collect(),
+            other => return Err(unexpected(&other)),
+        };
+    let headers = Tag::entries(body.headers);
+    let destinations = state
+        .broker
+        .routes
+        .destinations(&body.routing_key, &headers)
+        .into_values()
+        .filter(|r| visible.contains(&r.route_id))
+        .map(|r| Route {
+            route_id: r.route_id,
+            pattern: r.pattern,
+            topic: r.topic,
+            headers: Tag::list(r.headers),
+        })
+        .collect();
+    Ok(Json(RouteMatches { destinations }))
+}

@@ -18,6 +18,7 @@ use super::call::{call, unexpected};
 use super::error::{ApiError, ErrorBody};
 use super::state::HttpState;
 use super::topics::TopicPath;
+use crate::stats::ListenerKind;
 
 /// Message and byte counters, total and per second.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -51,6 +52,35 @@ pub struct TopicCounters {
     /// Its counters, across partitions.
     #[serde(flatten)]
     pub counters: Counters,
+    /// What was read from it since the broker started: fetches, subscription pushes
+    /// and queue deliveries (a redelivery counts again). A rate is the difference of
+    /// two readings over their interval.
+    pub delivered: Delivered,
+}
+
+/// Records and bytes delivered from a topic since the broker started.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct Delivered {
+    /// Records delivered.
+    pub messages_total: u64,
+    /// Batch bytes delivered.
+    pub bytes_total: u64,
+}
+
+/// The records and bytes delivered from `topic`'s partitions, or zeros if it was
+/// deleted since the statistics were read.
+fn delivered(broker: &crate::broker::Broker, topic: &str) -> Delivered {
+    let Ok(topic) = broker.topics.get(topic) else {
+        return Delivered::default();
+    };
+    topic
+        .partitions
+        .iter()
+        .map(|p| p.traffic().read())
+        .fold(Delivered::default(), |sum, t| Delivered {
+            messages_total: sum.messages_total + t.messages_out,
+            bytes_total: sum.bytes_total + t.bytes_out,
+        })
 }
 
 /// The server's statistics.
@@ -60,6 +90,11 @@ pub struct ServerStats {
     pub uptime_ms: u64,
     /// Open native connections.
     pub connections: u32,
+    /// Open HTTP connections.
+    pub http_connections: u64,
+    /// The durability policy topics get unless created with their own
+    /// (`always`, `os` or `interval:MS`).
+    pub default_durability: String,
     /// Every topic but the internal ones.
     pub topics: Vec<TopicCounters>,
 }
@@ -78,10 +113,13 @@ pub async fn server(
         Response::ServerStats(stats) => Ok(Json(ServerStats {
             uptime_ms: stats.uptime_ms,
             connections: stats.connections,
+            http_connections: state.broker.stats.open(ListenerKind::Http),
+            default_durability: state.broker.topic_defaults.durability_name(),
             topics: stats
                 .topics
                 .into_iter()
                 .map(|t| TopicCounters {
+                    delivered: delivered(&state.broker, &t.topic),
                     topic: t.topic,
                     counters: t.counters.into(),
                 })

@@ -248,6 +248,11 @@ fn durability_name(durability: Durability) -> String {
 }
 
 impl TopicConfig {
+    /// Its durability policy as configured: `always`, `os` or `interval:MS`.
+    pub fn durability_name(&self) -> String {
+        durability_name(self.durability)
+    }
+
     /// Applies `KEY=VALUE` overrides; unknown keys and bad values are errors.
     pub fn apply(&mut self, entries: &[ConfigEntry]) -> Result<(), BrokerError> {
         for ConfigEntry { key, value } in entries {
