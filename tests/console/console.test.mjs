@@ -8,73 +8,27 @@
 // (the native listener), BROKERCTL (its binary), CHROMIUM (the browser),
 // SCREENSHOT_DIR (where screenshots go), RESULTS (a JSON file for measurements).
 
-import { after, afterEach, before, beforeEach, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
+import { WAIT_MS, open as openAt, setup } from "./harness.mjs";
 
 const BASE = process.env.BROKERD_HTTP;
 const ADDR = process.env.BROKERD_ADDR;
 const BROKERCTL = process.env.BROKERCTL;
-const SHOTS = process.env.SCREENSHOT_DIR;
-const RESULTS = process.env.RESULTS;
-assert.ok(BASE && ADDR && BROKERCTL && SHOTS, "run through tests/tests/console.rs");
-mkdirSync(SHOTS, { recursive: true });
-
-/** Longest any one wait for the page may take: generous, as CI machines are slow;
- * a wait ends as soon as its condition holds. */
-const WAIT_MS = 20_000;
+assert.ok(BASE && ADDR && BROKERCTL, "run through tests/tests/console.rs");
 const run = promisify(execFile);
-const measured = {};
-
-let browser;
+const session = setup();
+const SHOTS = session.shots;
+const measured = session.measured;
+// The current test's page.
 let page;
-let errors;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    // As root in a sandbox-less container; no background traffic to the closed network.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  if (RESULTS) writeFileSync(RESULTS, JSON.stringify(measured, null, 2));
-});
-
-beforeEach(async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  context.setDefaultTimeout(WAIT_MS);
-  page = await context.newPage();
-  errors = [];
-  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
-});
-
-afterEach(async (t) => {
-  const name = t.name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
-  const failed = t.passed === false || errors.some((e) => e.startsWith("page error"));
-  try {
-    await page.screenshot({ path: join(SHOTS, `${failed ? "FAILED-" : ""}${name}.png`), fullPage: true });
-  } catch (e) {
-    console.error(`no screenshot of ${t.name}: ${e.message}`);
-  }
-  await page.context().close();
-  // An uncaught exception in the page fails the test even if its checks passed.
-  assert.deepEqual(errors.filter((e) => e.startsWith("page error")), []);
-});
-
-/** Opens a console page and waits until it has drawn its first data. */
-async function open(hash, pageName, ready = "true") {
-  await page.goto(`${BASE}/#${hash}`);
-  await page.waitForSelector(`main[data-page="${pageName}"][data-ready="${ready}"]`);
-}
+const open = async (hash, name, ready) => {
+  page = session.page;
+  await openAt(page, BASE, hash, name, ready);
+};
 
 async function brokerctl(...args) {
   const { stdout } = await run(BROKERCTL, ["--addr", ADDR, ...args], { timeout: WAIT_MS });
@@ -313,6 +267,7 @@ test("10,000 topics paginate without freezing the page", async () => {
 });
 
 test("the layout works in a narrow window and by keyboard", async () => {
+  page = session.page;
   await page.setViewportSize({ width: 420, height: 800 });
   await open("/overview", "overview");
   assert.equal(await page.locator("nav").isVisible(), false, "the nav folds away");

@@ -10,10 +10,15 @@
 //! `tests/console`); elsewhere, without them, the test says so and passes, except
 //! under `CI`, where a missing piece fails.
 
+mod tls_support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use integration_tests::{brokerctl_bin, Brokerd};
+use client::{Client, ClientConfig, Credentials, TlsConfig};
+use integration_tests::{brokerctl_bin, brokerd_bin, Brokerd, Launch};
+use protocol::ops::security::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use tls_support::pki::Pki;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -57,39 +62,130 @@ fn screenshots() -> PathBuf {
     target.join("console-screenshots")
 }
 
+/// Runs one test file of `tests/console` with `env`; fails with its report.
+fn run_suite(file: &str, chromium: &Path, shots: &Path, env: &[(&str, String)]) {
+    let mut node = Command::new("node");
+    node.current_dir(root().join("tests/console"))
+        .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
+        .arg(file)
+        .env("CHROMIUM", chromium)
+        .env("SCREENSHOT_DIR", shots)
+        .env("RESULTS", shots.join(format!("{file}.measured.json")));
+    for (key, value) in env {
+        node.env(key, value);
+    }
+    let output = node.output().unwrap();
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "browser tests of {file} failed ({}); screenshots in {}",
+        output.status,
+        shots.display()
+    );
+    if let Ok(measured) = std::fs::read_to_string(shots.join(format!("{file}.measured.json"))) {
+        println!("measured: {measured}");
+    }
+}
+
+/// A clean directory for one suite's screenshots: old ones would pass for new ones.
+fn fresh_screenshots(suite: &str) -> PathBuf {
+    let shots = screenshots().join(suite);
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
 #[test]
 fn the_console_works_in_a_real_browser() {
     let Some(chromium) = toolchain() else {
         return;
     };
     let broker = Brokerd::start();
-    let shots = screenshots();
-    // Old screenshots would pass for new ones.
-    let _ = std::fs::remove_dir_all(&shots);
-    std::fs::create_dir_all(&shots).unwrap();
-    let dir = root().join("tests/console");
-    let output = Command::new("node")
-        .current_dir(&dir)
-        .args(["--test", "--test-concurrency=1", "--test-reporter=spec"])
-        .arg(Path::new("console.test.mjs"))
-        .env("BROKERD_HTTP", format!("http://{}", broker.http_addr()))
-        .env("BROKERD_ADDR", broker.addr())
-        .env("BROKERCTL", brokerctl_bin())
-        .env("CHROMIUM", &chromium)
-        .env("SCREENSHOT_DIR", &shots)
-        .env("RESULTS", shots.join("measured.json"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    println!("{report}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "browser tests failed ({}); screenshots in {}",
-        output.status,
-        shots.display()
+    let shots = fresh_screenshots("console");
+    run_suite(
+        "console.test.mjs",
+        &chromium,
+        &shots,
+        &[
+            ("BROKERD_HTTP", format!("http://{}", broker.http_addr())),
+            ("BROKERD_ADDR", broker.addr().to_string()),
+            ("BROKERCTL", brokerctl_bin().display().to_string()),
+        ],
     );
-    if let Ok(measured) = std::fs::read_to_string(shots.join("measured.json")) {
-        println!("measured: {measured}");
+}
+
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "correct horse battery staple";
+const VIEWER: &str = "viewer";
+const VIEWER_PASSWORD: &str = "viewer-pw";
+
+fn allow_topic(principal: &str, topic: &str, operation: Operation) -> AclBinding {
+    AclBinding {
+        principal: principal.into(),
+        resource: ResourceType::Topic,
+        pattern: PatternType::Literal,
+        name: topic.into(),
+        operation,
+        permission: Permission::Allow,
     }
+}
+
+#[tokio::test]
+async fn the_console_signs_in_over_https_and_shows_only_what_the_principal_may_see() {
+    let Some(chromium) = toolchain() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "ca");
+    let (cert, key, _) = pki.server("server");
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[security]\nmechanisms = [\"SCRAM-SHA-256\"]\nfailure_delay_ms = 10\n\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\n"
+        ),
+    )
+    .unwrap();
+    let broker = Launch::new(brokerd_bin())
+        .args(["--config".into(), config.into_os_string()])
+        .log_to(dir.path().join("brokerd.log"))
+        .init_admin(ADMIN, ADMIN_PASSWORD)
+        .start()
+        .unwrap();
+    let admin = Client::connect_with(
+        broker.addr(),
+        ClientConfig::default()
+            .tls(TlsConfig::new(&pki.ca_path))
+            .credentials(Credentials::scram_sha_256(ADMIN, ADMIN_PASSWORD)),
+    )
+    .await
+    .unwrap();
+    admin.create_topic("visible", 1, &[]).await.unwrap();
+    admin.create_topic("secret", 1, &[]).await.unwrap();
+    admin.create_user(VIEWER, VIEWER_PASSWORD).await.unwrap();
+    admin
+        .create_acls(vec![
+            allow_topic(VIEWER, "visible", Operation::Describe),
+            allow_topic(VIEWER, "visible", Operation::Read),
+        ])
+        .await
+        .unwrap();
+    let shots = fresh_screenshots("console-login");
+    tokio::task::spawn_blocking(move || {
+        run_suite(
+            "login.test.mjs",
+            &chromium,
+            &shots,
+            &[
+                ("BROKERD_HTTPS", format!("https://{}", broker.http_addr())),
+                ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
+                ("VIEWER_PASSWORD", VIEWER_PASSWORD.to_string()),
+            ],
+        );
+        drop(broker);
+    })
+    .await
+    .unwrap();
 }

@@ -617,3 +617,128 @@ async fn http_enabled_false_starts_brokerd_without_its_gateway() {
         .await
         .unwrap();
 }
+
+/// What the web console asks of the API beyond the rest: who it is, where a time
+/// falls in a partition, where a routing key would go, deliveries in the
+/// statistics, the default durability, and the console's own page.
+#[tokio::test]
+async fn the_consoles_endpoints_answer_from_the_request_layer() {
+    let broker = Brokerd::start();
+    let http = http1();
+    let (status, me) = json(http.get(url(&broker, "/v1/whoami")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me,
+        json!({"principal": "ANONYMOUS", "authenticated_by": "NONE", "security_enabled": false})
+    );
+
+    let (status, _) = json(
+        http.post(url(&broker, "/v1/topics"))
+            .json(&json!({"name": "timed", "partitions": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let records = json!({"records": [
+        {"value": "old", "timestamp_ms": 1_000},
+        {"value": "middle", "timestamp_ms": 2_000},
+        {"value": "new", "timestamp_ms": 3_000},
+    ]});
+    let (status, _) = json(
+        http.post(url(&broker, "/v1/topics/timed/records"))
+            .json(&records)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for (at, offset) in [(0, 0), (1_500, 1), (2_000, 1), (9_000, 3)] {
+        let path = format!("/v1/topics/timed/partitions/0/offset?timestamp_ms={at}");
+        let (status, found) = json(http.get(url(&broker, &path)).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found, json!({"partition": 0, "offset": offset}), "at {at}");
+    }
+    let (status, body) = json(
+        http.get(url(
+            &broker,
+            "/v1/topics/timed/partitions/0/offset?timestamp_ms=x",
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
+
+    // Reading counts as delivered in the statistics.
+    let (status, _) = json(
+        http.get(url(
+            &broker,
+            "/v1/topics/timed/partitions/0/records?offset=0",
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, stats) = json(http.get(url(&broker, "/v1/stats")).send().await.unwrap()).await;
+    assert_eq!(stats["default_durability"], "always", "{stats}");
+    assert!(stats["http_connections"].as_u64().unwrap() >= 1, "{stats}");
+    let timed = stats["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "timed")
+        .unwrap();
+    assert_eq!(timed["delivered"]["messages_total"], 3, "{stats}");
+    assert_eq!(timed["messages_total"], 3, "{stats}");
+
+    let (status, _) = json(
+        http.post(url(&broker, "/v1/routes"))
+            .json(&json!({"pattern": "orders.#", "topic": "timed"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let probe = |key: &str| {
+        http.post(url(&broker, "/v1/routes/match"))
+            .json(&json!({"routing_key": key}))
+            .send()
+    };
+    let (status, matched) = json(probe("orders.created.eu").await.unwrap()).await;
+    assert_eq!(status, 200, "{matched}");
+    assert_eq!(matched["destinations"][0]["topic"], "timed", "{matched}");
+    let (_, unmatched) = json(probe("payments.created").await.unwrap()).await;
+    assert_eq!(unmatched, json!({"destinations": []}));
+
+    let page = http.get(url(&broker, "/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(page.text().await.unwrap().contains("/console/js/app.js"));
+    let script = http
+        .get(url(&broker, "/console/js/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let (status, body) = json(
+        http.get(url(&broker, "/console/../Cargo.toml"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+}

@@ -201,6 +201,22 @@ async fn basic_over_https_uses_the_users_and_the_acls_of_the_native_port() {
         (401, "authentication_required"),
         "{body}"
     );
+
+    // The same from a script (the web console): the 401 without the challenge, so a
+    // browser shows the page's own login form rather than its password dialog.
+    let response = https
+        .get(https_url(&broker, "/v1/topics"))
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("www-authenticate").is_none());
+    let (status, body) = json(response).await;
+    assert_eq!(
+        (status, code(&body)),
+        (401, "authentication_required"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -45,7 +45,9 @@ export function query(params) {
 
 /** Calls the API; resolves to the parsed JSON body (or null for an empty one). */
 export async function api(method, path, body, { signal } = {}) {
-  const headers = { Accept: "application/json" };
+  // X-Requested-With: a 401 without a challenge, so the browser shows our login
+  // page, not its own password dialog.
+  const headers = { Accept: "application/json", "X-Requested-With": "XMLHttpRequest" };
   const auth = authorization();
   if (auth) headers.Authorization = auth;
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -74,6 +74,15 @@ function context(main, args) {
 
 async function route() {
   const target = parse(location.hash);
+  // A page the principal may not read: the first one it may.
+  const link = document.querySelector(`nav a[data-page="${target.nav}"]`);
+  if (link && link.hidden) {
+    const first = document.querySelector("nav a:not([hidden])");
+    if (first) {
+      location.hash = first.getAttribute("href");
+      return;
+    }
+  }
   if (current) current.stop();
   const main = document.getElementById("main");
   for (const a of document.querySelectorAll("nav a")) {

@@ -21,7 +21,7 @@ export function follow(path, { signal, onEvent, onState = () => {} }) {
   const run = async () => {
     while (!signal.aborted) {
       try {
-        const headers = { Accept: "text/event-stream" };
+        const headers = { Accept: "text/event-stream", "X-Requested-With": "XMLHttpRequest" };
         const auth = authorization();
         if (auth) headers.Authorization = auth;
         if (lastId !== null) headers["Last-Event-ID"] = lastId;

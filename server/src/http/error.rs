@@ -161,6 +161,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The request header a script (the web console, a single-page application) sends to
+/// ask for a 401 without a `WWW-Authenticate` challenge, the convention Spring
+/// Security and others follow: a browser answers a challenge with its own password
+/// dialog, over the page that wanted to show its own login form.
+pub const SCRIPT_REQUEST_HEADER: &str = "x-requested-with";
+
+/// Drops the Basic challenge from a 401 answered to a request that says it comes
+/// from a script (`X-Requested-With: XMLHttpRequest`); every other 401 keeps it.
+pub async fn no_challenge_for_scripts(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let from_script = request
+        .headers()
+        .get(SCRIPT_REQUEST_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
+    let mut response = next.run(request).await;
+    if from_script && response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
+    response
+}
+
 /// The HTTP status an error code is answered with.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;

@@ -128,5 +128,6 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(error::no_challenge_for_scripts))
         .with_state(state)
 }
