@@ -101,6 +101,9 @@ async function route() {
     if (cx.signal.aborted) return;
     await module.render(cx);
     if (cx.signal.aborted) return;
+    // When the page first showed its data, ms after navigation started (what the
+    // browser test reports as the render time).
+    main.dataset.renderedMs = String(Math.round(performance.now()));
     main.dataset.ready = "true";
   } catch (e) {
     if (cx.signal.aborted || e.name === "AbortError") return;

@@ -312,7 +312,7 @@ impl QueueGroup {
 
     /// Counts a delivery being pushed: the partition's traffic out, its end-to-end
     /// latency, and a retry as a redelivery.
-    fn count_delivery(&self, delivery: &Delivery, now_wall_ms: i64) {
+    pub(super) fn count_delivery(&self, delivery: &Delivery, now_wall_ms: i64) {
         if let Ok(partition) = self.topic.partition(delivery.partition) {
             let messages = delivery.to_offset - delivery.from_offset;
             self.metrics

@@ -48,6 +48,11 @@ impl QueueGroup {
         if !deliveries.is_empty() {
             // Nothing is answered before its delivery is recorded durably.
             self.log.wait_durable(durable_at).await?;
+            // Counted like a pushed delivery: traffic out, latency, redeliveries.
+            let now_wall_ms = self.clock.wall_ms();
+            for delivery in &deliveries {
+                self.count_delivery(delivery, now_wall_ms);
+            }
         }
         Ok(deliveries)
     }
@@ -213,8 +218,14 @@ mod tests {
         group.dispatch_round().unwrap();
         assert!(group.pull("http-1", 10, 1 << 20).await.unwrap().is_empty());
         clock.advance(10);
+        assert_eq!(group.redeliveries(), 0);
         let again = group.pull("http-1", 10, 1 << 20).await.unwrap();
         assert_eq!(offsets(&again), [(0, 2)]);
+        assert_eq!(
+            group.redeliveries(),
+            1,
+            "a pulled retry counts as a redelivery"
+        );
         group.nack(0, 0, "still bad", None).await.unwrap();
         let round = group.dispatch_round().unwrap();
         assert_eq!(round.dead.len(), 1, "out of attempts");

@@ -32,6 +32,9 @@ export async function render(cx) {
   const plain = location.protocol === "http:"
     ? h("p", { class: "muted" }, "This page came over plain HTTP: brokerd refuses passwords sent without TLS. Turn on TLS for the HTTP listener ([http.tls]) to sign in.")
     : null;
+  // Nothing to navigate to before signing in.
+  document.body.classList.add("signed-out");
+  cx.signal.addEventListener("abort", () => document.body.classList.remove("signed-out"), { once: true });
   replace(cx.main, h("section", { class: "login panel" }, h("h1", {}, "Sign in to brokerd"), plain, form));
   user.focus();
 }

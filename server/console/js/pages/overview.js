@@ -38,9 +38,10 @@ export async function render(cx) {
     sizes.clear();
     for (const t of list.topics) sizes.set(t.name, t);
   };
-  await readSizes();
-  cx.every(TOPICS_EVERY_MS, readSizes);
+  // Both lists are asked for at once; the first statistics wait for the sizes.
+  const sizesRead = cx.every(TOPICS_EVERY_MS, readSizes);
   await cx.every(STATS_EVERY_MS, async () => {
+    await sizesRead;
     const [stats, health] = await Promise.all([
       get("/v1/stats", { signal: cx.signal }),
       fetch("/readyz", { signal: cx.signal }).then(async (r) => ({ ok: r.ok, body: await r.json() })),
