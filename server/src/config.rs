@@ -46,6 +46,23 @@ pub struct ServerConfig {
     pub security: SecurityConfig,
     /// The HTTP gateway (`[http]`).
     pub http: HttpConfig,
+    /// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`); off by default.
+    pub kafka: KafkaConfig,
+}
+
+/// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`): Kafka clients and tools
+/// on the same topics, partitions and offsets. Off unless `listen` is set (or
+/// `--kafka-listen`). Plaintext only, without SASL: its requests are the anonymous
+/// principal's, so with authentication on they pass only what ACLs grant `ANONYMOUS`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Address to listen on (`host:port`; port 0 lets the OS pick); absent: no Kafka
+    /// listener.
+    pub listen: Option<SocketAddr>,
+    /// The address Metadata tells clients to connect to (`host:port`); absent: the
+    /// address the listener is bound to, port 0 resolved.
+    pub advertised: Option<String>,
 }
 
 /// The HTTP gateway (`[http]`; `docs/http.md`): a REST/JSON listener beside the
@@ -418,6 +435,7 @@ impl Default for ServerConfig {
             tls: None,
             security: SecurityConfig::default(),
             http: HttpConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -573,6 +591,7 @@ impl ServerConfig {
         }
         self.validate_security()?;
         self.validate_http()?;
+        self.validate_kafka()?;
         self.default_topic_config().map(|_| ())
     }
 
@@ -654,6 +673,23 @@ impl ServerConfig {
                 "refusing to listen for HTTP on {} without authentication: set security.mechanisms (see docs/operations.md, \"Security\"), or security.allow_anonymous = true to serve anyone who can reach it",
                 http.listen
             )));
+        }
+        Ok(())
+    }
+
+    fn validate_kafka(&self) -> Result<(), ConfigError> {
+        let Some(listen) = self.kafka.listen else {
+            return Ok(());
+        };
+        // Protected mode covers the Kafka port too, and it has no SASL of its own yet.
+        if !self.security.allow_anonymous && !listen.ip().is_loopback() {
+            return Err(ConfigError(format!(
+                "refusing to listen for Kafka clients on {listen}: the Kafka listener has no authentication yet; use a loopback address, or security.allow_anonymous = true to serve anyone who can reach it"
+            )));
+        }
+        if let Some(advertised) = &self.kafka.advertised {
+            crate::kafka::parse_advertised(advertised)
+                .map_err(|e| ConfigError(format!("kafka.advertised: {e}")))?;
         }
         Ok(())
     }
