@@ -1,0 +1,302 @@
+//! The Kafka listener on the wire, with requests and responses encoded and decoded by
+//! the `kafka-protocol` crate: what it advertises, what it answers to an API it does
+//! not serve, and what garbage and damaged batches get (a closed connection; a
+//! refusal with nothing appended).
+
+mod kafka_support;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_support::{broker, native};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends one request and reads its response body (after the response header).
+async fn call<R: Encodable>(
+    socket: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    request: &R,
+) -> Bytes {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("kafka_wire")))
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    send_frame(socket, &body).await;
+    let mut response = read_frame(socket)
+        .await
+        .expect("a response, not a closed connection");
+    let header =
+        ResponseHeader::decode(&mut response, key.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    response
+}
+
+async fn send_frame(socket: &mut TcpStream, body: &[u8]) {
+    let mut frame = BytesMut::new();
+    frame.put_u32(body.len() as u32);
+    frame.put_slice(body);
+    socket.write_all(&frame).await.unwrap();
+}
+
+/// One response frame, or `None` when the broker closed the connection.
+async fn read_frame(socket: &mut TcpStream) -> Option<Bytes> {
+    let mut size = [0u8; 4];
+    socket.read_exact(&mut size).await.ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    socket.read_exact(&mut body).await.ok()?;
+    Some(Bytes::from(body))
+}
+
+fn record(key: &'static [u8], value: &'static [u8]) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: Some(Bytes::from_static(key)),
+        value: Some(Bytes::from_static(value)),
+        headers: IndexMap::new(),
+    }
+}
+
+fn kafka_batch(records: &[Record]) -> Bytes {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+    buf.freeze()
+}
+
+fn produce(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
+    let partition = PartitionProduceData::default()
+        .with_index(0)
+        .with_records(Some(records));
+    let topic = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![partition]);
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![topic])
+}
+
+#[tokio::test]
+async fn api_versions_advertises_what_is_served_within_the_crates_versions() {
+    let broker = broker();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    let answer = ApiVersionsResponse::decode(&mut body, 3).unwrap();
+    assert_eq!(answer.error_code, 0);
+    let served: Vec<i16> = answer.api_keys.iter().map(|k| k.api_key).collect();
+    for key in [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::ApiVersions,
+    ] {
+        assert!(
+            served.contains(&(key as i16)),
+            "{key:?} is not advertised: {served:?}"
+        );
+    }
+    for k in &answer.api_keys {
+        let key = ApiKey::try_from(k.api_key).unwrap();
+        let range = key.valid_versions();
+        assert!(
+            range.min <= k.min_version && k.max_version <= range.max,
+            "{key:?}"
+        );
+    }
+    assert!(!served.contains(&(ApiKey::JoinGroup as i16)));
+}
+
+#[tokio::test]
+async fn an_api_not_served_is_answered_unsupported_version_and_the_connection_stays() {
+    let broker = broker();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    // JoinGroup v0, an API this listener does not serve (yet): header, junk body.
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::JoinGroup as i16);
+    request.put_i16(0);
+    request.put_i32(41);
+    request.put_i16(-1);
+    request.put_slice(b"whatever the body");
+    send_frame(&mut socket, &request).await;
+    let mut body = read_frame(&mut socket)
+        .await
+        .expect("an answer, not a closed connection");
+    assert_eq!(body.get_i32(), 41, "the correlation id");
+    let answer = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(answer.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(!answer.api_keys.is_empty());
+    // A key no Kafka version has, then a version past what is served: the same.
+    for (key, version) in [(999i16, 0i16), (ApiKey::Metadata as i16, 99)] {
+        let mut request = BytesMut::new();
+        request.put_i16(key);
+        request.put_i16(version);
+        request.put_i32(42);
+        request.put_i16(-1);
+        send_frame(&mut socket, &request).await;
+        let mut body = read_frame(&mut socket).await.expect("an answer");
+        assert_eq!(body.get_i32(), 42);
+        assert_eq!(
+            ApiVersionsResponse::decode(&mut body, 0)
+                .unwrap()
+                .error_code,
+            35
+        );
+    }
+    // And the connection still serves.
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        0,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut body, 0)
+            .unwrap()
+            .error_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn garbage_closes_the_connection_and_the_listener_serves_on() {
+    let broker = broker();
+    // A size over the cap: closed before anything is read or allocated.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    socket.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    assert!(read_frame(&mut socket).await.is_none());
+    // A size too small for a header.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    send_frame(&mut socket, &[0, 3, 0]).await;
+    assert!(read_frame(&mut socket).await.is_none());
+    // A served API whose body does not decode.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::Metadata as i16);
+    request.put_i16(1);
+    request.put_i32(1);
+    request.put_i16(-1);
+    request.put_slice(&[0x00, 0x00, 0x00, 0x05, 0x00]);
+    send_frame(&mut socket, &request).await;
+    assert!(read_frame(&mut socket).await.is_none());
+    // A new connection is served.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        2,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut body, 2)
+            .unwrap()
+            .error_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_batch_failing_its_crc_is_refused_and_nothing_is_appended() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("crc", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut damaged = kafka_batch(&[record(b"k", b"value")]).to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x40;
+    let mut body = call(
+        &mut socket,
+        ApiKey::Produce,
+        9,
+        &produce("crc", Bytes::from(damaged), -1),
+    )
+    .await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    let partition = &answer.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 2, "CORRUPT_MESSAGE");
+    let described = client.describe_topic("crc").await.unwrap();
+    assert_eq!(described.partitions[0].end_offset, 0, "nothing appended");
+}
+
+#[tokio::test]
+async fn acks_all_answers_base_offsets_and_list_offsets_finds_both_ends_and_times() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("acks", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    for (i, expected_base) in [(0, 0), (1, 2)] {
+        let mut late = record(b"b", b"2");
+        late.timestamp = 1_700_000_000_000 + 1000 * (i + 1);
+        let batch = kafka_batch(&[record(b"a", b"1"), late]);
+        let mut body = call(&mut socket, ApiKey::Produce, 9, &produce("acks", batch, -1)).await;
+        let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+        let partition = &answer.responses[0].partition_responses[0];
+        assert_eq!(
+            (partition.error_code, partition.base_offset),
+            (0, expected_base)
+        );
+    }
+    let query = |timestamp: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("acks")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)])])
+    };
+    let mut found = Vec::new();
+    for timestamp in [-2, -1, 1_700_000_001_500, 1_800_000_000_000] {
+        let mut body = call(&mut socket, ApiKey::ListOffsets, 5, &query(timestamp)).await;
+        let answer = ListOffsetsResponse::decode(&mut body, 5).unwrap();
+        let partition = &answer.topics[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        found.push(partition.offset);
+    }
+    // Earliest, latest, the first record at or after 1.5 s (the second batch's
+    // late record, offset 3), and past every record: the end.
+    assert_eq!(found, [0, 4, 3, 4]);
+}
