@@ -897,6 +897,29 @@ mod tests {
     }
 
     #[test]
+    fn the_kafka_listener_is_off_by_default_and_checked_when_on() {
+        let config = ServerConfig::default();
+        assert!(config.kafka.listen.is_none());
+        let config: ServerConfig = toml::from_str(
+            "[kafka]\nlisten = \"127.0.0.1:9092\"\nadvertised = \"broker.example:9092\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.kafka.listen.unwrap().port(), 9092);
+        let mut open = config.clone();
+        open.kafka.listen = Some("0.0.0.0:9092".parse().unwrap());
+        let error = open.validate().unwrap_err().to_string();
+        assert!(error.contains("security.allow_anonymous"), "{error}");
+        open.security.allow_anonymous = true;
+        open.validate().unwrap();
+        let mut bad = config;
+        bad.kafka.advertised = Some("no-port".into());
+        let error = bad.validate().unwrap_err().to_string();
+        assert!(error.contains("kafka.advertised"), "{error}");
+        assert!(toml::from_str::<ServerConfig>("[kafka]\nport = 1\n").is_err());
+    }
+
+    #[test]
     fn the_http_section_parses() {
         let config: ServerConfig = toml::from_str(
             "[http]\nenabled = false\nlisten = \"127.0.0.1:9\"\nmax_body_bytes = 10\n",

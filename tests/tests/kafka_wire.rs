@@ -9,6 +9,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::DeleteTopicsResponse;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
@@ -299,4 +303,86 @@ async fn acks_all_answers_base_offsets_and_list_offsets_finds_both_ends_and_time
     // Earliest, latest, the first record at or after 1.5 s (the second batch's
     // late record, offset 3), and past every record: the end.
     assert_eq!(found, [0, 4, 3, 4]);
+}
+
+#[tokio::test]
+async fn acks_zero_gets_no_response_and_the_records_are_appended() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("fire", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1)
+        .encode(&mut body, ApiKey::Produce.request_header_version(9))
+        .unwrap();
+    produce("fire", kafka_batch(&[record(b"k", b"v")]), 0)
+        .encode(&mut body, 9)
+        .unwrap();
+    send_frame(&mut socket, &body).await;
+    // The next answer on the connection is the ApiVersions asked for after it: the
+    // produce had none.
+    let mut answer = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        0,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut answer, 0)
+            .unwrap()
+            .error_code,
+        0
+    );
+    let described = client.describe_topic("fire").await.unwrap();
+    assert_eq!(described.partitions[0].end_offset, 1);
+}
+
+#[tokio::test]
+async fn create_topics_and_delete_topics_are_brokerd_topics() {
+    let broker = broker();
+    let client = native(&broker).await;
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let topic = |name: &'static str, partitions: i32, replication: i16| {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication)
+    };
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            topic("made", 3, 1),
+            topic("replicated", 1, 3),
+            topic("made", 1, -1),
+        ]);
+    let mut body = call(&mut socket, ApiKey::CreateTopics, 5, &request).await;
+    let answer = CreateTopicsResponse::decode(&mut body, 5).unwrap();
+    let codes: Vec<i16> = answer.topics.iter().map(|t| t.error_code).collect();
+    // Created; INVALID_REPLICATION_FACTOR; TOPIC_ALREADY_EXISTS.
+    assert_eq!(codes, [0, 38, 36]);
+    assert_eq!(
+        client
+            .describe_topic("made")
+            .await
+            .unwrap()
+            .partitions
+            .len(),
+        3
+    );
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topic_names(vec![
+            TopicName(StrBytes::from_static_str("made")),
+            TopicName(StrBytes::from_static_str("never")),
+        ]);
+    let mut body = call(&mut socket, ApiKey::DeleteTopics, 4, &request).await;
+    let answer = DeleteTopicsResponse::decode(&mut body, 4).unwrap();
+    let codes: Vec<i16> = answer.responses.iter().map(|t| t.error_code).collect();
+    // Deleted; UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(codes, [0, 3]);
+    assert!(client.describe_topic("made").await.is_err());
 }

@@ -145,3 +145,22 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
         connections.abort_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_addresses_are_host_and_port() {
+        let parsed = parse_advertised("broker.example:9092").unwrap();
+        assert_eq!(
+            (parsed.host.as_str(), parsed.port),
+            ("broker.example", 9092)
+        );
+        let parsed = parse_advertised("[::1]:19092").unwrap();
+        assert_eq!((parsed.host.as_str(), parsed.port), ("::1", 19092));
+        for bad in ["broker", ":9092", "broker:x", "broker:70000"] {
+            assert!(parse_advertised(bad).is_err(), "{bad}");
+        }
+    }
+}
