@@ -12,6 +12,8 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopi
 use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_response::DeleteTopicsResponse;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::fetch_response::FetchResponse;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
@@ -19,6 +21,7 @@ use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
 use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::{ApiKey, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
 use kafka_support::wire::{call, kafka_batch, produce, read_frame, record, send_frame};
 use kafka_support::{broker, native};
 use tokio::io::AsyncWriteExt;
@@ -296,4 +299,59 @@ async fn create_topics_and_delete_topics_are_brokerd_topics() {
     // Deleted; UNKNOWN_TOPIC_OR_PARTITION.
     assert_eq!(codes, [0, 3]);
     assert!(client.describe_topic("made").await.is_err());
+}
+
+#[tokio::test]
+async fn a_full_fetch_answers_the_other_partitions_with_their_ends_only() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("two", 2, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    for partition in [0, 1] {
+        let mut request = produce(
+            "two",
+            kafka_batch(&[record(b"k", b"v"), record(b"k", b"w")]),
+            1,
+        );
+        request.topic_data[0].partition_data[0].index = partition;
+        let mut body = call(&mut socket, ApiKey::Produce, 9, &request).await;
+        let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+        assert_eq!(answer.responses[0].partition_responses[0].error_code, 0);
+    }
+    // The durable watermark may move just after the answer: wait until both
+    // partitions are readable, natively.
+    for partition in [0, 1] {
+        let read = client
+            .fetch("two", partition, 0, 1, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(read.high_watermark, 2);
+    }
+    let partitions = (0..2)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let request = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        // Less than one batch: the first partition's batch is answered whole, the
+        // second has no room left.
+        .with_max_bytes(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("two")))
+            .with_partitions(partitions)]);
+    let mut body = call(&mut socket, ApiKey::Fetch, 12, &request).await;
+    let answer = FetchResponse::decode(&mut body, 12).unwrap();
+    let got = &answer.responses[0].partitions;
+    assert_eq!(got.len(), 2);
+    let first = RecordBatchDecoder::decode_all(&mut got[0].records.clone().unwrap()).unwrap();
+    assert_eq!(first[0].records.len(), 2);
+    assert_eq!((got[0].error_code, got[0].high_watermark), (0, 2));
+    assert_eq!((got[1].error_code, got[1].high_watermark), (0, 2));
+    assert!(got[1].records.as_ref().is_none_or(|r| r.is_empty()));
 }

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_request::FetchRequest as KafkaFetch;
 use kafka_protocol::messages::fetch_response::{
@@ -15,7 +16,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::ResponseError;
-use protocol::ops::fetch::FetchRequest;
+use protocol::ops::fetch::{FetchRequest, ListOffsetsRequest, PartitionTime};
 use protocol::{Request, Response};
 
 use super::error;
@@ -51,7 +52,12 @@ struct Round {
 
 /// Reads every partition asked for once, without waiting.
 async fn round(s: &mut Session, request: &KafkaFetch) -> Round {
-    let mut left = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
+    // The whole answer, not only each partition, stays within the broker's fetch
+    // limit, whatever the client asks for.
+    let limit = s.broker.config.limits.max_fetch_bytes as usize;
+    let mut left = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, limit.max(1));
     let mut total = 0;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
@@ -64,6 +70,12 @@ async fn round(s: &mut Session, request: &KafkaFetch) -> Round {
                 .with_log_start_offset(-1)
                 .with_aborted_transactions(Some(Vec::new()))
                 .with_preferred_read_replica(BrokerId(-1));
+            if left == 0 {
+                // The answer is full: this partition answers no records, only where
+                // it ends, so a consumer's lag stays right.
+                partitions.push(end_only(s, &topic.topic.0, p.partition, data).await);
+                continue;
+            }
             let max = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
                 .min(left)
@@ -81,7 +93,7 @@ async fn round(s: &mut Session, request: &KafkaFetch) -> Round {
                 Ok(Response::Fetch(read)) => match batches_to_kafka(read.batches, from) {
                     Ok(records) => {
                         total += records.len();
-                        left = left.saturating_sub(records.len()).max(1);
+                        left = left.saturating_sub(records.len());
                         data.with_high_watermark(read.high_watermark as i64)
                             .with_last_stable_offset(read.high_watermark as i64)
                             .with_log_start_offset(read.log_start_offset as i64)
@@ -105,6 +117,39 @@ async fn round(s: &mut Session, request: &KafkaFetch) -> Round {
     Round {
         response: FetchResponse::default().with_responses(topics),
         bytes: total,
+    }
+}
+
+/// A partition's answer without records: its high watermark (the native
+/// ListOffsets of "after every record").
+async fn end_only(
+    s: &mut Session,
+    topic: &str,
+    partition: i32,
+    data: PartitionData,
+) -> PartitionData {
+    let Ok(partition) = u32::try_from(partition) else {
+        return data.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+    };
+    let looked_up = s
+        .call(Request::ListOffsets(ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partitions: vec![PartitionTime {
+                partition,
+                timestamp_ms: i64::MAX,
+            }],
+        }))
+        .await;
+    match looked_up {
+        Ok(Response::ListOffsets(found)) => match found.offsets.first() {
+            Some(end) => data
+                .with_high_watermark(end.offset as i64)
+                .with_last_stable_offset(end.offset as i64)
+                .with_records(Some(Bytes::new())),
+            None => data.with_error_code(ResponseError::UnknownServerError.code()),
+        },
+        Ok(other) => data.with_error_code(error::code(&unexpected(&other))),
+        Err(e) => data.with_error_code(error::code(&e)),
     }
 }
 
