@@ -46,6 +46,23 @@ pub struct ServerConfig {
     pub security: SecurityConfig,
     /// The HTTP gateway (`[http]`).
     pub http: HttpConfig,
+    /// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`); off by default.
+    pub kafka: KafkaConfig,
+}
+
+/// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`): Kafka clients and tools
+/// on the same topics, partitions and offsets. Off unless `listen` is set (or
+/// `--kafka-listen`). Plaintext only, without SASL: its requests are the anonymous
+/// principal's, so with authentication on they pass only what ACLs grant `ANONYMOUS`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Address to listen on (`host:port`; port 0 lets the OS pick); absent: no Kafka
+    /// listener.
+    pub listen: Option<SocketAddr>,
+    /// The address Metadata tells clients to connect to (`host:port`); absent: the
+    /// address the listener is bound to, port 0 resolved.
+    pub advertised: Option<String>,
 }
 
 /// The HTTP gateway (`[http]`; `docs/http.md`): a REST/JSON listener beside the
@@ -421,6 +438,7 @@ impl Default for ServerConfig {
             tls: None,
             security: SecurityConfig::default(),
             http: HttpConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -576,6 +594,7 @@ impl ServerConfig {
         }
         self.validate_security()?;
         self.validate_http()?;
+        self.validate_kafka()?;
         self.default_topic_config().map(|_| ())
     }
 
@@ -657,6 +676,23 @@ impl ServerConfig {
                 "refusing to listen for HTTP on {} without authentication: set security.mechanisms (see docs/operations.md, \"Security\"), or security.allow_anonymous = true to serve anyone who can reach it",
                 http.listen
             )));
+        }
+        Ok(())
+    }
+
+    fn validate_kafka(&self) -> Result<(), ConfigError> {
+        let Some(listen) = self.kafka.listen else {
+            return Ok(());
+        };
+        // Protected mode covers the Kafka port too, and it has no SASL of its own yet.
+        if !self.security.allow_anonymous && !listen.ip().is_loopback() {
+            return Err(ConfigError(format!(
+                "refusing to listen for Kafka clients on {listen}: the Kafka listener has no authentication yet; use a loopback address, or security.allow_anonymous = true to serve anyone who can reach it"
+            )));
+        }
+        if let Some(advertised) = &self.kafka.advertised {
+            crate::kafka::parse_advertised(advertised)
+                .map_err(|e| ConfigError(format!("kafka.advertised: {e}")))?;
         }
         Ok(())
     }
@@ -861,6 +897,29 @@ mod tests {
         config
             .validate()
             .expect("an HTTP listener that is off is not checked");
+    }
+
+    #[test]
+    fn the_kafka_listener_is_off_by_default_and_checked_when_on() {
+        let config = ServerConfig::default();
+        assert!(config.kafka.listen.is_none());
+        let config: ServerConfig = toml::from_str(
+            "[kafka]\nlisten = \"127.0.0.1:9092\"\nadvertised = \"broker.example:9092\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.kafka.listen.unwrap().port(), 9092);
+        let mut open = config.clone();
+        open.kafka.listen = Some("0.0.0.0:9092".parse().unwrap());
+        let error = open.validate().unwrap_err().to_string();
+        assert!(error.contains("security.allow_anonymous"), "{error}");
+        open.security.allow_anonymous = true;
+        open.validate().unwrap();
+        let mut bad = config;
+        bad.kafka.advertised = Some("no-port".into());
+        let error = bad.validate().unwrap_err().to_string();
+        assert!(error.contains("kafka.advertised"), "{error}");
+        assert!(toml::from_str::<ServerConfig>("[kafka]\nport = 1\n").is_err());
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod internal;
+pub mod kafka;
 pub mod metrics;
 pub mod partition;
 pub mod partitioner;
@@ -95,6 +96,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The Kafka listener could not be bound.
+    #[error("cannot listen for Kafka clients on {address}: {source} (set kafka.listen or --kafka-listen to another address)")]
+    KafkaListen {
+        /// The address asked for.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The HTTP gateway's listener could not be bound.
     #[error("cannot listen for HTTP on {address}: {source} (set http.listen or --http-listen to another address, or http.enabled = false)")]
     HttpListen {
@@ -106,12 +115,14 @@ pub enum StartError {
 }
 
 /// The broker's listeners: the native one (its socket, and its TLS configuration
-/// when it has one) and the HTTP gateway's, unless `http.enabled = false`.
+/// when it has one), the HTTP gateway's, unless `http.enabled = false`, and the
+/// Kafka one when `kafka.listen` is set.
 #[derive(Debug)]
 pub struct Listener {
     tcp: TcpListener,
     tls: Option<Arc<Tls>>,
     http: Option<http::HttpListener>,
+    kafka: Option<kafka::KafkaListener>,
 }
 
 impl Listener {
@@ -123,6 +134,11 @@ impl Listener {
     /// The address the HTTP gateway is bound to; `None` when it is off.
     pub fn http_addr(&self) -> Option<std::io::Result<std::net::SocketAddr>> {
         self.http.as_ref().map(http::HttpListener::local_addr)
+    }
+
+    /// The address the Kafka listener is bound to; `None` when it is off.
+    pub fn kafka_addr(&self) -> Option<std::io::Result<std::net::SocketAddr>> {
+        self.kafka.as_ref().map(kafka::KafkaListener::local_addr)
     }
 
     /// Its TLS configuration (to reload on SIGHUP); `None` for plaintext.
@@ -166,6 +182,14 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
         }
         false => None,
     };
+    let kafka = match config.kafka.listen {
+        Some(address) => Some(
+            kafka::KafkaListener::bind(address, config.kafka.advertised.as_deref())
+                .await
+                .map_err(|source| StartError::KafkaListen { address, source })?,
+        ),
+        None => None,
+    };
     let mut broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await
         .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
@@ -174,6 +198,7 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
         tcp: listener,
         tls,
         http,
+        kafka,
     };
     Ok((Arc::new(broker), listener))
 }
@@ -230,9 +255,12 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<Shutdown
         tcp: listener,
         tls,
         http,
+        kafka,
     } = listener;
     start_periodic_jobs(&broker);
     let http = http.map(|http| tokio::spawn(http::serve(http, broker.clone(), signal.subscribe())));
+    let kafka =
+        kafka.map(|kafka| tokio::spawn(kafka::serve(kafka, broker.clone(), signal.subscribe())));
     let connections_allowed = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let refusals = Arc::new(Semaphore::new(connection::refuse::MAX_LINGERING_REFUSALS));
     let mut connections = JoinSet::new();
@@ -291,6 +319,9 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<Shutdown
     if let Some(http) = http {
         // It has its own grace period; this only waits for it to end.
         let _ = http.await;
+    }
+    if let Some(kafka) = kafka {
+        let _ = kafka.await;
     }
     broker.close(TASK_SHUTDOWN_GRACE).await;
     tracing::info!("all logs synced and closed cleanly");

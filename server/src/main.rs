@@ -24,6 +24,11 @@ struct Args {
     /// pick: the second line printed names it). `http.enabled = false` turns it off.
     #[arg(long, value_name = "ADDR")]
     http_listen: Option<SocketAddr>,
+    /// Address the Kafka-protocol listener listens on (off unless given here or as
+    /// `kafka.listen`; port 0 lets the OS pick: a line `kafka listening on ADDR`
+    /// names it).
+    #[arg(long, value_name = "ADDR")]
+    kafka_listen: Option<SocketAddr>,
     /// Data directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -62,6 +67,9 @@ fn start(args: Args) -> anyhow::Result<()> {
     }
     if let Some(listen) = args.http_listen {
         config.http.listen = listen;
+    }
+    if let Some(listen) = args.kafka_listen {
+        config.kafka.listen = Some(listen);
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
@@ -112,6 +120,9 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let mut announcement = format!("listening on {address}\n");
         if let Some(http) = listener.http_addr() {
             announcement.push_str(&format!("http listening on {}\n", http?));
+        }
+        if let Some(kafka) = listener.kafka_addr() {
+            announcement.push_str(&format!("kafka listening on {}\n", kafka?));
         }
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(announcement.as_bytes())?;

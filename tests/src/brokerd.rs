@@ -21,6 +21,9 @@ use thiserror::Error;
 pub const LISTENING_PREFIX: &str = "listening on ";
 /// The line brokerd prints second, followed by its HTTP gateway's address.
 pub const HTTP_LISTENING_PREFIX: &str = "http listening on ";
+/// The line brokerd prints after those, with `--kafka-listen`, followed by its Kafka
+/// listener's address.
+pub const KAFKA_LISTENING_PREFIX: &str = "kafka listening on ";
 /// Where a new brokerd listens: loopback, on a port the OS picks.
 pub const LISTEN_ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
 /// How long brokerd may take to print its address, unless
@@ -187,6 +190,8 @@ pub struct Launch {
     init_admin: Option<(String, String)>,
     /// Whether brokerd runs its HTTP gateway (on a port the OS picks).
     http: bool,
+    /// Whether brokerd runs its Kafka listener (on a port the OS picks).
+    kafka: bool,
 }
 
 impl Launch {
@@ -203,7 +208,15 @@ impl Launch {
             log_file: None,
             init_admin: None,
             http: true,
+            kafka: false,
         }
+    }
+
+    /// Also starts the Kafka-protocol listener (`--kafka-listen`, on a port the OS
+    /// picks) and waits for its `kafka listening on` line: [`Brokerd::kafka_addr`].
+    pub fn with_kafka(mut self) -> Launch {
+        self.kafka = true;
+        self
     }
 
     /// Neither passes `--http-listen` nor waits for the `http listening on` line: for
@@ -278,6 +291,7 @@ impl Launch {
         let listen = Addresses {
             native: LISTEN_ANY_LOOPBACK_PORT.to_string(),
             http: self.http.then(|| LISTEN_ANY_LOOPBACK_PORT.to_string()),
+            kafka: self.kafka.then(|| LISTEN_ANY_LOOPBACK_PORT.to_string()),
         };
         let (child, addrs) = spawn(&self, data_dir.path(), &listen)?;
         Ok(Brokerd {
@@ -300,11 +314,13 @@ pub struct Brokerd {
     data_dir: tempfile::TempDir,
 }
 
-/// Where a brokerd listens: the native protocol, and the HTTP gateway if it runs.
+/// Where a brokerd listens: the native protocol, and the HTTP gateway and the Kafka
+/// listener if they run.
 #[derive(Debug, Clone)]
 struct Addresses {
     native: String,
     http: Option<String>,
+    kafka: Option<String>,
 }
 
 impl Brokerd {
@@ -322,6 +338,20 @@ impl Brokerd {
         match &self.addrs.http {
             Some(addr) => addr,
             None => panic!("this brokerd was started without its HTTP gateway"),
+        }
+    }
+
+    /// The `host:port` its Kafka listener listens on (the same across restarts).
+    ///
+    /// # Panics
+    ///
+    /// If it was started without [`Launch::with_kafka`].
+    pub fn kafka_addr(&self) -> &str {
+        match &self.addrs.kafka {
+            Some(addr) => addr,
+            None => {
+                panic!("this brokerd was started without its Kafka listener (Launch::with_kafka)")
+            }
         }
     }
 
@@ -478,6 +508,9 @@ fn spawn(
     if let Some(http) = &listen.http {
         command.args(["--http-listen", http]);
     }
+    if let Some(kafka) = &listen.kafka {
+        command.args(["--kafka-listen", kafka]);
+    }
     let mut child = command
         .arg("--data-dir")
         .arg(data_dir)
@@ -495,15 +528,19 @@ fn spawn(
         // Not reached: stdout was piped above. Reported like a silent exit.
         return Err(exited(path, &mut child));
     };
-    // `listening on <addr>`, then (with the gateway) `http listening on <addr>`.
-    let prefixes: &[&str] = match listen.http {
-        Some(_) => &[LISTENING_PREFIX, HTTP_LISTENING_PREFIX],
-        None => &[LISTENING_PREFIX],
-    };
+    // `listening on <addr>`, then (with the gateway) `http listening on <addr>`,
+    // then (with the Kafka listener) `kafka listening on <addr>`.
+    let mut prefixes = vec![LISTENING_PREFIX];
+    if listen.http.is_some() {
+        prefixes.push(HTTP_LISTENING_PREFIX);
+    }
+    if listen.kafka.is_some() {
+        prefixes.push(KAFKA_LISTENING_PREFIX);
+    }
     let lines = first_lines(stdout, prefixes.len());
     let deadline = Instant::now() + launch.startup_timeout;
     let mut announced = Vec::with_capacity(prefixes.len());
-    for prefix in prefixes {
+    for prefix in &prefixes {
         let wait = deadline.saturating_duration_since(Instant::now());
         let line = match lines.recv_timeout(wait) {
             Ok(line) => line,
@@ -529,11 +566,14 @@ fn spawn(
     }
     let mut announced = announced.into_iter();
     let native = announced.next().unwrap_or_default();
+    let http = listen.http.as_ref().and_then(|_| announced.next());
+    let kafka = listen.kafka.as_ref().and_then(|_| announced.next());
     Ok((
         child,
         Addresses {
             native,
-            http: announced.next(),
+            http,
+            kafka,
         },
     ))
 }

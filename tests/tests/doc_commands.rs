@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use integration_tests::{brokerctl_bin, Brokerd};
+use integration_tests::{brokerctl_bin, brokerd_bin, Brokerd, Launch};
 
 /// The workspace root, where the documents are.
 fn root() -> &'static Path {
@@ -37,6 +37,22 @@ fn blocks(text: &str, kind: &str) -> Vec<Vec<String>> {
 
 /// The HTTP address the documents' examples use: the default.
 const DOCUMENTED_HTTP_ADDR: &str = "127.0.0.1:7172";
+/// The Kafka address the documents' examples use (`--kafka-listen 127.0.0.1:9092`).
+const DOCUMENTED_KAFKA_ADDR: &str = "127.0.0.1:9092";
+
+/// Whether kcat is on the PATH; a block using it is skipped without, except under
+/// `CI`, where `.ci/run` installs it.
+fn kcat_present() -> bool {
+    let present = Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        present || std::env::var_os("CI").is_none(),
+        "kcat is missing under CI; .ci/run installs it"
+    );
+    present
+}
 
 /// Commands that never end on their own.
 fn follows(command: &str) -> bool {
@@ -61,7 +77,10 @@ fn bash(broker: &Brokerd, dir: &Path, script: &str, timeout_s: u32) -> (bool, St
         std::env::var("PATH").unwrap_or_default()
     );
     // The documents show the quick start's HTTP address; curl fails on 4xx and 5xx.
-    let script = script.replace(DOCUMENTED_HTTP_ADDR, broker.http_addr());
+    let mut script = script.replace(DOCUMENTED_HTTP_ADDR, broker.http_addr());
+    if script.contains(DOCUMENTED_KAFKA_ADDR) {
+        script = script.replace(DOCUMENTED_KAFKA_ADDR, broker.kafka_addr());
+    }
     let script = format!(
         "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{script}\n"
     );
@@ -81,10 +100,19 @@ fn bash(broker: &Brokerd, dir: &Path, script: &str, timeout_s: u32) -> (bool, St
 #[test]
 fn the_readme_shell_examples_run() {
     let text = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let broker = Brokerd::start();
+    // With the Kafka listener too: the README's kcat examples use it.
+    let broker = Launch::new(brokerd_bin()).with_kafka().start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut ran = 0;
     for block in blocks(&text, "sh") {
+        if block
+            .iter()
+            .any(|l| l.starts_with("kcat ") || l.contains("| kcat "))
+            && !kcat_present()
+        {
+            eprintln!("SKIPPED a kcat block: kcat is not installed");
+            continue;
+        }
         // The quick start builds and starts brokerd itself: that is what this test
         // has done already.
         if block

@@ -1,0 +1,120 @@
+//! Produce: each partition's Kafka record batches become one brokerd batch
+//! ([`super::records::kafka_to_batch`], CRC32C checked, nothing appended from a batch
+//! that fails) and one native Produce to that partition. `acks` 0 / 1 / -1 are the
+//! native ack levels none / appended / durable; with `acks = 0` Kafka expects no
+//! response at all, and gets none.
+
+use kafka_protocol::messages::produce_request::ProduceRequest as KafkaProduce;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
+use protocol::{Request, Response};
+
+use super::error;
+use super::records::{kafka_to_batch, RecordsError};
+use super::session::{unexpected, Session};
+
+/// The native ack level for Kafka's `acks`; `None` for a value Kafka does not define.
+pub fn ack_level(acks: i16) -> Option<AckLevel> {
+    match acks {
+        0 => Some(AckLevel::None),
+        1 => Some(AckLevel::Appended),
+        -1 => Some(AckLevel::Durable),
+        _ => None,
+    }
+}
+
+/// Serves a Produce; `None` when the client asked for no response (`acks = 0`).
+pub async fn produce(s: &mut Session, request: KafkaProduce) -> Option<ProduceResponse> {
+    let ack = ack_level(request.acks);
+    let timeout_ms = u32::try_from(request.timeout_ms).unwrap_or(0);
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let answer = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let outcome = match (ack, request.transactional_id.is_some()) {
+                (_, true) => Err((
+                    ResponseError::TransactionalIdAuthorizationFailed.code(),
+                    "transactions are not supported".to_owned(),
+                )),
+                (None, _) => Err((
+                    ResponseError::InvalidRequiredAcks.code(),
+                    format!("acks {} is not 0, 1 or -1", request.acks),
+                )),
+                (Some(ack), false) => {
+                    append(s, &topic.name.0, data.index, data.records, ack, timeout_ms).await
+                }
+            };
+            partitions.push(match outcome {
+                Ok(base_offset) => answer.with_base_offset(base_offset),
+                Err((code, message)) => answer
+                    .with_error_code(code)
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            });
+        }
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    match ack {
+        Some(AckLevel::None) => None,
+        _ => Some(ProduceResponse::default().with_responses(topics)),
+    }
+}
+
+/// Appends one partition's records; the base offset, or the Kafka error code and
+/// message.
+async fn append(
+    s: &mut Session,
+    topic: &str,
+    partition: i32,
+    records: Option<bytes::Bytes>,
+    ack: AckLevel,
+    timeout_ms: u32,
+) -> Result<i64, (i16, String)> {
+    let corrupt = |e: RecordsError| {
+        let code = match e {
+            RecordsError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat.code(),
+            RecordsError::Corrupt(_) | RecordsError::Batch(_) => {
+                ResponseError::CorruptMessage.code()
+            }
+        };
+        (code, e.to_string())
+    };
+    let Ok(partition) = u32::try_from(partition) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("partition {partition}"),
+        ));
+    };
+    let records = records.unwrap_or_default();
+    let batch = kafka_to_batch(&records, s.broker.clock.wall_ms()).map_err(corrupt)?;
+    let answer = s
+        .call(Request::Produce(ProduceRequest {
+            topic: topic.to_owned(),
+            partition: PartitionSelector::Partition(partition),
+            ack,
+            timeout_ms,
+            producer: None,
+            batch,
+        }))
+        .await;
+    match answer {
+        Ok(Response::Produce(done)) => Ok(done.base_offset.map_or(-1, |o| o as i64)),
+        Ok(other) => {
+            let e = unexpected(&other);
+            Err((error::code(&e), e.to_string()))
+        }
+        Err(e) => Err((error::code(&e), e.to_string())),
+    }
+}

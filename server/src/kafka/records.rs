@@ -1,0 +1,265 @@
+//! The record-format mapping, pure (`docs/kafka.md`, "Records"): Kafka RecordBatch v2
+//! to a brokerd batch on produce, and brokerd batches to Kafka RecordBatch v2 on
+//! fetch, both through the `kafka-protocol` crate's record codec. brokerd stores its
+//! own batch format (one definition of a batch, the same bytes for native and Kafka
+//! consumers); conversion happens at this edge.
+//!
+//! What carries over: key, value (null stays null), headers (a null header value
+//! becomes empty), and each record's timestamp. What does not: Kafka's offsets and
+//! sequence numbers inside a batch (the log assigns offsets), producer ids and epochs
+//! (refused: no idempotent or transactional producers yet), compression (refused).
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+};
+use protocol::batch::{split_batches, BatchBuilder, BatchError, BatchView};
+
+/// The least bytes one Kafka v2 record takes (length, attributes, timestamp and
+/// offset deltas, key and value lengths, header count: one varint byte each). A
+/// batch announcing more records than its bytes can hold is refused before the
+/// crate's decoder reserves room for them.
+pub const MIN_KAFKA_RECORD_BYTES: usize = 7;
+/// The Kafka RecordBatch v2 header's bytes, before its records.
+pub const KAFKA_BATCH_HEADER_BYTES: usize = 61;
+
+/// Why a produced Kafka record set cannot become a brokerd batch.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    /// Not RecordBatch v2, a bad CRC32C, or damaged records: nothing is appended.
+    #[error("the record batch is corrupt: {0}")]
+    Corrupt(String),
+    /// A feature brokerd does not store (compression, transactions, idempotence).
+    #[error("{0} is not supported on the Kafka listener yet")]
+    Unsupported(&'static str),
+    /// Empty, or the records do not fit one brokerd batch.
+    #[error("the records do not make a brokerd batch: {0}")]
+    Batch(#[from] BatchError),
+}
+
+/// Converts the `records` of one produced partition (one or more Kafka RecordBatch
+/// v2, CRC32C checked by the decoder) into one brokerd batch. `now_ms` stamps
+/// records whose timestamp is absent (-1) or that ask for log-append time.
+pub fn kafka_to_batch(records: &Bytes, now_ms: i64) -> Result<Bytes, RecordsError> {
+    let infos = RecordBatchDecoder::decode_batch_info(&mut records.clone())
+        .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
+    let announced: usize = infos.iter().map(|i| i.record_count.max(0) as usize).sum();
+    if infos.is_empty() || announced > records.len() / MIN_KAFKA_RECORD_BYTES {
+        return Err(RecordsError::Corrupt(format!(
+            "{announced} records announced in {} bytes",
+            records.len()
+        )));
+    }
+    for info in &infos {
+        if info.compression != Compression::None {
+            return Err(RecordsError::Unsupported("a compressed record batch"));
+        }
+        if info.transactional || info.control {
+            return Err(RecordsError::Unsupported("a transactional record batch"));
+        }
+        if info.producer_id != NO_PRODUCER_ID {
+            return Err(RecordsError::Unsupported("an idempotent producer"));
+        }
+    }
+    let sets = RecordBatchDecoder::decode_all(&mut records.clone())
+        .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
+    let mut builder = BatchBuilder::with_capacity(records.len());
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
+    for record in sets.iter().flat_map(|s| &s.records) {
+        headers.clear();
+        headers.extend(
+            record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or_default())),
+        );
+        let timestamp_ms = match record.timestamp_type {
+            TimestampType::LogAppend => now_ms,
+            TimestampType::Creation if record.timestamp < 0 => now_ms,
+            TimestampType::Creation => record.timestamp,
+        };
+        builder.push(
+            timestamp_ms,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &headers,
+        )?;
+    }
+    let batch = builder.finish();
+    debug_assert!(BatchView::new(&batch).and_then(|b| b.validate()).is_ok());
+    Ok(batch)
+}
+
+/// Converts stored brokerd batches (a fetch answer, back to back) into Kafka
+/// RecordBatch v2, one Kafka batch per brokerd batch, leaving out the records below
+/// `from_offset` (a fetch answers whole stored batches). Keys, values and header
+/// values are zero-copy slices of `stored`.
+pub fn batches_to_kafka(stored: Bytes, from_offset: u64) -> Result<Bytes, RecordsError> {
+    let mut out = BytesMut::with_capacity(stored.len() + stored.len() / 4);
+    let mut records: Vec<Record> = Vec::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    for batch in split_batches(stored) {
+        let batch = batch?;
+        let view = BatchView::new(&batch)?;
+        view.validate()?;
+        records.clear();
+        let base = view.header().base_offset.max(from_offset);
+        for record in view.records() {
+            let record = record?;
+            if record.offset < from_offset {
+                continue;
+            }
+            records.push(kafka_record(&batch, &record, base)?);
+        }
+        if records.is_empty() {
+            continue;
+        }
+        RecordBatchEncoder::encode(&mut out, records.iter(), &options)
+            .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
+    }
+    Ok(out.freeze())
+}
+
+/// One stored record as a Kafka record of the batch starting at `base`. Its sequence
+/// is chosen so that the crate's encoder keeps a stored batch's records in one Kafka
+/// batch, whose base sequence is then -1 (no producer).
+fn kafka_record(
+    batch: &Bytes,
+    record: &protocol::batch::RecordView<'_>,
+    base: u64,
+) -> Result<Record, RecordsError> {
+    let slice = |part: &[u8]| batch.slice_ref(part);
+    let mut headers = IndexMap::with_capacity(usize::from(record.header_count()));
+    for header in record.headers() {
+        let (key, value) = header?;
+        headers.insert(StrBytes::from_string(key.to_owned()), Some(slice(value)));
+    }
+    let offset = i64::try_from(record.offset)
+        .map_err(|_| RecordsError::Corrupt(format!("offset {} is past i64", record.offset)))?;
+    let index = i32::try_from(record.offset - base).unwrap_or(i32::MAX);
+    Ok(Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id: NO_PRODUCER_ID,
+        producer_epoch: NO_PRODUCER_EPOCH,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: index.wrapping_sub(1),
+        timestamp: record.timestamp_ms,
+        key: record.key.map(slice),
+        value: record.value.map(slice),
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka_batch(records: &[Record]) -> Bytes {
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
+        buf.freeze()
+    }
+
+    fn record(offset: i64, key: &'static [u8], value: Option<&'static [u8]>) -> Record {
+        let mut headers = IndexMap::new();
+        headers.insert(
+            StrBytes::from_static_str("h"),
+            Some(Bytes::from_static(b"v")),
+        );
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + offset,
+            key: Some(Bytes::from_static(key)),
+            value: value.map(Bytes::from_static),
+            headers,
+        }
+    }
+
+    #[test]
+    fn records_survive_kafka_to_brokerd_and_back() {
+        let produced = kafka_batch(&[record(0, b"k0", Some(b"v0")), record(1, b"k1", None)]);
+        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap()[..]);
+        protocol::batch::set_base_offset(&mut stored, 40);
+        let fetched = batches_to_kafka(stored.freeze(), 0).unwrap();
+        let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
+        assert_eq!(sets.len(), 1, "one stored batch is one Kafka batch");
+        let got = &sets[0].records;
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].offset, got[1].offset), (40, 41));
+        assert_eq!(got[0].key.as_deref(), Some(&b"k0"[..]));
+        assert_eq!(got[0].value.as_deref(), Some(&b"v0"[..]));
+        assert_eq!(got[1].value, None, "a null value stays null");
+        assert_eq!(got[1].timestamp, 1_700_000_000_001);
+        assert_eq!(
+            got[0].headers.get(&StrBytes::from_static_str("h")),
+            Some(&Some(Bytes::from_static(b"v")))
+        );
+        // From an offset inside the stored batch, the records below it are left out.
+        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap()[..]);
+        protocol::batch::set_base_offset(&mut stored, 40);
+        let fetched = batches_to_kafka(stored.freeze(), 41).unwrap();
+        let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
+        assert_eq!(sets[0].records.len(), 1);
+        assert_eq!(sets[0].records[0].offset, 41);
+    }
+
+    #[test]
+    fn a_damaged_batch_is_refused() {
+        let produced = kafka_batch(&[record(0, b"k", Some(b"v"))]);
+        let mut damaged = produced.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(matches!(
+            kafka_to_batch(&Bytes::from(damaged), 0),
+            Err(RecordsError::Corrupt(_))
+        ));
+        // A record count no batch of this size can hold, CRC and all correct.
+        let mut inflated = produced.to_vec();
+        inflated[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c_of(&inflated[21..]);
+        inflated[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            kafka_to_batch(&Bytes::from(inflated), 0),
+            Err(RecordsError::Corrupt(_))
+        ));
+        assert!(kafka_to_batch(&Bytes::from_static(b"garbage"), 0).is_err());
+    }
+
+    /// CRC32C (Castagnoli), bitwise: only to forge a test batch.
+    fn crc32c_of(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}

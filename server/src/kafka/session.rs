@@ -1,0 +1,98 @@
+//! One Kafka connection's session in the request layer: its [`Context`] (the
+//! anonymous principal: the Kafka listener has no SASL yet) and the calls into
+//! [`handlers::serve`], the same authorization and dispatch table the native and
+//! HTTP listeners use.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use protocol::{Request, Response};
+use tokio::sync::mpsc;
+
+use crate::broker::Broker;
+use crate::delivery::Pushes;
+use crate::error::BrokerError;
+use crate::handlers::{self, Answer, Context, Outcome};
+use crate::security::Principal;
+
+/// The client name Kafka sessions carry in the request layer (audit lines,
+/// DescribeGroup).
+pub const KAFKA_CLIENT_NAME: &str = "kafka";
+
+/// What a Kafka connection's requests reach.
+#[derive(Debug)]
+pub struct Session {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// The address Metadata advertises.
+    pub advertised: Advertised,
+    cx: Context,
+}
+
+/// The host and port Metadata names as the one broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl From<SocketAddr> for Advertised {
+    fn from(address: SocketAddr) -> Advertised {
+        Advertised {
+            host: address.ip().to_string(),
+            port: address.port(),
+        }
+    }
+}
+
+impl Session {
+    /// A new connection's session.
+    pub fn new(broker: Arc<Broker>, advertised: Advertised) -> Session {
+        // No pushes on this listener: Kafka consumers fetch.
+        let (nowhere, _) = mpsc::channel(1);
+        let cx = Context::new(
+            &broker,
+            Arc::from(KAFKA_CLIENT_NAME),
+            protocol::PROTOCOL_VERSION,
+            Pushes::new(nowhere),
+            Principal::anonymous(),
+        );
+        Session {
+            broker,
+            advertised,
+            cx,
+        }
+    }
+
+    /// Starts `request` in the request layer (authorization, then the dispatch
+    /// table) without waiting for an answer that waits.
+    pub fn start(&mut self, request: Request) -> Outcome {
+        handlers::serve(&self.broker, &mut self.cx, request)
+    }
+
+    /// Serves `request` and waits for its answer. An answer that waits runs as its
+    /// own task, as on the other listeners, so a client that hangs up does not
+    /// cancel an append the broker has started.
+    pub async fn call(&mut self, request: Request) -> Answer {
+        let op = request.op_code().as_u16();
+        let answer = match self.start(request) {
+            Outcome::Now(answer) => answer,
+            Outcome::Later(pending) => tokio::spawn(pending).await.unwrap_or_else(|e| {
+                Err(BrokerError::Internal(format!("a request task failed: {e}")))
+            }),
+        };
+        self.broker.metrics.requests.count(op, &answer);
+        answer
+    }
+}
+
+/// An answer of the wrong kind: a bug, since the dispatch table answers each
+/// request with its own response.
+pub fn unexpected(response: &Response) -> BrokerError {
+    BrokerError::Internal(format!(
+        "the request layer answered {:?}",
+        response.op_code().name()
+    ))
+}

@@ -1,0 +1,357 @@
+//! The Kafka listener on the wire, with requests and responses encoded and decoded by
+//! the `kafka-protocol` crate: what it advertises, what it answers to an API it does
+//! not serve, and what garbage and damaged batches get (a closed connection; a
+//! refusal with nothing appended).
+
+mod kafka_support;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::DeleteTopicsResponse;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::fetch_response::FetchResponse;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::{ApiKey, RequestHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_support::wire::{call, kafka_batch, produce, read_frame, record, send_frame};
+use kafka_support::{broker, native};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn api_versions_advertises_what_is_served_within_the_crates_versions() {
+    let broker = broker();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    let answer = ApiVersionsResponse::decode(&mut body, 3).unwrap();
+    assert_eq!(answer.error_code, 0);
+    let served: Vec<i16> = answer.api_keys.iter().map(|k| k.api_key).collect();
+    for key in [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::ApiVersions,
+    ] {
+        assert!(
+            served.contains(&(key as i16)),
+            "{key:?} is not advertised: {served:?}"
+        );
+    }
+    for k in &answer.api_keys {
+        let key = ApiKey::try_from(k.api_key).unwrap();
+        let range = key.valid_versions();
+        assert!(
+            range.min <= k.min_version && k.max_version <= range.max,
+            "{key:?}"
+        );
+    }
+    assert!(!served.contains(&(ApiKey::JoinGroup as i16)));
+}
+
+#[tokio::test]
+async fn an_api_not_served_is_answered_unsupported_version_and_the_connection_stays() {
+    let broker = broker();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    // JoinGroup v0, an API this listener does not serve (yet): header, junk body.
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::JoinGroup as i16);
+    request.put_i16(0);
+    request.put_i32(41);
+    request.put_i16(-1);
+    request.put_slice(b"whatever the body");
+    send_frame(&mut socket, &request).await;
+    let mut body = read_frame(&mut socket)
+        .await
+        .expect("an answer, not a closed connection");
+    assert_eq!(body.get_i32(), 41, "the correlation id");
+    let answer = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(answer.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(!answer.api_keys.is_empty());
+    // A key no Kafka version has, then a version past what is served: the same.
+    for (key, version) in [(999i16, 0i16), (ApiKey::Metadata as i16, 99)] {
+        let mut request = BytesMut::new();
+        request.put_i16(key);
+        request.put_i16(version);
+        request.put_i32(42);
+        request.put_i16(-1);
+        send_frame(&mut socket, &request).await;
+        let mut body = read_frame(&mut socket).await.expect("an answer");
+        assert_eq!(body.get_i32(), 42);
+        assert_eq!(
+            ApiVersionsResponse::decode(&mut body, 0)
+                .unwrap()
+                .error_code,
+            35
+        );
+    }
+    // And the connection still serves.
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        0,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut body, 0)
+            .unwrap()
+            .error_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn garbage_closes_the_connection_and_the_listener_serves_on() {
+    let broker = broker();
+    // A size over the cap: closed before anything is read or allocated.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    socket.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    assert!(read_frame(&mut socket).await.is_none());
+    // A size too small for a header.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    send_frame(&mut socket, &[0, 3, 0]).await;
+    assert!(read_frame(&mut socket).await.is_none());
+    // A served API whose body does not decode.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::Metadata as i16);
+    request.put_i16(1);
+    request.put_i32(1);
+    request.put_i16(-1);
+    request.put_slice(&[0x00, 0x00, 0x00, 0x05, 0x00]);
+    send_frame(&mut socket, &request).await;
+    assert!(read_frame(&mut socket).await.is_none());
+    // A new connection is served.
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        2,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut body, 2)
+            .unwrap()
+            .error_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_batch_failing_its_crc_is_refused_and_nothing_is_appended() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("crc", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut damaged = kafka_batch(&[record(b"k", b"value")]).to_vec();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x40;
+    let mut body = call(
+        &mut socket,
+        ApiKey::Produce,
+        9,
+        &produce("crc", Bytes::from(damaged), -1),
+    )
+    .await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    let partition = &answer.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 2, "CORRUPT_MESSAGE");
+    let described = client.describe_topic("crc").await.unwrap();
+    assert_eq!(described.partitions[0].end_offset, 0, "nothing appended");
+}
+
+#[tokio::test]
+async fn acks_all_answers_base_offsets_and_list_offsets_finds_both_ends_and_times() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("acks", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    for (i, expected_base) in [(0, 0), (1, 2)] {
+        let mut late = record(b"b", b"2");
+        late.timestamp = 1_700_000_000_000 + 1000 * (i + 1);
+        let batch = kafka_batch(&[record(b"a", b"1"), late]);
+        let mut body = call(&mut socket, ApiKey::Produce, 9, &produce("acks", batch, -1)).await;
+        let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+        let partition = &answer.responses[0].partition_responses[0];
+        assert_eq!(
+            (partition.error_code, partition.base_offset),
+            (0, expected_base)
+        );
+    }
+    let query = |timestamp: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("acks")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)])])
+    };
+    let mut found = Vec::new();
+    for timestamp in [-2, -1, 1_700_000_001_500, 1_800_000_000_000] {
+        let mut body = call(&mut socket, ApiKey::ListOffsets, 5, &query(timestamp)).await;
+        let answer = ListOffsetsResponse::decode(&mut body, 5).unwrap();
+        let partition = &answer.topics[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        found.push(partition.offset);
+    }
+    // Earliest, latest, the first record at or after 1.5 s (the second batch's
+    // late record, offset 3), and past every record: the end.
+    assert_eq!(found, [0, 4, 3, 4]);
+}
+
+#[tokio::test]
+async fn acks_zero_gets_no_response_and_the_records_are_appended() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("fire", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1)
+        .encode(&mut body, ApiKey::Produce.request_header_version(9))
+        .unwrap();
+    produce("fire", kafka_batch(&[record(b"k", b"v")]), 0)
+        .encode(&mut body, 9)
+        .unwrap();
+    send_frame(&mut socket, &body).await;
+    // The next answer on the connection is the ApiVersions asked for after it: the
+    // produce had none.
+    let mut answer = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        0,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut answer, 0)
+            .unwrap()
+            .error_code,
+        0
+    );
+    let described = client.describe_topic("fire").await.unwrap();
+    assert_eq!(described.partitions[0].end_offset, 1);
+}
+
+#[tokio::test]
+async fn create_topics_and_delete_topics_are_brokerd_topics() {
+    let broker = broker();
+    let client = native(&broker).await;
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let topic = |name: &'static str, partitions: i32, replication: i16| {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication)
+    };
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            topic("made", 3, 1),
+            topic("replicated", 1, 3),
+            topic("made", 1, -1),
+        ]);
+    let mut body = call(&mut socket, ApiKey::CreateTopics, 5, &request).await;
+    let answer = CreateTopicsResponse::decode(&mut body, 5).unwrap();
+    let codes: Vec<i16> = answer.topics.iter().map(|t| t.error_code).collect();
+    // Created; INVALID_REPLICATION_FACTOR; TOPIC_ALREADY_EXISTS.
+    assert_eq!(codes, [0, 38, 36]);
+    assert_eq!(
+        client
+            .describe_topic("made")
+            .await
+            .unwrap()
+            .partitions
+            .len(),
+        3
+    );
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topic_names(vec![
+            TopicName(StrBytes::from_static_str("made")),
+            TopicName(StrBytes::from_static_str("never")),
+        ]);
+    let mut body = call(&mut socket, ApiKey::DeleteTopics, 4, &request).await;
+    let answer = DeleteTopicsResponse::decode(&mut body, 4).unwrap();
+    let codes: Vec<i16> = answer.responses.iter().map(|t| t.error_code).collect();
+    // Deleted; UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(codes, [0, 3]);
+    assert!(client.describe_topic("made").await.is_err());
+}
+
+#[tokio::test]
+async fn a_full_fetch_answers_the_other_partitions_with_their_ends_only() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("two", 2, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    for partition in [0, 1] {
+        let mut request = produce(
+            "two",
+            kafka_batch(&[record(b"k", b"v"), record(b"k", b"w")]),
+            1,
+        );
+        request.topic_data[0].partition_data[0].index = partition;
+        let mut body = call(&mut socket, ApiKey::Produce, 9, &request).await;
+        let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+        assert_eq!(answer.responses[0].partition_responses[0].error_code, 0);
+    }
+    // The durable watermark may move just after the answer: wait until both
+    // partitions are readable, natively.
+    for partition in [0, 1] {
+        let read = client
+            .fetch("two", partition, 0, 1, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(read.high_watermark, 2);
+    }
+    let partitions = (0..2)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let request = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        // Less than one batch: the first partition's batch is answered whole, the
+        // second has no room left.
+        .with_max_bytes(1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("two")))
+            .with_partitions(partitions)]);
+    let mut body = call(&mut socket, ApiKey::Fetch, 12, &request).await;
+    let answer = FetchResponse::decode(&mut body, 12).unwrap();
+    let got = &answer.responses[0].partitions;
+    assert_eq!(got.len(), 2);
+    let first = RecordBatchDecoder::decode_all(&mut got[0].records.clone().unwrap()).unwrap();
+    assert_eq!(first[0].records.len(), 2);
+    assert_eq!((got[0].error_code, got[0].high_watermark), (0, 2));
+    assert_eq!((got[1].error_code, got[1].high_watermark), (0, 2));
+    assert!(got[1].records.as_ref().is_none_or(|r| r.is_empty()));
+}
