@@ -138,6 +138,7 @@ test("a message nacked until dead-lettered is shown with its reasons, and a repl
   await letter.waitFor();
   assert.equal((await letter.getByTestId("dlq-reason").textContent()).trim(), "failure 2");
   assert.equal((await letter.getByTestId("dlq-attempts").textContent()).trim(), "2");
+  assert.match(await letter.textContent(), /not traced/, "no traceparent, so no trace to link");
   await page.locator("tr", { hasText: "workers" }).getByTestId("dead-lettered").filter({ hasText: "1" }).waitFor();
   await page.screenshot({ path: join(SHOTS, "page-dead-letters.png") });
 

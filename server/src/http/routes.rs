@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use protocol::ops::produce::AckLevel;
-use protocol::ops::routes::{AddRouteRequest, DeleteRouteRequest, PublishRequest};
+use protocol::ops::routes::{AddRouteRequest, DeleteRouteRequest, PublishRequest, RouteInfo};
 use protocol::ops::Empty;
 use protocol::{Request, Response};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,17 @@ pub struct Route {
     pub headers: Vec<Header>,
 }
 
+impl From<RouteInfo> for Route {
+    fn from(r: RouteInfo) -> Route {
+        Route {
+            route_id: r.route_id,
+            pattern: r.pattern,
+            topic: r.topic,
+            headers: Tag::list(r.headers),
+        }
+    }
+}
+
 /// The rules the caller may describe.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RouteList {
@@ -64,16 +75,7 @@ pub async fn list(
 ) -> Result<Json<RouteList>, ApiError> {
     match call(&state.broker, &caller, Request::ListRoutes(Empty)).await? {
         Response::ListRoutes(list) => Ok(Json(RouteList {
-            routes: list
-                .routes
-                .into_iter()
-                .map(|r| Route {
-                    route_id: r.route_id,
-                    pattern: r.pattern,
-                    topic: r.topic,
-                    headers: Tag::list(r.headers),
-                })
-                .collect(),
+            routes: list.routes.into_iter().map(Route::from).collect(),
         })),
         other => Err(unexpected(&other)),
     }
@@ -310,12 +312,7 @@ pub async fn probe(
         .destinations(&body.routing_key, &headers)
         .into_values()
         .filter(|r| visible.contains(&r.route_id))
-        .map(|r| Route {
-            route_id: r.route_id,
-            pattern: r.pattern,
-            topic: r.topic,
-            headers: Tag::list(r.headers),
-        })
+        .map(Route::from)
         .collect();
     Ok(Json(RouteMatches { destinations }))
 }

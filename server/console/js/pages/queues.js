@@ -63,6 +63,9 @@ function history(record) {
     offset: header("dlq.original_offset"),
     first: header("dlq.first_delivery_ms"),
     last: header("dlq.last_delivery_ms"),
+    // W3C traceparent "00-<trace id>-<span id>-<flags>": a traced message's trace
+    // holds every attempt, with each nack's reason.
+    trace: /^[0-9a-f]{2}-([0-9a-f]{32})-/.exec(header("traceparent") || "")?.[1],
   };
 }
 
@@ -90,7 +93,7 @@ async function deadLetters(cx, topic) {
     page = { ...page, from: start, start: fetched.log_start_offset, next: fetched.next_offset, end: fetched.high_watermark };
     where.textContent = `letters at offsets ${start}–${Math.max(start, fetched.next_offset - 1)} of ${fetched.log_start_offset}–${fetched.high_watermark}`;
     replace(letters, h("table", { "aria-label": "Dead letters" },
-      h("thead", {}, h("tr", {}, ["DLQ offset", "From", "Group", "Attempts", "Reason", "First delivered", "Last delivered", "Key", "Value"]
+      h("thead", {}, h("tr", {}, ["DLQ offset", "From", "Group", "Attempts", "Reason", "First delivered", "Last delivered", "Trace", "Key", "Value"]
         .map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, fetched.records.map((r) => {
         const hist = history(r);
@@ -102,6 +105,7 @@ async function deadLetters(cx, topic) {
           h("td", { "data-testid": "dlq-reason" }, hist.reason || h("span", { class: "muted" }, "(none given)")),
           h("td", { class: "mono" }, fmt.time(hist.first)),
           h("td", { class: "mono" }, fmt.time(hist.last)),
+          h("td", {}, hist.trace ? link(`/traces/${hist.trace}`, "every attempt") : h("span", { class: "muted" }, "not traced")),
           h("td", { class: "mono" }, fmt.key(r)),
           h("td", {}, h("pre", {}, fmt.value(r).text)));
       }))));
