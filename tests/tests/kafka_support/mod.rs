@@ -80,3 +80,57 @@ pub fn run_kcat(kcat: &PathBuf, broker: &Brokerd, args: &[&str], stdin: &str) ->
 pub async fn native(broker: &Brokerd) -> client::Client {
     client::Client::connect(broker.addr()).await.unwrap()
 }
+
+/// Debian's python3 with confluent-kafka (`python3-confluent-kafka`, which links the
+/// same librdkafka as kcat); `None` (the test then says so and passes) when it is
+/// missing, except under `CI`, where `.ci/run` installs it and a missing one fails.
+pub fn confluent_python() -> Option<PathBuf> {
+    let python =
+        PathBuf::from(std::env::var_os("KAFKA_PYTHON").unwrap_or("/usr/bin/python3".into()));
+    let found = Command::new(&python)
+        .args(["-c", "import confluent_kafka"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "confluent-kafka is missing under CI; .ci/run installs it (python3-confluent-kafka)"
+        );
+        eprintln!("SKIPPED: python3-confluent-kafka is not installed");
+        return None;
+    }
+    Some(python)
+}
+
+/// Longest one Python client script may take (the backstop for a hang; each script
+/// has its own, shorter deadlines).
+pub const PYTHON_TIMEOUT_S: &str = "120";
+
+/// Runs `tests/kafka_python/<script>` with `python` against `broker`'s Kafka
+/// listener (its address in `$BOOTSTRAP`), `args` after it, under
+/// [`PYTHON_TIMEOUT_S`]; panics unless it succeeds, and returns its stdout.
+pub fn run_python(python: &PathBuf, broker: &Brokerd, script: &str, args: &[&str]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kafka_python")
+        .join(script);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new("timeout")
+        .arg(PYTHON_TIMEOUT_S)
+        .arg(python)
+        .arg(&path)
+        .args(args)
+        .env("BOOTSTRAP", broker.kafka_addr())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    assert!(
+        status.success(),
+        "{script} {args:?} failed ({status}):\n{stdout}\n{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    stdout
+}
