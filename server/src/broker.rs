@@ -35,6 +35,9 @@ pub struct Broker {
     pub topics: Arc<Topics>,
     /// Consumer groups.
     pub groups: Arc<Groups>,
+    /// Kafka clients' consumer groups (the classic protocol); their committed
+    /// offsets are in `groups`' offsets.
+    pub kafka_groups: Arc<crate::kafka::group::KafkaGroups>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// What the metrics count as it happens (histograms, answers by operation); the
@@ -138,6 +141,10 @@ impl Broker {
             clock.clone(),
         )?);
         let security = Arc::new(Security::open(&config, &topics, clock.clone())?);
+        let kafka_groups = Arc::new(crate::kafka::group::KafkaGroups::new(
+            config.groups.clone(),
+            clock.clone(),
+        ));
         Ok(Broker {
             security,
             config,
@@ -145,6 +152,7 @@ impl Broker {
             clock,
             topics,
             groups,
+            kafka_groups,
             stats: Arc::new(Stats::default()),
             metrics,
             queues,

@@ -63,16 +63,16 @@ async fn api_versions_advertises_what_is_served_within_the_crates_versions() {
             "{key:?}"
         );
     }
-    assert!(!served.contains(&(ApiKey::JoinGroup as i16)));
+    assert!(!served.contains(&(ApiKey::ElectLeaders as i16)));
 }
 
 #[tokio::test]
 async fn an_api_not_served_is_answered_unsupported_version_and_the_connection_stays() {
     let broker = broker();
     let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
-    // JoinGroup v0, an API this listener does not serve (yet): header, junk body.
+    // ElectLeaders v0, an API this listener does not serve: header, junk body.
     let mut request = BytesMut::new();
-    request.put_i16(ApiKey::JoinGroup as i16);
+    request.put_i16(ApiKey::ElectLeaders as i16);
     request.put_i16(0);
     request.put_i32(41);
     request.put_i16(-1);

@@ -370,6 +370,11 @@ impl Groups {
         (g.mode == GroupMode::Stream).then(|| g.topic.clone())
     }
 
+    /// Whether `group` has members now.
+    pub fn is_live(&self, group: &str) -> bool {
+        self.lock().get(group).is_some_and(|g| g.len() > 0)
+    }
+
     /// Whether `member_id` of `group` owns `partition` now (revoked from it or not:
     /// whoever may commit it).
     pub fn owns(&self, group: &str, member_id: &str, partition: u32) -> bool {

@@ -250,6 +250,19 @@ impl Offsets {
         self.lock().committed.get(&key).copied()
     }
 
+    /// Every offset `group` committed, as `(topic, partition, offset)`, sorted.
+    pub fn committed_by(&self, group: &str) -> Vec<(String, u32, u64)> {
+        let mut out: Vec<_> = self
+            .lock()
+            .committed
+            .iter()
+            .filter(|(k, _)| k.group == group)
+            .map(|(k, offset)| (k.topic.clone(), k.partition, *offset))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// `(group, topic)` pairs that have committed offsets.
     pub fn groups(&self) -> Vec<(String, String)> {
         let mut pairs: Vec<_> = self

@@ -32,6 +32,12 @@ pub async fn join(
     client_name: Arc<str>,
     members: SessionMembers,
 ) -> Result<JoinGroupResponse, BrokerError> {
+    if broker.kafka_groups.is_live(&request.group) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "group {:?} has Kafka-protocol members; a group uses one protocol at a time",
+            request.group
+        )));
+    }
     let joined = broker
         .groups
         .join(JoinRequest {

@@ -39,6 +39,18 @@ pub const SUPPORTED: &[Supported] = &[
     // v6 deletes topics by id.
     api(ApiKey::DeleteTopics, 1, 5),
     api(ApiKey::ApiVersions, 0, 3),
+    // v5 and v6 are for transactions' and share groups' coordinators.
+    api(ApiKey::FindCoordinator, 0, 4),
+    // The classic protocol's; what comes after is KIP-848's ConsumerGroupHeartbeat.
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    // v9 carries KIP-848 member epochs, v10 topic ids.
+    api(ApiKey::OffsetCommit, 2, 8),
+    api(ApiKey::OffsetFetch, 1, 8),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 4),
 ];
 
 /// The range served for `key` at `version`, if it is served.

@@ -31,7 +31,7 @@ pub async fn serve(
 ) {
     let peer = socket.peer_addr().ok();
     let idle = Duration::from_millis(broker.config.limits.idle_timeout_ms);
-    let mut session = Session::new(broker, advertised);
+    let mut session = Session::new(broker, advertised, peer);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     loop {
         let frame = match next_frame(&mut buf, MAX_REQUEST_BYTES) {

@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::request::{Body, Parsed};
 use super::session::Session;
-use super::{apis, fetch, list_offsets, metadata, produce, topics};
+use super::{apis, fetch, groups, list_offsets, metadata, offsets, produce, topics};
 
 /// Why a response could not be encoded (a bug: the crate refused what we built).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,7 @@ pub struct EncodeError {
 /// Serves one request; the response frame, size prefix included, or `None` when
 /// the client asked for none (Produce with `acks = 0`).
 pub async fn respond(s: &mut Session, parsed: Parsed) -> Result<Option<Bytes>, EncodeError> {
+    s.client_id = parsed.client_id;
     let (key, version, response) = match parsed.body {
         Body::Request(key, request) => match serve(s, *request, parsed.version).await {
             Some(response) => (key, parsed.version, response),
@@ -55,6 +56,15 @@ async fn serve(s: &mut Session, request: RequestKind, version: i16) -> Option<Re
         Q::Produce(r) => A::Produce(produce::produce(s, r).await?),
         Q::Fetch(r) => A::Fetch(fetch::fetch(s, r).await),
         Q::ListOffsets(r) => A::ListOffsets(list_offsets::list_offsets(s, r).await),
+        Q::FindCoordinator(r) => A::FindCoordinator(groups::find_coordinator(s, r, version)),
+        Q::JoinGroup(r) => A::JoinGroup(groups::join(s, r).await),
+        Q::SyncGroup(r) => A::SyncGroup(groups::sync(s, r).await),
+        Q::Heartbeat(r) => A::Heartbeat(groups::heartbeat(s, r)),
+        Q::LeaveGroup(r) => A::LeaveGroup(groups::leave(s, r, version)),
+        Q::DescribeGroups(r) => A::DescribeGroups(groups::describe(s, r)),
+        Q::ListGroups(r) => A::ListGroups(groups::list(s, r)),
+        Q::OffsetCommit(r) => A::OffsetCommit(offsets::commit(s, r).await),
+        Q::OffsetFetch(r) => A::OffsetFetch(offsets::fetch(s, r, version)),
         // `request::parse` decodes only what `apis::SUPPORTED` lists, all above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a decoded Kafka request has no handler");

@@ -26,8 +26,11 @@ pub mod dispatch;
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod group;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod records;
 pub mod request;
@@ -105,6 +108,10 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
     let KafkaListener { tcp, advertised } = listener;
     let allowed = Arc::new(Semaphore::new(MAX_KAFKA_CONNECTIONS));
     let mut connections = JoinSet::new();
+    let expiry = tokio::spawn(group::run_expiry(
+        broker.kafka_groups.clone(),
+        shutdown.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
@@ -144,6 +151,7 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
         );
         connections.abort_all();
     }
+    expiry.abort();
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ pub struct Session {
     pub broker: Arc<Broker>,
     /// The address Metadata advertises.
     pub advertised: Advertised,
+    /// The client's address, as DescribeGroups reports a member's host.
+    pub peer: Option<SocketAddr>,
+    /// The `client.id` of the request being served (from its header).
+    pub client_id: Option<String>,
     cx: Context,
 }
 
@@ -49,7 +53,7 @@ impl From<SocketAddr> for Advertised {
 
 impl Session {
     /// A new connection's session.
-    pub fn new(broker: Arc<Broker>, advertised: Advertised) -> Session {
+    pub fn new(broker: Arc<Broker>, advertised: Advertised, peer: Option<SocketAddr>) -> Session {
         // No pushes on this listener: Kafka consumers fetch.
         let (nowhere, _) = mpsc::channel(1);
         let cx = Context::new(
@@ -62,8 +66,15 @@ impl Session {
         Session {
             broker,
             advertised,
+            peer,
+            client_id: None,
             cx,
         }
+    }
+
+    /// Who the connection acts as.
+    pub fn principal(&self) -> &Principal {
+        &self.cx.principal
     }
 
     /// Starts `request` in the request layer (authorization, then the dispatch

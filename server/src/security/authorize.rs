@@ -48,6 +48,13 @@ impl<'a> Needs<'a> {
         Needs([Some(first), Some(second)])
     }
 
+    /// One permission, and perhaps a second: for requests that are not native
+    /// ones (the Kafka group coordinator's), built from [`group_permission`] and
+    /// [`topic_permission`].
+    pub fn of(first: Need<'a>, second: Option<Need<'a>>) -> Needs<'a> {
+        Needs([Some(first), second])
+    }
+
     /// The permissions, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Need<'a>> {
         self.0.iter().flatten()
@@ -79,6 +86,17 @@ fn named(resource: ResourceType, name: &str, operation: Operation) -> Need<'_> {
         name: Cow::Borrowed(name),
         operation,
     }
+}
+
+/// The permission to do `operation` to topic `name` (internal topics map to the
+/// resources that guard them, as for native requests).
+pub fn topic_permission(name: &str, operation: Operation) -> Need<'_> {
+    topic(name, operation)
+}
+
+/// The permission to do `operation` to group `name`.
+pub fn group_permission(name: &str, operation: Operation) -> Need<'_> {
+    group(name, operation)
 }
 
 fn group(name: &str, operation: Operation) -> Need<'_> {

@@ -208,6 +208,19 @@ impl Security {
         authorize::check(&self.acls.authorizer(), &principal.name, &needs)
     }
 
+    /// Whether `principal` has every permission of `needs` (for requests that are
+    /// not native ones; native ones go through [`Security::authorize`]).
+    pub fn permits(
+        &self,
+        principal: &Principal,
+        needs: &authorize::Needs<'_>,
+    ) -> Result<(), BrokerError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        authorize::check(&self.acls.authorizer(), &principal.name, needs)
+    }
+
     /// Whether `principal` may see that a resource exists (list filtering). Always
     /// when authentication is off.
     pub fn may_see(
