@@ -14,7 +14,8 @@
 //! [`dispatch`] (request to handler, response to frame), [`connection`] (the loop of
 //! one connection), [`records`] (pure: Kafka RecordBatch v2 to brokerd batches and
 //! back), [`error`] (brokerd's errors as Kafka codes), and one module per API:
-//! [`metadata`], [`topics`], [`produce`], [`fetch`], [`list_offsets`].
+//! [`metadata`], [`topics`], [`produce`], [`fetch`], [`list_offsets`], [`groups`]
+//! and [`offsets`] (consumer groups, on the coordinator in [`group`]).
 //!
 //! Must never: decode or encode Kafka bytes by hand, allocate for a frame before its
 //! size is checked, append from a batch whose CRC32C failed, or drop a connection
