@@ -52,8 +52,9 @@ pub struct ServerConfig {
 
 /// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`): Kafka clients and tools
 /// on the same topics, partitions and offsets. Off unless `listen` is set (or
-/// `--kafka-listen`). Plaintext only, without SASL: its requests are the anonymous
-/// principal's, so with authentication on they pass only what ACLs grant `ANONYMOUS`.
+/// `--kafka-listen`). Plaintext; with authentication on, clients log in with SASL
+/// SCRAM-SHA-256 as the broker's users (or are `ANONYMOUS` where
+/// `security.allow_anonymous` admits them).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
@@ -684,10 +685,13 @@ impl ServerConfig {
         let Some(listen) = self.kafka.listen else {
             return Ok(());
         };
-        // Protected mode covers the Kafka port too, and it has no SASL of its own yet.
-        if !self.security.allow_anonymous && !listen.ip().is_loopback() {
+        // Protected mode covers the Kafka port too.
+        if !self.authentication_enabled()
+            && !self.security.allow_anonymous
+            && !listen.ip().is_loopback()
+        {
             return Err(ConfigError(format!(
-                "refusing to listen for Kafka clients on {listen}: the Kafka listener has no authentication yet; use a loopback address, or security.allow_anonymous = true to serve anyone who can reach it"
+                "refusing to listen for Kafka clients on {listen} without authentication: set security.mechanisms (Kafka clients log in with SCRAM-SHA-256), use a loopback address, or security.allow_anonymous = true to serve anyone who can reach it"
             )));
         }
         if let Some(advertised) = &self.kafka.advertised {
@@ -913,6 +917,9 @@ mod tests {
         open.kafka.listen = Some("0.0.0.0:9092".parse().unwrap());
         let error = open.validate().unwrap_err().to_string();
         assert!(error.contains("security.allow_anonymous"), "{error}");
+        let mut with_sasl = open.clone();
+        with_sasl.security.mechanisms = vec!["SCRAM-SHA-256".into()];
+        with_sasl.validate().unwrap();
         open.security.allow_anonymous = true;
         open.validate().unwrap();
         let mut bad = config;

@@ -117,8 +117,10 @@ impl ScramServer {
             known,
             credential,
             gs2_header: first.gs2_header.to_owned(),
+            client_nonce_bytes: first.nonce.len(),
             nonce,
             auth_message_prefix,
+            repeated_client_nonce: false,
         };
         Ok((exchange, server_first.into_bytes()))
     }
@@ -166,12 +168,38 @@ pub struct ServerExchange {
     credential: StoredCredential,
     gs2_header: String,
     nonce: String,
+    /// How much of `nonce` is the client's.
+    client_nonce_bytes: usize,
     /// `client-first-message-bare "," server-first-message ","`: the AuthMessage up to
     /// the client-final part.
     auth_message_prefix: String,
+    /// Whether a client-final nonce of the client's nonce followed by the combined
+    /// one is accepted too (see [`ServerExchange::accept_repeated_client_nonce`]).
+    repeated_client_nonce: bool,
 }
 
 impl ServerExchange {
+    /// Also accepts a client-final whose nonce is the client's nonce followed by the
+    /// combined nonce, which is what librdkafka (through 2.x, so kcat and every
+    /// client built on it) sends, and what Kafka's broker accepts (it checks that
+    /// the client's nonce ends with the combined one). The server's fresh part is
+    /// still required, so replay protection is unchanged, and the proof covers the
+    /// message as sent. For the Kafka listener only; the native one stays strict.
+    pub fn accept_repeated_client_nonce(&mut self) {
+        self.repeated_client_nonce = true;
+    }
+
+    fn nonce_matches(&self, given: &str) -> bool {
+        if given == self.nonce {
+            return true;
+        }
+        let client = &self.nonce[..self.client_nonce_bytes];
+        self.repeated_client_nonce
+            && given.len() == client.len() + self.nonce.len()
+            && given.starts_with(client)
+            && given.ends_with(self.nonce.as_str())
+    }
+
     /// The user name the client claimed (not yet proven).
     pub fn claimed_user(&self) -> &str {
         &self.user
@@ -187,7 +215,7 @@ impl ServerExchange {
         if last.channel_binding != self.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBindingMismatch);
         }
-        if last.nonce != self.nonce {
+        if !self.nonce_matches(last.nonce) {
             return Err(ScramError::NonceMismatch);
         }
         let auth_message = [

@@ -168,6 +168,55 @@ fn a_y_flag_client_naming_itself_authenticates() {
     );
 }
 
+/// librdkafka's client-final: `r=` is its own nonce and then the combined one. The
+/// proof is over the message as sent. Refused unless the exchange accepts it; even
+/// then a nonce without the server's part, or with the client's part three times,
+/// is refused.
+#[test]
+fn librdkafkas_repeated_client_nonce_is_accepted_only_when_asked_for() {
+    use crate::crypto;
+    let finish = |nonce: &str, lenient: bool| {
+        let server = ScramServer::new(&mut rng(0));
+        let client_first = "n,,n=user,r=abc";
+        let (mut exchange, server_first) = server
+            .start_with_nonce(client_first.as_bytes(), |_| Some(rfc_credential()), "XYZ")
+            .unwrap();
+        if lenient {
+            exchange.accept_repeated_client_nonce();
+        }
+        let server_first = String::from_utf8(server_first).unwrap();
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("n=user,r=abc,{server_first},{without_proof}");
+        let salt = STANDARD.decode(rfc7677::SALT).unwrap();
+        let keys = crypto::derive_keys(b"pencil", &salt, 4096);
+        let signature = crypto::hmac(&keys.stored_key, &[auth_message.as_bytes()]);
+        let proof = crypto::xor(&keys.client_key, &signature);
+        let client_final = format!("{without_proof},p={}", STANDARD.encode(proof));
+        exchange
+            .finish(client_final.as_bytes())
+            .map(|(who, _)| who.user)
+    };
+    assert_eq!(finish("abcXYZ", false).unwrap(), "user");
+    assert_eq!(
+        finish("abcabcXYZ", false).unwrap_err(),
+        ScramError::NonceMismatch
+    );
+    assert_eq!(finish("abcabcXYZ", true).unwrap(), "user");
+    assert_eq!(finish("abcXYZ", true).unwrap(), "user");
+    assert_eq!(
+        finish("abcabc", true).unwrap_err(),
+        ScramError::NonceMismatch
+    );
+    assert_eq!(
+        finish("abcabcabcXYZ", true).unwrap_err(),
+        ScramError::NonceMismatch
+    );
+    assert_eq!(
+        finish("zzzabcXYZ", true).unwrap_err(),
+        ScramError::NonceMismatch
+    );
+}
+
 #[test]
 fn users_with_commas_and_equals_round_trip() {
     let mut rng = rng(7);

@@ -51,7 +51,21 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::OffsetFetch, 1, 8),
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::ListGroups, 0, 4),
+    // librdkafka needs v0 listed to use SASL at all (then speaks v1). A v0 client
+    // would send raw SASL tokens outside Kafka's framing next, which close the
+    // connection as garbage.
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
 ];
+
+/// Whether `key` is served before a SASL exchange completed (everything else then
+/// closes the connection, as Kafka's SASL listeners do).
+pub fn before_login(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    )
+}
 
 /// The range served for `key` at `version`, if it is served.
 pub fn supported(key: ApiKey, version: i16) -> Option<Supported> {

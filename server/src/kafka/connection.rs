@@ -8,13 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::frame::{next_frame, MAX_REQUEST_BYTES};
 use super::session::{Advertised, Session};
-use super::{dispatch, request};
+use super::{apis, dispatch, request};
 use crate::broker::Broker;
 use crate::shutdown::Shutdown;
 
@@ -31,14 +33,23 @@ pub async fn serve(
 ) {
     let peer = socket.peer_addr().ok();
     let idle = Duration::from_millis(broker.config.limits.idle_timeout_ms);
+    let login_deadline = Instant::now() + broker.security.authentication_timeout();
     let mut session = Session::new(broker, advertised, peer);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     loop {
         let frame = match next_frame(&mut buf, MAX_REQUEST_BYTES) {
             Ok(Some(frame)) => frame,
             Ok(None) => {
+                // Until it has logged in, a connection has the authentication
+                // timeout, not the idle one.
+                let wait = match session.unauthenticated {
+                    true => login_deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(idle),
+                    false => idle,
+                };
                 let read = tokio::select! {
-                    read = tokio::time::timeout(idle, socket.read_buf(&mut buf)) => read,
+                    read = tokio::time::timeout(wait, socket.read_buf(&mut buf)) => read,
                     _ = shutdown.recv() => return,
                 };
                 match read {
@@ -58,6 +69,14 @@ pub async fn serve(
                 return;
             }
         };
+        if session.unauthenticated {
+            if let request::Body::Request(key, _) = &parsed.body {
+                if !apis::before_login(*key) {
+                    tracing::debug!(?peer, api = ?key, "closing a Kafka connection: a request before SASL authentication");
+                    return;
+                }
+            }
+        }
         let answer = match dispatch::respond(&mut session, parsed).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -69,6 +88,9 @@ pub async fn serve(
             if socket.write_all(&bytes).await.is_err() {
                 return;
             }
+        }
+        if session.close_after_answer {
+            return;
         }
     }
 }

@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::request::{Body, Parsed};
 use super::session::Session;
-use super::{apis, fetch, groups, list_offsets, metadata, offsets, produce, topics};
+use super::{apis, fetch, groups, list_offsets, metadata, offsets, produce, sasl, topics};
 
 /// Why a response could not be encoded (a bug: the crate refused what we built).
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,8 @@ async fn serve(s: &mut Session, request: RequestKind, version: i16) -> Option<Re
         Q::ListGroups(r) => A::ListGroups(groups::list(s, r)),
         Q::OffsetCommit(r) => A::OffsetCommit(offsets::commit(s, r).await),
         Q::OffsetFetch(r) => A::OffsetFetch(offsets::fetch(s, r, version)),
+        Q::SaslHandshake(r) => A::SaslHandshake(sasl::handshake(s, r)),
+        Q::SaslAuthenticate(r) => A::SaslAuthenticate(sasl::authenticate(s, r).await),
         // `request::parse` decodes only what `apis::SUPPORTED` lists, all above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a decoded Kafka request has no handler");

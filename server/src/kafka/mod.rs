@@ -15,7 +15,7 @@
 //! one connection), [`records`] (pure: Kafka RecordBatch v2 to brokerd batches and
 //! back), [`error`] (brokerd's errors as Kafka codes), and one module per API:
 //! [`metadata`], [`topics`], [`produce`], [`fetch`], [`list_offsets`], [`groups`]
-//! and [`offsets`] (consumer groups, on the coordinator in [`group`]).
+//! and [`offsets`] (consumer groups, on the coordinator in [`group`]), [`sasl`].
 //!
 //! Must never: decode or encode Kafka bytes by hand, allocate for a frame before its
 //! size is checked, append from a batch whose CRC32C failed, or drop a connection
@@ -35,6 +35,7 @@ pub mod offsets;
 pub mod produce;
 pub mod records;
 pub mod request;
+pub mod sasl;
 pub mod session;
 pub mod topics;
 

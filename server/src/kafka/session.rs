@@ -1,7 +1,7 @@
 //! One Kafka connection's session in the request layer: its [`Context`] (the
-//! anonymous principal: the Kafka listener has no SASL yet) and the calls into
-//! [`handlers::serve`], the same authorization and dispatch table the native and
-//! HTTP listeners use.
+//! principal: the one its SASL exchange authenticated, or the anonymous one where
+//! the broker admits it) and the calls into [`handlers::serve`], the same
+//! authorization and dispatch table the native and HTTP listeners use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::broker::Broker;
 use crate::delivery::Pushes;
 use crate::error::BrokerError;
 use crate::handlers::{self, Answer, Context, Outcome};
+use crate::security::login::Login;
 use crate::security::Principal;
 
 /// The client name Kafka sessions carry in the request layer (audit lines,
@@ -30,6 +31,16 @@ pub struct Session {
     pub peer: Option<SocketAddr>,
     /// The `client.id` of the request being served (from its header).
     pub client_id: Option<String>,
+    /// Where the SASL exchange stands.
+    pub login: Login,
+    /// The mechanism SaslHandshake chose, until SaslAuthenticate completes.
+    pub mechanism: Option<String>,
+    /// Until a SASL exchange completes: no principal yet, so nothing but
+    /// ApiVersions, SaslHandshake and SaslAuthenticate is served.
+    pub unauthenticated: bool,
+    /// The connection closes once the answer being written is sent (a failed
+    /// authentication).
+    pub close_after_answer: bool,
     cx: Context,
 }
 
@@ -56,20 +67,32 @@ impl Session {
     pub fn new(broker: Arc<Broker>, advertised: Advertised, peer: Option<SocketAddr>) -> Session {
         // No pushes on this listener: Kafka consumers fetch.
         let (nowhere, _) = mpsc::channel(1);
+        let initial = broker.security.initial_principal(None);
+        let unauthenticated = initial.is_none();
         let cx = Context::new(
             &broker,
             Arc::from(KAFKA_CLIENT_NAME),
             protocol::PROTOCOL_VERSION,
             Pushes::new(nowhere),
-            Principal::anonymous(),
+            initial.unwrap_or_else(Principal::anonymous),
         );
         Session {
             broker,
             advertised,
             peer,
             client_id: None,
+            login: Login::Idle,
+            mechanism: None,
+            unauthenticated,
+            close_after_answer: false,
             cx,
         }
+    }
+
+    /// The connection now acts as `principal`.
+    pub fn authenticated(&mut self, principal: Principal) {
+        self.cx.principal = principal;
+        self.unauthenticated = false;
     }
 
     /// Who the connection acts as.

@@ -71,6 +71,14 @@ impl Refusal {
 }
 
 impl Login {
+    /// Lets the SCRAM exchange under way accept librdkafka's client-final nonce
+    /// ([`ServerExchange::accept_repeated_client_nonce`]): for the Kafka listener.
+    pub fn accept_repeated_client_nonce(&mut self) {
+        if let Login::Scram(exchange) = self {
+            exchange.accept_repeated_client_nonce();
+        }
+    }
+
     /// Serves one Authenticate request. `over_tls` is whether the connection is
     /// encrypted (PLAIN is refused without it).
     pub fn step(
