@@ -22,7 +22,10 @@ use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::{ApiKey, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
-use kafka_support::wire::{call, kafka_batch, produce, read_frame, record, send_frame};
+use kafka_protocol::ResponseError;
+use kafka_support::wire::{
+    call, init_producer_id, kafka_batch, produce, read_frame, record, send_frame, sequenced_batch,
+};
 use kafka_support::{broker, native};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -354,4 +357,156 @@ async fn a_full_fetch_answers_the_other_partitions_with_their_ends_only() {
     assert_eq!((got[0].error_code, got[0].high_watermark), (0, 2));
     assert_eq!((got[1].error_code, got[1].high_watermark), (0, 2));
     assert!(got[1].records.as_ref().is_none_or(|r| r.is_empty()));
+}
+
+/// Produces `batch` to partition 0 of `topic` with `acks = -1`: the error code and
+/// base offset.
+async fn produce_one(socket: &mut TcpStream, topic: &str, batch: Bytes) -> (i16, i64) {
+    let mut body = call(socket, ApiKey::Produce, 9, &produce(topic, batch, -1)).await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    let partition = &answer.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+/// The values stored in partition 0 of `topic`, read natively.
+async fn stored_values(client: &client::Client, topic: &str) -> Vec<String> {
+    let fetched = client
+        .fetch(topic, 0, 0, 1 << 20, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let mut records = std::collections::VecDeque::new();
+    client::decode_records(0, fetched.batches, 0, None, &mut records).unwrap();
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_is_answered_with_its_first_offset_and_stored_once() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("idem", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    assert!(producer.0 >= 1 && producer.1 == 0, "{producer:?}");
+    let first = sequenced_batch(producer, 0, &["a", "b"]);
+    assert_eq!(
+        produce_one(&mut socket, "idem", first.clone()).await,
+        (0, 0)
+    );
+    // Sequences count records: the next batch starts at 2.
+    let second = sequenced_batch(producer, 2, &["c"]);
+    assert_eq!(produce_one(&mut socket, "idem", second).await, (0, 2));
+    // The retry of the first, as a client sends it when its answer was lost:
+    // success (Kafka 3.x answers NONE) with the original offset, nothing stored.
+    assert_eq!(produce_one(&mut socket, "idem", first).await, (0, 0));
+    assert_eq!(stored_values(&client, "idem").await, ["a", "b", "c"]);
+    // Another producer gets another id, and its own sequences.
+    let other = init_producer_id(&mut socket).await;
+    assert_ne!(other.0, producer.0);
+    let batch = sequenced_batch(other, 0, &["d"]);
+    assert_eq!(produce_one(&mut socket, "idem", batch).await, (0, 3));
+}
+
+#[tokio::test]
+async fn a_sequence_gap_or_a_fenced_epoch_is_refused_with_nothing_appended() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("gap", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    let batch = sequenced_batch(producer, 0, &["a"]);
+    assert_eq!(produce_one(&mut socket, "gap", batch).await, (0, 0));
+    let skipping = sequenced_batch(producer, 5, &["lost"]);
+    let (code, _) = produce_one(&mut socket, "gap", skipping).await;
+    assert_eq!(code, ResponseError::OutOfOrderSequenceNumber.code());
+    // The Java client bumps its epoch itself and starts over at 0: accepted, and
+    // the old epoch is fenced from then on.
+    let bumped = (producer.0, producer.1 + 1);
+    let batch = sequenced_batch(bumped, 0, &["b"]);
+    assert_eq!(produce_one(&mut socket, "gap", batch).await, (0, 1));
+    let stale = sequenced_batch(producer, 1, &["stale"]);
+    let (code, _) = produce_one(&mut socket, "gap", stale).await;
+    assert_eq!(code, ResponseError::InvalidProducerEpoch.code());
+    // An id this broker never handed out.
+    let unknown = sequenced_batch((1 << 40, 0), 0, &["who"]);
+    let (code, _) = produce_one(&mut socket, "gap", unknown).await;
+    assert_eq!(code, ResponseError::UnknownProducerId.code());
+    assert_eq!(stored_values(&client, "gap").await, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn transactions_are_refused_and_the_connection_stays() {
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("txn", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(StrBytes::from_static_str("tx-1").into()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    let mut body = call(&mut socket, ApiKey::InitProducerId, 4, &request).await;
+    let answer = InitProducerIdResponse::decode(&mut body, 4).unwrap();
+    assert_eq!(
+        answer.error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    assert_eq!(answer.producer_id.0, -1);
+    // A produce naming a transactional id, on the same connection.
+    let request = produce("txn", kafka_batch(&[record(b"k", b"v")]), -1)
+        .with_transactional_id(Some(StrBytes::from_static_str("tx-1").into()));
+    let mut body = call(&mut socket, ApiKey::Produce, 9, &request).await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    assert_eq!(
+        answer.responses[0].partition_responses[0].error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    assert!(stored_values(&client, "txn").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_of_an_acknowledged_batch_is_dropped_after_a_kill_9_restart() {
+    let mut broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("crash", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    let mut sequence = 0;
+    let mut acked = Vec::new();
+    for i in 0..4 {
+        let values = [format!("r{i}-0"), format!("r{i}-1")];
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let batch = sequenced_batch(producer, sequence, &values);
+        let (code, base) = produce_one(&mut socket, "crash", batch.clone()).await;
+        assert_eq!(code, 0);
+        acked.push((batch, base));
+        sequence += 2;
+    }
+    drop(socket);
+    drop(client);
+    broker.kill9();
+    broker.restart();
+    let client = native(&broker).await;
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    // The retries of the last acknowledged batches, after the restart: each one
+    // answered with its first offset, none stored again.
+    for (batch, base) in &acked {
+        assert_eq!(
+            produce_one(&mut socket, "crash", batch.clone()).await,
+            (0, *base)
+        );
+    }
+    let next = sequenced_batch(producer, sequence, &["after"]);
+    assert_eq!(produce_one(&mut socket, "crash", next).await, (0, 8));
+    let gap = sequenced_batch(producer, sequence + 5, &["gap"]);
+    let (code, _) = produce_one(&mut socket, "crash", gap).await;
+    assert_eq!(code, ResponseError::OutOfOrderSequenceNumber.code());
+    assert_eq!(stored_values(&client, "crash").await.len(), 9);
+    // A new id after the restart is not one handed out before it.
+    let after = init_producer_id(&mut socket).await;
+    assert!(after.0 > producer.0);
 }

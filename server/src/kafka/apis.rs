@@ -39,6 +39,8 @@ pub const SUPPORTED: &[Supported] = &[
     // v6 deletes topics by id.
     api(ApiKey::DeleteTopics, 1, 5),
     api(ApiKey::ApiVersions, 0, 3),
+    // Idempotent producers only: a transactional id is refused.
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The range served for `key` at `version`, if it is served.

@@ -26,6 +26,7 @@ pub mod dispatch;
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;

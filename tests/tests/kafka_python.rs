@@ -1,0 +1,83 @@
+//! Real Kafka clients in Python (confluent-kafka, Debian's python3-confluent-kafka,
+//! on the same librdkafka as kcat) against brokerd's Kafka listener; skipped with a
+//! note when the module is missing, except under CI.
+
+mod kafka_support;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use kafka_support::{broker, confluent_python, native, run_python};
+
+/// Messages the idempotent producer sends.
+const IDEMPOTENT_MESSAGES: usize = 2_000;
+/// Partitions of its topic, so it keeps several partitions' sequences at once.
+const IDEMPOTENT_PARTITIONS: u32 = 2;
+
+#[tokio::test]
+async fn an_idempotent_producer_stores_each_message_once_in_order() {
+    let Some(python) = confluent_python() else {
+        return;
+    };
+    let broker = broker();
+    let client = native(&broker).await;
+    client
+        .create_topic("idempotent", IDEMPOTENT_PARTITIONS, &[])
+        .await
+        .unwrap();
+    let count = IDEMPOTENT_MESSAGES.to_string();
+    let out = run_python(
+        &python,
+        &broker,
+        "idempotent_producer.py",
+        &["idempotent", &count],
+    );
+    assert!(out.contains(&format!("delivered {count}")), "{out}");
+    // Ids start at 1: the producer really asked InitProducerId for one.
+    let next_id = client.init_producer().await.unwrap();
+    assert!(
+        next_id > 1,
+        "librdkafka took no producer id ({next_id} is next)"
+    );
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for partition in 0..IDEMPOTENT_PARTITIONS {
+        let mut last = None;
+        for record in read_all(&client, partition).await {
+            let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default());
+            let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
+            let index: usize = value
+                .strip_prefix('v')
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| panic!("value {value:?}"));
+            assert_eq!(key, format!("k{index}"));
+            assert!(
+                last < Some(index),
+                "partition {partition}: v{index} after v{last:?}"
+            );
+            last = Some(index);
+            *seen.entry(value.into_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), IDEMPOTENT_MESSAGES, "every message arrived");
+    assert!(seen.values().all(|&n| n == 1), "each exactly once");
+}
+
+/// Every record of `partition` of the topic, read natively from the start.
+async fn read_all(client: &client::Client, partition: u32) -> Vec<client::ConsumerRecord> {
+    let mut all = Vec::new();
+    loop {
+        let from = all
+            .last()
+            .map_or(0, |r: &client::ConsumerRecord| r.offset + 1);
+        let fetched = client
+            .fetch("idempotent", partition, from, 1 << 20, Duration::ZERO)
+            .await
+            .unwrap();
+        let mut records = VecDeque::new();
+        client::decode_records(partition, fetched.batches, from, None, &mut records).unwrap();
+        if records.is_empty() {
+            return all;
+        }
+        all.extend(records);
+    }
+}
