@@ -41,6 +41,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::ApiVersions, 0, 3),
     // Idempotent producers only: a transactional id is refused.
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The range served for `key` at `version`, if it is served.

@@ -12,7 +12,9 @@ use kafka_protocol::ResponseError;
 
 use super::request::{Body, Parsed};
 use super::session::Session;
-use super::{apis, fetch, init_producer_id, list_offsets, metadata, produce, topics};
+use super::{
+    apis, configs, fetch, init_producer_id, list_offsets, metadata, partitions, produce, topics,
+};
 
 /// Why a response could not be encoded (a bug: the crate refused what we built).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,9 @@ async fn serve(s: &mut Session, request: RequestKind, version: i16) -> Option<Re
         Q::Fetch(r) => A::Fetch(fetch::fetch(s, r).await),
         Q::ListOffsets(r) => A::ListOffsets(list_offsets::list_offsets(s, r).await),
         Q::InitProducerId(r) => A::InitProducerId(init_producer_id::init_producer_id(s, r).await),
+        Q::DescribeConfigs(r) => A::DescribeConfigs(configs::describe_configs(s, r).await),
+        Q::CreatePartitions(r) => A::CreatePartitions(partitions::create_partitions(s, r).await),
+        Q::DeleteRecords(r) => A::DeleteRecords(partitions::delete_records(s, r).await),
         // `request::parse` decodes only what `apis::SUPPORTED` lists, all above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a decoded Kafka request has no handler");

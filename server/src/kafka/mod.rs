@@ -21,6 +21,7 @@
 //! over an API it does not serve.
 
 pub mod apis;
+pub mod configs;
 pub mod connection;
 pub mod dispatch;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod frame;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod partitions;
 pub mod produce;
 pub mod records;
 pub mod request;
