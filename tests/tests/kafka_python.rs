@@ -81,3 +81,27 @@ async fn read_all(client: &client::Client, partition: u32) -> Vec<client::Consum
         all.extend(records);
     }
 }
+
+#[tokio::test]
+async fn the_admin_client_grows_a_topic_and_reads_its_configs() {
+    let Some(python) = confluent_python() else {
+        return;
+    };
+    let broker = broker();
+    let client = native(&broker).await;
+    client
+        .create_topic("admin", 1, &[("retention_ms", "60000")])
+        .await
+        .unwrap();
+    let out = run_python(&python, &broker, "admin.py", &["admin", "3"]);
+    let lines: Vec<&str> = out.lines().collect();
+    for expected in [
+        "retention.ms=60000",
+        "retention.bytes=-1",
+        "cleanup.policy=delete",
+    ] {
+        assert!(lines.contains(&expected), "{expected} missing from:\n{out}");
+    }
+    let described = client.describe_topic("admin").await.unwrap();
+    assert_eq!(described.partitions.len(), 3);
+}
