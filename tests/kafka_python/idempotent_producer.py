@@ -1,7 +1,8 @@
 """An idempotent confluent-kafka producer against brokerd's Kafka listener.
 
-Usage: idempotent_producer.py TOPIC COUNT (the listener's address in $BOOTSTRAP).
-Produces COUNT keyed messages (key k<i>, value v<i>) with enable.idempotence=true and
+Usage: idempotent_producer.py TOPIC COUNT [PAUSE_MS] (the listener's address in
+$BOOTSTRAP). Produces COUNT keyed messages, pausing PAUSE_MS after each (so a test
+can restart the broker mid-stream), (key k<i>, value v<i>) with enable.idempotence=true and
 acks=all, waits for every delivery report, and exits non-zero on any error. The Rust
 test then reads the topic natively and checks each message is there exactly once,
 in order.
@@ -9,6 +10,7 @@ in order.
 
 import os
 import sys
+import time
 
 from confluent_kafka import Producer
 
@@ -17,6 +19,7 @@ DELIVERY_TIMEOUT_S = 60
 
 def main() -> int:
     topic, count = sys.argv[1], int(sys.argv[2])
+    pause_s = (int(sys.argv[3]) if len(sys.argv) > 3 else 0) / 1000
     producer = Producer(
         {
             "bootstrap.servers": os.environ["BOOTSTRAP"],
@@ -46,6 +49,8 @@ def main() -> int:
             except BufferError:
                 producer.poll(0.1)
         producer.poll(0)
+        if pause_s:
+            time.sleep(pause_s)
     left = producer.flush(DELIVERY_TIMEOUT_S)
     if left or errors or delivered[0] != count:
         print(f"left {left}, delivered {delivered[0]} of {count}, errors {errors[:5]}")
