@@ -504,4 +504,117 @@ mod tests {
             }
         }
     }
+
+    /// Kafka's rules stated over each producer's whole history: per producer id,
+    /// every batch stored `(epoch, base sequence, records, base offset)`.
+    #[derive(Default)]
+    struct KafkaModel {
+        history: HashMap<u64, Vec<(u16, u64, u64, u64)>>,
+        recency: Vec<u64>, // least recent first
+    }
+
+    impl KafkaModel {
+        fn check(&self, id: u64, epoch: u16, sequence: u64) -> Verdict {
+            let Some(&(current, last_seq, last_records, _)) =
+                self.history.get(&id).and_then(|h| h.last())
+            else {
+                return Verdict::Append;
+            };
+            if epoch < current {
+                return Verdict::StaleEpoch { current };
+            }
+            if epoch > current {
+                return if sequence == 0 {
+                    Verdict::Append
+                } else {
+                    Verdict::Gap { expected: 0 }
+                };
+            }
+            let same_epoch: Vec<_> = self.history[&id]
+                .iter()
+                .filter(|(e, ..)| *e == epoch)
+                .collect();
+            let window = &same_epoch[same_epoch.len().saturating_sub(WINDOW_BATCHES)..];
+            if let Some(&&(_, s, records, base)) = window.iter().find(|(_, s, ..)| *s == sequence) {
+                return Verdict::Duplicate(ProducerEntry {
+                    tag: kafka(id, epoch, s),
+                    base_offset: base,
+                    next_offset: base + records,
+                });
+            }
+            let expected = (last_seq + last_records) % (1 << 31);
+            if sequence == expected {
+                Verdict::Append
+            } else {
+                Verdict::Gap { expected }
+            }
+        }
+
+        fn record(&mut self, id: u64, batch: (u16, u64, u64, u64), max: usize) {
+            self.history.entry(id).or_default().push(batch);
+            self.recency.retain(|p| *p != id);
+            self.recency.push(id);
+            while self.recency.len() > max {
+                let gone = self.recency.remove(0);
+                self.history.remove(&gone);
+            }
+        }
+    }
+
+    proptest! {
+        /// Kafka producers, mostly in step, with retries, gaps, epoch bumps and stale
+        /// epochs mixed in, some starting just below the wrap: the table answers as
+        /// the model does, and tables rebuilt from its live entries or from every
+        /// stored entry answer the same.
+        #[test]
+        fn kafka_producers_agree_with_the_model(
+            max in 1usize..4,
+            ops in proptest::collection::vec(
+                (0u64..3, 0u8..10, -3i64..3, 1u64..4, any::<bool>()),
+                1..200,
+            ),
+        ) {
+            let mut table = ProducerTable::new(max);
+            let mut model = KafkaModel::default();
+            // Each producer's epoch and next sequence, as a well-behaved client sees it.
+            let mut client: HashMap<u64, (u16, u64)> = HashMap::new();
+            let mut stored = Vec::new();
+            let mut end = 0u64;
+            for (id, action, delta, records, near_wrap) in ops {
+                let start = if near_wrap { (1 << 31) - 3 } else { 0 };
+                let (epoch, next) = *client.get(&id).unwrap_or(&(0, start));
+                let (epoch, sequence) = match action {
+                    0 => (epoch + 1, 0),                   // a bump
+                    1 => (epoch.saturating_sub(1), next),  // a stale instance
+                    _ => (epoch, next.saturating_add_signed(delta) % (1 << 31)),
+                };
+                let t = kafka(id, epoch, sequence);
+                let want = model.check(id, epoch, sequence);
+                let before = end;
+                let got = offer_records(&mut table, &mut end, t, records);
+                prop_assert_eq!(got, want, "offer {:?}", (id, epoch, sequence));
+                if got == Verdict::Append {
+                    model.record(id, (epoch, sequence, records, before), max);
+                    client.insert(id, (epoch, (sequence + records) % (1 << 31)));
+                    stored.push(ProducerEntry {
+                        tag: t,
+                        base_offset: before,
+                        next_offset: before + records,
+                    });
+                }
+                prop_assert!(table.len() <= max);
+            }
+            let compacted = ProducerTable::rebuild(max, &table.live_entries());
+            let replayed = ProducerTable::rebuild(max, &stored);
+            for (&id, &(epoch, next)) in &client {
+                for e in epoch.saturating_sub(1)..=epoch + 1 {
+                    for s in [0, 1, 2, next, next.wrapping_sub(1) % (1 << 31), (1 << 31) - 1] {
+                        let t = kafka(id, e, s);
+                        prop_assert_eq!(compacted.check(t), table.check(t));
+                        prop_assert_eq!(replayed.check(t), table.check(t));
+                    }
+                }
+            }
+        }
+    }
 }
