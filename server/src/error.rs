@@ -243,6 +243,10 @@ fn describe_out_of_order(why: crate::partition::OutOfOrder) -> String {
              nothing was stored",
             crate::producers::table::WINDOW_BATCHES
         ),
+        OutOfOrder::StaleEpoch { current } => format!(
+            "from an older epoch than the {current} this partition last stored for the \
+             producer: an older instance of it, fenced; nothing was stored"
+        ),
     }
 }
 

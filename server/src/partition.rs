@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::error::BrokerError;
 use crate::metrics::PartitionCounters;
+use crate::producers::kafka::{next_sequence, table_key};
 use crate::producers::table::{ProducerTable, Verdict, MAX_PRODUCERS_PER_PARTITION};
 
 /// Why an append was not confirmed durable. Cheap to clone, so one failed wait can
@@ -86,6 +87,18 @@ pub enum OutOfOrder {
         /// The sequence expected next.
         expected: u64,
     },
+    /// A Kafka producer's epoch older than the one this partition last stored.
+    StaleEpoch {
+        /// The epoch last stored.
+        current: u16,
+    },
+}
+
+/// The records a batch announces; 1 for bytes too short to be one (the log refuses
+/// those, so the count decides nothing then).
+fn record_count<B: AsRef<[u8]>>(batch: &B) -> u64 {
+    protocol::batch::BatchHeader::parse(batch.as_ref())
+        .map_or(1, |header| u64::from(header.record_count))
 }
 
 /// A partition of a topic.
@@ -287,18 +300,23 @@ impl Partition {
         indices: &[usize],
         placed: &mut [Option<Result<Placed, BrokerError>>],
     ) {
-        // The batches of the write being gathered, and for each producer in it the
-        // last sequence it will hold.
+        // The batches of the write being gathered, and for each producer in it (by
+        // table key) the tag its next batch must carry to follow on.
         let mut group: Vec<usize> = Vec::new();
-        let mut pending: Vec<(u64, u64)> = Vec::new();
+        let mut pending: Vec<(u64, ProducerTag)> = Vec::new();
+        let follows = |tag: ProducerTag, batch: &B| ProducerTag {
+            producer_id: tag.producer_id,
+            sequence: next_sequence(tag.producer_id, tag.sequence, record_count(batch)),
+        };
         let mut at = 0;
         while at < indices.len() {
             let i = indices[at];
             if let Some(tag) = tags[i] {
-                let waiting = pending.iter().position(|(p, _)| *p == tag.producer_id);
+                let key = table_key(tag.producer_id);
+                let waiting = pending.iter().position(|(k, _)| *k == key);
                 match waiting {
-                    Some(w) if pending[w].1.checked_add(1) == Some(tag.sequence) => {
-                        pending[w].1 = tag.sequence;
+                    Some(w) if pending[w].1 == tag => {
+                        pending[w].1 = follows(tag, &batches[i]);
                         group.push(i);
                         at += 1;
                         continue;
@@ -321,7 +339,7 @@ impl Partition {
                 }
                 match table.check(tag) {
                     Verdict::Append => {
-                        pending.push((tag.producer_id, tag.sequence));
+                        pending.push((key, follows(tag, &batches[i])));
                         group.push(i);
                     }
                     Verdict::Duplicate(entry) => placed[i] = Some(Ok(Placed::Duplicate(entry))),
@@ -330,6 +348,11 @@ impl Partition {
                     }
                     Verdict::Gap { expected } => {
                         placed[i] = Some(Err(self.out_of_order(tag, OutOfOrder::Gap { expected })))
+                    }
+                    Verdict::StaleEpoch { current } => {
+                        placed[i] = Some(Err(
+                            self.out_of_order(tag, OutOfOrder::StaleEpoch { current })
+                        ))
                     }
                 }
             } else {
@@ -667,6 +690,58 @@ mod sequenced_tests {
             ]
         );
         assert_eq!(partition.end_offset(), 5);
+    }
+
+    fn records(n: usize) -> bytes::Bytes {
+        let mut builder = BatchBuilder::new();
+        for _ in 0..n {
+            builder.push(1, None, Some(b"v"), &[]).unwrap();
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn kafka_batches_follow_on_by_record_count_within_one_run() {
+        use crate::producers::kafka::KafkaProducer;
+        let dir = tempfile::tempdir().unwrap();
+        let partition = Partition::new(0, Log::open(dir.path(), LogConfig::default()).unwrap());
+        let id = |epoch| {
+            KafkaProducer {
+                producer_id: 9,
+                epoch,
+            }
+            .native_id()
+        };
+        let batches = [records(2), records(3), records(2), records(1), records(1)];
+        let tags = [
+            tag(id(0), 0),
+            tag(id(0), 2),
+            tag(id(0), 0),
+            tag(id(0), 6),
+            tag(id(1), 0),
+        ];
+        let mut results = Vec::new();
+        partition.append_sequenced(&batches, &tags, &mut results);
+        let got: Vec<String> = results.iter().map(outcome).collect();
+        assert_eq!(
+            got,
+            [
+                "stored 0",
+                "stored 2",
+                "duplicate 0",
+                "out_of_order_sequence",
+                "stored 5"
+            ]
+        );
+        let mut results = Vec::new();
+        partition.append_sequenced(&[records(1)], &[tag(id(0), 5)], &mut results);
+        assert!(matches!(
+            results[0],
+            Err(BrokerError::OutOfOrderSequence {
+                why: OutOfOrder::StaleEpoch { current: 1 },
+                ..
+            })
+        ));
     }
 
     #[test]

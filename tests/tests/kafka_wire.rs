@@ -22,7 +22,10 @@ use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::{ApiKey, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
-use kafka_support::wire::{call, kafka_batch, produce, read_frame, record, send_frame};
+use kafka_protocol::ResponseError;
+use kafka_support::wire::{
+    call, init_producer_id, kafka_batch, produce, read_frame, record, send_frame, sequenced_batch,
+};
 use kafka_support::{broker, native};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -354,4 +357,356 @@ async fn a_full_fetch_answers_the_other_partitions_with_their_ends_only() {
     assert_eq!((got[0].error_code, got[0].high_watermark), (0, 2));
     assert_eq!((got[1].error_code, got[1].high_watermark), (0, 2));
     assert!(got[1].records.as_ref().is_none_or(|r| r.is_empty()));
+}
+
+/// Produces `batch` to partition 0 of `topic` with `acks = -1`: the error code and
+/// base offset.
+async fn produce_one(socket: &mut TcpStream, topic: &str, batch: Bytes) -> (i16, i64) {
+    let mut body = call(socket, ApiKey::Produce, 9, &produce(topic, batch, -1)).await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    let partition = &answer.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+/// The values stored in partition 0 of `topic`, read natively from its start.
+async fn stored_values(client: &client::Client, topic: &str) -> Vec<String> {
+    let start = client.describe_topic(topic).await.unwrap().partitions[0].start_offset;
+    let fetched = client
+        .fetch(topic, 0, start, 1 << 20, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let mut records = std::collections::VecDeque::new();
+    client::decode_records(0, fetched.batches, start, None, &mut records).unwrap();
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_is_answered_with_its_first_offset_and_stored_once() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("idem", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    assert!(producer.0 >= 1 && producer.1 == 0, "{producer:?}");
+    let first = sequenced_batch(producer, 0, &["a", "b"]);
+    assert_eq!(
+        produce_one(&mut socket, "idem", first.clone()).await,
+        (0, 0)
+    );
+    // Sequences count records: the next batch starts at 2.
+    let second = sequenced_batch(producer, 2, &["c"]);
+    assert_eq!(produce_one(&mut socket, "idem", second).await, (0, 2));
+    // The retry of the first, as a client sends it when its answer was lost:
+    // success (Kafka 3.x answers NONE) with the original offset, nothing stored.
+    assert_eq!(produce_one(&mut socket, "idem", first).await, (0, 0));
+    assert_eq!(stored_values(&client, "idem").await, ["a", "b", "c"]);
+    // Another producer gets another id, and its own sequences.
+    let other = init_producer_id(&mut socket).await;
+    assert_ne!(other.0, producer.0);
+    let batch = sequenced_batch(other, 0, &["d"]);
+    assert_eq!(produce_one(&mut socket, "idem", batch).await, (0, 3));
+}
+
+#[tokio::test]
+async fn a_sequence_gap_or_a_fenced_epoch_is_refused_with_nothing_appended() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("gap", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    let batch = sequenced_batch(producer, 0, &["a"]);
+    assert_eq!(produce_one(&mut socket, "gap", batch).await, (0, 0));
+    let skipping = sequenced_batch(producer, 5, &["lost"]);
+    let (code, _) = produce_one(&mut socket, "gap", skipping).await;
+    assert_eq!(code, ResponseError::OutOfOrderSequenceNumber.code());
+    // The Java client bumps its epoch itself and starts over at 0: accepted, and
+    // the old epoch is fenced from then on.
+    let bumped = (producer.0, producer.1 + 1);
+    let batch = sequenced_batch(bumped, 0, &["b"]);
+    assert_eq!(produce_one(&mut socket, "gap", batch).await, (0, 1));
+    let stale = sequenced_batch(producer, 1, &["stale"]);
+    let (code, _) = produce_one(&mut socket, "gap", stale).await;
+    assert_eq!(code, ResponseError::InvalidProducerEpoch.code());
+    // An id this broker never handed out.
+    let unknown = sequenced_batch((1 << 40, 0), 0, &["who"]);
+    let (code, _) = produce_one(&mut socket, "gap", unknown).await;
+    assert_eq!(code, ResponseError::UnknownProducerId.code());
+    assert_eq!(stored_values(&client, "gap").await, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn transactions_are_refused_and_the_connection_stays() {
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("txn", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(StrBytes::from_static_str("tx-1").into()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    let mut body = call(&mut socket, ApiKey::InitProducerId, 4, &request).await;
+    let answer = InitProducerIdResponse::decode(&mut body, 4).unwrap();
+    assert_eq!(
+        answer.error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    assert_eq!(answer.producer_id.0, -1);
+    // A produce naming a transactional id, on the same connection.
+    let request = produce("txn", kafka_batch(&[record(b"k", b"v")]), -1)
+        .with_transactional_id(Some(StrBytes::from_static_str("tx-1").into()));
+    let mut body = call(&mut socket, ApiKey::Produce, 9, &request).await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    assert_eq!(
+        answer.responses[0].partition_responses[0].error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    assert!(stored_values(&client, "txn").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_of_an_acknowledged_batch_is_dropped_after_a_kill_9_restart() {
+    let mut broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("crash", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    let mut sequence = 0;
+    let mut acked = Vec::new();
+    for i in 0..4 {
+        let values = [format!("r{i}-0"), format!("r{i}-1")];
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let batch = sequenced_batch(producer, sequence, &values);
+        let (code, base) = produce_one(&mut socket, "crash", batch.clone()).await;
+        assert_eq!(code, 0);
+        acked.push((batch, base));
+        sequence += 2;
+    }
+    drop(socket);
+    drop(client);
+    broker.kill9();
+    broker.restart();
+    let client = native(&broker).await;
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    // The retries of the last acknowledged batches, after the restart: each one
+    // answered with its first offset, none stored again.
+    for (batch, base) in &acked {
+        assert_eq!(
+            produce_one(&mut socket, "crash", batch.clone()).await,
+            (0, *base)
+        );
+    }
+    let next = sequenced_batch(producer, sequence, &["after"]);
+    assert_eq!(produce_one(&mut socket, "crash", next).await, (0, 8));
+    let gap = sequenced_batch(producer, sequence + 5, &["gap"]);
+    let (code, _) = produce_one(&mut socket, "crash", gap).await;
+    assert_eq!(code, ResponseError::OutOfOrderSequenceNumber.code());
+    assert_eq!(stored_values(&client, "crash").await.len(), 9);
+    // A new id after the restart is not one handed out before it.
+    let after = init_producer_id(&mut socket).await;
+    assert!(after.0 > producer.0);
+}
+
+#[tokio::test]
+async fn describe_configs_shows_topic_settings_under_kafkas_names_per_resource() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    use kafka_protocol::messages::describe_configs_request::{
+        DescribeConfigsRequest, DescribeConfigsResource,
+    };
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResponse;
+    let broker = broker();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    // Created with Kafka's name for a brokerd setting.
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("cfg")))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("60000")))])]);
+    let mut body = call(&mut socket, ApiKey::CreateTopics, 5, &request).await;
+    let answer = CreateTopicsResponse::decode(&mut body, 5).unwrap();
+    assert_eq!(answer.topics[0].error_code, 0, "{:?}", answer.topics[0]);
+    let resource = |kind: i8, name: &'static str, keys: Option<Vec<&'static str>>| {
+        DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(StrBytes::from_static_str(name))
+            .with_configuration_keys(
+                keys.map(|k| k.into_iter().map(StrBytes::from_static_str).collect()),
+            )
+    };
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        resource(2, "cfg", None),
+        resource(2, "missing", None),
+        resource(2, "cfg", Some(vec!["retention.bytes"])),
+        resource(4, "0", None),
+        resource(8, "0", None),
+    ]);
+    let mut body = call(&mut socket, ApiKey::DescribeConfigs, 4, &request).await;
+    let answer = DescribeConfigsResponse::decode(&mut body, 4).unwrap();
+    let codes: Vec<i16> = answer.results.iter().map(|r| r.error_code).collect();
+    // The topic; UNKNOWN_TOPIC_OR_PARTITION; the topic, one key; the broker;
+    // INVALID_REQUEST for a broker logger.
+    assert_eq!(codes, [0, 3, 0, 0, 42]);
+    let value = |result: usize, name: &str| {
+        answer.results[result]
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .and_then(|c| c.value.as_ref().map(|v| v.to_string()))
+    };
+    assert_eq!(value(0, "retention.ms").as_deref(), Some("60000"));
+    assert_eq!(value(0, "retention.bytes").as_deref(), Some("-1"));
+    assert_eq!(value(0, "cleanup.policy").as_deref(), Some("delete"));
+    assert!(value(0, "segment.bytes").is_some());
+    assert!(value(0, "max.message.bytes").is_some());
+    assert!(value(0, "durability").is_some(), "brokerd's own keys too");
+    assert_eq!(answer.results[2].configs.len(), 1);
+    assert_eq!(value(3, "broker.id").as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic_and_refuses_a_count_that_does_not() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsResponse;
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("grow", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let topic = |name: &'static str, count: i32| {
+        CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_count(count)
+    };
+    let request = |topics, validate_only| {
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_validate_only(validate_only)
+            .with_topics(topics)
+    };
+    let grown = request(vec![topic("grow", 3), topic("nowhere", 2)], false);
+    let mut body = call(&mut socket, ApiKey::CreatePartitions, 3, &grown).await;
+    let answer = CreatePartitionsResponse::decode(&mut body, 3).unwrap();
+    let codes: Vec<i16> = answer.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, [0, 3], "grown; UNKNOWN_TOPIC_OR_PARTITION");
+    let partitions = |client: &client::Client| {
+        let client = client.clone();
+        async move {
+            client
+                .describe_topic("grow")
+                .await
+                .unwrap()
+                .partitions
+                .len()
+        }
+    };
+    assert_eq!(partitions(&client).await, 3);
+    let shrink = request(vec![topic("grow", 2)], false);
+    let mut body = call(&mut socket, ApiKey::CreatePartitions, 3, &shrink).await;
+    let answer = CreatePartitionsResponse::decode(&mut body, 3).unwrap();
+    assert_eq!(answer.results[0].error_code, 37, "INVALID_PARTITIONS");
+    let validate = request(vec![topic("grow", 5)], true);
+    let mut body = call(&mut socket, ApiKey::CreatePartitions, 3, &validate).await;
+    let answer = CreatePartitionsResponse::decode(&mut body, 3).unwrap();
+    assert_eq!(answer.results[0].error_code, 0);
+    assert_eq!(
+        partitions(&client).await,
+        3,
+        "validate_only changes nothing"
+    );
+    // A new partition takes Kafka produces at once.
+    let batch = kafka_batch(&[record(b"k", b"v")]);
+    let mut request = produce("grow", batch, -1);
+    request.topic_data[0].partition_data[0].index = 2;
+    let mut body = call(&mut socket, ApiKey::Produce, 9, &request).await;
+    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    assert_eq!(answer.responses[0].partition_responses[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_log_start_and_refuses_offsets_past_the_end() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::delete_records_response::DeleteRecordsResponse;
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("trim", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let records: Vec<_> = (0..5)
+        .map(|i| record(b"k", format!("v{i}").as_bytes()))
+        .collect();
+    assert_eq!(
+        produce_one(&mut socket, "trim", kafka_batch(&records)).await,
+        (0, 0)
+    );
+    let delete = |partitions: Vec<(i32, i64)>| {
+        DeleteRecordsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("trim")))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(index, offset)| {
+                            DeleteRecordsPartition::default()
+                                .with_partition_index(index)
+                                .with_offset(offset)
+                        })
+                        .collect(),
+                )])
+    };
+    let mut body = call(
+        &mut socket,
+        ApiKey::DeleteRecords,
+        2,
+        &delete(vec![(0, 3), (7, 1)]),
+    )
+    .await;
+    let answer = DeleteRecordsResponse::decode(&mut body, 2).unwrap();
+    let got: Vec<(i16, i64)> = answer.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.low_watermark))
+        .collect();
+    assert_eq!(
+        got,
+        [(0, 3), (3, -1)],
+        "deleted below 3; UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    let described = client.describe_topic("trim").await.unwrap();
+    assert_eq!(described.partitions[0].start_offset, 3);
+    assert_eq!(
+        stored_values(&client, "trim")
+            .await
+            .first()
+            .map(String::as_str),
+        Some("v3")
+    );
+    let mut body = call(&mut socket, ApiKey::DeleteRecords, 2, &delete(vec![(0, 9)])).await;
+    let answer = DeleteRecordsResponse::decode(&mut body, 2).unwrap();
+    assert_eq!(
+        answer.topics[0].partitions[0].error_code, 1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    // -1: everything below the high watermark.
+    let mut body = call(
+        &mut socket,
+        ApiKey::DeleteRecords,
+        2,
+        &delete(vec![(0, -1)]),
+    )
+    .await;
+    let answer = DeleteRecordsResponse::decode(&mut body, 2).unwrap();
+    let p = &answer.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 5));
 }

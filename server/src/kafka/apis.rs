@@ -56,6 +56,11 @@ pub const SUPPORTED: &[Supported] = &[
     // connection as garbage.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),
+    // Idempotent producers only: a transactional id is refused.
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// Whether `key` is served before a SASL exchange completed (everything else then

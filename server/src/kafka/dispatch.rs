@@ -12,7 +12,10 @@ use kafka_protocol::ResponseError;
 
 use super::request::{Body, Parsed};
 use super::session::Session;
-use super::{apis, fetch, groups, list_offsets, metadata, offsets, produce, sasl, topics};
+use super::{
+    apis, configs, fetch, groups, init_producer_id, list_offsets, metadata, offsets, partitions,
+    produce, sasl, topics,
+};
 
 /// Why a response could not be encoded (a bug: the crate refused what we built).
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,10 @@ async fn serve(s: &mut Session, request: RequestKind, version: i16) -> Option<Re
         Q::OffsetFetch(r) => A::OffsetFetch(offsets::fetch(s, r, version)),
         Q::SaslHandshake(r) => A::SaslHandshake(sasl::handshake(s, r)),
         Q::SaslAuthenticate(r) => A::SaslAuthenticate(sasl::authenticate(s, r).await),
+        Q::InitProducerId(r) => A::InitProducerId(init_producer_id::init_producer_id(s, r).await),
+        Q::DescribeConfigs(r) => A::DescribeConfigs(configs::describe_configs(s, r).await),
+        Q::CreatePartitions(r) => A::CreatePartitions(partitions::create_partitions(s, r).await),
+        Q::DeleteRecords(r) => A::DeleteRecords(partitions::delete_records(s, r).await),
         // `request::parse` decodes only what `apis::SUPPORTED` lists, all above.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a decoded Kafka request has no handler");

@@ -4,6 +4,7 @@
 use kafka_protocol::ResponseError as K;
 
 use crate::error::BrokerError;
+use crate::partition::OutOfOrder;
 
 /// The Kafka error code for an error of the request layer.
 pub fn code(error: &BrokerError) -> i16 {
@@ -22,6 +23,10 @@ fn kind(error: &BrokerError) -> K {
         BrokerError::InvalidConfig(_) => K::InvalidConfig,
         BrokerError::InvalidRequest(_) => K::InvalidRequest,
         BrokerError::Timeout { .. } => K::RequestTimedOut,
+        BrokerError::OutOfOrderSequence {
+            why: OutOfOrder::StaleEpoch { .. },
+            ..
+        } => K::InvalidProducerEpoch,
         BrokerError::OutOfOrderSequence { .. } => K::OutOfOrderSequenceNumber,
         // Clients retry this one after refreshing metadata: right for a broker
         // that is going away.

@@ -22,6 +22,7 @@
 //! over an API it does not serve.
 
 pub mod apis;
+pub mod configs;
 pub mod connection;
 pub mod dispatch;
 pub mod error;
@@ -29,9 +30,11 @@ pub mod fetch;
 pub mod frame;
 pub mod group;
 pub mod groups;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
+pub mod partitions;
 pub mod produce;
 pub mod records;
 pub mod request;

@@ -3,6 +3,12 @@
 //! that fails) and one native Produce to that partition. `acks` 0 / 1 / -1 are the
 //! native ack levels none / appended / durable; with `acks = 0` Kafka expects no
 //! response at all, and gets none.
+//!
+//! An idempotent producer's batch goes into the native sequenced append with its
+//! producer id, epoch and base sequence ([`crate::producers::kafka`]), so a retry is
+//! answered, as Kafka 3.x answers it, with no error and the offset it got the first
+//! time, and is not stored again; a batch out of step is OUT_OF_ORDER_SEQUENCE_NUMBER
+//! and one from a fenced epoch INVALID_PRODUCER_EPOCH, nothing appended.
 
 use kafka_protocol::messages::produce_request::ProduceRequest as KafkaProduce;
 use kafka_protocol::messages::produce_response::{
@@ -10,7 +16,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest};
+use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest, ProducerSequence};
 use protocol::{Request, Response};
 
 use super::error;
@@ -88,6 +94,8 @@ async fn append(
             RecordsError::Corrupt(_) | RecordsError::Batch(_) => {
                 ResponseError::CorruptMessage.code()
             }
+            RecordsError::Invalid(_) => ResponseError::InvalidRecord.code(),
+            RecordsError::UnknownProducer(_) => ResponseError::UnknownProducerId.code(),
         };
         (code, e.to_string())
     };
@@ -98,15 +106,26 @@ async fn append(
         ));
     };
     let records = records.unwrap_or_default();
-    let batch = kafka_to_batch(&records, s.broker.clock.wall_ms()).map_err(corrupt)?;
+    let converted = kafka_to_batch(&records, s.broker.clock.wall_ms()).map_err(corrupt)?;
+    let producer = match converted.sequenced {
+        Some(tag) if !s.broker.producer_ids.issued(tag.producer.producer_id) => {
+            let id = tag.producer.producer_id as i64;
+            return Err(corrupt(RecordsError::UnknownProducer(id)));
+        }
+        Some(tag) => Some(ProducerSequence {
+            producer_id: tag.producer.native_id(),
+            sequence: tag.base_sequence,
+        }),
+        None => None,
+    };
     let answer = s
         .call(Request::Produce(ProduceRequest {
             topic: topic.to_owned(),
             partition: PartitionSelector::Partition(partition),
             ack,
             timeout_ms,
-            producer: None,
-            batch,
+            producer,
+            batch: converted.batch,
         }))
         .await;
     match answer {

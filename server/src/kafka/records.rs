@@ -6,17 +6,22 @@
 //!
 //! What carries over: key, value (null stays null), headers (a null header value
 //! becomes empty), and each record's timestamp. What does not: Kafka's offsets and
-//! sequence numbers inside a batch (the log assigns offsets), producer ids and epochs
-//! (refused: no idempotent or transactional producers yet), compression (refused).
+//! sequence numbers inside a batch (the log assigns offsets), and compression and
+//! transactions (refused). An idempotent producer's id, epoch and base sequence are
+//! not stored in the batch: they are handed beside it ([`Sequenced`]) to the native
+//! sequenced append, whose producer journal keeps them.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    BatchDecodeInfo, Compression, Record, RecordBatchDecoder, RecordBatchEncoder,
+    RecordEncodeOptions, TimestampType, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
 };
 use protocol::batch::{split_batches, BatchBuilder, BatchError, BatchView};
+
+use crate::producers::kafka::KafkaProducer;
 
 /// The least bytes one Kafka v2 record takes (length, attributes, timestamp and
 /// offset deltas, key and value lengths, header count: one varint byte each). A
@@ -38,12 +43,39 @@ pub enum RecordsError {
     /// Empty, or the records do not fit one brokerd batch.
     #[error("the records do not make a brokerd batch: {0}")]
     Batch(#[from] BatchError),
+    /// An idempotent producer's records that Kafka would refuse too (INVALID_RECORD).
+    #[error("invalid record batch: {0}")]
+    Invalid(String),
+    /// A producer id no `InitProducerId` could have handed out.
+    #[error("producer id {0} was not handed out by this broker; call InitProducerId")]
+    UnknownProducer(i64),
+}
+
+/// An idempotent producer's tag on a produced record set: what the native sequenced
+/// append checks it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Who sent it, at which epoch.
+    pub producer: KafkaProducer,
+    /// The Kafka base sequence, `0..=i32::MAX`.
+    pub base_sequence: u64,
+}
+
+/// One produced partition's records as a brokerd batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converted {
+    /// The brokerd batch.
+    pub batch: Bytes,
+    /// The idempotent producer's tag, if the records carry one.
+    pub sequenced: Option<Sequenced>,
 }
 
 /// Converts the `records` of one produced partition (one or more Kafka RecordBatch
 /// v2, CRC32C checked by the decoder) into one brokerd batch. `now_ms` stamps
-/// records whose timestamp is absent (-1) or that ask for log-append time.
-pub fn kafka_to_batch(records: &Bytes, now_ms: i64) -> Result<Bytes, RecordsError> {
+/// records whose timestamp is absent (-1) or that ask for log-append time. An
+/// idempotent producer's records must be exactly one batch (Kafka's rule since
+/// Produce v3), whose tag comes back beside the batch.
+pub fn kafka_to_batch(records: &Bytes, now_ms: i64) -> Result<Converted, RecordsError> {
     let infos = RecordBatchDecoder::decode_batch_info(&mut records.clone())
         .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
     let announced: usize = infos.iter().map(|i| i.record_count.max(0) as usize).sum();
@@ -60,10 +92,8 @@ pub fn kafka_to_batch(records: &Bytes, now_ms: i64) -> Result<Bytes, RecordsErro
         if info.transactional || info.control {
             return Err(RecordsError::Unsupported("a transactional record batch"));
         }
-        if info.producer_id != NO_PRODUCER_ID {
-            return Err(RecordsError::Unsupported("an idempotent producer"));
-        }
     }
+    let sequenced = sequenced(&infos)?;
     let sets = RecordBatchDecoder::decode_all(&mut records.clone())
         .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
     let mut builder = BatchBuilder::with_capacity(records.len());
@@ -90,7 +120,36 @@ pub fn kafka_to_batch(records: &Bytes, now_ms: i64) -> Result<Bytes, RecordsErro
     }
     let batch = builder.finish();
     debug_assert!(BatchView::new(&batch).and_then(|b| b.validate()).is_ok());
-    Ok(batch)
+    Ok(Converted { batch, sequenced })
+}
+
+/// The idempotent producer's tag of a produced record set, if it has one.
+fn sequenced(infos: &[BatchDecodeInfo]) -> Result<Option<Sequenced>, RecordsError> {
+    let tagged = infos
+        .iter()
+        .filter(|i| i.producer_id != NO_PRODUCER_ID)
+        .count();
+    let Some(info) = infos.first().filter(|_| tagged > 0) else {
+        return Ok(None);
+    };
+    if infos.len() > 1 {
+        return Err(RecordsError::Invalid(format!(
+            "an idempotent producer's records must be one batch, not {}",
+            infos.len()
+        )));
+    }
+    if info.producer_epoch < 0 || info.base_sequence < 0 {
+        return Err(RecordsError::Invalid(format!(
+            "producer {} sent epoch {} and base sequence {}; both must be 0 or more",
+            info.producer_id, info.producer_epoch, info.base_sequence
+        )));
+    }
+    let producer = KafkaProducer::new(info.producer_id, info.producer_epoch)
+        .ok_or(RecordsError::UnknownProducer(info.producer_id))?;
+    Ok(Some(Sequenced {
+        producer,
+        base_sequence: info.base_sequence as u64,
+    }))
 }
 
 /// Converts stored brokerd batches (a fetch answer, back to back) into Kafka
@@ -200,7 +259,7 @@ mod tests {
     #[test]
     fn records_survive_kafka_to_brokerd_and_back() {
         let produced = kafka_batch(&[record(0, b"k0", Some(b"v0")), record(1, b"k1", None)]);
-        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap()[..]);
+        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap().batch[..]);
         protocol::batch::set_base_offset(&mut stored, 40);
         let fetched = batches_to_kafka(stored.freeze(), 0).unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
@@ -217,12 +276,48 @@ mod tests {
             Some(&Some(Bytes::from_static(b"v")))
         );
         // From an offset inside the stored batch, the records below it are left out.
-        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap()[..]);
+        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap().batch[..]);
         protocol::batch::set_base_offset(&mut stored, 40);
         let fetched = batches_to_kafka(stored.freeze(), 41).unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
         assert_eq!(sets[0].records.len(), 1);
         assert_eq!(sets[0].records[0].offset, 41);
+    }
+
+    #[test]
+    fn an_idempotent_producers_tag_comes_beside_the_batch() {
+        // The crate's encoder keeps records in one batch while offset - sequence stays.
+        let tagged = |sequence: i32| {
+            let mut r = record(i64::from(sequence), b"k", Some(b"v"));
+            (r.producer_id, r.producer_epoch, r.sequence) = (12, 3, sequence);
+            r
+        };
+        let produced = kafka_batch(&[tagged(40), tagged(41)]);
+        let converted = kafka_to_batch(&produced, 0).unwrap();
+        assert_eq!(
+            converted.sequenced,
+            Some(Sequenced {
+                producer: KafkaProducer {
+                    producer_id: 12,
+                    epoch: 3
+                },
+                base_sequence: 40
+            })
+        );
+        let plain = kafka_batch(&[record(0, b"k", Some(b"v"))]);
+        assert_eq!(kafka_to_batch(&plain, 0).unwrap().sequenced, None);
+        // Two batches of one producer in one partition's records: Kafka refuses it.
+        let two = [produced.clone(), kafka_batch(&[tagged(42)])].concat();
+        assert!(matches!(
+            kafka_to_batch(&Bytes::from(two), 0),
+            Err(RecordsError::Invalid(_))
+        ));
+        let mut bad_epoch = tagged(0);
+        bad_epoch.producer_epoch = -1;
+        assert!(matches!(
+            kafka_to_batch(&kafka_batch(&[bad_epoch]), 0),
+            Err(RecordsError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! CreateTopics and DeleteTopics, one native CreateTopic / DeleteTopic per topic.
-//! Kafka topic configs are passed through as brokerd config keys: a key brokerd does
-//! not know is refused with INVALID_CONFIG, not ignored.
+//! Kafka topic configs are brokerd config keys, under Kafka's name where it means
+//! the same (`retention.ms` is `retention_ms`, [`super::configs::native_key`]): a key
+//! brokerd does not know is refused with INVALID_CONFIG, not ignored.
 
 use kafka_protocol::messages::create_topics_request::CreateTopicsRequest;
 use kafka_protocol::messages::create_topics_response::{
@@ -68,7 +69,8 @@ pub async fn create(s: &mut Session, request: CreateTopicsRequest) -> CreateTopi
             .configs
             .iter()
             .map(|c| ConfigEntry {
-                key: c.name.to_string(),
+                key: super::configs::native_key(&c.name)
+                    .map_or_else(|| c.name.to_string(), str::to_owned),
                 value: c.value.as_deref().unwrap_or_default().to_owned(),
             })
             .collect();

@@ -10,8 +10,11 @@
 //!
 //! Simpler than Kafka where it can be: ids are never reused, so there is no producer
 //! epoch (a producer that must start its sequences over asks for a new id), and
-//! sequences count batches, not records, in a `u64` that never wraps.
+//! sequences count batches, not records, in a `u64` that never wraps. Kafka's
+//! producers, which have epochs and count records, ride on the same table and journal
+//! ([`kafka`]).
 
+pub mod kafka;
 pub mod table;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +86,16 @@ impl ProducerIds {
     }
 }
 
+impl ProducerIds {
+    /// Whether `id` may have been handed out by this allocator, before or since a
+    /// restart: it is below the next id (ids a restart skipped count too, so this
+    /// never refuses an id that was handed out).
+    pub fn issued(&self, id: u64) -> bool {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (1..state.next).contains(&id)
+    }
+}
+
 /// Replaces `path` with `text`: temporary file, sync, rename, sync the directory.
 fn write_durably(path: &Path, text: &str) -> Result<(), BrokerError> {
     use std::io::Write;
@@ -114,5 +127,7 @@ mod tests {
         let after = ids.allocate().unwrap();
         assert!(after > 3, "a restart never hands out an id again: {after}");
         assert_eq!(after, 1 + PRODUCER_ID_BLOCK);
+        assert!(ids.issued(2), "an id of the earlier run");
+        assert!(ids.issued(after) && !ids.issued(after + 1) && !ids.issued(0));
     }
 }

@@ -17,10 +17,19 @@
 //! recently *appended to*, ordered by the offset of its last batch, so the table's
 //! state depends only on the sequence of appends and replaying the journal at open
 //! rebuilds exactly the table that was lost. No clock is involved.
+//!
+//! A Kafka producer's batches ([`super::kafka`]) follow Kafka's rules instead: its
+//! state is kept per id across epochs, a lower epoch than the last one stored is
+//! [`Verdict::StaleEpoch`], a higher one starts over at sequence 0, sequences count
+//! records and wrap, and a retry is recognised by its base sequence among the
+//! remembered batches (anything else out of step is a [`Verdict::Gap`], Kafka's
+//! OUT_OF_ORDER_SEQUENCE_NUMBER).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use storage::{ProducerEntry, ProducerTag};
+
+use super::kafka::{next_sequence, table_key, KafkaProducer};
 
 /// Batches remembered per producer and partition: retries of any of the last this
 /// many batches are recognised. A producer keeps at most this many batches in flight
@@ -49,6 +58,12 @@ pub enum Verdict {
         /// The sequence expected next.
         expected: u64,
     },
+    /// A Kafka producer's epoch below the last one this partition stored for its id:
+    /// an older instance, fenced.
+    StaleEpoch {
+        /// The epoch last stored.
+        current: u16,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -67,8 +82,9 @@ impl Producer {
 #[derive(Debug, Clone)]
 pub struct ProducerTable {
     max_producers: usize,
+    /// By [`table_key`]: the producer id, without a Kafka producer's epoch.
     producers: HashMap<u64, Producer>,
-    /// `(next_offset of the producer's last batch, producer id)`: eviction order.
+    /// `(next_offset of the producer's last batch, its key)`: eviction order.
     recency: BTreeSet<(u64, u64)>,
 }
 
@@ -96,7 +112,7 @@ impl ProducerTable {
             // it gives the same verdicts. Should a damaged history disagree, the
             // newest entry wins: the producer starts over from it.
             if table.check(entry.tag) != Verdict::Append {
-                table.forget(entry.tag.producer_id);
+                table.forget(table_key(entry.tag.producer_id));
             }
             table.record(*entry);
         }
@@ -115,12 +131,15 @@ impl ProducerTable {
 
     /// What to do with a batch tagged `tag`.
     pub fn check(&self, tag: ProducerTag) -> Verdict {
-        let Some(producer) = self.producers.get(&tag.producer_id) else {
+        let Some(producer) = self.producers.get(&table_key(tag.producer_id)) else {
             return Verdict::Append;
         };
         let (Some(first), Some(last)) = (producer.batches.front(), producer.last()) else {
             return Verdict::Append;
         };
+        if let Some(offered) = KafkaProducer::from_native(tag.producer_id) {
+            return check_kafka(producer, offered, tag, last);
+        }
         let expected = last.tag.sequence.saturating_add(1);
         if tag.sequence == expected {
             Verdict::Append
@@ -150,7 +169,7 @@ impl ProducerTable {
             Verdict::Append,
             "only appends are recorded"
         );
-        let id = entry.tag.producer_id;
+        let id = table_key(entry.tag.producer_id);
         let producer = self.producers.entry(id).or_insert_with(|| Producer {
             batches: VecDeque::with_capacity(WINDOW_BATCHES),
         });
@@ -160,6 +179,10 @@ impl ProducerTable {
                 "a producer's batches are stored in offset order"
             );
             self.recency.remove(&(last.next_offset, id));
+            if last.tag.producer_id != entry.tag.producer_id {
+                // A Kafka producer's new epoch: its sequences start over.
+                producer.batches.clear();
+            }
         }
         producer.batches.push_back(entry);
         if producer.batches.len() > WINDOW_BATCHES {
@@ -176,10 +199,10 @@ impl ProducerTable {
         debug_assert!(self.producers.len() <= self.max_producers);
     }
 
-    fn forget(&mut self, producer_id: u64) {
-        if let Some(producer) = self.producers.remove(&producer_id) {
+    fn forget(&mut self, key: u64) {
+        if let Some(producer) = self.producers.remove(&key) {
             if let Some(last) = producer.last() {
-                self.recency.remove(&(last.next_offset, producer_id));
+                self.recency.remove(&(last.next_offset, key));
             }
         }
     }
@@ -194,6 +217,37 @@ impl ProducerTable {
             .collect();
         entries.sort_by_key(|e| e.base_offset);
         entries
+    }
+}
+
+/// Kafka's rules (see the module documentation) for a batch of `offered`, whose
+/// id's last stored batch is `last`.
+fn check_kafka(
+    producer: &Producer,
+    offered: KafkaProducer,
+    tag: ProducerTag,
+    last: &ProducerEntry,
+) -> Verdict {
+    // Every batch under a Kafka key is a Kafka producer's.
+    let current = KafkaProducer::from_native(last.tag.producer_id).map_or(0, |p| p.epoch);
+    if offered.epoch < current {
+        return Verdict::StaleEpoch { current };
+    }
+    if offered.epoch > current {
+        return match tag.sequence {
+            0 => Verdict::Append,
+            _ => Verdict::Gap { expected: 0 },
+        };
+    }
+    if let Some(entry) = producer.batches.iter().find(|e| e.tag == tag) {
+        return Verdict::Duplicate(*entry);
+    }
+    let records = last.next_offset - last.base_offset;
+    let expected = next_sequence(last.tag.producer_id, last.tag.sequence, records);
+    if tag.sequence == expected {
+        Verdict::Append
+    } else {
+        Verdict::Gap { expected }
     }
 }
 
@@ -254,6 +308,113 @@ mod tests {
         assert_eq!(table.len(), 2);
         assert!(matches!(table.check(tag(1, 1)), Verdict::Duplicate(_)));
         assert_eq!(table.check(tag(2, 0)), Verdict::Append, "forgotten");
+    }
+
+    fn kafka(producer_id: u64, epoch: u16, sequence: u64) -> ProducerTag {
+        tag(KafkaProducer { producer_id, epoch }.native_id(), sequence)
+    }
+
+    /// Offers a Kafka batch of `records` records at `end`, storing it if told to.
+    fn offer_records(
+        table: &mut ProducerTable,
+        end: &mut u64,
+        t: ProducerTag,
+        records: u64,
+    ) -> Verdict {
+        let verdict = table.check(t);
+        if verdict == Verdict::Append {
+            table.record(ProducerEntry {
+                tag: t,
+                base_offset: *end,
+                next_offset: *end + records,
+            });
+            *end += records;
+        }
+        verdict
+    }
+
+    #[test]
+    fn kafka_sequences_count_records_and_retries_are_found_by_base_sequence() {
+        let mut table = ProducerTable::default();
+        let mut end = 0;
+        assert_eq!(
+            offer_records(&mut table, &mut end, kafka(1, 0, 0), 3),
+            Verdict::Append
+        );
+        assert_eq!(
+            offer_records(&mut table, &mut end, kafka(1, 0, 3), 2),
+            Verdict::Append
+        );
+        match table.check(kafka(1, 0, 0)) {
+            Verdict::Duplicate(e) => assert_eq!((e.base_offset, e.next_offset), (0, 3)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            table.check(kafka(1, 0, 4)),
+            Verdict::Gap { expected: 5 },
+            "mid-batch"
+        );
+        assert_eq!(table.check(kafka(1, 0, 9)), Verdict::Gap { expected: 5 });
+        assert_eq!(table.check(kafka(1, 0, 1)), Verdict::Gap { expected: 5 });
+        assert_eq!(table.check(kafka(1, 0, 5)), Verdict::Append);
+        // Natives beside it keep their own rules.
+        assert_eq!(offer(&mut table, &mut end, tag(1, 0)), Verdict::Append);
+        assert_eq!(table.check(tag(1, 1)), Verdict::Append);
+    }
+
+    #[test]
+    fn kafka_sequences_wrap_at_i32_max() {
+        let mut table = ProducerTable::default();
+        let mut end = 0;
+        let last = i32::MAX as u64 - 1;
+        assert_eq!(
+            offer_records(&mut table, &mut end, kafka(2, 0, last), 2),
+            Verdict::Append
+        );
+        assert_eq!(table.check(kafka(2, 0, 0)), Verdict::Append);
+        assert_eq!(table.check(kafka(2, 0, 2)), Verdict::Gap { expected: 0 });
+    }
+
+    #[test]
+    fn a_new_kafka_epoch_starts_over_and_fences_the_old_one() {
+        let mut table = ProducerTable::default();
+        let mut end = 0;
+        offer_records(&mut table, &mut end, kafka(3, 0, 0), 4);
+        assert_eq!(table.check(kafka(3, 1, 4)), Verdict::Gap { expected: 0 });
+        assert_eq!(
+            offer_records(&mut table, &mut end, kafka(3, 1, 0), 1),
+            Verdict::Append
+        );
+        assert_eq!(table.len(), 1, "one producer, whatever its epoch");
+        assert_eq!(
+            table.check(kafka(3, 0, 4)),
+            Verdict::StaleEpoch { current: 1 }
+        );
+        assert_eq!(
+            table.check(kafka(3, 0, 0)),
+            Verdict::StaleEpoch { current: 1 }
+        );
+        assert!(matches!(table.check(kafka(3, 1, 0)), Verdict::Duplicate(_)));
+        // A restart replays the journal into the same table.
+        let entries = [
+            ProducerEntry {
+                tag: kafka(3, 0, 0),
+                base_offset: 0,
+                next_offset: 4,
+            },
+            ProducerEntry {
+                tag: kafka(3, 1, 0),
+                base_offset: 4,
+                next_offset: 5,
+            },
+        ];
+        let rebuilt = ProducerTable::rebuild(MAX_PRODUCERS_PER_PARTITION, &entries);
+        assert_eq!(
+            rebuilt.check(kafka(3, 0, 4)),
+            Verdict::StaleEpoch { current: 1 }
+        );
+        assert_eq!(rebuilt.check(kafka(3, 1, 1)), Verdict::Append);
+        assert_eq!(rebuilt.live_entries(), entries[1..]);
     }
 
     /// The reference: every batch ever stored, per producer, and the order producers
@@ -339,6 +500,119 @@ mod tests {
                     let t = tag(producer, sequence);
                     prop_assert_eq!(compacted.check(t), table.check(t));
                     prop_assert_eq!(replayed.check(t), table.check(t));
+                }
+            }
+        }
+    }
+
+    /// Kafka's rules stated over each producer's whole history: per producer id,
+    /// every batch stored `(epoch, base sequence, records, base offset)`.
+    #[derive(Default)]
+    struct KafkaModel {
+        history: HashMap<u64, Vec<(u16, u64, u64, u64)>>,
+        recency: Vec<u64>, // least recent first
+    }
+
+    impl KafkaModel {
+        fn check(&self, id: u64, epoch: u16, sequence: u64) -> Verdict {
+            let Some(&(current, last_seq, last_records, _)) =
+                self.history.get(&id).and_then(|h| h.last())
+            else {
+                return Verdict::Append;
+            };
+            if epoch < current {
+                return Verdict::StaleEpoch { current };
+            }
+            if epoch > current {
+                return if sequence == 0 {
+                    Verdict::Append
+                } else {
+                    Verdict::Gap { expected: 0 }
+                };
+            }
+            let same_epoch: Vec<_> = self.history[&id]
+                .iter()
+                .filter(|(e, ..)| *e == epoch)
+                .collect();
+            let window = &same_epoch[same_epoch.len().saturating_sub(WINDOW_BATCHES)..];
+            if let Some(&&(_, s, records, base)) = window.iter().find(|(_, s, ..)| *s == sequence) {
+                return Verdict::Duplicate(ProducerEntry {
+                    tag: kafka(id, epoch, s),
+                    base_offset: base,
+                    next_offset: base + records,
+                });
+            }
+            let expected = (last_seq + last_records) % (1 << 31);
+            if sequence == expected {
+                Verdict::Append
+            } else {
+                Verdict::Gap { expected }
+            }
+        }
+
+        fn record(&mut self, id: u64, batch: (u16, u64, u64, u64), max: usize) {
+            self.history.entry(id).or_default().push(batch);
+            self.recency.retain(|p| *p != id);
+            self.recency.push(id);
+            while self.recency.len() > max {
+                let gone = self.recency.remove(0);
+                self.history.remove(&gone);
+            }
+        }
+    }
+
+    proptest! {
+        /// Kafka producers, mostly in step, with retries, gaps, epoch bumps and stale
+        /// epochs mixed in, some starting just below the wrap: the table answers as
+        /// the model does, and tables rebuilt from its live entries or from every
+        /// stored entry answer the same.
+        #[test]
+        fn kafka_producers_agree_with_the_model(
+            max in 1usize..4,
+            ops in proptest::collection::vec(
+                (0u64..3, 0u8..10, -3i64..3, 1u64..4, any::<bool>()),
+                1..200,
+            ),
+        ) {
+            let mut table = ProducerTable::new(max);
+            let mut model = KafkaModel::default();
+            // Each producer's epoch and next sequence, as a well-behaved client sees it.
+            let mut client: HashMap<u64, (u16, u64)> = HashMap::new();
+            let mut stored = Vec::new();
+            let mut end = 0u64;
+            for (id, action, delta, records, near_wrap) in ops {
+                let start = if near_wrap { (1 << 31) - 3 } else { 0 };
+                let (epoch, next) = *client.get(&id).unwrap_or(&(0, start));
+                let (epoch, sequence) = match action {
+                    0 => (epoch + 1, 0),                   // a bump
+                    1 => (epoch.saturating_sub(1), next),  // a stale instance
+                    _ => (epoch, next.saturating_add_signed(delta) % (1 << 31)),
+                };
+                let t = kafka(id, epoch, sequence);
+                let want = model.check(id, epoch, sequence);
+                let before = end;
+                let got = offer_records(&mut table, &mut end, t, records);
+                prop_assert_eq!(got, want, "offer {:?}", (id, epoch, sequence));
+                if got == Verdict::Append {
+                    model.record(id, (epoch, sequence, records, before), max);
+                    client.insert(id, (epoch, (sequence + records) % (1 << 31)));
+                    stored.push(ProducerEntry {
+                        tag: t,
+                        base_offset: before,
+                        next_offset: before + records,
+                    });
+                }
+                prop_assert!(table.len() <= max);
+            }
+            let compacted = ProducerTable::rebuild(max, &table.live_entries());
+            let replayed = ProducerTable::rebuild(max, &stored);
+            for (&id, &(epoch, next)) in &client {
+                for e in epoch.saturating_sub(1)..=epoch + 1 {
+                    for s in [0, 1, 2, next, next.wrapping_sub(1) % (1 << 31), (1 << 31) - 1] {
+                        let t = kafka(id, e, s);
+                        prop_assert_eq!(compacted.check(t), table.check(t));
+                        prop_assert_eq!(replayed.check(t), table.check(t));
+                    }
                 }
             }
         }

@@ -95,3 +95,36 @@ pub fn produce(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
         .with_timeout_ms(10_000)
         .with_topic_data(vec![topic])
 }
+
+/// An idempotent producer's id and epoch from InitProducerId (v4).
+pub async fn init_producer_id(socket: &mut TcpStream) -> (i64, i16) {
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+    // The crate's default transactional id is "", not null.
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(-1)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    let mut body = call(socket, ApiKey::InitProducerId, 4, &request).await;
+    let answer = InitProducerIdResponse::decode(&mut body, 4).unwrap();
+    assert_eq!(answer.error_code, 0);
+    (answer.producer_id.0, answer.producer_epoch)
+}
+
+/// One Kafka batch of `values` from an idempotent producer, starting at `base_sequence`.
+pub fn sequenced_batch(producer: (i64, i16), base_sequence: i32, values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .zip(0..)
+        .map(|(value, i)| {
+            let mut r = record(b"k", value.as_bytes());
+            // The crate's encoder keeps records in one batch while offset - sequence
+            // stays the same.
+            (r.producer_id, r.producer_epoch) = producer;
+            (r.offset, r.sequence) = (i64::from(i), base_sequence.wrapping_add(i));
+            r
+        })
+        .collect();
+    kafka_batch(&records)
+}
