@@ -4,7 +4,7 @@
 
 use protocol::ops::group::{
     DescribeGroupRequest, DescribeGroupResponse, GroupMode, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse, MemberInfo,
 };
 use protocol::ops::offsets::{
     CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse,
@@ -160,12 +160,31 @@ pub fn list(broker: &Broker) -> ListGroupsResponse {
     }
 }
 
-/// One group in detail.
+/// One group in detail; a group with Kafka-protocol members lists them, with the
+/// partitions of the group's topic their assignment names.
 pub fn describe(
     broker: &Broker,
     request: DescribeGroupRequest,
 ) -> Result<DescribeGroupResponse, BrokerError> {
-    broker.groups.describe(&request.group)
+    let mut described = broker.groups.describe(&request.group)?;
+    if described.members.is_empty() {
+        if let Some(kafka) = broker.kafka_groups.describe(&request.group) {
+            let topic = described.topic.clone();
+            described.generation = u32::try_from(kafka.generation).unwrap_or(0);
+            described.members = kafka
+                .members
+                .iter()
+                .map(|m| MemberInfo {
+                    member_id: m.join.member_id.clone(),
+                    client_name: m.join.client_id.clone(),
+                    session_timeout_ms: u32::try_from(m.join.session_timeout_ms)
+                        .unwrap_or(u32::MAX),
+                    partitions: crate::kafka::group::assigned_partitions(&m.assignment, &topic),
+                })
+                .collect();
+        }
+    }
+    Ok(described)
 }
 
 /// Deletes a group without active members, with its commits or queue state.

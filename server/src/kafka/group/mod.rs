@@ -70,6 +70,8 @@ pub enum Refused {
 pub struct Described {
     /// Its phase.
     pub phase: Phase,
+    /// Its generation.
+    pub generation: i32,
     /// Its members' protocol type ("consumer"), empty when it has none.
     pub protocol_type: String,
     /// The protocol the last rebalance chose, empty before one.
@@ -292,6 +294,7 @@ impl KafkaGroups {
         let g = &groups.get(group)?.group;
         Some(Described {
             phase: g.phase(),
+            generation: g.generation(),
             protocol_type: g.protocol_type().unwrap_or_default().to_owned(),
             protocol: g.protocol().unwrap_or_default().to_owned(),
             members: g.members().map(|(_, m)| m.clone()).collect(),
@@ -329,6 +332,35 @@ impl KafkaGroups {
         groups.retain(|_, s| !s.group.is_empty());
         expired
     }
+}
+
+/// The partitions of `topic` in a consumer's assignment (the consumer protocol's
+/// `ConsumerProtocolAssignment`: a version, then the body), for the native
+/// DescribeGroup. The broker never relies on it; an assignment it cannot read (a
+/// protocol type other than "consumer", a malformed one) names nothing.
+pub fn assigned_partitions(assignment: &Bytes, topic: &str) -> Vec<u32> {
+    use kafka_protocol::messages::ConsumerProtocolAssignment;
+    use kafka_protocol::protocol::Decodable;
+    let mut buf = assignment.clone();
+    if buf.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    let _ = bytes::Buf::get_i16(&mut buf);
+    // Later versions only add fields: read them as the newest the crate knows.
+    let version = version.clamp(0, 3);
+    let Ok(decoded) = ConsumerProtocolAssignment::decode(&mut buf, version) else {
+        return Vec::new();
+    };
+    let mut partitions: Vec<u32> = decoded
+        .assigned_partitions
+        .iter()
+        .filter(|t| t.topic.0.as_str() == topic)
+        .flat_map(|t| t.partitions.iter().filter_map(|p| u32::try_from(*p).ok()))
+        .collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    partitions
 }
 
 /// The longest prefix of `text` of at most `max` bytes, cut at a character.
@@ -440,6 +472,29 @@ mod tests {
             groups.list().is_empty(),
             "a refused join leaves no group behind"
         );
+    }
+
+    #[test]
+    fn a_consumers_assignment_names_its_partitions_of_a_topic() {
+        use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+        use kafka_protocol::messages::{ConsumerProtocolAssignment, TopicName};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+            TopicPartition::default()
+                .with_topic(TopicName(StrBytes::from_static_str("orders")))
+                .with_partitions(vec![3, 1]),
+            TopicPartition::default()
+                .with_topic(TopicName(StrBytes::from_static_str("other")))
+                .with_partitions(vec![0]),
+        ]);
+        let mut buf = bytes::BytesMut::new();
+        bytes::BufMut::put_i16(&mut buf, 1);
+        assignment.encode(&mut buf, 1).unwrap();
+        let buf = buf.freeze();
+        assert_eq!(assigned_partitions(&buf, "orders"), vec![1, 3]);
+        assert!(assigned_partitions(&buf, "missing").is_empty());
+        assert!(assigned_partitions(&buf.slice(..5), "orders").is_empty());
+        assert!(assigned_partitions(&Bytes::new(), "orders").is_empty());
     }
 
     #[test]
