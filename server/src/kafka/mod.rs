@@ -13,7 +13,7 @@
 //! [`request`] (a frame as the crate's request), [`apis`] (the supported-API table),
 //! [`dispatch`] (request to handler, response to frame), [`connection`] (the loop of
 //! one connection), [`records`] (pure: Kafka RecordBatch v2 to brokerd batches and
-//! back), [`error`] (brokerd's errors as Kafka codes), and one module per API:
+//! back), [`decompress`] (pure: compressed batches inflated within a bound), [`error`] (brokerd's errors as Kafka codes), and one module per API:
 //! [`metadata`], [`topics`], [`produce`], [`fetch`], [`list_offsets`], [`groups`]
 //! and [`offsets`] (consumer groups, on the coordinator in [`group`]), [`sasl`].
 //!
@@ -24,6 +24,7 @@
 pub mod apis;
 pub mod configs;
 pub mod connection;
+pub mod decompress;
 pub mod dispatch;
 pub mod error;
 pub mod fetch;

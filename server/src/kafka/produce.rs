@@ -95,6 +95,7 @@ async fn append(
                 ResponseError::CorruptMessage.code()
             }
             RecordsError::Invalid(_) => ResponseError::InvalidRecord.code(),
+            RecordsError::TooLarge(_) => ResponseError::MessageTooLarge.code(),
             RecordsError::UnknownProducer(_) => ResponseError::UnknownProducerId.code(),
         };
         (code, e.to_string())
@@ -106,7 +107,12 @@ async fn append(
         ));
     };
     let records = records.unwrap_or_default();
-    let converted = kafka_to_batch(&records, s.broker.clock.wall_ms()).map_err(corrupt)?;
+    let converted = kafka_to_batch(
+        &records,
+        s.broker.clock.wall_ms(),
+        s.broker.config.limits.max_frame_bytes,
+    )
+    .map_err(corrupt)?;
     let producer = match converted.sequenced {
         Some(tag) if !s.broker.producer_ids.issued(tag.producer.producer_id) => {
             let id = tag.producer.producer_id as i64;

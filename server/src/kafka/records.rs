@@ -6,8 +6,9 @@
 //!
 //! What carries over: key, value (null stays null), headers (a null header value
 //! becomes empty), and each record's timestamp. What does not: Kafka's offsets and
-//! sequence numbers inside a batch (the log assigns offsets), and compression and
-//! transactions (refused). An idempotent producer's id, epoch and base sequence are
+//! sequence numbers inside a batch (the log assigns offsets), compression (batches
+//! are inflated here, within a bound, and stored uncompressed) and transactions
+//! (refused). An idempotent producer's id, epoch and base sequence are
 //! not stored in the batch: they are handed beside it ([`Sequenced`]) to the native
 //! sequenced append, whose producer journal keeps them.
 
@@ -21,6 +22,7 @@ use kafka_protocol::records::{
 };
 use protocol::batch::{split_batches, BatchBuilder, BatchError, BatchView};
 
+use super::decompress::{decompress, DecompressError};
 use crate::producers::kafka::KafkaProducer;
 
 /// The least bytes one Kafka v2 record takes (length, attributes, timestamp and
@@ -37,9 +39,12 @@ pub enum RecordsError {
     /// Not RecordBatch v2, a bad CRC32C, or damaged records: nothing is appended.
     #[error("the record batch is corrupt: {0}")]
     Corrupt(String),
-    /// A feature brokerd does not store (compression, transactions, idempotence).
+    /// A feature brokerd does not store (transactions).
     #[error("{0} is not supported on the Kafka listener yet")]
     Unsupported(&'static str),
+    /// Compressed records that inflate past the bound.
+    #[error("the compressed records inflate to more than {0} bytes")]
+    TooLarge(usize),
     /// Empty, or the records do not fit one brokerd batch.
     #[error("the records do not make a brokerd batch: {0}")]
     Batch(#[from] BatchError),
@@ -75,27 +80,64 @@ pub struct Converted {
 /// records whose timestamp is absent (-1) or that ask for log-append time. An
 /// idempotent producer's records must be exactly one batch (Kafka's rule since
 /// Produce v3), whose tag comes back beside the batch.
-pub fn kafka_to_batch(records: &Bytes, now_ms: i64) -> Result<Converted, RecordsError> {
+pub fn kafka_to_batch(
+    records: &Bytes,
+    now_ms: i64,
+    max_inflated_bytes: usize,
+) -> Result<Converted, RecordsError> {
     let infos = RecordBatchDecoder::decode_batch_info(&mut records.clone())
         .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
+    // Uncompressed records are checked against their own bytes now; compressed ones
+    // against the bound now, and against what they inflate to as each is inflated.
+    let room = |i: &BatchDecodeInfo| match i.compression {
+        Compression::None => 0,
+        _ => max_inflated_bytes,
+    };
     let announced: usize = infos.iter().map(|i| i.record_count.max(0) as usize).sum();
-    if infos.is_empty() || announced > records.len() / MIN_KAFKA_RECORD_BYTES {
+    let room_total = records.len() + infos.iter().map(room).sum::<usize>();
+    if infos.is_empty() || announced > room_total / MIN_KAFKA_RECORD_BYTES {
         return Err(RecordsError::Corrupt(format!(
             "{announced} records announced in {} bytes",
             records.len()
         )));
     }
     for info in &infos {
-        if info.compression != Compression::None {
-            return Err(RecordsError::Unsupported("a compressed record batch"));
-        }
         if info.transactional || info.control {
             return Err(RecordsError::Unsupported("a transactional record batch"));
         }
     }
     let sequenced = sequenced(&infos)?;
-    let sets = RecordBatchDecoder::decode_all(&mut records.clone())
-        .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
+    // Each batch is inflated within what is left of the bound, and must hold the
+    // records it announced, before the crate's decoder reserves room for them.
+    let inflated = std::cell::Cell::new(0usize);
+    let next = std::cell::Cell::new(0usize);
+    let too_large = std::cell::Cell::new(false);
+    let inflate = |buf: &mut Bytes, compression: Compression| -> anyhow::Result<Bytes> {
+        let info = infos.get(next.get());
+        next.set(next.get() + 1);
+        let left = max_inflated_bytes.saturating_sub(inflated.get());
+        let out = decompress(buf, compression, left).inspect_err(|e| {
+            too_large.set(matches!(e, DecompressError::TooLarge { .. }));
+        })?;
+        if compression != Compression::None {
+            inflated.set(inflated.get() + out.len());
+        }
+        let count = info.map_or(0, |i| i.record_count.max(0) as usize);
+        if count > out.len() / MIN_KAFKA_RECORD_BYTES {
+            anyhow::bail!("{count} records announced in {} inflated bytes", out.len());
+        }
+        Ok(out)
+    };
+    let mut sets = Vec::with_capacity(infos.len());
+    let mut rest = records.clone();
+    while !rest.is_empty() {
+        let set = RecordBatchDecoder::decode_with_custom_compression(&mut rest, Some(&inflate))
+            .map_err(|e| match too_large.get() {
+                true => RecordsError::TooLarge(max_inflated_bytes),
+                false => RecordsError::Corrupt(e.to_string()),
+            })?;
+        sets.push(set);
+    }
     let mut builder = BatchBuilder::with_capacity(records.len());
     let mut headers: Vec<(&str, &[u8])> = Vec::new();
     for record in sets.iter().flat_map(|s| &s.records) {
@@ -223,6 +265,66 @@ fn kafka_record(
 mod tests {
     use super::*;
 
+    /// The inflation bound of these tests.
+    const MAX: usize = 1 << 20;
+
+    /// `records` as one gzip-compressed Kafka batch (the crate encodes, flate2
+    /// compresses).
+    fn gzip_batch(records: &[Record]) -> Bytes {
+        use std::io::Write;
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Gzip,
+        };
+        let gzip = |plain: &mut BytesMut, out: &mut BytesMut, _: Compression| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(plain)?;
+            out.extend_from_slice(&e.finish()?);
+            Ok(())
+        };
+        RecordBatchEncoder::encode_with_custom_compression(&mut buf, records, &options, Some(gzip))
+            .unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_compressed_batch_is_stored_inflated_with_every_record() {
+        let records: Vec<Record> = (0..50)
+            .map(|i| record(i, b"key", Some(b"the same value, over and over")))
+            .collect();
+        let produced = gzip_batch(&records);
+        let stored = kafka_to_batch(&produced, 0, MAX).unwrap().batch;
+        let view = BatchView::new(&stored).unwrap();
+        assert_eq!(view.header().record_count, 50);
+        let plain = kafka_to_batch(&kafka_batch(&records), 0, MAX)
+            .unwrap()
+            .batch;
+        assert_eq!(
+            stored, plain,
+            "the same brokerd batch as uncompressed records"
+        );
+    }
+
+    #[test]
+    fn a_compressed_batch_that_inflates_past_the_bound_is_refused() {
+        let big = vec![b'x'; 64 << 10];
+        let records: Vec<Record> = (0..40)
+            .map(|i| {
+                let mut r = record(i, b"k", None);
+                r.value = Some(Bytes::from(big.clone()));
+                r
+            })
+            .collect();
+        let produced = gzip_batch(&records);
+        assert!(produced.len() < 64 << 10, "{}", produced.len());
+        assert!(matches!(
+            kafka_to_batch(&produced, 0, MAX),
+            Err(RecordsError::TooLarge(MAX))
+        ));
+        assert!(kafka_to_batch(&produced, 0, 4 << 20).is_ok());
+    }
+
     fn kafka_batch(records: &[Record]) -> Bytes {
         let mut buf = BytesMut::new();
         let options = RecordEncodeOptions {
@@ -259,7 +361,7 @@ mod tests {
     #[test]
     fn records_survive_kafka_to_brokerd_and_back() {
         let produced = kafka_batch(&[record(0, b"k0", Some(b"v0")), record(1, b"k1", None)]);
-        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap().batch[..]);
+        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5, MAX).unwrap().batch[..]);
         protocol::batch::set_base_offset(&mut stored, 40);
         let fetched = batches_to_kafka(stored.freeze(), 0).unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
@@ -276,7 +378,7 @@ mod tests {
             Some(&Some(Bytes::from_static(b"v")))
         );
         // From an offset inside the stored batch, the records below it are left out.
-        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5).unwrap().batch[..]);
+        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5, MAX).unwrap().batch[..]);
         protocol::batch::set_base_offset(&mut stored, 40);
         let fetched = batches_to_kafka(stored.freeze(), 41).unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
@@ -293,7 +395,7 @@ mod tests {
             r
         };
         let produced = kafka_batch(&[tagged(40), tagged(41)]);
-        let converted = kafka_to_batch(&produced, 0).unwrap();
+        let converted = kafka_to_batch(&produced, 0, MAX).unwrap();
         assert_eq!(
             converted.sequenced,
             Some(Sequenced {
@@ -305,17 +407,17 @@ mod tests {
             })
         );
         let plain = kafka_batch(&[record(0, b"k", Some(b"v"))]);
-        assert_eq!(kafka_to_batch(&plain, 0).unwrap().sequenced, None);
+        assert_eq!(kafka_to_batch(&plain, 0, MAX).unwrap().sequenced, None);
         // Two batches of one producer in one partition's records: Kafka refuses it.
         let two = [produced.clone(), kafka_batch(&[tagged(42)])].concat();
         assert!(matches!(
-            kafka_to_batch(&Bytes::from(two), 0),
+            kafka_to_batch(&Bytes::from(two), 0, MAX),
             Err(RecordsError::Invalid(_))
         ));
         let mut bad_epoch = tagged(0);
         bad_epoch.producer_epoch = -1;
         assert!(matches!(
-            kafka_to_batch(&kafka_batch(&[bad_epoch]), 0),
+            kafka_to_batch(&kafka_batch(&[bad_epoch]), 0, MAX),
             Err(RecordsError::Invalid(_))
         ));
     }
@@ -327,7 +429,7 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
         assert!(matches!(
-            kafka_to_batch(&Bytes::from(damaged), 0),
+            kafka_to_batch(&Bytes::from(damaged), 0, MAX),
             Err(RecordsError::Corrupt(_))
         ));
         // A record count no batch of this size can hold, CRC and all correct.
@@ -336,10 +438,10 @@ mod tests {
         let crc = crc32c_of(&inflated[21..]);
         inflated[17..21].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
-            kafka_to_batch(&Bytes::from(inflated), 0),
+            kafka_to_batch(&Bytes::from(inflated), 0, MAX),
             Err(RecordsError::Corrupt(_))
         ));
-        assert!(kafka_to_batch(&Bytes::from_static(b"garbage"), 0).is_err());
+        assert!(kafka_to_batch(&Bytes::from_static(b"garbage"), 0, MAX).is_err());
     }
 
     /// CRC32C (Castagnoli), bitwise: only to forge a test batch.
