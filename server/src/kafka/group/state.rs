@@ -405,21 +405,12 @@ impl ClassicGroup {
         now_ms: u64,
     ) -> Result<Synced, GroupError> {
         let phase = self.phase();
-        let member = self
-            .members
-            .get_mut(member_id)
-            .ok_or(GroupError::UnknownMember)?;
-        member.last_seen_ms = now_ms;
-        if phase == Phase::PreparingRebalance {
-            return Err(GroupError::RebalanceInProgress);
-        }
-        if generation != self.generation {
-            return Err(GroupError::IllegalGeneration);
-        }
+        let leads = self.leader.as_deref() == Some(member_id);
+        let member = self.current_member(member_id, generation, now_ms)?;
         if phase == Phase::Stable {
             return Ok(Synced::Ready(member.assignment.clone()));
         }
-        if self.leader.as_deref() != Some(member_id) {
+        if !leads {
             member.awaiting_sync = true;
             return Ok(Synced::Wait);
         }
@@ -448,7 +439,19 @@ impl ClassicGroup {
         generation: i32,
         now_ms: u64,
     ) -> Result<(), GroupError> {
-        let phase = self.phase();
+        self.current_member(member_id, generation, now_ms)
+            .map(|_| ())
+    }
+
+    /// `member_id`, heard of at `now_ms`, if it is in step with the group: known,
+    /// no rebalance waiting for it to rejoin, and at the group's generation.
+    fn current_member(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        now_ms: u64,
+    ) -> Result<&mut Member, GroupError> {
+        let (phase, current) = (self.phase, self.generation);
         let member = self
             .members
             .get_mut(member_id)
@@ -457,10 +460,10 @@ impl ClassicGroup {
         if phase == Phase::PreparingRebalance {
             return Err(GroupError::RebalanceInProgress);
         }
-        if generation != self.generation {
+        if generation != current {
             return Err(GroupError::IllegalGeneration);
         }
-        Ok(())
+        Ok(member)
     }
 
     /// Whether `member_id` at `generation` may commit offsets now. A group without
