@@ -35,12 +35,14 @@ pub enum StartError {
 /// directory under `data_parent` (the system temporary directory if `None`), reading
 /// `config` (a brokerd TOML file, say with `[tls]`) if given, with `admin` (name and
 /// password) made by `brokerd --init-admin` first if given (for a config with
-/// `[security]`).
+/// `[security]`), and with its Kafka listener too if `kafka` (on a port the OS
+/// picks: [`Brokerd::kafka_addr`]).
 pub fn start(
     binary: Option<&Path>,
     data_parent: Option<&Path>,
     config: Option<&Path>,
     admin: Option<(&str, &str)>,
+    kafka: bool,
 ) -> Result<Brokerd, StartError> {
     let path = match binary {
         Some(path) => path.to_path_buf(),
@@ -55,6 +57,9 @@ pub fn start(
     }
     if let Some((name, password)) = admin {
         launch = launch.init_admin(name, password);
+    }
+    if kafka {
+        launch = launch.with_kafka();
     }
     launch.start().map_err(|e| match e {
         LaunchError::DataDir { .. } => StartError::DataDir(e),

@@ -1,4 +1,5 @@
-//! `broker-bench`: an end-to-end load generator for brokerd and its peers.
+//! `broker-bench`: an end-to-end load generator for brokerd (over its native protocol
+//! or, with the `kafka` feature, its Kafka listener) and its peers.
 //!
 //! The same workload definitions ([`workload`]) run against any broker through a
 //! [`driver::Driver`]; all timing and accounting lives in [`runner`] and [`stats`], so

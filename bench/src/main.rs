@@ -1,6 +1,6 @@
-//! `broker-bench`: runs one workload against brokerd (its own, or `--addr`) or, when
-//! built with the `nats` / `redis` / `rabbitmq` features, against a peer broker; prints a table or
-//! `--json`. Exits 1 on an error, 2 if any message was lost, duplicated or failed.
+//! `broker-bench`: runs one workload against brokerd (its own, or `--addr`), over its
+//! Kafka listener when built with the `kafka` feature, or, when built with the `nats` /
+//! `redis` / `rabbitmq` features, against a peer broker; prints a table or `--json`. Exits 1 on an error, 2 if any message was lost, duplicated or failed.
 
 // Production code must not unwrap data it did not create; tests may.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -23,6 +23,9 @@ const EXIT_DELIVERY_FAILED: i32 = 2;
 enum Broker {
     /// Our broker (started here unless --addr is given).
     Brokerd,
+    /// Our broker over its Kafka listener (started here, with --kafka-listen, unless
+    /// --addr names a Kafka listener; needs the `kafka` feature).
+    Kafka,
     /// NATS JetStream (needs --addr and the `nats` feature).
     Nats,
     /// Redis Streams (needs --addr and the `redis` feature).
@@ -251,6 +254,7 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
             let driver = Arc::new(driver);
             Ok(run(driver, workload, &options).await?)
         }
+        Broker::Kafka => run_kafka(args, workload, &options).await,
         Broker::Nats => run_nats(args, workload, &options).await,
         Broker::Redis => run_redis(args, workload, &options).await,
         Broker::Rabbitmq => run_rabbitmq(args, workload, &options).await,
@@ -266,6 +270,7 @@ fn start_brokerd(
         args.data_parent.as_deref(),
         args.brokerd_config.as_deref(),
         admin,
+        args.broker == Broker::Kafka,
     )?)
 }
 
@@ -342,11 +347,44 @@ fn peer_addr(args: &Args, server: &str) -> anyhow::Result<String> {
 }
 
 /// The answer when a peer's driver was not compiled in.
-#[cfg(not(all(feature = "nats", feature = "redis", feature = "rabbitmq")))]
+#[cfg(not(all(
+    feature = "nats",
+    feature = "redis",
+    feature = "rabbitmq",
+    feature = "kafka"
+)))]
 fn without_feature(feature: &str) -> anyhow::Result<Report> {
     anyhow::bail!(
         "this broker-bench was built without the {feature} driver: build with `--features {feature}`"
     )
+}
+
+/// `--broker kafka`: the Kafka listener at `--addr`, or that of a brokerd started here.
+#[cfg(feature = "kafka")]
+async fn run_kafka(
+    args: &Args,
+    workload: &Workload,
+    options: &RunOptions,
+) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        args.scram_user.is_none() && args.tls_ca.is_none(),
+        "--broker kafka speaks plaintext without SASL: drop --scram-user and --tls-*"
+    );
+    let (_own, addr) = match &args.addr {
+        Some(addr) => (None, addr.clone()),
+        None => {
+            let own = start_brokerd(args, None)?;
+            let addr = own.kafka_addr().to_string();
+            (Some(own), addr)
+        }
+    };
+    let driver = Arc::new(bench::drivers::kafka::KafkaDriver::new(addr));
+    Ok(run(driver, workload, options).await?)
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn run_kafka(_: &Args, _: &Workload, _: &RunOptions) -> anyhow::Result<Report> {
+    without_feature("kafka")
 }
 
 #[cfg(feature = "nats")]

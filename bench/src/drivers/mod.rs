@@ -1,6 +1,9 @@
-//! One module per broker. `brokerd` is always built; peers only with their feature.
+//! One module per broker. `brokerd` is always built; peers, and brokerd's Kafka
+//! listener through librdkafka, only with their feature.
 
 pub mod brokerd;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "rabbitmq")]
