@@ -29,7 +29,7 @@ use kafka_protocol::messages::{ApiKey, ConsumerProtocolAssignment, GroupId, Topi
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError as K;
 use kafka_support::wire::call;
-use kafka_support::{broker, confluent_python, native, run_python};
+use kafka_support::{broker, confluent_python, kafka_python, native, run_python};
 use protocol::ops::group::GroupStart;
 use tokio::net::TcpStream;
 
@@ -135,6 +135,47 @@ async fn a_roundrobin_group_rebalances_and_reads_every_record_once() {
 #[tokio::test]
 async fn a_cooperative_sticky_group_rebalances_and_reads_every_record_once() {
     rebalance_with("cooperative-sticky", false).await;
+}
+
+/// kafka-python, a second client implementation (its own codecs and assignors), in
+/// a group of two that rebalances when one leaves: every record once, and the
+/// committed offsets are the end offsets natively.
+#[tokio::test]
+async fn a_kafka_python_group_rebalances_and_reads_every_record_once() {
+    let Some(python) = kafka_python() else { return };
+    let broker = broker();
+    let client = native(&broker).await;
+    client
+        .create_topic("invoices", PARTITIONS, &[])
+        .await
+        .unwrap();
+    let count = RECORDS.to_string();
+    let out = run_python(
+        &python,
+        &broker,
+        "kafka_python_group.py",
+        &["invoices", "accounts", &count],
+    );
+    let report = parse(&out);
+    assert_eq!(report["consumed"], RECORDS, "{out}");
+    assert!(
+        report["by_member"]["member-1"].as_u64().unwrap() > 0,
+        "{out}"
+    );
+    assert!(
+        report["by_member"]["member-2"].as_u64().unwrap() > 0,
+        "{out}"
+    );
+    let described = client.describe_topic("invoices").await.unwrap();
+    let ends: Vec<u64> = described.partitions.iter().map(|p| p.end_offset).collect();
+    assert_eq!(
+        natively_committed(&client, "accounts", "invoices").await,
+        ends,
+        "{out}"
+    );
+    for (p, end) in ends.iter().enumerate() {
+        assert_eq!(report["committed"][p.to_string()], *end, "{out}");
+    }
 }
 
 fn text(s: &str) -> StrBytes {

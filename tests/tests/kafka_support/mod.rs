@@ -102,6 +102,25 @@ pub fn confluent_python() -> Option<PathBuf> {
     Some(python)
 }
 
+/// Debian's python3 with kafka-python (`python3-kafka`, a pure-Python client with its
+/// own protocol code); `None` outside CI when it is missing, as [`confluent_python`].
+pub fn kafka_python() -> Option<PathBuf> {
+    let python = PathBuf::from("/usr/bin/python3");
+    let found = Command::new(&python)
+        .args(["-c", "import kafka"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kafka-python is missing under CI; .ci/run installs it (python3-kafka)"
+        );
+        eprintln!("SKIPPED: python3-kafka is not installed");
+        return None;
+    }
+    Some(python)
+}
+
 /// Longest one Python client script may take (the backstop for a hang; each script
 /// has its own, shorter deadlines).
 pub const PYTHON_TIMEOUT_S: &str = "120";
