@@ -241,7 +241,7 @@ impl FrameDecoder {
     /// let mut buf = BytesMut::from(&wire[..5]);
     /// assert!(decoder.decode(&mut buf)?.is_none()); // incomplete: read more
     /// buf.extend_from_slice(&wire[5..]);
-    /// let frame = decoder.decode(&mut buf)?.expect("whole frame");
+    /// let frame = decoder.decode(&mut buf)?.ok_or("still incomplete")?;
     /// assert_eq!(frame.header.kind, FrameKind::Request);
     /// assert_eq!(Message::decode(frame)?, msg);
     /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -30,8 +30,8 @@ use super::layout::{
 ///
 /// let batch = BatchView::new(&bytes)?;
 /// batch.validate()?;
-/// let values: Vec<_> = batch.records().map(|r| r.unwrap().value.unwrap()).collect();
-/// assert_eq!(values, [&b"hello"[..], &b"world"[..]]);
+/// let values = batch.records().map(|r| r.map(|r| r.value)).collect::<Result<Vec<_>, _>>()?;
+/// assert_eq!(values, [Some(&b"hello"[..]), Some(&b"world"[..])]);
 /// # Ok::<(), protocol::batch::BatchError>(())
 /// ```
 #[derive(Debug)]

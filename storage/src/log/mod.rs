@@ -101,7 +101,8 @@ impl Shared {
 ///
 /// let chunk = log.reader().read(0, 1 << 20)?;
 /// let view = BatchView::new(&chunk.bytes)?;
-/// assert_eq!(view.records().next().unwrap()?.value, Some(&b"hello"[..]));
+/// let first = view.records().next().ok_or("no record")??;
+/// assert_eq!(first.value, Some(&b"hello"[..]));
 /// log.close()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
