@@ -334,7 +334,7 @@ impl PartitionReader {
     /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {
     /// let mut reader = client.partition_reader("orders", &[(0, 0), (1, 0)]);
     /// // A clock set before 1970 reads as the epoch.
-/// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     /// let ten_minutes_ago = now.as_millis() as i64 - 10 * 60 * 1000;
     /// reader.seek_to_time(ten_minutes_ago).await?;
     /// let record = reader.next().await?; // the first of partition 0 or 1 since then

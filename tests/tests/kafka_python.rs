@@ -5,10 +5,9 @@
 mod kafka_support;
 
 use std::collections::{HashMap, VecDeque};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kafka_support::{broker, confluent_python, native, run_python, PYTHON_TIMEOUT_S};
+use kafka_support::{broker, confluent_python, native, python_command, run_python};
 
 /// Messages the idempotent producer sends.
 const IDEMPOTENT_MESSAGES: usize = 2_000;
@@ -66,21 +65,15 @@ async fn an_idempotent_producer_rides_out_a_kill_9_without_duplicates() {
         )
         .await
         .unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("kafka_python")
-        .join("idempotent_producer.py");
     let count = IDEMPOTENT_MESSAGES.to_string();
-    let producer = Command::new("timeout")
-        .arg(PYTHON_TIMEOUT_S)
-        .arg(&python)
-        .arg(&script)
-        .args(["restarted", &count, RESTART_PAUSE_MS])
-        .env("BOOTSTRAP", broker.kafka_addr())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let producer = python_command(
+        &python,
+        &broker,
+        "idempotent_producer.py",
+        &["restarted", &count, RESTART_PAUSE_MS],
+    )
+    .spawn()
+    .unwrap();
     // Mid-stream, with batches in flight: kill -9, and start again on the same ports.
     loop {
         let described = client.describe_topic("restarted").await.unwrap();

@@ -295,16 +295,13 @@ fn describe_one(s: &Session, group: &str) -> DescribedGroup {
             .with_protocol_data(text(described.protocol))
             .with_members(members);
     }
-    let state = match s
-        .broker
-        .groups
-        .list()
-        .into_iter()
-        .find(|g| g.group == group)
-    {
-        Some(native) if native.members > 0 => "Stable",
-        Some(_) => "Empty",
-        None => "Dead",
+    let native = &s.broker.groups;
+    let state = if native.is_live(group) {
+        "Stable"
+    } else if native.offsets().group(group).is_some() {
+        "Empty"
+    } else {
+        "Dead"
     };
     let kind = if state == "Dead" { "" } else { CONSUMER };
     entry
@@ -322,8 +319,10 @@ pub fn list(s: &mut Session, r: ListGroupsRequest) -> ListGroupsResponse {
         .into_iter()
         .map(|(name, phase, kind)| (name, phase.name().to_owned(), kind))
         .collect();
+    let kafka: std::collections::HashSet<String> =
+        listed.iter().map(|(name, _, _)| name.clone()).collect();
     for native in s.broker.groups.list() {
-        if listed.iter().all(|(name, _, _)| *name != native.group) {
+        if !kafka.contains(&native.group) {
             let state = if native.members > 0 {
                 "Stable"
             } else {

@@ -18,7 +18,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
     OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{GroupId, TopicName};
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError as K;
 use protocol::internal::offsets::GroupSettings;
@@ -161,24 +161,30 @@ async fn commit_topic(
     answers
 }
 
-/// OffsetFetch: one group (v1–7) or several (v8); every topic the group committed
-/// when none are named (v2 on).
-pub fn fetch(s: &mut Session, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
-    if version < 8 {
-        let asked = r.topics.as_ref().map(|topics| {
+/// The topics a request names, as `(topic, partitions)`; `None` for all. The same
+/// for v1–7's and v8's request types, whose fields have the same names.
+macro_rules! asked_topics {
+    ($topics:expr) => {
+        $topics.as_ref().map(|topics| {
             topics
                 .iter()
                 .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                 .collect()
-        });
-        let (code, topics) = fetch_group(s, &r.group_id.0, asked);
-        let topics = topics
+        })
+    };
+}
+
+/// One group's answers as the response's topics: v1–7 and v8 have a type of their
+/// own for the topic and the partition, with the same builders.
+macro_rules! answer_topics {
+    ($topics:expr, $topic:ident, $partition:ident) => {
+        $topics
             .into_iter()
             .map(|(name, partitions)| {
                 let partitions = partitions
                     .into_iter()
                     .map(|(partition, offset, code)| {
-                        OffsetFetchResponsePartition::default()
+                        $partition::default()
                             .with_partition_index(partition)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(-1)
@@ -186,49 +192,40 @@ pub fn fetch(s: &mut Session, r: OffsetFetchRequest, version: i16) -> OffsetFetc
                             .with_error_code(code)
                     })
                     .collect();
-                OffsetFetchResponseTopic::default()
+                $topic::default()
                     .with_name(TopicName(text(name)))
                     .with_partitions(partitions)
             })
-            .collect();
+            .collect()
+    };
+}
+
+/// OffsetFetch: one group (v1–7) or several (v8); every topic the group committed
+/// when none are named (v2 on).
+pub fn fetch(s: &mut Session, r: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version < 8 {
+        let (code, topics) = fetch_group(s, &r.group_id.0, asked_topics!(r.topics));
         return OffsetFetchResponse::default()
             .with_error_code(code)
-            .with_topics(topics);
+            .with_topics(answer_topics!(
+                topics,
+                OffsetFetchResponseTopic,
+                OffsetFetchResponsePartition
+            ));
     }
     let groups = r
         .groups
         .iter()
         .map(|g| {
-            let asked = g.topics.as_ref().map(|topics| {
-                topics
-                    .iter()
-                    .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
-                    .collect()
-            });
-            let (code, topics) = fetch_group(s, &g.group_id.0, asked);
-            let topics = topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    let partitions = partitions
-                        .into_iter()
-                        .map(|(partition, offset, code)| {
-                            OffsetFetchResponsePartitions::default()
-                                .with_partition_index(partition)
-                                .with_committed_offset(offset)
-                                .with_committed_leader_epoch(-1)
-                                .with_metadata(Some(text("")))
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    OffsetFetchResponseTopics::default()
-                        .with_name(TopicName(text(name)))
-                        .with_partitions(partitions)
-                })
-                .collect();
+            let (code, topics) = fetch_group(s, &g.group_id.0, asked_topics!(g.topics));
             OffsetFetchResponseGroup::default()
-                .with_group_id(GroupId(text(g.group_id.0.to_string())))
+                .with_group_id(g.group_id.clone())
                 .with_error_code(code)
-                .with_topics(topics)
+                .with_topics(answer_topics!(
+                    topics,
+                    OffsetFetchResponseTopics,
+                    OffsetFetchResponsePartitions
+                ))
         })
         .collect();
     OffsetFetchResponse::default().with_groups(groups)

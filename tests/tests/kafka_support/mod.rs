@@ -82,40 +82,33 @@ pub async fn native(broker: &Brokerd) -> client::Client {
 }
 
 /// Debian's python3 with confluent-kafka (`python3-confluent-kafka`, which links the
-/// same librdkafka as kcat); `None` (the test then says so and passes) when it is
-/// missing, except under `CI`, where `.ci/run` installs it and a missing one fails.
+/// same librdkafka as kcat); see [`python_with`].
 pub fn confluent_python() -> Option<PathBuf> {
-    let python =
-        PathBuf::from(std::env::var_os("KAFKA_PYTHON").unwrap_or("/usr/bin/python3".into()));
-    let found = Command::new(&python)
-        .args(["-c", "import confluent_kafka"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "confluent-kafka is missing under CI; .ci/run installs it (python3-confluent-kafka)"
-        );
-        eprintln!("SKIPPED: python3-confluent-kafka is not installed");
-        return None;
-    }
-    Some(python)
+    python_with("confluent_kafka", "python3-confluent-kafka")
 }
 
 /// Debian's python3 with kafka-python (`python3-kafka`, a pure-Python client with its
-/// own protocol code); `None` outside CI when it is missing, as [`confluent_python`].
+/// own protocol code); see [`python_with`].
 pub fn kafka_python() -> Option<PathBuf> {
-    let python = PathBuf::from("/usr/bin/python3");
+    python_with("kafka", "python3-kafka")
+}
+
+/// `$KAFKA_PYTHON` or Debian's python3, if it imports `module`; `None` (the test then
+/// says so and passes) when it does not, except under `CI`, where `.ci/run` installs
+/// the Debian `package` and a missing one fails.
+fn python_with(module: &str, package: &str) -> Option<PathBuf> {
+    let python =
+        PathBuf::from(std::env::var_os("KAFKA_PYTHON").unwrap_or("/usr/bin/python3".into()));
     let found = Command::new(&python)
-        .args(["-c", "import kafka"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
-            "kafka-python is missing under CI; .ci/run installs it (python3-kafka)"
+            "{module} is missing under CI; .ci/run installs it ({package})"
         );
-        eprintln!("SKIPPED: python3-kafka is not installed");
+        eprintln!("SKIPPED: {package} is not installed");
         return None;
     }
     Some(python)
@@ -125,26 +118,35 @@ pub fn kafka_python() -> Option<PathBuf> {
 /// has its own, shorter deadlines).
 pub const PYTHON_TIMEOUT_S: &str = "120";
 
-/// Runs `tests/kafka_python/<script>` with `python` against `broker`'s Kafka
-/// listener (its address in `$BOOTSTRAP`), `args` after it, under
-/// [`PYTHON_TIMEOUT_S`]; panics unless it succeeds, and returns its stdout.
-pub fn run_python(python: &PathBuf, broker: &Brokerd, script: &str, args: &[&str]) -> String {
+/// `tests/kafka_python/<script>` with `python` against `broker`'s Kafka listener
+/// (its address in `$BOOTSTRAP`), `args` after it, under [`PYTHON_TIMEOUT_S`], its
+/// output captured: to run now ([`run_python`]) or beside something else.
+pub fn python_command(python: &PathBuf, broker: &Brokerd, script: &str, args: &[&str]) -> Command {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("kafka_python")
         .join(script);
+    let mut command = Command::new("timeout");
+    command
+        .arg(PYTHON_TIMEOUT_S)
+        .arg(python)
+        .arg(path)
+        .args(args)
+        .env("BOOTSTRAP", broker.kafka_addr())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs [`python_command`]; panics unless it succeeds, and returns its stdout.
+pub fn run_python(python: &PathBuf, broker: &Brokerd, script: &str, args: &[&str]) -> String {
     let Output {
         status,
         stdout,
         stderr,
-    } = Command::new("timeout")
-        .arg(PYTHON_TIMEOUT_S)
-        .arg(python)
-        .arg(&path)
-        .args(args)
-        .env("BOOTSTRAP", broker.kafka_addr())
-        .stdin(Stdio::null())
+    } = python_command(python, broker, script, args)
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
     let stdout = String::from_utf8_lossy(&stdout).into_owned();
     assert!(
         status.success(),
