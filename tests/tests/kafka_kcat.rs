@@ -276,3 +276,59 @@ async fn kcat_produces_with_every_compression_codec_and_the_records_are_stored_w
         assert_eq!(consumed, "key-199\n", "{codec}");
     }
 }
+
+#[tokio::test]
+async fn brokerctl_and_kcat_read_each_others_records_with_key_headers_and_value() {
+    let Some(kcat) = kcat() else { return };
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("crossing", 1, &[]).await.unwrap();
+    // brokerctl → kcat.
+    let line =
+        r#"{"key":"user-7","value":"{\"total\":42}","headers":{"trace":"t-1","source":"cli"}}"#;
+    let (ok, out, err) = integration_tests::brokerctl(
+        broker.addr(),
+        &["produce", "crossing", "--input", "json"],
+        &format!("{line}\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let consumed = run_kcat(
+        &kcat,
+        &broker,
+        &["-t", "crossing", "-C", "-o", "0", "-e", "-f", "%k|%s|%h\n"],
+        "",
+    );
+    assert_eq!(consumed, "user-7|{\"total\":42}|trace=t-1,source=cli\n");
+    // kcat → brokerctl.
+    run_kcat(
+        &kcat,
+        &broker,
+        &[
+            "-t",
+            "crossing",
+            "-P",
+            "-K:",
+            "-H",
+            "from=kcat",
+            "-H",
+            "n=2",
+        ],
+        "k2:v2\n",
+    );
+    let (ok, out, err) = integration_tests::brokerctl(
+        broker.addr(),
+        &[
+            "consume", "crossing", "--from", "1", "--count", "1", "--json",
+        ],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    let record: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(record["offset"], 1);
+    assert_eq!(record["key"], "k2");
+    assert_eq!(record["value"], "v2");
+    assert_eq!(
+        record["headers"],
+        serde_json::json!([{"key": "from", "value": "kcat"}, {"key": "n", "value": "2"}])
+    );
+}
