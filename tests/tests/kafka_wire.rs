@@ -19,7 +19,7 @@ use kafka_protocol::messages::list_offsets_request::{
 };
 use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
 use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, RequestHeader, TopicName};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
@@ -709,4 +709,93 @@ async fn delete_records_moves_the_log_start_and_refuses_offsets_past_the_end() {
     let answer = DeleteRecordsResponse::decode(&mut body, 2).unwrap();
     let p = &answer.topics[0].partitions[0];
     assert_eq!((p.error_code, p.low_watermark), (0, 5));
+}
+
+/// A request frame, size prefix included: header with `correlation_id`, then the
+/// body.
+fn request_frame<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &R,
+) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_appended_and_answered_in_the_order_sent() {
+    let broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("pipe", 1, &[]).await.unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let producer = init_producer_id(&mut socket).await;
+    // 40 requests written at once, before any answer is read: durable produces of
+    // an idempotent producer (refused if they arrived out of step) between plain
+    // durable produces, and in the middle an ApiVersions, ready at once but to be
+    // written after the produces before it. More than `MAX_IN_FLIGHT`, so the
+    // connection also stops reading while its queue is full, and goes on.
+    const PRODUCES: i32 = 39;
+    const VERSIONS_ID: i32 = 1000;
+    let mut sent = Vec::new();
+    let mut expected_ids = Vec::new();
+    for i in 0..PRODUCES {
+        let value = format!("v{i}");
+        let batch = match i % 2 {
+            0 => sequenced_batch(producer, i / 2, &[value.as_str()]),
+            _ => kafka_batch(&[record(b"k", value.as_bytes())]),
+        };
+        sent.extend(request_frame(
+            ApiKey::Produce,
+            9,
+            i,
+            &produce("pipe", batch, -1),
+        ));
+        expected_ids.push(i);
+        if i == PRODUCES / 2 {
+            let versions = ApiVersionsRequest::default();
+            sent.extend(request_frame(
+                ApiKey::ApiVersions,
+                0,
+                VERSIONS_ID,
+                &versions,
+            ));
+            expected_ids.push(VERSIONS_ID);
+        }
+    }
+    socket.write_all(&sent).await.unwrap();
+    let mut offsets = Vec::new();
+    for expected in expected_ids {
+        let mut frame = read_frame(&mut socket).await.expect("an answer");
+        let key = match expected {
+            VERSIONS_ID => ApiKey::ApiVersions,
+            _ => ApiKey::Produce,
+        };
+        let version = if key == ApiKey::Produce { 9 } else { 0 };
+        let header =
+            ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+        assert_eq!(
+            header.correlation_id, expected,
+            "answers come in request order"
+        );
+        if key == ApiKey::Produce {
+            let answer = ProduceResponse::decode(&mut frame, 9).unwrap();
+            let partition = &answer.responses[0].partition_responses[0];
+            assert_eq!(partition.error_code, 0, "request {expected}");
+            offsets.push(partition.base_offset);
+        }
+    }
+    // Appended in the order sent: request i holds offset i and value "v{i}".
+    assert_eq!(offsets, (0..i64::from(PRODUCES)).collect::<Vec<_>>());
+    let values: Vec<String> = (0..PRODUCES).map(|i| format!("v{i}")).collect();
+    assert_eq!(stored_values(&client, "pipe").await, values);
 }

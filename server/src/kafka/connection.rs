@@ -1,9 +1,16 @@
 //! The loop of one Kafka connection: read a frame or see shutdown, decode it, serve
-//! it, answer, in order. Requests are served one at a time, which keeps Kafka's rule
-//! that responses come back in request order; a pipelining client waits on its
-//! slowest request (a long-poll Fetch holds up a Produce on the same connection).
-//! Garbage (a bad size, a request of a served API that does not decode) closes the
-//! connection; an unsupported API is answered.
+//! it, answer, in order.
+//!
+//! Kafka's rule is that responses come back in request order. A Produce is appended
+//! as soon as it is read, in order, and its answer waits in a queue of
+//! [`MAX_IN_FLIGHT`] answers while the connection reads and starts the next
+//! requests: a client that pipelines durable produces (librdkafka does, up to
+//! `max.in.flight`) gets them covered by shared syncs instead of one sync each. The
+//! writer sends the queue's answers in order as each is ready. Every other request
+//! is served to its end before the next is read (a long-poll Fetch holds up the
+//! requests behind it, as on a Kafka broker). Garbage (a bad size, a request of a
+//! served API that does not decode) closes the connection; an unsupported API is
+//! answered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +19,11 @@ use tokio::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
+use super::dispatch::Reply;
 use super::frame::{next_frame, MAX_REQUEST_BYTES};
 use super::session::{Advertised, Session};
 use super::{apis, dispatch, request};
@@ -23,18 +33,41 @@ use crate::shutdown::Shutdown;
 /// Bytes the read buffer starts with (it grows to a frame's checked size).
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Answers one connection may have started and not yet written. When the queue is
+/// full the connection stops reading until the oldest answer is written. Kafka's
+/// Java producer sends at most 5 requests ahead, librdkafka as many as it has
+/// batches; past a few dozen, more in flight only holds more memory.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// Serves one connection until the client closes it, sends garbage, stays idle past
-/// `limits.idle_timeout_ms`, or the broker shuts down.
+/// `limits.idle_timeout_ms`, or the broker shuts down. Answers already started are
+/// written before the connection closes.
 pub async fn serve(
-    mut socket: TcpStream,
+    socket: TcpStream,
     broker: Arc<Broker>,
     advertised: Advertised,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) {
     let peer = socket.peer_addr().ok();
-    let idle = Duration::from_millis(broker.config.limits.idle_timeout_ms);
-    let login_deadline = Instant::now() + broker.security.authentication_timeout();
-    let mut session = Session::new(broker, advertised, peer);
+    let (reader, writer) = socket.into_split();
+    let (replies, queued) = mpsc::channel(MAX_IN_FLIGHT);
+    let session = Session::new(broker, advertised, peer);
+    tokio::join!(
+        read_requests(reader, session, replies, shutdown),
+        write_answers(writer, queued, peer),
+    );
+}
+
+/// Reads, checks and serves requests, queueing each answer for the writer.
+async fn read_requests(
+    mut socket: OwnedReadHalf,
+    mut session: Session,
+    replies: mpsc::Sender<Reply>,
+    mut shutdown: Shutdown,
+) {
+    let peer = session.peer;
+    let idle = Duration::from_millis(session.broker.config.limits.idle_timeout_ms);
+    let login_deadline = Instant::now() + session.broker.security.authentication_timeout();
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     loop {
         let frame = match next_frame(&mut buf, MAX_REQUEST_BYTES) {
@@ -77,20 +110,47 @@ pub async fn serve(
                 }
             }
         }
-        let answer = match dispatch::respond(&mut session, parsed).await {
-            Ok(answer) => answer,
+        let reply = match dispatch::respond(&mut session, parsed).await {
+            Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(?peer, error = %e, "closing a Kafka connection");
                 return;
             }
         };
-        if let Some(bytes) = answer {
-            if socket.write_all(&bytes).await.is_err() {
-                return;
-            }
+        if let Reply::Now(None) = reply {
+            // No answer: nothing to keep in order.
+        } else if replies.send(reply).await.is_err() {
+            // The writer stopped: the client is gone.
+            return;
         }
         if session.close_after_answer {
             return;
+        }
+    }
+}
+
+/// Writes the queued answers in request order, each once it is ready, until the
+/// reader stops and the queue is empty or a write fails.
+async fn write_answers(
+    mut socket: OwnedWriteHalf,
+    mut queued: mpsc::Receiver<Reply>,
+    peer: Option<std::net::SocketAddr>,
+) {
+    while let Some(reply) = queued.recv().await {
+        let frame = match reply {
+            Reply::Now(frame) => frame,
+            Reply::Later(answer) => match answer.await {
+                Ok(frame) => frame,
+                Err(e) => {
+                    tracing::error!(?peer, error = %e, "closing a Kafka connection");
+                    return;
+                }
+            },
+        };
+        if let Some(bytes) = frame {
+            if socket.write_all(&bytes).await.is_err() {
+                return;
+            }
         }
     }
 }

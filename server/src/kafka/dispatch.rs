@@ -4,6 +4,9 @@
 //! ApiVersions' UNSUPPORTED_VERSION answer at version 0 (what Kafka brokers send a
 //! client whose ApiVersions version they do not know) listing what is served.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseHeader, ResponseKind};
@@ -26,14 +29,37 @@ pub struct EncodeError {
     reason: String,
 }
 
-/// Serves one request; the response frame, size prefix included, or `None` when
-/// the client asked for none (Produce with `acks = 0`).
-pub async fn respond(s: &mut Session, parsed: Parsed) -> Result<Option<Bytes>, EncodeError> {
+/// A response frame to come, in the order its request was read.
+pub type LaterFrame = Pin<Box<dyn Future<Output = Result<Option<Bytes>, EncodeError>> + Send>>;
+
+/// What serving one request gives the connection.
+pub enum Reply {
+    /// The response frame, size prefix included, or `None` when the client asked
+    /// for none (Produce with `acks = 0`).
+    Now(Option<Bytes>),
+    /// A Produce whose appends are done and whose acknowledgements are awaited: the
+    /// connection writes this frame after the ones before it, and meanwhile reads
+    /// and serves the next requests.
+    Later(LaterFrame),
+}
+
+/// Serves one request. A Produce is started (appended) here and answered
+/// [`Reply::Later`]; every other request is served to its end, in order.
+pub async fn respond(s: &mut Session, parsed: Parsed) -> Result<Reply, EncodeError> {
     s.client_id = parsed.client_id;
     let (key, version, response) = match parsed.body {
-        Body::Request(key, request) => match serve(s, *request, parsed.version).await {
-            Some(response) => (key, parsed.version, response),
-            None => return Ok(None),
+        Body::Request(key, request) => match *request {
+            RequestKind::Produce(r) => {
+                let Some(started) = produce::start(s, r) else {
+                    return Ok(Reply::Now(None));
+                };
+                let (version, correlation_id) = (parsed.version, parsed.correlation_id);
+                return Ok(Reply::Later(Box::pin(async move {
+                    let response = ResponseKind::Produce(started.await);
+                    encode(key, version, correlation_id, &response).map(Some)
+                })));
+            }
+            request => (key, parsed.version, serve(s, request, parsed.version).await),
         },
         Body::Unsupported { api_key } => {
             tracing::debug!(
@@ -45,18 +71,17 @@ pub async fn respond(s: &mut Session, parsed: Parsed) -> Result<Option<Bytes>, E
             (ApiKey::ApiVersions, 0, ResponseKind::ApiVersions(refusal))
         }
     };
-    encode(key, version, parsed.correlation_id, &response).map(Some)
+    encode(key, version, parsed.correlation_id, &response).map(|frame| Reply::Now(Some(frame)))
 }
 
-async fn serve(s: &mut Session, request: RequestKind, version: i16) -> Option<ResponseKind> {
+async fn serve(s: &mut Session, request: RequestKind, version: i16) -> ResponseKind {
     use RequestKind as Q;
     use ResponseKind as A;
-    Some(match request {
+    match request {
         Q::ApiVersions(_) => A::ApiVersions(api_versions()),
         Q::Metadata(r) => A::Metadata(metadata::metadata(s, r, version).await),
         Q::CreateTopics(r) => A::CreateTopics(topics::create(s, r).await),
         Q::DeleteTopics(r) => A::DeleteTopics(topics::delete(s, r).await),
-        Q::Produce(r) => A::Produce(produce::produce(s, r).await?),
         Q::Fetch(r) => A::Fetch(fetch::fetch(s, r).await),
         Q::ListOffsets(r) => A::ListOffsets(list_offsets::list_offsets(s, r).await),
         Q::FindCoordinator(r) => A::FindCoordinator(groups::find_coordinator(s, r, version)),
@@ -74,12 +99,13 @@ async fn serve(s: &mut Session, request: RequestKind, version: i16) -> Option<Re
         Q::DescribeConfigs(r) => A::DescribeConfigs(configs::describe_configs(s, r).await),
         Q::CreatePartitions(r) => A::CreatePartitions(partitions::create_partitions(s, r).await),
         Q::DeleteRecords(r) => A::DeleteRecords(partitions::delete_records(s, r).await),
-        // `request::parse` decodes only what `apis::SUPPORTED` lists, all above.
+        // `request::parse` decodes only what `apis::SUPPORTED` lists: all above,
+        // and Produce, which `respond` starts itself.
         other => {
             tracing::error!(request = ?std::mem::discriminant(&other), "a decoded Kafka request has no handler");
             A::ApiVersions(api_versions().with_error_code(ResponseError::UnsupportedVersion.code()))
         }
-    })
+    }
 }
 
 /// ApiVersions' answer: the supported-API table.

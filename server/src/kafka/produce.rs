@@ -10,6 +10,8 @@
 //! time, and is not stored again; a batch out of step is OUT_OF_ORDER_SEQUENCE_NUMBER
 //! and one from a fenced epoch INVALID_PRODUCER_EPOCH, nothing appended.
 
+use std::future::Future;
+
 use kafka_protocol::messages::produce_request::ProduceRequest as KafkaProduce;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -22,6 +24,7 @@ use protocol::{Request, Response};
 use super::error;
 use super::records::{kafka_to_batch, RecordsError};
 use super::session::{unexpected, Session};
+use crate::handlers::{Answer, Pending};
 
 /// The native ack level for Kafka's `acks`; `None` for a value Kafka does not define.
 pub fn ack_level(acks: i16) -> Option<AckLevel> {
@@ -33,20 +36,22 @@ pub fn ack_level(acks: i16) -> Option<AckLevel> {
     }
 }
 
-/// Serves a Produce; `None` when the client asked for no response (`acks = 0`).
-pub async fn produce(s: &mut Session, request: KafkaProduce) -> Option<ProduceResponse> {
+/// Starts a Produce: every partition's batch is checked, converted and appended (in
+/// the request's order) before this returns; the future gives the response once
+/// each append is acknowledged at the asked level. `None` when the client asked for
+/// no response (`acks = 0`). The connection reads and starts its next requests
+/// while this one waits, so pipelined durable produces share their syncs.
+pub fn start(
+    s: &mut Session,
+    request: KafkaProduce,
+) -> Option<impl Future<Output = ProduceResponse> + Send + 'static> {
     let ack = ack_level(request.acks);
     let timeout_ms = u32::try_from(request.timeout_ms).unwrap_or(0);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let answer = PartitionProduceResponse::default()
-                .with_index(data.index)
-                .with_base_offset(-1)
-                .with_log_append_time_ms(-1)
-                .with_log_start_offset(-1);
-            let outcome = match (ack, request.transactional_id.is_some()) {
+            let started = match (ack, request.transactional_id.is_some()) {
                 (_, true) => Err((
                     ResponseError::TransactionalIdAuthorizationFailed.code(),
                     "transactions are not supported".to_owned(),
@@ -56,38 +61,57 @@ pub async fn produce(s: &mut Session, request: KafkaProduce) -> Option<ProduceRe
                     format!("acks {} is not 0, 1 or -1", request.acks),
                 )),
                 (Some(ack), false) => {
-                    append(s, &topic.name.0, data.index, data.records, ack, timeout_ms).await
+                    begin_append(s, &topic.name.0, data.index, data.records, ack, timeout_ms)
                 }
             };
-            partitions.push(match outcome {
-                Ok(base_offset) => answer.with_base_offset(base_offset),
-                Err((code, message)) => answer
-                    .with_error_code(code)
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            });
+            partitions.push((data.index, started));
         }
-        topics.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partitions),
-        );
+        topics.push((topic.name, partitions));
     }
-    match ack {
-        Some(AckLevel::None) => None,
-        _ => Some(ProduceResponse::default().with_responses(topics)),
+    if ack == Some(AckLevel::None) {
+        return None;
     }
+    Some(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let mut answers = Vec::with_capacity(partitions.len());
+            for (index, started) in partitions {
+                let outcome = match started {
+                    Ok(pending) => finish_append(pending.await),
+                    Err(refused) => Err(refused),
+                };
+                let answer = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1);
+                answers.push(match outcome {
+                    Ok(base_offset) => answer.with_base_offset(base_offset),
+                    Err((code, message)) => answer
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_string(message))),
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(answers),
+            );
+        }
+        ProduceResponse::default().with_responses(responses)
+    })
 }
 
-/// Appends one partition's records; the base offset, or the Kafka error code and
-/// message.
-async fn append(
+/// Starts one partition's append: the answer to come, or the Kafka error code and
+/// message of a batch refused before it reached the log.
+fn begin_append(
     s: &mut Session,
     topic: &str,
     partition: i32,
     records: Option<bytes::Bytes>,
     ack: AckLevel,
     timeout_ms: u32,
-) -> Result<i64, (i16, String)> {
+) -> Result<Pending, (i16, String)> {
     let corrupt = |e: RecordsError| {
         let code = match e {
             RecordsError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat.code(),
@@ -124,16 +148,18 @@ async fn append(
         }),
         None => None,
     };
-    let answer = s
-        .call(Request::Produce(ProduceRequest {
-            topic: topic.to_owned(),
-            partition: PartitionSelector::Partition(partition),
-            ack,
-            timeout_ms,
-            producer,
-            batch: converted.batch,
-        }))
-        .await;
+    Ok(s.begin(Request::Produce(ProduceRequest {
+        topic: topic.to_owned(),
+        partition: PartitionSelector::Partition(partition),
+        ack,
+        timeout_ms,
+        producer,
+        batch: converted.batch,
+    })))
+}
+
+/// The base offset a native Produce answer gives, or its Kafka error.
+fn finish_append(answer: Answer) -> Result<i64, (i16, String)> {
     match answer {
         Ok(Response::Produce(done)) => Ok(done.base_offset.map_or(-1, |o| o as i64)),
         Ok(other) => {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::broker::Broker;
 use crate::delivery::Pushes;
 use crate::error::BrokerError;
-use crate::handlers::{self, Answer, Context, Outcome};
+use crate::handlers::{self, Answer, Context, Outcome, Pending};
 use crate::security::login::Login;
 use crate::security::Principal;
 
@@ -119,6 +119,30 @@ impl Session {
         };
         self.broker.metrics.requests.count(op, &answer);
         answer
+    }
+
+    /// Starts `request` now, in the order the connection read it (a produce is
+    /// appended before this returns), and gives a future of its answer that the
+    /// connection may await later, while it reads and starts the next requests.
+    /// The request runs to its end whether or not the future is polled.
+    pub fn begin(&mut self, request: Request) -> Pending {
+        let op = request.op_code().as_u16();
+        let broker = self.broker.clone();
+        // An answer that waits runs as its own task at once, as in `call`.
+        let answer = match self.start(request) {
+            Outcome::Now(answer) => Ok(answer),
+            Outcome::Later(pending) => Err(tokio::spawn(pending)),
+        };
+        Box::pin(async move {
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(task) => task.await.unwrap_or_else(|e| {
+                    Err(BrokerError::Internal(format!("a request task failed: {e}")))
+                }),
+            };
+            broker.metrics.requests.count(op, &answer);
+            answer
+        })
     }
 }
 
