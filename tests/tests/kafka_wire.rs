@@ -363,7 +363,12 @@ async fn a_full_fetch_answers_the_other_partitions_with_their_ends_only() {
 /// base offset.
 async fn produce_one(socket: &mut TcpStream, topic: &str, batch: Bytes) -> (i16, i64) {
     let mut body = call(socket, ApiKey::Produce, 9, &produce(topic, batch, -1)).await;
-    let answer = ProduceResponse::decode(&mut body, 9).unwrap();
+    first_partition_answer(&mut body)
+}
+
+/// The error code and base offset of the first partition in a v9 Produce answer.
+fn first_partition_answer(body: &mut Bytes) -> (i16, i64) {
+    let answer = ProduceResponse::decode(body, 9).unwrap();
     let partition = &answer.responses[0].partition_responses[0];
     (partition.error_code, partition.base_offset)
 }
@@ -776,11 +781,10 @@ async fn pipelined_requests_are_appended_and_answered_in_the_order_sent() {
     let mut offsets = Vec::new();
     for expected in expected_ids {
         let mut frame = read_frame(&mut socket).await.expect("an answer");
-        let key = match expected {
-            VERSIONS_ID => ApiKey::ApiVersions,
-            _ => ApiKey::Produce,
+        let (key, version) = match expected {
+            VERSIONS_ID => (ApiKey::ApiVersions, 0),
+            _ => (ApiKey::Produce, 9),
         };
-        let version = if key == ApiKey::Produce { 9 } else { 0 };
         let header =
             ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
         assert_eq!(
@@ -788,10 +792,9 @@ async fn pipelined_requests_are_appended_and_answered_in_the_order_sent() {
             "answers come in request order"
         );
         if key == ApiKey::Produce {
-            let answer = ProduceResponse::decode(&mut frame, 9).unwrap();
-            let partition = &answer.responses[0].partition_responses[0];
-            assert_eq!(partition.error_code, 0, "request {expected}");
-            offsets.push(partition.base_offset);
+            let (error_code, base_offset) = first_partition_answer(&mut frame);
+            assert_eq!(error_code, 0, "request {expected}");
+            offsets.push(base_offset);
         }
     }
     // Appended in the order sent: request i holds offset i and value "v{i}".

@@ -337,11 +337,16 @@ impl Driver for KafkaDriver {
 }
 
 /// One workload batch's acknowledgement, shared by its records: how many librdkafka
-/// has yet to report, the first failure, and the waiting `send`.
+/// has yet to report, then the first failure and the waiting `send`.
 pub struct BatchAck {
     remaining: AtomicU32,
-    failure: Mutex<Option<String>>,
-    done: Mutex<Option<tokio::sync::oneshot::Sender<Result<(), String>>>>,
+    outcome: Mutex<AckOutcome>,
+}
+
+/// What a batch's last delivery report sends, and to whom.
+struct AckOutcome {
+    failure: Option<String>,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 /// Counts each delivery report against its batch's [`BatchAck`].
@@ -354,22 +359,13 @@ impl ProducerContext for AckContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<BatchAck>) {
         if let Err((error, _)) = result {
-            let mut failure = ack.failure.lock().unwrap_or_else(PoisonError::into_inner);
-            failure.get_or_insert_with(|| error.to_string());
+            let mut outcome = ack.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+            outcome.failure.get_or_insert_with(|| error.to_string());
         }
         if ack.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let failure = ack
-                .failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            let done = ack
-                .done
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(done) = done {
-                let _ = done.send(failure.map_or(Ok(()), Err));
+            let mut outcome = ack.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(done) = outcome.done.take() {
+                let _ = done.send(outcome.failure.take().map_or(Ok(()), Err));
             }
         }
     }
@@ -393,8 +389,10 @@ impl ProducerHandle for KafkaProducer {
         let (done, acked) = tokio::sync::oneshot::channel();
         let ack = Arc::new(BatchAck {
             remaining: AtomicU32::new(batch.count),
-            failure: Mutex::new(None),
-            done: Mutex::new(Some(done)),
+            outcome: Mutex::new(AckOutcome {
+                failure: None,
+                done: Some(done),
+            }),
         });
         for i in 0..batch.count {
             let payload = batch.payload(i, &mut self.payload);

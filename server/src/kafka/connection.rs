@@ -117,10 +117,10 @@ async fn read_requests(
                 return;
             }
         };
-        if let Reply::Now(None) = reply {
-            // No answer: nothing to keep in order.
-        } else if replies.send(reply).await.is_err() {
-            // The writer stopped: the client is gone.
+        // A request without an answer (`acks = 0`) has nothing to keep in order; a
+        // send fails when the writer stopped: the client is gone.
+        let answered = !matches!(reply, Reply::Now(None));
+        if answered && replies.send(reply).await.is_err() {
             return;
         }
         if session.close_after_answer {

@@ -106,43 +106,38 @@ impl Session {
         handlers::serve(&self.broker, &mut self.cx, request)
     }
 
-    /// Serves `request` and waits for its answer. An answer that waits runs as its
-    /// own task, as on the other listeners, so a client that hangs up does not
-    /// cancel an append the broker has started.
+    /// Serves `request` and waits for its answer.
     pub async fn call(&mut self, request: Request) -> Answer {
-        let op = request.op_code().as_u16();
-        let answer = match self.start(request) {
-            Outcome::Now(answer) => answer,
-            Outcome::Later(pending) => tokio::spawn(pending).await.unwrap_or_else(|e| {
-                Err(BrokerError::Internal(format!("a request task failed: {e}")))
-            }),
-        };
-        self.broker.metrics.requests.count(op, &answer);
-        answer
+        self.begin(request).await
     }
 
     /// Starts `request` now, in the order the connection read it (a produce is
     /// appended before this returns), and gives a future of its answer that the
     /// connection may await later, while it reads and starts the next requests.
-    /// The request runs to its end whether or not the future is polled.
+    /// An answer that waits runs as its own task, as on the other listeners, so the
+    /// request runs to its end, and is counted in the metrics, whether or not the
+    /// future is polled (a client that hangs up, or `acks = 0`, drops it).
     pub fn begin(&mut self, request: Request) -> Pending {
         let op = request.op_code().as_u16();
-        let broker = self.broker.clone();
-        // An answer that waits runs as its own task at once, as in `call`.
-        let answer = match self.start(request) {
-            Outcome::Now(answer) => Ok(answer),
-            Outcome::Later(pending) => Err(tokio::spawn(pending)),
-        };
-        Box::pin(async move {
-            let answer = match answer {
-                Ok(answer) => answer,
-                Err(task) => task.await.unwrap_or_else(|e| {
-                    Err(BrokerError::Internal(format!("a request task failed: {e}")))
-                }),
-            };
-            broker.metrics.requests.count(op, &answer);
-            answer
-        })
+        match self.start(request) {
+            Outcome::Now(answer) => {
+                self.broker.metrics.requests.count(op, &answer);
+                Box::pin(std::future::ready(answer))
+            }
+            Outcome::Later(pending) => {
+                let broker = self.broker.clone();
+                let task = tokio::spawn(async move {
+                    let answer = pending.await;
+                    broker.metrics.requests.count(op, &answer);
+                    answer
+                });
+                Box::pin(async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(BrokerError::Internal(format!("a request task failed: {e}")))
+                    })
+                })
+            }
+        }
     }
 }
 
