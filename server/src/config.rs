@@ -52,9 +52,11 @@ pub struct ServerConfig {
 
 /// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`): Kafka clients and tools
 /// on the same topics, partitions and offsets. Off unless `listen` is set (or
-/// `--kafka-listen`). Plaintext; with authentication on, clients log in with SASL
-/// SCRAM-SHA-256 as the broker's users (or are `ANONYMOUS` where
-/// `security.allow_anonymous` admits them).
+/// `--kafka-listen`). It speaks TLS, with the native listener's certificate, when
+/// `[tls]` is set (clients use `security.protocol` `SSL` or `SASL_SSL`), plaintext
+/// otherwise. With authentication on, clients log in with SASL SCRAM-SHA-256 (and
+/// PLAIN over TLS) as the broker's users, or with a verified client certificate,
+/// or are `ANONYMOUS` where `security.allow_anonymous` admits them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
@@ -691,7 +693,7 @@ impl ServerConfig {
             && !listen.ip().is_loopback()
         {
             return Err(ConfigError(format!(
-                "refusing to listen for Kafka clients on {listen} without authentication: set security.mechanisms (Kafka clients log in with SCRAM-SHA-256), use a loopback address, or security.allow_anonymous = true to serve anyone who can reach it"
+                "refusing to listen for Kafka clients on {listen} without authentication: set security.mechanisms (Kafka clients log in with SCRAM-SHA-256, or PLAIN over [tls]), use a loopback address, or security.allow_anonymous = true to serve anyone who can reach it"
             )));
         }
         if let Some(advertised) = &self.kafka.advertised {

@@ -184,7 +184,7 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
     };
     let kafka = match config.kafka.listen {
         Some(address) => Some(
-            kafka::KafkaListener::bind(address, config.kafka.advertised.as_deref())
+            kafka::KafkaListener::bind(address, config.kafka.advertised.as_deref(), tls.clone())
                 .await
                 .map_err(|source| StartError::KafkaListen { address, source })?,
         ),

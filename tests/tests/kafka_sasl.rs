@@ -6,14 +6,13 @@
 mod kafka_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use integration_tests::{brokerctl, brokerd_bin, Brokerd, Launch};
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_support::wire::{read_frame, send_frame};
-use kafka_support::{kcat, KCAT_TIMEOUT_S};
+use kafka_support::{kcat, try_kcat};
 use tokio::net::TcpStream;
 
 const ADMIN: &str = "admin";
@@ -59,39 +58,20 @@ fn kcat_as(
     args: &[&str],
     stdin: &str,
 ) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new("timeout")
-        .arg(KCAT_TIMEOUT_S)
-        .arg(kcat)
-        .args(["-b", broker.kafka_addr()])
-        .args([
-            "-X",
-            "security.protocol=SASL_PLAINTEXT",
-            "-X",
-            "sasl.mechanisms=SCRAM-SHA-256",
-        ])
-        .arg("-X")
-        .arg(format!("sasl.username={user}"))
-        .arg("-X")
-        .arg(format!("sasl.password={password}"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let username = format!("sasl.username={user}");
+    let password = format!("sasl.password={password}");
+    let mut all = vec![
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanisms=SCRAM-SHA-256",
+        "-X",
+        &username,
+        "-X",
+        &password,
+    ];
+    all.extend_from_slice(args);
+    try_kcat(kcat, broker, &all, stdin)
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! From an accepted TCP socket to a served connection: the TLS handshake first when
-//! the listener has TLS, bounded by the handshake timeout, then [`serve`].
+//! the listener has TLS, bounded by the handshake timeout ([`handshake`], which the
+//! Kafka listener shares), then [`serve`].
 //!
 //! A client that sends plaintext (our own Handshake frame, say) to a TLS listener is
 //! refused by rustls, which reads a TLS record header and rejects anything that is
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 
 use super::refuse;
 use super::transport::Peer;
@@ -38,6 +40,27 @@ pub async fn serve_socket(
     let Some(tls) = tls else {
         return super::serve(socket, Peer::plain(remote, accepted_at), broker, shutdown).await;
     };
+    let Some((stream, peer)) =
+        handshake(socket, remote, accepted_at, &tls, &broker, &mut shutdown).await
+    else {
+        return;
+    };
+    super::serve(stream, peer, broker, shutdown).await
+}
+
+/// The server side of the TLS handshake on `socket`, accepted from `remote` at
+/// `accepted_at`, within `limits.handshake_timeout_ms` of that: the TLS stream and
+/// who is at its other end (the principal a verified client certificate names), or
+/// `None` when the handshake failed, timed out (counted) or shutdown came first.
+/// Every listener that speaks TLS (native, Kafka) shakes hands here.
+pub async fn handshake(
+    socket: TcpStream,
+    remote: SocketAddr,
+    accepted_at: Instant,
+    tls: &Tls,
+    broker: &Broker,
+    shutdown: &mut Shutdown,
+) -> Option<(TlsStream<TcpStream>, Peer)> {
     let timeout = Duration::from_millis(broker.config.limits.handshake_timeout_ms);
     let handshake = tokio::time::timeout_at(accepted_at + timeout, tls.acceptor().accept(socket));
     let stream = tokio::select! {
@@ -45,15 +68,15 @@ pub async fn serve_socket(
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
                 tracing::debug!(%remote, %error, "TLS handshake failed");
-                return;
+                return None;
             }
             Err(_) => {
                 broker.stats.count_closed(Closed::HandshakeTimeout);
                 tracing::debug!(%remote, "closing a connection that did not finish its TLS handshake in time");
-                return;
+                return None;
             }
         },
-        _ = shutdown.recv() => return,
+        _ = shutdown.recv() => return None,
     };
     let certificate_principal = stream
         .get_ref()
@@ -66,7 +89,7 @@ pub async fn serve_socket(
         certificate_principal,
         accepted_at,
     };
-    super::serve(stream, peer, broker, shutdown).await
+    Some((stream, peer))
 }
 
 /// Turns `socket` away at the connection limit: over TLS when the listener has it

@@ -18,20 +18,25 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::dispatch::Reply;
 use super::frame::{next_frame, MAX_REQUEST_BYTES};
 use super::session::{Advertised, Session};
 use super::{apis, dispatch, request};
 use crate::broker::Broker;
+use crate::connection::{Peer, Transport};
 use crate::shutdown::Shutdown;
 
 /// Bytes the read buffer starts with (it grows to a frame's checked size).
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Bytes of answers the writer gathers into one write before it sends them (a
+/// larger answer, a big Fetch, is written straight through).
+pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Answers one connection may have started and not yet written. When the queue is
 /// full the connection stops reading until the oldest answer is written. Kafka's
@@ -42,25 +47,27 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// Serves one connection until the client closes it, sends garbage, stays idle past
 /// `limits.idle_timeout_ms`, or the broker shuts down. Answers already started are
 /// written before the connection closes.
-pub async fn serve(
-    socket: TcpStream,
+/// Plain TCP and TLS each get their own copy ([`Transport`]).
+pub async fn serve<S: Transport>(
+    stream: S,
+    peer: Peer,
     broker: Arc<Broker>,
     advertised: Advertised,
     shutdown: Shutdown,
 ) {
-    let peer = socket.peer_addr().ok();
-    let (reader, writer) = socket.into_split();
+    let (reader, writer) = stream.split();
     let (replies, queued) = mpsc::channel(MAX_IN_FLIGHT);
+    let remote = peer.remote;
     let session = Session::new(broker, advertised, peer);
     tokio::join!(
         read_requests(reader, session, replies, shutdown),
-        write_answers(writer, queued, peer),
+        write_answers(writer, queued, remote),
     );
 }
 
 /// Reads, checks and serves requests, queueing each answer for the writer.
 async fn read_requests(
-    mut socket: OwnedReadHalf,
+    mut socket: impl AsyncRead + Unpin,
     mut session: Session,
     replies: mpsc::Sender<Reply>,
     mut shutdown: Shutdown,
@@ -91,21 +98,21 @@ async fn read_requests(
                 }
             }
             Err(e) => {
-                tracing::debug!(?peer, error = %e, "closing a Kafka connection");
+                tracing::debug!(%peer, error = %e, "closing a Kafka connection");
                 return;
             }
         };
         let parsed = match request::parse(frame) {
             Ok(parsed) => parsed,
             Err(e) => {
-                tracing::debug!(?peer, error = %e, "closing a Kafka connection");
+                tracing::debug!(%peer, error = %e, "closing a Kafka connection");
                 return;
             }
         };
         if session.unauthenticated {
             if let request::Body::Request(key, _) = &parsed.body {
                 if !apis::before_login(*key) {
-                    tracing::debug!(?peer, api = ?key, "closing a Kafka connection: a request before SASL authentication");
+                    tracing::debug!(%peer, api = ?key, "closing a Kafka connection: a request before SASL authentication");
                     return;
                 }
             }
@@ -113,7 +120,7 @@ async fn read_requests(
         let reply = match dispatch::respond(&mut session, parsed).await {
             Ok(reply) => reply,
             Err(e) => {
-                tracing::error!(?peer, error = %e, "closing a Kafka connection");
+                tracing::error!(%peer, error = %e, "closing a Kafka connection");
                 return;
             }
         };
@@ -130,27 +137,55 @@ async fn read_requests(
 }
 
 /// Writes the queued answers in request order, each once it is ready, until the
-/// reader stops and the queue is empty or a write fails.
+/// reader stops and the queue is empty or a write fails. Answers that are ready
+/// back to back (a run of produces one sync covered) go out in one write; what is
+/// buffered is flushed before the writer waits for anything, so no answer waits
+/// behind a later one.
 async fn write_answers(
-    mut socket: OwnedWriteHalf,
+    socket: impl AsyncWrite + Unpin,
     mut queued: mpsc::Receiver<Reply>,
-    peer: Option<std::net::SocketAddr>,
+    peer: std::net::SocketAddr,
 ) {
-    while let Some(reply) = queued.recv().await {
-        let frame = match reply {
-            Reply::Now(frame) => frame,
-            Reply::Later(answer) => match answer.await {
-                Ok(frame) => frame,
-                Err(e) => {
-                    tracing::error!(?peer, error = %e, "closing a Kafka connection");
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, socket);
+    loop {
+        let reply = match queued.try_recv() {
+            Ok(reply) => reply,
+            Err(TryRecvError::Empty) => {
+                if out.flush().await.is_err() {
                     return;
+                }
+                match queued.recv().await {
+                    Some(reply) => reply,
+                    None => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let frame = match reply {
+            Reply::Now(frame) => Ok(frame),
+            Reply::Later(mut answer) => match (&mut answer).now_or_never() {
+                Some(done) => done,
+                None => {
+                    if out.flush().await.is_err() {
+                        return;
+                    }
+                    answer.await
                 }
             },
         };
-        if let Some(bytes) = frame {
-            if socket.write_all(&bytes).await.is_err() {
-                return;
+        match frame {
+            Ok(Some(bytes)) => {
+                if out.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "closing a Kafka connection");
+                break;
             }
         }
     }
+    // The answers written so far, then (over TLS) close_notify.
+    let _ = out.shutdown().await;
 }

@@ -159,7 +159,7 @@ pub async fn join(s: &mut Session, r: JoinGroupRequest) -> JoinGroupResponse {
         member_id: r.member_id.to_string(),
         instance_id: r.group_instance_id.as_ref().map(|id| id.to_string()),
         client_id: s.client_id.clone().unwrap_or_default(),
-        client_host: s.peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+        client_host: format!("/{}", s.peer.ip()),
         session_timeout_ms,
         // v0 has none: the session timeout is the rebalance timeout.
         rebalance_timeout_ms: u64::try_from(r.rebalance_timeout_ms).unwrap_or(session_timeout_ms),

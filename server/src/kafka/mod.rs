@@ -50,9 +50,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::connection::{accept, Peer};
 use crate::shutdown::Shutdown;
+use crate::tls::Tls;
 use session::Advertised;
 
 /// Kafka connections served at once; more are closed as soon as they are accepted.
@@ -60,19 +63,23 @@ pub const MAX_KAFKA_CONNECTIONS: usize = 1024;
 /// How long shutdown lets Kafka connections finish the request they are serving.
 pub const KAFKA_SHUTDOWN_GRACE: Duration = crate::SHUTDOWN_GRACE;
 
-/// The Kafka listener's bound socket and the address Metadata advertises.
+/// The Kafka listener's bound socket, the address Metadata advertises, and its TLS
+/// configuration when `[tls]` is set (the native listener's certificate; Kafka
+/// clients then connect with `security.protocol` `SSL` or `SASL_SSL`).
 #[derive(Debug)]
 pub struct KafkaListener {
     tcp: TcpListener,
     advertised: Advertised,
+    tls: Option<Arc<Tls>>,
 }
 
 impl KafkaListener {
     /// Binds `address`; Metadata advertises `advertised` (`host:port`), or the bound
-    /// address (port 0 resolved) without one.
+    /// address (port 0 resolved) without one. With `tls`, connections are TLS only.
     pub async fn bind(
         address: SocketAddr,
         advertised: Option<&str>,
+        tls: Option<Arc<Tls>>,
     ) -> std::io::Result<KafkaListener> {
         let tcp = TcpListener::bind(address).await?;
         let advertised = match advertised {
@@ -80,7 +87,11 @@ impl KafkaListener {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
             None => Advertised::from(tcp.local_addr()?),
         };
-        Ok(KafkaListener { tcp, advertised })
+        Ok(KafkaListener {
+            tcp,
+            advertised,
+            tls,
+        })
     }
 
     /// The address it is bound to.
@@ -111,7 +122,11 @@ pub fn parse_advertised(text: &str) -> Result<Advertised, String> {
 /// Serves Kafka connections until `shutdown`, then stops accepting and gives open
 /// connections [`KAFKA_SHUTDOWN_GRACE`] to finish.
 pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: Shutdown) {
-    let KafkaListener { tcp, advertised } = listener;
+    let KafkaListener {
+        tcp,
+        advertised,
+        tls,
+    } = listener;
     let allowed = Arc::new(Semaphore::new(MAX_KAFKA_CONNECTIONS));
     let mut connections = JoinSet::new();
     let expiry = tokio::spawn(group::run_expiry(
@@ -140,9 +155,30 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
         let _ = socket.set_nodelay(true);
         let broker = broker.clone();
         let advertised = advertised.clone();
-        let shutdown = shutdown.clone();
+        let mut shutdown = shutdown.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            connection::serve(socket, broker, advertised, shutdown).await;
+            let accepted_at = Instant::now();
+            match tls {
+                None => {
+                    let peer = Peer::plain(remote, accepted_at);
+                    connection::serve(socket, peer, broker, advertised, shutdown).await;
+                }
+                Some(tls) => {
+                    let shaken = accept::handshake(
+                        socket,
+                        remote,
+                        accepted_at,
+                        &tls,
+                        &broker,
+                        &mut shutdown,
+                    )
+                    .await;
+                    if let Some((stream, peer)) = shaken {
+                        connection::serve(stream, peer, broker, advertised, shutdown).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }

@@ -1,8 +1,11 @@
 //! SaslHandshake and SaslAuthenticate: Kafka clients log in with the broker's own
 //! users (`__users`) and exchange ([`crate::security::login`], the one the native
 //! listener runs), so a Kafka client is the same principal, under the same ACLs, as
-//! a native one with the same name. The listener is plaintext, so only SCRAM-SHA-256
-//! is offered on it (PLAIN would send the password itself).
+//! a native one with the same name. PLAIN, which sends the password itself, is
+//! offered only when the listener speaks TLS (`[tls]`: `SASL_SSL`); in plaintext
+//! only SCRAM-SHA-256 is. A verified TLS client certificate logs the connection in
+//! without SASL, as on the native listener (`security.protocol=SSL` with a
+//! keystore).
 //!
 //! A failure is answered SASL_AUTHENTICATION_FAILED after the broker's failure delay
 //! and the connection closes, as the native listener does; the reason goes to the
@@ -23,13 +26,13 @@ use super::session::Session;
 use crate::security::login::{Refusal, Step};
 use crate::stats::Closed;
 
-/// The mechanisms offered on the Kafka listener: those the broker offers that do
-/// not need TLS.
+/// The mechanisms offered on this connection: those the broker offers, PLAIN only
+/// over TLS.
 fn offered(s: &Session) -> Vec<&'static str> {
     crate::security::MECHANISMS
         .iter()
         .copied()
-        .filter(|m| *m != auth::plain::MECHANISM && s.broker.security.offers(m))
+        .filter(|m| (s.tls || *m != auth::plain::MECHANISM) && s.broker.security.offers(m))
         .collect()
 }
 
@@ -60,17 +63,17 @@ pub async fn authenticate(s: &mut Session, r: SaslAuthenticateRequest) -> SaslAu
             .with_error_message(Some(StrBytes::from_static_str("SaslHandshake first")));
     };
     let security = s.broker.security.clone();
-    let address = s.peer.map(|p| p.ip());
+    let address = s.peer.ip();
     let step = AuthenticateRequest {
         mechanism: mechanism.clone(),
         payload: r.auth_bytes,
     };
-    let outcome = if address.is_some_and(|a| security.blocked(a)) {
+    let outcome = if security.blocked(address) {
         Err(Refusal::Failed("too many failures from this address"))
     } else {
-        s.login.step(&security, false, &step)
+        s.login.step(&security, s.tls, &step)
     };
-    let remote = s.peer.map(|p| p.to_string()).unwrap_or_default();
+    let remote = s.peer;
     match outcome {
         Ok(Step::Continue(answer)) => {
             // librdkafka repeats its nonce in the client-final; Kafka accepts it.
@@ -94,9 +97,7 @@ pub async fn authenticate(s: &mut Session, r: SaslAuthenticateRequest) -> SaslAu
                 .copied()
                 .unwrap_or("unknown");
             tracing::info!(target: "audit", op = "Authenticate", listener = "kafka", %remote, mechanism, reason = why, "authentication failed");
-            if let Some(address) = address {
-                security.failed(address);
-            }
+            security.failed(address);
             s.broker.stats.count_closed(Closed::AuthenticationFailed);
             tokio::time::sleep(security.failure_delay()).await;
             s.close_after_answer = true;

@@ -1,6 +1,6 @@
 //! One Kafka connection's session in the request layer: its [`Context`] (the
-//! principal: the one its SASL exchange authenticated, or the anonymous one where
-//! the broker admits it) and the calls into [`handlers::serve`], the same
+//! principal: the one its SASL exchange authenticated, its verified TLS client
+//! certificate named, or the anonymous one where the broker admits it) and the calls into [`handlers::serve`], the same
 //! authorization and dispatch table the native and HTTP listeners use.
 
 use std::net::SocketAddr;
@@ -10,6 +10,7 @@ use protocol::{Request, Response};
 use tokio::sync::mpsc;
 
 use crate::broker::Broker;
+use crate::connection::Peer;
 use crate::delivery::Pushes;
 use crate::error::BrokerError;
 use crate::handlers::{self, Answer, Context, Outcome, Pending};
@@ -28,7 +29,9 @@ pub struct Session {
     /// The address Metadata advertises.
     pub advertised: Advertised,
     /// The client's address, as DescribeGroups reports a member's host.
-    pub peer: Option<SocketAddr>,
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS (SASL PLAIN is offered only then).
+    pub tls: bool,
     /// The `client.id` of the request being served (from its header).
     pub client_id: Option<String>,
     /// Where the SASL exchange stands.
@@ -63,11 +66,15 @@ impl From<SocketAddr> for Advertised {
 }
 
 impl Session {
-    /// A new connection's session.
-    pub fn new(broker: Arc<Broker>, advertised: Advertised, peer: Option<SocketAddr>) -> Session {
+    /// A new connection's session: its principal is the one `peer`'s verified
+    /// client certificate names, or the anonymous one where the broker admits it;
+    /// without either it must log in with SASL first.
+    pub fn new(broker: Arc<Broker>, advertised: Advertised, peer: Peer) -> Session {
         // No pushes on this listener: Kafka consumers fetch.
         let (nowhere, _) = mpsc::channel(1);
-        let initial = broker.security.initial_principal(None);
+        let initial = broker
+            .security
+            .initial_principal(peer.certificate_principal.clone());
         let unauthenticated = initial.is_none();
         let cx = Context::new(
             &broker,
@@ -79,7 +86,8 @@ impl Session {
         Session {
             broker,
             advertised,
-            peer,
+            peer: peer.remote,
+            tls: peer.tls,
             client_id: None,
             login: Login::Idle,
             mechanism: None,

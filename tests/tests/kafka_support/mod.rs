@@ -48,6 +48,19 @@ pub fn kcat() -> Option<PathBuf> {
 /// Runs kcat against `broker`'s Kafka listener with `args`, `stdin` on its input,
 /// under [`KCAT_TIMEOUT_S`]; panics unless it succeeds, and returns its stdout.
 pub fn run_kcat(kcat: &PathBuf, broker: &Brokerd, args: &[&str], stdin: &str) -> String {
+    let (ok, stdout, stderr) = try_kcat(kcat, broker, args, stdin);
+    assert!(ok, "kcat {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Runs kcat like [`run_kcat`], failure allowed: (whether it succeeded, stdout,
+/// stderr).
+pub fn try_kcat(
+    kcat: &PathBuf,
+    broker: &Brokerd,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
     use std::io::Write;
     let mut child = Command::new("timeout")
         .arg(KCAT_TIMEOUT_S)
@@ -67,13 +80,11 @@ pub fn run_kcat(kcat: &PathBuf, broker: &Brokerd, args: &[&str], stdin: &str) ->
         stdout,
         stderr,
     } = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    assert!(
+    (
         status.success(),
-        "kcat {args:?} failed ({status}):\n{stdout}\n{}",
-        String::from_utf8_lossy(&stderr)
-    );
-    stdout
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }
 
 /// A native client of `broker`.
