@@ -56,7 +56,16 @@ impl BatchBuilder {
 
     /// An empty builder with room for `bytes` of batch without reallocating.
     pub fn with_capacity(bytes: usize) -> BatchBuilder {
-        let mut buf = BytesMut::with_capacity(bytes.max(BATCH_HEADER_BYTES));
+        Self::in_buffer(BytesMut::new(), bytes)
+    }
+
+    /// An empty builder that writes into `buf` (its contents are discarded), with
+    /// room for `bytes` of batch: with [`finish_mut`](Self::finish_mut), a caller
+    /// can hand the same allocation to batch after batch instead of faulting in a
+    /// fresh one for each.
+    pub fn in_buffer(mut buf: BytesMut, bytes: usize) -> BatchBuilder {
+        buf.clear();
+        buf.reserve(bytes.max(BATCH_HEADER_BYTES));
         buf.put_bytes(0, BATCH_HEADER_BYTES);
         BatchBuilder {
             buf,
@@ -154,6 +163,12 @@ impl BatchBuilder {
     /// builder gives a batch that [`BatchView::validate`](super::BatchView::validate)
     /// rejects as [`BatchError::Empty`].
     pub fn finish(self) -> Bytes {
+        self.finish_mut().freeze()
+    }
+
+    /// [`finish`](Self::finish), the batch still in its `BytesMut` (with whatever
+    /// spare capacity the buffer has past it).
+    pub fn finish_mut(self) -> BytesMut {
         let mut buf = self.buf;
         let len = buf.len() as u32;
         let max_ts = if self.record_count == 0 {
@@ -169,7 +184,7 @@ impl BatchBuilder {
         buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_ts.to_le_bytes());
         let crc = compute_crc(&buf);
         buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
-        buf.freeze()
+        buf
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
+use super::buffers::BatchBuffers;
 use super::dispatch::Reply;
 use super::frame::{next_frame, MAX_REQUEST_BYTES};
 use super::session::{Advertised, Session};
@@ -53,12 +54,13 @@ pub async fn serve<S: Transport>(
     peer: Peer,
     broker: Arc<Broker>,
     advertised: Advertised,
+    buffers: Arc<BatchBuffers>,
     shutdown: Shutdown,
 ) {
     let (reader, writer) = stream.split();
     let (replies, queued) = mpsc::channel(MAX_IN_FLIGHT);
     let remote = peer.remote;
-    let session = Session::new(broker, advertised, peer);
+    let session = Session::new(broker, advertised, buffers, peer);
     tokio::join!(
         read_requests(reader, session, replies, shutdown),
         write_answers(writer, queued, remote),

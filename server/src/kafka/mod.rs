@@ -12,7 +12,8 @@
 //! The parts: [`frame`] (pure: the size-prefixed frame, capped before allocation),
 //! [`request`] (a frame as the crate's request), [`apis`] (the supported-API table),
 //! [`dispatch`] (request to handler, response to frame), [`connection`] (the loop of
-//! one connection), [`records`] (pure: Kafka RecordBatch v2 to brokerd batches and
+//! one connection), [`buffers`] (the reused buffers produced records are converted
+//! into), [`records`] (pure: Kafka RecordBatch v2 to brokerd batches and
 //! back), [`decompress`] (pure: compressed batches inflated within a bound), [`error`] (brokerd's errors as Kafka codes), and one module per API:
 //! [`metadata`], [`topics`], [`produce`], [`fetch`], [`list_offsets`], [`groups`]
 //! and [`offsets`] (consumer groups, on the coordinator in [`group`]), [`sasl`].
@@ -22,6 +23,7 @@
 //! over an API it does not serve.
 
 pub mod apis;
+pub mod buffers;
 pub mod configs;
 pub mod connection;
 pub mod decompress;
@@ -56,6 +58,7 @@ use crate::broker::Broker;
 use crate::connection::{accept, Peer};
 use crate::shutdown::Shutdown;
 use crate::tls::Tls;
+use buffers::BatchBuffers;
 use session::Advertised;
 
 /// Kafka connections served at once; more are closed as soon as they are accepted.
@@ -128,6 +131,7 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
         tls,
     } = listener;
     let allowed = Arc::new(Semaphore::new(MAX_KAFKA_CONNECTIONS));
+    let buffers = Arc::new(BatchBuffers::new());
     let mut connections = JoinSet::new();
     let expiry = tokio::spawn(group::run_expiry(
         broker.kafka_groups.clone(),
@@ -155,6 +159,7 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
         let _ = socket.set_nodelay(true);
         let broker = broker.clone();
         let advertised = advertised.clone();
+        let buffers = buffers.clone();
         let mut shutdown = shutdown.clone();
         let tls = tls.clone();
         connections.spawn(async move {
@@ -162,7 +167,7 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
             match tls {
                 None => {
                     let peer = Peer::plain(remote, accepted_at);
-                    connection::serve(socket, peer, broker, advertised, shutdown).await;
+                    connection::serve(socket, peer, broker, advertised, buffers, shutdown).await;
                 }
                 Some(tls) => {
                     let shaken = accept::handshake(
@@ -175,7 +180,8 @@ pub async fn serve(listener: KafkaListener, broker: Arc<Broker>, mut shutdown: S
                     )
                     .await;
                     if let Some((stream, peer)) = shaken {
-                        connection::serve(stream, peer, broker, advertised, shutdown).await;
+                        connection::serve(stream, peer, broker, advertised, buffers, shutdown)
+                            .await;
                     }
                 }
             }

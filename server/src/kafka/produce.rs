@@ -16,6 +16,7 @@ use kafka_protocol::messages::produce_request::ProduceRequest as KafkaProduce;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use protocol::ops::produce::{AckLevel, PartitionSelector, ProduceRequest, ProducerSequence};
@@ -66,7 +67,11 @@ pub fn start(
             };
             partitions.push((data.index, started));
         }
-        topics.push((topic.name, partitions));
+        // The decoded name is a slice of the request's frame, and the answer lives
+        // until it is written: a copy lets the read buffer's allocation be reused
+        // for the next requests meanwhile instead of a fresh one faulting in.
+        let name = TopicName(StrBytes::from_string(topic.name.0.to_string()));
+        topics.push((name, partitions));
     }
     if ack == Some(AckLevel::None) {
         return None;
@@ -135,6 +140,7 @@ fn begin_append(
         &records,
         s.broker.clock.wall_ms(),
         s.broker.config.limits.max_frame_bytes,
+        s.buffers.take(records.len()),
     )
     .map_err(corrupt)?;
     let producer = match converted.sequenced {
@@ -154,7 +160,7 @@ fn begin_append(
         ack,
         timeout_ms,
         producer,
-        batch: converted.batch,
+        batch: s.buffers.keep(converted.batch),
     })))
 }
 

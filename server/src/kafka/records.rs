@@ -69,8 +69,8 @@ pub struct Sequenced {
 /// One produced partition's records as a brokerd batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Converted {
-    /// The brokerd batch.
-    pub batch: Bytes,
+    /// The brokerd batch, in the buffer it was built in.
+    pub batch: BytesMut,
     /// The idempotent producer's tag, if the records carry one.
     pub sequenced: Option<Sequenced>,
 }
@@ -79,11 +79,13 @@ pub struct Converted {
 /// v2, CRC32C checked by the decoder) into one brokerd batch. `now_ms` stamps
 /// records whose timestamp is absent (-1) or that ask for log-append time. An
 /// idempotent producer's records must be exactly one batch (Kafka's rule since
-/// Produce v3), whose tag comes back beside the batch.
+/// Produce v3), whose tag comes back beside the batch. The batch is built in
+/// `buffer` (its contents discarded; [`super::buffers`] hands out reused ones).
 pub fn kafka_to_batch(
     records: &Bytes,
     now_ms: i64,
     max_inflated_bytes: usize,
+    buffer: BytesMut,
 ) -> Result<Converted, RecordsError> {
     let infos = RecordBatchDecoder::decode_batch_info(&mut records.clone())
         .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
@@ -138,7 +140,7 @@ pub fn kafka_to_batch(
             })?;
         sets.push(set);
     }
-    let mut builder = BatchBuilder::with_capacity(records.len());
+    let mut builder = BatchBuilder::in_buffer(buffer, records.len());
     let mut headers: Vec<(&str, &[u8])> = Vec::new();
     for record in sets.iter().flat_map(|s| &s.records) {
         headers.clear();
@@ -160,7 +162,7 @@ pub fn kafka_to_batch(
             &headers,
         )?;
     }
-    let batch = builder.finish();
+    let batch = builder.finish_mut();
     debug_assert!(BatchView::new(&batch).and_then(|b| b.validate()).is_ok());
     Ok(Converted { batch, sequenced })
 }
@@ -294,10 +296,12 @@ mod tests {
             .map(|i| record(i, b"key", Some(b"the same value, over and over")))
             .collect();
         let produced = gzip_batch(&records);
-        let stored = kafka_to_batch(&produced, 0, MAX).unwrap().batch;
+        let stored = kafka_to_batch(&produced, 0, MAX, BytesMut::new())
+            .unwrap()
+            .batch;
         let view = BatchView::new(&stored).unwrap();
         assert_eq!(view.header().record_count, 50);
-        let plain = kafka_to_batch(&kafka_batch(&records), 0, MAX)
+        let plain = kafka_to_batch(&kafka_batch(&records), 0, MAX, BytesMut::new())
             .unwrap()
             .batch;
         assert_eq!(
@@ -319,10 +323,10 @@ mod tests {
         let produced = gzip_batch(&records);
         assert!(produced.len() < 64 << 10, "{}", produced.len());
         assert!(matches!(
-            kafka_to_batch(&produced, 0, MAX),
+            kafka_to_batch(&produced, 0, MAX, BytesMut::new()),
             Err(RecordsError::TooLarge(MAX))
         ));
-        assert!(kafka_to_batch(&produced, 0, 4 << 20).is_ok());
+        assert!(kafka_to_batch(&produced, 0, 4 << 20, BytesMut::new()).is_ok());
     }
 
     fn kafka_batch(records: &[Record]) -> Bytes {
@@ -361,7 +365,11 @@ mod tests {
     #[test]
     fn records_survive_kafka_to_brokerd_and_back() {
         let produced = kafka_batch(&[record(0, b"k0", Some(b"v0")), record(1, b"k1", None)]);
-        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5, MAX).unwrap().batch[..]);
+        let mut stored = BytesMut::from(
+            &kafka_to_batch(&produced, 5, MAX, BytesMut::new())
+                .unwrap()
+                .batch[..],
+        );
         protocol::batch::set_base_offset(&mut stored, 40);
         let fetched = batches_to_kafka(stored.freeze(), 0).unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
@@ -378,7 +386,11 @@ mod tests {
             Some(&Some(Bytes::from_static(b"v")))
         );
         // From an offset inside the stored batch, the records below it are left out.
-        let mut stored = BytesMut::from(&kafka_to_batch(&produced, 5, MAX).unwrap().batch[..]);
+        let mut stored = BytesMut::from(
+            &kafka_to_batch(&produced, 5, MAX, BytesMut::new())
+                .unwrap()
+                .batch[..],
+        );
         protocol::batch::set_base_offset(&mut stored, 40);
         let fetched = batches_to_kafka(stored.freeze(), 41).unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut fetched.clone()).unwrap();
@@ -395,7 +407,7 @@ mod tests {
             r
         };
         let produced = kafka_batch(&[tagged(40), tagged(41)]);
-        let converted = kafka_to_batch(&produced, 0, MAX).unwrap();
+        let converted = kafka_to_batch(&produced, 0, MAX, BytesMut::new()).unwrap();
         assert_eq!(
             converted.sequenced,
             Some(Sequenced {
@@ -407,17 +419,22 @@ mod tests {
             })
         );
         let plain = kafka_batch(&[record(0, b"k", Some(b"v"))]);
-        assert_eq!(kafka_to_batch(&plain, 0, MAX).unwrap().sequenced, None);
+        assert_eq!(
+            kafka_to_batch(&plain, 0, MAX, BytesMut::new())
+                .unwrap()
+                .sequenced,
+            None
+        );
         // Two batches of one producer in one partition's records: Kafka refuses it.
         let two = [produced.clone(), kafka_batch(&[tagged(42)])].concat();
         assert!(matches!(
-            kafka_to_batch(&Bytes::from(two), 0, MAX),
+            kafka_to_batch(&Bytes::from(two), 0, MAX, BytesMut::new()),
             Err(RecordsError::Invalid(_))
         ));
         let mut bad_epoch = tagged(0);
         bad_epoch.producer_epoch = -1;
         assert!(matches!(
-            kafka_to_batch(&kafka_batch(&[bad_epoch]), 0, MAX),
+            kafka_to_batch(&kafka_batch(&[bad_epoch]), 0, MAX, BytesMut::new()),
             Err(RecordsError::Invalid(_))
         ));
     }
@@ -429,7 +446,7 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
         assert!(matches!(
-            kafka_to_batch(&Bytes::from(damaged), 0, MAX),
+            kafka_to_batch(&Bytes::from(damaged), 0, MAX, BytesMut::new()),
             Err(RecordsError::Corrupt(_))
         ));
         // A record count no batch of this size can hold, CRC and all correct.
@@ -438,10 +455,10 @@ mod tests {
         let crc = crc32c_of(&inflated[21..]);
         inflated[17..21].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
-            kafka_to_batch(&Bytes::from(inflated), 0, MAX),
+            kafka_to_batch(&Bytes::from(inflated), 0, MAX, BytesMut::new()),
             Err(RecordsError::Corrupt(_))
         ));
-        assert!(kafka_to_batch(&Bytes::from_static(b"garbage"), 0, MAX).is_err());
+        assert!(kafka_to_batch(&Bytes::from_static(b"garbage"), 0, MAX, BytesMut::new()).is_err());
     }
 
     /// CRC32C (Castagnoli), bitwise: only to forge a test batch.

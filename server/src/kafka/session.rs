@@ -9,6 +9,7 @@ use std::sync::Arc;
 use protocol::{Request, Response};
 use tokio::sync::mpsc;
 
+use super::buffers::BatchBuffers;
 use crate::broker::Broker;
 use crate::connection::Peer;
 use crate::delivery::Pushes;
@@ -28,6 +29,8 @@ pub struct Session {
     pub broker: Arc<Broker>,
     /// The address Metadata advertises.
     pub advertised: Advertised,
+    /// The listener's buffers produced records are converted into.
+    pub buffers: Arc<BatchBuffers>,
     /// The client's address, as DescribeGroups reports a member's host.
     pub peer: SocketAddr,
     /// Whether the connection is TLS (SASL PLAIN is offered only then).
@@ -69,7 +72,12 @@ impl Session {
     /// A new connection's session: its principal is the one `peer`'s verified
     /// client certificate names, or the anonymous one where the broker admits it;
     /// without either it must log in with SASL first.
-    pub fn new(broker: Arc<Broker>, advertised: Advertised, peer: Peer) -> Session {
+    pub fn new(
+        broker: Arc<Broker>,
+        advertised: Advertised,
+        buffers: Arc<BatchBuffers>,
+        peer: Peer,
+    ) -> Session {
         // No pushes on this listener: Kafka consumers fetch.
         let (nowhere, _) = mpsc::channel(1);
         let initial = broker
@@ -86,6 +94,7 @@ impl Session {
         Session {
             broker,
             advertised,
+            buffers,
             peer: peer.remote,
             tls: peer.tls,
             client_id: None,
