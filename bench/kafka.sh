@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # brokerd's Kafka listener against its native protocol, in one run: every workload
-# runs on both sides, alternated run by run so both see the same drift of the
-# machine, each run against a fresh brokerd of the same binary (`--broker brokerd`
-# for the native protocol, `--broker kafka` for librdkafka against its
-# `--kafka-listen`). Prints a markdown table of medians and Kafka / native ratios
-# (also written to $OUT_DIR/kafka.md); every run's JSON is kept in $OUT_DIR/kafka-raw/.
+# runs on three sides, alternated run by run so all see the same drift of the
+# machine, each run against a fresh brokerd of the same binary: the native protocol
+# with raw batches (`--broker brokerd`), the native protocol through the Rust client
+# library (`--api client-plain`: per-message encoding, as librdkafka does), and
+# librdkafka against its `--kafka-listen` (`--broker kafka`). Prints a markdown table
+# of medians and the Kafka / native ratios against both native sides (also written
+# to $OUT_DIR/kafka.md); every run's JSON is kept in $OUT_DIR/kafka-raw/.
 #
 #   bench/kafka.sh
 #   RUNS=5 MESSAGES=500000 DATA_PARENT=/path/on/disk bench/kafka.sh
@@ -46,8 +48,12 @@ declare -A WORKLOADS=(
   [rtt]="--workload pubsub --messages $RTT_MESSAGES --message-size 1024 --batch 1 --in-flight 1 --rate 1000 --warmup 1s --durability os --ack appended"
 )
 read -r -a ORDER <<<"${ONLY:-produce-durable produce consume rtt}"
-SIDES=(native kafka)
-declare -A BROKER=([native]=brokerd [kafka]=kafka)
+# native: raw batches and fetches, the native protocol's ceiling (batches encoded by
+# the bench); client: the Rust client library's Producer (not idempotent, as the Kafka
+# driver's librdkafka is not) and group Consumer, which encode and decode every
+# message as librdkafka does; kafka: librdkafka against the Kafka listener.
+SIDES=(native client kafka)
+declare -A SIDE_ARGS=([native]="--broker brokerd" [client]="--broker brokerd --api client-plain" [kafka]="--broker kafka")
 
 echo "kafka.sh: $(date -u +%FT%TZ) on $(git rev-parse --short HEAD), load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for run in $(seq "$RUNS"); do
@@ -55,7 +61,7 @@ for run in $(seq "$RUNS"); do
     for side in "${SIDES[@]}"; do
       out="$OUT_DIR/kafka-raw/$name-$side-$run.json"
       # shellcheck disable=SC2086
-      "$BENCH" ${WORKLOADS[$name]} --broker "${BROKER[$side]}" --data-parent "$DATA_PARENT" --json >"$out"
+      "$BENCH" ${WORKLOADS[$name]} ${SIDE_ARGS[$side]} --data-parent "$DATA_PARENT" --json >"$out"
       echo "kafka.sh: run $run $name $side: $(jq -r '.msgs_per_sec | floor' "$out") msg/s, load $(cut -d' ' -f1 /proc/loadavg)" >&2
     done
   done
@@ -66,29 +72,30 @@ median() { sort -g | awk '{a[NR]=$1} END { if (NR % 2) print a[(NR+1)/2]; else p
 figure() { # workload side jq-path
   for run in $(seq "$RUNS"); do jq -r "$3 // empty" "$OUT_DIR/kafka-raw/$1-$2-$run.json"; done | median
 }
-per_run() { # workload jq-path: each run's kafka / native
+per_run() { # workload base-side jq-path: each run's kafka / base
   for run in $(seq "$RUNS"); do
-    paste <(jq -r "$2 // 0" "$OUT_DIR/kafka-raw/$1-native-$run.json") \
-      <(jq -r "$2 // 0" "$OUT_DIR/kafka-raw/$1-kafka-$run.json")
+    paste <(jq -r "$3 // 0" "$OUT_DIR/kafka-raw/$1-$2-$run.json") \
+      <(jq -r "$3 // 0" "$OUT_DIR/kafka-raw/$1-kafka-$run.json")
   done | awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), ($1 > 0 ? $2 / $1 : 0) }'
 }
 sum() { for run in $(seq "$RUNS"); do jq -r "$3" "$OUT_DIR/kafka-raw/$1-$2-$run.json"; done | awk '{s+=$1} END {print s+0}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'; }
 
 {
-  echo "| workload | figure | native (median of $RUNS) | Kafka (median of $RUNS) | Kafka / native |"
-  echo "|---|---|---:|---:|---:|"
+  echo "| workload | figure | native raw (median of $RUNS) | native client | Kafka | Kafka / raw | Kafka / client |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
   row() { # workload label path [per-run]
-    local a b
-    a=$(figure "$1" native "$3"); b=$(figure "$1" kafka "$3")
+    local a c b
+    a=$(figure "$1" native "$3"); c=$(figure "$1" client "$3"); b=$(figure "$1" kafka "$3")
     # A figure the workload does not measure (consume's acks) is null or 0.
-    if [[ -z $a || -z $b || $a == 0 ]]; then return; fi
+    if [[ -z $a || -z $b || -z $c || $a == 0 || $c == 0 ]]; then return; fi
     if [[ ${4:-} == per-run ]]; then
-      echo "| $1 | $2 | $a | $b | **$(ratio "$a" "$b")** (per run $(per_run "$1" "$3")) |"
+      echo "| $1 | $2 | $a | $c | $b | **$(ratio "$a" "$b")** ($(per_run "$1" native "$3")) | **$(ratio "$c" "$b")** ($(per_run "$1" client "$3")) |"
     else
-      echo "| $1 | $2 | $a | $b | $(ratio "$a" "$b") |"
+      echo "| $1 | $2 | $a | $c | $b | $(ratio "$a" "$b") | $(ratio "$c" "$b") |"
     fi
   }
+  lost_dup() { echo "$(sum "$1" "$2" .lost) / $(sum "$1" "$2" .duplicates)"; }
   for name in "${ORDER[@]}"; do
     if [[ $name != rtt ]]; then
       row "$name" "msg/s" '.msgs_per_sec | floor' per-run
@@ -101,6 +108,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'
       row "$name" "end-to-end p50 µs" '.e2e_latency_us.p50'
       row "$name" "end-to-end p99 µs" '.e2e_latency_us.p99'
     fi
-    echo "| $name | lost / dup (sum) | $(sum "$name" native .lost) / $(sum "$name" native .duplicates) | $(sum "$name" kafka .lost) / $(sum "$name" kafka .duplicates) | |"
+    echo "| $name | lost / dup (sum) | $(lost_dup "$name" native) | $(lost_dup "$name" client) | $(lost_dup "$name" kafka) | | |"
   done
 } | tee "$OUT_DIR/kafka.md"

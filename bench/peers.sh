@@ -5,9 +5,14 @@
 #
 #   bench/peers.sh                                  # from the workspace root
 #   RUNS=3 MESSAGES=500000 OUT_DIR=target/bench-results bench/peers.sh
+#   SCENARIOS="produce-os produce-always" bench/peers.sh   # some of the tables
 #
-# Installs nats-server, redis-server, rabbitmq-server and jq from Debian if missing;
-# builds broker-bench with the nats, redis and rabbitmq features and brokerd, in release mode. Every
+# brokerd appears twice where a Kafka client can do the same workload: over its
+# native protocol and over its Kafka listener with librdkafka (`--broker kafka`).
+#
+# Installs nats-server, redis-server, rabbitmq-server, jq and librdkafka-dev from Debian
+# if missing; builds broker-bench with the nats, redis, rabbitmq and kafka features and
+# brokerd, in release mode. Every
 # run's JSON is kept in $OUT_DIR/raw/; the tables go to stdout and $OUT_DIR/peers.md.
 set -euo pipefail
 
@@ -24,6 +29,7 @@ NATS_PORT=${NATS_PORT:-4299}
 REDIS_PORT=${REDIS_PORT:-6399}
 RABBITMQ_PORT=${RABBITMQ_PORT:-5699}
 QUEUE_MESSAGES=${QUEUE_MESSAGES:-200000} # queue delivery with per-message acks
+SCENARIOS=${SCENARIOS:-produce-os produce-always consume pubsub rtt queue}
 mkdir -p "$BENCH_DIR" "$OUT_DIR/raw"
 rm -f "$OUT_DIR"/raw/*.jsonl
 
@@ -32,13 +38,14 @@ command -v nats-server >/dev/null || need+=(nats-server)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
 command -v jq >/dev/null || need+=(jq)
+pkg-config --exists rdkafka 2>/dev/null || need+=(librdkafka-dev pkg-config)
 if ((${#need[@]})); then
   echo "peers.sh: installing ${need[*]}" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
 
-echo "peers.sh: building broker-bench (features nats, redis, rabbitmq) and brokerd, release" >&2
-cargo build --release --quiet -p bench --features nats,redis,rabbitmq
+echo "peers.sh: building broker-bench (features nats, redis, rabbitmq, kafka) and brokerd, release" >&2
+cargo build --release --quiet -p bench --features nats,redis,rabbitmq,kafka
 cargo build --release --quiet -p server --bin brokerd
 BENCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/broker-bench
 
@@ -112,6 +119,7 @@ start_rabbitmq() {
 # bench SCENARIO LABEL ARGS... : RUNS runs, one JSON line each in raw/SCENARIO.jsonl
 bench() {
   local scenario=$1 label=$2; shift 2
+  [[ " $SCENARIOS " == *" $scenario "* ]] || return 0
   for run in $(seq "$RUNS"); do
     echo "peers.sh: $scenario / $label, run $run of $RUNS" >&2
     local out status=0
@@ -145,6 +153,12 @@ bench pubsub "brokerd, durability always, ack durable" "${PUBSUB[@]}" "${ALWAYS[
 bench rtt "brokerd" "${RTT[@]}" "${OS[@]}"
 bench rtt "brokerd, durability always, ack durable" "${RTT[@]}" "${ALWAYS[@]}"
 bench queue "brokerd, durability always, ack durable" "${QUEUE[@]}" "${ALWAYS[@]}"
+# The same brokerd through its Kafka listener, librdkafka as the client (acks=1 for
+# `appended`, acks=all for `durable`).
+KAFKA=(--broker kafka)
+bench produce-os "brokerd over Kafka (librdkafka)" "${KAFKA[@]}" "${PRODUCE[@]}" "${OS[@]}"
+bench produce-always "brokerd over Kafka (librdkafka)" "${KAFKA[@]}" "${PRODUCE[@]}" "${ALWAYS[@]}"
+bench consume "brokerd over Kafka (librdkafka)" "${KAFKA[@]}" "${CONSUME[@]}" "${OS[@]}"
 
 # NATS JetStream ($NATS_VERSION): the server's config is the durability policy.
 start_nats "$TMP/nats-os.conf"
@@ -198,6 +212,7 @@ stop_peers
 # --- tables ---------------------------------------------------------------------
 # Medians per label, each figure on its own (so one row may mix runs).
 summarize() { # scenario title
+  [[ -s $OUT_DIR/raw/$1.jsonl ]] || return 0
   echo
   echo "### $2"
   echo
