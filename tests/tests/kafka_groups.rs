@@ -1,5 +1,5 @@
-//! Kafka consumer groups against the real brokerd: confluent-kafka (librdkafka)
-//! groups of two members rebalancing when one leaves, with each of the client-side
+//! Kafka consumer groups against the real brokerd: confluent-kafka (librdkafka),
+//! kafka-python and aiokafka groups of two members rebalancing when one leaves, with each of the client-side
 //! assignors, every record consumed exactly once, and committed offsets that the
 //! native protocol reads and that survive a kill -9; and, on a raw socket, the
 //! coordinator's answers a client acts on (unknown member, a name the native
@@ -29,7 +29,7 @@ use kafka_protocol::messages::{ApiKey, ConsumerProtocolAssignment, GroupId, Topi
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError as K;
 use kafka_support::wire::call;
-use kafka_support::{broker, confluent_python, kafka_python, native, run_python};
+use kafka_support::{aiokafka_python, broker, confluent_python, kafka_python, native, run_python};
 use protocol::ops::group::GroupStart;
 use tokio::net::TcpStream;
 
@@ -166,6 +166,33 @@ async fn a_kafka_python_group_rebalances_and_reads_every_record_once() {
         &["invoices", "accounts", &count],
     );
     check_group_run(&client, &out, "invoices", "accounts").await;
+}
+
+/// aiokafka (asyncio, its own protocol code, group coordinator and idempotent
+/// producer): keyed records with headers from an idempotent producer, then a
+/// round-robin group of two that rebalances when one leaves: every record once with
+/// its key, value and header, and the committed offsets are the end offsets natively.
+#[tokio::test]
+async fn an_aiokafka_group_rebalances_and_reads_every_record_once() {
+    let Some(python) = aiokafka_python() else {
+        return;
+    };
+    let broker = broker();
+    let client = native(&broker).await;
+    client
+        .create_topic("shipments", PARTITIONS, &[])
+        .await
+        .unwrap();
+    let count = RECORDS.to_string();
+    let out = run_python(
+        &python,
+        &broker,
+        "aiokafka_group.py",
+        &["shipments", "dispatch", &count],
+    );
+    check_group_run(&client, &out, "shipments", "dispatch").await;
+    // The idempotent producer asked InitProducerId for an id: ids start at 1.
+    assert!(client.init_producer().await.unwrap() > 1, "{out}");
 }
 
 fn text(s: &str) -> StrBytes {

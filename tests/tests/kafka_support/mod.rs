@@ -104,6 +104,33 @@ pub fn kafka_python() -> Option<PathBuf> {
     python_with("kafka", "python3-kafka")
 }
 
+/// The python3 of `target/aiokafka-venv` (where `.ci/run` installs aiokafka from
+/// PyPI: Debian has no package), or `$AIOKAFKA_PYTHON`, if it imports `aiokafka`;
+/// `None` (the test then says so and passes) without one, except under `CI`.
+pub fn aiokafka_python() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/aiokafka-venv/bin/python");
+    let candidates = [
+        std::env::var_os("AIOKAFKA_PYTHON").map(PathBuf::from),
+        Some(venv),
+    ];
+    let found = candidates.into_iter().flatten().find(|python| {
+        Command::new(python)
+            .args(["-c", "import aiokafka"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "aiokafka is missing under CI; .ci/run installs it into target/aiokafka-venv"
+        );
+        eprintln!(
+            "SKIPPED: aiokafka is not installed (pip install aiokafka into target/aiokafka-venv)"
+        );
+    }
+    found
+}
+
 /// `$KAFKA_PYTHON` or Debian's python3, if it imports `module`; `None` (the test then
 /// says so and passes) when it does not, except under `CI`, where `.ci/run` installs
 /// the Debian `package` and a missing one fails.
