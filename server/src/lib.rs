@@ -39,6 +39,7 @@ pub mod http;
 pub mod internal;
 pub mod kafka;
 pub mod metrics;
+pub mod open_files;
 pub mod partition;
 pub mod partitioner;
 pub mod producers;
@@ -154,6 +155,9 @@ impl Listener {
 /// caller can print the bound address before serving.
 pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), StartError> {
     config.validate()?;
+    // Before any topic opens: thousands of partitions need more descriptors than a
+    // default soft limit of 1,024.
+    let open_files = open_files::raise_and_log();
     let tls = match &config.tls {
         Some(settings) => Some(Arc::new(Tls::load(settings.clone())?)),
         None => None,
@@ -194,6 +198,7 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
         .await
         .map_err(|e| error::BrokerError::Internal(format!("opening the broker failed: {e}")))??;
     broker.hold_lock(lock);
+    warn_if_short_of_descriptors(open_files);
     let listener = Listener {
         tcp: listener,
         tls,
@@ -201,6 +206,26 @@ pub async fn bind(config: ServerConfig) -> Result<(Arc<Broker>, Listener), Start
         kafka,
     };
     Ok((Arc::new(broker), listener))
+}
+
+/// With every log open, a warning when the descriptors held already use more than
+/// half the open-file limit: the limit, not the broker, then bounds how many more
+/// connections and partitions it can take.
+fn warn_if_short_of_descriptors(limit: Option<open_files::OpenFileLimit>) {
+    let (Some(limit), Some(held)) = (limit, open_files::open_descriptors()) else {
+        return;
+    };
+    let held = held as u64;
+    if held.saturating_mul(2) > limit.soft {
+        tracing::warn!(
+            held,
+            limit = limit.soft,
+            hard = limit.hard,
+            "brokerd already holds more than half of its open-file limit; raise the hard RLIMIT_NOFILE (LimitNOFILE= under systemd)"
+        );
+    } else {
+        tracing::info!(held, limit = limit.soft, "open descriptors after startup");
+    }
 }
 
 /// Creates (or, if it exists, resets the password of) the user `name` and grants it

@@ -1,0 +1,118 @@
+//! The process's open-file limit. Every connection, segment, index and map costs
+//! descriptors, and the soft `RLIMIT_NOFILE` a shell or systemd hands a process is
+//! often 1,024, far below its hard limit: brokerd raises its own soft limit to the
+//! hard one at start (capped at [`MAX_OPEN_FILES`]) and logs what it got, so a
+//! broker with thousands of partitions does not fail with EMFILE under a limit the
+//! operator never chose.
+//!
+//! Must never lower a limit, or fail startup because the limit cannot be changed
+//! (it logs and runs under the limit it has).
+
+/// The highest soft limit brokerd asks for: Linux's default `fs.nr_open`, the most a
+/// process may set even when the hard limit is unlimited.
+pub const MAX_OPEN_FILES: u64 = 1 << 20;
+
+/// The open-file limit before and after [`raise`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFileLimit {
+    /// The soft limit brokerd started with.
+    pub before: u64,
+    /// The soft limit now.
+    pub soft: u64,
+    /// The hard limit (`u64::MAX`: unlimited).
+    pub hard: u64,
+}
+
+/// The soft limit to ask for, pure: the hard limit, capped at [`MAX_OPEN_FILES`],
+/// never below the current soft limit.
+pub fn target(soft: u64, hard: u64) -> u64 {
+    hard.min(MAX_OPEN_FILES).max(soft)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to [`target`]; the limits before and after.
+pub fn raise() -> std::io::Result<OpenFileLimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = limit.rlim_cur;
+    let wanted = target(before, limit.rlim_max);
+    if wanted > before {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads one valid rlimit; it changes only this process.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(OpenFileLimit {
+        before,
+        soft: wanted,
+        hard: limit.rlim_max,
+    })
+}
+
+/// Raises the limit and logs the outcome: what it was raised from and to, or why it
+/// could not be.
+pub fn raise_and_log() -> Option<OpenFileLimit> {
+    match raise() {
+        Ok(limit) if limit.soft > limit.before => {
+            tracing::info!(
+                from = limit.before,
+                to = limit.soft,
+                hard = limit.hard,
+                "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+            );
+            Some(limit)
+        }
+        Ok(limit) => {
+            tracing::info!(
+                soft = limit.soft,
+                hard = limit.hard,
+                "open-file limit (RLIMIT_NOFILE) already at its hard limit"
+            );
+            Some(limit)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not raise the open-file limit (RLIMIT_NOFILE)");
+            None
+        }
+    }
+}
+
+/// Descriptors the process holds now (`/proc/self/fd`), where the platform has it.
+pub fn open_descriptors() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|entries| entries.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_the_hard_limit_capped_and_never_lower() {
+        assert_eq!(target(1024, 524_288), 524_288);
+        assert_eq!(target(1024, u64::MAX), MAX_OPEN_FILES);
+        assert_eq!(target(1024, 1024), 1024);
+        assert_eq!(target(4096, 2048), 4096, "never lowered");
+        assert_eq!(target(2 * MAX_OPEN_FILES, u64::MAX), 2 * MAX_OPEN_FILES);
+    }
+
+    #[test]
+    fn raising_reaches_the_target_and_is_idempotent() {
+        let first = raise().unwrap();
+        assert_eq!(first.soft, target(first.before, first.hard));
+        let again = raise().unwrap();
+        assert_eq!(again.before, first.soft);
+        assert_eq!(again.soft, first.soft);
+        assert!(open_descriptors().unwrap() > 0);
+    }
+}
