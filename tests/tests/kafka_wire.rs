@@ -210,7 +210,7 @@ async fn acks_all_answers_base_offsets_and_list_offsets_finds_both_ends_and_time
                     .with_timestamp(timestamp)])])
     };
     let mut found = Vec::new();
-    for timestamp in [-2, -1, 1_700_000_001_500, 1_800_000_000_000] {
+    for timestamp in [-2, -1, 1_700_000_001_500, 0, 1_800_000_000_000] {
         let mut body = call(&mut socket, ApiKey::ListOffsets, 5, &query(timestamp)).await;
         let answer = ListOffsetsResponse::decode(&mut body, 5).unwrap();
         let partition = &answer.topics[0].partitions[0];
@@ -218,8 +218,9 @@ async fn acks_all_answers_base_offsets_and_list_offsets_finds_both_ends_and_time
         found.push(partition.offset);
     }
     // Earliest, latest, the first record at or after 1.5 s (the second batch's
-    // late record, offset 3), and past every record: the end.
-    assert_eq!(found, [0, 4, 3, 4]);
+    // late record, offset 3), before every record: the first, and past every
+    // record: -1, as Kafka answers (no such record).
+    assert_eq!(found, [0, 4, 3, 0, -1]);
 }
 
 #[tokio::test]

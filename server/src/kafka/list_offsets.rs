@@ -1,8 +1,10 @@
 //! ListOffsets: Kafka's earliest (-2) and latest (-1) and its by-timestamp lookups,
 //! all as the native ListOffsets through the time index: earliest is the first record
-//! at or after the oldest time, latest the high watermark (the native answer when
-//! every record is older). A timestamp after every record answers the high
-//! watermark too, where Kafka answers -1; clients read from the end either way.
+//! at or after the oldest time, latest the high watermark. A timestamp after every
+//! record (where the native answer is the high watermark) answers offset -1, as
+//! Kafka does (the Java client's `offsetsForTimes` then gives null): the lookup asks
+//! for the latest offset in the same native request and compares. The timestamp of
+//! a found record is not looked up: answers carry -1.
 
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest as KafkaListOffsets;
 use kafka_protocol::messages::list_offsets_response::{
@@ -46,19 +48,28 @@ pub async fn list_offsets(s: &mut Session, request: KafkaListOffsets) -> ListOff
                 partitions.push(answer.with_error_code(ResponseError::InvalidRequest.code()));
                 continue;
             };
+            let by_time = p.timestamp >= 0;
+            let mut times = vec![PartitionTime {
+                partition,
+                timestamp_ms,
+            }];
+            if by_time {
+                times.push(PartitionTime {
+                    partition,
+                    timestamp_ms: i64::MAX,
+                });
+            }
             let looked_up = s
                 .call(Request::ListOffsets(ListOffsetsRequest {
                     topic: topic.name.0.to_string(),
-                    partitions: vec![PartitionTime {
-                        partition,
-                        timestamp_ms,
-                    }],
+                    partitions: times,
                 }))
                 .await;
             partitions.push(match looked_up {
-                Ok(Response::ListOffsets(found)) => match found.offsets.first() {
-                    Some(o) => answer.with_offset(o.offset as i64),
-                    None => answer.with_error_code(ResponseError::UnknownServerError.code()),
+                Ok(Response::ListOffsets(found)) => match found.offsets.as_slice() {
+                    [o, end] if by_time && o.offset >= end.offset => answer,
+                    [o, ..] => answer.with_offset(o.offset as i64),
+                    [] => answer.with_error_code(ResponseError::UnknownServerError.code()),
                 },
                 Ok(other) => answer.with_error_code(error::code(&unexpected(&other))),
                 Err(e) => answer.with_error_code(error::code(&e)),
