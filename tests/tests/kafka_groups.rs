@@ -154,18 +154,31 @@ async fn a_kafka_python_group_rebalances_and_reads_every_record_once() {
     let Some(python) = kafka_python() else { return };
     let broker = broker();
     let client = native(&broker).await;
-    client
-        .create_topic("invoices", PARTITIONS, &[])
-        .await
-        .unwrap();
-    let count = RECORDS.to_string();
-    let out = run_python(
+    script_group_run(
         &python,
         &broker,
+        &client,
         "kafka_python_group.py",
-        &["invoices", "accounts", &count],
-    );
-    check_group_run(&client, &out, "invoices", "accounts").await;
+        "invoices",
+    )
+    .await;
+}
+
+/// Runs a group `script` (`TOPIC GROUP COUNT`) on a new topic of [`PARTITIONS`] and
+/// checks its run ([`check_group_run`]); its output.
+async fn script_group_run(
+    python: &std::path::PathBuf,
+    broker: &integration_tests::Brokerd,
+    client: &client::Client,
+    script: &str,
+    topic: &str,
+) -> String {
+    client.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    let group = format!("{topic}-readers");
+    let count = RECORDS.to_string();
+    let out = run_python(python, broker, script, &[topic, &group, &count]);
+    check_group_run(client, &out, topic, &group).await;
+    out
 }
 
 /// aiokafka (asyncio, its own protocol code, group coordinator and idempotent
@@ -179,18 +192,7 @@ async fn an_aiokafka_group_rebalances_and_reads_every_record_once() {
     };
     let broker = broker();
     let client = native(&broker).await;
-    client
-        .create_topic("shipments", PARTITIONS, &[])
-        .await
-        .unwrap();
-    let count = RECORDS.to_string();
-    let out = run_python(
-        &python,
-        &broker,
-        "aiokafka_group.py",
-        &["shipments", "dispatch", &count],
-    );
-    check_group_run(&client, &out, "shipments", "dispatch").await;
+    let out = script_group_run(&python, &broker, &client, "aiokafka_group.py", "shipments").await;
     // The idempotent producer asked InitProducerId for an id: ids start at 1.
     assert!(client.init_producer().await.unwrap() > 1, "{out}");
 }
