@@ -75,7 +75,8 @@ pub fn raise_and_log() -> Option<OpenFileLimit> {
             tracing::info!(
                 soft = limit.soft,
                 hard = limit.hard,
-                "open-file limit (RLIMIT_NOFILE) already at its hard limit"
+                max = MAX_OPEN_FILES,
+                "open-file limit (RLIMIT_NOFILE) kept: already at the hard limit or the most brokerd asks for"
             );
             Some(limit)
         }

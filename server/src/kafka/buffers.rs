@@ -12,9 +12,9 @@
 //! A pooled handle is the empty remainder of a [`BytesMut`] whose contents were
 //! frozen into a batch ([`BatchBuffers::keep`]); [`BytesMut::reserve`] on it takes
 //! the allocation back if that batch is gone, or allocates anew if it is still held
-//! (an append waiting for its sync). The pool keeps at most [`POOLED_BATCH_BUFFERS`] handles, each of them
-//! at most [`MAX_POOLED_BUFFER_BYTES`] of allocation, whatever the number of
-//! connections.
+//! (an append waiting for its sync). The pool keeps at most [`POOLED_BATCH_BUFFERS`]
+//! handles, each of at most [`MAX_POOLED_BUFFER_BYTES`] of allocation, whatever the
+//! number of connections.
 
 use std::sync::{Mutex, PoisonError};
 
