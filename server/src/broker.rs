@@ -91,10 +91,17 @@ impl Broker {
         let tasks = Arc::new(Tasks::new());
         let metrics = Arc::new(Metrics::default());
         let producer_ids = Arc::new(ProducerIds::open(&config.data_dir)?);
+        let sync_workers = storage::SyncWorkers::start(config.storage.sync_workers)
+            .map_err(|e| BrokerError::InvalidConfig(format!("storage.sync_workers: {e}")))?;
+        tracing::info!(
+            threads = sync_workers.threads(),
+            "durability workers started"
+        );
         let topics = Arc::new(Topics::open_with(
             &config.data_dir,
             clock.clone(),
             Some(metrics.sync_observer()),
+            Some(sync_workers),
         )?);
         let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
         let export = crate::traces::otlp::ExportConfig::from_config(&config.tracing, config.listen)

@@ -48,6 +48,27 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`); off by default.
     pub kafka: KafkaConfig,
+    /// Storage settings shared by every log (`[storage]`).
+    pub storage: StorageConfig,
+}
+
+/// Settings shared by every partition's log (`[storage]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Threads that group-commit every `always` and `interval` log
+    /// (`docs/storage.md`, "Durability workers"): a fixed number, whatever the number
+    /// of partitions. Default: the number of cores, at least 2 and at most 8; at most
+    /// 64.
+    pub sync_workers: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            sync_workers: storage::default_sync_workers(),
+        }
+    }
 }
 
 /// The Kafka-protocol listener (`[kafka]`; `docs/kafka.md`): Kafka clients and tools
@@ -442,6 +463,7 @@ impl Default for ServerConfig {
             security: SecurityConfig::default(),
             http: HttpConfig::default(),
             kafka: KafkaConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ mod segment;
 pub mod sim;
 mod sync;
 pub mod vfs;
+mod workers;
 mod zero;
 
 pub use config::{
@@ -42,3 +43,4 @@ pub use producers::{ProducerEntry, ProducerTag};
 pub use recovery::RecoveryReport;
 pub use segment::ReadChunk;
 pub use sync::{DurableMark, SyncObserver, SyncRound};
+pub use workers::{default_sync_workers, SyncWorkers, MAX_SYNC_WORKERS};

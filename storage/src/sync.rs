@@ -1,6 +1,7 @@
-//! Group commit: the durable watermark and the thread that advances it.
+//! Group commit: the durable watermark and the rounds that advance it.
 //!
-//! The writer appends with `pwrite` and then records, under a short lock, the new end
+//! The rounds run on the durability workers (`workers.rs`), shared by every log; each
+//! log tells them when it has work through its [`Task`] state. The writer appends with `pwrite` and then records, under a short lock, the new end
 //! offset and the file it dirtied. A sync takes a snapshot of that (the target offset
 //! and the dirty files), releases the lock, runs `fdatasync` on each file and the
 //! directory if a segment was created, and only then moves the durable watermark to the
@@ -16,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::format::{Checkpoint, CHECKPOINT_SLOT_BYTES};
 use crate::vfs::{Vfs, VfsFile};
+use crate::workers::{Pool, Slot};
 use crate::zero::ZeroAhead;
 
 /// One group commit that made something durable, as told to a [`SyncObserver`].
@@ -34,7 +35,7 @@ pub struct SyncRound {
 }
 
 /// Told about every successful group commit that covered at least one record: how
-/// long it took and how much it covered. Called on the syncer thread (or the thread
+/// long it took and how much it covered. Called on a durability worker (or the thread
 /// that closed or truncated the log) right after the round, once per `fdatasync`
 /// round, never per append; it must not block.
 pub trait SyncObserver: std::fmt::Debug + Send + Sync {
@@ -61,6 +62,29 @@ struct SyncState {
     dir_dirty: bool,
     failed: Option<String>,
     stopping: bool,
+    /// Where the log's durability work is; only a move from idle queues it.
+    task: Task,
+    /// The log is in the workers' zeroing queue (and must not be put there twice).
+    zero_listed: bool,
+}
+
+/// Whether a log's group commit is idle, waiting for a worker, or running on one.
+/// A log is queued at most once and run by one worker at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    Idle,
+    Queued,
+    Running,
+}
+
+/// How a log's group commits are scheduled: by whom, and how soon after an append.
+#[derive(Debug)]
+pub(crate) struct Schedule {
+    /// The durability workers.
+    pub(crate) pool: Arc<Pool>,
+    /// `None`: sync as soon as a worker is free (`always`); otherwise this long after
+    /// the first append not yet durable (`interval`).
+    pub(crate) interval: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -73,13 +97,15 @@ struct CheckpointState {
     log_start_offset: u64,
 }
 
-/// Shared between the writer, the syncer thread and readers waiting for durability.
+/// Shared between the writer, the durability workers and readers waiting for
+/// durability.
 #[derive(Debug)]
 pub(crate) struct Durable {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
     state: Mutex<SyncState>,
-    wake_syncer: Condvar,
+    /// Signalled when the watermark moves, the log fails or stops, and when a worker
+    /// leaves a stopping log.
     durable_changed: Condvar,
     watch: watch::Sender<DurableMark>,
     /// Held for the whole of a sync, so that two syncs never interleave: otherwise a
@@ -88,6 +114,10 @@ pub(crate) struct Durable {
     sync_lock: Mutex<CheckpointState>,
     /// Told about each round that made records durable.
     observer: Option<Arc<dyn SyncObserver>>,
+    /// `None` for `os` logs: nothing syncs them but an explicit sync or close.
+    schedule: Option<Schedule>,
+    /// Zero-ahead for the active segment, stepped by a worker when the log is idle.
+    zero: Arc<ZeroAhead>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,10 +135,14 @@ impl Durable {
         checkpoint: Checkpoint,
         durable_offset: u64,
         observer: Option<Arc<dyn SyncObserver>>,
+        schedule: Option<Schedule>,
+        zero: Arc<ZeroAhead>,
     ) -> Durable {
         Durable {
             vfs,
             observer,
+            schedule,
+            zero,
             state: Mutex::new(SyncState {
                 appended_offset: durable_offset,
                 durable_offset,
@@ -117,8 +151,9 @@ impl Durable {
                 dir_dirty: false,
                 failed: None,
                 stopping: false,
+                task: Task::Idle,
+                zero_listed: false,
             }),
-            wake_syncer: Condvar::new(),
             durable_changed: Condvar::new(),
             watch: watch::Sender::new(DurableMark {
                 offset: durable_offset,
@@ -135,13 +170,32 @@ impl Durable {
         }
     }
 
-    /// Records an append of `bytes` that ended at `next_offset` and wrote to `file`.
+    /// Hands the log to the workers once it is open: an `always` log starts with
+    /// zeroing ahead of its writer, as it would after any round.
+    pub(crate) fn start(self: &Arc<Self>) {
+        let Some(schedule) = &self.schedule else {
+            return;
+        };
+        if !self.zero.is_enabled() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        if state.zero_listed || state.stopping {
+            return;
+        }
+        state.zero_listed = true;
+        drop(state);
+        schedule.pool.push(self.clone(), Slot::Zeroing);
+    }
+
+    /// Records an append of `bytes` that ended at `next_offset` and wrote to `file`,
+    /// and queues a round for it unless one is queued or running (which then covers
+    /// it, or sees it pending when it ends).
     pub(crate) fn note_append(
-        &self,
+        self: &Arc<Self>,
         next_offset: u64,
         bytes: u64,
         file: &Arc<dyn VfsFile>,
-        wake: bool,
     ) {
         let mut state = lock(&self.state);
         // The sync target only moves forward, from one batch's end to a later one's.
@@ -154,10 +208,102 @@ impl Durable {
         if !state.dirty.iter().any(|f| Arc::ptr_eq(f, file)) {
             state.dirty.push(file.clone());
         }
+        let queue = self.claim_task(&mut state);
         drop(state);
-        if wake {
-            self.wake_syncer.notify_one();
+        if let (Some(slot), Some(schedule)) = (queue, &self.schedule) {
+            schedule.pool.push(self.clone(), slot);
         }
+    }
+
+    /// Moves an idle log to queued and says where to queue it; `None` if it is already
+    /// queued or running, stopping, failed, or never synced by the workers (`os`).
+    fn claim_task(&self, state: &mut SyncState) -> Option<Slot> {
+        let schedule = self.schedule.as_ref()?;
+        if state.task != Task::Idle || state.stopping || state.failed.is_some() {
+            return None;
+        }
+        state.task = Task::Queued;
+        Some(match schedule.interval {
+            None => Slot::Ready,
+            Some(interval) => Slot::At(Instant::now() + interval),
+        })
+    }
+
+    /// Leaves a job: back to idle, and a stopping log's closer told that no worker
+    /// holds it any more. Returns whether the log may be scheduled again.
+    fn leave_job(&self, state: &mut SyncState) -> bool {
+        debug_assert_eq!(state.task, Task::Running, "only a running job is left");
+        state.task = Task::Idle;
+        if state.stopping || state.failed.is_some() {
+            self.durable_changed.notify_all();
+            return false;
+        }
+        true
+    }
+
+    /// Takes a queued job: `false` (and the log left alone) if it is stopping or
+    /// failed, or if the job is a zeroing step and a round is queued or running.
+    fn take_job(&self, state: &mut SyncState, zeroing: bool) -> bool {
+        if state.stopping || state.failed.is_some() {
+            if state.task == Task::Queued && !zeroing {
+                state.task = Task::Idle;
+            }
+            self.durable_changed.notify_all();
+            return false;
+        }
+        if zeroing && state.task != Task::Idle {
+            return false;
+        }
+        debug_assert!(
+            zeroing || state.task == Task::Queued,
+            "a round runs only for a queued log"
+        );
+        state.task = Task::Running;
+        true
+    }
+
+    /// After a job, where the log goes next: another round if appends came meanwhile
+    /// (at once, or an interval on), zeroing if it is idle and has not been offered
+    /// it, or nowhere. `zero_again` says whether the zeroer has more to do.
+    fn next_slot(&self, state: &mut SyncState, zero_again: bool) -> Option<Slot> {
+        if state.appended_offset > state.durable_offset {
+            return self.claim_task(state);
+        }
+        if zero_again && !state.zero_listed && self.zero.is_enabled() {
+            state.zero_listed = true;
+            return Some(Slot::Zeroing);
+        }
+        None
+    }
+
+    /// A worker's group-commit round for this log; returns where the log goes next.
+    pub(crate) fn run_round(&self) -> Option<Slot> {
+        if !self.take_job(&mut lock(&self.state), false) {
+            return None;
+        }
+        let synced = self.sync_now();
+        let mut state = lock(&self.state);
+        if !self.leave_job(&mut state) || synced.is_err() {
+            return None;
+        }
+        self.next_slot(&mut state, true)
+    }
+
+    /// A worker's zero-ahead step for this idle log; returns where the log goes next.
+    pub(crate) fn run_zero_step(&self) -> Option<Slot> {
+        {
+            let mut state = lock(&self.state);
+            state.zero_listed = false;
+            if !self.take_job(&mut state, true) {
+                return None;
+            }
+        }
+        let wrote = self.zero.step(self);
+        let mut state = lock(&self.state);
+        if !self.leave_job(&mut state) {
+            return None;
+        }
+        self.next_slot(&mut state, wrote)
     }
 
     /// Records a write to a file other than the segment (the producer journal), made
@@ -204,7 +350,6 @@ impl Durable {
             failed: true,
         });
         self.durable_changed.notify_all();
-        self.wake_syncer.notify_all();
     }
 
     /// Runs `result`'s error through [`fail`](Self::fail).
@@ -379,66 +524,18 @@ impl Durable {
         self.watch.subscribe()
     }
 
-    /// Stops the syncer thread; waiters get [`Error::Closed`] unless already durable.
+    /// Stops the workers from touching the log again and waits until none does;
+    /// waiters get [`Error::Closed`] unless already durable. A round in progress
+    /// finishes first (it is one `fdatasync` at most).
     pub(crate) fn stop(&self) {
-        lock(&self.state).stopping = true;
-        self.wake_syncer.notify_all();
+        let mut state = lock(&self.state);
+        state.stopping = true;
         self.durable_changed.notify_all();
-    }
-
-    /// Body of the background syncer thread for `always` and `interval` durability.
-    /// Under `always`, the time between syncs goes to zeroing space ahead of the
-    /// writer (see `zero.rs`).
-    pub(crate) fn run_syncer(&self, durability: Durability, zero: &ZeroAhead) {
-        let interval = match durability {
-            Durability::Os => return,
-            Durability::Always => None,
-            Durability::IntervalMs(ms) => Some(Duration::from_millis(ms)),
-        };
-        loop {
-            let deadline = interval.map(|i| Instant::now() + i);
-            {
-                let mut state = lock(&self.state);
-                // Whether zeroing had its chance since the syncer last slept.
-                let mut zeroed = false;
-                loop {
-                    if state.stopping || state.failed.is_some() {
-                        return;
-                    }
-                    let pending = state.appended_offset > state.durable_offset;
-                    let now = Instant::now();
-                    match deadline {
-                        None if pending => break,
-                        Some(deadline) if now >= deadline => break,
-                        None if !zeroed => {
-                            // Idle: zero a chunk without the lock, then look again
-                            // (an append may have come meanwhile).
-                            drop(state);
-                            zeroed = !zero.step(self);
-                            state = lock(&self.state);
-                        }
-                        None => {
-                            state = self
-                                .wake_syncer
-                                .wait(state)
-                                .unwrap_or_else(|p| p.into_inner());
-                            zeroed = false;
-                        }
-                        Some(deadline) => {
-                            state = self
-                                .wake_syncer
-                                .wait_timeout(state, deadline - now)
-                                .map_or_else(|p| p.into_inner().0, |(guard, _)| guard);
-                        }
-                    }
-                }
-                if state.appended_offset <= state.durable_offset {
-                    continue;
-                }
-            }
-            if self.sync_now().is_err() {
-                return;
-            }
+        while state.task == Task::Running {
+            state = self
+                .durable_changed
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 }

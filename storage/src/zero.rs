@@ -55,7 +55,7 @@ struct State {
     low_rate: bool,
 }
 
-/// Shared between the writer and the syncer thread of one log.
+/// Shared between the writer of one log and the durability worker that zeroes for it.
 #[derive(Debug)]
 pub(crate) struct ZeroAhead {
     enabled: bool,
@@ -90,6 +90,11 @@ impl ZeroAhead {
             ready_until: AtomicU64::new(if enabled { end } else { u64::MAX }),
             appended_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Whether this log zeroes at all (`always` durability).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Whether the writer may write up to `needed` without [`claim`](Self::claim).
@@ -139,7 +144,7 @@ impl ZeroAhead {
         self.ready_until.store(end, Ordering::Release);
     }
 
-    /// One step of zeroing, run by the syncer thread when it has nothing to sync.
+    /// One step of zeroing, run by a durability worker when the log has nothing to sync.
     /// Returns whether it wrote anything (so the caller may try another step). A
     /// failed sync fails the log: it may have lost the writeback error of appended data.
     pub(crate) fn step(&self, durable: &Durable) -> bool {

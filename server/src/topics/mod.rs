@@ -168,19 +168,22 @@ impl Topics {
     /// [`open`](Self::open), every log reading `clock` (the broker's, so that one
     /// clock times everything).
     pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Topics, BrokerError> {
-        Self::open_with(data_dir, clock, None)
+        Self::open_with(data_dir, clock, None, None)
     }
 
     /// [`open_with_clock`](Self::open_with_clock), every log also reporting its group
-    /// commits to `sync_observer` (the broker's metrics).
+    /// commits to `sync_observer` (the broker's metrics) and group-committed by
+    /// `sync_workers` (the broker's pool; `None`: the process-wide one).
     pub fn open_with(
         data_dir: &Path,
         clock: Arc<dyn Clock>,
         sync_observer: Option<Arc<dyn storage::SyncObserver>>,
+        sync_workers: Option<storage::SyncWorkers>,
     ) -> Result<Topics, BrokerError> {
         let options = LogOptions {
             clock,
             sync_observer,
+            sync_workers,
             ..LogOptions::default()
         };
         let dir = data_dir.join("topics");

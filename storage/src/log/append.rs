@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use protocol::batch::{BatchHeader, BatchView};
 
-use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::producers::{ProducerEntry, ProducerTag};
 use crate::segment::Segment;
@@ -338,12 +337,9 @@ impl Log {
         segment.publish(chunk.end_position, next, max_timestamp_ms);
         self.zero.note_appended(chunk.end_position - chunk.position);
         self.shared.next_offset.store(next, Ordering::Release);
-        self.shared.durable.note_append(
-            next,
-            chunk.end_position - chunk.position,
-            &segment.file,
-            self.config.durability == Durability::Always,
-        );
+        self.shared
+            .durable
+            .note_append(next, chunk.end_position - chunk.position, &segment.file);
         Ok(())
     }
 

@@ -34,7 +34,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::LogConfig;
@@ -115,7 +114,6 @@ pub struct Log {
     allocated_bytes: u64,
     zero: Arc<ZeroAhead>,
     cursor: IndexCursor,
-    syncer: Option<JoinHandle<()>>,
     report: RecoveryReport,
     /// Segment ages on the monotonic clock (`age.rs`).
     ages: Ages,
@@ -216,11 +214,10 @@ impl Log {
         )
     }
 
+    /// Takes the log away from the durability workers, waiting for a round in
+    /// progress.
     fn stop_syncer(&mut self) {
         self.shared.durable.stop();
-        if let Some(handle) = self.syncer.take() {
-            let _ = handle.join();
-        }
     }
 }
 

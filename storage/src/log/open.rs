@@ -5,13 +5,14 @@
 //! `recovery` decide what on disk can be trusted, then settles where the log starts
 //! and ends: offsets never go back, and data the checkpoint says was durable must be
 //! there or the open fails. Only then is the marker removed (durably: it describes the
-//! files as they were at close, not after the first append) and the syncer started.
+//! files as they were at close, not after the first append) and the log handed to the
+//! durability workers.
 //! Closing syncs everything and writes the marker, so that the next open scans nothing.
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::config::{Clock, Durability, LogConfig, SystemClock};
 use crate::error::{Error, Result};
@@ -19,8 +20,9 @@ use crate::format::{self, Checkpoint, CleanMarker};
 use crate::producers::ProducerJournal;
 use crate::recovery::{self, Recovered};
 use crate::segment::IndexCursor;
-use crate::sync::{Durable, SyncObserver};
+use crate::sync::{Durable, Schedule, SyncObserver};
 use crate::vfs::{RealVfs, Vfs, VfsFile};
+use crate::workers::SyncWorkers;
 use crate::zero::ZeroAhead;
 
 use super::{allocated_len, Log, Shared};
@@ -35,6 +37,10 @@ pub struct LogOptions {
     pub clock: Arc<dyn Clock>,
     /// Told about every group commit (the broker's metrics); none by default.
     pub sync_observer: Option<Arc<dyn SyncObserver>>,
+    /// The durability workers that group-commit this log; `None`, the default, is the
+    /// process-wide pool ([`SyncWorkers::shared`]). A broker passes its own to every
+    /// log, so that its thread count is set by configuration, not by its partitions.
+    pub sync_workers: Option<SyncWorkers>,
 }
 
 impl Default for LogOptions {
@@ -43,6 +49,7 @@ impl Default for LogOptions {
             vfs: Arc::new(RealVfs),
             clock: Arc::new(SystemClock),
             sync_observer: None,
+            sync_workers: None,
         }
     }
 }
@@ -91,6 +98,13 @@ impl Log {
         vfs.sync_dir(&dir)
             .map_err(|e| Error::io("syncing directory", &dir, e))?;
 
+        let allocated_bytes = allocated_len(&active)?;
+        let zero = Arc::new(ZeroAhead::new(
+            config.durability == Durability::Always,
+            active.clone(),
+            active.end_position(),
+            allocated_bytes,
+        ));
         let durable = Arc::new(Durable::new(
             dir.clone(),
             vfs.clone(),
@@ -98,19 +112,13 @@ impl Log {
             checkpoint,
             next_offset,
             options.sync_observer.clone(),
+            schedule(config.durability, &options)?,
+            zero.clone(),
         ));
         // Everything recovered is now on disk (recovery synced the active segment);
         // say so in the checkpoint, together with the log start.
         durable.set_log_start(log_start_offset)?;
-
-        let allocated_bytes = allocated_len(&active)?;
         active.reserve_indexes(allocated_bytes)?;
-        let zero = Arc::new(ZeroAhead::new(
-            config.durability == Durability::Always,
-            active.clone(),
-            active.end_position(),
-            allocated_bytes,
-        ));
         let shared = Arc::new(Shared {
             dir,
             segments: RwLock::new(Arc::new(segments)),
@@ -120,7 +128,7 @@ impl Log {
         });
         let (producers, recovered_producers) =
             ProducerJournal::open(vfs.clone(), &shared.dir, next_offset)?;
-        let syncer = start_syncer(config.durability, &shared, &zero)?;
+        shared.durable.start();
         let report = recovered.report;
         // Only when there was something to recover: every new log opens without a
         // marker, and saying "recovered" for each would teach operators to ignore it.
@@ -136,7 +144,6 @@ impl Log {
             allocated_bytes,
             zero,
             cursor,
-            syncer,
             report,
             ages,
             producers,
@@ -275,21 +282,19 @@ fn open_checkpoint_file(vfs: &dyn Vfs, dir: &Path) -> Result<Arc<dyn VfsFile>> {
     }
 }
 
-/// Starts the thread that group-commits for `always` and `interval` durability; `os`
-/// durability has none.
-fn start_syncer(
-    durability: Durability,
-    shared: &Shared,
-    zero: &Arc<ZeroAhead>,
-) -> Result<Option<JoinHandle<()>>> {
-    if durability == Durability::Os {
-        return Ok(None);
-    }
-    let durable = shared.durable.clone();
-    let zero = zero.clone();
-    let handle = std::thread::Builder::new()
-        .name("log-syncer".into())
-        .spawn(move || durable.run_syncer(durability, &zero))
-        .map_err(|e| Error::io("starting syncer thread", &shared.dir, e))?;
-    Ok(Some(handle))
+/// How the workers sync a log of `durability`: `None` for `os`, which they never sync.
+fn schedule(durability: Durability, options: &LogOptions) -> Result<Option<Schedule>> {
+    let interval = match durability {
+        Durability::Os => return Ok(None),
+        Durability::Always => None,
+        Durability::IntervalMs(ms) => Some(Duration::from_millis(ms)),
+    };
+    let workers = match &options.sync_workers {
+        Some(workers) => workers.clone(),
+        None => SyncWorkers::shared()?,
+    };
+    Ok(Some(Schedule {
+        pool: workers.pool(),
+        interval,
+    }))
 }
