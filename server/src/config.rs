@@ -58,8 +58,8 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     /// Threads that group-commit every `always` and `interval` log
     /// (`docs/storage.md`, "Durability workers"): a fixed number, whatever the number
-    /// of partitions. Default: the number of cores, at least 2 and at most 8; at most
-    /// 64.
+    /// of partitions. Default: 8, or the number of cores if more (at most 32);
+    /// at most 64.
     pub sync_workers: usize,
 }
 
@@ -548,6 +548,12 @@ impl ServerConfig {
                 "retention.check_interval_ms must be at least {MIN_RETENTION_CHECK_INTERVAL_MS}"
             )));
         }
+        if !(1..=storage::MAX_SYNC_WORKERS).contains(&self.storage.sync_workers) {
+            return Err(ConfigError(format!(
+                "storage.sync_workers must be between 1 and {}",
+                storage::MAX_SYNC_WORKERS
+            )));
+        }
         let limits = &self.limits;
         if limits.max_frame_bytes < 1024 {
             return Err(ConfigError(
@@ -749,6 +755,19 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_workers_are_read_and_bounded() {
+        let config: ServerConfig = toml::from_str("[storage]\nsync_workers = 3\n").unwrap();
+        assert_eq!(config.storage.sync_workers, 3);
+        config.validate().unwrap();
+        for bad in ["0", "65"] {
+            let text = format!("[storage]\nsync_workers = {bad}\n");
+            let config: ServerConfig = toml::from_str(&text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("storage.sync_workers"), "{error}");
+        }
+    }
 
     #[test]
     fn defaults_are_valid_and_documented_values() {
