@@ -138,6 +138,10 @@ struct Args {
     /// [security] section).
     #[arg(long, value_name = "NAME")]
     scram_user: Option<String>,
+    /// Leave the run's topics in place afterwards (with --addr: to measure what the
+    /// broker holds for them, as bench/scale.sh does).
+    #[arg(long)]
+    keep_topics: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -222,7 +226,7 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
         name_prefix: format!("bench-{}-{}", std::process::id(), unique_suffix()),
         progress: !args.quiet && !args.json,
         drain_timeout: args.drain_timeout,
-        keep_topics: false,
+        keep_topics: args.keep_topics,
     };
     match args.broker {
         Broker::Brokerd => {
