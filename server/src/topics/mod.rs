@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod dirs;
+pub mod opening;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::partition::Partition;
 use config::TopicFile;
 pub use config::{TopicConfig, MAX_PARTITIONS};
 use dirs::{Entry, TOPIC_FILE};
+use opening::LogToOpen;
 
 /// Longest topic name.
 pub const MAX_TOPIC_NAME_BYTES: usize = 200;
@@ -99,12 +101,35 @@ impl Topic {
         internal: bool,
         options: &LogOptions,
     ) -> Result<Topic, BrokerError> {
-        let mut partitions = Vec::with_capacity(config.partitions as usize);
-        for id in 0..config.partitions {
-            let log_dir = dir.join(id.to_string());
-            let partition = match Log::open_with(log_dir, config.log_config(), options.clone()) {
+        let logs = Self::logs_to_open(dir, &config);
+        let opened = opening::open_all(&logs, options, opening::OPEN_THREADS, "partitions");
+        Self::from_opened(name, config, internal, opened)
+    }
+
+    /// Every partition log of a topic in `dir` with `config`, in partition order.
+    fn logs_to_open(dir: &Path, config: &TopicConfig) -> Vec<LogToOpen> {
+        (0..config.partitions)
+            .map(|id| LogToOpen {
+                dir: dir.join(id.to_string()),
+                config: config.log_config(),
+            })
+            .collect()
+    }
+
+    /// The topic whose partitions' logs opened as `opened` (in partition order). A
+    /// partition that failed is served as refused; for an internal topic the whole
+    /// topic fails, since the broker's own state cannot be served in part.
+    fn from_opened(
+        name: &str,
+        config: TopicConfig,
+        internal: bool,
+        opened: Vec<storage::Result<Log>>,
+    ) -> Result<Topic, BrokerError> {
+        debug_assert_eq!(opened.len(), config.partitions as usize);
+        let mut partitions = Vec::with_capacity(opened.len());
+        for (id, result) in (0..config.partitions).zip(opened) {
+            let partition = match result {
                 Ok(log) => Partition::new(id, log),
-                // The broker's own state cannot be served in part.
                 Err(error) if internal => return Err(error.into()),
                 Err(error) => {
                     tracing::error!(topic = name, partition = id, %error, "partition refused to open; serving the others");
@@ -145,6 +170,13 @@ impl Topic {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// A topic found in the data directory at startup, before its logs are open.
+struct FoundTopic {
+    name: String,
+    dir: PathBuf,
+    config: TopicConfig,
 }
 
 /// All topics of the broker.
@@ -189,6 +221,7 @@ impl Topics {
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| storage::Error::io("creating", &dir, e))?;
         let mut topics = HashMap::new();
+        let mut found_topics = Vec::new();
         let entries =
             std::fs::read_dir(&dir).map_err(|e| storage::Error::io("listing", &dir, e))?;
         for entry in entries {
@@ -197,10 +230,34 @@ impl Topics {
                 tracing::warn!(entry = %entry.path().display(), "not a topic (a name that is not UTF-8); left alone");
                 continue;
             };
-            if let Some(topic) = Self::open_entry(&entry.path(), &name, &options)? {
-                topics.insert(name, Arc::new(topic));
+            if let Some(found) = Self::read_entry(&entry.path(), &name)? {
+                found_topics.push(found);
             }
         }
+        // Every partition of every topic at once, in parallel (`opening.rs`).
+        let logs: Vec<LogToOpen> = found_topics
+            .iter()
+            .flat_map(|found| Topic::logs_to_open(&found.dir, &found.config))
+            .collect();
+        let began = std::time::Instant::now();
+        let mut opened =
+            opening::open_all(&logs, &options, opening::OPEN_THREADS, "partitions").into_iter();
+        for found in found_topics {
+            let partitions: Vec<_> = opened
+                .by_ref()
+                .take(found.config.partitions as usize)
+                .collect();
+            let internal = found.name.starts_with(INTERNAL_PREFIX);
+            let topic = Topic::from_opened(&found.name, found.config, internal, partitions)?;
+            tracing::info!(topic = %found.name, partitions = topic.partitions.len(), "opened topic");
+            topics.insert(found.name, Arc::new(topic));
+        }
+        tracing::info!(
+            topics = topics.len(),
+            partitions = logs.len(),
+            elapsed_ms = began.elapsed().as_millis() as u64,
+            "opened every partition"
+        );
         Ok(Topics {
             dir,
             topics: RwLock::new(topics),
@@ -209,13 +266,10 @@ impl Topics {
         })
     }
 
-    /// Opens the entry `name` of the topics directory if it is a topic; finishes or
-    /// reports what is not (see [`dirs`]).
-    fn open_entry(
-        path: &Path,
-        name: &str,
-        options: &LogOptions,
-    ) -> Result<Option<Topic>, BrokerError> {
+    /// Reads the entry `name` of the topics directory if it is a topic (its
+    /// configuration; the logs open later, all topics' at once); finishes or reports
+    /// what is not (see [`dirs`]).
+    fn read_entry(path: &Path, name: &str) -> Result<Option<FoundTopic>, BrokerError> {
         let kind =
             dirs::classify(path, name).map_err(|e| storage::Error::io("reading", path, e))?;
         match kind {
@@ -245,10 +299,11 @@ impl Topics {
         let parsed: TopicFile = toml::from_str(&text)
             .map_err(|e| BrokerError::InvalidConfig(format!("{}: {e}", file.display())))?;
         let config = TopicConfig::from_file(parsed)?;
-        let internal = name.starts_with(INTERNAL_PREFIX);
-        let topic = Topic::open(path, name, config, internal, options)?;
-        tracing::info!(topic = %name, partitions = topic.partitions.len(), "opened topic");
-        Ok(Some(topic))
+        Ok(Some(FoundTopic {
+            name: name.to_string(),
+            dir: path.to_path_buf(),
+            config,
+        }))
     }
 
     /// The topic named `name`.

@@ -105,6 +105,8 @@ impl Log {
             active.end_position(),
             allocated_bytes,
         ));
+        let checkpoint_says_so = checkpoint.durable_offset == next_offset
+            && checkpoint.log_start_offset == log_start_offset;
         let durable = Arc::new(Durable::new(
             dir.clone(),
             vfs.clone(),
@@ -116,8 +118,12 @@ impl Log {
             zero.clone(),
         ));
         // Everything recovered is now on disk (recovery synced the active segment);
-        // say so in the checkpoint, together with the log start.
-        durable.set_log_start(log_start_offset)?;
+        // say so in the checkpoint, together with the log start, unless it says so
+        // already (after a clean close, or a crash with nothing unsynced): one
+        // `fdatasync` fewer per partition at startup, where thousands add up.
+        if !checkpoint_says_so {
+            durable.set_log_start(log_start_offset)?;
+        }
         active.reserve_indexes(allocated_bytes)?;
         let shared = Arc::new(Shared {
             dir,
