@@ -85,6 +85,9 @@ pub(crate) struct Schedule {
     /// `None`: sync as soon as a worker is free (`always`); otherwise this long after
     /// the first append not yet durable (`interval`).
     pub(crate) interval: Option<Duration>,
+    /// Zero-ahead for the active segment, stepped by a worker when the log is idle
+    /// (enabled for `always` logs only).
+    pub(crate) zero: Arc<ZeroAhead>,
 }
 
 #[derive(Debug)]
@@ -116,8 +119,6 @@ pub(crate) struct Durable {
     observer: Option<Arc<dyn SyncObserver>>,
     /// `None` for `os` logs: nothing syncs them but an explicit sync or close.
     schedule: Option<Schedule>,
-    /// Zero-ahead for the active segment, stepped by a worker when the log is idle.
-    zero: Arc<ZeroAhead>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,13 +137,11 @@ impl Durable {
         durable_offset: u64,
         observer: Option<Arc<dyn SyncObserver>>,
         schedule: Option<Schedule>,
-        zero: Arc<ZeroAhead>,
     ) -> Durable {
         Durable {
             vfs,
             observer,
             schedule,
-            zero,
             state: Mutex::new(SyncState {
                 appended_offset: durable_offset,
                 durable_offset,
@@ -176,7 +175,7 @@ impl Durable {
         let Some(schedule) = &self.schedule else {
             return;
         };
-        if !self.zero.is_enabled() {
+        if !schedule.zero.is_enabled() {
             return;
         }
         let mut state = lock(&self.state);
@@ -269,7 +268,8 @@ impl Durable {
         if state.appended_offset > state.durable_offset {
             return self.claim_task(state);
         }
-        if zero_again && !state.zero_listed && self.zero.is_enabled() {
+        let zeroes = self.schedule.as_ref().is_some_and(|s| s.zero.is_enabled());
+        if zero_again && !state.zero_listed && zeroes {
             state.zero_listed = true;
             return Some(Slot::Zeroing);
         }
@@ -298,7 +298,7 @@ impl Durable {
                 return None;
             }
         }
-        let wrote = self.zero.step(self);
+        let wrote = self.schedule.as_ref().is_some_and(|s| s.zero.step(self));
         let mut state = lock(&self.state);
         if !self.leave_job(&mut state) {
             return None;

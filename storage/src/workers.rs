@@ -359,7 +359,7 @@ mod tests {
         let workers = SyncWorkers::start(1).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = |i: usize| crate::LogConfig {
-            durability: if i % 3 == 0 {
+            durability: if i.is_multiple_of(3) {
                 crate::Durability::IntervalMs(1)
             } else {
                 crate::Durability::Always

@@ -386,7 +386,7 @@ fn logs_sharing_two_workers_keep_every_durable_batch_through_power_loss() {
                 })
             })
             .collect();
-        let mut acked: Vec<(usize, Vec<(u64, Vec<u8>)>)> = Vec::new();
+        let mut acked = Vec::new();
         for writer in writers {
             acked.extend(writer.join().unwrap());
         }

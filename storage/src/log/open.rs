@@ -114,8 +114,7 @@ impl Log {
             checkpoint,
             next_offset,
             options.sync_observer.clone(),
-            schedule(config.durability, &options)?,
-            zero.clone(),
+            schedule(config.durability, &options, &zero)?,
         ));
         // Everything recovered is now on disk (recovery synced the active segment);
         // say so in the checkpoint, together with the log start, unless it says so
@@ -289,7 +288,11 @@ fn open_checkpoint_file(vfs: &dyn Vfs, dir: &Path) -> Result<Arc<dyn VfsFile>> {
 }
 
 /// How the workers sync a log of `durability`: `None` for `os`, which they never sync.
-fn schedule(durability: Durability, options: &LogOptions) -> Result<Option<Schedule>> {
+fn schedule(
+    durability: Durability,
+    options: &LogOptions,
+    zero: &Arc<ZeroAhead>,
+) -> Result<Option<Schedule>> {
     let interval = match durability {
         Durability::Os => return Ok(None),
         Durability::Always => None,
@@ -302,5 +305,6 @@ fn schedule(durability: Durability, options: &LogOptions) -> Result<Option<Sched
     Ok(Some(Schedule {
         pool: workers.pool(),
         interval,
+        zero: zero.clone(),
     }))
 }
