@@ -169,24 +169,6 @@ impl Durable {
         }
     }
 
-    /// Hands the log to the workers once it is open: an `always` log starts with
-    /// zeroing ahead of its writer, as it would after any round.
-    pub(crate) fn start(self: &Arc<Self>) {
-        let Some(schedule) = &self.schedule else {
-            return;
-        };
-        if !schedule.zero.is_enabled() {
-            return;
-        }
-        let mut state = lock(&self.state);
-        if state.zero_listed || state.stopping {
-            return;
-        }
-        state.zero_listed = true;
-        drop(state);
-        schedule.pool.push(self.clone(), Slot::Zeroing);
-    }
-
     /// Records an append of `bytes` that ended at `next_offset` and wrote to `file`,
     /// and queues a round for it unless one is queued or running (which then covers
     /// it, or sees it pending when it ends).

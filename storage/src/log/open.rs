@@ -133,7 +133,8 @@ impl Log {
         });
         let (producers, recovered_producers) =
             ProducerJournal::open(vfs.clone(), &shared.dir, next_offset)?;
-        shared.durable.start();
+        // No zeroing is queued at open: a log's first round offers it (`sync.rs`), so
+        // a partition that is never written costs no write either.
         let report = recovered.report;
         // Only when there was something to recover: every new log opens without a
         // marker, and saying "recovered" for each would teach operators to ignore it.
