@@ -21,14 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
-BOOTSTRAP = os.environ["BOOTSTRAP"]
-DEADLINE_S = 60
-
-
-def fail(why):
-    print(f"FAILED: {why}", file=sys.stderr)
-    sys.stderr.flush()
-    os._exit(1)
+from common import BOOTSTRAP, DEADLINE_S, fail
 
 
 class Member(ConsumerRebalanceListener):

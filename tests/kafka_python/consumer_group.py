@@ -25,16 +25,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-BOOTSTRAP = os.environ["BOOTSTRAP"]
-DEADLINE_S = 60
-
-
-def fail(why):
-    print(f"FAILED: {why}", file=sys.stderr)
-    sys.stderr.flush()
-    # Not sys.exit: the interpreter would wait on librdkafka's threads of consumers
-    # still open.
-    os._exit(1)
+from common import BOOTSTRAP, DEADLINE_S, fail
 
 
 def produce(topic, count, prefix):

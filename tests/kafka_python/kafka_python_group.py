@@ -21,14 +21,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
-BOOTSTRAP = os.environ["BOOTSTRAP"]
-DEADLINE_S = 60
-
-
-def fail(why):
-    print(f"FAILED: {why}", file=sys.stderr)
-    sys.stderr.flush()
-    os._exit(1)
+from common import BOOTSTRAP, DEADLINE_S, fail
 
 
 class Member(ConsumerRebalanceListener):
