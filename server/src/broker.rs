@@ -97,11 +97,16 @@ impl Broker {
             threads = sync_workers.threads(),
             "durability workers started"
         );
+        let index_handles = open_index_handles(config.storage.index_handles)?;
         let topics = Arc::new(Topics::open_with(
             &config.data_dir,
-            clock.clone(),
-            Some(metrics.sync_observer()),
-            Some(sync_workers),
+            storage::LogOptions {
+                clock: clock.clone(),
+                sync_observer: Some(metrics.sync_observer()),
+                sync_workers: Some(sync_workers),
+                index_handles: Some(index_handles),
+                ..storage::LogOptions::default()
+            },
         )?);
         let offsets = Arc::new(Offsets::open(&topics, clock.clone())?);
         let export = crate::traces::otlp::ExportConfig::from_config(&config.tracing, config.listen)
@@ -196,6 +201,24 @@ impl Broker {
 /// Creates the configured unroutable topic if it does not exist yet, with the topic
 /// defaults, so that `routing.unroutable_topic` never names a missing topic (every
 /// unmatched publish would be refused as `unknown_topic` instead).
+/// The budget of index write handles every log shares: `configured`, or a quarter of
+/// the open-file limit (`open_files.rs`). Logged, with the limit, so that an
+/// operator reading about reopened index files knows which number to raise.
+fn open_index_handles(configured: Option<usize>) -> Result<storage::IndexHandles, BrokerError> {
+    let soft = crate::open_files::soft_limit().ok();
+    let budget = configured
+        .unwrap_or_else(|| crate::open_files::default_index_handles(soft.unwrap_or(1024)));
+    let handles = storage::IndexHandles::new(budget)
+        .map_err(|e| BrokerError::InvalidConfig(format!("storage.index_handles: {e}")))?;
+    tracing::info!(
+        budget,
+        open_file_limit = soft,
+        configured = configured.is_some(),
+        "index write handles budgeted: past the budget, the least recently written index files are closed and reopened on demand"
+    );
+    Ok(handles)
+}
+
 fn ensure_unroutable_topic(
     topics: &Topics,
     config: &ServerConfig,

@@ -61,12 +61,20 @@ pub struct StorageConfig {
     /// of partitions. Default: 8, or the number of cores if more (at most 32);
     /// at most 64.
     pub sync_workers: usize,
+    /// Most index files kept open for writing at once, across every partition
+    /// (`docs/storage.md`, "Descriptors"): the two indexes of each active segment
+    /// borrow descriptors from this budget, and past it the least recently written
+    /// are closed and reopened on their next write. Segment data files of active
+    /// segments hold one descriptor each; sealed segments hold none. Default: a
+    /// quarter of the open-file limit brokerd runs under (at least 64); at least 2.
+    pub index_handles: Option<usize>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             sync_workers: storage::default_sync_workers(),
+            index_handles: None,
         }
     }
 }
@@ -554,6 +562,14 @@ impl ServerConfig {
                 storage::MAX_SYNC_WORKERS
             )));
         }
+        if let Some(budget) = self.storage.index_handles {
+            if budget < storage::MIN_INDEX_HANDLES {
+                return Err(ConfigError(format!(
+                    "storage.index_handles must be at least {}",
+                    storage::MIN_INDEX_HANDLES
+                )));
+            }
+        }
         let limits = &self.limits;
         if limits.max_frame_bytes < 1024 {
             return Err(ConfigError(
@@ -755,6 +771,17 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_handles_are_read_and_bounded() {
+        let config: ServerConfig = toml::from_str("[storage]\nindex_handles = 300\n").unwrap();
+        assert_eq!(config.storage.index_handles, Some(300));
+        config.validate().unwrap();
+        assert_eq!(ServerConfig::default().storage.index_handles, None);
+        let config: ServerConfig = toml::from_str("[storage]\nindex_handles = 1\n").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("storage.index_handles"), "{error}");
+    }
 
     #[test]
     fn sync_workers_are_read_and_bounded() {

@@ -87,6 +87,30 @@ pub fn raise_and_log() -> Option<OpenFileLimit> {
     }
 }
 
+/// The soft limit the process runs under now.
+pub fn soft_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Fewest index write handles brokerd budgets for by default, however low the limit.
+pub const MIN_DEFAULT_INDEX_HANDLES: usize = 64;
+
+/// The default budget of index write handles under an open-file limit of `soft`,
+/// pure: a quarter of it, leaving the rest to connections, the active segments' data
+/// files and everything else; at least [`MIN_DEFAULT_INDEX_HANDLES`].
+pub fn default_index_handles(soft: u64) -> usize {
+    let quarter = usize::try_from(soft / 4).unwrap_or(usize::MAX);
+    quarter.max(MIN_DEFAULT_INDEX_HANDLES)
+}
+
 /// Descriptors the process holds now (`/proc/self/fd`), where the platform has it.
 pub fn open_descriptors() -> Option<usize> {
     std::fs::read_dir("/proc/self/fd")
@@ -97,6 +121,14 @@ pub fn open_descriptors() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_index_budget_is_a_quarter_of_the_limit() {
+        assert_eq!(default_index_handles(20_000), 5_000);
+        assert_eq!(default_index_handles(1_024), 256);
+        assert_eq!(default_index_handles(100), MIN_DEFAULT_INDEX_HANDLES);
+        assert_eq!(default_index_handles(1 << 20), 1 << 18);
+    }
 
     #[test]
     fn the_target_is_the_hard_limit_capped_and_never_lower() {

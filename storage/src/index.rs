@@ -4,6 +4,12 @@
 //! entries with `pwrite` into space reserved up front and then publishes the new count
 //! with a release store; readers load the count and binary-search the mapped entries
 //! without taking a lock.
+//!
+//! An index keeps no descriptor of its own: readers need only the map, and the writer
+//! of an active index borrows one from the log's [`IndexHandles`] for each write,
+//! which may have closed it since (`handles.rs`). The one exception is an index whose
+//! files a repair replaced at the same paths: reopening by path would then write into
+//! the new file, so it pins the descriptor of the file it maps instead.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +21,27 @@ use crate::error::{Error, Result};
 use crate::format::{
     OffsetEntry, TimeEntry, INDEX_HEADER_BYTES, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES,
 };
+use crate::handles::IndexHandles;
 use crate::vfs::{Vfs, VfsFile};
+
+/// Where an index file is opened and, if it is to be written, whose handle budget its
+/// writer borrows descriptors from (`None`: a sealed index, never written).
+#[derive(Debug, Clone)]
+pub(crate) struct IndexAccess {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) handles: Option<IndexHandles>,
+}
+
+/// How the writer of an index gets a descriptor for its file.
+#[derive(Debug)]
+enum Handle {
+    /// Borrowed from the budget as `id`; reopened by path if closed meanwhile.
+    Cached { handles: IndexHandles, id: u64 },
+    /// The index's own descriptor: its path may no longer name the file it maps.
+    Pinned(Arc<dyn VfsFile>),
+    /// Not written any more (sealed, or opened read-only); a write opens the path.
+    Closed,
+}
 
 /// Which of the two index kinds a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +76,10 @@ pub(crate) const INDEX_FLUSH_ENTRIES: u32 = 32;
 pub(crate) struct IndexFile {
     kind: IndexKind,
     path: PathBuf,
-    file: Arc<dyn VfsFile>,
+    vfs: Arc<dyn Vfs>,
+    /// Held for the whole of each write, so that a repair's pin (which must happen
+    /// before the repair replaces the file) never races a reopen by path.
+    handle: std::sync::Mutex<Handle>,
     map: Mmap,
     /// Entries the map covers: the most the index may ever hold.
     capacity_entries: u32,
@@ -68,7 +97,7 @@ impl IndexFile {
     /// `capacity_entries` in all, disk space reserved for `reserve_entries` of them,
     /// replacing any file at `path`.
     pub(crate) fn write_new(
-        vfs: &dyn Vfs,
+        access: &IndexAccess,
         path: &Path,
         kind: IndexKind,
         base_offset: u64,
@@ -81,6 +110,7 @@ impl IndexFile {
         let count = (entries.len() / entry_bytes) as u32;
         let capacity_entries = capacity_entries.max(count);
         let reserve_entries = reserve_entries.clamp(count, capacity_entries);
+        let vfs = access.vfs.as_ref();
         if path.exists() {
             vfs.remove(path)
                 .map_err(|e| Error::io("removing stale index", path, e))?;
@@ -102,11 +132,14 @@ impl IndexFile {
         Self::map(
             kind,
             path,
+            access,
             file,
             len,
-            count,
-            capacity_entries,
-            reserve_entries,
+            Counts {
+                count,
+                capacity_entries,
+                reserved_entries: reserve_entries,
+            },
         )
     }
 
@@ -115,13 +148,13 @@ impl IndexFile {
     /// be written (disk space for them comes with [`reserve`](Self::reserve)). `None` if the file is missing or its header or size is wrong;
     /// the caller then rebuilds it from the segment.
     pub(crate) fn open(
-        vfs: &dyn Vfs,
+        access: &IndexAccess,
         path: &Path,
         kind: IndexKind,
         base_offset: u64,
         capacity_entries: u32,
     ) -> Result<Option<IndexFile>> {
-        let file = match vfs.open(path) {
+        let file = match access.vfs.open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("opening index", path, e)),
@@ -138,21 +171,27 @@ impl IndexFile {
         let count = u32::try_from((len - INDEX_HEADER_BYTES) / entry_bytes).unwrap_or(u32::MAX);
         let capacity_entries = capacity_entries.max(count);
         let full_len = INDEX_HEADER_BYTES + u64::from(capacity_entries) * entry_bytes;
-        let index = Self::map(kind, path, file, full_len, count, capacity_entries, count)?;
+        let counts = Counts {
+            count,
+            capacity_entries,
+            reserved_entries: count,
+        };
+        let index = Self::map(kind, path, access, file, full_len, counts)?;
         if !crate::format::index_header_matches(&index.map, kind.magic(), base_offset) {
             return Ok(None);
         }
         Ok(Some(index))
     }
 
+    /// Maps `len` bytes of `file`, which then serves as the writer's first handle (or
+    /// closes, for an index that is not written).
     fn map(
         kind: IndexKind,
         path: &Path,
+        access: &IndexAccess,
         file: Arc<dyn VfsFile>,
         len: u64,
-        count: u32,
-        capacity_entries: u32,
-        reserved_entries: u32,
+        counts: Counts,
     ) -> Result<IndexFile> {
         let map_len =
             usize::try_from(len).map_err(|_| Error::Config("index too large to map".into()))?;
@@ -162,16 +201,61 @@ impl IndexFile {
         // below them (`seal` cuts only what follows the last entry).
         let map = unsafe { MmapOptions::new().len(map_len).map(file.file()) }
             .map_err(|e| Error::io("mapping index", path, e))?;
+        let handle = match &access.handles {
+            Some(handles) => {
+                let id = handles.register();
+                handles.insert(id, file);
+                Handle::Cached {
+                    handles: handles.clone(),
+                    id,
+                }
+            }
+            None => Handle::Closed,
+        };
         Ok(IndexFile {
             kind,
             path: path.to_path_buf(),
-            file,
+            vfs: access.vfs.clone(),
+            handle: std::sync::Mutex::new(handle),
             map,
-            capacity_entries,
-            reserved_entries: AtomicU32::new(reserved_entries),
-            entries: AtomicU32::new(count),
+            capacity_entries: counts.capacity_entries,
+            reserved_entries: AtomicU32::new(counts.reserved_entries),
+            entries: AtomicU32::new(counts.count),
             pending: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `op` on a descriptor of the file the index maps, holding the handle for
+    /// the whole of it.
+    fn with_file<T>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&dyn VfsFile) -> std::io::Result<T>,
+    ) -> Result<T> {
+        let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        let file = match &*handle {
+            Handle::Cached { handles, id } => handles.get(*id, self.vfs.as_ref(), &self.path),
+            Handle::Pinned(file) => Ok(file.clone()),
+            Handle::Closed => self.vfs.open(&self.path),
+        }
+        .map_err(|e| Error::io("opening index", &self.path, e))?;
+        op(file.as_ref()).map_err(|e| Error::io(what, &self.path, e))
+    }
+
+    /// Keeps a descriptor of the file the index maps for the rest of its life: called
+    /// before a repair replaces the file at the same path, after which reopening by
+    /// path would reach the new file. A closed (sealed) index is never written again
+    /// and needs none.
+    pub(crate) fn pin(&self) -> Result<()> {
+        let mut handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Handle::Cached { handles, id } = &*handle {
+            let file = handles
+                .get(*id, self.vfs.as_ref(), &self.path)
+                .map_err(|e| Error::io("opening index", &self.path, e))?;
+            handles.forget(*id);
+            *handle = Handle::Pinned(file);
+        }
+        Ok(())
     }
 
     /// Makes sure the file has disk space for `entries` entries (at most its
@@ -182,9 +266,7 @@ impl IndexFile {
             return Ok(());
         }
         let len = INDEX_HEADER_BYTES + u64::from(entries) * self.kind.entry_bytes() as u64;
-        self.file
-            .allocate(len)
-            .map_err(|e| Error::io("reserving index space", &self.path, e))?;
+        self.with_file("reserving index space", |file| file.allocate(len))?;
         self.reserved_entries.store(entries, Ordering::Relaxed);
         Ok(())
     }
@@ -242,9 +324,7 @@ impl IndexFile {
             "index entries are written only into reserved space"
         );
         let position = INDEX_HEADER_BYTES + u64::from(count) * self.kind.entry_bytes() as u64;
-        self.file
-            .write_all_at(pending, position)
-            .map_err(|e| Error::io("writing index", &self.path, e))?;
+        self.with_file("writing index", |file| file.write_all_at(pending, position))?;
         let added = (pending.len() / self.kind.entry_bytes()) as u32;
         pending.clear();
         self.entries.store(count + added, Ordering::Release);
@@ -252,17 +332,40 @@ impl IndexFile {
     }
 
     /// Cuts the file to exactly its entries and syncs it, so that a later open knows
-    /// the count from the size.
+    /// the count from the size; its descriptor then closes, for good.
     pub(crate) fn seal(&self) -> Result<()> {
         self.flush()?;
         let len = INDEX_HEADER_BYTES + u64::from(self.len()) * self.kind.entry_bytes() as u64;
-        self.file
-            .set_len(len)
-            .map_err(|e| Error::io("truncating index", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("syncing index", &self.path, e))
+        self.with_file("truncating index", |file| file.set_len(len))?;
+        self.with_file("syncing index", |file| file.sync_data())?;
+        self.close_handle();
+        Ok(())
     }
+
+    fn close_handle(&self) {
+        let mut handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Handle::Cached { handles, id } = &*handle {
+            handles.forget(*id);
+        }
+        *handle = Handle::Closed;
+    }
+}
+
+impl Drop for IndexFile {
+    fn drop(&mut self) {
+        self.close_handle();
+    }
+}
+
+/// Entry counts of an index being mapped.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    /// Entries it holds.
+    count: u32,
+    /// Most entries the map covers.
+    capacity_entries: u32,
+    /// Entries the file has disk space for.
+    reserved_entries: u32,
 }
 
 /// The last offset entry whose relative offset is at most `relative_offset`.

@@ -22,6 +22,7 @@
 mod config;
 mod error;
 pub mod format;
+mod handles;
 mod index;
 mod log;
 pub mod producers;
@@ -38,6 +39,7 @@ pub use config::{
     DEFAULT_PREALLOCATE_BYTES, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
 pub use error::{Error, Result};
+pub use handles::{IndexHandleStats, IndexHandles, DEFAULT_INDEX_HANDLES, MIN_INDEX_HANDLES};
 pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome, MAX_BATCHES_PER_WRITE};
 pub use producers::{ProducerEntry, ProducerTag};
 pub use recovery::RecoveryReport;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::format::{self, CleanMarker, SEGMENT_HEADER_BYTES};
-use crate::index::{self, IndexFile, IndexKind};
+use crate::index::{self, IndexAccess, IndexFile, IndexKind};
 use crate::segment::{self, index_capacity, IndexCursor, IndexRepair, Segment, Walk};
 use crate::vfs::{Vfs, VfsFile};
 
@@ -60,6 +60,8 @@ impl RecoveryReport {
 /// The recovered shape of a log.
 pub(crate) struct Recovered {
     pub(crate) segments: Vec<Arc<Segment>>,
+    /// The last segment's file, for the writer (`None` with no segment).
+    pub(crate) active_file: Option<Arc<dyn VfsFile>>,
     pub(crate) active_cursor: IndexCursor,
     pub(crate) report: RecoveryReport,
 }
@@ -100,7 +102,7 @@ pub(crate) fn remove_segment_files(vfs: &dyn Vfs, dir: &Path, base: u64) -> Resu
 /// Opens every segment. `durable_offset` and `log_start_offset` come from the
 /// checkpoint, `clean` from the marker.
 pub(crate) fn recover(
-    vfs: &Arc<dyn Vfs>,
+    access: &IndexAccess,
     dir: &Path,
     config: &LogConfig,
     mut bases: Vec<u64>,
@@ -108,6 +110,7 @@ pub(crate) fn recover(
     log_start_offset: u64,
     clean: Option<CleanMarker>,
 ) -> Result<Recovered> {
+    let vfs = &access.vfs;
     let mut report = RecoveryReport::default();
     // Segments wholly below the log start (a removal that had not reached the disk
     // before a crash) are finished off first; the last segment always stays.
@@ -119,6 +122,7 @@ pub(crate) fn recover(
     let Some(&last_base) = bases.last() else {
         return Ok(Recovered {
             segments,
+            active_file: None,
             active_cursor: IndexCursor::new(config.index_interval_bytes),
             report,
         });
@@ -140,11 +144,17 @@ pub(crate) fn recover(
             &mut report,
         )?));
     }
-    let (active, cursor) = match clean {
-        Some(marker) => open_active_clean(vfs, dir, config, last_base, marker, &mut report)?,
+    let (active, active_file, cursor) = match clean {
+        Some(marker) => open_active_clean(access, dir, config, last_base, marker, &mut report)?,
         None => {
-            match open_active_after_crash(vfs, dir, config, last_base, durable_offset, &mut report)?
-            {
+            match open_active_after_crash(
+                access,
+                dir,
+                config,
+                last_base,
+                durable_offset,
+                &mut report,
+            )? {
                 Some(opened) => opened,
                 None => {
                     // The newest segment was created but its header never reached the disk,
@@ -153,7 +163,7 @@ pub(crate) fn recover(
                     report.removed_segments.push(last_base);
                     bases.pop();
                     let mut rest = recover(
-                        vfs,
+                        access,
                         dir,
                         config,
                         bases,
@@ -170,26 +180,27 @@ pub(crate) fn recover(
     segments.push(Arc::new(active));
     Ok(Recovered {
         segments,
+        active_file: Some(active_file),
         active_cursor: cursor,
         report,
     })
 }
 
 fn open_indexes(
-    vfs: &dyn Vfs,
+    access: &IndexAccess,
     dir: &Path,
     base: u64,
     capacity_entries: u32,
 ) -> Result<(Option<IndexFile>, Option<IndexFile>)> {
     let offset = IndexFile::open(
-        vfs,
+        access,
         &format::offset_index_path(dir, base),
         IndexKind::Offset,
         base,
         capacity_entries,
     )?;
     let time = IndexFile::open(
-        vfs,
+        access,
         &format::time_index_path(dir, base),
         IndexKind::Time,
         base,
@@ -199,7 +210,7 @@ fn open_indexes(
 }
 
 fn write_indexes(
-    vfs: &dyn Vfs,
+    access: &IndexAccess,
     dir: &Path,
     base: u64,
     offset_entries: &[u8],
@@ -207,7 +218,7 @@ fn write_indexes(
     capacity_entries: u32,
 ) -> Result<(IndexFile, IndexFile)> {
     let offset = IndexFile::write_new(
-        vfs,
+        access,
         &format::offset_index_path(dir, base),
         IndexKind::Offset,
         base,
@@ -216,7 +227,7 @@ fn write_indexes(
         0, // the log reserves space for the entries to come when it opens
     )?;
     let time = IndexFile::write_new(
-        vfs,
+        access,
         &format::time_index_path(dir, base),
         IndexKind::Time,
         base,
@@ -258,11 +269,17 @@ fn open_sealed(
     report: &mut RecoveryReport,
 ) -> Result<Segment> {
     let path = format::segment_path(dir, base);
-    let (file, map, len, header) = Segment::open_file(vfs.as_ref(), &path, 0)?;
+    // The file is closed once mapped: a sealed segment is only ever read.
+    let (_, map, len, header) = Segment::open_file(vfs.as_ref(), &path, 0)?;
     let header = header
         .filter(|h| h.base_offset == base)
         .ok_or_else(|| bad_header(path.clone()))?;
-    let (offset_index, time_index) = open_indexes(vfs.as_ref(), dir, base, 0)?;
+    // A sealed segment's indexes are only read: they keep no descriptor either.
+    let sealed = IndexAccess {
+        vfs: vfs.clone(),
+        handles: None,
+    };
+    let (offset_index, time_index) = open_indexes(&sealed, dir, base, 0)?;
     let max_ts = time_index
         .as_ref()
         .and_then(|t| index::last_time_entry(t.entries()))
@@ -271,7 +288,6 @@ fn open_sealed(
         let segment = Segment::assemble(
             path.clone(),
             header,
-            file.clone(),
             map,
             len,
             next_base,
@@ -299,7 +315,7 @@ fn open_sealed(
         check_contiguous(&path, len, walk.next_offset, next_base)?;
     }
     let (offset_index, time_index) = write_indexes(
-        vfs.as_ref(),
+        &sealed,
         dir,
         base,
         &walk.offset_entries,
@@ -308,11 +324,10 @@ fn open_sealed(
     )?;
     offset_index.seal()?;
     time_index.seal()?;
-    let (file, map, len, _) = Segment::open_file(vfs.as_ref(), &path, 0)?;
+    let (_, map, len, _) = Segment::open_file(vfs.as_ref(), &path, 0)?;
     Ok(Segment::assemble(
         path,
         header,
-        file,
         map,
         len,
         next_base,
@@ -323,18 +338,23 @@ fn open_sealed(
     ))
 }
 
+/// The active segment as recovered, its file (for the writer) and where its index
+/// cursor resumes.
+type OpenedActive = (Segment, Arc<dyn VfsFile>, IndexCursor);
+
 fn active_capacity(config: &LogConfig, len: u64) -> u64 {
     config.segment_bytes.max(len)
 }
 
 fn open_active_clean(
-    vfs: &Arc<dyn Vfs>,
+    access: &IndexAccess,
     dir: &Path,
     config: &LogConfig,
     base: u64,
     marker: CleanMarker,
     report: &mut RecoveryReport,
-) -> Result<(Segment, IndexCursor)> {
+) -> Result<OpenedActive> {
+    let vfs = &access.vfs;
     let path = format::segment_path(dir, base);
     let (file, map, len, header) = Segment::open_file(vfs.as_ref(), &path, config.segment_bytes)?;
     let header = header
@@ -352,13 +372,12 @@ fn open_active_clean(
     }
     let capacity_entries =
         index_capacity(active_capacity(config, len), config.index_interval_bytes);
-    let (offset_index, time_index) = open_indexes(vfs.as_ref(), dir, base, capacity_entries)?;
+    let (offset_index, time_index) = open_indexes(access, dir, base, capacity_entries)?;
     if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
         let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
         let segment = Segment::assemble(
             path.clone(),
             header,
-            file.clone(),
             map,
             end,
             marker.next_offset,
@@ -369,25 +388,26 @@ fn open_active_clean(
         );
         if segment.indexes_look_valid(end) {
             let cursor = IndexCursor::resume(config.index_interval_bytes, last_time, last_time);
-            return Ok((segment, cursor));
+            return Ok((segment, file, cursor));
         }
     }
     // Damaged index on a clean open: rebuild it the way a crash would, trusting data
     // up to the marker's offset.
     report.rebuilt_indexes.push(base);
-    let opened = open_active_after_crash(vfs, dir, config, base, marker.next_offset, report)?;
+    let opened = open_active_after_crash(access, dir, config, base, marker.next_offset, report)?;
     opened.ok_or_else(|| bad_header(format::segment_path(dir, base)))
 }
 
 /// Walks the active segment after a crash. `None` if its header never reached the disk.
 fn open_active_after_crash(
-    vfs: &Arc<dyn Vfs>,
+    access: &IndexAccess,
     dir: &Path,
     config: &LogConfig,
     base: u64,
     durable_offset: u64,
     report: &mut RecoveryReport,
-) -> Result<Option<(Segment, IndexCursor)>> {
+) -> Result<Option<OpenedActive>> {
+    let vfs = &access.vfs;
     let path = format::segment_path(dir, base);
     let (file, map, len, header) = Segment::open_file(vfs.as_ref(), &path, config.segment_bytes)?;
     let Some(header) = header.filter(|h| h.base_offset == base) else {
@@ -429,7 +449,7 @@ fn open_active_after_crash(
     let capacity_entries =
         index_capacity(active_capacity(config, len), config.index_interval_bytes);
     let (offset_index, time_index) = write_indexes(
-        vfs.as_ref(),
+        access,
         dir,
         base,
         &walk.offset_entries,
@@ -441,7 +461,6 @@ fn open_active_after_crash(
     let segment = Segment::assemble(
         path,
         header,
-        file,
         map,
         walk.end_position,
         walk.next_offset,
@@ -455,7 +474,7 @@ fn open_active_after_crash(
         last_time,
         walk.max_timestamp_ms,
     );
-    Ok(Some((segment, cursor)))
+    Ok(Some((segment, file, cursor)))
 }
 
 /// Bytes at the start of where a walk stopped that tell written data from the zeros of

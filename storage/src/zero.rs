@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::segment::Segment;
 use crate::sync::Durable;
+use crate::vfs::VfsFile;
 
 /// How far ahead of the writer the zeroer keeps written zeros.
 pub const ZERO_AHEAD_BYTES: u64 = 1024 * 1024;
@@ -43,8 +44,8 @@ static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
 
 #[derive(Debug)]
 struct State {
-    /// The active segment; `None` while a roll swaps it.
-    segment: Option<Arc<Segment>>,
+    /// The active segment and its file; `None` while a roll swaps it.
+    segment: Option<(Arc<Segment>, Arc<dyn VfsFile>)>,
     /// End of the space reserved in the active segment's file.
     allocated: u64,
     /// A zero write failed: stop trying for this log.
@@ -76,11 +77,19 @@ impl ZeroAhead {
     /// Zeroing for the active `segment`, whose writer is at `end` and whose file is
     /// reserved up to `allocated`. `enabled` is false for logs that never sync per
     /// append (`os`, `interval`): the writer then never takes the lock.
-    pub(crate) fn new(enabled: bool, segment: Arc<Segment>, end: u64, allocated: u64) -> Self {
+    pub(crate) fn new(
+        enabled: bool,
+        segment: Arc<Segment>,
+        file: Arc<dyn VfsFile>,
+        end: u64,
+        allocated: u64,
+    ) -> Self {
         ZeroAhead {
             enabled,
             state: Mutex::new(State {
-                segment: Some(segment),
+                // A disabled zero-ahead never writes, so it keeps no file open either
+                // (`attach` and `detach` do nothing for it).
+                segment: enabled.then_some((segment, file)),
                 allocated,
                 broken: false,
                 window_start: Instant::now(),
@@ -134,12 +143,18 @@ impl ZeroAhead {
     }
 
     /// The new active segment, written up to `end` and reserved up to `allocated`.
-    pub(crate) fn attach(&self, segment: Arc<Segment>, end: u64, allocated: u64) {
+    pub(crate) fn attach(
+        &self,
+        segment: Arc<Segment>,
+        file: Arc<dyn VfsFile>,
+        end: u64,
+        allocated: u64,
+    ) {
         if !self.enabled {
             return;
         }
         let mut state = lock(&self.state);
-        state.segment = Some(segment);
+        state.segment = Some((segment, file));
         state.allocated = allocated;
         self.ready_until.store(end, Ordering::Release);
     }
@@ -155,7 +170,7 @@ impl ZeroAhead {
         if state.broken || !self.rate_is_low(&mut state) {
             return false;
         }
-        let Some(segment) = state.segment.clone() else {
+        let Some((segment, file)) = state.segment.clone() else {
             return false;
         };
         let from = self.ready_until.load(Ordering::Acquire);
@@ -174,14 +189,13 @@ impl ZeroAhead {
         if let Some(last) = bufs.last_mut() {
             *last = &ZEROS[..tail];
         }
-        if let Err(error) = segment.file.write_vectored_all_at(&bufs, from) {
+        if let Err(error) = file.write_vectored_all_at(&bufs, from) {
             // Nothing of ours was there; just stop zeroing this log.
             tracing::warn!(path = %segment.path.display(), %error, "zero-ahead write failed; zeroing stopped");
             state.broken = true;
             return false;
         }
-        let synced = segment
-            .file
+        let synced = file
             .sync_data()
             .map_err(|e| Error::io("syncing zeroed space in", &segment.path, e));
         if durable.fail_on_error(synced).is_err() {

@@ -15,7 +15,7 @@ use common::{batch, read_all};
 use storage::format::{
     offset_index_path, time_index_path, INDEX_HEADER_BYTES, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES,
 };
-use storage::{Log, LogConfig};
+use storage::{IndexHandles, Log, LogConfig, LogOptions};
 
 /// Batches of about 700 bytes and an index entry every 2 KiB: entries are three batches
 /// apart, so one can be moved to the next batch without breaking the index's order.
@@ -225,4 +225,73 @@ fn batch_positions(batches: &[(u64, Vec<u8>)], base: u64, next_base: u64) -> Vec
         position += bytes.len() as u32;
     }
     positions
+}
+
+#[test]
+fn a_repaired_active_index_is_never_reopened_by_path() {
+    // A budget of two handles shared with two more logs: each log's reservations
+    // close the others' handles, so the repaired log's writer would reopen its index
+    // by path on every write, reaching the rebuilt files, were it not pinned.
+    let handles = IndexHandles::new(2).unwrap();
+    let options = || LogOptions {
+        index_handles: Some(handles.clone()),
+        ..LogOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    for i in 0..40u64 {
+        log.append(&batch(i, 10, 60, i as i64 * 100)).unwrap();
+    }
+    let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
+    log.close().unwrap();
+    damage(dir.path(), 0, &batch_positions(&before, 0, 400));
+
+    let mut log = Log::open_with(dir.path(), config(), options()).unwrap();
+    let other_dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut others: Vec<Log> = other_dirs
+        .iter()
+        .map(|d| Log::open_with(d.path(), config(), options()).unwrap())
+        .collect();
+    for offset in 0..400 {
+        let chunk = log.reader().read(offset, 1).unwrap();
+        assert!(chunk.first_offset <= offset && offset < chunk.next_offset);
+    }
+    let rebuilt = (
+        std::fs::read(offset_index_path(dir.path(), 0)).unwrap(),
+        std::fs::read(time_index_path(dir.path(), 0)).unwrap(),
+    );
+    let evicted = handles.stats().evicted;
+    for i in 40..60u64 {
+        log.append(&batch(i, 10, 60, i as i64 * 100)).unwrap();
+        for other in &mut others {
+            other.append(&batch(i, 10, 60, i as i64 * 100)).unwrap();
+        }
+    }
+    assert!(handles.stats().evicted > evicted, "the logs took turns");
+    assert!(handles.stats().open <= 2);
+    assert_eq!(
+        storage_bases(dir.path()),
+        [0],
+        "still the one active segment"
+    );
+    // The writer's reservations and entries went to the files it maps, not to the
+    // rebuilt ones now at the paths.
+    assert_eq!(
+        std::fs::read(offset_index_path(dir.path(), 0)).unwrap(),
+        rebuilt.0
+    );
+    assert_eq!(
+        std::fs::read(time_index_path(dir.path(), 0)).unwrap(),
+        rebuilt.1
+    );
+    let all = read_all(&log.reader(), 0, 1 << 20).unwrap();
+    assert_eq!(all.len(), 60);
+    log.close().unwrap();
+    for other in others {
+        other.close().unwrap();
+    }
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert!(log.recovery_report().clean);
+    assert!(log.recovery_report().rebuilt_indexes.is_empty());
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), all);
 }

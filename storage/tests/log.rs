@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{batch, read_all, small_config, stored};
-use storage::{Durability, Error, Log, LogConfig, LogOptions, ManualClock};
+use storage::{Durability, Error, IndexHandles, Log, LogConfig, LogOptions, ManualClock};
 
 #[test]
 fn appended_bytes_come_back_unchanged() {
@@ -509,4 +509,67 @@ fn the_sync_observer_hears_each_round_with_what_it_covered() {
         .map(|r| (r.records, r.bytes))
         .collect();
     assert_eq!(seen, [(5, (a.len() + b.len()) as u64), (1, c.len() as u64)]);
+}
+
+/// Descriptors this process holds on files in `dir`.
+fn descriptors_in(dir: &std::path::Path) -> usize {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(&dir))
+        .count()
+}
+
+#[test]
+fn a_log_holds_a_descriptor_for_its_active_segment_only_and_index_handles_within_budget() {
+    let handles = IndexHandles::new(2).unwrap();
+    let options = || LogOptions {
+        index_handles: Some(handles.clone()),
+        ..LogOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open_with(dir.path(), small_config(), options()).unwrap();
+    let mut expected = Vec::new();
+    for tag in 0..60u64 {
+        let info = log.append(&batch(tag, 3, 40, 1000)).unwrap();
+        expected.push(info.base_offset);
+    }
+    log.sync().unwrap();
+    assert!(log.segment_count() >= 5, "small segments rolled");
+    // The active segment's file, and its two index handles: sealed segments, their
+    // indexes and the checkpoint hold none.
+    assert_eq!(handles.stats().open, 2);
+    assert_eq!(descriptors_in(dir.path()), 3);
+
+    // A second log under the same budget takes the handles over.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = Log::open_with(other_dir.path(), small_config(), options()).unwrap();
+    other.append(&batch(0, 3, 40, 1000)).unwrap();
+    assert_eq!(
+        descriptors_in(dir.path()),
+        1,
+        "only the active segment's file"
+    );
+    assert_eq!(handles.stats().open, 2);
+
+    // The first log writes on, reopening its indexes by path; everything reads back.
+    for tag in 60..80u64 {
+        let info = log.append(&batch(tag, 3, 40, 1000)).unwrap();
+        expected.push(info.base_offset);
+    }
+    assert!(handles.stats().reopened > 0);
+    assert!(descriptors_in(dir.path()) <= 3);
+    let read: Vec<u64> = read_all(&log.reader(), 0, 1 << 20)
+        .unwrap()
+        .into_iter()
+        .map(|(base, _)| base)
+        .collect();
+    assert_eq!(read, expected);
+    log.close().unwrap();
+    other.close().unwrap();
+    assert_eq!(descriptors_in(dir.path()), 0);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(log.recovery_report().clean);
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap().len(), 80);
 }

@@ -97,6 +97,13 @@ async fn metrics_over_http_count_the_traffic_and_match_describe_group() {
             r#"brokerd_connections_accepted_total{listener="native"}"#
         ) >= 1.0
     );
+    // Every active segment's two indexes (the topic's and the internal topics') are
+    // open for writing, within the budget a quarter of the open-file limit sets.
+    let budget = value(&text, "brokerd_index_handles_budget");
+    let open = value(&text, "brokerd_index_handles_open");
+    assert!(budget >= 64.0, "{budget}");
+    assert!(open >= 2.0 && open <= budget, "{open} of {budget}");
+    assert!(value(&text, "brokerd_index_handles_reopened_total") >= 0.0);
     // The scrape itself came over an HTTP connection.
     assert!(value(&text, r#"brokerd_connections_open{listener="http"}"#) >= 1.0);
     assert!(

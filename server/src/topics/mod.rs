@@ -200,24 +200,26 @@ impl Topics {
     /// [`open`](Self::open), every log reading `clock` (the broker's, so that one
     /// clock times everything).
     pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Topics, BrokerError> {
-        Self::open_with(data_dir, clock, None, None)
-    }
-
-    /// [`open_with_clock`](Self::open_with_clock), every log also reporting its group
-    /// commits to `sync_observer` (the broker's metrics) and group-committed by
-    /// `sync_workers` (the broker's pool; `None`: the process-wide one).
-    pub fn open_with(
-        data_dir: &Path,
-        clock: Arc<dyn Clock>,
-        sync_observer: Option<Arc<dyn storage::SyncObserver>>,
-        sync_workers: Option<storage::SyncWorkers>,
-    ) -> Result<Topics, BrokerError> {
         let options = LogOptions {
             clock,
-            sync_observer,
-            sync_workers,
             ..LogOptions::default()
         };
+        Self::open_with(data_dir, options)
+    }
+
+    /// The index write handle budget every log of these topics borrows from.
+    pub fn index_handles(&self) -> storage::IndexHandleStats {
+        self.options
+            .index_handles
+            .clone()
+            .unwrap_or_else(storage::IndexHandles::shared)
+            .stats()
+    }
+
+    /// Opens every topic with `options` for every log: the broker's clock, its
+    /// metrics' sync observer, its durability workers and its index handle budget
+    /// (`None` in any of them: the storage crate's process-wide default).
+    pub fn open_with(data_dir: &Path, options: LogOptions) -> Result<Topics, BrokerError> {
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| storage::Error::io("creating", &dir, e))?;
         let mut topics = HashMap::new();

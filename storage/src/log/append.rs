@@ -295,8 +295,8 @@ impl Log {
             bufs.push(base);
             bufs.push(&batch.bytes[base.len()..]);
         }
-        let written = segment
-            .file
+        let written = self
+            .active_file
             .write_vectored_all_at(&bufs, chunk.position)
             .map_err(|e| Error::io("appending to", &segment.path, e));
         if let Err(error) = &written {
@@ -337,9 +337,11 @@ impl Log {
         segment.publish(chunk.end_position, next, max_timestamp_ms);
         self.zero.note_appended(chunk.end_position - chunk.position);
         self.shared.next_offset.store(next, Ordering::Release);
-        self.shared
-            .durable
-            .note_append(next, chunk.end_position - chunk.position, &segment.file);
+        self.shared.durable.note_append(
+            next,
+            chunk.end_position - chunk.position,
+            &self.active_file,
+        );
         Ok(())
     }
 
@@ -354,8 +356,7 @@ impl Log {
             self.config.preallocate_bytes,
             self.active.capacity(),
         );
-        self.active
-            .file
+        self.active_file
             .allocate(target)
             .map_err(|e| Error::io("reserving space in", &self.active.path, e))?;
         self.active.reserve_indexes(target)?;

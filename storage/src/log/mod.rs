@@ -43,6 +43,7 @@ use crate::producers::{ProducerEntry, ProducerJournal};
 use crate::recovery::RecoveryReport;
 use crate::segment::{IndexCursor, Segment};
 use crate::sync::Durable;
+use crate::vfs::VfsFile;
 use crate::zero::ZeroAhead;
 use age::Ages;
 
@@ -111,6 +112,8 @@ pub struct Log {
     config: LogConfig,
     options: LogOptions,
     active: Arc<Segment>,
+    /// The active segment's file: the only segment file the log keeps open.
+    active_file: Arc<dyn VfsFile>,
     allocated_bytes: u64,
     zero: Arc<ZeroAhead>,
     cursor: IndexCursor,
@@ -199,12 +202,12 @@ impl Log {
         options: &LogOptions,
         base: u64,
         min_capacity: u64,
-    ) -> Result<Segment> {
+    ) -> Result<(Segment, Arc<dyn VfsFile>)> {
         let capacity = config
             .segment_bytes
             .max(min_capacity + SEGMENT_HEADER_BYTES);
         Segment::create(
-            &options.vfs,
+            &options.index_access(),
             dir,
             base,
             options.clock.wall_ms(),
@@ -230,11 +233,10 @@ impl Drop for Log {
 }
 
 /// Length of a segment's file: the space reserved for it so far.
-fn allocated_len(segment: &Segment) -> Result<u64> {
-    let metadata = segment
-        .file
+fn allocated_len(file: &dyn VfsFile, path: &Path) -> Result<u64> {
+    let metadata = file
         .file()
         .metadata()
-        .map_err(|e| Error::io("reading segment size", &segment.path, e))?;
+        .map_err(|e| Error::io("reading segment size", path, e))?;
     Ok(metadata.len())
 }

@@ -17,6 +17,8 @@ use std::time::Duration;
 use crate::config::{Clock, Durability, LogConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, CleanMarker};
+use crate::handles::IndexHandles;
+use crate::index::IndexAccess;
 use crate::producers::ProducerJournal;
 use crate::recovery::{self, Recovered};
 use crate::segment::IndexCursor;
@@ -41,6 +43,10 @@ pub struct LogOptions {
     /// process-wide pool ([`SyncWorkers::shared`]). A broker passes its own to every
     /// log, so that its thread count is set by configuration, not by its partitions.
     pub sync_workers: Option<SyncWorkers>,
+    /// The budget of index write handles this log borrows from; `None`, the default,
+    /// is the process-wide one ([`IndexHandles::shared`]). A broker passes its own,
+    /// sized to its descriptor limit.
+    pub index_handles: Option<IndexHandles>,
 }
 
 impl Default for LogOptions {
@@ -50,6 +56,21 @@ impl Default for LogOptions {
             clock: Arc::new(SystemClock),
             sync_observer: None,
             sync_workers: None,
+            index_handles: None,
+        }
+    }
+}
+
+impl LogOptions {
+    /// How the writer's indexes are opened: this log's file system and handle budget.
+    pub(crate) fn index_access(&self) -> IndexAccess {
+        IndexAccess {
+            vfs: self.vfs.clone(),
+            handles: Some(
+                self.index_handles
+                    .clone()
+                    .unwrap_or_else(IndexHandles::shared),
+            ),
         }
     }
 }
@@ -68,7 +89,7 @@ impl Log {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating log directory", &dir, e))?;
         let vfs = options.vfs.clone();
         let checkpoint = read_checkpoint(&dir)?;
-        let checkpoint_file = open_checkpoint_file(vfs.as_ref(), &dir)?;
+        create_checkpoint_file(vfs.as_ref(), &dir)?;
         let marker_path = dir.join(format::CLEAN_MARKER_FILE);
         let marker = match std::fs::read(&marker_path) {
             Ok(bytes) => CleanMarker::decode(&bytes),
@@ -77,6 +98,7 @@ impl Log {
         let recovered = Self::recover_segments(&dir, &config, &options, &checkpoint, marker)?;
         let (segments, cursor) = (recovered.segments, recovered.active_cursor);
         let active = segments.last().cloned().ok_or(Error::Closed)?;
+        let active_file = recovered.active_file.ok_or(Error::Closed)?;
         let next_offset = active.next_offset();
         let log_start_offset = checkpoint
             .log_start_offset
@@ -98,10 +120,11 @@ impl Log {
         vfs.sync_dir(&dir)
             .map_err(|e| Error::io("syncing directory", &dir, e))?;
 
-        let allocated_bytes = allocated_len(&active)?;
+        let allocated_bytes = allocated_len(active_file.as_ref(), &active.path)?;
         let zero = Arc::new(ZeroAhead::new(
             config.durability == Durability::Always,
             active.clone(),
+            active_file.clone(),
             active.end_position(),
             allocated_bytes,
         ));
@@ -110,7 +133,6 @@ impl Log {
         let durable = Arc::new(Durable::new(
             dir.clone(),
             vfs.clone(),
-            checkpoint_file,
             checkpoint,
             next_offset,
             options.sync_observer.clone(),
@@ -147,6 +169,7 @@ impl Log {
             config,
             options,
             active,
+            active_file,
             allocated_bytes,
             zero,
             cursor,
@@ -173,7 +196,7 @@ impl Log {
         let vfs = options.vfs.as_ref();
         let bases = recovery::list_segments(dir)?;
         let mut recovered = recovery::recover(
-            &options.vfs,
+            &options.index_access(),
             dir,
             config,
             bases,
@@ -184,8 +207,9 @@ impl Log {
         let segments = &mut recovered.segments;
         if segments.is_empty() {
             let base = checkpoint.log_start_offset;
-            let segment = Self::create_segment(dir, config, options, base, 0)?;
+            let (segment, file) = Self::create_segment(dir, config, options, base, 0)?;
             segments.push(Arc::new(segment));
+            recovered.active_file = Some(file);
             recovered.active_cursor = IndexCursor::new(config.index_interval_bytes);
         }
         let recovered_end = segments.last().map_or(0, |s| s.next_offset());
@@ -205,8 +229,9 @@ impl Log {
                 recovery::remove_segment_files(vfs, dir, segment.base_offset)?;
             }
             let base = checkpoint.log_start_offset;
-            let segment = Self::create_segment(dir, config, options, base, 0)?;
+            let (segment, file) = Self::create_segment(dir, config, options, base, 0)?;
             segments.push(Arc::new(segment));
+            recovered.active_file = Some(file);
             recovered.active_cursor = IndexCursor::new(config.index_interval_bytes);
         }
         // Whatever the files held, the checks above leave an end at or past both the
@@ -229,7 +254,9 @@ impl Log {
         self.stop_syncer();
         self.shared.durable.check_failed()?;
         let durable = self.shared.durable.clone();
-        let sealed = self.active.seal(&mut self.cursor);
+        let sealed = self
+            .active
+            .seal(self.active_file.as_ref(), &mut self.cursor);
         durable.fail_on_error(sealed)?;
         durable.sync_now()?;
         let marker = CleanMarker {
@@ -271,21 +298,18 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
     }))
 }
 
-/// The checkpoint file, for writing; created with its two slots if it is missing.
-fn open_checkpoint_file(vfs: &dyn Vfs, dir: &Path) -> Result<Arc<dyn VfsFile>> {
+/// Creates the checkpoint file with its two slots if it is missing (each write opens
+/// it: `sync.rs`).
+fn create_checkpoint_file(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
     let path = dir.join(format::CHECKPOINT_FILE);
-    match vfs.open(&path) {
-        Ok(file) => Ok(file),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let file = vfs
-                .create(&path)
-                .map_err(|e| Error::io("creating checkpoint", &path, e))?;
-            file.set_len(2 * format::CHECKPOINT_SLOT_BYTES as u64)
-                .map_err(|e| Error::io("sizing checkpoint", &path, e))?;
-            Ok(file)
-        }
-        Err(e) => Err(Error::io("opening checkpoint", &path, e)),
+    if path.exists() {
+        return Ok(());
     }
+    let file = vfs
+        .create(&path)
+        .map_err(|e| Error::io("creating checkpoint", &path, e))?;
+    file.set_len(2 * format::CHECKPOINT_SLOT_BYTES as u64)
+        .map_err(|e| Error::io("sizing checkpoint", &path, e))
 }
 
 /// How the workers sync a log of `durability`: `None` for `os`, which they never sync.

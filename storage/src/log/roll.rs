@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_BYTES;
 use crate::recovery;
 use crate::segment::{IndexCursor, Segment};
+use crate::vfs::VfsFile;
 
 use super::{allocated_len, Log};
 
@@ -82,7 +83,7 @@ impl Log {
             min_capacity,
         );
         match created {
-            Ok(segment) => self.start_segment(Arc::new(segment), segments),
+            Ok((segment, file)) => self.start_segment(Arc::new(segment), file, segments),
             Err(error) => {
                 self.stay_in_old_segment(base, old_is_empty, &error);
                 Err(error)
@@ -95,8 +96,11 @@ impl Log {
     /// segment but the last without a scan.
     fn seal_active(&mut self) -> Result<()> {
         let durable = &self.shared.durable;
-        let sealed = self.active.seal(&mut self.cursor);
+        let sealed = self
+            .active
+            .seal(self.active_file.as_ref(), &mut self.cursor);
         durable.fail_on_error(sealed)?;
+        durable.note_sealed(&self.active_file);
         let dir = &self.shared.dir;
         let synced = self
             .options
@@ -110,6 +114,7 @@ impl Log {
     fn start_segment(
         &mut self,
         segment: Arc<Segment>,
+        file: Arc<dyn VfsFile>,
         mut segments: Vec<Arc<Segment>>,
     ) -> Result<()> {
         debug_assert!(
@@ -117,18 +122,21 @@ impl Log {
                 && segment.base_offset == self.shared.next_offset.load(Ordering::Relaxed),
             "a new segment is empty and starts at the log's end offset"
         );
-        self.shared.durable.note_dir_change(Some(&segment.file));
+        self.shared.durable.note_dir_change(Some(&file));
         segments.push(segment.clone());
         self.shared.set_segments(segments);
-        self.allocated_bytes = allocated_len(&segment)?;
+        self.allocated_bytes = allocated_len(file.as_ref(), &segment.path)?;
         self.zero.attach(
             segment.clone(),
+            file.clone(),
             segment.end_position(),
             self.allocated_bytes,
         );
         self.ages
             .created(segment.base_offset, self.options.clock.as_ref());
         self.active = segment;
+        // The sealed segment's file closes here (its maps stay for readers).
+        self.active_file = file;
         self.cursor = IndexCursor::new(self.config.index_interval_bytes);
         Ok(())
     }
@@ -143,7 +151,8 @@ impl Log {
         let _ = recovery::remove_segment_files(vfs, &self.shared.dir, base);
         self.allocated_bytes = self.active.end_position();
         let end = self.active.end_position();
-        self.zero.attach(self.active.clone(), end, end);
+        self.zero
+            .attach(self.active.clone(), self.active_file.clone(), end, end);
         if old_was_removed {
             self.shared.durable.fail(error);
         }

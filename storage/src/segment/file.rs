@@ -17,7 +17,7 @@ use memmap2::{Mmap, MmapOptions};
 use super::{index_capacity, IndexRepair, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_BYTES};
-use crate::index::{IndexFile, IndexKind};
+use crate::index::{IndexAccess, IndexFile, IndexKind};
 use crate::vfs::{Vfs, VfsFile};
 
 /// An opened segment file: the file, its map, its size, and its header if valid.
@@ -25,16 +25,18 @@ pub(crate) type OpenedFile = (Arc<dyn VfsFile>, Mmap, u64, Option<SegmentHeader>
 
 impl Segment {
     /// Creates a new, empty segment file with its header, reserving `preallocate` bytes.
+    /// Returns the segment and the file, for its writer.
     pub(crate) fn create(
-        vfs: &Arc<dyn Vfs>,
+        access: &IndexAccess,
         dir: &Path,
         base_offset: u64,
         created_ms: i64,
         capacity: u64,
         preallocate: u64,
         index_interval_bytes: u32,
-    ) -> Result<Segment> {
+    ) -> Result<(Segment, Arc<dyn VfsFile>)> {
         let path = format::segment_path(dir, base_offset);
+        let vfs = &access.vfs;
         let file = vfs
             .create(&path)
             .map_err(|e| Error::io("creating segment", &path, e))?;
@@ -51,7 +53,7 @@ impl Segment {
         let entries = index_capacity(capacity, index_interval_bytes);
         let reserve = index_capacity(reserved, index_interval_bytes);
         let offset_index = IndexFile::write_new(
-            vfs.as_ref(),
+            access,
             &format::offset_index_path(dir, base_offset),
             IndexKind::Offset,
             base_offset,
@@ -60,7 +62,7 @@ impl Segment {
             reserve,
         )?;
         let time_index = IndexFile::write_new(
-            vfs.as_ref(),
+            access,
             &format::time_index_path(dir, base_offset),
             IndexKind::Time,
             base_offset,
@@ -69,11 +71,10 @@ impl Segment {
             reserve,
         )?;
         let map = map_file(&path, file.as_ref(), capacity)?;
-        Ok(Segment {
+        let segment = Segment {
             base_offset,
             path,
             created_ms,
-            file,
             map: Arc::new(map),
             end_position: AtomicU64::new(SEGMENT_HEADER_BYTES),
             next_offset: AtomicU64::new(base_offset),
@@ -82,7 +83,8 @@ impl Segment {
             time_index,
             repair: IndexRepair::new(vfs.clone(), index_interval_bytes),
             last_damage_reported: AtomicU64::new(u64::MAX),
-        })
+        };
+        Ok((segment, file))
     }
 
     /// Opens an existing segment file and maps `capacity` bytes of it (at least its
@@ -108,12 +110,13 @@ impl Segment {
         Ok((file, map, len, header))
     }
 
-    /// Assembles a segment from an opened file and its (possibly rebuilt) indexes.
+    /// Assembles a segment from an opened file's map and its (possibly rebuilt)
+    /// indexes. The file itself stays with the caller: the writer keeps the active
+    /// segment's, and a sealed segment's is closed once mapped.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn assemble(
         path: PathBuf,
         header: SegmentHeader,
-        file: Arc<dyn VfsFile>,
         map: Mmap,
         end_position: u64,
         next_offset: u64,
@@ -126,7 +129,6 @@ impl Segment {
             base_offset: header.base_offset,
             path,
             created_ms: header.created_ms,
-            file,
             map: Arc::new(map),
             end_position: AtomicU64::new(end_position),
             next_offset: AtomicU64::new(next_offset),

@@ -21,7 +21,6 @@ use memmap2::Mmap;
 
 use crate::format::SEGMENT_HEADER_BYTES;
 use crate::index::IndexFile;
-use crate::vfs::VfsFile;
 
 mod file;
 mod index_cursor;
@@ -35,13 +34,14 @@ pub use read::ReadChunk;
 pub(crate) use repair::IndexRepair;
 pub(crate) use walk::{walk, Walk};
 
-/// State of a segment shared by the writer and readers.
+/// State of a segment shared by the writer and readers. It holds no file descriptor:
+/// readers go through the maps, and only the log's writer holds the active segment's
+/// file (`Log::active_file`), so a sealed segment costs maps, never descriptors.
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) base_offset: u64,
     pub(crate) path: PathBuf,
     pub(crate) created_ms: i64,
-    pub(crate) file: Arc<dyn VfsFile>,
     map: Arc<Mmap>,
     end_position: AtomicU64,
     next_offset: AtomicU64,

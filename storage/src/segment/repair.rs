@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use super::{walk, Segment};
 use crate::error::Result;
 use crate::format::{self, OffsetEntry, TimeEntry};
-use crate::index::{self, IndexFile, IndexKind};
+use crate::index::{self, IndexAccess, IndexFile, IndexKind};
 use crate::vfs::Vfs;
 
 /// What a segment needs to rebuild its indexes, and the rebuilt entries once it has.
@@ -196,7 +196,15 @@ impl Segment {
         let Some(dir) = self.path.parent() else {
             return Ok(());
         };
-        let vfs = self.repair.vfs.as_ref();
+        // The writer of the active segment goes on writing to the files it maps, now
+        // to be unlinked: it must keep their descriptors rather than reopen the paths.
+        self.offset_index.pin()?;
+        self.time_index.pin()?;
+        let access = IndexAccess {
+            vfs: self.repair.vfs.clone(),
+            handles: None,
+        };
+        let vfs = access.vfs.as_ref();
         let files = [
             (
                 format::offset_index_path(dir, self.base_offset),
@@ -210,7 +218,7 @@ impl Segment {
             ),
         ];
         for (path, kind, entries) in files {
-            IndexFile::write_new(vfs, &path, kind, self.base_offset, entries, 0, 0)?.seal()?;
+            IndexFile::write_new(&access, &path, kind, self.base_offset, entries, 0, 0)?.seal()?;
         }
         if !self.path.exists() {
             // Retention removed the segment meanwhile: leave no orphan index behind.

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::{index_capacity, IndexCursor, IndexUpdate, Segment};
 use crate::error::{Error, Result};
+use crate::vfs::VfsFile;
 
 impl Segment {
     /// Makes a batch written at the current end visible to readers.
@@ -43,8 +44,8 @@ impl Segment {
     }
 
     /// Makes the segment immutable on disk: closing time entry, indexes and data cut
-    /// to size and synced.
-    pub(crate) fn seal(&self, cursor: &mut IndexCursor) -> Result<()> {
+    /// to size and synced. `file` is the segment's, held by its writer.
+    pub(crate) fn seal(&self, file: &dyn VfsFile, cursor: &mut IndexCursor) -> Result<()> {
         if let Some(entry) = cursor.final_time_entry() {
             self.time_index.push(&entry.encode())?;
         }
@@ -56,11 +57,9 @@ impl Segment {
             self.rewrite_indexes()?;
         }
         let end = self.end_position();
-        self.file
-            .set_len(end)
+        file.set_len(end)
             .map_err(|e| Error::io("truncating segment", &self.path, e))?;
-        self.file
-            .sync_data()
+        file.sync_data()
             .map_err(|e| Error::io("syncing segment", &self.path, e))
     }
 }

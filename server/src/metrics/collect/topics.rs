@@ -15,6 +15,7 @@ use crate::topics::{Topic, Topics};
 type PartitionLabels<'a> = [(&'static str, &'a str); 2];
 
 pub(super) fn encode(encoder: &mut DescriptorEncoder, topics: &Topics) -> fmt::Result {
+    encode_index_handles(encoder, topics)?;
     let topics = topics.list();
     // Partition numbers as label values, formatted once per scrape.
     let numbers: Vec<Vec<String>> = topics
@@ -93,5 +94,30 @@ fn encode_internal(encoder: &mut DescriptorEncoder, topics: &[Arc<Topic>]) -> fm
         "brokerd_internal_topic_size_bytes",
         "Batch bytes an internal topic holds.",
         internal().map(|(l, t)| (l, t.size_bytes())),
+    )
+}
+
+/// The index write handle budget (`[storage] index_handles`): how full it is, and how
+/// often writes had to reopen an index because the budget closed it.
+fn encode_index_handles(encoder: &mut DescriptorEncoder, topics: &Topics) -> fmt::Result {
+    let handles = topics.index_handles();
+    let none: [(&str, &str); 0] = [];
+    gauges(
+        encoder,
+        "brokerd_index_handles_open",
+        "Index files of active segments held open for writing now (at most brokerd_index_handles_budget).",
+        [(none, handles.open as u64)],
+    )?;
+    gauges(
+        encoder,
+        "brokerd_index_handles_budget",
+        "Most index files held open for writing at once ([storage] index_handles).",
+        [(none, handles.budget as u64)],
+    )?;
+    counters(
+        encoder,
+        "brokerd_index_handles_reopened",
+        "Index writes that found their file closed by the budget and opened it again; a steady rise means the budget, not the partitions' traffic, decides the descriptors.",
+        [(none, handles.reopened)],
     )
 }
