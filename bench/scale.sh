@@ -26,9 +26,10 @@ BATCH=${BATCH:-50}
 IN_FLIGHT=${IN_FLIGHT:-4}
 PORT=${PORT:-7391}
 mkdir -p "$BENCH_DIR" "$OUT_DIR"
-# brokerd raises its soft open-file limit to the hard one. Each partition holds 4
-# descriptors today (segment, two indexes, checkpoint), so 10,000 partitions need a
-# hard limit above 40,000: raised here where allowed (root outside a container).
+# brokerd raises its soft open-file limit to the hard one. Each partition holds one
+# descriptor of its own (its active segment's file) and its two indexes borrow from a
+# budget of a quarter of the limit, so 10,000 partitions fit a hard limit of 20,000;
+# raised here where allowed (root outside a container).
 ulimit -Hn 1048576 2>/dev/null || true
 echo "scale.sh: open-file hard limit $(ulimit -Hn)" >&2
 

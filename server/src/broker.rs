@@ -98,6 +98,7 @@ impl Broker {
             "durability workers started"
         );
         let index_handles = open_index_handles(config.storage.index_handles)?;
+        let mapped_segments = open_mapped_segments(config.storage.mapped_segments)?;
         let topics = Arc::new(Topics::open_with(
             &config.data_dir,
             storage::LogOptions {
@@ -105,6 +106,7 @@ impl Broker {
                 sync_observer: Some(metrics.sync_observer()),
                 sync_workers: Some(sync_workers),
                 index_handles: Some(index_handles),
+                mapped_segments: Some(mapped_segments),
                 ..storage::LogOptions::default()
             },
         )?);
@@ -217,6 +219,23 @@ fn open_index_handles(configured: Option<usize>) -> Result<storage::IndexHandles
         "index write handles budgeted: past the budget, the least recently written index files are closed and reopened on demand"
     );
     Ok(handles)
+}
+
+/// The budget of mapped sealed segments every log shares: `configured`, or a sixth of
+/// `vm.max_map_count` (`open_files.rs`). Logged with the limit, like the handles.
+fn open_mapped_segments(configured: Option<usize>) -> Result<storage::MappedSegments, BrokerError> {
+    let limit = crate::open_files::max_map_count();
+    let budget = configured
+        .unwrap_or_else(|| crate::open_files::default_mapped_segments(limit.unwrap_or(65_530)));
+    let mapped = storage::MappedSegments::new(budget)
+        .map_err(|e| BrokerError::InvalidConfig(format!("storage.mapped_segments: {e}")))?;
+    tracing::info!(
+        budget,
+        max_map_count = limit,
+        configured = configured.is_some(),
+        "mapped sealed segments budgeted: past the budget, the least recently read are unmapped and mapped again when read"
+    );
+    Ok(mapped)
 }
 
 fn ensure_unroutable_topic(

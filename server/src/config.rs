@@ -68,6 +68,11 @@ pub struct StorageConfig {
     /// segments hold one descriptor each; sealed segments hold none. Default: a
     /// quarter of the open-file limit brokerd runs under (at least 64); at least 2.
     pub index_handles: Option<usize>,
+    /// Most sealed segments kept memory-mapped between reads, across every partition
+    /// (`docs/storage.md`, "Descriptors"): a sealed segment is mapped when read and
+    /// the least recently read are unmapped past this budget. Default: a sixth of
+    /// `vm.max_map_count` (each segment takes three maps; at least 64); at least 1.
+    pub mapped_segments: Option<usize>,
 }
 
 impl Default for StorageConfig {
@@ -75,6 +80,7 @@ impl Default for StorageConfig {
         StorageConfig {
             sync_workers: storage::default_sync_workers(),
             index_handles: None,
+            mapped_segments: None,
         }
     }
 }
@@ -562,6 +568,11 @@ impl ServerConfig {
                 storage::MAX_SYNC_WORKERS
             )));
         }
+        if self.storage.mapped_segments == Some(0) {
+            return Err(ConfigError(
+                "storage.mapped_segments must be at least 1".into(),
+            ));
+        }
         if let Some(budget) = self.storage.index_handles {
             if budget < storage::MIN_INDEX_HANDLES {
                 return Err(ConfigError(format!(
@@ -781,6 +792,12 @@ mod tests {
         let config: ServerConfig = toml::from_str("[storage]\nindex_handles = 1\n").unwrap();
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("storage.index_handles"), "{error}");
+        let config: ServerConfig = toml::from_str("[storage]\nmapped_segments = 9\n").unwrap();
+        assert_eq!(config.storage.mapped_segments, Some(9));
+        config.validate().unwrap();
+        let config: ServerConfig = toml::from_str("[storage]\nmapped_segments = 0\n").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("storage.mapped_segments"), "{error}");
     }
 
     #[test]

@@ -111,6 +111,26 @@ pub fn default_index_handles(soft: u64) -> usize {
     quarter.max(MIN_DEFAULT_INDEX_HANDLES)
 }
 
+/// The kernel's limit on memory maps per process (`vm.max_map_count`), where the
+/// platform says; Linux's default is 65,530.
+pub fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+}
+
+/// Fewest sealed segments brokerd keeps mapped by default, however low the limit.
+pub const MIN_DEFAULT_MAPPED_SEGMENTS: usize = 64;
+
+/// The default budget of mapped sealed segments under `max_map_count`, pure: each
+/// takes three maps (data and two indexes), and half the maps are left to the active
+/// segments (three each too), connections' buffers and the allocator; so a sixth of
+/// the limit, at least [`MIN_DEFAULT_MAPPED_SEGMENTS`].
+pub fn default_mapped_segments(max_map_count: u64) -> usize {
+    let sixth = usize::try_from(max_map_count / 6).unwrap_or(usize::MAX);
+    sixth.max(MIN_DEFAULT_MAPPED_SEGMENTS)
+}
+
 /// Descriptors the process holds now (`/proc/self/fd`), where the platform has it.
 pub fn open_descriptors() -> Option<usize> {
     std::fs::read_dir("/proc/self/fd")
@@ -121,6 +141,13 @@ pub fn open_descriptors() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_map_budget_is_a_sixth_of_the_limit() {
+        assert_eq!(default_mapped_segments(65_530), 10_921);
+        assert_eq!(default_mapped_segments(60), MIN_DEFAULT_MAPPED_SEGMENTS);
+        assert!(max_map_count().is_some_and(|n| n > 0));
+    }
 
     #[test]
     fn the_default_index_budget_is_a_quarter_of_the_limit() {

@@ -22,14 +22,17 @@ use crate::format::{
     OffsetEntry, TimeEntry, INDEX_HEADER_BYTES, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES,
 };
 use crate::handles::IndexHandles;
+use crate::maps::MappedSegments;
 use crate::vfs::{Vfs, VfsFile};
 
-/// Where an index file is opened and, if it is to be written, whose handle budget its
-/// writer borrows descriptors from (`None`: a sealed index, never written).
+/// How a log's files are opened: the file system, the handle budget an index's writer
+/// borrows descriptors from (`None`: a sealed index, never written), and the budget of
+/// mapped sealed segments.
 #[derive(Debug, Clone)]
-pub(crate) struct IndexAccess {
+pub(crate) struct FileAccess {
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) handles: Option<IndexHandles>,
+    pub(crate) mapped: MappedSegments,
 }
 
 /// How the writer of an index gets a descriptor for its file.
@@ -97,7 +100,7 @@ impl IndexFile {
     /// `capacity_entries` in all, disk space reserved for `reserve_entries` of them,
     /// replacing any file at `path`.
     pub(crate) fn write_new(
-        access: &IndexAccess,
+        access: &FileAccess,
         path: &Path,
         kind: IndexKind,
         base_offset: u64,
@@ -148,7 +151,7 @@ impl IndexFile {
     /// be written (disk space for them comes with [`reserve`](Self::reserve)). `None` if the file is missing or its header or size is wrong;
     /// the caller then rebuilds it from the segment.
     pub(crate) fn open(
-        access: &IndexAccess,
+        access: &FileAccess,
         path: &Path,
         kind: IndexKind,
         base_offset: u64,
@@ -188,7 +191,7 @@ impl IndexFile {
     fn map(
         kind: IndexKind,
         path: &Path,
-        access: &IndexAccess,
+        access: &FileAccess,
         file: Arc<dyn VfsFile>,
         len: u64,
         counts: Counts,

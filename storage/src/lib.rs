@@ -25,6 +25,7 @@ pub mod format;
 mod handles;
 mod index;
 mod log;
+mod maps;
 pub mod producers;
 mod recovery;
 mod segment;
@@ -41,6 +42,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use handles::{IndexHandleStats, IndexHandles, DEFAULT_INDEX_HANDLES, MIN_INDEX_HANDLES};
 pub use log::{AppendInfo, Log, LogOptions, LogReader, RetentionOutcome, MAX_BATCHES_PER_WRITE};
+pub use maps::{MappedSegmentStats, MappedSegments, DEFAULT_MAPPED_SEGMENTS};
 pub use producers::{ProducerEntry, ProducerTag};
 pub use recovery::RecoveryReport;
 pub use segment::ReadChunk;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::format::{self, CleanMarker, SEGMENT_HEADER_BYTES};
-use crate::index::{self, IndexAccess, IndexFile, IndexKind};
-use crate::segment::{self, index_capacity, IndexCursor, IndexRepair, Segment, Walk};
+use crate::index::{self, FileAccess, IndexFile, IndexKind};
+use crate::segment::{self, index_capacity, IndexCursor, Maps, Segment, Walk};
 use crate::vfs::{Vfs, VfsFile};
 
 /// What opening the log found and did.
@@ -102,7 +102,7 @@ pub(crate) fn remove_segment_files(vfs: &dyn Vfs, dir: &Path, base: u64) -> Resu
 /// Opens every segment. `durable_offset` and `log_start_offset` come from the
 /// checkpoint, `clean` from the marker.
 pub(crate) fn recover(
-    access: &IndexAccess,
+    access: &FileAccess,
     dir: &Path,
     config: &LogConfig,
     mut bases: Vec<u64>,
@@ -136,7 +136,7 @@ pub(crate) fn recover(
         }
         let next_base = bases[i + 1];
         segments.push(Arc::new(open_sealed(
-            vfs,
+            access,
             dir,
             config,
             base,
@@ -187,7 +187,7 @@ pub(crate) fn recover(
 }
 
 fn open_indexes(
-    access: &IndexAccess,
+    access: &FileAccess,
     dir: &Path,
     base: u64,
     capacity_entries: u32,
@@ -210,7 +210,7 @@ fn open_indexes(
 }
 
 fn write_indexes(
-    access: &IndexAccess,
+    access: &FileAccess,
     dir: &Path,
     base: u64,
     offset_entries: &[u8],
@@ -261,13 +261,14 @@ fn bad_header(path: PathBuf) -> Error {
 
 /// A sealed segment: its size is its end. Indexes are checked and rebuilt if needed.
 fn open_sealed(
-    vfs: &Arc<dyn Vfs>,
+    access: &FileAccess,
     dir: &Path,
     config: &LogConfig,
     base: u64,
     next_base: u64,
     report: &mut RecoveryReport,
 ) -> Result<Segment> {
+    let vfs = &access.vfs;
     let path = format::segment_path(dir, base);
     // The file is closed once mapped: a sealed segment is only ever read.
     let (_, map, len, header) = Segment::open_file(vfs.as_ref(), &path, 0)?;
@@ -275,9 +276,9 @@ fn open_sealed(
         .filter(|h| h.base_offset == base)
         .ok_or_else(|| bad_header(path.clone()))?;
     // A sealed segment's indexes are only read: they keep no descriptor either.
-    let sealed = IndexAccess {
-        vfs: vfs.clone(),
+    let sealed = FileAccess {
         handles: None,
+        ..access.clone()
     };
     let (offset_index, time_index) = open_indexes(&sealed, dir, base, 0)?;
     let max_ts = time_index
@@ -285,20 +286,22 @@ fn open_sealed(
         .and_then(|t| index::last_time_entry(t.entries()))
         .map(|e| e.max_timestamp_ms);
     if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
+        let maps = Maps::new(map, offset_index, time_index);
         let segment = Segment::assemble(
+            access,
             path.clone(),
             header,
-            map,
+            maps,
             len,
             next_base,
             max_ts,
-            offset_index,
-            time_index,
-            IndexRepair::new(vfs.clone(), config.index_interval_bytes),
+            config.index_interval_bytes,
         );
-        if segment.indexes_look_valid(len) {
-            if let Ok(next) = segment.tail_next_offset(len) {
+        let maps = segment.maps()?;
+        if segment.indexes_look_valid(&maps, len) {
+            if let Ok(next) = segment.tail_next_offset(&maps, len) {
                 check_contiguous(&path, len, next, next_base)?;
+                segment.release_maps();
                 return Ok(segment);
             }
         }
@@ -325,17 +328,18 @@ fn open_sealed(
     offset_index.seal()?;
     time_index.seal()?;
     let (_, map, len, _) = Segment::open_file(vfs.as_ref(), &path, 0)?;
-    Ok(Segment::assemble(
+    let segment = Segment::assemble(
+        access,
         path,
         header,
-        map,
+        Maps::new(map, offset_index, time_index),
         len,
         next_base,
         walk.max_timestamp_ms,
-        offset_index,
-        time_index,
-        IndexRepair::new(vfs.clone(), config.index_interval_bytes),
-    ))
+        config.index_interval_bytes,
+    );
+    segment.release_maps();
+    Ok(segment)
 }
 
 /// The active segment as recovered, its file (for the writer) and where its index
@@ -347,7 +351,7 @@ fn active_capacity(config: &LogConfig, len: u64) -> u64 {
 }
 
 fn open_active_clean(
-    access: &IndexAccess,
+    access: &FileAccess,
     dir: &Path,
     config: &LogConfig,
     base: u64,
@@ -376,17 +380,17 @@ fn open_active_clean(
     if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
         let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
         let segment = Segment::assemble(
+            access,
             path.clone(),
             header,
-            map,
+            Maps::new(map, offset_index, time_index),
             end,
             marker.next_offset,
             last_time,
-            offset_index,
-            time_index,
-            IndexRepair::new(vfs.clone(), config.index_interval_bytes),
+            config.index_interval_bytes,
         );
-        if segment.indexes_look_valid(end) {
+        let maps = segment.maps()?;
+        if segment.indexes_look_valid(&maps, end) {
             let cursor = IndexCursor::resume(config.index_interval_bytes, last_time, last_time);
             return Ok((segment, file, cursor));
         }
@@ -400,7 +404,7 @@ fn open_active_clean(
 
 /// Walks the active segment after a crash. `None` if its header never reached the disk.
 fn open_active_after_crash(
-    access: &IndexAccess,
+    access: &FileAccess,
     dir: &Path,
     config: &LogConfig,
     base: u64,
@@ -459,15 +463,14 @@ fn open_active_after_crash(
     let (file, map, _, _) = Segment::open_file(vfs.as_ref(), &path, active_capacity(config, len))?;
     let last_time = index::last_time_entry(time_index.entries()).map(|e| e.max_timestamp_ms);
     let segment = Segment::assemble(
+        access,
         path,
         header,
-        map,
+        Maps::new(map, offset_index, time_index),
         walk.end_position,
         walk.next_offset,
         walk.max_timestamp_ms,
-        offset_index,
-        time_index,
-        IndexRepair::new(vfs.clone(), config.index_interval_bytes),
+        config.index_interval_bytes,
     );
     let cursor = IndexCursor::resume(
         config.index_interval_bytes,

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{batch, read_all, small_config, stored};
-use storage::{Durability, Error, IndexHandles, Log, LogConfig, LogOptions, ManualClock};
+use storage::{
+    Durability, Error, IndexHandles, Log, LogConfig, LogOptions, ManualClock, MappedSegments,
+};
 
 #[test]
 fn appended_bytes_come_back_unchanged() {
@@ -572,4 +574,96 @@ fn a_log_holds_a_descriptor_for_its_active_segment_only_and_index_handles_within
     let log = Log::open(dir.path(), small_config()).unwrap();
     assert!(log.recovery_report().clean);
     assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap().len(), 80);
+}
+
+/// Memory maps this process holds of files in `dir`.
+fn maps_in(dir: &std::path::Path) -> usize {
+    let dir = dir.canonicalize().unwrap();
+    let dir = dir.to_str().unwrap().to_string();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains(&dir))
+        .count()
+}
+
+#[test]
+fn sealed_segments_are_mapped_on_demand_within_the_budget() {
+    let mapped = MappedSegments::new(2).unwrap();
+    let options = || LogOptions {
+        mapped_segments: Some(mapped.clone()),
+        ..LogOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open_with(dir.path(), small_config(), options()).unwrap();
+    let mut expected = Vec::new();
+    for tag in 0..120u64 {
+        let original = batch(tag, 3, 40, 1000 + tag as i64 * 10);
+        let info = log.append(&original).unwrap();
+        expected.push((info.base_offset, stored(original, info.base_offset)));
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 8, "small segments rolled: {segments}");
+    // Two sealed segments and the active one stay mapped (three maps each), not all.
+    assert!(mapped.stats().open <= 2);
+    assert!(mapped.stats().evicted > 0);
+    assert!(maps_in(dir.path()) <= 9, "{} maps", maps_in(dir.path()));
+    // Every batch reads back, through maps opened again on demand, and so do
+    // lookups by time, which go through the reopened time indexes.
+    let before = mapped.stats().reopened;
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), expected);
+    for (base, _) in expected.iter().step_by(7) {
+        let ts = 1000 + *base as i64 / 3 * 10;
+        assert_eq!(log.reader().offset_for_time(ts).unwrap(), Some(*base));
+    }
+    assert!(mapped.stats().reopened > before);
+    assert!(mapped.stats().open <= 2);
+    assert!(maps_in(dir.path()) <= 9);
+    log.close().unwrap();
+    assert_eq!(maps_in(dir.path()), 0);
+
+    // Reopened, the log maps its active segment only, until its sealed ones are read.
+    let log = Log::open_with(dir.path(), small_config(), options()).unwrap();
+    assert!(log.recovery_report().clean);
+    assert_eq!(maps_in(dir.path()), 3);
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), expected);
+    assert!(maps_in(dir.path()) <= 9);
+}
+
+#[test]
+fn a_sealed_index_lost_while_unmapped_is_rebuilt_when_next_read() {
+    let mapped = MappedSegments::new(1).unwrap();
+    let options = || LogOptions {
+        mapped_segments: Some(mapped.clone()),
+        ..LogOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open_with(dir.path(), small_config(), options()).unwrap();
+    let mut expected = Vec::new();
+    for tag in 0..60u64 {
+        let original = batch(tag, 3, 40, 1000);
+        let info = log.append(&original).unwrap();
+        expected.push((info.base_offset, stored(original, info.base_offset)));
+    }
+    assert!(log.segment_count() >= 4);
+    // The first segment is unmapped (the budget keeps one, the latest sealed); its
+    // offset index goes missing and its time index is cut mid-entry.
+    std::fs::remove_file(storage::format::offset_index_path(dir.path(), 0)).unwrap();
+    let time = storage::format::time_index_path(dir.path(), 0);
+    let len = std::fs::metadata(&time).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&time)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), expected);
+    assert!(storage::format::offset_index_path(dir.path(), 0).exists());
+    log.close().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert!(
+        log.recovery_report().rebuilt_indexes.is_empty(),
+        "rebuilt whole"
+    );
+    assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), expected);
 }

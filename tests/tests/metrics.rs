@@ -104,6 +104,11 @@ async fn metrics_over_http_count_the_traffic_and_match_describe_group() {
     assert!(budget >= 64.0, "{budget}");
     assert!(open >= 2.0 && open <= budget, "{open} of {budget}");
     assert!(value(&text, "brokerd_index_handles_reopened_total") >= 0.0);
+    // Nothing has rolled: no sealed segment is mapped, within a budget of a sixth of
+    // vm.max_map_count.
+    assert!(value(&text, "brokerd_mapped_segments_budget") >= 64.0);
+    assert_eq!(value(&text, "brokerd_mapped_segments_open"), 0.0);
+    assert_eq!(value(&text, "brokerd_mapped_segments_reopened_total"), 0.0);
     // The scrape itself came over an HTTP connection.
     assert!(value(&text, r#"brokerd_connections_open{listener="http"}"#) >= 1.0);
     assert!(

@@ -207,6 +207,15 @@ impl Topics {
         Self::open_with(data_dir, options)
     }
 
+    /// The budget of mapped sealed segments every log of these topics counts against.
+    pub fn mapped_segments(&self) -> storage::MappedSegmentStats {
+        self.options
+            .mapped_segments
+            .clone()
+            .unwrap_or_else(storage::MappedSegments::shared)
+            .stats()
+    }
+
     /// The index write handle budget every log of these topics borrows from.
     pub fn index_handles(&self) -> storage::IndexHandleStats {
         self.options

@@ -321,7 +321,7 @@ impl Log {
                 batch.bytes.len() as u32,
                 batch.header.max_timestamp_ms,
             );
-            let indexed = segment.push_index(&update);
+            let indexed = segment.push_index(&self.active_maps, &update);
             self.shared.durable.fail_on_error(indexed)?;
             max_timestamp_ms = max_timestamp_ms.max(batch.header.max_timestamp_ms);
         }
@@ -359,7 +359,7 @@ impl Log {
         self.active_file
             .allocate(target)
             .map_err(|e| Error::io("reserving space in", &self.active.path, e))?;
-        self.active.reserve_indexes(target)?;
+        self.active.reserve_indexes(&self.active_maps, target)?;
         self.allocated_bytes = target;
         Ok(())
     }

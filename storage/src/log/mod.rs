@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_BYTES;
 use crate::producers::{ProducerEntry, ProducerJournal};
 use crate::recovery::RecoveryReport;
-use crate::segment::{IndexCursor, Segment};
+use crate::segment::{IndexCursor, Maps, Segment};
 use crate::sync::Durable;
 use crate::vfs::VfsFile;
 use crate::zero::ZeroAhead;
@@ -114,6 +114,8 @@ pub struct Log {
     active: Arc<Segment>,
     /// The active segment's file: the only segment file the log keeps open.
     active_file: Arc<dyn VfsFile>,
+    /// The active segment's maps (the segment holds them too, until it is sealed).
+    active_maps: Arc<Maps>,
     allocated_bytes: u64,
     zero: Arc<ZeroAhead>,
     cursor: IndexCursor,

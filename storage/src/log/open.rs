@@ -18,7 +18,8 @@ use crate::config::{Clock, Durability, LogConfig, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{self, Checkpoint, CleanMarker};
 use crate::handles::IndexHandles;
-use crate::index::IndexAccess;
+use crate::index::FileAccess;
+use crate::maps::MappedSegments;
 use crate::producers::ProducerJournal;
 use crate::recovery::{self, Recovered};
 use crate::segment::IndexCursor;
@@ -47,6 +48,9 @@ pub struct LogOptions {
     /// is the process-wide one ([`IndexHandles::shared`]). A broker passes its own,
     /// sized to its descriptor limit.
     pub index_handles: Option<IndexHandles>,
+    /// The budget of mapped sealed segments this log's segments count against;
+    /// `None`, the default, is the process-wide one ([`MappedSegments::shared`]).
+    pub mapped_segments: Option<MappedSegments>,
 }
 
 impl Default for LogOptions {
@@ -57,14 +61,19 @@ impl Default for LogOptions {
             sync_observer: None,
             sync_workers: None,
             index_handles: None,
+            mapped_segments: None,
         }
     }
 }
 
 impl LogOptions {
     /// How the writer's indexes are opened: this log's file system and handle budget.
-    pub(crate) fn index_access(&self) -> IndexAccess {
-        IndexAccess {
+    pub(crate) fn index_access(&self) -> FileAccess {
+        FileAccess {
+            mapped: self
+                .mapped_segments
+                .clone()
+                .unwrap_or_else(MappedSegments::shared),
             vfs: self.vfs.clone(),
             handles: Some(
                 self.index_handles
@@ -99,6 +108,7 @@ impl Log {
         let (segments, cursor) = (recovered.segments, recovered.active_cursor);
         let active = segments.last().cloned().ok_or(Error::Closed)?;
         let active_file = recovered.active_file.ok_or(Error::Closed)?;
+        let active_maps = active.maps()?;
         let next_offset = active.next_offset();
         let log_start_offset = checkpoint
             .log_start_offset
@@ -145,7 +155,7 @@ impl Log {
         if !checkpoint_says_so {
             durable.set_log_start(log_start_offset)?;
         }
-        active.reserve_indexes(allocated_bytes)?;
+        active.reserve_indexes(&active_maps, allocated_bytes)?;
         let shared = Arc::new(Shared {
             dir,
             segments: RwLock::new(Arc::new(segments)),
@@ -170,6 +180,7 @@ impl Log {
             options,
             active,
             active_file,
+            active_maps,
             allocated_bytes,
             zero,
             cursor,
@@ -254,9 +265,11 @@ impl Log {
         self.stop_syncer();
         self.shared.durable.check_failed()?;
         let durable = self.shared.durable.clone();
-        let sealed = self
-            .active
-            .seal(self.active_file.as_ref(), &mut self.cursor);
+        let sealed = self.active.seal(
+            self.active_file.as_ref(),
+            &self.active_maps,
+            &mut self.cursor,
+        );
         durable.fail_on_error(sealed)?;
         durable.sync_now()?;
         let marker = CleanMarker {

@@ -114,9 +114,26 @@ impl LogReader {
             if segment.next_offset() <= from_offset {
                 continue;
             }
-            return segment.read(from_offset, max_bytes, until_offset);
+            return segment
+                .read(from_offset, max_bytes, until_offset)
+                .map_err(|error| self.below_start_or(error, from_offset));
         }
         Ok(ReadChunk::empty(from_offset))
+    }
+
+    /// A sealed segment that had to be mapped again may have been deleted by
+    /// retention since this read took the segment list: then the read is below the
+    /// log start, and says so, rather than report a missing file.
+    fn below_start_or(&self, error: Error, from_offset: u64) -> Error {
+        let start = self.start_offset();
+        if from_offset < start {
+            return Error::OffsetOutOfRange {
+                requested: from_offset,
+                start,
+                end: self.end_offset(),
+            };
+        }
+        error
     }
 
     /// The first offset whose record timestamp is at or after `timestamp_ms`, or `None`

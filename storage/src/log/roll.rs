@@ -96,11 +96,15 @@ impl Log {
     /// segment but the last without a scan.
     fn seal_active(&mut self) -> Result<()> {
         let durable = &self.shared.durable;
-        let sealed = self
-            .active
-            .seal(self.active_file.as_ref(), &mut self.cursor);
+        let sealed = self.active.seal(
+            self.active_file.as_ref(),
+            &self.active_maps,
+            &mut self.cursor,
+        );
         durable.fail_on_error(sealed)?;
         durable.note_sealed(&self.active_file);
+        // Sealed: its maps are the budget's from now on, closed when others are read.
+        self.active.hand_maps_to_budget();
         let dir = &self.shared.dir;
         let synced = self
             .options
@@ -126,6 +130,7 @@ impl Log {
         segments.push(segment.clone());
         self.shared.set_segments(segments);
         self.allocated_bytes = allocated_len(file.as_ref(), &segment.path)?;
+        let maps = segment.maps()?;
         self.zero.attach(
             segment.clone(),
             file.clone(),
@@ -135,8 +140,9 @@ impl Log {
         self.ages
             .created(segment.base_offset, self.options.clock.as_ref());
         self.active = segment;
-        // The sealed segment's file closes here (its maps stay for readers).
+        // The sealed segment's file closes here (its maps went to the budget).
         self.active_file = file;
+        self.active_maps = maps;
         self.cursor = IndexCursor::new(self.config.index_interval_bytes);
         Ok(())
     }

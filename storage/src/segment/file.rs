@@ -10,14 +10,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::{Mmap, MmapOptions};
 
-use super::{index_capacity, IndexRepair, Segment};
+use super::{index_capacity, IndexRepair, MapSlot, Maps, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, SegmentHeader, SEGMENT_HEADER_BYTES};
-use crate::index::{IndexAccess, IndexFile, IndexKind};
+use crate::index::{FileAccess, IndexFile, IndexKind};
 use crate::vfs::{Vfs, VfsFile};
 
 /// An opened segment file: the file, its map, its size, and its header if valid.
@@ -27,7 +27,7 @@ impl Segment {
     /// Creates a new, empty segment file with its header, reserving `preallocate` bytes.
     /// Returns the segment and the file, for its writer.
     pub(crate) fn create(
-        access: &IndexAccess,
+        access: &FileAccess,
         dir: &Path,
         base_offset: u64,
         created_ms: i64,
@@ -75,12 +75,17 @@ impl Segment {
             base_offset,
             path,
             created_ms,
-            map: Arc::new(map),
+            capacity,
+            maps: Mutex::new(MapSlot::Held(Arc::new(Maps::new(
+                map,
+                offset_index,
+                time_index,
+            )))),
+            budget_id: access.mapped.register(),
+            budget: access.mapped.clone(),
             end_position: AtomicU64::new(SEGMENT_HEADER_BYTES),
             next_offset: AtomicU64::new(base_offset),
             max_timestamp_ms: AtomicI64::new(i64::MIN),
-            offset_index,
-            time_index,
             repair: IndexRepair::new(vfs.clone(), index_interval_bytes),
             last_damage_reported: AtomicU64::new(u64::MAX),
         };
@@ -111,33 +116,90 @@ impl Segment {
     }
 
     /// Assembles a segment from an opened file's map and its (possibly rebuilt)
-    /// indexes. The file itself stays with the caller: the writer keeps the active
-    /// segment's, and a sealed segment's is closed once mapped.
+    /// indexes, holding its maps (recovery checks them; a sealed segment then lets
+    /// them go with [`release_maps`](Self::release_maps)). The file itself stays with
+    /// the caller: the writer keeps the active segment's, and a sealed segment's is
+    /// closed once mapped.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn assemble(
+        access: &FileAccess,
         path: PathBuf,
         header: SegmentHeader,
-        map: Mmap,
+        maps: Maps,
         end_position: u64,
         next_offset: u64,
         max_timestamp_ms: Option<i64>,
-        offset_index: IndexFile,
-        time_index: IndexFile,
-        repair: IndexRepair,
+        index_interval_bytes: u32,
     ) -> Segment {
         Segment {
             base_offset: header.base_offset,
             path,
             created_ms: header.created_ms,
-            map: Arc::new(map),
+            capacity: maps.data.len() as u64,
+            maps: Mutex::new(MapSlot::Held(Arc::new(maps))),
+            budget_id: access.mapped.register(),
+            budget: access.mapped.clone(),
             end_position: AtomicU64::new(end_position),
             next_offset: AtomicU64::new(next_offset),
             max_timestamp_ms: AtomicI64::new(max_timestamp_ms.unwrap_or(i64::MIN)),
-            offset_index,
-            time_index,
-            repair,
+            repair: IndexRepair::new(access.vfs.clone(), index_interval_bytes),
             last_damage_reported: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// A sealed segment just recovered: unmaps it until it is first read, so that
+    /// opening a log maps only its active segment.
+    pub(crate) fn release_maps(&self) {
+        *self.maps.lock().unwrap_or_else(|p| p.into_inner()) = MapSlot::Budgeted(Weak::new());
+    }
+
+    /// Maps a sealed segment again: its data, cut to its end when it was sealed, and
+    /// its sealed indexes, trusted as recovery checked them at open; if an index has
+    /// gone missing or is no longer whole since, it is rebuilt from the data as
+    /// recovery would.
+    pub(super) fn reopen(&self) -> Result<Maps> {
+        let vfs = &self.repair.vfs;
+        let (_, map, len, header) = Segment::open_file(vfs.as_ref(), &self.path, 0)?;
+        let end = self.end_position();
+        if header.map(|h| h.base_offset) != Some(self.base_offset) || len < end {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                position: len,
+                reason: format!(
+                    "the sealed segment changed on disk since it was opened (now {len} bytes, \
+                     sealed at {end})"
+                ),
+            });
+        }
+        let access = FileAccess {
+            vfs: vfs.clone(),
+            handles: None,
+            mapped: self.budget.clone(),
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let base = self.base_offset;
+        let offset_path = format::offset_index_path(dir, base);
+        let time_path = format::time_index_path(dir, base);
+        let offset = IndexFile::open(&access, &offset_path, IndexKind::Offset, base, 0)?;
+        let time = IndexFile::open(&access, &time_path, IndexKind::Time, base, 0)?;
+        if let (Some(offset_index), Some(time_index)) = (offset, time) {
+            return Ok(Maps::new(map, offset_index, time_index));
+        }
+        tracing::warn!(segment = %self.path.display(), "index of a sealed segment missing or damaged when mapped again; rebuilding it from the segment");
+        let interval = self.repair.index_interval_bytes();
+        let walk = super::walk(&map, &self.path, base, end, u64::MAX, interval);
+        let mut rebuilt = Vec::with_capacity(2);
+        for (path, kind, entries) in [
+            (&offset_path, IndexKind::Offset, &walk.offset_entries),
+            (&time_path, IndexKind::Time, &walk.time_entries),
+        ] {
+            let index = IndexFile::write_new(&access, path, kind, base, entries, 0, 0)?;
+            index.seal()?;
+            rebuilt.push(index);
+        }
+        let time_index = rebuilt.pop().ok_or(Error::Closed)?;
+        let offset_index = rebuilt.pop().ok_or(Error::Closed)?;
+        Ok(Maps::new(map, offset_index, time_index))
     }
 }
 

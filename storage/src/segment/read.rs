@@ -21,7 +21,7 @@ use memmap2::Mmap;
 use protocol::batch::{BatchHeader, BatchView, BATCH_HEADER_BYTES};
 
 use super::repair::DamagedEntry;
-use super::Segment;
+use super::{Maps, Segment};
 use crate::error::{Error, Result};
 use crate::format::SEGMENT_HEADER_BYTES;
 
@@ -66,8 +66,8 @@ impl ReadChunk {
 }
 
 impl Segment {
-    pub(super) fn header_at(&self, position: u64, end: u64) -> Result<BatchHeader> {
-        header_at(&self.map, &self.path, self.base_offset, position, end)
+    pub(super) fn header_at(&self, maps: &Maps, position: u64, end: u64) -> Result<BatchHeader> {
+        header_at(&maps.data, &self.path, self.base_offset, position, end)
     }
 
     /// Position of the batch that contains `offset` (or the first batch after it),
@@ -75,20 +75,25 @@ impl Segment {
     /// the walk starts from must land on a batch with the offset it claims; one that
     /// does not is index damage ([`index_damaged`](Self::index_damaged)), and the walk
     /// starts from the first batch instead.
-    fn position_of(&self, offset: u64, end: u64) -> Result<(u64, Option<BatchHeader>)> {
+    fn position_of(
+        &self,
+        maps: &Maps,
+        offset: u64,
+        end: u64,
+    ) -> Result<(u64, Option<BatchHeader>)> {
         let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
         let mut position = SEGMENT_HEADER_BYTES;
-        if let Some(entry) = self.offset_entry_floor(relative) {
+        if let Some(entry) = self.offset_entry_floor(maps, relative) {
             let claimed = self.base_offset + u64::from(entry.relative_offset);
             let at = u64::from(entry.position);
-            match self.landing(at, claimed, end) {
+            match self.landing(maps, at, claimed, end) {
                 Ok(header) if header.next_offset() > offset => return Ok((at, Some(header))),
                 Ok(header) => position = at + u64::from(header.batch_len),
-                Err(found) => self.index_damaged(DamagedEntry::Offset(entry), &found),
+                Err(found) => self.index_damaged(maps, DamagedEntry::Offset(entry), &found),
             }
         }
         while position < end {
-            let header = self.header_at(position, end)?;
+            let header = self.header_at(maps, position, end)?;
             if header.next_offset() > offset {
                 return Ok((position, Some(header)));
             }
@@ -101,6 +106,7 @@ impl Segment {
     /// `claimed`; if not, what is there instead.
     fn landing(
         &self,
+        maps: &Maps,
         position: u64,
         claimed: u64,
         end: u64,
@@ -108,7 +114,7 @@ impl Segment {
         if position < SEGMENT_HEADER_BYTES {
             return Err(format!("position {position} is inside the segment header"));
         }
-        match self.header_at(position, end) {
+        match self.header_at(maps, position, end) {
             Ok(header) if header.base_offset == claimed => Ok(header),
             Ok(header) => Err(format!("a batch starting at offset {}", header.base_offset)),
             Err(e) => Err(e.to_string()),
@@ -141,9 +147,10 @@ impl Segment {
         max_bytes: usize,
         until_offset: u64,
     ) -> Result<ReadChunk> {
+        let maps = self.maps()?;
         let end = self.end_position();
         let (start, first) = self
-            .position_of(from_offset, end)
+            .position_of(&maps, from_offset, end)
             .map_err(|e| self.damage_on_read(e, from_offset))?;
         let Some(first) = first else {
             return Ok(ReadChunk::empty(from_offset));
@@ -174,7 +181,7 @@ impl Segment {
             if count > 0 && (position + len - start) as usize > max_bytes {
                 break;
             }
-            let bytes = &self.map[position as usize..(position + len) as usize];
+            let bytes = &maps.data[position as usize..(position + len) as usize];
             if let Err(e) = BatchView::new(bytes).and_then(|view| view.verify_crc()) {
                 if count == 0 {
                     let error = Error::Corrupt {
@@ -192,7 +199,7 @@ impl Segment {
             if position >= end {
                 break;
             }
-            header = match self.header_at(position, end) {
+            header = match self.header_at(&maps, position, end) {
                 Ok(header) => header,
                 Err(_) => break, // reported by the read that starts here
             };
@@ -201,7 +208,7 @@ impl Segment {
             return Ok(ReadChunk::empty(from_offset));
         }
         let bytes =
-            Bytes::from_owner(MapOwner(self.map.clone())).slice(start as usize..position as usize);
+            Bytes::from_owner(MapOwner(maps.data.clone())).slice(start as usize..position as usize);
         Ok(ReadChunk {
             bytes,
             first_offset: first.base_offset,
@@ -217,25 +224,26 @@ impl Segment {
         timestamp_ms: i64,
         from_offset: u64,
     ) -> Result<Option<u64>> {
-        self.search_time(timestamp_ms, from_offset)
+        let maps = self.maps()?;
+        self.search_time(&maps, timestamp_ms, from_offset)
             .map_err(|e| self.damage_on_read(e, from_offset))
     }
 
-    fn search_time(&self, timestamp_ms: i64, from_offset: u64) -> Result<Option<u64>> {
+    fn search_time(&self, maps: &Maps, timestamp_ms: i64, from_offset: u64) -> Result<Option<u64>> {
         let end = self.end_position();
         let mut position = SEGMENT_HEADER_BYTES;
-        if let Some(entry) = self.time_entry_floor(timestamp_ms) {
+        if let Some(entry) = self.time_entry_floor(maps, timestamp_ms) {
             let claimed = self.base_offset + u64::from(entry.relative_offset);
-            match self.landing(u64::from(entry.position), claimed, end) {
+            match self.landing(maps, u64::from(entry.position), claimed, end) {
                 Ok(_) => position = u64::from(entry.position),
-                Err(found) => self.index_damaged(DamagedEntry::Time(entry), &found),
+                Err(found) => self.index_damaged(maps, DamagedEntry::Time(entry), &found),
             }
         }
         while position < end {
-            let header = self.header_at(position, end)?;
+            let header = self.header_at(maps, position, end)?;
             let len = u64::from(header.batch_len);
             if header.max_timestamp_ms >= timestamp_ms && header.next_offset() > from_offset {
-                let bytes = &self.map[position as usize..(position + len) as usize];
+                let bytes = &maps.data[position as usize..(position + len) as usize];
                 let corrupt = |e: protocol::batch::BatchError| Error::Corrupt {
                     path: self.path.clone(),
                     position,

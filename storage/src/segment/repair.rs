@@ -15,16 +15,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{walk, Segment};
+use super::{walk, Maps, Segment};
 use crate::error::Result;
 use crate::format::{self, OffsetEntry, TimeEntry};
-use crate::index::{self, IndexAccess, IndexFile, IndexKind};
+use crate::index::{self, FileAccess, IndexFile, IndexKind};
 use crate::vfs::Vfs;
 
 /// What a segment needs to rebuild its indexes, and the rebuilt entries once it has.
 #[derive(Debug)]
 pub(crate) struct IndexRepair {
-    vfs: Arc<dyn Vfs>,
+    pub(super) vfs: Arc<dyn Vfs>,
     index_interval_bytes: u32,
     /// Set once damage was found; readers then consult `rebuilt`.
     damaged: AtomicBool,
@@ -102,8 +102,8 @@ impl IndexRepair {
 impl Segment {
     /// The offset-index entry to start a seek for `relative` from: the rebuilt
     /// entries below the end they cover, the writer's entries above it.
-    pub(super) fn offset_entry_floor(&self, relative: u32) -> Option<OffsetEntry> {
-        let mapped = index::offset_floor(self.offset_index.entries(), relative);
+    pub(super) fn offset_entry_floor(&self, maps: &Maps, relative: u32) -> Option<OffsetEntry> {
+        let mapped = index::offset_floor(maps.offset_index.entries(), relative);
         let Some(rebuilt) = self.repair.rebuilt() else {
             return mapped;
         };
@@ -114,8 +114,8 @@ impl Segment {
 
     /// The time-index entry to start a search for `timestamp_ms` from (as
     /// [`offset_entry_floor`](Self::offset_entry_floor)).
-    pub(super) fn time_entry_floor(&self, timestamp_ms: i64) -> Option<TimeEntry> {
-        let mapped = index::time_floor_below(self.time_index.entries(), timestamp_ms);
+    pub(super) fn time_entry_floor(&self, maps: &Maps, timestamp_ms: i64) -> Option<TimeEntry> {
+        let mapped = index::time_floor_below(maps.time_index.entries(), timestamp_ms);
         let Some(rebuilt) = self.repair.rebuilt() else {
             return mapped;
         };
@@ -128,7 +128,7 @@ impl Segment {
     /// indexes, unless a rebuild already covers that entry. The caller then seeks from
     /// the first batch. A failure to write the rebuilt files is logged, not returned:
     /// the read itself does not depend on them.
-    pub(super) fn index_damaged(&self, entry: DamagedEntry, found: &str) {
+    pub(super) fn index_damaged(&self, maps: &Maps, entry: DamagedEntry, found: &str) {
         let mut rebuilt = self
             .repair
             .rebuilt
@@ -141,8 +141,8 @@ impl Segment {
             return;
         }
         let (kind, index_path) = match entry {
-            DamagedEntry::Offset(_) => ("offset", self.offset_index.path()),
-            DamagedEntry::Time(_) => ("time", self.time_index.path()),
+            DamagedEntry::Offset(_) => ("offset", maps.offset_index.path()),
+            DamagedEntry::Time(_) => ("time", maps.time_index.path()),
         };
         tracing::error!(
             index = %index_path.display(),
@@ -154,7 +154,7 @@ impl Segment {
         );
         let end = self.end_position();
         let walk = walk(
-            &self.map,
+            &maps.data,
             &self.path,
             self.base_offset,
             end,
@@ -168,7 +168,7 @@ impl Segment {
             end_position: walk.end_position,
             end_relative,
         };
-        if let Err(error) = self.write_indexes(&fresh.offset_entries, &fresh.time_entries) {
+        if let Err(error) = self.write_indexes(maps, &fresh.offset_entries, &fresh.time_entries) {
             tracing::error!(segment = %self.path.display(), %error, "writing the rebuilt index failed; the next open rebuilds it");
         }
         *rebuilt = Some(Arc::new(fresh));
@@ -177,32 +177,33 @@ impl Segment {
 
     /// Rewrites both index files from a walk over every batch (after a repair, when the
     /// segment is sealed and its end is final).
-    pub(super) fn rewrite_indexes(&self) -> Result<()> {
+    pub(super) fn rewrite_indexes(&self, maps: &Maps) -> Result<()> {
         let walk = walk(
-            &self.map,
+            &maps.data,
             &self.path,
             self.base_offset,
             self.end_position(),
             u64::MAX,
             self.repair.index_interval_bytes,
         );
-        self.write_indexes(&walk.offset_entries, &walk.time_entries)
+        self.write_indexes(maps, &walk.offset_entries, &walk.time_entries)
     }
 
     /// Replaces the index files on disk with `offset_entries` and `time_entries`, sealed
     /// (cut to size and synced). Readers keep the maps they have: the old files live on
     /// unlinked until those are dropped.
-    fn write_indexes(&self, offset_entries: &[u8], time_entries: &[u8]) -> Result<()> {
+    fn write_indexes(&self, maps: &Maps, offset_entries: &[u8], time_entries: &[u8]) -> Result<()> {
         let Some(dir) = self.path.parent() else {
             return Ok(());
         };
         // The writer of the active segment goes on writing to the files it maps, now
         // to be unlinked: it must keep their descriptors rather than reopen the paths.
-        self.offset_index.pin()?;
-        self.time_index.pin()?;
-        let access = IndexAccess {
+        maps.offset_index.pin()?;
+        maps.time_index.pin()?;
+        let access = FileAccess {
             vfs: self.repair.vfs.clone(),
             handles: None,
+            mapped: self.budget.clone(),
         };
         let vfs = access.vfs.as_ref();
         let files = [

@@ -19,7 +19,7 @@ use std::path::Path;
 use protocol::batch::BatchView;
 
 use super::read::header_at;
-use super::{IndexCursor, Segment};
+use super::{IndexCursor, Maps, Segment};
 use crate::error::Result;
 use crate::format::{self, SEGMENT_HEADER_BYTES};
 use crate::index;
@@ -40,9 +40,9 @@ impl Segment {
     /// Checks that the indexes are consistent with the data up to `end`: entries
     /// increase, point inside the data, and the last offset entry lands on a batch
     /// with the offset it claims. Cheap enough to run on every open.
-    pub(crate) fn indexes_look_valid(&self, end: u64) -> bool {
+    pub(crate) fn indexes_look_valid(&self, maps: &Maps, end: u64) -> bool {
         let mut previous: Option<format::OffsetEntry> = None;
-        for entry in index::offset_entries(self.offset_index.entries()) {
+        for entry in index::offset_entries(maps.offset_index.entries()) {
             let position = u64::from(entry.position);
             if position < SEGMENT_HEADER_BYTES || position >= end {
                 return false;
@@ -55,11 +55,11 @@ impl Segment {
             previous = Some(entry);
         }
         let last_ok = previous.is_none_or(|entry| {
-            self.header_at(u64::from(entry.position), end)
+            self.header_at(maps, u64::from(entry.position), end)
                 .is_ok_and(|h| h.base_offset == self.base_offset + u64::from(entry.relative_offset))
         });
         let mut previous_time: Option<format::TimeEntry> = None;
-        for entry in index::time_entries(self.time_index.entries()) {
+        for entry in index::time_entries(maps.time_index.entries()) {
             let position = u64::from(entry.position);
             if position < SEGMENT_HEADER_BYTES || position >= end {
                 return false;
@@ -71,18 +71,18 @@ impl Segment {
             }
             previous_time = Some(entry);
         }
-        last_ok && (end == SEGMENT_HEADER_BYTES || self.offset_index.len() > 0)
+        last_ok && (end == SEGMENT_HEADER_BYTES || maps.offset_index.len() > 0)
     }
 
     /// The offset after the last batch below `end`, found by walking headers from the
     /// last offset-index entry. Fails if a header on the way is damaged.
-    pub(crate) fn tail_next_offset(&self, end: u64) -> Result<u64> {
-        let mut position = index::offset_entries(self.offset_index.entries())
+    pub(crate) fn tail_next_offset(&self, maps: &Maps, end: u64) -> Result<u64> {
+        let mut position = index::offset_entries(maps.offset_index.entries())
             .last()
             .map_or(SEGMENT_HEADER_BYTES, |e| u64::from(e.position));
         let mut next = self.base_offset;
         while position < end {
-            let header = self.header_at(position, end)?;
+            let header = self.header_at(maps, position, end)?;
             next = header.next_offset();
             position += u64::from(header.batch_len);
         }

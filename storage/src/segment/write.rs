@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{index_capacity, IndexCursor, IndexUpdate, Segment};
+use super::{index_capacity, IndexCursor, IndexUpdate, Maps, Segment};
 use crate::error::{Error, Result};
 use crate::vfs::VfsFile;
 
@@ -26,35 +26,40 @@ impl Segment {
 
     /// Reserves index space for the entries of `data_bytes` of segment (what the
     /// writer has reserved for data), so that no index write needs space of its own.
-    pub(crate) fn reserve_indexes(&self, data_bytes: u64) -> Result<()> {
+    pub(crate) fn reserve_indexes(&self, maps: &Maps, data_bytes: u64) -> Result<()> {
         let entries = index_capacity(data_bytes, self.repair.index_interval_bytes());
-        self.offset_index.reserve(entries)?;
-        self.time_index.reserve(entries)
+        maps.offset_index.reserve(entries)?;
+        maps.time_index.reserve(entries)
     }
 
     /// Writes index entries for a batch just appended.
-    pub(crate) fn push_index(&self, update: &IndexUpdate) -> Result<()> {
+    pub(crate) fn push_index(&self, maps: &Maps, update: &IndexUpdate) -> Result<()> {
         if let Some(entry) = update.offset {
-            self.offset_index.push(&entry.encode())?;
+            maps.offset_index.push(&entry.encode())?;
         }
         if let Some(entry) = update.time {
-            self.time_index.push(&entry.encode())?;
+            maps.time_index.push(&entry.encode())?;
         }
         Ok(())
     }
 
     /// Makes the segment immutable on disk: closing time entry, indexes and data cut
-    /// to size and synced. `file` is the segment's, held by its writer.
-    pub(crate) fn seal(&self, file: &dyn VfsFile, cursor: &mut IndexCursor) -> Result<()> {
+    /// to size and synced. `file` and `maps` are the segment's, held by its writer.
+    pub(crate) fn seal(
+        &self,
+        file: &dyn VfsFile,
+        maps: &Maps,
+        cursor: &mut IndexCursor,
+    ) -> Result<()> {
         if let Some(entry) = cursor.final_time_entry() {
-            self.time_index.push(&entry.encode())?;
+            maps.time_index.push(&entry.encode())?;
         }
-        self.offset_index.seal()?;
-        self.time_index.seal()?;
+        maps.offset_index.seal()?;
+        maps.time_index.seal()?;
         if self.repair.was_damaged() {
             // Readers found these indexes damaged; the files on disk hold what was
             // rebuilt then. Now that the end is final, rebuild them whole.
-            self.rewrite_indexes()?;
+            self.rewrite_indexes(maps)?;
         }
         let end = self.end_position();
         file.set_len(end)

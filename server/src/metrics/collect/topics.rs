@@ -15,7 +15,7 @@ use crate::topics::{Topic, Topics};
 type PartitionLabels<'a> = [(&'static str, &'a str); 2];
 
 pub(super) fn encode(encoder: &mut DescriptorEncoder, topics: &Topics) -> fmt::Result {
-    encode_index_handles(encoder, topics)?;
+    encode_budgets(encoder, topics)?;
     let topics = topics.list();
     // Partition numbers as label values, formatted once per scrape.
     let numbers: Vec<Vec<String>> = topics
@@ -97,9 +97,10 @@ fn encode_internal(encoder: &mut DescriptorEncoder, topics: &[Arc<Topic>]) -> fm
     )
 }
 
-/// The index write handle budget (`[storage] index_handles`): how full it is, and how
-/// often writes had to reopen an index because the budget closed it.
-fn encode_index_handles(encoder: &mut DescriptorEncoder, topics: &Topics) -> fmt::Result {
+/// The index write handle budget (`[storage] index_handles`) and the mapped segment
+/// budget (`[storage] mapped_segments`): how full each is, and how often a write or a
+/// read had to open again what the budget closed.
+fn encode_budgets(encoder: &mut DescriptorEncoder, topics: &Topics) -> fmt::Result {
     let handles = topics.index_handles();
     let none: [(&str, &str); 0] = [];
     gauges(
@@ -119,5 +120,24 @@ fn encode_index_handles(encoder: &mut DescriptorEncoder, topics: &Topics) -> fmt
         "brokerd_index_handles_reopened",
         "Index writes that found their file closed by the budget and opened it again; a steady rise means the budget, not the partitions' traffic, decides the descriptors.",
         [(none, handles.reopened)],
+    )?;
+    let mapped = topics.mapped_segments();
+    gauges(
+        encoder,
+        "brokerd_mapped_segments_open",
+        "Sealed segments mapped now and counted against the budget (three maps each); active segments are not counted.",
+        [(none, mapped.open as u64)],
+    )?;
+    gauges(
+        encoder,
+        "brokerd_mapped_segments_budget",
+        "Most sealed segments kept mapped between reads ([storage] mapped_segments).",
+        [(none, mapped.budget as u64)],
+    )?;
+    counters(
+        encoder,
+        "brokerd_mapped_segments_reopened",
+        "Reads that found their sealed segment unmapped and mapped it again.",
+        [(none, mapped.reopened)],
     )
 }
