@@ -152,12 +152,15 @@ mod tests {
             durability: Durability::Always,
             ..LogConfig::default()
         };
+        // The healthy partition is on the real file system: on the simulated one its
+        // zero-ahead, which syncs whenever a worker is idle, could take the armed
+        // fault instead of the failing partition's group commit.
         let healthy = Partition::new(
             0,
             Log::open_with(
                 dir.path().join("topics/t/0"),
                 config.clone(),
-                options.clone(),
+                LogOptions::default(),
             )
             .unwrap(),
         );

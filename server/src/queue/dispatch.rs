@@ -1,5 +1,7 @@
-//! The dispatcher: one task per queue group that hands out messages under the
-//! members' credit, in rounds.
+//! The dispatcher: a task per queue group with members (or leases in flight) that
+//! hands out messages under the members' credit, in rounds. A group with neither has
+//! no task: the dispatcher ends after a round with nothing to do, and the next member
+//! to attach or pull starts it again (`QueueGroup::start_dispatcher`).
 //!
 //! A round, under the group's lock: expire overdue deliveries (and those of members
 //! that left), hand out due retries first (one message per delivery), then new
@@ -403,6 +405,9 @@ pub(super) async fn run_dispatcher(group: Arc<QueueGroup>, mut shutdown: Shutdow
                 }
                 if busy {
                     continue;
+                }
+                if group.park_dispatcher() {
+                    return;
                 }
             }
             Err(error) => tracing::error!(group = %group.name, %error, "dispatch failed"),

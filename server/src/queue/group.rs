@@ -17,6 +17,7 @@ use crate::delivery::{Credit, Pushes};
 use crate::error::BrokerError;
 use crate::internal::InternalLog;
 use crate::metrics::Metrics;
+use crate::tasks::Tasks;
 use crate::topics::{Topic, Topics};
 use crate::traces::{At, Traces};
 
@@ -69,6 +70,12 @@ pub struct QueueGroup {
     /// more is recorded for it, so no event can follow the tombstone that forgets it,
     /// and its dispatcher stops.
     closed: AtomicBool,
+    /// A dispatcher task runs for the group. Set and cleared under the state lock
+    /// (`start_dispatcher`, `park_dispatcher`): a group without members and with
+    /// nothing in flight has no task at all, and the member that arrives starts one.
+    dispatching: AtomicBool,
+    /// Where the dispatcher runs, and the shutdown it obeys.
+    tasks: Arc<Tasks>,
     pub(super) log: Arc<InternalLog<QueueRecord>>,
     pub(super) topics: Arc<Topics>,
     pub(super) traces: Arc<Traces>,
@@ -105,6 +112,8 @@ impl QueueGroup {
             config: Mutex::new(config),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
+            dispatching: AtomicBool::new(false),
+            tasks: parts.tasks,
             log: parts.log,
             topics: parts.topics,
             traces: parts.traces,
@@ -147,6 +156,40 @@ impl QueueGroup {
             })
             .collect();
         self.log.append(&records)
+    }
+
+    /// Starts the dispatcher unless one runs; the caller holds the state lock (`inner`)
+    /// and has just given the group a member, or created it.
+    pub(super) fn start_dispatcher(self: &Arc<Self>, _inner: &Inner) {
+        if self.dispatching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.tasks.spawn(
+            "queue dispatcher",
+            super::dispatch::run_dispatcher(self.clone(), self.tasks.shutdown()),
+        );
+    }
+
+    /// Called by the dispatcher after a round with nothing to do: ends it (returns
+    /// `true`) when no member could receive anything and nothing in flight will
+    /// expire, so an idle group costs no task and no wake-up. Under the state lock,
+    /// so a member attaching meanwhile either is seen here or sees the dispatcher
+    /// gone and starts another.
+    pub(super) fn park_dispatcher(&self) -> bool {
+        let inner = self.lock();
+        let idle = inner.sinks.is_empty()
+            && inner.pullers.is_empty()
+            && !inner.members_left
+            && !inner.state.has_timed_work();
+        if idle {
+            self.dispatching.store(false, Ordering::Release);
+        }
+        idle
+    }
+
+    /// Whether a dispatcher task runs for the group now.
+    pub fn is_dispatching(&self) -> bool {
+        self.dispatching.load(Ordering::Acquire)
     }
 
     /// Whether the group was closed ([`close`](Self::close)).
@@ -330,8 +373,11 @@ impl QueueGroup {
     }
 
     /// Attaches a member's subscription.
-    pub(super) fn attach(&self, member: &str, sink: Sink) {
-        self.lock().sinks.insert(Arc::from(member), sink);
+    pub(super) fn attach(self: &Arc<Self>, member: &str, sink: Sink) {
+        let mut inner = self.lock();
+        inner.sinks.insert(Arc::from(member), sink);
+        self.start_dispatcher(&inner);
+        drop(inner);
         self.wake.notify_one();
     }
 
@@ -402,4 +448,5 @@ pub(super) struct GroupParts {
     pub(super) traces: Arc<Traces>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) metrics: Arc<Metrics>,
+    pub(super) tasks: Arc<Tasks>,
 }

@@ -8,7 +8,6 @@ use protocol::internal::queue::{QueueEvent, QueueRecord};
 use protocol::ops::topic::ConfigEntry;
 
 use super::config::QueueConfig;
-use super::dispatch::run_dispatcher;
 use super::group::{GroupParts, QueueGroup, Sink};
 use super::state::Replayed;
 use crate::clock::Clock;
@@ -29,7 +28,6 @@ type ReplayedGroup = (Arc<str>, Arc<str>, Vec<(QueueEvent, i64)>);
 pub struct Queues {
     parts: GroupParts,
     groups: Mutex<HashMap<String, Arc<QueueGroup>>>,
-    tasks: Arc<Tasks>,
     /// subscription id -> (group, member), for credit and unsubscribe.
     subscriptions: Mutex<HashMap<u64, (Arc<QueueGroup>, String)>>,
 }
@@ -75,9 +73,9 @@ impl Queues {
                 traces,
                 clock,
                 metrics,
+                tasks,
             },
             groups: Mutex::new(HashMap::new()),
-            tasks,
             subscriptions: Mutex::new(HashMap::new()),
         };
         // Every topic's end as recovered, read before any dispatcher can append to a
@@ -178,10 +176,9 @@ impl Queues {
             group.persist(positions)?;
         }
         self.lock().insert(name.to_string(), group.clone());
-        self.tasks.spawn(
-            "queue dispatcher",
-            run_dispatcher(group.clone(), self.tasks.shutdown()),
-        );
+        // A new or restored group runs a dispatcher until it finds nothing to do (it
+        // may hold leases from before a restart); members start it again.
+        group.start_dispatcher(&group.lock());
         Ok(group)
     }
 
@@ -306,10 +303,7 @@ impl Queues {
         // compaction that keeps only what follows those records snapshots the new one.
         self.lock().insert(name.to_string(), group.clone());
         let wait = old.close(fresh)?;
-        self.tasks.spawn(
-            "queue dispatcher",
-            run_dispatcher(group, self.tasks.shutdown()),
-        );
+        group.start_dispatcher(&group.lock());
         self.parts.log.wait_durable(wait).await?;
         Ok(dropped)
     }
@@ -499,6 +493,76 @@ mod tests {
             .await
             .unwrap();
         end
+    }
+
+    /// Waits (up to 10 s) until the group's dispatcher task has ended or runs.
+    async fn until_dispatching(group: &QueueGroup, dispatching: bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while group.is_dispatching() != dispatching {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "dispatching is still {}",
+                !dispatching
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_without_members_runs_no_dispatcher_until_one_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Arc::new(Topics::open(dir.path()).unwrap());
+        let topic = TopicConfig {
+            partitions: 1,
+            ..TopicConfig::internal_default()
+        };
+        topics.create("jobs", topic, false).unwrap();
+        // Live tasks: the dispatchers run on their own here.
+        let tasks = Arc::new(Tasks::new());
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let traces = Traces::open(&topics, &tasks, 0.0, clock.clone()).unwrap();
+        let queues = Queues::open(
+            topics,
+            tasks.clone(),
+            traces,
+            clock.clone(),
+            Default::default(),
+            |_, _| Vec::new(),
+        )
+        .unwrap();
+        let group = queues.ensure_group("idle", "jobs", &[], false).unwrap();
+        // The dispatcher started with the group finds nothing to do and ends.
+        until_dispatching(&group, false).await;
+
+        // A member subscribes: a dispatcher runs again and delivers to it.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let id = 1;
+        queues
+            .subscribe("idle", "m", id, Pushes::new(tx), Credit::new(10, 1 << 20))
+            .unwrap();
+        assert!(group.is_dispatching());
+        append_durable(&jobs_partition(&queues), &[(None, b"job")]).await;
+        let delivery = match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(protocol::Message::Push(delivery))) => delivery,
+            other => panic!("no delivery: {other:?}"),
+        };
+        assert_eq!(group.counts(0).in_flight, 1);
+        // The member leaves: the dispatcher fails its delivery (which then waits for
+        // a member, not for the dispatcher) and ends.
+        assert!(queues.unsubscribe(id));
+        until_dispatching(&group, false).await;
+        assert_eq!(group.counts(0).in_flight, 0);
+        assert_eq!(group.counts(0).waiting_retry, 1);
+
+        // A puller is a member too: once the backoff has passed the redelivery
+        // reaches it, and its lease keeps a dispatcher running.
+        clock.advance(600_000);
+        let pulled = group.pull("p", 10, 1 << 20).await.unwrap();
+        assert!(group.is_dispatching());
+        assert_eq!(pulled.len(), 1);
+        assert_eq!(pulled[0].from_offset, delivery.from_offset);
+        assert_eq!(pulled[0].attempt, 2);
+        tasks.stop(Duration::from_secs(5)).await;
     }
 
     #[tokio::test]

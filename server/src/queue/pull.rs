@@ -39,7 +39,7 @@ impl QueueGroup {
     /// [`wait_for_work`](Self::wait_for_work) to long-poll. A member with a push
     /// subscription does not pull.
     pub async fn pull(
-        &self,
+        self: &Arc<Self>,
         member: &str,
         max_messages: u32,
         max_bytes: u64,
@@ -60,7 +60,7 @@ impl QueueGroup {
     /// The round of a pull, under the lock: the deliveries and the `__queue_state`
     /// offset to wait on.
     fn pull_round(
-        &self,
+        self: &Arc<Self>,
         member: &str,
         max_messages: u32,
         max_bytes: u64,
@@ -73,7 +73,10 @@ impl QueueGroup {
                 self.name
             )));
         }
-        inner.pullers.insert(member.clone());
+        if inner.pullers.insert(member.clone()) {
+            // A new member: its leases need the dispatcher to expire them.
+            self.start_dispatcher(&inner);
+        }
         // The pull's limits are a credit of a sink that lives for this round only,
         // with room for as many deliveries as one pull may carry; the dispatcher never
         // sees it (the lock is held throughout).

@@ -406,6 +406,20 @@ impl QueueState {
             .collect()
     }
 
+    /// Whether anything will need the dispatcher even with no member to deliver to:
+    /// a delivery in flight (its lease expires) or a dead letter still to copy. A
+    /// retry that waits needs a member to go to, so it does not count.
+    pub fn has_timed_work(&self) -> bool {
+        self.partitions.iter().any(|part| {
+            part.entries.values().any(|entry| {
+                matches!(
+                    entry.state,
+                    EntryState::InFlight { .. } | EntryState::DeadLettering { .. }
+                )
+            })
+        })
+    }
+
     /// The earliest monotonic time something is due (a deadline or a retry).
     pub fn next_wakeup_mono_ms(&self) -> Option<u64> {
         self.partitions
