@@ -457,6 +457,12 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: u32,
     /// Members per group.
     pub max_members_per_group: usize,
+    /// A group with no member (native or Kafka) for this long is deleted with its
+    /// committed offsets and queue state, as Kafka's `offsets.retention.minutes`
+    /// does (`docs/operations.md`, "Consumer groups"). Timed from when this run of
+    /// the broker first finds it empty. Default 7 days; 0 = never; else at least
+    /// 1000.
+    pub empty_group_retention_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -537,6 +543,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 1000,
             max_session_timeout_ms: 300_000,
             max_members_per_group: 1000,
+            empty_group_retention_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -637,6 +644,13 @@ impl ServerConfig {
                     crate::topics::INTERNAL_PREFIX
                 )));
             }
+        }
+        let retention = self.groups.empty_group_retention_ms;
+        if retention != 0 && retention < crate::group::MIN_EMPTY_GROUP_RETENTION_MS {
+            return Err(ConfigError(format!(
+                "groups.empty_group_retention_ms must be 0 (never) or at least {}",
+                crate::group::MIN_EMPTY_GROUP_RETENTION_MS
+            )));
         }
         if self.groups.min_session_timeout_ms > self.groups.max_session_timeout_ms {
             return Err(ConfigError(
@@ -782,6 +796,23 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_group_retention_is_read_and_bounded() {
+        assert_eq!(
+            ServerConfig::default().groups.empty_group_retention_ms,
+            604_800_000
+        );
+        for ok in ["0", "1000", "86400000"] {
+            let text = format!("[groups]\nempty_group_retention_ms = {ok}\n");
+            let config: ServerConfig = toml::from_str(&text).unwrap();
+            config.validate().unwrap();
+        }
+        let config: ServerConfig =
+            toml::from_str("[groups]\nempty_group_retention_ms = 999\n").unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("groups.empty_group_retention_ms"), "{error}");
+    }
 
     #[test]
     fn index_handles_are_read_and_bounded() {

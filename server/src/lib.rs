@@ -352,13 +352,21 @@ pub async fn serve(broker: Arc<Broker>, listener: Listener, signal: Arc<Shutdown
     tracing::info!("all logs synced and closed cleanly");
 }
 
-/// The broker's periodic jobs, owned by its tasks: session expiry, rates, retention,
+/// The broker's periodic jobs, owned by its tasks: session expiry, empty groups, rates, retention,
 /// service expiry, and compaction of the internal topics.
 fn start_periodic_jobs(broker: &Arc<Broker>) {
     let tasks = &broker.tasks;
     tasks.spawn(
         "session reaper",
         group::run_session_reaper(broker.groups.clone(), tasks.shutdown()),
+    );
+    tasks.spawn(
+        "empty group expiry",
+        group::run_group_expiry(
+            broker.groups.clone(),
+            broker.kafka_groups.clone(),
+            tasks.shutdown(),
+        ),
     );
     tasks.spawn(
         "rate sampler",

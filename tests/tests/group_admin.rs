@@ -332,3 +332,50 @@ async fn brokerctl_purges_a_queue_group_to_the_end_and_deletes_groups() {
         .await;
     assert!(rejoined.is_ok(), "the name is free: {rejoined:?}");
 }
+
+#[tokio::test]
+async fn a_group_left_empty_for_the_retention_is_deleted_and_one_with_a_member_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("brokerd.toml");
+    std::fs::write(&config, "[groups]\nempty_group_retention_ms = 1000\n").unwrap();
+    let broker = Brokerd::start_with(&["--config", config.to_str().unwrap()]);
+    let addr = broker.addr();
+    let client = Client::connect(addr).await.unwrap();
+    client.create_topic("events", 2, &[]).await.unwrap();
+    produce(&client).await;
+    for group in ["old", "kept"] {
+        let joined = client
+            .join_group(group, "events", "", SESSION, GroupStart::Earliest)
+            .await
+            .unwrap();
+        client
+            .commit_offsets(
+                group,
+                &joined.member_id,
+                joined.generation,
+                "events",
+                &[(0, 4)],
+            )
+            .await
+            .unwrap();
+        if group == "old" {
+            client.leave_group(group, &joined.member_id).await.unwrap();
+        }
+    }
+    // Sweeps come every second for a retention of one: the empty group goes within
+    // about two, the one with a member (inside its 10 s session) stays.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while listed(addr, "old").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the empty group was kept"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed(addr, "kept").unwrap()[3], "1", "a member, so kept");
+    assert_eq!(
+        committed(&client, "old").await,
+        [None, None],
+        "its offsets went with it"
+    );
+}

@@ -26,9 +26,14 @@
 mod admin;
 pub mod assign;
 mod describe;
+mod expiry;
 pub mod offsets;
 mod registry;
 mod state;
+
+pub use expiry::{
+    run_group_expiry, sweep_interval, EMPTY_GROUP_CHECK_INTERVAL, MIN_EMPTY_GROUP_RETENTION_MS,
+};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +82,8 @@ pub struct Groups {
     boot_id: u32,
     queues: Arc<Queues>,
     clock: Arc<dyn Clock>,
+    /// Since when (monotonic ms) each group found empty has been empty (`expiry.rs`).
+    empty_since: Mutex<HashMap<String, u64>>,
 }
 
 /// What a member asks for when joining.
@@ -121,6 +128,7 @@ impl Groups {
             boot_id: nanos ^ std::process::id().rotate_left(16),
             queues,
             clock,
+            empty_since: Mutex::new(HashMap::new()),
         }
     }
 

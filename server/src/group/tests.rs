@@ -16,6 +16,10 @@ struct Fixture {
 
 impl Fixture {
     async fn new(partitions: u32) -> Fixture {
+        Self::with_config(partitions, GroupConfig::default()).await
+    }
+
+    async fn with_config(partitions: u32, group_config: GroupConfig) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let topics = Arc::new(Topics::open(dir.path()).unwrap());
         let config = TopicConfig {
@@ -39,13 +43,7 @@ impl Fixture {
             )
             .unwrap(),
         );
-        let groups = Groups::new(
-            GroupConfig::default(),
-            topics,
-            offsets,
-            queues,
-            clock.clone(),
-        );
+        let groups = Groups::new(group_config, topics, offsets, queues, clock.clone());
         Fixture {
             groups,
             clock,
@@ -322,4 +320,78 @@ async fn groups_written_before_the_registry_are_recorded_by_their_state() {
         .to_string()
     );
     f.groups.join(join("old-stream", "", 1_000)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_group_without_members_for_the_retention_is_deleted() {
+    use protocol::ops::group_admin::ResetTarget;
+    let config = GroupConfig {
+        empty_group_retention_ms: 10_000,
+        ..GroupConfig::default()
+    };
+    let f = Fixture::with_config(1, config).await;
+    let none = |_: &str| false;
+    // Stream groups with committed offsets and no members (a reset creates them),
+    // and `g`, which has a member.
+    for group in ["idle", "kafka"] {
+        f.groups
+            .reset_offsets(group, "t", None, ResetTarget::Earliest)
+            .await
+            .unwrap();
+    }
+    let (member, generation, _) = f.join(60_000).await;
+    let kafka_live = |group: &str| group == "kafka";
+    assert!(
+        f.groups.delete_expired(&kafka_live).await.is_empty(),
+        "first seen empty"
+    );
+    f.clock.advance(9_999);
+    f.beat(&member, generation);
+    assert!(
+        f.groups.delete_expired(&kafka_live).await.is_empty(),
+        "not yet"
+    );
+    f.clock.advance(1);
+    f.beat(&member, generation);
+    assert_eq!(f.groups.delete_expired(&kafka_live).await, ["idle"]);
+    let listed: Vec<String> = f.groups.list().into_iter().map(|g| g.group).collect();
+    assert_eq!(
+        listed,
+        ["g", "kafka"],
+        "the group with members here and the one live in Kafka stay"
+    );
+    assert!(f.groups.describe("idle").is_err());
+
+    // Once the Kafka members leave, that group's time starts then.
+    assert!(f.groups.delete_expired(&none).await.is_empty());
+    f.clock.advance(10_000);
+    f.beat(&member, generation);
+    assert_eq!(f.groups.delete_expired(&none).await, ["kafka"]);
+
+    // A group that gains a member in between starts over when it is empty again.
+    f.groups.leave("g", &member).unwrap();
+    assert!(f.groups.delete_expired(&none).await.is_empty());
+    f.clock.advance(6_000);
+    let (again, generation, _) = f.join(60_000).await;
+    assert!(f.groups.delete_expired(&none).await.is_empty());
+    f.groups.leave("g", &again).unwrap();
+    let _ = generation;
+    // Emptiness is timed from the first sweep that finds it (sweeps come four times
+    // per retention).
+    assert!(f.groups.delete_expired(&none).await.is_empty());
+    f.clock.advance(6_000);
+    assert!(
+        f.groups.delete_expired(&none).await.is_empty(),
+        "6 s since empty again"
+    );
+    f.clock.advance(4_000);
+    assert_eq!(f.groups.delete_expired(&none).await, ["g"]);
+    assert!(f.groups.list().is_empty());
+}
+
+#[test]
+fn sweeps_come_four_times_per_retention_within_bounds() {
+    assert_eq!(sweep_interval(10_000), Duration::from_millis(2_500));
+    assert_eq!(sweep_interval(1_000), Duration::from_secs(1));
+    assert_eq!(sweep_interval(604_800_000), EMPTY_GROUP_CHECK_INTERVAL);
 }
