@@ -219,23 +219,42 @@ async fn open(options: &ConnectOptions, tls: Option<&Tls>) -> Result<(), Connect
         .map_err(io("connect"))?;
     tcp.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
     match tls {
-        None => set_up(tcp, options.scram.as_ref()).await,
+        None => set_up(tcp, options.scram.as_ref()).await.map(drop),
         Some(tls) => {
             let stream = tls
                 .connector
                 .connect(tls.server_name.clone(), tcp)
                 .await
                 .map_err(io("TLS handshake"))?;
-            set_up(stream, options.scram.as_ref()).await
+            set_up(stream, options.scram.as_ref()).await.map(drop)
         }
     }
 }
 
-/// The protocol Handshake, then the SCRAM exchange if asked for.
+/// Opens `count` plaintext connections to `addr`, each through its Handshake, and
+/// returns them open and silent (`broker-bench --idle-connections`): the idle load
+/// a broker carries for services that connect and wait. brokerd closes a connection
+/// idle for `limits.idle_timeout_ms` (10 minutes by default), so a run must be
+/// shorter than that.
+pub async fn hold_idle(addr: &str, count: u32) -> Result<Vec<tokio::net::TcpStream>, ConnectError> {
+    if count > MAX_CONNECTIONS {
+        return Err(ConnectError::TooMany);
+    }
+    let mut held = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(io("connect"))?;
+        held.push(set_up(tcp, None).await?);
+    }
+    Ok(held)
+}
+
+/// The protocol Handshake, then the SCRAM exchange if asked for; the stream, set up.
 async fn set_up<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     scram: Option<&Credentials>,
-) -> Result<(), ConnectError> {
+) -> Result<S, ConnectError> {
     let mut frames = Frames {
         stream,
         buf: BytesMut::new(),
@@ -252,7 +271,7 @@ async fn set_up<S: AsyncRead + AsyncWrite + Unpin>(
         _ => return Err(ConnectError::Unexpected { step: "Handshake" }),
     }
     let Some(credentials) = scram else {
-        return Ok(());
+        return Ok(frames.stream);
     };
     let (client, first) = ClientExchange::new(
         &credentials.user,
@@ -263,7 +282,7 @@ async fn set_up<S: AsyncRead + AsyncWrite + Unpin>(
     let (client, last) = client.respond(&server_first)?;
     let server_final = authenticate(&mut frames, last, "SCRAM client-final").await?;
     client.verify(&server_final)?;
-    Ok(())
+    Ok(frames.stream)
 }
 
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(

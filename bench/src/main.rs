@@ -138,6 +138,13 @@ struct Args {
     /// [security] section).
     #[arg(long, value_name = "NAME")]
     scram_user: Option<String>,
+    /// brokerd only, plaintext: before the workload, open N more connections that
+    /// complete their Handshake and then stay silent for the whole run (the idle
+    /// services of a large deployment). brokerd must allow them
+    /// (`[limits] max_connections`) and this process needs the descriptors
+    /// (`ulimit -n`).
+    #[arg(long, value_name = "N")]
+    idle_connections: Option<u32>,
     /// Leave the run's topics in place afterwards (with --addr: to measure what the
     /// broker holds for them, as bench/scale.sh does).
     #[arg(long)]
@@ -244,7 +251,7 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
                     (Some(own), addr)
                 }
             };
-            let driver = BrokerdDriver::new(addr, args.api);
+            let driver = BrokerdDriver::new(addr.clone(), args.api);
             let driver = match tls_config(args) {
                 Some(tls) => driver.with_tls(tls),
                 None => driver,
@@ -256,7 +263,15 @@ async fn run_broker(args: &Args, workload: &Workload) -> anyhow::Result<Report> 
                 None => driver,
             };
             let driver = Arc::new(driver);
-            Ok(run(driver, workload, &options).await?)
+            let idle = match args.idle_connections {
+                Some(count) => bench::connect::hold_idle(&addr, count)
+                    .await
+                    .with_context(|| format!("opening {count} idle connections"))?,
+                None => Vec::new(),
+            };
+            let report = run(driver, workload, &options).await?;
+            drop(idle);
+            Ok(report)
         }
         Broker::Kafka => run_kafka(args, workload, &options).await,
         Broker::Nats => run_nats(args, workload, &options).await,
