@@ -15,14 +15,14 @@
 //! index maps; an index whose files a repair replaced pins its own descriptor instead
 //! (`index.rs`), and never asks the cache again.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::lru::{Lru, Stamped};
 use crate::vfs::{Vfs, VfsFile};
 
 /// Fewest handles a budget may allow: the two indexes of one log.
@@ -31,28 +31,32 @@ pub const MIN_INDEX_HANDLES: usize = 2;
 /// Budget of the process-wide cache that logs opened with default options share.
 pub const DEFAULT_INDEX_HANDLES: usize = 1024;
 
+/// What the budget logs the first time it closes a handle.
+const TOLD: &str = "index write handles reached their budget: the least recently used are \
+                    closed and reopened on their next write (raise [storage] index_handles \
+                    to keep more open)";
+
 /// A cache of index write handles under a budget; clones share it.
 #[derive(Clone)]
 pub struct IndexHandles {
-    inner: Arc<Inner>,
+    lru: Arc<Lru<Arc<Handle>>>,
 }
 
-struct Inner {
-    budget: usize,
-    next_id: AtomicU64,
-    state: Mutex<State>,
+/// One open index file and its last use.
+#[derive(Debug)]
+struct Handle {
+    file: Arc<dyn VfsFile>,
+    last_used: AtomicU64,
 }
 
-#[derive(Default)]
-struct State {
-    /// Bumped on every use; a handle's last use orders eviction.
-    tick: u64,
-    open: HashMap<u64, (u64, Arc<dyn VfsFile>)>,
-    reopened: u64,
-    evicted: u64,
-    /// The first eviction is logged, once: it is when the budget, not the OS, starts
-    /// to decide how many descriptors the broker holds.
-    told: bool,
+impl Stamped for Arc<Handle> {
+    fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self, tick: u64) {
+        self.last_used.store(tick, Ordering::Relaxed);
+    }
 }
 
 /// What a cache holds and has done, for logs and metrics.
@@ -71,14 +75,9 @@ pub struct IndexHandleStats {
 impl fmt::Debug for IndexHandles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IndexHandles")
-            .field("budget", &self.inner.budget)
+            .field("budget", &self.lru.stats().budget)
             .finish()
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic under this lock leaves a map of open files, still consistent.
-    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl IndexHandles {
@@ -90,13 +89,13 @@ impl IndexHandles {
                 "the index handle budget must be at least {MIN_INDEX_HANDLES}, not {budget}"
             )));
         }
-        Ok(IndexHandles {
-            inner: Arc::new(Inner {
-                budget,
-                next_id: AtomicU64::new(0),
-                state: Mutex::new(State::default()),
-            }),
-        })
+        Ok(Self::with_budget(budget))
+    }
+
+    fn with_budget(budget: usize) -> IndexHandles {
+        IndexHandles {
+            lru: Arc::new(Lru::new(budget, TOLD)),
+        }
     }
 
     /// The process-wide cache ([`DEFAULT_INDEX_HANDLES`]) used by logs opened without
@@ -104,44 +103,31 @@ impl IndexHandles {
     pub fn shared() -> IndexHandles {
         static SHARED: OnceLock<IndexHandles> = OnceLock::new();
         SHARED
-            .get_or_init(|| IndexHandles {
-                inner: Arc::new(Inner {
-                    budget: DEFAULT_INDEX_HANDLES,
-                    next_id: AtomicU64::new(0),
-                    state: Mutex::new(State::default()),
-                }),
-            })
+            .get_or_init(|| Self::with_budget(DEFAULT_INDEX_HANDLES))
             .clone()
     }
 
     /// What the cache holds and has done.
     pub fn stats(&self) -> IndexHandleStats {
-        let state = lock(&self.inner.state);
+        let stats = self.lru.stats();
         IndexHandleStats {
-            budget: self.inner.budget,
-            open: state.open.len(),
-            reopened: state.reopened,
-            evicted: state.evicted,
+            budget: stats.budget,
+            open: stats.kept,
+            reopened: stats.reopened,
+            evicted: stats.evicted,
         }
     }
 
     /// A new key for one index file's handle.
     pub(crate) fn register(&self) -> u64 {
-        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        self.lru.register()
     }
 
     /// The handle for `id`, opening `path` if it was closed. The file is opened
     /// outside the lock, so that logs reopening at once do not wait on each other.
     pub(crate) fn get(&self, id: u64, vfs: &dyn Vfs, path: &Path) -> io::Result<Arc<dyn VfsFile>> {
-        {
-            let mut state = lock(&self.inner.state);
-            state.tick += 1;
-            let tick = state.tick;
-            if let Some((used, file)) = state.open.get_mut(&id) {
-                *used = tick;
-                return Ok(file.clone());
-            }
-            state.reopened += 1;
+        if let Some(handle) = self.lru.get(id) {
+            return Ok(handle.file.clone());
         }
         let file = vfs.open(path)?;
         self.insert(id, file.clone());
@@ -151,54 +137,18 @@ impl IndexHandles {
     /// Keeps `file` open as `id`'s handle (a file just created), closing the least
     /// recently used handles if that passes the budget.
     pub(crate) fn insert(&self, id: u64, file: Arc<dyn VfsFile>) {
-        let closed = {
-            let mut state = lock(&self.inner.state);
-            state.tick += 1;
-            let tick = state.tick;
-            state.open.insert(id, (tick, file));
-            self.evict(&mut state)
-        };
+        let handle = Arc::new(Handle {
+            file,
+            last_used: AtomicU64::new(0),
+        });
         // The descriptors close here, outside the lock (or later, when a write still
         // using one finishes with it).
-        drop(closed);
+        drop(self.lru.insert(id, handle));
     }
 
     /// Closes `id`'s handle, if open (its index was sealed, pinned or dropped).
     pub(crate) fn forget(&self, id: u64) {
-        let closed = lock(&self.inner.state).open.remove(&id);
-        drop(closed);
-    }
-
-    /// Past the budget, closes the least recently used eighth of it at once, so that
-    /// the selection (linear in the handles open) is paid once per many inserts.
-    fn evict(&self, state: &mut State) -> Vec<Arc<dyn VfsFile>> {
-        let budget = self.inner.budget;
-        if state.open.len() <= budget {
-            return Vec::new();
-        }
-        let target = budget - (budget / 8).max(1).min(budget - 1);
-        let excess = state.open.len() - target;
-        let mut by_use: Vec<(u64, u64)> = state.open.iter().map(|(id, (t, _))| (*t, *id)).collect();
-        by_use.select_nth_unstable(excess - 1);
-        let closed: Vec<Arc<dyn VfsFile>> = by_use[..excess]
-            .iter()
-            .filter_map(|(_, id)| state.open.remove(id).map(|(_, file)| file))
-            .collect();
-        state.evicted += closed.len() as u64;
-        if !state.told {
-            state.told = true;
-            tracing::info!(
-                budget,
-                "index write handles reached their budget: the least recently used are \
-                 closed and reopened on their next write (raise [storage] index_handles \
-                 to keep more open)"
-            );
-        }
-        debug_assert!(
-            state.open.len() <= budget,
-            "eviction leaves the cache within its budget"
-        );
-        closed
+        drop(self.lru.forget(id));
     }
 }
 

@@ -25,6 +25,7 @@ pub mod format;
 mod handles;
 mod index;
 mod log;
+mod lru;
 mod maps;
 pub mod producers;
 mod recovery;

@@ -14,39 +14,35 @@
 //!
 //! Clones share one budget; logs share it through [`LogOptions`](crate::LogOptions).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::lru::{Lru, Stamped};
 use crate::segment::Maps;
 
 /// Budget of the process-wide set that logs opened with default options share.
 pub const DEFAULT_MAPPED_SEGMENTS: usize = 4096;
 
+/// What the budget logs the first time it unmaps a segment.
+const TOLD: &str = "mapped sealed segments reached their budget: the least recently read are \
+                    unmapped and mapped again when next read (raise [storage] mapped_segments \
+                    to keep more mapped)";
+
 /// A budget of mapped sealed segments; clones share it.
 #[derive(Clone)]
 pub struct MappedSegments {
-    inner: Arc<Inner>,
+    lru: Arc<Lru<Arc<Maps>>>,
 }
 
-struct Inner {
-    budget: usize,
-    next_id: AtomicU64,
-    /// A logical clock: each read of a sealed segment stamps its maps with the next
-    /// value, and eviction closes the lowest stamps.
-    clock: AtomicU64,
-    state: Mutex<State>,
-}
+impl Stamped for Arc<Maps> {
+    fn last_used(&self) -> u64 {
+        Maps::last_used(self)
+    }
 
-#[derive(Default)]
-struct State {
-    open: HashMap<u64, Arc<Maps>>,
-    reopened: u64,
-    evicted: u64,
-    /// The first eviction is logged, once.
-    told: bool,
+    fn touch(&self, tick: u64) {
+        Maps::touch(self, tick);
+    }
 }
 
 /// What a budget holds and has done, for logs and metrics.
@@ -65,14 +61,9 @@ pub struct MappedSegmentStats {
 impl fmt::Debug for MappedSegments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MappedSegments")
-            .field("budget", &self.inner.budget)
+            .field("budget", &self.lru.stats().budget)
             .finish()
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic under this lock leaves a map of maps, still consistent.
-    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MappedSegments {
@@ -88,12 +79,7 @@ impl MappedSegments {
 
     fn with_budget(budget: usize) -> MappedSegments {
         MappedSegments {
-            inner: Arc::new(Inner {
-                budget,
-                next_id: AtomicU64::new(0),
-                clock: AtomicU64::new(0),
-                state: Mutex::new(State::default()),
-            }),
+            lru: Arc::new(Lru::new(budget, TOLD)),
         }
     }
 
@@ -108,80 +94,37 @@ impl MappedSegments {
 
     /// What the budget holds and has done.
     pub fn stats(&self) -> MappedSegmentStats {
-        let state = lock(&self.inner.state);
+        let stats = self.lru.stats();
         MappedSegmentStats {
-            budget: self.inner.budget,
-            open: state.open.len(),
-            reopened: state.reopened,
-            evicted: state.evicted,
+            budget: stats.budget,
+            open: stats.kept,
+            reopened: stats.reopened,
+            evicted: stats.evicted,
         }
     }
 
     /// A new key for one segment.
     pub(crate) fn register(&self) -> u64 {
-        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        self.lru.register()
     }
 
     /// The next stamp of the logical clock (a read's).
     pub(crate) fn tick(&self) -> u64 {
-        self.inner.clock.fetch_add(1, Ordering::Relaxed) + 1
+        self.lru.tick()
     }
 
     /// Counts `maps` as `id`'s (a segment just sealed, or reopened by a read: then
     /// `reopened`), closing the least recently read past the budget.
     pub(crate) fn insert(&self, id: u64, maps: Arc<Maps>, reopened: bool) {
-        maps.touch(self.tick());
-        let closed = {
-            let mut state = lock(&self.inner.state);
-            if reopened {
-                state.reopened += 1;
-            }
-            state.open.insert(id, maps);
-            self.evict(&mut state)
-        };
+        if reopened {
+            self.lru.count_reopen();
+        }
         // Unmapped here, outside the lock (or when the last reader is done).
-        drop(closed);
+        drop(self.lru.insert(id, maps));
     }
 
     /// Stops counting `id` (its segment is gone).
     pub(crate) fn forget(&self, id: u64) {
-        let closed = lock(&self.inner.state).open.remove(&id);
-        drop(closed);
-    }
-
-    /// Past the budget, closes the least recently read eighth of it at once, so that
-    /// the selection (linear in the segments mapped) is paid once per many inserts.
-    fn evict(&self, state: &mut State) -> Vec<Arc<Maps>> {
-        let budget = self.inner.budget;
-        if state.open.len() <= budget {
-            return Vec::new();
-        }
-        let target = budget - (budget / 8).min(budget - 1);
-        let excess = state.open.len() - target;
-        let mut by_use: Vec<(u64, u64)> = state
-            .open
-            .iter()
-            .map(|(id, maps)| (maps.last_used(), *id))
-            .collect();
-        by_use.select_nth_unstable(excess - 1);
-        let closed: Vec<Arc<Maps>> = by_use[..excess]
-            .iter()
-            .filter_map(|(_, id)| state.open.remove(id))
-            .collect();
-        state.evicted += closed.len() as u64;
-        if !state.told {
-            state.told = true;
-            tracing::info!(
-                budget,
-                "mapped sealed segments reached their budget: the least recently read are \
-                 unmapped and mapped again when next read (raise [storage] mapped_segments \
-                 to keep more mapped)"
-            );
-        }
-        debug_assert!(
-            state.open.len() <= budget,
-            "eviction leaves the budget's count within it"
-        );
-        closed
+        drop(self.lru.forget(id));
     }
 }
