@@ -29,8 +29,8 @@ pub fn target(soft: u64, hard: u64) -> u64 {
     hard.min(MAX_OPEN_FILES).max(soft)
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to [`target`]; the limits before and after.
-pub fn raise() -> std::io::Result<OpenFileLimit> {
+/// The current `RLIMIT_NOFILE`, soft and hard.
+fn current() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -39,6 +39,12 @@ pub fn raise() -> std::io::Result<OpenFileLimit> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(limit)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to [`target`]; the limits before and after.
+pub fn raise() -> std::io::Result<OpenFileLimit> {
+    let limit = current()?;
     let before = limit.rlim_cur;
     let wanted = target(before, limit.rlim_max);
     if wanted > before {
@@ -89,15 +95,7 @@ pub fn raise_and_log() -> Option<OpenFileLimit> {
 
 /// The soft limit the process runs under now.
 pub fn soft_limit() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(limit.rlim_cur)
+    current().map(|limit| limit.rlim_cur)
 }
 
 /// Fewest index write handles brokerd budgets for by default, however low the limit.

@@ -339,8 +339,11 @@ impl IndexFile {
     pub(crate) fn seal(&self) -> Result<()> {
         self.flush()?;
         let len = INDEX_HEADER_BYTES + u64::from(self.len()) * self.kind.entry_bytes() as u64;
-        self.with_file("truncating index", |file| file.set_len(len))?;
-        self.with_file("syncing index", |file| file.sync_data())?;
+        // One descriptor for both: a closed index would otherwise open its path twice.
+        self.with_file("truncating and syncing index", |file| {
+            file.set_len(len)?;
+            file.sync_data()
+        })?;
         self.close_handle();
         Ok(())
     }

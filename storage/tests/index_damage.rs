@@ -153,17 +153,23 @@ fn damaged_index_entries_never_misplace_a_seek_and_are_rebuilt() {
     assert_eq!(read_all(&log.reader(), 0, 1 << 20).unwrap(), before);
 }
 
-#[test]
-fn an_active_segment_repaired_while_written_is_sealed_with_a_whole_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+/// A log of 40 batches (400 records) in one active segment, closed, whose offset
+/// and time indexes are then damaged: the two ways of `damage`.
+fn one_damaged_active_segment(dir: &Path) {
+    let mut log = Log::open(dir, config()).unwrap();
     for i in 0..40u64 {
         log.append(&batch(i, 10, 60, i as i64 * 100)).unwrap();
     }
     let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
     log.close().unwrap();
-    assert_eq!(storage_bases(dir.path()), [0], "one active segment");
-    damage(dir.path(), 0, &batch_positions(&before, 0, 400));
+    assert_eq!(storage_bases(dir), [0], "one active segment");
+    damage(dir, 0, &batch_positions(&before, 0, 400));
+}
+
+#[test]
+fn an_active_segment_repaired_while_written_is_sealed_with_a_whole_index() {
+    let dir = tempfile::tempdir().unwrap();
+    one_damaged_active_segment(dir.path());
 
     let mut log = Log::open(dir.path(), config()).unwrap();
     for offset in 0..400 {
@@ -238,13 +244,7 @@ fn a_repaired_active_index_is_never_reopened_by_path() {
         ..LogOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
-    for i in 0..40u64 {
-        log.append(&batch(i, 10, 60, i as i64 * 100)).unwrap();
-    }
-    let before = read_all(&log.reader(), 0, 1 << 20).unwrap();
-    log.close().unwrap();
-    damage(dir.path(), 0, &batch_positions(&before, 0, 400));
+    one_damaged_active_segment(dir.path());
 
     let mut log = Log::open_with(dir.path(), config(), options()).unwrap();
     let other_dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
