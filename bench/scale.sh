@@ -13,6 +13,8 @@
 # topics). PRODUCERS producers (default 10) write at once: producer i writes to topic
 # i % topics, batch by batch round robin over its partitions, so every partition gets
 # data. BENCH_DIR must be on the disk being measured (default target/bench-data).
+# BROKERD_CONFIG names a TOML file brokerd reads (`--config`), e.g. to compare
+# `[storage] group_sync_from = 0` with the default in one run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -55,7 +57,7 @@ start() {
   local started
   started=$(now_ms)
   "$BROKERD" --data-dir "$data" --listen "$ADDR" --http-listen 127.0.0.1:0 \
-    >"$data.log" 2>&1 &
+    ${BROKERD_CONFIG:+--config "$BROKERD_CONFIG"} >"$data.log" 2>&1 &
   pid=$!
   [[ -x $CTL ]] || { echo "scale.sh: no $CTL" >&2; exit 1; }
   until "$CTL" --addr "$ADDR" topics list >/dev/null 2>&1; do
