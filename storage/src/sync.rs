@@ -36,8 +36,9 @@ pub struct SyncRound {
 
 /// Told about every successful group commit that covered at least one record: how
 /// long it took and how much it covered. Called on a durability worker (or the thread
-/// that closed or truncated the log) right after the round, once per `fdatasync`
-/// round, never per append; it must not block.
+/// that closed or truncated the log) right after the round and before the new
+/// watermark is published, once per `fdatasync` round, never per append; it must not
+/// block.
 pub trait SyncObserver: std::fmt::Debug + Send + Sync {
     /// One round made `round.records` records durable.
     fn synced(&self, round: SyncRound);
@@ -416,11 +417,8 @@ impl Durable {
             );
             (state.durable_offset, state.durable_offset - before)
         };
-        self.watch.send_replace(DurableMark {
-            offset: durable,
-            failed: false,
-        });
-        self.durable_changed.notify_all();
+        // The observer hears of the round before any waiter wakes: whoever is told
+        // that a record is durable and then reads the metrics finds the round there.
         if let (Some(observer), true) = (&self.observer, records > 0) {
             observer.synced(SyncRound {
                 duration: started.elapsed(),
@@ -428,6 +426,11 @@ impl Durable {
                 bytes,
             });
         }
+        self.watch.send_replace(DurableMark {
+            offset: durable,
+            failed: false,
+        });
+        self.durable_changed.notify_all();
         Ok(durable)
     }
 
