@@ -3,8 +3,13 @@
 # (release build, `always` topics), every partition written at once with 1 KiB
 # messages, then what the process holds while running (threads, descriptors, memory
 # maps, RSS, disk used against the data written) and how long a restart takes to the
-# first answered request after a clean stop and after kill -9. Writes a markdown table
-# to stdout and to $OUT_DIR/scale.md.
+# first answered request after a clean stop and after kill -9, and last, on a fresh
+# brokerd with as many partitions, the end-to-end p99 of a pub/sub run at a fixed
+# total rate (E2E_RATE msg/s, default 10,000, in batches of E2E_BATCH, default 10, for
+# E2E_DURATION, default 10s, the first 2 s left out), read by one consumer that takes
+# pushed deliveries (`--api push`: one group subscription per topic, so idle
+# partitions cost it no requests; E2E_API=raw long-polls every partition instead). Writes a markdown table to
+# stdout and to $OUT_DIR/scale.md.
 #
 #   bench/scale.sh                                   # 1, 100, 1000 and 10000 partitions
 #   PARTITIONS="1 1000" MESSAGES=200000 bench/scale.sh
@@ -26,6 +31,10 @@ MESSAGES=${MESSAGES:-500000}
 MESSAGE_SIZE=${MESSAGE_SIZE:-1024}
 BATCH=${BATCH:-50}
 IN_FLIGHT=${IN_FLIGHT:-4}
+E2E_RATE=${E2E_RATE:-10000}
+E2E_BATCH=${E2E_BATCH:-10}
+E2E_DURATION=${E2E_DURATION:-10s}
+E2E_API=${E2E_API:-push}
 PORT=${PORT:-7391}
 mkdir -p "$BENCH_DIR" "$OUT_DIR"
 # brokerd raises its soft open-file limit to the hard one. Each partition holds one
@@ -95,14 +104,25 @@ for partitions in $PARTITIONS; do
   start
   crash_ms=$elapsed_ms
   kill -TERM "$pid"; wait "$pid" || true; pid=
+  rm -rf "$data" "$data.log"
+  # A fresh broker: the pub/sub run creates its own topics, as many partitions again.
+  data=$(mktemp -d "$BENCH_DIR/scale-XXXXXX")
+  start
+  e2e=$("$BENCH" --addr "$ADDR" --api "$E2E_API" --workload pubsub --topics "$topics" \
+    --partitions "$per_topic" --producers "$PRODUCERS" --consumers 1 --batch "$E2E_BATCH" \
+    --rate "$E2E_RATE" --duration "$E2E_DURATION" --warmup 2s --message-size "$MESSAGE_SIZE" \
+    --durability always --json --quiet)
+  [[ $(jq -r .ok <<<"$e2e") == true ]] || { echo "scale.sh: pubsub failed: $e2e" >&2; exit 1; }
+  e2e_p99=$(jq -r .e2e_latency_us.p99 <<<"$e2e")
+  kill -TERM "$pid"; wait "$pid" || true; pid=
   rm -rf "$data" "$data.log"; data=
-  rows+=("| $partitions ($topics x $per_topic) | $rate | $p99 | $threads | $fds | $maps | $rss_mib | $((disk_kib / 1024)) | $((data_kib / 1024)) | $((budget_kib / 1024)) | $clean_ms | $crash_ms |")
+  rows+=("| $partitions ($topics x $per_topic) | $rate | $p99 | $threads | $fds | $maps | $rss_mib | $((disk_kib / 1024)) | $((data_kib / 1024)) | $((budget_kib / 1024)) | $clean_ms | $crash_ms | $e2e_p99 |")
   echo "scale.sh: ${rows[-1]}" >&2
 done
 
 table=$(
-  echo "| partitions (topics x each) | produce msg/s | publish p99 µs | threads | descriptors | maps | RSS MiB | disk used MiB | data MiB | goal: 1.5 x data + 64 KiB/partition, MiB | restart ms, clean | restart ms, kill -9 |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| partitions (topics x each) | produce msg/s | publish p99 µs | threads | descriptors | maps | RSS MiB | disk used MiB | data MiB | goal: 1.5 x data + 64 KiB/partition, MiB | restart ms, clean | restart ms, kill -9 | e2e p99 µs at $E2E_RATE msg/s |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
 )
 echo "$table" | tee "$OUT_DIR/scale.md"

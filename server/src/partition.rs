@@ -501,18 +501,29 @@ impl Partition {
 
     /// Waits until data at or after `offset` becomes readable, or `timeout` passes.
     pub async fn wait_for_data(&self, offset: u64, timeout: Duration) {
-        if self.durability == Durability::Os {
+        let _ = tokio::time::timeout(timeout, self.data_past(offset)).await;
+    }
+
+    /// Waits until data at or after `offset` becomes readable (or the log fails), with
+    /// no timer of its own: for callers that wait on many partitions under one
+    /// timeout. Never returns for a partition without a log, or once the log is gone.
+    pub async fn data_past(&self, offset: u64) {
+        let woke = if self.durability == Durability::Os {
             let mut end = self.end.subscribe();
-            let _ = tokio::time::timeout(timeout, end.wait_for(|end| *end > offset)).await;
+            end.wait_for(|end| *end > offset).await.map(drop)
         } else {
             let Some(reader) = &self.reader else {
-                tokio::time::sleep(timeout).await;
-                return;
+                return std::future::pending().await;
             };
             let mut durable = reader.durable_watch();
-            let _ =
-                tokio::time::timeout(timeout, durable.wait_for(|m| m.offset > offset || m.failed))
-                    .await;
+            durable
+                .wait_for(|m| m.offset > offset || m.failed)
+                .await
+                .map(drop)
+        };
+        if woke.is_err() {
+            // The sender went with the log: nothing will ever arrive; never spin.
+            std::future::pending::<()>().await;
         }
     }
 
@@ -605,12 +616,49 @@ impl Partition {
 mod tests {
     use super::*;
     use protocol::batch::BatchBuilder;
+    use std::sync::Arc;
     use storage::LogConfig;
 
     fn batch(value: &[u8]) -> bytes::Bytes {
         let mut builder = BatchBuilder::new();
         builder.push(1, None, Some(value), &[]).unwrap();
         builder.finish()
+    }
+
+    /// `data_past` returns once something at or after the offset is readable (at
+    /// once if it already is), under `os` and `always` alike, and never for a
+    /// partition without a log: a caller's one timeout bounds it.
+    #[tokio::test(start_paused = true)]
+    async fn data_past_wakes_on_readable_data_and_never_without_a_log() {
+        for durability in [Durability::Os, Durability::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = LogConfig {
+                durability,
+                ..LogConfig::default()
+            };
+            let partition = Arc::new(Partition::new(0, Log::open(dir.path(), config).unwrap()));
+            let waiting = tokio::spawn({
+                let partition = partition.clone();
+                async move { partition.data_past(0).await }
+            });
+            tokio::task::yield_now().await;
+            assert!(
+                !waiting.is_finished(),
+                "{durability:?}: nothing to read yet"
+            );
+            partition.append(&batch(b"v")).unwrap();
+            if durability == Durability::Always {
+                // The round runs on a durability worker: wait for it in real time.
+                let reader = partition.reader().unwrap();
+                assert!(reader.wait_durable(1, Duration::from_secs(30)).unwrap());
+            }
+            waiting.await.unwrap();
+            // Already readable: returns at once.
+            partition.data_past(0).await;
+        }
+        let refused = Partition::refused(0, Durability::Always, "damaged".into());
+        let waited = tokio::time::timeout(Duration::from_secs(60), refused.data_past(0)).await;
+        assert!(waited.is_err(), "a partition without a log never has data");
     }
 
     #[test]

@@ -10,14 +10,15 @@
 //!   per record) and group [`client::Consumer`] (`next()` per record), as an
 //!   application would use them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
 pub use client::Credentials;
 use client::{
-    AckLevel, Client, ClientConfig, ConsumerConfig, Producer, ProducerConfig, QueueConsumer,
-    QueueConsumerConfig, QueueMessage, Record, StartFrom, TlsConfig,
+    AckLevel, Client, ClientConfig, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig,
+    QueueConsumer, QueueConsumerConfig, QueueMessage, Record, StartFrom, StartPosition,
+    SubscribeTarget, TlsConfig,
 };
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -25,7 +26,9 @@ use protocol::batch::{
     split_batches, BatchBuilder, BatchView, BATCH_HEADER_BYTES, MIN_RECORD_BYTES,
 };
 use protocol::ops::fetch::FetchResponse;
+use protocol::ops::group::GroupStart;
 use protocol::ops::produce::PartitionSelector;
+use protocol::ops::subscribe::Delivery;
 
 use crate::driver::{
     AckFuture, ConsumerHandle, ConsumerSpec, Driver, DriverError, OutBatch, ProducerHandle, StartAt,
@@ -50,6 +53,10 @@ pub enum Api {
     /// The same with `ProducerConfig::idempotent(false)`: the A/B of what idempotence
     /// costs (a tag per batch, the producer journal, at most 5 batches in flight).
     ClientPlain,
+    /// Raw record batches; each consumer joins one group per topic and takes what the
+    /// broker pushes to a group subscription (Subscribe with a group target), so a
+    /// partition without data costs no request, however many there are.
+    Push,
 }
 
 /// Drives a running `brokerd` at `addr`.
@@ -134,6 +141,7 @@ impl Driver for BrokerdDriver {
                 Api::Raw => "raw batches",
                 Api::Client => "client Producer/Consumer",
                 Api::ClientPlain => "client Producer (not idempotent)/Consumer",
+                Api::Push => "raw batches, pushed to group subscriptions",
             }
         )
         .to_lowercase()
@@ -169,7 +177,7 @@ impl Driver for BrokerdDriver {
         let ack = ack_level(workload.ack);
         let payload = template(workload.message_size_bytes);
         let inner = match self.api {
-            Api::Raw => ProducerKind::Raw { client },
+            Api::Raw | Api::Push => ProducerKind::Raw { client },
             Api::Client | Api::ClientPlain => {
                 let record_bytes = MIN_RECORD_BYTES + workload.message_size_bytes;
                 let config = ProducerConfig::default()
@@ -251,6 +259,9 @@ impl Driver for BrokerdDriver {
                 }
                 Ok(BrokerdConsumer::Raw(consumer))
             }
+            Api::Push => Ok(BrokerdConsumer::Push(
+                PushConsumer::start(client, &spec).await?,
+            )),
             Api::Client | Api::ClientPlain => {
                 if spec.topics.len() != 1 {
                     return Err(DriverError::Unsupported(
@@ -274,6 +285,8 @@ impl Driver for BrokerdDriver {
             Api::Client | Api::ClientPlain if members > 1 => {
                 Duration::from_millis(3 * LIBRARY_HEARTBEAT_INTERVAL_MS)
             }
+            // Each join rebalances; the subscriptions follow the group on their own.
+            Api::Push if members > 1 => Duration::from_millis(3 * PUSH_HEARTBEAT_INTERVAL_MS),
             _ => Duration::ZERO,
         }
     }
@@ -475,6 +488,8 @@ pub enum BrokerdConsumer {
     Library(LibraryConsumer),
     /// `--workload queue`: a queue-group member that acks every message.
     Queue(Box<QueueConsumer>),
+    /// `--api push`.
+    Push(PushConsumer),
 }
 
 /// Unsettled messages a queue consumer holds at most (its credit).
@@ -503,6 +518,27 @@ impl ConsumerHandle for BrokerdConsumer {
                 let next = RawConsumer::deliver(&key, offset, result?, sink)?;
                 raw.positions.insert(key.clone(), next);
                 raw.start_fetch(key);
+                Ok(())
+            }
+            BrokerdConsumer::Push(push) => {
+                let Ok(next) = tokio::time::timeout(max_wait, push.deliveries.recv()).await else {
+                    return Ok(());
+                };
+                let delivery = next.ok_or_else(|| {
+                    DriverError::Unsupported("every push subscription ended".into())
+                })??;
+                client::decode_records(
+                    delivery.partition,
+                    delivery.batches,
+                    delivery.from_offset,
+                    Some(delivery.to_offset),
+                    &mut push.records,
+                )?;
+                for record in push.records.drain(..) {
+                    if let Some(value) = &record.value {
+                        sink(value);
+                    }
+                }
                 Ok(())
             }
             BrokerdConsumer::Queue(queue) => {
@@ -557,7 +593,172 @@ impl ConsumerHandle for BrokerdConsumer {
             BrokerdConsumer::Library(library) => library.close().await,
             BrokerdConsumer::Queue(queue) => Ok(queue.close().await?),
             BrokerdConsumer::Raw(_) => Ok(()),
+            BrokerdConsumer::Push(push) => push.close().await,
         }
+    }
+}
+
+/// Heartbeat (and commit) interval of push consumers' group memberships.
+const PUSH_HEARTBEAT_INTERVAL_MS: u64 = 200;
+/// Session timeout of push consumers' memberships: many heartbeats long.
+const PUSH_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages a push subscription may have delivered and not yet read (its credit).
+const PUSH_CREDIT_MESSAGES: u32 = 10_000;
+/// Bytes a push subscription may have delivered and not yet read.
+const PUSH_CREDIT_BYTES: u64 = 16 * 1024 * 1024;
+/// Deliveries handed from the subscriptions' tasks to `receive` and not yet taken.
+const PUSH_DELIVERIES_BUFFERED: usize = 64;
+
+/// Reads every topic of the run through one group subscription per topic: the
+/// member joins a stream group for the topic (`<group>-t<n>`), and the broker pushes
+/// the partitions assigned to it as data arrives. A task per subscription hands each
+/// delivery on, notes its end as the partition's position and grants back the credit
+/// it used; one more commits the positions and then heartbeats, every
+/// [`PUSH_HEARTBEAT_INTERVAL_MS`], so that a partition revoked in a rebalance is
+/// released with its position committed and its new owner reads on from there.
+pub struct PushConsumer {
+    client: Client,
+    deliveries: tokio::sync::mpsc::Receiver<Result<Delivery, DriverError>>,
+    /// `(group, member id)` of each membership, to leave at close.
+    memberships: Vec<(String, String)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Reused for decoding each delivery.
+    records: VecDeque<ConsumerRecord>,
+}
+
+/// One group membership of a push consumer, as its heartbeat task keeps it.
+struct PushMembership {
+    group: String,
+    member: String,
+    generation: u32,
+    topic: String,
+    /// Next offset per partition, as far as delivered to this consumer.
+    positions: std::sync::Arc<std::sync::Mutex<HashMap<u32, u64>>>,
+}
+
+impl PushMembership {
+    /// Commits the positions, then heartbeats (which releases revoked partitions once
+    /// the beat carries the generation that revoked them). A failure is retried at the
+    /// next beat; the session outlasts many.
+    async fn beat(&mut self, client: &Client) {
+        let offsets: Vec<(u32, u64)> = self
+            .positions
+            .lock()
+            .map(|p| p.iter().map(|(&k, &v)| (k, v)).collect())
+            .unwrap_or_default();
+        if !offsets.is_empty() {
+            let _ = client
+                .commit_offsets(
+                    &self.group,
+                    &self.member,
+                    self.generation,
+                    &self.topic,
+                    &offsets,
+                )
+                .await;
+        }
+        if let Ok(answer) = client
+            .heartbeat(&self.group, &self.member, self.generation)
+            .await
+        {
+            self.generation = answer.generation;
+        }
+    }
+}
+
+impl PushConsumer {
+    async fn start(client: Client, spec: &ConsumerSpec) -> Result<PushConsumer, DriverError> {
+        let start = match spec.start {
+            StartAt::Earliest => GroupStart::Earliest,
+            StartAt::Latest => GroupStart::Latest,
+        };
+        let (tx, deliveries) = tokio::sync::mpsc::channel(PUSH_DELIVERIES_BUFFERED);
+        let mut memberships = Vec::new();
+        let mut tasks = Vec::new();
+        for (t, topic) in spec.topics.iter().enumerate() {
+            let group = format!("{}-t{t}", spec.group);
+            let joined = client
+                .join_group(&group, topic, "", PUSH_SESSION_TIMEOUT, start)
+                .await?;
+            let target = SubscribeTarget::Group {
+                group: group.clone(),
+                member_id: joined.member_id.clone(),
+            };
+            // The start position is the group's (committed offsets, else `start`).
+            let mut subscription = client
+                .subscribe(
+                    topic,
+                    target,
+                    StartPosition::Earliest,
+                    PUSH_CREDIT_MESSAGES,
+                    PUSH_CREDIT_BYTES,
+                )
+                .await?;
+            let positions = std::sync::Arc::new(std::sync::Mutex::new(HashMap::new()));
+            let noted = positions.clone();
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(delivery) = subscription.next().await {
+                    let messages = delivery.to_offset.saturating_sub(delivery.from_offset);
+                    let bytes = delivery.batches.len() as u64;
+                    if let Ok(mut positions) = noted.lock() {
+                        positions.insert(delivery.partition, delivery.to_offset);
+                    }
+                    if tx.send(Ok(delivery)).await.is_err() {
+                        return;
+                    }
+                    let messages = u32::try_from(messages).unwrap_or(u32::MAX);
+                    if let Err(e) = subscription.credit(messages, bytes).await {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+                let _ = tx
+                    .send(Err(DriverError::Unsupported(
+                        "a push subscription ended".into(),
+                    )))
+                    .await;
+            }));
+            memberships.push(PushMembership {
+                group,
+                member: joined.member_id,
+                generation: joined.generation,
+                topic: topic.clone(),
+                positions,
+            });
+        }
+        let left: Vec<(String, String)> = memberships
+            .iter()
+            .map(|m| (m.group.clone(), m.member.clone()))
+            .collect();
+        let beating = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every =
+                tokio::time::interval(Duration::from_millis(PUSH_HEARTBEAT_INTERVAL_MS));
+            loop {
+                every.tick().await;
+                for membership in &mut memberships {
+                    membership.beat(&beating).await;
+                }
+            }
+        }));
+        Ok(PushConsumer {
+            client,
+            deliveries,
+            memberships: left,
+            tasks,
+            records: VecDeque::new(),
+        })
+    }
+
+    async fn close(self) -> Result<(), DriverError> {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for (group, member) in &self.memberships {
+            self.client.leave_group(group, member).await?;
+        }
+        Ok(())
     }
 }
 

@@ -13,8 +13,10 @@ pub async fn wait_for_any(reads: &[(Arc<Partition>, u64)], timeout: Duration) {
         tokio::time::sleep(timeout).await;
         return;
     }
+    // One timer for the whole wait, not one per partition: with a thousand partitions
+    // a thousand timers set and cleared on every wait cost more than the waiting.
     let waits = reads
         .iter()
-        .map(|(partition, offset)| Box::pin(partition.wait_for_data(*offset, timeout)));
-    futures_util::future::select_all(waits).await;
+        .map(|(partition, offset)| Box::pin(partition.data_past(*offset)));
+    let _ = tokio::time::timeout(timeout, futures_util::future::select_all(waits)).await;
 }
