@@ -619,12 +619,19 @@ const PUSH_DELIVERIES_BUFFERED: usize = 64;
 pub struct PushConsumer {
     client: Client,
     deliveries: tokio::sync::mpsc::Receiver<Result<Delivery, DriverError>>,
-    /// `(group, member id)` of each membership, to leave at close.
-    memberships: Vec<(String, String)>,
+    /// `(group, member id, topic, positions)` of each membership, to commit and
+    /// leave at close.
+    memberships: Vec<Closing>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Reused for decoding each delivery.
     records: VecDeque<ConsumerRecord>,
 }
+
+/// What a push consumer commits and leaves at close, per membership.
+type Closing = (String, String, String, Positions);
+
+/// Next offset per partition, as far as delivered to a push consumer.
+type Positions = std::sync::Arc<std::sync::Mutex<HashMap<u32, u64>>>;
 
 /// One group membership of a push consumer, as its heartbeat task keeps it.
 struct PushMembership {
@@ -633,7 +640,15 @@ struct PushMembership {
     generation: u32,
     topic: String,
     /// Next offset per partition, as far as delivered to this consumer.
-    positions: std::sync::Arc<std::sync::Mutex<HashMap<u32, u64>>>,
+    positions: Positions,
+}
+
+/// The positions in `positions`, as a commit takes them.
+fn offsets_of(positions: &Positions) -> Vec<(u32, u64)> {
+    positions
+        .lock()
+        .map(|p| p.iter().map(|(&k, &v)| (k, v)).collect())
+        .unwrap_or_default()
 }
 
 impl PushMembership {
@@ -641,11 +656,7 @@ impl PushMembership {
     /// the beat carries the generation that revoked them). A failure is retried at the
     /// next beat; the session outlasts many.
     async fn beat(&mut self, client: &Client) {
-        let offsets: Vec<(u32, u64)> = self
-            .positions
-            .lock()
-            .map(|p| p.iter().map(|(&k, &v)| (k, v)).collect())
-            .unwrap_or_default();
+        let offsets = offsets_of(&self.positions);
         if !offsets.is_empty() {
             let _ = client
                 .commit_offsets(
@@ -727,9 +738,12 @@ impl PushConsumer {
                 positions,
             });
         }
-        let left: Vec<(String, String)> = memberships
+        let closing: Vec<Closing> = memberships
             .iter()
-            .map(|m| (m.group.clone(), m.member.clone()))
+            .map(|m| {
+                let names = (m.group.clone(), m.member.clone(), m.topic.clone());
+                (names.0, names.1, names.2, m.positions.clone())
+            })
             .collect();
         let beating = client.clone();
         tasks.push(tokio::spawn(async move {
@@ -745,7 +759,7 @@ impl PushConsumer {
         Ok(PushConsumer {
             client,
             deliveries,
-            memberships: left,
+            memberships: closing,
             tasks,
             records: VecDeque::new(),
         })
@@ -755,7 +769,17 @@ impl PushConsumer {
         for task in &self.tasks {
             task.abort();
         }
-        for (group, member) in &self.memberships {
+        // Commit where this member got to before leaving, so that whoever gains its
+        // partitions starts there, not at the last heartbeat's commit. Commits are
+        // checked by ownership, not generation: a member may commit what it owns
+        // whatever generation it names.
+        for (group, member, topic, positions) in &self.memberships {
+            let offsets = offsets_of(positions);
+            if !offsets.is_empty() {
+                self.client
+                    .commit_offsets(group, member, 0, topic, &offsets)
+                    .await?;
+            }
             self.client.leave_group(group, member).await?;
         }
         Ok(())
