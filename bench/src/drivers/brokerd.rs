@@ -741,8 +741,13 @@ impl PushConsumer {
         let closing: Vec<Closing> = memberships
             .iter()
             .map(|m| {
-                let names = (m.group.clone(), m.member.clone(), m.topic.clone());
-                (names.0, names.1, names.2, m.positions.clone())
+                let positions = m.positions.clone();
+                (
+                    m.group.clone(),
+                    m.member.clone(),
+                    m.topic.clone(),
+                    positions,
+                )
             })
             .collect();
         let beating = client.clone();
