@@ -8,6 +8,15 @@
 //! target. Appends that arrive during the sync are covered by the next one, so with
 //! many writers one sync serves many batches.
 //!
+//! Each round also records the new watermark in the checkpoint: written after the data
+//! is synced and before the watermark is published (so after a `kill -9`, whose page
+//! cache survives, the checkpoint covers every offset ever reported durable), and
+//! flushed right after the publication, off the acknowledgement's path, while the
+//! log's next round may already run on another worker. One `fdatasync` stands between
+//! an append and its acknowledgement instead of two; the price is a window of one
+//! checkpoint flush after each round in which a power loss leaves the persisted
+//! watermark one round behind (`docs/storage.md`, "Persisted watermark").
+//!
 //! A failed sync marks the log failed for good: the kernel may have dropped the dirty
 //! pages, and a retried fsync could report success for data that never reached the disk.
 
@@ -26,7 +35,8 @@ use crate::zero::ZeroAhead;
 /// One group commit that made something durable, as told to a [`SyncObserver`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncRound {
-    /// How long the round's `fdatasync` calls (data files, directory, checkpoint) took.
+    /// How long the round took up to its publication: the `fdatasync` calls of the data
+    /// files and directory, and the checkpoint's write (its flush comes after).
     pub duration: Duration,
     /// Records the round made durable (offsets between the old and new watermark).
     pub records: u64,
@@ -67,6 +77,9 @@ struct SyncState {
     task: Task,
     /// The log is in the workers' zeroing queue (and must not be put there twice).
     zero_listed: bool,
+    /// Checkpoint flushes a worker runs for this log after leaving its round; the log
+    /// is not stopped until they are done.
+    checkpoint_flushes: u32,
 }
 
 /// Whether a log's group commit is idle, waiting for a worker, or running on one.
@@ -101,6 +114,28 @@ struct CheckpointState {
     /// What the last checkpoint written holds: neither may ever go back.
     durable_offset: u64,
     log_start_offset: u64,
+}
+
+/// A checkpoint slot written and not yet flushed; the descriptor lives until the flush.
+struct UnflushedCheckpoint {
+    file: Arc<dyn VfsFile>,
+    path: PathBuf,
+}
+
+/// Whether a round's watermark is published before or after its checkpoint's flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// The workers' rounds: one `fdatasync` before the acknowledgement.
+    BeforeCheckpointFlush,
+    /// Explicit syncs, close, recovery: the persisted watermark covers the published
+    /// one the moment it is published.
+    AfterCheckpointFlush,
+}
+
+/// What a round made durable, and the checkpoint slot it wrote, if any, to be flushed.
+struct Committed {
+    durable: u64,
+    unflushed: Option<UnflushedCheckpoint>,
 }
 
 /// Shared between the writer, the durability workers and readers waiting for
@@ -154,6 +189,7 @@ impl Durable {
                 stopping: false,
                 task: Task::Idle,
                 zero_listed: false,
+                checkpoint_flushes: 0,
             }),
             durable_changed: Condvar::new(),
             watch: watch::Sender::new(DurableMark {
@@ -260,16 +296,49 @@ impl Durable {
     }
 
     /// A worker's group-commit round for this log; returns where the log goes next.
-    pub(crate) fn run_round(&self) -> Option<Slot> {
+    ///
+    /// The round's checkpoint is flushed after the log has left the job: a round for
+    /// appends that arrived meanwhile is queued first, so another worker can run it
+    /// while this one waits for the checkpoint's flush.
+    pub(crate) fn run_round(self: &Arc<Self>) -> Option<Slot> {
         if !self.take_job(&mut lock(&self.state), false) {
             return None;
         }
-        let synced = self.sync_now();
+        let committed = self.commit(Publish::BeforeCheckpointFlush);
         let mut state = lock(&self.state);
-        if !self.leave_job(&mut state) || synced.is_err() {
-            return None;
+        let unflushed = match committed {
+            Ok(Committed { unflushed, .. }) => unflushed,
+            Err(_) => {
+                self.leave_job(&mut state);
+                return None;
+            }
+        };
+        let Some(unflushed) = unflushed else {
+            if !self.leave_job(&mut state) {
+                return None;
+            }
+            return self.next_slot(&mut state, true);
+        };
+        // Counted before the job is left: a closer waits for this flush as it waits
+        // for the round.
+        state.checkpoint_flushes += 1;
+        let next = if self.leave_job(&mut state) {
+            self.next_slot(&mut state, true)
+        } else {
+            None
+        };
+        drop(state);
+        if let (Some(slot), Some(schedule)) = (next, &self.schedule) {
+            schedule.pool.push(self.clone(), slot);
         }
-        self.next_slot(&mut state, true)
+        // A failed flush has failed the log; nothing is left to do about it here.
+        let _ = self.flush_checkpoint(unflushed);
+        let mut state = lock(&self.state);
+        state.checkpoint_flushes -= 1;
+        if state.checkpoint_flushes == 0 {
+            self.durable_changed.notify_all();
+        }
+        None
     }
 
     /// A worker's zero-ahead step for this idle log; returns where the log goes next.
@@ -355,11 +424,23 @@ impl Durable {
         lock(&self.state).durable_offset
     }
 
-    /// One group commit: makes everything appended so far durable, records the new
-    /// watermark in the checkpoint, and only then publishes it. So the persisted
-    /// watermark covers every offset ever reported durable, and recovery treats damage
-    /// below it as rot (refused, nothing cut), never as a torn tail.
+    /// One group commit, checkpoint flush included and before the publication:
+    /// everything appended so far is durable and the persisted watermark covers it when
+    /// this returns, and a failed flush announces nothing. What
+    /// [`Log::sync`](crate::Log::sync), close and recovery use; the workers' rounds
+    /// flush the checkpoint after publishing instead ([`run_round`](Self::run_round)).
     pub(crate) fn sync_now(&self) -> Result<u64> {
+        self.commit(Publish::AfterCheckpointFlush)
+            .map(|committed| committed.durable)
+    }
+
+    /// Makes everything appended so far durable, writes the new watermark into the
+    /// checkpoint, and only then publishes it; the checkpoint's flush comes before the
+    /// publication or is left to the caller, as `publish` says. Recovery treats damage below the persisted watermark as rot (refused,
+    /// nothing cut), never as a torn tail, and the slot is written only once the data
+    /// it vouches for is on stable storage, so a checkpoint never claims more than the
+    /// disk holds whenever it reaches the disk.
+    fn commit(&self, publish: Publish) -> Result<Committed> {
         let mut checkpoint = lock(&self.sync_lock);
         let started = Instant::now();
         let (target, files, dir_dirty, bytes) = {
@@ -390,18 +471,33 @@ impl Durable {
                 .map_err(|e| Error::io("syncing directory", &self.dir, e));
             self.fail_on_error(synced)?;
         }
-        // The checkpoint goes after the data (a checkpoint that reached the disk before
-        // the data it vouches for would make a torn tail look like rot) and before the
-        // watermark moves: if it fails, the log fails and nobody is told that anything
-        // became durable in this round. One small in-place write and sync per round,
-        // shared, like the data sync, by every append the round covers.
-        if target > checkpoint.durable_offset {
+        // The checkpoint is written after the data is synced (a checkpoint that reached
+        // the disk before the data it vouches for would make a torn tail look like
+        // rot) and before the watermark moves: if the write fails, the log fails and
+        // nobody is told that anything became durable in this round. In the page
+        // cache it already covers the round for a process crash; its flush, for a
+        // power loss, follows the publication.
+        let mut unflushed = if target > checkpoint.durable_offset {
             let start = checkpoint.log_start_offset;
             let written = self.write_checkpoint(&mut checkpoint, target, start);
-            self.fail_on_error(written)?;
+            Some(self.fail_on_error(written)?)
+        } else {
+            None
+        };
+        if publish == Publish::AfterCheckpointFlush {
+            if let Some(written) = unflushed.take() {
+                self.flush_checkpoint(written)?;
+            }
         }
         let (durable, records) = {
             let mut state = lock(&self.state);
+            // A checkpoint flush that failed while this round ran has failed the log:
+            // its watermark must not be announced over the failure.
+            if let Some(reason) = &state.failed {
+                return Err(Error::Failed {
+                    reason: reason.clone(),
+                });
+            }
             let before = state.durable_offset;
             // The watermark only moves forward (syncs never interleave, and the
             // target, the end of a batch that was appended, only grows), and never
@@ -431,7 +527,16 @@ impl Durable {
             failed: false,
         });
         self.durable_changed.notify_all();
-        Ok(durable)
+        Ok(Committed { durable, unflushed })
+    }
+
+    /// Flushes a checkpoint slot written by a round; a failure fails the log.
+    fn flush_checkpoint(&self, unflushed: UnflushedCheckpoint) -> Result<()> {
+        let flushed = unflushed
+            .file
+            .sync_data()
+            .map_err(|e| Error::io("syncing checkpoint", &unflushed.path, e));
+        self.fail_on_error(flushed)
     }
 
     /// Persists a new log start offset (retention, truncation) before files go away.
@@ -440,15 +545,18 @@ impl Durable {
         let mut checkpoint = lock(&self.sync_lock);
         let durable = self.durable_offset();
         let written = self.write_checkpoint(&mut checkpoint, durable, log_start_offset);
-        self.fail_on_error(written)
+        let unflushed = self.fail_on_error(written)?;
+        // Flushed before any file goes away, under the round lock.
+        self.flush_checkpoint(unflushed)
     }
 
+    /// Writes the next checkpoint slot (not flushed) and records what it holds.
     fn write_checkpoint(
         &self,
         checkpoint: &mut CheckpointState,
         durable_offset: u64,
         log_start_offset: u64,
-    ) -> Result<()> {
+    ) -> Result<UnflushedCheckpoint> {
         // Recovery trusts the checkpoint: a watermark that went back would let it cut
         // damaged acknowledged batches as a torn tail, and a log start that went back
         // would bring deleted offsets back.
@@ -475,12 +583,13 @@ impl Durable {
             .map_err(|e| Error::io("opening checkpoint", path, e))?;
         file.write_all_at(&slot, position)
             .map_err(|e| Error::io("writing checkpoint", path, e))?;
-        file.sync_data()
-            .map_err(|e| Error::io("syncing checkpoint", path, e))?;
         checkpoint.sequence = sequence;
         checkpoint.durable_offset = durable_offset;
         checkpoint.log_start_offset = log_start_offset;
-        Ok(())
+        Ok(UnflushedCheckpoint {
+            file,
+            path: path.clone(),
+        })
     }
 
     /// Blocks until `offset` is durable (`Ok(true)`), the timeout passes (`Ok(false)`),
@@ -518,12 +627,12 @@ impl Durable {
 
     /// Stops the workers from touching the log again and waits until none does;
     /// waiters get [`Error::Closed`] unless already durable. A round in progress
-    /// finishes first (it is one `fdatasync` at most).
+    /// finishes first, and so does a checkpoint flush that followed one.
     pub(crate) fn stop(&self) {
         let mut state = lock(&self.state);
         state.stopping = true;
         self.durable_changed.notify_all();
-        while state.task == Task::Running {
+        while state.task == Task::Running || state.checkpoint_flushes > 0 {
             state = self
                 .durable_changed
                 .wait(state)
