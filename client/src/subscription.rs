@@ -22,14 +22,25 @@ use crate::error::ClientError;
 /// use client::protocol::ops::subscribe::{StartPosition, SubscribeTarget};
 ///
 /// # async fn demo(client: client::Client) -> Result<(), client::ClientError> {
+/// let (window_messages, window_bytes) = (1000u32, 1u64 << 20);
 /// let mut sub = client
-///     .subscribe("orders", SubscribeTarget::Partition(0), StartPosition::Earliest, 100, 1 << 20)
+///     .subscribe("orders", SubscribeTarget::Partition(0), StartPosition::Earliest,
+///                window_messages, window_bytes)
 ///     .await?;
+/// let (mut used_messages, mut used_bytes) = (0u32, 0u64);
 /// while let Some(delivery) = sub.next().await {
 ///     let mut records = std::collections::VecDeque::new();
 ///     let (from, to) = (delivery.from_offset, delivery.to_offset);
+///     // The broker counts the offsets and bytes a delivery spans.
+///     used_messages += u32::try_from(to - from).unwrap_or(u32::MAX);
+///     used_bytes += delivery.batches.len() as u64;
 ///     client::decode_records(delivery.partition, delivery.batches, from, Some(to), &mut records)?;
-///     sub.credit(records.len() as u32, 1 << 20).await?; // ask for as much again
+///     // Give back what was used once it reaches half the window: the broker keeps
+///     // pushing into the other half, and a delivery costs no Credit round trip.
+///     if used_messages >= window_messages / 2 || used_bytes >= window_bytes / 2 {
+///         sub.credit(used_messages, used_bytes).await?;
+///         (used_messages, used_bytes) = (0, 0);
+///     }
 /// }
 /// # Ok(()) }
 /// ```
@@ -81,7 +92,9 @@ impl Subscription {
         self.deliveries.recv().await
     }
 
-    /// Grants more credit.
+    /// Grants more credit: `messages` and `bytes` are added to what is left. One
+    /// request and answer each; granting back in steps (say, half the window at a
+    /// time) rather than per delivery keeps it off every delivery's path.
     pub async fn credit(&self, messages: u32, bytes: u64) -> Result<(), ClientError> {
         let request = Request::Credit(CreditRequest {
             subscription_id: self.id,

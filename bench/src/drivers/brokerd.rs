@@ -613,7 +613,7 @@ const PUSH_DELIVERIES_BUFFERED: usize = 64;
 /// member joins a stream group for the topic (`<group>-t<n>`), and the broker pushes
 /// the partitions assigned to it as data arrives. A task per subscription hands each
 /// delivery on, notes its end as the partition's position and grants back the credit
-/// it used; one more commits the positions and then heartbeats, every
+/// used once it reaches half the window; one more commits the positions and then heartbeats, every
 /// [`PUSH_HEARTBEAT_INTERVAL_MS`], so that a partition revoked in a rebalance is
 /// released with its position committed and its new owner reads on from there.
 pub struct PushConsumer {
@@ -709,20 +709,30 @@ impl PushConsumer {
             let noted = positions.clone();
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
+                // Credit used and not yet granted back: granted once it reaches half
+                // the window, so a delivery costs no Credit round trip of its own and
+                // the broker always has at least half the window left to push into.
+                let (mut used_messages, mut used_bytes) = (0u64, 0u64);
                 while let Some(delivery) = subscription.next().await {
-                    let messages = delivery.to_offset.saturating_sub(delivery.from_offset);
-                    let bytes = delivery.batches.len() as u64;
+                    used_messages += delivery.to_offset.saturating_sub(delivery.from_offset);
+                    used_bytes += delivery.batches.len() as u64;
                     if let Ok(mut positions) = noted.lock() {
                         positions.insert(delivery.partition, delivery.to_offset);
                     }
                     if tx.send(Ok(delivery)).await.is_err() {
                         return;
                     }
-                    let messages = u32::try_from(messages).unwrap_or(u32::MAX);
-                    if let Err(e) = subscription.credit(messages, bytes).await {
+                    if used_messages < u64::from(PUSH_CREDIT_MESSAGES / 2)
+                        && used_bytes < PUSH_CREDIT_BYTES / 2
+                    {
+                        continue;
+                    }
+                    let messages = u32::try_from(used_messages).unwrap_or(u32::MAX);
+                    if let Err(e) = subscription.credit(messages, used_bytes).await {
                         let _ = tx.send(Err(e.into())).await;
                         return;
                     }
+                    (used_messages, used_bytes) = (0, 0);
                 }
                 let _ = tx
                     .send(Err(DriverError::Unsupported(
