@@ -38,6 +38,7 @@ pub mod handlers;
 pub mod http;
 pub mod internal;
 pub mod kafka;
+pub mod lazy_alloc;
 pub mod metrics;
 pub mod open_files;
 pub mod partition;

@@ -13,6 +13,11 @@ use server::shutdown::ShutdownSignal;
 use server::tls::Tls;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+/// Large single allocations are lazy maps: a request announcing billions of elements
+/// to `kafka-protocol`'s decoders must not abort the broker (`lazy_alloc.rs`).
+#[global_allocator]
+static ALLOCATOR: server::lazy_alloc::LazyLargeAllocator = server::lazy_alloc::LazyLargeAllocator;
+
 /// The broker daemon. With no arguments: data in ./data, listening on 127.0.0.1:7171.
 #[derive(Debug, Parser)]
 #[command(name = "brokerd", version, about)]

@@ -159,6 +159,42 @@ async fn garbage_closes_the_connection_and_the_listener_serves_on() {
     );
 }
 
+/// `kafka-protocol`'s array decoders reserve room for the count a request announces
+/// before decoding an element. An 18-byte DeleteRecords announcing 2^31 - 1 topics
+/// (found by `server/fuzz`'s `kafka_request` target) asked for more memory than the
+/// machine has, and a refused allocation aborted brokerd. Now it costs address space
+/// only (`server/src/lazy_alloc.rs`): the request does not decode, its connection is
+/// closed, and the broker serves on, many times over.
+#[tokio::test]
+async fn a_request_announcing_billions_of_elements_closes_its_connection_and_nothing_else() {
+    let broker = broker();
+    for _ in 0..20 {
+        let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+        let mut request = BytesMut::new();
+        request.put_i16(ApiKey::DeleteRecords as i16);
+        request.put_i16(0);
+        request.put_i32(1);
+        request.put_i16(-1); // no client id
+        request.put_i32(i32::MAX); // topics announced, none sent
+        send_frame(&mut socket, &request).await;
+        assert!(read_frame(&mut socket).await.is_none());
+    }
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = call(
+        &mut socket,
+        ApiKey::ApiVersions,
+        2,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut body, 2)
+            .unwrap()
+            .error_code,
+        0
+    );
+}
+
 #[tokio::test]
 async fn a_batch_failing_its_crc_is_refused_and_nothing_is_appended() {
     let broker = broker();

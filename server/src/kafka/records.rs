@@ -128,6 +128,7 @@ pub fn kafka_to_batch(
         if count > out.len() / MIN_KAFKA_RECORD_BYTES {
             anyhow::bail!("{count} records announced in {} inflated bytes", out.len());
         }
+        check_header_counts(&out, count)?;
         Ok(out)
     };
     let mut sets = Vec::with_capacity(infos.len());
@@ -162,9 +163,88 @@ pub fn kafka_to_batch(
             &headers,
         )?;
     }
+    // A RecordBatch may announce no records (the fuzzer found one that decodes, CRC
+    // and all); brokerd has no empty batch, so it is refused here, before anything
+    // is built on it.
+    if sets.iter().all(|s| s.records.is_empty()) {
+        return Err(RecordsError::Batch(BatchError::Empty));
+    }
     let batch = builder.finish_mut();
     debug_assert!(BatchView::new(&batch).and_then(|b| b.validate()).is_ok());
     Ok(Converted { batch, sequenced })
+}
+
+/// Refuses records whose header count cannot fit in the record, before the crate's
+/// decoder sees them: it reserves room for the count it reads (`IndexMap::
+/// with_capacity`) before decoding a header, so one 70-byte record announcing two
+/// billion headers made it allocate and initialise gigabytes (found by the
+/// `kafka_records` fuzz target). Walks the records as the crate will (each is a
+/// length and that many bytes: attributes, timestamp and offset deltas, key, value,
+/// header count) and checks each count against what is left of its record, two
+/// bytes at least per header (its key and value lengths). Anything else malformed is
+/// left to the crate's decoder.
+fn check_header_counts(records: &Bytes, count: usize) -> anyhow::Result<()> {
+    use bytes::Buf;
+    let mut buf = records.clone();
+    for _ in 0..count {
+        let size = usize::try_from(var_int(&mut buf)?)
+            .ok()
+            .filter(|size| *size <= buf.len() && *size > 0)
+            .ok_or_else(|| anyhow::anyhow!("a record's size is past its batch"))?;
+        let mut record = buf.split_to(size);
+        record.advance(1); // attributes (the size is at least 1)
+        var_long(&mut record)?; // timestamp delta
+        var_int(&mut record)?; // offset delta
+        for _ in 0..2 {
+            // key, then value: -1 for none
+            let len = var_int(&mut record)?;
+            if len > 0 {
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|len| *len <= record.len())
+                    .ok_or_else(|| anyhow::anyhow!("a record's key or value is past it"))?;
+                record.advance(len);
+            }
+        }
+        let headers = var_int(&mut record)?;
+        if headers > 0 && headers as usize > record.len() / 2 {
+            anyhow::bail!("{headers} headers announced in {} bytes", record.len());
+        }
+    }
+    Ok(())
+}
+
+/// A zigzag varint read exactly as `kafka-protocol` 0.18 reads one (`types::VarInt`:
+/// at most 5 bytes, whatever the fifth says), so that [`check_header_counts`] lands
+/// where the crate's decoder will; the crate keeps its decoders private.
+fn var_int(buf: &mut Bytes) -> anyhow::Result<i32> {
+    let zigzag = unsigned_var(buf, 5)? as u32;
+    Ok(((zigzag >> 1) as i32) ^ -((zigzag & 1) as i32))
+}
+
+/// As [`var_int`], for `types::VarLong` (at most 10 bytes).
+fn var_long(buf: &mut Bytes) -> anyhow::Result<i64> {
+    let zigzag = unsigned_var(buf, 10)?;
+    Ok(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64))
+}
+
+fn unsigned_var(buf: &mut Bytes, max_bytes: u32) -> anyhow::Result<u64> {
+    use bytes::Buf;
+    let width = if max_bytes == 5 { 32 } else { 64 };
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        if !buf.has_remaining() {
+            anyhow::bail!("a record ends inside a varint");
+        }
+        let b = u64::from(buf.get_u8());
+        // The crate shifts in a u32 (VarInt) or u64 (VarLong): bits past the width
+        // are lost, as there.
+        value |= ((b & 0x7f) << (i * 7)) & if width == 32 { 0xffff_ffff } else { u64::MAX };
+        if b < 0x80 {
+            break;
+        }
+    }
+    Ok(value)
 }
 
 /// The idempotent producer's tag of a produced record set, if it has one.
@@ -459,6 +539,53 @@ mod tests {
             Err(RecordsError::Corrupt(_))
         ));
         assert!(kafka_to_batch(&Bytes::from_static(b"garbage"), 0, MAX, BytesMut::new()).is_err());
+    }
+
+    /// A RecordBatch announcing no records, its CRC right (found by the
+    /// `kafka_records` fuzz target): refused as empty, never built into a batch that
+    /// fails its own validation (which panicked a debug build's `debug_assert`).
+    #[test]
+    fn a_batch_without_records_is_refused() {
+        let mut empty = vec![0u8; 61];
+        empty[8..12].copy_from_slice(&49u32.to_be_bytes()); // length after this field
+        empty[16] = 2; // magic
+        let crc = crc32c_of(&empty[21..]);
+        empty[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            kafka_to_batch(&Bytes::from(empty), 0, MAX, BytesMut::new()),
+            Err(RecordsError::Batch(BatchError::Empty))
+        ));
+    }
+
+    /// A record announcing more headers than its bytes can hold (found by the
+    /// `kafka_records` fuzz target, where it made the crate's decoder allocate 5.6
+    /// GB): refused before the decoder reserves room for them.
+    #[test]
+    fn a_record_announcing_more_headers_than_it_holds_is_refused() {
+        let mut bare = record(0, b"k", Some(b"v"));
+        bare.headers.clear();
+        let produced = kafka_batch(&[bare]);
+        let mut forged = produced.to_vec();
+        // The record is the batch's last bytes: size, attributes, timestamp delta,
+        // offset delta, key (length 1, "k"), value (length 1, "v"), header count 0.
+        let last = forged.len() - 1;
+        assert_eq!(forged[last], 0, "no headers in the produced record");
+        // Header count i32::MAX as a zigzag varint: five bytes where one was.
+        forged.truncate(last);
+        forged.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        let record_at = 61;
+        forged[record_at] += 8; // the record's size varint (zigzag: 2 per byte)
+        let length = (forged.len() - 12) as u32;
+        forged[8..12].copy_from_slice(&length.to_be_bytes());
+        let crc = crc32c_of(&forged[21..]);
+        forged[17..21].copy_from_slice(&crc.to_be_bytes());
+        let refused = kafka_to_batch(&Bytes::from(forged), 0, MAX, BytesMut::new());
+        match refused {
+            Err(RecordsError::Corrupt(reason)) => {
+                assert!(reason.contains("headers announced"), "{reason}")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
     }
 
     /// CRC32C (Castagnoli), bitwise: only to forge a test batch.
