@@ -169,6 +169,11 @@ impl Reader {
         }
     }
 
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// Ends decoding: a body must be consumed exactly.
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if !self.buf.is_empty() {

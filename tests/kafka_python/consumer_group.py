@@ -15,6 +15,14 @@
         so it reads nothing already consumed; COUNT new records are produced and it
         reads exactly those. Prints JSON with what it read.
 
+    consumer_group.py static TOPIC GROUP STRATEGY COUNT
+        Static membership (group.instance.id): produces COUNT records; two static
+        members read them until each has read some; then the first closes (a static
+        member sends no LeaveGroup) and a new consumer with its instance id takes
+        its place. Checks that the new one is given exactly the first member's
+        partitions, that the second member saw no rebalance (no revoke, no assign)
+        after the first closed, and that every record was consumed exactly once.
+
 Every wait has a deadline; any failure exits non-zero with the reason.
 """
 
@@ -53,22 +61,23 @@ class Member:
     member still owns it: so no record is read twice.
     """
 
-    def __init__(self, group, strategy, name, log, seen, owner):
+    def __init__(self, group, strategy, name, log, seen, owner, instance=None):
         self.name, self.log, self.seen, self.owner = name, log, seen, owner
         self.pending = {}
         self.count = 0
-        self.c = Consumer(
-            {
-                "bootstrap.servers": BOOTSTRAP,
-                "group.id": group,
-                "client.id": name,
-                "partition.assignment.strategy": strategy,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 500,
-            }
-        )
+        config = {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": group,
+            "client.id": name,
+            "partition.assignment.strategy": strategy,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+        if instance is not None:
+            config["group.instance.id"] = instance
+        self.c = Consumer(config)
 
     def subscribe(self, topic):
         def on_assign(c, partitions):
@@ -170,6 +179,56 @@ def rebalance(topic, group, strategy, count):
     )
 
 
+def static(topic, group, strategy, count):
+    produce(topic, count, "first")
+    log, seen, owner = [], {}, {}
+    m1 = Member(group, strategy, "member-1", log, seen, owner, instance="instance-1")
+    m2 = Member(group, strategy, "member-2", log, seen, owner, instance="instance-2")
+    m1.subscribe(topic)
+    m2.subscribe(topic)
+    deadline = time.time() + DEADLINE_S
+    while not (m1.count and m2.count and len(seen) >= count // 3):
+        if time.time() > deadline:
+            fail(f"both members had not read before the deadline; log {log}")
+        m1.take()
+        m2.take()
+    if len(seen) == count:
+        fail(f"every record was read before member-1 closed; log {log}")
+    held = [entry[2] for entry in log if entry[0] == "member-1" and entry[1] == "assign"][-1]
+    m1.close()
+    closed_at = len(log)
+    m1b = Member(group, strategy, "member-1b", log, seen, owner, instance="instance-1")
+    m1b.subscribe(topic)
+    deadline = time.time() + DEADLINE_S
+    while len(seen) < count:
+        if time.time() > deadline:
+            fail(f"consumed {len(seen)} of {count} before the deadline; log {log}")
+        m1b.take()
+        m2.take()
+    after = log[closed_at:]
+    if any(entry[0] == "member-2" for entry in after):
+        fail(f"member-2 rebalanced when the static member-1 restarted: {after}")
+    if after != [("member-1b", "assign", held)]:
+        fail(f"member-1b was not given member-1's partitions {held}: {after}")
+    m1b.commit_pending(must=True)
+    m2.commit_pending(must=True)
+    partitions = [TopicPartition(topic, p) for p in range(partitions_of(m2.c, topic))]
+    committed = m2.c.committed(partitions, timeout=10)
+    m1b.close()
+    m2.close()
+    print(
+        json.dumps(
+            {
+                "consumed": len(seen),
+                "by_member": {"member-1": m1.count + m1b.count, "member-2": m2.count},
+                "committed": {str(tp.partition): tp.offset for tp in committed},
+                "held": held,
+                "log": log,
+            }
+        )
+    )
+
+
 def partitions_of(c, topic):
     metadata = c.list_topics(topic, timeout=10)
     return len(metadata.topics[topic].partitions)
@@ -205,7 +264,7 @@ def resume(topic, group, strategy, count):
 def main():
     mode, topic, group, strategy, count = sys.argv[1:6]
     try:
-        {"rebalance": rebalance, "resume": resume}[mode](topic, group, strategy, int(count))
+        {"rebalance": rebalance, "resume": resume, "static": static}[mode](topic, group, strategy, int(count))
     except Exception as e:  # noqa: BLE001 - any failure is the test's failure
         import traceback
 

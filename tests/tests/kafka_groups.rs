@@ -31,6 +31,7 @@ use kafka_protocol::ResponseError as K;
 use kafka_support::wire::call;
 use kafka_support::{aiokafka_python, broker, confluent_python, kafka_python, native, run_python};
 use protocol::ops::group::GroupStart;
+use protocol::ops::group_admin::ResetTarget;
 use tokio::net::TcpStream;
 
 /// Records each group test produces before consuming.
@@ -146,6 +147,30 @@ async fn a_cooperative_sticky_group_rebalances_and_reads_every_record_once() {
     rebalance_with("cooperative-sticky", false).await;
 }
 
+/// Static membership with confluent-kafka: a member restarted under its
+/// `group.instance.id` within its session gets its old partitions back and the
+/// other member sees no rebalance; every record is read once and committed.
+#[tokio::test]
+async fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance() {
+    let Some(python) = confluent_python() else {
+        return;
+    };
+    let broker = broker();
+    let client = native(&broker).await;
+    let (topic, group) = ("static-orders", "static-billing");
+    client.create_topic(topic, PARTITIONS, &[]).await.unwrap();
+    let count = RECORDS.to_string();
+    let out = run_python(
+        &python,
+        &broker,
+        "consumer_group.py",
+        &["static", topic, group, "range", &count],
+    );
+    check_group_run(&client, &out, topic, group).await;
+    let held = parse(&out)["held"].as_array().unwrap().len();
+    assert!(held > 0 && held < PARTITIONS as usize, "{out}");
+}
+
 /// kafka-python, a second client implementation (its own codecs and assignors), in
 /// a group of two that rebalances when one leaves: every record once, and the
 /// committed offsets are the end offsets natively.
@@ -234,6 +259,77 @@ fn commit_request(
                     .with_partition_index(9)
                     .with_committed_offset(offset),
             ])])
+}
+
+/// The metadata a Kafka client commits beside an offset (Flink, Spark and Kafka
+/// Streams keep their own bookkeeping there) is answered back by OffsetFetch, kept
+/// across a restart and cleared by a native commit; one over 4 KiB is refused alone.
+#[tokio::test]
+async fn committed_metadata_comes_back_survives_a_restart_and_is_bounded() {
+    let mut broker = broker();
+    let client = native(&broker).await;
+    client.create_topic("journal", 2, &[]).await.unwrap();
+    let with_metadata = |offset: i64, metadata: &str| {
+        OffsetCommitRequestPartition::default()
+            .with_committed_offset(offset)
+            .with_committed_metadata(Some(text(metadata)))
+    };
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(text("flink")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(text(""))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(text("journal")))
+            .with_partitions(vec![
+                with_metadata(7, "checkpoint=42").with_partition_index(0),
+                with_metadata(9, &"x".repeat(4097)).with_partition_index(1),
+            ])]);
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    let mut body = call(&mut socket, ApiKey::OffsetCommit, 8, &commit).await;
+    let answer = OffsetCommitResponse::decode(&mut body, 8).unwrap();
+    let codes: Vec<i16> = answer.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [0, K::OffsetMetadataTooLarge.code()]);
+
+    async fn fetched(socket: &mut TcpStream) -> Vec<(i64, String)> {
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(GroupId(text("flink")))
+            .with_topics(None);
+        let mut body = call(socket, ApiKey::OffsetFetch, 7, &fetch).await;
+        let answer = OffsetFetchResponse::decode(&mut body, 7).unwrap();
+        assert_eq!(answer.error_code, 0);
+        answer.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                let metadata = p.metadata.as_deref().unwrap_or("null").to_owned();
+                (p.committed_offset, metadata)
+            })
+            .collect()
+    }
+    assert_eq!(
+        fetched(&mut socket).await,
+        [(7, "checkpoint=42".to_string())]
+    );
+    drop((socket, client));
+    broker.try_restart().unwrap();
+    let mut socket = TcpStream::connect(broker.kafka_addr()).await.unwrap();
+    assert_eq!(
+        fetched(&mut socket).await,
+        [(7, "checkpoint=42".to_string())]
+    );
+
+    // A native commit (here an admin's reset) says nothing of metadata: it clears
+    // it, as a Kafka commit without metadata would.
+    let client = native(&broker).await;
+    client
+        .reset_offsets("flink", "journal", Some(0), ResetTarget::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(fetched(&mut socket).await, [(0, String::new())]);
 }
 
 #[tokio::test]

@@ -239,12 +239,22 @@ async fn acks_all_answers_base_offsets_and_list_offsets_finds_both_ends_and_time
         let answer = ListOffsetsResponse::decode(&mut body, 5).unwrap();
         let partition = &answer.topics[0].partitions[0];
         assert_eq!(partition.error_code, 0);
-        found.push(partition.offset);
+        found.push((partition.offset, partition.timestamp));
     }
     // Earliest, latest, the first record at or after 1.5 s (the second batch's
     // late record, offset 3), before every record: the first, and past every
-    // record: -1, as Kafka answers (no such record).
-    assert_eq!(found, [0, 4, 3, 0, -1]);
+    // record: -1, as Kafka answers (no such record). A record found by time comes
+    // with its own timestamp; earliest and latest with -1, as on Kafka.
+    assert_eq!(
+        found,
+        [
+            (0, -1),
+            (4, -1),
+            (3, 1_700_000_002_000),
+            (0, 1_700_000_000_000),
+            (-1, -1)
+        ]
+    );
 }
 
 #[tokio::test]

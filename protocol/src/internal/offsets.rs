@@ -5,7 +5,9 @@
 //!
 //! * a committed offset ([`OffsetRecord`]): key `group 0x00 topic 0x00 partition`
 //!   (the partition in decimal), value the next offset to consume as a `u64`
-//!   little-endian;
+//!   little-endian, then, only when the commit carried one, its metadata string (a
+//!   Kafka client's `OffsetAndMetadata`; a `u16`-prefixed UTF-8 string): a value of
+//!   8 bytes has none, as every record written before metadata was kept;
 //! * a group ([`GroupRecord`]): key `group 0x00 topic` (one separator, not two),
 //!   value the group's mode (`u8`: 0 stream, 1 queue) and the settings its join
 //!   overrode (a `u32` count of `key`, `value` strings).
@@ -19,7 +21,7 @@ use super::InternalRecord;
 use crate::error::{DecodeError, EncodeError};
 use crate::ops::group::GroupMode;
 use crate::ops::topic::{put_config, read_config, ConfigEntry};
-use crate::wire::Reader;
+use crate::wire::{self, Reader};
 
 /// Name of the internal topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -35,6 +37,9 @@ pub struct OffsetRecord {
     pub partition: u32,
     /// The next offset the group reads; `None` deletes the commit.
     pub offset: Option<u64>,
+    /// What the committer stored beside the offset (Kafka's offset metadata); empty
+    /// for none. A commit replaces it, as on Kafka.
+    pub metadata: String,
 }
 
 /// What a group is, as its last join made it: persisted so that a restart keeps the
@@ -89,8 +94,14 @@ impl InternalRecord for OffsetsRecord {
         match self {
             OffsetsRecord::Offset(OffsetRecord {
                 offset: Some(offset),
+                metadata,
                 ..
-            }) => buf.put_u64_le(*offset),
+            }) => {
+                buf.put_u64_le(*offset);
+                if !metadata.is_empty() {
+                    wire::put_string(buf, "offset metadata", metadata)?;
+                }
+            }
             OffsetsRecord::Group(GroupRecord {
                 settings: Some(settings),
                 ..
@@ -143,15 +154,18 @@ fn decode_offset(
     let partition = partition
         .parse()
         .map_err(|_| invalid("offset record partition"))?;
-    let offset = match value {
-        None => None,
+    let (offset, metadata) = match value {
+        None => (None, String::new()),
         Some(value) => {
-            let bytes = <[u8; 8]>::try_from(&value[..]).map_err(|_| DecodeError::Truncated {
-                what: "committed offset",
-                needed: 8,
-                remaining: value.len(),
-            })?;
-            Some(u64::from_le_bytes(bytes))
+            let mut r = Reader::internal(value);
+            let offset = r.u64("committed offset")?;
+            let metadata = if r.is_empty() {
+                String::new()
+            } else {
+                r.string("offset metadata")?
+            };
+            r.finish()?;
+            (Some(offset), metadata)
         }
     };
     Ok(OffsetRecord {
@@ -159,6 +173,7 @@ fn decode_offset(
         topic: topic.into(),
         partition,
         offset,
+        metadata,
     })
 }
 
@@ -189,6 +204,7 @@ mod tests {
                 topic: "t.x".into(),
                 partition: 12,
                 offset,
+                metadata: String::new(),
             });
             let (key, value) = encoded(&record);
             assert_eq!(&key[..], b"g\x00t.x\x0012");
@@ -199,6 +215,40 @@ mod tests {
         assert!(decode(b"a\x00b\x001", Some(&[0; 7])).is_err());
         assert!(decode(b"ab", Some(&[0; 8])).is_err(), "no separator");
         assert!(OffsetsRecord::decode(None, Some(Bytes::from_static(&[0; 8]))).is_err());
+    }
+
+    #[test]
+    fn offset_metadata_follows_the_offset_only_when_there_is_some() {
+        let record = OffsetsRecord::Offset(OffsetRecord {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            offset: Some(7),
+            metadata: "ü".into(),
+        });
+        let (key, value) = encoded(&record);
+        let expected: &[u8] = &[7, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0xc3, 0xbc];
+        assert_eq!(value.as_deref(), Some(expected));
+        assert_eq!(decode(&key, value.as_deref()).unwrap(), record);
+        // A record written before metadata was kept: 8 bytes, none.
+        let OffsetsRecord::Offset(old) = decode(&key, Some(&[7, 0, 0, 0, 0, 0, 0, 0])).unwrap()
+        else {
+            panic!("an offset record");
+        };
+        assert_eq!((old.offset, old.metadata.as_str()), (Some(7), ""));
+        let torn: &[u8] = &[7, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0xc3];
+        assert!(decode(&key, Some(torn)).is_err(), "metadata cut short");
+        let bad: &[u8] = &[7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0xff];
+        assert!(decode(&key, Some(bad)).is_err(), "not UTF-8");
+        let long = "m".repeat(wire::MAX_STRING_BYTES + 1);
+        let too_long = OffsetsRecord::Offset(OffsetRecord {
+            metadata: long,
+            ..match record {
+                OffsetsRecord::Offset(r) => r,
+                OffsetsRecord::Group(_) => unreachable!(),
+            }
+        });
+        assert!(too_long.encode_value(&mut BytesMut::new()).is_err());
     }
 
     #[test]
@@ -238,7 +288,7 @@ mod tests {
         #[test]
         fn arbitrary_records_never_panic(
             key in proptest::collection::vec(any::<u8>(), 0..40),
-            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..12)),
+            value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
         ) {
             let _ = decode(&key, value.as_deref());
         }

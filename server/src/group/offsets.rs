@@ -2,8 +2,8 @@
 //! `__consumer_offsets`.
 //!
 //! Each commit appends one record per partition (an [`OffsetRecord`]: key
-//! `group 0x00 topic 0x00 partition`, value the offset) and is acknowledged once they
-//! are durable. Each group also has one [`GroupRecord`] (key `group 0x00 topic`): its
+//! `group 0x00 topic 0x00 partition`, value the offset and, from a Kafka client, the
+//! metadata string it committed with it) and is acknowledged once they are durable. Each group also has one [`GroupRecord`] (key `group 0x00 topic`): its
 //! mode and the settings its join overrode, written when a join creates or changes
 //! them, so that a restart knows what the group is before anyone joins it again. At
 //! startup the log is replayed into two maps; compaction restates them and drops the
@@ -41,10 +41,30 @@ pub struct StoredGroup {
     pub settings: GroupSettings,
 }
 
+/// Longest offset metadata a commit may carry, bytes (Kafka's default
+/// `offset.metadata.max.bytes`); a longer one is refused, so the maps grow by at most
+/// this much per committed partition.
+pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
+
+/// One partition's commit: the next offset to read and what the committer stored
+/// with it (empty for nothing; native commits carry none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit<'a> {
+    /// Partition.
+    pub partition: u32,
+    /// The next offset to read.
+    pub offset: u64,
+    /// Kafka's offset metadata, at most [`MAX_OFFSET_METADATA_BYTES`].
+    pub metadata: &'a str,
+}
+
 /// What `__consumer_offsets` restates: the committed offsets and the groups.
 #[derive(Debug, Default)]
 struct State {
     committed: HashMap<OffsetKey, u64>,
+    /// Metadata of the commits that carried some (a subset of `committed`'s keys:
+    /// native commits never fill it, so they pay nothing for it).
+    metadata: HashMap<OffsetKey, String>,
     groups: HashMap<String, StoredGroup>,
 }
 
@@ -58,10 +78,20 @@ impl State {
                     topic: record.topic,
                     partition: record.partition,
                 };
-                match record.offset {
-                    Some(offset) => self.committed.insert(key, offset),
-                    None => self.committed.remove(&key),
-                };
+                match (record.offset, record.metadata.is_empty()) {
+                    (Some(offset), true) => {
+                        self.metadata.remove(&key);
+                        self.committed.insert(key, offset);
+                    }
+                    (Some(offset), false) => {
+                        self.committed.insert(key.clone(), offset);
+                        self.metadata.insert(key, record.metadata);
+                    }
+                    (None, _) => {
+                        self.metadata.remove(&key);
+                        self.committed.remove(&key);
+                    }
+                }
             }
             OffsetsRecord::Group(record) => match record.settings {
                 Some(settings) => {
@@ -94,6 +124,7 @@ impl State {
                 topic: key.topic.clone(),
                 partition: key.partition,
                 offset: Some(*offset),
+                metadata: self.metadata.get(key).cloned().unwrap_or_default(),
             })
         });
         groups.chain(offsets).collect()
@@ -143,24 +174,48 @@ impl Offsets {
         Ok(wait)
     }
 
-    /// Stores offsets durably; returns once they are on stable storage.
+    /// Stores offsets durably (clearing any metadata a Kafka commit left on those
+    /// partitions); returns once they are on stable storage.
     pub async fn commit(
         &self,
         group: &str,
         topic: &str,
         offsets: &[(u32, u64)],
     ) -> Result<(), BrokerError> {
-        if offsets.is_empty() {
+        let commits: Vec<Commit<'_>> = offsets
+            .iter()
+            .map(|&(partition, offset)| Commit {
+                partition,
+                offset,
+                metadata: "",
+            })
+            .collect();
+        self.commit_with_metadata(group, topic, &commits).await
+    }
+
+    /// Stores offsets with their metadata durably; returns once they are on stable
+    /// storage. The caller has bounded each metadata by [`MAX_OFFSET_METADATA_BYTES`].
+    pub async fn commit_with_metadata(
+        &self,
+        group: &str,
+        topic: &str,
+        commits: &[Commit<'_>],
+    ) -> Result<(), BrokerError> {
+        if commits.is_empty() {
             return Ok(());
         }
-        let records = offsets
+        debug_assert!(commits
             .iter()
-            .map(|&(partition, offset)| {
+            .all(|c| c.metadata.len() <= MAX_OFFSET_METADATA_BYTES));
+        let records = commits
+            .iter()
+            .map(|c| {
                 OffsetsRecord::Offset(OffsetRecord {
                     group: group.into(),
                     topic: topic.into(),
-                    partition,
-                    offset: Some(offset),
+                    partition: c.partition,
+                    offset: Some(c.offset),
+                    metadata: c.metadata.to_owned(),
                 })
             })
             .collect();
@@ -218,6 +273,7 @@ impl Offsets {
                         topic: k.topic.clone(),
                         partition: k.partition,
                         offset: None,
+                        metadata: String::new(),
                     })
                 })
                 .collect();
@@ -248,6 +304,17 @@ impl Offsets {
             partition,
         };
         self.lock().committed.get(&key).copied()
+    }
+
+    /// The metadata committed with `group`'s offset on `topic`'s `partition`; empty
+    /// when the commit carried none (or there is no commit).
+    pub fn metadata(&self, group: &str, topic: &str, partition: u32) -> String {
+        let key = OffsetKey {
+            group: group.into(),
+            topic: topic.into(),
+            partition,
+        };
+        self.lock().metadata.get(&key).cloned().unwrap_or_default()
     }
 
     /// Every offset `group` committed, as `(topic, partition, offset)`, sorted.
@@ -355,6 +422,53 @@ mod tests {
             ],
             "the registry survives the snapshot; the deleted group and its offsets are gone"
         );
+    }
+
+    #[tokio::test]
+    async fn metadata_survives_reopen_and_compaction_and_a_plain_commit_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(SystemClock::new());
+        let with = |partition, offset, metadata| Commit {
+            partition,
+            offset,
+            metadata,
+        };
+        {
+            let topics = Topics::open(dir.path()).unwrap();
+            let offsets = Offsets::open(&topics, clock.clone()).unwrap();
+            let commits = [with(0, 5, "checkpoint-5"), with(1, 6, "x"), with(2, 7, "")];
+            offsets
+                .commit_with_metadata("g", "t", &commits)
+                .await
+                .unwrap();
+            assert_eq!(offsets.metadata("g", "t", 0), "checkpoint-5");
+            assert_eq!(offsets.metadata("g", "t", 2), "");
+            // A commit without metadata replaces it, as on Kafka.
+            offsets.commit("g", "t", &[(1, 8)]).await.unwrap();
+            assert_eq!(
+                (
+                    offsets.get("g", "t", 1),
+                    offsets.metadata("g", "t", 1).as_str()
+                ),
+                (Some(8), "")
+            );
+            let state = offsets.lock();
+            offsets
+                .log
+                .compact_now(|| offsets.log.append(&state.snapshot()).map(|_| ()))
+                .unwrap();
+            drop(state);
+            drop(offsets);
+            topics.close_all();
+        }
+        let topics = Topics::open(dir.path()).unwrap();
+        let offsets = Offsets::open(&topics, clock).unwrap();
+        assert_eq!(offsets.get("g", "t", 0), Some(5));
+        assert_eq!(offsets.metadata("g", "t", 0), "checkpoint-5");
+        assert_eq!(offsets.metadata("g", "t", 1), "");
+        offsets.delete_group("g", "t").await.unwrap();
+        assert_eq!(offsets.metadata("g", "t", 0), "", "deleted with its offset");
+        assert!(offsets.lock().metadata.is_empty());
     }
 
     fn stored(mode: GroupMode) -> StoredGroup {

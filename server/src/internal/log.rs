@@ -236,6 +236,7 @@ mod tests {
             topic: "t".into(),
             partition,
             offset: Some(offset),
+            metadata: String::new(),
         })
     }
 

@@ -27,7 +27,7 @@ use kafka_protocol::ResponseError as K;
 use protocol::ops::group::GroupMode;
 use protocol::ops::security::{Operation, ResourceType};
 
-use super::group::state::{GroupError, Join};
+use super::group::state::{GroupError, Join, MemberRef};
 use super::group::Refused;
 use super::metadata::NODE_ID;
 use super::session::Session;
@@ -46,6 +46,7 @@ pub fn group_code(error: GroupError) -> i16 {
         GroupError::RebalanceInProgress => K::RebalanceInProgress,
         GroupError::InconsistentProtocol => K::InconsistentGroupProtocol,
         GroupError::GroupFull => K::GroupMaxSizeReached,
+        GroupError::FencedInstance => K::FencedInstanceId,
     }
     .code()
 }
@@ -140,8 +141,9 @@ pub fn find_coordinator(
 }
 
 /// JoinGroup: waits until the rebalance completes (every member rejoined, or the
-/// rebalance timeout passed).
-pub async fn join(s: &mut Session, r: JoinGroupRequest) -> JoinGroupResponse {
+/// rebalance timeout passed); a static member's new instance in a Stable group is
+/// answered at once.
+pub async fn join(s: &mut Session, r: JoinGroupRequest, version: i16) -> JoinGroupResponse {
     let group = r.group_id.0.to_string();
     let refused = |code: i16| {
         JoinGroupResponse::default()
@@ -179,11 +181,14 @@ pub async fn join(s: &mut Session, r: JoinGroupRequest) -> JoinGroupResponse {
                 .map(|(id, instance, metadata)| {
                     JoinGroupResponseMember::default()
                         .with_member_id(text(id))
-                        .with_group_instance_id(instance.map(text))
+                        // A member of a version without instance ids (before 5) may
+                        // lead static ones.
+                        .with_group_instance_id(instance.filter(|_| version >= 5).map(text))
                         .with_metadata(metadata)
                 })
                 .collect();
             JoinGroupResponse::default()
+                .with_skip_assignment(answer.skip_assignment && version >= 9)
                 .with_generation_id(answer.generation)
                 .with_protocol_type(Some(text(answer.protocol_type)))
                 .with_protocol_name(Some(text(answer.protocol)))
@@ -209,10 +214,14 @@ pub async fn sync(s: &mut Session, r: SyncGroupRequest) -> SyncGroupResponse {
         .into_iter()
         .map(|a| (a.member_id.to_string(), a.assignment))
         .collect();
+    let member = MemberRef {
+        id: &r.member_id,
+        instance: r.group_instance_id.as_deref(),
+    };
     match s
         .broker
         .kafka_groups
-        .sync(&group, &r.member_id, r.generation_id, assignments)
+        .sync(&group, member, r.generation_id, assignments)
         .await
     {
         Ok(assignment) => answer.with_assignment(assignment),
@@ -224,10 +233,14 @@ pub async fn sync(s: &mut Session, r: SyncGroupRequest) -> SyncGroupResponse {
 pub fn heartbeat(s: &mut Session, r: HeartbeatRequest) -> HeartbeatResponse {
     let group = r.group_id.0.to_string();
     let code = admit(s, &group, Operation::Read).err().unwrap_or_else(|| {
+        let member = MemberRef {
+            id: &r.member_id,
+            instance: r.group_instance_id.as_deref(),
+        };
         match s
             .broker
             .kafka_groups
-            .heartbeat(&group, &r.member_id, r.generation_id)
+            .heartbeat(&group, member, r.generation_id)
         {
             Ok(()) => 0,
             Err(e) => group_code(e),
@@ -242,12 +255,12 @@ pub fn leave(s: &mut Session, r: LeaveGroupRequest, version: i16) -> LeaveGroupR
     if let Err(code) = admit(s, &group, Operation::Read) {
         return LeaveGroupResponse::default().with_error_code(code);
     }
-    let leave = |member: &str| match s.broker.kafka_groups.leave(&group, member) {
+    let leave = |member: MemberRef<'_>| match s.broker.kafka_groups.leave(&group, member) {
         Ok(()) => 0,
         Err(e) => group_code(e),
     };
     if version < 3 {
-        return LeaveGroupResponse::default().with_error_code(leave(&r.member_id));
+        return LeaveGroupResponse::default().with_error_code(leave(r.member_id.as_str().into()));
     }
     let members = r
         .members
@@ -256,7 +269,10 @@ pub fn leave(s: &mut Session, r: LeaveGroupRequest, version: i16) -> LeaveGroupR
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())
-                .with_error_code(leave(&m.member_id))
+                .with_error_code(leave(MemberRef {
+                    id: &m.member_id,
+                    instance: m.group_instance_id.as_deref(),
+                }))
         })
         .collect();
     LeaveGroupResponse::default().with_members(members)
@@ -265,12 +281,16 @@ pub fn leave(s: &mut Session, r: LeaveGroupRequest, version: i16) -> LeaveGroupR
 /// DescribeGroups: a Kafka group's phase, protocol and members; a native group, or
 /// one with only committed offsets, as a group of no Kafka members; an unknown one
 /// as `Dead`, as Kafka does.
-pub fn describe(s: &mut Session, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let groups = r.groups.iter().map(|id| describe_one(s, &id.0)).collect();
+pub fn describe(s: &mut Session, r: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let groups = r
+        .groups
+        .iter()
+        .map(|id| describe_one(s, &id.0, version))
+        .collect();
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-fn describe_one(s: &Session, group: &str) -> DescribedGroup {
+fn describe_one(s: &Session, group: &str, version: i16) -> DescribedGroup {
     let entry = DescribedGroup::default().with_group_id(GroupId(text(group)));
     if let Err(code) = admit(s, group, Operation::Describe) {
         return entry.with_error_code(code).with_group_state(text("Dead"));
@@ -282,7 +302,14 @@ fn describe_one(s: &Session, group: &str) -> DescribedGroup {
             .map(|m| {
                 DescribedGroupMember::default()
                     .with_member_id(text(m.join.member_id.clone()))
-                    .with_group_instance_id(m.join.instance_id.clone().map(text))
+                    // Instance ids are in answers from version 4 on.
+                    .with_group_instance_id(
+                        m.join
+                            .instance_id
+                            .clone()
+                            .filter(|_| version >= 4)
+                            .map(text),
+                    )
                     .with_client_id(text(m.join.client_id.clone()))
                     .with_client_host(text(m.join.client_host.clone()))
                     .with_member_metadata(m.metadata(&described.protocol))

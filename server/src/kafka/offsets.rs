@@ -6,8 +6,10 @@
 //!
 //! A commit is checked against the Kafka coordinator (the member and generation,
 //! or no member at all for a group without members: tools, `assign()` consumers),
-//! never against a native group that is live under the same name. Kafka's offset
-//! metadata string is not stored: OffsetFetch answers it empty.
+//! never against a native group that is live under the same name. The metadata
+//! string a commit carries is stored with its offset (up to
+//! [`MAX_OFFSET_METADATA_BYTES`]; longer: OFFSET_METADATA_TOO_LARGE) and OffsetFetch
+//! answers it; a native commit clears it.
 
 use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
@@ -26,13 +28,18 @@ use protocol::ops::group::GroupMode;
 use protocol::ops::security::Operation;
 
 use super::error;
+use super::group::state::MemberRef;
 use super::groups::{admit, group_code, native_claims};
 use super::session::Session;
-use crate::group::offsets::StoredGroup;
+use crate::group::offsets::{Commit, StoredGroup, MAX_OFFSET_METADATA_BYTES};
 use crate::security::authorize::{topic_permission, Needs};
 
 /// One partition's answer: partition, offset (-1: none), error code.
 type PartitionAnswer = (i32, i64, i16);
+
+/// One partition's OffsetFetch answer: partition, offset (-1: none), the metadata
+/// committed with it, error code.
+type FetchedPartition = (i32, i64, String, i16);
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -58,7 +65,14 @@ pub async fn commit(s: &mut Session, r: OffsetCommitRequest) -> OffsetCommitResp
         Ok(()) => s
             .broker
             .kafka_groups
-            .may_commit(&group, &r.member_id, r.generation_id_or_member_epoch)
+            .may_commit(
+                &group,
+                MemberRef {
+                    id: &r.member_id,
+                    instance: r.group_instance_id.as_deref(),
+                },
+                r.generation_id_or_member_epoch,
+            )
             .err()
             .map(group_code),
     };
@@ -76,9 +90,10 @@ pub async fn commit(s: &mut Session, r: OffsetCommitRequest) -> OffsetCommitResp
                     s,
                     &group,
                     &name,
-                    t.partitions
-                        .iter()
-                        .map(|p| (p.partition_index, p.committed_offset)),
+                    t.partitions.iter().map(|p| {
+                        let metadata = p.committed_metadata.as_deref().unwrap_or_default();
+                        (p.partition_index, p.committed_offset, metadata)
+                    }),
                 )
                 .await
             }
@@ -105,10 +120,10 @@ async fn commit_topic(
     s: &Session,
     group: &str,
     topic: &str,
-    asked: impl Iterator<Item = (i32, i64)>,
+    asked: impl Iterator<Item = (i32, i64, &str)>,
 ) -> Vec<PartitionAnswer> {
-    let asked: Vec<(i32, i64)> = asked.collect();
-    let refuse_all = |code: i16| asked.iter().map(|&(p, o)| (p, o, code)).collect();
+    let asked: Vec<(i32, i64, &str)> = asked.collect();
+    let refuse_all = |code: i16| asked.iter().map(|&(p, o, _)| (p, o, code)).collect();
     if !topic_allowed(s, topic, Operation::Read) {
         return refuse_all(K::TopicAuthorizationFailed.code());
     }
@@ -118,13 +133,20 @@ async fn commit_topic(
     let count = handle.partitions.len();
     let mut answers = Vec::with_capacity(asked.len());
     let mut valid = Vec::with_capacity(asked.len());
-    for &(partition, offset) in &asked {
+    for &(partition, offset, metadata) in &asked {
         let known = usize::try_from(partition).is_ok_and(|p| p < count);
         let code = match (known, u64::try_from(offset)) {
             (false, _) => K::UnknownTopicOrPartition.code(),
             (true, Err(_)) => K::OffsetOutOfRange.code(),
+            (true, Ok(_)) if metadata.len() > MAX_OFFSET_METADATA_BYTES => {
+                K::OffsetMetadataTooLarge.code()
+            }
             (true, Ok(offset)) => {
-                valid.push((partition as u32, offset));
+                valid.push(Commit {
+                    partition: partition as u32,
+                    offset,
+                    metadata,
+                });
                 0
             }
         };
@@ -148,7 +170,7 @@ async fn commit_topic(
         })
         .await;
     let stored = match recorded {
-        Ok(()) => offsets.commit(group, topic, &valid).await,
+        Ok(()) => offsets.commit_with_metadata(group, topic, &valid).await,
         Err(e) => Err(e),
     };
     if let Err(e) = stored {
@@ -183,12 +205,12 @@ macro_rules! answer_topics {
             .map(|(name, partitions)| {
                 let partitions = partitions
                     .into_iter()
-                    .map(|(partition, offset, code)| {
+                    .map(|(partition, offset, metadata, code)| {
                         $partition::default()
                             .with_partition_index(partition)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(-1)
-                            .with_metadata(Some(text("")))
+                            .with_metadata(Some(text(metadata)))
                             .with_error_code(code)
                     })
                     .collect();
@@ -237,18 +259,19 @@ fn fetch_group(
     s: &Session,
     group: &str,
     asked: Option<Vec<(String, Vec<i32>)>>,
-) -> (i16, Vec<(String, Vec<PartitionAnswer>)>) {
+) -> (i16, Vec<(String, Vec<FetchedPartition>)>) {
     if let Err(code) = admit(s, group, Operation::Describe) {
         return (code, Vec::new());
     }
     let offsets = s.broker.groups.offsets();
     let Some(asked) = asked else {
-        let mut topics: Vec<(String, Vec<PartitionAnswer>)> = Vec::new();
+        let mut topics: Vec<(String, Vec<FetchedPartition>)> = Vec::new();
         for (topic, partition, offset) in offsets.committed_by(group) {
             if !topic_allowed(s, &topic, Operation::Describe) {
                 continue;
             }
-            let answer = (partition as i32, offset as i64, 0);
+            let metadata = offsets.metadata(group, &topic, partition);
+            let answer = (partition as i32, offset as i64, metadata, 0);
             match topics.last_mut() {
                 Some((last, partitions)) if *last == topic => partitions.push(answer),
                 _ => topics.push((topic, vec![answer])),
@@ -264,13 +287,15 @@ fn fetch_group(
                 .into_iter()
                 .map(|p| {
                     if !allowed {
-                        return (p, -1, K::TopicAuthorizationFailed.code());
+                        return (p, -1, String::new(), K::TopicAuthorizationFailed.code());
                     }
-                    let committed = u32::try_from(p)
-                        .ok()
-                        .and_then(|p| offsets.get(group, &topic, p))
-                        .map_or(-1, |o| o as i64);
-                    (p, committed, 0)
+                    let Ok(partition) = u32::try_from(p) else {
+                        return (p, -1, String::new(), 0);
+                    };
+                    match offsets.get(group, &topic, partition) {
+                        Some(o) => (p, o as i64, offsets.metadata(group, &topic, partition), 0),
+                        None => (p, -1, String::new(), 0),
+                    }
                 })
                 .collect();
             (topic, answers)

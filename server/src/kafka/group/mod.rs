@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::GroupConfig;
-use state::{ClassicGroup, GroupError, Join, JoinAnswer, Member, Phase, Synced};
+use state::{ClassicGroup, GroupError, Join, JoinAnswer, Member, MemberRef, Phase, Synced};
 
 /// Live Kafka groups (with members) at once; a join that would create one more is
 /// refused with GROUP_MAX_SIZE_REACHED.
@@ -203,16 +203,15 @@ impl KafkaGroups {
     pub async fn sync(
         &self,
         group: &str,
-        member_id: &str,
+        member: MemberRef<'_>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> Result<Bytes, GroupError> {
+        let member_id = member.id;
         {
             let mut groups = self.lock();
             let slot = groups.get_mut(group).ok_or(GroupError::UnknownMember)?;
-            let synced = slot
-                .group
-                .sync(member_id, generation, assignments, self.now());
+            let synced = slot.group.sync(member, generation, assignments, self.now());
             slot.wake_if_answered();
             match synced? {
                 Synced::Ready(assignment) => return Ok(assignment),
@@ -251,21 +250,22 @@ impl KafkaGroups {
     pub fn heartbeat(
         &self,
         group: &str,
-        member_id: &str,
+        member: MemberRef<'_>,
         generation: i32,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
         let slot = groups.get_mut(group).ok_or(GroupError::UnknownMember)?;
-        slot.group.heartbeat(member_id, generation, self.now())
+        slot.group.heartbeat(member, generation, self.now())
     }
 
-    /// `member_id` leaves `group`.
-    pub fn leave(&self, group: &str, member_id: &str) -> Result<(), GroupError> {
+    /// `member` leaves `group` (a static member may be named by its instance id
+    /// alone).
+    pub fn leave(&self, group: &str, member: MemberRef<'_>) -> Result<(), GroupError> {
         let mut groups = self.lock();
         let slot = groups.get_mut(group).ok_or(GroupError::UnknownMember)?;
-        slot.group.leave(member_id, self.now())?;
+        let left = slot.group.leave(member, self.now())?;
         slot.wake_if_answered();
-        tracing::debug!(group, member = member_id, "Kafka member left");
+        tracing::debug!(group, member = %left, "Kafka member left");
         if slot.group.is_empty() {
             groups.remove(group);
         }
@@ -277,13 +277,13 @@ impl KafkaGroups {
     pub fn may_commit(
         &self,
         group: &str,
-        member_id: &str,
+        member: MemberRef<'_>,
         generation: i32,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
         match groups.get_mut(group) {
-            Some(slot) => slot.group.may_commit(member_id, generation, self.now()),
-            None if generation < 0 && member_id.is_empty() => Ok(()),
+            Some(slot) => slot.group.may_commit(member, generation, self.now()),
+            None if generation < 0 && member.id.is_empty() => Ok(()),
             None => Err(GroupError::UnknownMember),
         }
     }
@@ -413,11 +413,17 @@ mod tests {
         let (groups, _clock) = coordinator();
         let a = groups.join("g", join(""), false).await.unwrap();
         assert!(a.member_id.starts_with("rdkafka-"));
-        groups.sync("g", &a.member_id, 1, vec![]).await.unwrap();
+        groups
+            .sync("g", a.member_id.as_str().into(), 1, vec![])
+            .await
+            .unwrap();
         let g2 = groups.clone();
         let b = tokio::spawn(async move { g2.join("g", join(""), false).await });
         tokio::task::yield_now().await;
-        while groups.heartbeat("g", &a.member_id, 1).is_ok() {
+        while groups
+            .heartbeat("g", a.member_id.as_str().into(), 1)
+            .is_ok()
+        {
             tokio::task::yield_now().await;
         }
         let again = groups.join("g", join(&a.member_id), false).await.unwrap();
@@ -426,10 +432,14 @@ mod tests {
         assert_eq!(again.leader, a.member_id);
         let g3 = groups.clone();
         let (bid, gen) = (b.member_id.clone(), b.generation);
-        let follower = tokio::spawn(async move { g3.sync("g", &bid, gen, vec![]).await });
+        let follower =
+            tokio::spawn(async move { g3.sync("g", bid.as_str().into(), gen, vec![]).await });
         tokio::task::yield_now().await;
         let shares = vec![(b.member_id.clone(), Bytes::from_static(b"p1"))];
-        groups.sync("g", &a.member_id, 2, shares).await.unwrap();
+        groups
+            .sync("g", a.member_id.as_str().into(), 2, shares)
+            .await
+            .unwrap();
         assert_eq!(follower.await.unwrap().unwrap(), Bytes::from_static(b"p1"));
     }
 
@@ -443,10 +453,10 @@ mod tests {
         assert_eq!(groups.expire(), 1);
         assert!(!groups.is_live("g"));
         assert_eq!(
-            groups.heartbeat("g", &a.member_id, 1),
+            groups.heartbeat("g", a.member_id.as_str().into(), 1),
             Err(GroupError::UnknownMember)
         );
-        assert_eq!(groups.may_commit("g", "", -1), Ok(()));
+        assert_eq!(groups.may_commit("g", "".into(), -1), Ok(()));
     }
 
     #[tokio::test]

@@ -13,6 +13,14 @@
 //! never reads it) and sends it with its SyncGroup; every member's SyncGroup is
 //! answered with its share (`Stable`). Members heartbeat within their session
 //! timeout; one that does not, or leaves, starts a new rebalance.
+//!
+//! Static membership (KIP-345, `group.instance.id`): a member that names an
+//! instance id keeps its place across restarts. Rejoining with no member id under a
+//! known instance id replaces the old member (a new member id, the old one fenced:
+//! FENCED_INSTANCE_ID), and while the group is Stable and the chosen protocol stays
+//! the same it gets its old assignment at the current generation without a
+//! rebalance (a leader so replaced is told to skip the assignment). Only a session
+//! that runs out, or a LeaveGroup naming the instance, removes a static member.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -63,6 +71,10 @@ pub enum GroupError {
     /// The group has as many members as it may.
     #[error("the group is full")]
     GroupFull,
+    /// The instance id belongs to another member id now: a newer instance of the
+    /// same static member replaced this one.
+    #[error("fenced: another member holds this instance id")]
+    FencedInstance,
 }
 
 /// A join as the group sees it.
@@ -70,7 +82,7 @@ pub enum GroupError {
 pub struct Join {
     /// The member's id; empty for a new member.
     pub member_id: String,
-    /// Static membership's instance id (recorded and reported only).
+    /// Static membership's instance id (`group.instance.id`), if the member has one.
     pub instance_id: Option<String>,
     /// The client's `client.id`.
     pub client_id: String,
@@ -85,6 +97,29 @@ pub struct Join {
     /// The protocols (assignors) the member supports, preferred first, with its
     /// metadata for each.
     pub protocols: Vec<(String, Bytes)>,
+}
+
+/// Who a request says it is: its member id and, for a static member, its instance
+/// id (checked against the member id holding that instance: FENCED_INSTANCE_ID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRef<'a> {
+    /// The member id (empty in a LeaveGroup naming an instance alone, or in a
+    /// commit from outside the group).
+    pub id: &'a str,
+    /// The instance id, if the request names one.
+    pub instance: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for MemberRef<'a> {
+    fn from(id: &'a str) -> MemberRef<'a> {
+        MemberRef { id, instance: None }
+    }
+}
+
+impl<'a> From<&'a String> for MemberRef<'a> {
+    fn from(id: &'a String) -> MemberRef<'a> {
+        MemberRef::from(id.as_str())
+    }
 }
 
 /// One member.
@@ -130,6 +165,9 @@ pub struct JoinAnswer {
     /// For the leader: every member's id, instance id and metadata for the chosen
     /// protocol; empty for the others.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The group is Stable and keeps its assignment: a static leader that rejoined
+    /// must not compute a new one (JoinGroup v9's `skip_assignment`).
+    pub skip_assignment: bool,
 }
 
 /// What a SyncGroup gets.
@@ -156,6 +194,9 @@ pub struct ClassicGroup {
     join_answers: HashMap<String, JoinAnswer>,
     /// Answers of SyncGroups that waited for the leader, until taken.
     sync_answers: HashMap<String, Result<Bytes, GroupError>>,
+    /// Static members: instance id to the member id that holds it. Every value is a
+    /// key of `members` whose join names that instance id.
+    instances: HashMap<String, String>,
 }
 
 impl ClassicGroup {
@@ -217,10 +258,23 @@ impl ClassicGroup {
         if join.protocol_type.is_empty() || join.protocols.is_empty() {
             return Err(GroupError::InconsistentProtocol);
         }
+        let held = join
+            .instance_id
+            .as_ref()
+            .and_then(|instance| self.instances.get(instance))
+            .cloned();
+        // A static member's new instance takes the place of the member holding
+        // its instance id; an old instance naming its member id is fenced.
+        let replaces = match held {
+            Some(holder) if join.member_id.is_empty() => Some(holder),
+            Some(holder) if holder != join.member_id => return Err(GroupError::FencedInstance),
+            _ => None,
+        };
+        let same = replaces.as_deref().unwrap_or(join.member_id.as_str());
         let mut others = self
             .members
             .values()
-            .filter(|m| m.join.member_id != join.member_id)
+            .filter(|m| m.join.member_id != same)
             .peekable();
         if others.peek().is_some() {
             if self.protocol_type.as_deref() != Some(join.protocol_type.as_str()) {
@@ -235,6 +289,9 @@ impl ClassicGroup {
             if !shared {
                 return Err(GroupError::InconsistentProtocol);
             }
+        }
+        if let Some(old_id) = replaces {
+            return Ok(self.replace_static(&old_id, join, new_id(), now_ms));
         }
         let member_id = if join.member_id.is_empty() {
             if self.members.len() >= max_members {
@@ -260,10 +317,19 @@ impl ClassicGroup {
             awaiting_join: false,
             awaiting_sync: false,
         });
-        member.join = join;
+        let old_instance = std::mem::replace(&mut member.join, join).instance_id;
         member.last_seen_ms = now_ms;
         member.awaiting_join = true;
         member.awaiting_sync = false;
+        let instance = member.join.instance_id.clone();
+        if old_instance != instance {
+            if let Some(old) = old_instance {
+                self.instances.remove(&old);
+            }
+        }
+        if let Some(instance) = instance {
+            self.instances.insert(instance, member_id.clone());
+        }
         if self.phase() != Phase::PreparingRebalance {
             self.begin_rebalance(now_ms);
         } else {
@@ -274,6 +340,87 @@ impl ClassicGroup {
         }
         self.try_complete_join(now_ms);
         Ok(member_id)
+    }
+
+    /// A static member's new instance (`join`, naming no member id) takes the place
+    /// of `old_id`, under `new_id`. While the group is Stable and the protocol it
+    /// would choose stays the one chosen, the new instance keeps the old one's
+    /// assignment and is answered at once at the current generation: the others
+    /// notice nothing. Otherwise it is a rejoin, and the group rebalances (in
+    /// CompletingRebalance the leader may be assigning to the old member id).
+    fn replace_static(&mut self, old_id: &str, join: Join, new_id: String, now_ms: u64) -> String {
+        let Some(mut member) = self.remove(old_id) else {
+            return new_id;
+        };
+        member.join = Join {
+            member_id: new_id.clone(),
+            ..join
+        };
+        member.last_seen_ms = now_ms;
+        member.awaiting_sync = false;
+        if let Some(instance) = &member.join.instance_id {
+            self.instances.insert(instance.clone(), new_id.clone());
+        }
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.clone());
+        }
+        let rejoining = member.awaiting_join;
+        self.members.insert(new_id.clone(), member);
+        let unchanged = self.protocol.as_deref() == Some(self.choose_protocol().as_str());
+        if self.phase == Phase::Stable && unchanged && !rejoining {
+            let protocol = self.protocol.clone().unwrap_or_default();
+            let leads = self.leader.as_deref() == Some(new_id.as_str());
+            let answer = JoinAnswer {
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone().unwrap_or_default(),
+                protocol: protocol.clone(),
+                leader: self.leader.clone().unwrap_or_default(),
+                member_id: new_id.clone(),
+                members: if leads {
+                    self.listing(&protocol)
+                } else {
+                    Vec::new()
+                },
+                skip_assignment: leads,
+            };
+            self.join_answers.insert(new_id.clone(), answer);
+            return new_id;
+        }
+        if let Some(member) = self.members.get_mut(&new_id) {
+            member.awaiting_join = true;
+        }
+        if self.phase != Phase::PreparingRebalance {
+            self.begin_rebalance(now_ms);
+        }
+        self.try_complete_join(now_ms);
+        new_id
+    }
+
+    /// Every member's id, instance id and metadata for `protocol`, for the leader.
+    fn listing(&self, protocol: &str) -> Vec<(String, Option<String>, Bytes)> {
+        self.members
+            .values()
+            .map(|m| {
+                (
+                    m.join.member_id.clone(),
+                    m.join.instance_id.clone(),
+                    m.metadata(protocol),
+                )
+            })
+            .collect()
+    }
+
+    /// Refuses `member_id` if it names an instance id another member id holds.
+    fn check_fenced(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+        match instance_id.and_then(|instance| self.instances.get(instance)) {
+            Some(holder) if holder != member_id => Err(GroupError::FencedInstance),
+            _ => Ok(()),
+        }
+    }
+
+    /// The static member holding `instance_id`, if any.
+    pub fn instance_holder(&self, instance_id: &str) -> Option<&str> {
+        self.instances.get(instance_id).map(String::as_str)
     }
 
     /// Starts a rebalance: SyncGroups waiting are told to rejoin.
@@ -305,6 +452,8 @@ impl ClassicGroup {
             return false;
         }
         self.members.retain(|_, m| m.awaiting_join);
+        let members = &self.members;
+        self.instances.retain(|_, id| members.contains_key(id));
         self.generation = self.generation.wrapping_add(1).max(1);
         if self.members.is_empty() {
             self.become_empty();
@@ -315,17 +464,7 @@ impl ClassicGroup {
             Some(leader) if self.members.contains_key(leader) => leader.clone(),
             _ => self.members.keys().next().cloned().unwrap_or_default(),
         };
-        let listing: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.join.member_id.clone(),
-                    m.join.instance_id.clone(),
-                    m.metadata(&protocol),
-                )
-            })
-            .collect();
+        let listing = self.listing(&protocol);
         let protocol_type = self.protocol_type.clone().unwrap_or_default();
         for (id, member) in &mut self.members {
             member.awaiting_join = false;
@@ -342,6 +481,7 @@ impl ClassicGroup {
                 } else {
                     Vec::new()
                 },
+                skip_assignment: false,
             };
             self.join_answers.insert(id.clone(), answer);
         }
@@ -397,13 +537,18 @@ impl ClassicGroup {
 
     /// A SyncGroup. The leader's carries the assignment of every member (missing
     /// ones get an empty one) and completes the rebalance.
-    pub fn sync(
+    pub fn sync<'a>(
         &mut self,
-        member_id: &str,
+        member: impl Into<MemberRef<'a>>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
         now_ms: u64,
     ) -> Result<Synced, GroupError> {
+        let MemberRef {
+            id: member_id,
+            instance: instance_id,
+        } = member.into();
+        self.check_fenced(member_id, instance_id)?;
         let phase = self.phase();
         let leads = self.leader.as_deref() == Some(member_id);
         let member = self.current_member(member_id, generation, now_ms)?;
@@ -433,12 +578,17 @@ impl ClassicGroup {
     }
 
     /// A heartbeat: keeps the session alive, and says when to rejoin.
-    pub fn heartbeat(
+    pub fn heartbeat<'a>(
         &mut self,
-        member_id: &str,
+        member: impl Into<MemberRef<'a>>,
         generation: i32,
         now_ms: u64,
     ) -> Result<(), GroupError> {
+        let MemberRef {
+            id: member_id,
+            instance: instance_id,
+        } = member.into();
+        self.check_fenced(member_id, instance_id)?;
         self.current_member(member_id, generation, now_ms)
             .map(|_| ())
     }
@@ -469,15 +619,20 @@ impl ClassicGroup {
     /// Whether `member_id` at `generation` may commit offsets now. A group without
     /// members takes commits from anyone who names no member (generation -1), as
     /// Kafka's does (tools resetting offsets, consumers using `assign`).
-    pub fn may_commit(
+    pub fn may_commit<'a>(
         &mut self,
-        member_id: &str,
+        member: impl Into<MemberRef<'a>>,
         generation: i32,
         now_ms: u64,
     ) -> Result<(), GroupError> {
+        let MemberRef {
+            id: member_id,
+            instance: instance_id,
+        } = member.into();
         if generation < 0 && member_id.is_empty() && self.members.is_empty() {
             return Ok(());
         }
+        self.check_fenced(member_id, instance_id)?;
         if self.phase() == Phase::CompletingRebalance {
             return Err(GroupError::RebalanceInProgress);
         }
@@ -492,19 +647,48 @@ impl ClassicGroup {
         Ok(())
     }
 
-    /// A member leaves; the others rebalance.
-    pub fn leave(&mut self, member_id: &str, now_ms: u64) -> Result<(), GroupError> {
-        if self.remove(member_id).is_none() {
+    /// A member leaves; the others rebalance. A LeaveGroup may name a static
+    /// member by its instance id alone (an empty member id: the admin client's
+    /// "remove members"); naming both, they must agree. Returns the id of the
+    /// member that left.
+    pub fn leave<'a>(
+        &mut self,
+        member: impl Into<MemberRef<'a>>,
+        now_ms: u64,
+    ) -> Result<String, GroupError> {
+        let MemberRef {
+            id: member_id,
+            instance: instance_id,
+        } = member.into();
+        let leaving = match instance_id {
+            Some(instance) => match self.instances.get(instance) {
+                Some(holder) if member_id.is_empty() || holder == member_id => holder.clone(),
+                Some(_) => return Err(GroupError::FencedInstance),
+                None => return Err(GroupError::UnknownMember),
+            },
+            None => member_id.to_owned(),
+        };
+        if self.remove(&leaving).is_none() {
             return Err(GroupError::UnknownMember);
         }
         self.after_removal(now_ms);
-        Ok(())
+        Ok(leaving)
     }
 
     fn remove(&mut self, member_id: &str) -> Option<Member> {
         self.join_answers.remove(member_id);
         self.sync_answers.remove(member_id);
-        self.members.remove(member_id)
+        let member = self.members.remove(member_id)?;
+        if let Some(instance) = &member.join.instance_id {
+            if self
+                .instances
+                .get(instance)
+                .is_some_and(|id| id == member_id)
+            {
+                self.instances.remove(instance);
+            }
+        }
+        Some(member)
     }
 
     fn after_removal(&mut self, now_ms: u64) {
@@ -571,6 +755,211 @@ mod tests {
     fn new_member(g: &mut ClassicGroup, name: &str, now: u64) -> String {
         g.join(join("", &["range"]), || name.to_string(), MAX, now)
             .unwrap()
+    }
+
+    fn static_join(id: &str, instance: &str, protocols: &[&str]) -> Join {
+        Join {
+            instance_id: Some(instance.into()),
+            ..join(id, protocols)
+        }
+    }
+
+    fn as_instance<'a>(id: &'a str, instance: &'a str) -> MemberRef<'a> {
+        MemberRef {
+            id,
+            instance: Some(instance),
+        }
+    }
+
+    /// A Stable group of two static members offering `protocols`, "a" (instance
+    /// "ia", the leader, with assignment "p0") and "b" ("ib", "p1"), at generation 2.
+    fn stable_static_pair_of(protocols: &[&str]) -> ClassicGroup {
+        let mut g = ClassicGroup::default();
+        g.join(static_join("", "ia", protocols), || "a".into(), MAX, 0)
+            .unwrap();
+        g.take_join_answer("a").unwrap();
+        g.sync("a", 1, vec![], 0).unwrap();
+        g.join(static_join("", "ib", protocols), || "b".into(), MAX, 10)
+            .unwrap();
+        g.join(
+            static_join("a", "ia", protocols),
+            || unreachable!(),
+            MAX,
+            20,
+        )
+        .unwrap();
+        g.take_join_answer("a").unwrap();
+        g.take_join_answer("b").unwrap();
+        assert_eq!(g.sync("b", 2, vec![], 30), Ok(Synced::Wait));
+        let shares = vec![
+            ("a".to_string(), Bytes::from_static(b"p0")),
+            ("b".to_string(), Bytes::from_static(b"p1")),
+        ];
+        g.sync("a", 2, shares, 40).unwrap();
+        g.take_sync_answer("b").unwrap().unwrap();
+        assert_eq!((g.phase(), g.generation()), (Phase::Stable, 2));
+        g
+    }
+
+    fn stable_static_pair() -> ClassicGroup {
+        stable_static_pair_of(&["range"])
+    }
+
+    #[test]
+    fn a_restarted_static_member_takes_its_old_place_without_a_rebalance() {
+        let mut g = stable_static_pair();
+        // b restarts: it has forgotten its member id and names its instance.
+        let b2 = g
+            .join(static_join("", "ib", &["range"]), || "b2".into(), MAX, 50)
+            .unwrap();
+        assert_eq!(b2, "b2");
+        let answer = g.take_join_answer("b2").expect("answered at once");
+        assert_eq!(
+            (
+                answer.generation,
+                answer.leader.as_str(),
+                answer.members.len()
+            ),
+            (2, "a", 0)
+        );
+        assert!(!answer.skip_assignment);
+        assert_eq!((g.phase(), g.generation(), g.len()), (Phase::Stable, 2, 2));
+        assert_eq!(g.instance_holder("ib"), Some("b2"));
+        // Its SyncGroup hands back the old assignment; a noticed nothing.
+        assert_eq!(
+            g.sync(as_instance("b2", "ib"), 2, vec![], 60),
+            Ok(Synced::Ready(Bytes::from_static(b"p1")))
+        );
+        assert_eq!(g.heartbeat("a", 2, 70), Ok(()));
+        // The old instance is fenced wherever it names its instance id, and
+        // unknown where it does not.
+        let old = as_instance("b", "ib");
+        assert_eq!(g.heartbeat(old, 2, 80), Err(GroupError::FencedInstance));
+        assert_eq!(g.sync(old, 2, vec![], 80), Err(GroupError::FencedInstance));
+        assert_eq!(g.may_commit(old, 2, 80), Err(GroupError::FencedInstance));
+        assert_eq!(
+            g.join(
+                static_join("b", "ib", &["range"]),
+                || unreachable!(),
+                MAX,
+                80
+            ),
+            Err(GroupError::FencedInstance)
+        );
+        assert_eq!(g.leave(old, 80), Err(GroupError::FencedInstance));
+        assert_eq!(g.heartbeat("b", 2, 80), Err(GroupError::UnknownMember));
+        assert_eq!((g.phase(), g.generation()), (Phase::Stable, 2));
+    }
+
+    #[test]
+    fn a_restarted_static_leader_is_told_to_keep_the_assignment() {
+        let mut g = stable_static_pair();
+        g.join(static_join("", "ia", &["range"]), || "a2".into(), MAX, 50)
+            .unwrap();
+        let answer = g.take_join_answer("a2").unwrap();
+        assert_eq!((answer.generation, answer.leader.as_str()), (2, "a2"));
+        assert!(answer.skip_assignment);
+        let listed: Vec<(&str, Option<&str>)> = answer
+            .members
+            .iter()
+            .map(|(id, instance, _)| (id.as_str(), instance.as_deref()))
+            .collect();
+        assert_eq!(listed, [("a2", Some("ia")), ("b", Some("ib"))]);
+        // A leader's SyncGroup in a Stable group changes no assignment.
+        let other = vec![("b".to_string(), Bytes::from_static(b"other"))];
+        assert_eq!(
+            g.sync("a2", 2, other, 60),
+            Ok(Synced::Ready(Bytes::from_static(b"p0")))
+        );
+        assert_eq!(
+            g.sync("b", 2, vec![], 70),
+            Ok(Synced::Ready(Bytes::from_static(b"p1")))
+        );
+    }
+
+    #[test]
+    fn a_static_rejoin_that_changes_the_chosen_protocol_or_lands_mid_rebalance_rebalances() {
+        // Only "roundrobin" now: the group would choose differently.
+        let mut g = stable_static_pair_of(&["range", "roundrobin"]);
+        g.join(
+            static_join("", "ib", &["roundrobin"]),
+            || "b2".into(),
+            MAX,
+            50,
+        )
+        .unwrap();
+        assert_eq!(g.take_join_answer("b2"), None);
+        assert_eq!(g.phase(), Phase::PreparingRebalance);
+        assert_eq!(
+            g.heartbeat("a", 2, 60),
+            Err(GroupError::RebalanceInProgress)
+        );
+
+        // While the leader assigns (CompletingRebalance) it may be assigning to the
+        // old member id: the new instance starts a rebalance.
+        let mut g = stable_static_pair();
+        g.join(join("", &["range"]), || "c".into(), MAX, 50)
+            .unwrap();
+        for id in ["a", "b"] {
+            g.join(
+                static_join(id, &format!("i{id}"), &["range"]),
+                || unreachable!(),
+                MAX,
+                60,
+            )
+            .unwrap();
+        }
+        assert_eq!((g.phase(), g.generation()), (Phase::CompletingRebalance, 3));
+        g.join(static_join("", "ib", &["range"]), || "b2".into(), MAX, 70)
+            .unwrap();
+        assert_eq!(g.phase(), Phase::PreparingRebalance);
+        assert_eq!(
+            g.take_join_answer("b2"),
+            None,
+            "waits for a and c to rejoin"
+        );
+        assert!(!g.has("b") && g.has("b2"));
+    }
+
+    #[test]
+    fn a_static_member_leaves_by_instance_id_or_when_its_session_runs_out() {
+        let mut g = stable_static_pair();
+        assert_eq!(
+            g.leave(
+                MemberRef {
+                    id: "",
+                    instance: Some("ia")
+                },
+                50
+            ),
+            Ok("a".to_string())
+        );
+        assert_eq!(g.instance_holder("ia"), None);
+        assert_eq!(
+            g.leave(
+                MemberRef {
+                    id: "",
+                    instance: Some("ia")
+                },
+                50
+            ),
+            Err(GroupError::UnknownMember)
+        );
+        assert_eq!(g.phase(), Phase::PreparingRebalance);
+        // b never rejoins: its session ends once the rebalance gives up on it.
+        g.expire(100_000);
+        assert!(g.is_empty());
+        assert_eq!(g.instance_holder("ib"), None);
+        // A later instance of b is a new member of a new generation.
+        g.join(
+            static_join("", "ib", &["range"]),
+            || "b2".into(),
+            MAX,
+            100_010,
+        )
+        .unwrap();
+        let answer = g.take_join_answer("b2").unwrap();
+        assert_eq!((answer.generation, answer.leader.as_str()), (3, "b2"));
     }
 
     #[test]
