@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use integration_tests::{BinDir, BuildOutput, Launch, LaunchError};
+use integration_tests::{BinDir, BuildOutput, FeatureSet, Launch, LaunchError};
 use thiserror::Error;
 
 pub use integration_tests::Brokerd;
@@ -78,6 +78,6 @@ pub fn find_brokerd() -> Result<PathBuf, LaunchError> {
         }
     }
     let release = BinDir::release();
-    release.build(&["brokerd"], BuildOutput::Progress)?;
+    release.build(&["brokerd"], FeatureSet::Shipped, BuildOutput::Progress)?;
     Ok(release.binary("brokerd"))
 }

@@ -6,6 +6,13 @@
 //! running executable says where its siblings are and which profile built them; a
 //! caller then decides whether to build first (the tests do, so they never run a
 //! stale broker) or to take what is there (broker-bench does).
+//!
+//! Cargo resolves every dependency's features once per command, from all the
+//! packages and targets that command builds. `cargo build --bin brokerd` and
+//! `cargo test --workspace` therefore compile tokio, serde, syn and nearly everything
+//! above them with different features: two copies of the broker's dependency graph,
+//! the second one compiled in the middle of the test run. [`FeatureSet`] says which
+//! of the two a build takes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +30,25 @@ pub enum BuildOutput {
     /// Only errors (`cargo build --quiet`): for a build that is usually a no-op.
     Quiet,
 }
+
+/// Which features a build of the workspace's binaries resolves (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureSet {
+    /// `cargo build --bin NAME`: exactly the binary a user builds and runs (the
+    /// benchmarks measure this one).
+    Shipped,
+    /// The features `cargo test --workspace` resolves (every member, dev-dependencies
+    /// on), so that the tests' build reuses everything that command compiled. The
+    /// binaries differ from shipped ones only in what dev-dependencies switch on in
+    /// shared crates (tokio's `test-util`, more of regex's Unicode tables), never in
+    /// the workspace's own code.
+    Tested,
+}
+
+/// The test target a [`FeatureSet::Tested`] build names besides the binaries: cargo
+/// turns dev-dependencies on for the whole command as soon as it builds one target
+/// that needs them, and this one (`tests/tests/binaries.rs`) is small.
+const DEV_FEATURES_TEST: &str = "binaries";
 
 /// One profile's output directory, `target/<profile>/`, and the profile that fills it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,16 +109,30 @@ impl BinDir {
             .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
     }
 
-    /// Builds `binaries` of this workspace with this directory's profile (a no-op
-    /// when they are up to date) and checks that they are here afterwards.
-    pub fn build(&self, binaries: &[&str], output: BuildOutput) -> Result<(), LaunchError> {
+    /// Builds `binaries` of this workspace with this directory's profile and the
+    /// given feature set (a no-op when they are up to date) and checks that they are
+    /// here afterwards. A [`FeatureSet::Tested`] build builds every binary of the
+    /// workspace, as `cargo test --workspace` does.
+    pub fn build(
+        &self,
+        binaries: &[&str],
+        features: FeatureSet,
+        output: BuildOutput,
+    ) -> Result<(), LaunchError> {
         let mut args = vec!["build"];
         if output == BuildOutput::Quiet {
             args.push("--quiet");
         }
         args.extend(["--profile", &self.profile]);
-        for binary in binaries {
-            args.extend(["--bin", binary]);
+        match features {
+            FeatureSet::Shipped => {
+                for binary in binaries {
+                    args.extend(["--bin", binary]);
+                }
+            }
+            FeatureSet::Tested => {
+                args.extend(["--workspace", "--bins", "--test", DEV_FEATURES_TEST])
+            }
         }
         let command = format!("cargo {}", args.join(" "));
         let workspace = workspace_root().to_path_buf();

@@ -7,8 +7,9 @@
 //! and is killed when dropped ([`brokerd`]). Those return [`LaunchError`]s; on top of
 //! them sit the panicking shorthands a test wants ([`Brokerd::start`],
 //! [`brokerd_bin`], [`brokerctl`]), which build `brokerd` and `brokerctl` on first
-//! use with the same cargo and profile that built the test (a no-op when
-//! `cargo test --workspace` already built them).
+//! use with the same cargo, profile and dependency features as the test run
+//! ([`FeatureSet::Tested`]: a no-op but for linking brokerd when
+//! `cargo test --workspace` built the rest).
 //!
 //! Must never: depend on `client` or `server` (except as dev-dependencies of its own
 //! tests), so that `client`, `brokerctl` and `bench` can use it without a cycle and it
@@ -30,7 +31,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-pub use binaries::{BinDir, BuildOutput};
+pub use binaries::{BinDir, BuildOutput, FeatureSet};
 pub use brokerd::{Brokerd, Launch, LaunchError, HTTP_LISTENING_PREFIX, LISTENING_PREFIX};
 
 /// The binaries the tests run, built (quietly) once per test process.
@@ -38,8 +39,12 @@ fn test_bin_dir() -> &'static BinDir {
     static DIR: OnceLock<BinDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = BinDir::of_current_exe().unwrap_or_else(|e| fail("finding brokerd", &e));
-        dir.build(&["brokerd", "brokerctl"], BuildOutput::Quiet)
-            .unwrap_or_else(|e| fail("building brokerd and brokerctl", &e));
+        dir.build(
+            &["brokerd", "brokerctl"],
+            FeatureSet::Tested,
+            BuildOutput::Quiet,
+        )
+        .unwrap_or_else(|e| fail("building brokerd and brokerctl", &e));
         dir
     })
 }
