@@ -418,6 +418,30 @@ async fn the_coordinator_answers_what_clients_act_on() {
     let mut body = call(&mut socket, ApiKey::SyncGroup, 3, &sync).await;
     let synced = SyncGroupResponse::decode(&mut body, 3).unwrap();
     assert_eq!(synced.error_code, 0);
+    // Before its first commit the group is in no registry, but the native
+    // ListGroups and DescribeGroup show it live, reading its assigned topic.
+    let listed = client.list_groups().await.unwrap();
+    let payments = listed.iter().find(|g| g.group == "payments");
+    let payments = payments.unwrap_or_else(|| panic!("{listed:?}"));
+    assert_eq!(
+        (
+            payments.topic.as_str(),
+            payments.members,
+            payments.generation
+        ),
+        ("ledger", 1, 1)
+    );
+    let native_view = client.describe_group("payments").await.unwrap();
+    assert_eq!(
+        (native_view.topic.as_str(), native_view.generation),
+        ("ledger", 1)
+    );
+    assert_eq!(native_view.members.len(), 1, "{native_view:?}");
+    assert_eq!(native_view.members[0].partitions, vec![0, 1]);
+    assert!(native_view
+        .partitions
+        .iter()
+        .all(|p| p.committed_offset.is_none()));
     let commit = commit_request("payments", &joined.member_id, 1, "ledger", 3);
     let mut body = call(&mut socket, ApiKey::OffsetCommit, 8, &commit).await;
     let answer = OffsetCommitResponse::decode(&mut body, 8).unwrap();

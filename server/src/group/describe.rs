@@ -65,8 +65,52 @@ impl Groups {
                 }
             }
         };
-        let topic_handle = self.topics.get(&topic)?;
-        let partitions = topic_handle
+        let partitions = self.partition_progress(group, &topic, mode)?;
+        Ok(DescribeGroupResponse {
+            group: group.into(),
+            topic,
+            mode,
+            generation,
+            members,
+            partitions,
+        })
+    }
+
+    /// A group neither live here nor in the registry, as a stream group reading
+    /// `topic` with no members and no commits: the native view of a Kafka-protocol
+    /// group before its first commit (the caller adds its Kafka members). A topic
+    /// that does not exist, or none, shows no partitions.
+    pub fn describe_unregistered(
+        &self,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<DescribeGroupResponse, BrokerError> {
+        let topic = topic.unwrap_or_default();
+        let partitions = match self.partition_progress(group, topic, GroupMode::Stream) {
+            Ok(partitions) => partitions,
+            Err(BrokerError::UnknownTopic(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(DescribeGroupResponse {
+            group: group.into(),
+            topic: topic.into(),
+            mode: GroupMode::Stream,
+            generation: 0,
+            members: Vec::new(),
+            partitions,
+        })
+    }
+
+    /// One entry per partition of `topic`: the group's committed offset (a queue
+    /// group's ack floor), the end, and the lag between them.
+    fn partition_progress(
+        &self,
+        group: &str,
+        topic: &str,
+        mode: GroupMode,
+    ) -> Result<Vec<GroupPartitionInfo>, BrokerError> {
+        let topic_handle = self.topics.get(topic)?;
+        Ok(topic_handle
             .partitions
             .iter()
             .map(|p| {
@@ -78,7 +122,7 @@ impl Groups {
                     .flatten();
                 let committed = match &queue {
                     Some(q) => q.floor(p.id),
-                    None => self.offsets.get(group, &topic, p.id),
+                    None => self.offsets.get(group, topic, p.id),
                 };
                 let lag = end.saturating_sub(committed.unwrap_or(p.start_offset()));
                 GroupPartitionInfo {
@@ -89,14 +133,6 @@ impl Groups {
                     queue: queue.map(|q| q.counts(p.id)),
                 }
             })
-            .collect();
-        Ok(DescribeGroupResponse {
-            group: group.into(),
-            topic,
-            mode,
-            generation,
-            members,
-            partitions,
-        })
+            .collect())
     }
 }

@@ -3,8 +3,9 @@
 //! naming the client and what changed.
 
 use protocol::ops::group::{
-    DescribeGroupRequest, DescribeGroupResponse, GroupMode, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse, MemberInfo,
+    DescribeGroupRequest, DescribeGroupResponse, GroupMode, GroupSummary, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsResponse,
+    MemberInfo,
 };
 use protocol::ops::offsets::{
     CommitOffsetsRequest, CommittedOffset, FetchOffsetsRequest, FetchOffsetsResponse,
@@ -153,36 +154,66 @@ pub fn fetch_offsets(
     Ok(FetchOffsetsResponse { offsets })
 }
 
-/// All groups.
+/// All groups: the registry's, the live native ones, and the live Kafka-protocol
+/// ones (their members counted), even before their first commit.
 pub fn list(broker: &Broker) -> ListGroupsResponse {
-    ListGroupsResponse {
-        groups: broker.groups.list(),
+    let mut groups = broker.groups.list();
+    let known = groups.len();
+    for (name, _, _) in broker.kafka_groups.list() {
+        let Some(kafka) = broker.kafka_groups.describe(&name) else {
+            continue; // it emptied since the listing
+        };
+        let members = u32::try_from(kafka.members.len()).unwrap_or(u32::MAX);
+        let generation = u32::try_from(kafka.generation).unwrap_or(0);
+        match groups[..known].binary_search_by(|g| g.group.as_str().cmp(&name)) {
+            // In the registry from an earlier commit; its members are Kafka's.
+            Ok(i) if groups[i].members == 0 => {
+                groups[i].members = members;
+                groups[i].generation = generation;
+            }
+            Ok(_) => {}
+            // Not yet committed: only the Kafka coordinator knows it.
+            Err(_) => groups.push(GroupSummary {
+                topic: kafka.topic().unwrap_or_default(),
+                group: name,
+                mode: GroupMode::Stream,
+                members,
+                generation,
+            }),
+        }
     }
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
+    ListGroupsResponse { groups }
 }
 
 /// One group in detail; a group with Kafka-protocol members lists them, with the
-/// partitions of the group's topic their assignment names.
+/// partitions of the group's topic their assignment names. A Kafka group that has
+/// not committed yet is described from its members alone (no registry entry names
+/// its topic: [`crate::kafka::group::Described::topic`] picks one).
 pub fn describe(
     broker: &Broker,
     request: DescribeGroupRequest,
 ) -> Result<DescribeGroupResponse, BrokerError> {
-    let mut described = broker.groups.describe(&request.group)?;
-    if described.members.is_empty() {
-        if let Some(kafka) = broker.kafka_groups.describe(&request.group) {
-            let topic = described.topic.clone();
-            described.generation = u32::try_from(kafka.generation).unwrap_or(0);
-            described.members = kafka
-                .members
-                .iter()
-                .map(|m| MemberInfo {
-                    member_id: m.join.member_id.clone(),
-                    client_name: m.join.client_id.clone(),
-                    session_timeout_ms: u32::try_from(m.join.session_timeout_ms)
-                        .unwrap_or(u32::MAX),
-                    partitions: crate::kafka::group::assigned_partitions(&m.assignment, &topic),
-                })
-                .collect();
-        }
+    let kafka = broker.kafka_groups.describe(&request.group);
+    let mut described = match (broker.groups.describe(&request.group), &kafka) {
+        (Err(BrokerError::UnknownGroup(_)), Some(kafka)) => broker
+            .groups
+            .describe_unregistered(&request.group, kafka.topic().as_deref())?,
+        (described, _) => described?,
+    };
+    if let (true, Some(kafka)) = (described.members.is_empty(), kafka) {
+        let topic = described.topic.clone();
+        described.generation = u32::try_from(kafka.generation).unwrap_or(0);
+        described.members = kafka
+            .members
+            .iter()
+            .map(|m| MemberInfo {
+                member_id: m.join.member_id.clone(),
+                client_name: m.join.client_id.clone(),
+                session_timeout_ms: u32::try_from(m.join.session_timeout_ms).unwrap_or(u32::MAX),
+                partitions: crate::kafka::group::assigned_partitions(&m.assignment, &topic),
+            })
+            .collect();
     }
     Ok(described)
 }

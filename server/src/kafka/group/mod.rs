@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use kafka_protocol::protocol::Decodable;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -339,17 +341,7 @@ impl KafkaGroups {
 /// DescribeGroup. The broker never relies on it; an assignment it cannot read (a
 /// protocol type other than "consumer", a malformed one) names nothing.
 pub fn assigned_partitions(assignment: &Bytes, topic: &str) -> Vec<u32> {
-    use kafka_protocol::messages::ConsumerProtocolAssignment;
-    use kafka_protocol::protocol::Decodable;
-    let mut buf = assignment.clone();
-    if buf.len() < 2 {
-        return Vec::new();
-    }
-    let version = i16::from_be_bytes([buf[0], buf[1]]);
-    let _ = bytes::Buf::get_i16(&mut buf);
-    // Later versions only add fields: read them as the newest the crate knows.
-    let version = version.clamp(0, 3);
-    let Ok(decoded) = ConsumerProtocolAssignment::decode(&mut buf, version) else {
+    let Some(decoded) = consumer_protocol::<ConsumerProtocolAssignment>(assignment) else {
         return Vec::new();
     };
     let mut partitions: Vec<u32> = decoded
@@ -361,6 +353,73 @@ pub fn assigned_partitions(assignment: &Bytes, topic: &str) -> Vec<u32> {
     partitions.sort_unstable();
     partitions.dedup();
     partitions
+}
+
+/// One of the consumer protocol's documents (a subscription or an assignment): a
+/// big-endian version, then the body. Later versions only add fields, so one newer
+/// than the crate knows is read as the newest it does; `None` if it does not decode.
+fn consumer_protocol<T: Decodable>(document: &Bytes) -> Option<T> {
+    let mut buf = document.clone();
+    if buf.len() < 2 {
+        return None;
+    }
+    let version = bytes::Buf::get_i16(&mut buf).clamp(0, 3);
+    T::decode(&mut buf, version).ok()
+}
+
+/// The topics a consumer's subscription names (the consumer protocol's
+/// `ConsumerProtocolSubscription`: a version, then the body), for the native
+/// ListGroups and DescribeGroup. Like [`assigned_partitions`], an unreadable one
+/// names nothing.
+pub fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
+    consumer_protocol::<ConsumerProtocolSubscription>(metadata)
+        .map(|s| s.topics.iter().map(|t| t.as_str().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The topics named in a consumer's assignment, for [`Described::topic`].
+fn assigned_topics(assignment: &Bytes) -> Vec<String> {
+    consumer_protocol::<ConsumerProtocolAssignment>(assignment)
+        .map(|a| {
+            a.assigned_partitions
+                .iter()
+                .map(|t| t.topic.0.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Described {
+    /// The one topic the native protocol shows this group reading (a native group
+    /// reads one; a Kafka group may read several): the first, by name, of those its
+    /// members were assigned, else of those they subscribe to under the group's
+    /// protocol (their preferred one before a rebalance has chosen). `None` if no
+    /// member names one the consumer protocol can read.
+    pub fn topic(&self) -> Option<String> {
+        let assigned = self
+            .members
+            .iter()
+            .flat_map(|m| assigned_topics(&m.assignment));
+        if let Some(first) = assigned.min() {
+            return Some(first);
+        }
+        self.members
+            .iter()
+            .flat_map(|m| {
+                let metadata = if self.protocol.is_empty() {
+                    m.join
+                        .protocols
+                        .first()
+                        .map(|(_, metadata)| metadata.clone())
+                } else {
+                    Some(m.metadata(&self.protocol))
+                };
+                metadata
+                    .map(|md| subscribed_topics(&md))
+                    .unwrap_or_default()
+            })
+            .min()
+    }
 }
 
 /// The longest prefix of `text` of at most `max` bytes, cut at a character.
@@ -505,6 +564,62 @@ mod tests {
         assert!(assigned_partitions(&buf, "missing").is_empty());
         assert!(assigned_partitions(&buf.slice(..5), "orders").is_empty());
         assert!(assigned_partitions(&Bytes::new(), "orders").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_native_view_names_an_assigned_topic_else_a_subscribed_one() {
+        use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+        use kafka_protocol::messages::TopicName;
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let versioned = |encode: &dyn Fn(&mut bytes::BytesMut)| {
+            let mut buf = bytes::BytesMut::new();
+            bytes::BufMut::put_i16(&mut buf, 1);
+            encode(&mut buf);
+            buf.freeze()
+        };
+        let subscription = versioned(&|buf| {
+            ConsumerProtocolSubscription::default()
+                .with_topics(vec![
+                    StrBytes::from_static_str("payments"),
+                    StrBytes::from_static_str("orders"),
+                ])
+                .encode(buf, 1)
+                .unwrap()
+        });
+        let (groups, _clock) = coordinator();
+        let unreadable = groups.join("u", join(""), false).await.unwrap();
+        assert_eq!(
+            groups.describe("u").unwrap().topic(),
+            None,
+            "{unreadable:?}"
+        );
+
+        let subscribed = Join {
+            protocols: vec![("range".into(), subscription)],
+            ..join("")
+        };
+        let a = groups.join("g", subscribed, false).await.unwrap();
+        assert_eq!(
+            groups.describe("g").unwrap().topic().as_deref(),
+            Some("orders")
+        );
+        let assignment = versioned(&|buf| {
+            ConsumerProtocolAssignment::default()
+                .with_assigned_partitions(vec![TopicPartition::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("payments")))
+                    .with_partitions(vec![0])])
+                .encode(buf, 1)
+                .unwrap()
+        });
+        let shares = vec![(a.member_id.clone(), assignment)];
+        groups
+            .sync("g", a.member_id.as_str().into(), 1, shares)
+            .await
+            .unwrap();
+        assert_eq!(
+            groups.describe("g").unwrap().topic().as_deref(),
+            Some("payments")
+        );
     }
 
     #[test]
