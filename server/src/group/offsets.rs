@@ -364,6 +364,15 @@ impl Offsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compacts now, whatever the policy: the log is cut to one snapshot of the state.
+    fn compact_to_a_snapshot(offsets: &Offsets) {
+        let state = offsets.lock();
+        offsets
+            .log
+            .compact_now(|| offsets.log.append(&state.snapshot()).map(|_| ()))
+            .unwrap();
+    }
     use crate::clock::SystemClock;
     use protocol::ops::group::GroupMode;
 
@@ -394,12 +403,7 @@ mod tests {
             offsets.delete_group("x", "t").await.unwrap();
             offsets.compact().unwrap();
             assert_eq!(offsets.log.records(), 426, "below the policy's minimum");
-            let state = offsets.lock();
-            offsets
-                .log
-                .compact_now(|| offsets.log.append(&state.snapshot()).map(|_| ()))
-                .unwrap();
-            drop(state);
+            compact_to_a_snapshot(&offsets);
             let partition = offsets.log.partition();
             assert!(partition.start_offset() > 0, "snapshots truncated the log");
             assert!(partition.end_offset() - partition.start_offset() <= 52);
@@ -452,12 +456,7 @@ mod tests {
                 ),
                 (Some(8), "")
             );
-            let state = offsets.lock();
-            offsets
-                .log
-                .compact_now(|| offsets.log.append(&state.snapshot()).map(|_| ()))
-                .unwrap();
-            drop(state);
+            compact_to_a_snapshot(&offsets);
             drop(offsets);
             topics.close_all();
         }
