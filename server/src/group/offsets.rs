@@ -3,11 +3,12 @@
 //!
 //! Each commit appends one record per partition (an [`OffsetRecord`]: key
 //! `group 0x00 topic 0x00 partition`, value the offset and, from a Kafka client, the
-//! metadata string it committed with it) and is acknowledged once they are durable. Each group also has one [`GroupRecord`] (key `group 0x00 topic`): its
-//! mode and the settings its join overrode, written when a join creates or changes
-//! them, so that a restart knows what the group is before anyone joins it again. At
-//! startup the log is replayed into two maps; compaction restates them and drops the
-//! history (see [`crate::internal`]).
+//! metadata string it committed with it) and is acknowledged once they are durable.
+//! Each group also has one [`GroupRecord`] (key `group 0x00 topic`): its mode and
+//! the settings its join overrode, written when a join creates or changes them, so
+//! that a restart knows what the group is before anyone joins it again. At startup
+//! the log is replayed into maps; compaction restates them and drops the history
+//! (see [`crate::internal`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -364,6 +365,8 @@ impl Offsets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+    use protocol::ops::group::GroupMode;
 
     /// Compacts now, whatever the policy: the log is cut to one snapshot of the state.
     fn compact_to_a_snapshot(offsets: &Offsets) {
@@ -373,8 +376,6 @@ mod tests {
             .compact_now(|| offsets.log.append(&state.snapshot()).map(|_| ()))
             .unwrap();
     }
-    use crate::clock::SystemClock;
-    use protocol::ops::group::GroupMode;
 
     #[tokio::test]
     async fn commits_survive_reopen_and_snapshots_bound_the_log() {

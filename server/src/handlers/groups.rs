@@ -159,23 +159,25 @@ pub fn fetch_offsets(
 pub fn list(broker: &Broker) -> ListGroupsResponse {
     let mut groups = broker.groups.list();
     let known = groups.len();
-    for (name, _, _) in broker.kafka_groups.list() {
-        let Some(kafka) = broker.kafka_groups.describe(&name) else {
-            continue; // it emptied since the listing
-        };
-        let members = u32::try_from(kafka.members.len()).unwrap_or(u32::MAX);
+    for kafka in broker.kafka_groups.list() {
+        let members = u32::try_from(kafka.members).unwrap_or(u32::MAX);
         let generation = u32::try_from(kafka.generation).unwrap_or(0);
-        match groups[..known].binary_search_by(|g| g.group.as_str().cmp(&name)) {
+        match groups[..known].binary_search_by(|g| g.group.as_str().cmp(&kafka.group)) {
             // In the registry from an earlier commit; its members are Kafka's.
             Ok(i) if groups[i].members == 0 => {
                 groups[i].members = members;
                 groups[i].generation = generation;
             }
             Ok(_) => {}
-            // Not yet committed: only the Kafka coordinator knows it.
+            // Not yet committed: only the Kafka coordinator knows it, and its members
+            // name its topic.
             Err(_) => groups.push(GroupSummary {
-                topic: kafka.topic().unwrap_or_default(),
-                group: name,
+                topic: broker
+                    .kafka_groups
+                    .describe(&kafka.group)
+                    .and_then(|d| d.topic())
+                    .unwrap_or_default(),
+                group: kafka.group,
                 mode: GroupMode::Stream,
                 members,
                 generation,
@@ -201,7 +203,7 @@ pub fn describe(
             .describe_unregistered(&request.group, kafka.topic().as_deref())?,
         (described, _) => described?,
     };
-    if let (true, Some(kafka)) = (described.members.is_empty(), kafka) {
+    if let Some(kafka) = kafka.filter(|_| described.members.is_empty()) {
         let topic = described.topic.clone();
         described.generation = u32::try_from(kafka.generation).unwrap_or(0);
         described.members = kafka

@@ -344,7 +344,7 @@ pub fn list(s: &mut Session, r: ListGroupsRequest) -> ListGroupsResponse {
         .kafka_groups
         .list()
         .into_iter()
-        .map(|(name, phase, kind)| (name, phase.name().to_owned(), kind))
+        .map(|g| (g.group, g.phase.name().to_owned(), g.protocol_type))
         .collect();
     let kafka: std::collections::HashSet<String> =
         listed.iter().map(|(name, _, _)| name.clone()).collect();

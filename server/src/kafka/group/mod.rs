@@ -82,6 +82,21 @@ pub struct Described {
     pub members: Vec<Member>,
 }
 
+/// A live group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name.
+    pub group: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Its members' protocol type ("consumer"), empty when it has none.
+    pub protocol_type: String,
+    /// How many members it has.
+    pub members: usize,
+    /// Its generation.
+    pub generation: i32,
+}
+
 #[derive(Debug)]
 struct Slot {
     group: ClassicGroup,
@@ -303,17 +318,20 @@ impl KafkaGroups {
         })
     }
 
-    /// Every live group's name, phase and protocol type.
-    pub fn list(&self) -> Vec<(String, Phase, String)> {
+    /// Every live group, sorted by name.
+    pub fn list(&self) -> Vec<Listed> {
         let groups = self.lock();
-        let mut out: Vec<_> = groups
+        let mut out: Vec<Listed> = groups
             .iter()
-            .map(|(name, s)| {
-                let kind = s.group.protocol_type().unwrap_or_default().to_owned();
-                (name.clone(), s.group.phase(), kind)
+            .map(|(name, s)| Listed {
+                group: name.clone(),
+                phase: s.group.phase(),
+                protocol_type: s.group.protocol_type().unwrap_or_default().to_owned(),
+                members: s.group.len(),
+                generation: s.group.generation(),
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.group.cmp(&b.group));
         out
     }
 

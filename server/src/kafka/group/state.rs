@@ -290,8 +290,10 @@ impl ClassicGroup {
                 return Err(GroupError::InconsistentProtocol);
             }
         }
-        if let Some(old_id) = replaces {
-            return Ok(self.replace_static(&old_id, join, new_id(), now_ms));
+        // `instances` names only members, so the holder is always there to take
+        // over; were it not, the join goes on below as a new member's.
+        if let Some((old_id, old)) = replaces.and_then(|id| self.remove(&id).map(|m| (id, m))) {
+            return Ok(self.replace_static(&old_id, old, join, new_id(), now_ms));
         }
         let member_id = if join.member_id.is_empty() {
             if self.members.len() >= max_members {
@@ -343,15 +345,19 @@ impl ClassicGroup {
     }
 
     /// A static member's new instance (`join`, naming no member id) takes the place
-    /// of `old_id`, under `new_id`. While the group is Stable and the protocol it
+    /// of `old_id` (`member`, just removed), under `new_id`. While the group is Stable and the protocol it
     /// would choose stays the one chosen, the new instance keeps the old one's
     /// assignment and is answered at once at the current generation: the others
     /// notice nothing. Otherwise it is a rejoin, and the group rebalances (in
     /// CompletingRebalance the leader may be assigning to the old member id).
-    fn replace_static(&mut self, old_id: &str, join: Join, new_id: String, now_ms: u64) -> String {
-        let Some(mut member) = self.remove(old_id) else {
-            return new_id;
-        };
+    fn replace_static(
+        &mut self,
+        old_id: &str,
+        mut member: Member,
+        join: Join,
+        new_id: String,
+        now_ms: u64,
+    ) -> String {
         member.join = Join {
             member_id: new_id.clone(),
             ..join
@@ -419,7 +425,8 @@ impl ClassicGroup {
     }
 
     /// The static member holding `instance_id`, if any.
-    pub fn instance_holder(&self, instance_id: &str) -> Option<&str> {
+    #[cfg(test)]
+    fn instance_holder(&self, instance_id: &str) -> Option<&str> {
         self.instances.get(instance_id).map(String::as_str)
     }
 
@@ -924,27 +931,13 @@ mod tests {
     #[test]
     fn a_static_member_leaves_by_instance_id_or_when_its_session_runs_out() {
         let mut g = stable_static_pair();
-        assert_eq!(
-            g.leave(
-                MemberRef {
-                    id: "",
-                    instance: Some("ia")
-                },
-                50
-            ),
-            Ok("a".to_string())
-        );
+        let instance_alone = MemberRef {
+            id: "",
+            instance: Some("ia"),
+        };
+        assert_eq!(g.leave(instance_alone, 50), Ok("a".to_string()));
         assert_eq!(g.instance_holder("ia"), None);
-        assert_eq!(
-            g.leave(
-                MemberRef {
-                    id: "",
-                    instance: Some("ia")
-                },
-                50
-            ),
-            Err(GroupError::UnknownMember)
-        );
+        assert_eq!(g.leave(instance_alone, 50), Err(GroupError::UnknownMember));
         assert_eq!(g.phase(), Phase::PreparingRebalance);
         // b never rejoins: its session ends once the rebalance gives up on it.
         g.expire(100_000);
